@@ -1,0 +1,49 @@
+# The 1022 mesh. `make run` brings up everything and a demo; `make test` runs the whole suite on a
+# separate, freshly made Kafka and PostgreSQL. Both install what they need by themselves.
+SHELL := /bin/bash
+PY := .venv/bin/python
+STAMP := .venv/.installed
+TEST_ENV := MESH_STATE_DIR=$(CURDIR)/.local/test KAFKA_PORT=19092 KAFKA_CONTROLLER_PORT=19093 PGPORT=55433
+
+.PHONY: run down test test-unit test-integration test-e2e test-faults bench schemas infra infra-test clean
+
+$(STAMP): pyproject.toml
+	@command -v python3.11 >/dev/null || { echo "Python 3.11 is required" >&2; exit 1; }
+	@test -x $(PY) || python3.11 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+infra: $(STAMP)
+	deploy/local/up.sh
+	$(PY) deploy/topics.py
+
+run: infra
+	deploy/local/run.sh
+
+down:
+	deploy/local/run.sh stop || true
+	deploy/local/down.sh
+
+# The suite's own Kafka (19092) and PostgreSQL (55433), wiped on every run so results repeat.
+infra-test: $(STAMP)
+	$(TEST_ENV) deploy/local/down.sh >/dev/null 2>&1 || true
+	rm -rf .local/test
+	$(TEST_ENV) deploy/local/up.sh
+	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:19092 $(PY) deploy/topics.py
+
+test: infra-test
+	$(TEST_ENV) $(PY) -m pytest -ra tests; status=$$?; \
+	  $(TEST_ENV) deploy/local/down.sh >/dev/null 2>&1; exit $$status
+
+test-unit: $(STAMP)
+	$(PY) -m pytest -q tests/unit
+
+schemas: $(STAMP)
+	$(PY) -m contracts.compat
+
+bench: infra
+	$(PY) bench/run_all.py
+
+clean: down
+	rm -rf .local .venv

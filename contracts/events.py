@@ -1,0 +1,262 @@
+"""Events of the mesh, by topic.
+
+Readers ignore fields they do not know (``extra="ignore"``) and writers only ever add optional
+fields, so old readers keep working; ``tests/unit/test_contract_compat.py`` holds us to that.
+"""
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+
+from contracts.envelope import Envelope
+
+Channel = Literal["web", "zalo", "app", "phone", "open311"]
+
+
+class Part(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Citizen(Part):
+    """How to reach the citizen (người dân). Personal data: never logged, masked in oversight."""
+
+    full_name: str | None = None
+    phone: str | None = Field(None, description="E.164, e.g. +84901234567")
+    email: str | None = None
+    zalo_user_id: str | None = None
+    app_user_id: str | None = None
+
+
+class Location(Part):
+    """Structured location when the channel has one (the app's GPS, a chosen ward)."""
+
+    latitude: float | None = None
+    longitude: float | None = None
+    ward_code: str | None = None
+    district_code: str | None = None
+
+
+class Attachment(Part):
+    url: str
+    media_type: str | None = None
+    name: str | None = None
+
+
+class UnitRef(Part):
+    """A receiving unit (đơn vị tiếp nhận): its directory id, name and official GSO code."""
+
+    id: str
+    name: str
+    admin_code: str | None = None
+
+
+class HandlerRef(Part):
+    """A handling focal point (đầu mối xử lý) of a unit."""
+
+    id: str
+    name: str
+
+
+# --- intake.requests -------------------------------------------------------------------------
+
+
+class RequestReceived(Envelope):
+    """A citizen's request as a channel received it; keyed by ``case_id``."""
+
+    event_type: Literal["RequestReceived"] = "RequestReceived"
+    request_id: uuid.UUID
+    case_id: uuid.UUID
+    tracking_code: str
+    channel: Channel
+    channel_key: str = Field(description="The channel's own message key: msg_id, call_id, Idempotency-Key")
+    received_at: AwareDatetime
+    citizen: Citizen
+    address: str
+    location: Location | None = None
+    category: str
+    description: str
+    is_public: bool = False
+    attachments: tuple[Attachment, ...] = ()
+    language: Literal["vi", "en"] = "vi"
+
+
+# --- case.events -----------------------------------------------------------------------------
+
+
+class CaseEventBase(Envelope):
+    case_id: uuid.UUID
+    tracking_code: str
+    version: int = Field(description="The case aggregate's version after this event")
+
+
+class CaseOpened(CaseEventBase):
+    event_type: Literal["CaseOpened"] = "CaseOpened"
+    request_id: uuid.UUID
+    channel: Channel
+    received_at: AwareDatetime
+    category: str
+    priority: str
+    description: str
+    address: str
+    citizen: Citizen
+    is_public: bool
+
+
+class CaseRouted(CaseEventBase):
+    """The case went to a unit; ``rule`` and ``directory_version`` say why, for audit."""
+
+    event_type: Literal["CaseRouted"] = "CaseRouted"
+    unit: UnitRef
+    area_code: str | None = Field(None, description="GSO code of the district or ward the address resolved to")
+    area_name: str | None = None
+    rule: str
+    reason: str
+    directory_version: str
+    reach_by: AwareDatetime = Field(description="The unit must have it by then (5 minutes)")
+    resolve_by: AwareDatetime = Field(description="The citizen must have a result by then")
+
+
+class CaseTriaged(CaseEventBase):
+    """No unit could be decided: the 1022 centre decides."""
+
+    event_type: Literal["CaseTriaged"] = "CaseTriaged"
+    reason: str
+    directory_version: str
+
+
+class AssignmentIssued(CaseEventBase):
+    """The case was given to a handler of a unit. Also on ``unit.assignments``, keyed by unit id."""
+
+    event_type: Literal["AssignmentIssued"] = "AssignmentIssued"
+    assignment_id: uuid.UUID
+    unit: UnitRef
+    handler: HandlerRef
+    category: str
+    priority: str
+    description: str
+    address: str
+    citizen: Citizen
+    channel: Channel
+    respond_by: AwareDatetime
+    resolve_by: AwareDatetime
+
+
+class CaseAccepted(CaseEventBase):
+    event_type: Literal["CaseAccepted"] = "CaseAccepted"
+    unit: UnitRef
+    handler_id: str | None = None
+
+
+class CaseDeclined(CaseEventBase):
+    event_type: Literal["CaseDeclined"] = "CaseDeclined"
+    unit: UnitRef
+    reason: str
+
+
+class ProgressReported(CaseEventBase):
+    event_type: Literal["ProgressReported"] = "ProgressReported"
+    unit: UnitRef
+    note: str
+    committed_date: datetime | None = None
+
+
+class CaseResolved(CaseEventBase):
+    event_type: Literal["CaseResolved"] = "CaseResolved"
+    unit: UnitRef
+    answer: str
+
+
+class CaseClosed(CaseEventBase):
+    event_type: Literal["CaseClosed"] = "CaseClosed"
+    reason: str
+
+
+class CaseReopened(CaseEventBase):
+    event_type: Literal["CaseReopened"] = "CaseReopened"
+    reason: str
+
+
+class CaseEscalated(CaseEventBase):
+    event_type: Literal["CaseEscalated"] = "CaseEscalated"
+    deadline: Literal["reach", "resolve"]
+    level: Literal["unit_head", "centre"]
+    reason: str
+
+
+class DuplicateLinked(CaseEventBase):
+    """A new report was linked to this open case instead of opening another."""
+
+    event_type: Literal["DuplicateLinked"] = "DuplicateLinked"
+    request_id: uuid.UUID
+    duplicate_tracking_code: str
+
+
+CaseEvent = Annotated[
+    CaseOpened
+    | CaseRouted
+    | CaseTriaged
+    | AssignmentIssued
+    | CaseAccepted
+    | CaseDeclined
+    | ProgressReported
+    | CaseResolved
+    | CaseClosed
+    | CaseReopened
+    | CaseEscalated
+    | DuplicateLinked,
+    Field(discriminator="event_type"),
+]
+CASE_EVENT = TypeAdapter(CaseEvent)
+
+
+# --- unit.responses --------------------------------------------------------------------------
+
+
+class UnitResponse(Envelope):
+    """A unit's answer about a case it holds; keyed by ``case_id``."""
+
+    event_type: Literal["UnitResponse"] = "UnitResponse"
+    response_id: uuid.UUID
+    case_id: uuid.UUID
+    unit_id: str
+    handler_id: str | None = None
+    kind: Literal["accept", "decline", "progress", "resolve"]
+    note: str = ""
+    committed_date: datetime | None = None
+    corrected_address: str | None = Field(None, description="With decline: where the case really belongs")
+
+
+# --- notify.deliveries -----------------------------------------------------------------------
+
+
+class DeliveryBase(Envelope):
+    delivery_id: uuid.UUID
+    case_id: uuid.UUID
+    cause_event_id: uuid.UUID
+    recipient: Literal["handler", "unit", "citizen"]
+    channel: Literal["webhook", "email", "zalo", "sms", "push"]
+    attempts: int
+
+
+class NotificationSent(DeliveryBase):
+    event_type: Literal["NotificationSent"] = "NotificationSent"
+
+
+class NotificationFailed(DeliveryBase):
+    event_type: Literal["NotificationFailed"] = "NotificationFailed"
+    error: str
+    permanent: bool
+
+
+Delivery = Annotated[NotificationSent | NotificationFailed, Field(discriminator="event_type")]
+DELIVERY = TypeAdapter(Delivery)
+
+# Every schema committed under contracts/schemas/, by file stem.
+SCHEMAS: dict[str, TypeAdapter] = {
+    "RequestReceived": TypeAdapter(RequestReceived),
+    "CaseEvent": CASE_EVENT,
+    "UnitResponse": TypeAdapter(UnitResponse),
+    "Delivery": DELIVERY,
+}

@@ -1,0 +1,65 @@
+"""Deterministic ids and tracking codes.
+
+A request's ids come from the channel's own key (Zalo ``msg_id``, phone ``call_id``, the web and app
+``Idempotency-Key``), so a retry anywhere yields the same ``request_id``, ``case_id`` and tracking code.
+
+The tracking code (mã tra cứu) is read out over the phone: ten characters of Crockford base32
+(no I, L, O, U), in two groups of five, the last a Luhn mod 32 check character that catches any
+single mistyped character and almost every swap of two neighbours.
+"""
+
+import uuid
+
+NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:vn:hcmc:1022")
+ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_INDEX = {c: i for i, c in enumerate(ALPHABET)}
+_ALIASES = str.maketrans({"O": "0", "I": "1", "L": "1", "U": "V"})
+CODE_DATA_CHARS = 9
+
+
+def request_id(channel: str, channel_key: str) -> uuid.UUID:
+    """The request id for a channel's message key: the same key always gives the same id."""
+    return uuid.uuid5(NAMESPACE, f"request:{channel}:{channel_key}")
+
+
+def case_id(request: uuid.UUID) -> uuid.UUID:
+    """The id of the case a request opens."""
+    return uuid.uuid5(NAMESPACE, f"case:{request}")
+
+
+def event_id(*parts: object) -> uuid.UUID:
+    """A stable event id from what caused it, so that a replay re-emits the same id."""
+    return uuid.uuid5(NAMESPACE, "event:" + ":".join(str(p) for p in parts))
+
+
+def _check_char(data: str) -> str:
+    """Luhn mod N check character over ``data`` (N = 32)."""
+    n = len(ALPHABET)
+    total, factor = 0, 2
+    for ch in reversed(data):
+        addend = factor * _INDEX[ch]
+        addend = addend // n + addend % n
+        total += addend
+        factor = 1 if factor == 2 else 2
+    return ALPHABET[(n - total % n) % n]
+
+
+def tracking_code(request: uuid.UUID) -> str:
+    """The tracking code of a request, e.g. ``7K3MQ-9PDX4``."""
+    value = request.int >> (128 - 5 * CODE_DATA_CHARS)
+    data = "".join(ALPHABET[(value >> (5 * i)) & 31] for i in reversed(range(CODE_DATA_CHARS)))
+    code = data + _check_char(data)
+    return f"{code[:5]}-{code[5:]}"
+
+
+def normalise_tracking_code(text: str) -> str | None:
+    """The canonical form of a typed tracking code, or None when it is not a valid one.
+
+    Case, spaces and dashes do not matter; O, I, L and U are read as 0, 1, 1 and V.
+    """
+    raw = "".join(text.split()).replace("-", "").upper().translate(_ALIASES)
+    if len(raw) != CODE_DATA_CHARS + 1 or any(c not in _INDEX for c in raw):
+        return None
+    if _check_char(raw[:-1]) != raw[-1]:
+        return None
+    return f"{raw[:5]}-{raw[5:]}"

@@ -1,0 +1,131 @@
+"""How every service talks to Kafka: one producer configuration, one consumer configuration,
+and the dead-letter rule.
+
+Producers use ``acks=all`` and idempotence. Consumers belong to a group, read in batches, commit
+only after the handler returned (at-least-once) and rewind the batch when it raised. A record that
+cannot be parsed goes to ``<topic>.dlq`` with the error in its headers; the rest of the batch goes on.
+"""
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from aiokafka import ConsumerRecord
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from opentelemetry.sdk.trace import TracerProvider
+from pydantic import TypeAdapter, ValidationError
+
+from contracts.topics import dlq
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+# After a failed batch, wait before it is read again, so a database that is down is not hammered.
+RETRY_PAUSE_SECONDS = 1.0
+
+
+def kafka_broker(bootstrap_servers: str, *, client_id: str, tracer_provider: TracerProvider | None = None,
+                 linger_ms: int = 2) -> KafkaBroker:
+    """A broker whose producer waits for every in-sync replica and never duplicates on retry."""
+    return KafkaBroker(
+        bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=linger_ms,
+        request_timeout_ms=10_000,
+        middlewares=[KafkaTelemetryMiddleware(tracer_provider=tracer_provider)],
+        logger=log,
+    )
+
+
+async def raw_body(message: Any) -> Any:
+    """Decoder that leaves bytes alone: parsing is the handler's, so bad input can be dead-lettered."""
+    return message.body
+
+
+def consumer_options(group_id: str, *, max_records: int = 500, batch_timeout_ms: int = 50) -> dict[str, Any]:
+    """Subscriber settings shared by every consumer of the mesh."""
+    return {
+        "group_id": group_id,
+        "batch": True,
+        "max_records": max_records,
+        "batch_timeout_ms": batch_timeout_ms,
+        "auto_offset_reset": "earliest",
+        "ack_policy": AckPolicy.NACK_ON_ERROR,
+        "decoder": raw_body,
+    }
+
+
+def records_of(message: Any) -> tuple[ConsumerRecord, ...]:
+    raw = message.raw_message
+    return raw if isinstance(raw, tuple) else (raw,)
+
+
+async def parse_or_dead_letter(broker: KafkaBroker, records: Sequence[ConsumerRecord],
+                               adapter: TypeAdapter[T]) -> list[T]:
+    """Parse each record; send the ones that fail to the topic's DLQ (acknowledged) and return the rest."""
+    good: list[T] = []
+    waits = []
+    for record in records:
+        try:
+            good.append(adapter.validate_json(record.value or b""))
+        except ValidationError as error:
+            waits.append(await dead_letter(broker, record, error))
+    if waits:
+        await asyncio.gather(*waits)
+    return good
+
+
+async def dead_letter(broker: KafkaBroker, record: ConsumerRecord, error: BaseException) -> "asyncio.Future[Any]":
+    """Queue ``record`` for its dead-letter topic with the error; returns the ack to await."""
+    reason = str(error).replace("\n", " ")[:2000]
+    log.warning("dead-lettering %s[%s]@%s: %s", record.topic, record.partition, record.offset, type(error).__name__)
+    return await broker.publish(
+        record.value or b"",
+        topic=dlq(record.topic),
+        key=record.key,
+        headers={
+            "x-error": reason,
+            "x-error-type": type(error).__name__,
+            "x-source-topic": record.topic,
+            "x-source-partition": str(record.partition),
+            "x-source-offset": str(record.offset),
+        },
+        no_confirm=True,
+    )
+
+
+async def publish_all(broker: KafkaBroker, items: Sequence[tuple[str, bytes, bytes | None]],
+                      headers: Sequence[dict[str, str] | None] | None = None) -> None:
+    """Send ``(topic, key, value)`` items together and wait until Kafka acknowledged every one.
+
+    Sends are queued without waiting so the producer batches them; any failure raises.
+    """
+    futures = []
+    for i, (topic, key, value) in enumerate(items):
+        futures.append(await broker.publish(value, topic=topic, key=key, no_confirm=True,
+                                            headers=(headers[i] if headers else None)))
+    await asyncio.gather(*futures)
+
+
+async def pause_then_raise(error: BaseException) -> None:
+    """Let the batch be read again later: wait a little so a failing dependency can recover."""
+    await asyncio.sleep(RETRY_PAUSE_SECONDS)
+    raise error
+
+
+async def start_when_reachable(start: Any, what: str = "Kafka") -> None:
+    """Await ``start()`` until it succeeds: a service comes up before Kafka does and waits for it."""
+    delay = 0.5
+    while True:
+        try:
+            await start()
+            return
+        except Exception as error:  # noqa: BLE001 - logged; we try again
+            log.warning("%s not reachable yet (%s); retrying in %.1fs", what, type(error).__name__, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10)

@@ -1,0 +1,76 @@
+"""One OpenTelemetry set-up for every service, and W3C trace context carried inside messages.
+
+The exporter is chosen by the standard variables: ``OTEL_TRACES_EXPORTER`` (``otlp``, ``console``
+or ``none``, the default), ``OTEL_EXPORTER_OTLP_PROTOCOL`` (``http/protobuf`` or ``grpc``),
+``OTEL_EXPORTER_OTLP_ENDPOINT``, ``OTEL_SERVICE_NAME`` and the ``OTEL_BSP_*`` batching knobs.
+
+Context also travels in each message's envelope (``traceparent``), not only in Kafka headers,
+because the router publishes from its outbox long after the consuming span has ended.
+"""
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from opentelemetry import context, propagate, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+
+
+def _exporter() -> SpanExporter | None:
+    kind = os.environ.get("OTEL_TRACES_EXPORTER", "none").strip().lower()
+    if kind in ("", "none"):
+        return None
+    if kind == "console":
+        return ConsoleSpanExporter()
+    if kind == "otlp":
+        if os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf") == "grpc":
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        else:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        return OTLPSpanExporter()
+    raise ValueError(f"OTEL_TRACES_EXPORTER={kind!r} is not supported (otlp, console, none)")
+
+
+def setup_tracing(service_name: str) -> TracerProvider:
+    """Build this process's tracer provider and make it the global one."""
+    os.environ.setdefault("OTEL_SERVICE_NAME", service_name)
+    provider = TracerProvider(resource=Resource.create({"service.name": os.environ["OTEL_SERVICE_NAME"]}))
+    exporter = _exporter()
+    if exporter is not None:
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def current_trace_context() -> dict[str, str]:
+    """The current span's W3C context, as envelope fields (``traceparent``, ``tracestate``)."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return {k: v for k, v in carrier.items() if k in ("traceparent", "tracestate")}
+
+
+def _parent(traceparent: str | None, tracestate: str | None) -> context.Context:
+    carrier = {"traceparent": traceparent or "", "tracestate": tracestate or ""}
+    return propagate.extract({k: v for k, v in carrier.items() if v})
+
+
+def start_span_from(name: str, traceparent: str | None, tracestate: str | None = None) -> trace.Span:
+    """A consumer span continuing a message's trace, not made current: for work done in batches,
+    where the caller ends each message's span when the batch is done."""
+    return trace.get_tracer("mesh1022").start_span(name, context=_parent(traceparent, tracestate),
+                                                   kind=trace.SpanKind.CONSUMER)
+
+
+@contextmanager
+def span_from(name: str, traceparent: str | None, tracestate: str | None = None, **attributes: str) -> Iterator[trace.Span]:
+    """A span that continues the trace a message carries in its envelope."""
+    token = context.attach(_parent(traceparent, tracestate))
+    try:
+        with trace.get_tracer("mesh1022").start_as_current_span(name, kind=trace.SpanKind.CONSUMER) as span:
+            for key, value in attributes.items():
+                span.set_attribute(key, value)
+            yield span
+    finally:
+        context.detach(token)

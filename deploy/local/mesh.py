@@ -1,0 +1,190 @@
+"""Starts, watches and stops the mesh's processes on this machine.
+
+``python deploy/local/mesh.py run`` starts intake, router, notifier, oversight and the reference
+district client, waits until each answers ``/healthz``, seeds a small demo, prints what is where
+and stays until Ctrl-C, then stops them all. The test suite uses :class:`Mesh` the same way, with
+its own ports and environment, and kills and restarts single services in its fault tests.
+"""
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = {"intake": 8001, "router": 8002, "oversight": 8003, "notifier": 8004}
+
+
+class Mesh:
+    """The four services (and optionally the district client) as real processes."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path, ports: dict[str, int] | None = None,
+                 district_port: int | None = 8005):
+        self.ports = ports or dict(SERVICES)
+        self.district_port = district_port
+        self.env = {**os.environ, **env, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+        for name, port in self.ports.items():
+            self.env[f"{name.upper()}_PORT"] = str(port)
+        if district_port:
+            self.env["NOTIFIER_UNIT_WEBHOOK_URL"] = f"http://127.0.0.1:{district_port}/units/{{unit_id}}/assignments"
+            self.env["DISTRICT_PORT"] = str(district_port)
+        self.log_dir = log_dir
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def url(self, name: str) -> str:
+        port = self.district_port if name == "district" else self.ports[name]
+        return f"http://127.0.0.1:{port}"
+
+    def start(self, name: str) -> None:
+        module = "examples.district_client" if name == "district" else f"services.{name}"
+        args = [sys.executable, "-m", module] + (["serve"] if name == "router" else [])
+        log = open(self.log_dir / f"{name}.log", "ab")
+        self.procs[name] = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+
+    def start_all(self, timeout: float = 90) -> None:
+        names = list(self.ports) + (["district"] if self.district_port else [])
+        for name in names:
+            self.start(name)
+        for name in names:
+            self.wait_healthy(name, timeout)
+
+    def wait_healthy(self, name: str, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            proc = self.procs.get(name)
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}; see {self.log_dir / (name + '.log')}")
+            try:
+                with urllib.request.urlopen(self.url(name) + "/healthz", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"{name} not healthy after {timeout}s; see {self.log_dir / (name + '.log')}")
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs.pop(name)
+        os.killpg(proc.pid, sig)
+        proc.wait(30)
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for name, proc in list(self.procs.items()):
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+        self.procs.clear()
+
+
+def post_json(url: str, body: dict, headers: dict[str, str] | None = None) -> tuple[int, dict]:
+    data = json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="POST",
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+DEMO = [
+    ("Nguyễn Thị Hoa", "0903123456", "12 Nguyễn Văn Trỗi, Phường 12, Quận Phú Nhuận, TP.HCM", "essential_supplies",
+     "Gia đình 5 người đang cách ly, hết gạo và thực phẩm."),
+    ("Trần Văn Nam", "0912345678", "45 Lê Văn Sỹ, P.13, Q.3, TPHCM", "covid_support",
+     "Lao động tự do mất việc, chưa nhận được tiền hỗ trợ gói 2."),
+    ("Lê Thị Mai", "0987654321", "P. Thảo Điền, Q.2, Hồ Chí Minh", "vulnerable_person",
+     "Cụ bà 82 tuổi sống một mình, cần người hỗ trợ."),
+    ("Phạm Minh Tuấn", "0934567890", "88 Phan Văn Trị, Phường 10, Gò Vấp", "lighting",
+     "Đèn đường hỏng cả dãy, buổi tối rất tối."),
+    ("Võ Thị Lan", "0978123123", "Phường 1", "essential_supplies", "Cần hỗ trợ thực phẩm gấp."),
+]
+
+
+def seed_demo(mesh: Mesh) -> list[dict]:
+    """Post the demo's requests (the same keys every time, so a second run adds nothing)."""
+    out = []
+    for i, (name, phone, address, category, text) in enumerate(DEMO):
+        status, body = post_json(mesh.url("intake") + "/v1/channels/web/requests",
+                                 {"full_name": name, "phone": phone, "address": address, "category": category,
+                                  "description": text, "is_public": i % 2 == 0},
+                                 {"Idempotency-Key": f"demo-{i}"})
+        out.append({"status": status, **body})
+    return out
+
+
+def secrets_env(path: Path) -> dict[str, str]:
+    """Oversight tokens for this machine, made once and kept out of the repository."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(f"OVERSIGHT_TOKEN_{r}={secrets.token_urlsafe(24)}\n" for r in ("COUNCIL", "FRONT", "CENTRE")))
+        path.chmod(0o600)
+    return dict(line.split("=", 1) for line in path.read_text().split())
+
+
+def run() -> None:
+    local = ROOT / ".local"
+    env = secrets_env(local / "secrets.env")
+    mesh = Mesh(env, local / "logs")
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    (local / "mesh.pid").write_text(str(os.getpid()))
+    try:
+        mesh.start_all()
+        seeded = seed_demo(mesh)
+        print("\nThe 1022 mesh is up (Ctrl-C or `make down` stops it):")
+        print(f"  intake      {mesh.url('intake')}   web form: {mesh.url('intake')}/  API: POST /v1/channels/web/requests")
+        print(f"  router      {mesh.url('router')}   /healthz /metrics")
+        print(f"  oversight   {mesh.url('oversight')}   dashboard: {mesh.url('oversight')}/  API: /v1/cases ...")
+        print(f"  notifier    {mesh.url('notifier')}   /healthz /metrics")
+        print(f"  district    {mesh.url('district')}   reference district client (answers its assignments)")
+        print(f"  oversight tokens: {local / 'secrets.env'}   logs: {local / 'logs'}")
+        print("  demo requests (public status: GET /v1/public/requests/<code>):")
+        for s in seeded:
+            print(f"    {s.get('status')} {s.get('tracking_code', s)}")
+        while not stopping:
+            for name, proc in mesh.procs.items():
+                if proc.poll() is not None:
+                    print(f"{name} exited ({proc.returncode}); see {local / 'logs' / (name + '.log')}", file=sys.stderr)
+                    stopping = True
+            time.sleep(0.5)
+    finally:
+        print("stopping the services ...")
+        mesh.stop_all()
+        (local / "mesh.pid").unlink(missing_ok=True)
+
+
+def stop_running() -> None:
+    pid_file = ROOT / ".local" / "mesh.pid"
+    if pid_file.exists():
+        try:
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+        except ProcessLookupError:
+            pid_file.unlink(missing_ok=True)
+            return
+        for _ in range(100):
+            if not pid_file.exists():
+                return
+            time.sleep(0.3)
+
+
+if __name__ == "__main__":
+    {"run": run, "stop": stop_running}[sys.argv[1] if len(sys.argv) > 1 else "run"]()

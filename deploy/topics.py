@@ -1,0 +1,46 @@
+"""Creates the mesh's Kafka topics if they are missing: ``python deploy/topics.py``.
+
+Partitions, replication and min.insync.replicas come from the environment, so the same script
+sets up the local single broker (1, 1) and a real cluster (3, 2). ``case.events`` and
+``notify.deliveries`` are kept forever: oversight rebuilds its read models from them.
+"""
+
+import asyncio
+import os
+import sys
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from contracts import topics  # noqa: E402
+
+KEEP_FOREVER = {topics.CASE_EVENTS, topics.NOTIFY_DELIVERIES}
+
+
+async def main() -> None:
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    partitions = int(os.environ.get("MESH_TOPIC_PARTITIONS", topics.PARTITIONS))
+    replication = int(os.environ.get("MESH_TOPIC_REPLICATION", "1"))
+    min_isr = os.environ.get("MESH_TOPIC_MIN_ISR", "1")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="mesh-topics")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = []
+        for name in topics.all_with_dead_letters():
+            if name in existing:
+                continue
+            config = {"min.insync.replicas": min_isr}
+            if name in KEEP_FOREVER:
+                config["retention.ms"] = "-1"
+            wanted.append(NewTopic(name, partitions, replication, topic_configs=config))
+        if wanted:
+            await admin.create_topics(wanted)
+        print(f"topics: {len(wanted)} created, {len(existing & set(topics.all_with_dead_letters()))} already there")
+    finally:
+        await admin.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,1 @@
+"""Examples for the people who connect to the mesh."""

@@ -1,0 +1,87 @@
+"""A reference district-unit client (dịch vụ của quận/phường): how a unit's own system joins the mesh.
+
+It consumes ``unit.assignments`` for its units (``DISTRICT_UNITS``, comma-separated unit ids;
+empty means every unit, as in the demo), answers each case on ``unit.responses`` — accept, a
+progress report, then the result — and takes the notifier's webhook at
+``POST /units/{unit_id}/assignments``, recognising a repeated delivery by its ``Idempotency-Key``.
+
+Run: ``python -m examples.district_client`` (port ``DISTRICT_PORT``, default 8005).
+"""
+
+import asyncio
+import logging
+import os
+import uuid
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Header, Request
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import TypeAdapter
+
+from contracts import ids, topics
+from contracts.events import AssignmentIssued, UnitResponse
+from contracts.messaging import consumer_options, kafka_broker, parse_or_dead_letter, records_of, start_when_reachable
+
+log = logging.getLogger("district")
+ASSIGNMENT = TypeAdapter(AssignmentIssued)
+
+
+def response(assignment: AssignmentIssued, kind: str, note: str) -> UnitResponse:
+    return UnitResponse(
+        event_id=ids.event_id("unit-response", assignment.case_id, assignment.assignment_id, kind),
+        correlation_id=assignment.correlation_id, causation_id=assignment.event_id, producer="district-client",
+        traceparent=assignment.traceparent, response_id=uuid.uuid4(), case_id=assignment.case_id,
+        unit_id=assignment.unit.id, handler_id=assignment.handler.id, kind=kind, note=note)
+
+
+def create_app() -> FastAPI:
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    units = {u for u in os.environ.get("DISTRICT_UNITS", "").split(",") if u}
+    pace = float(os.environ.get("DISTRICT_PACE_SECONDS", "3"))
+    broker = kafka_broker(bootstrap, client_id="district-client")
+    received: dict[str, int] = {}
+    tasks: set[asyncio.Task] = set()
+
+    async def handle(assignment: AssignmentIssued) -> None:
+        """Accept at once, report progress, then resolve: what a diligent ward does."""
+        for kind, note in (("accept", ""), ("progress", "Cán bộ đang liên hệ người dân."),
+                           ("resolve", "Đã đến tận nơi và hỗ trợ theo yêu cầu.")):
+            await broker.publish(response(assignment, kind, note).model_dump_json().encode(),
+                                 topic=topics.UNIT_RESPONSES, key=str(assignment.case_id).encode())
+            await asyncio.sleep(pace)
+
+    @broker.subscriber(topics.UNIT_ASSIGNMENTS, **consumer_options("district-client"))
+    async def on_assignments(_: list[bytes], message: KafkaMessage) -> None:
+        for assignment in await parse_or_dead_letter(broker, records_of(message), ASSIGNMENT):
+            if units and assignment.unit.id not in units:
+                continue
+            task = asyncio.create_task(handle(assignment))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        await start_when_reachable(broker.start)
+        yield
+        await broker.stop()
+
+    app = FastAPI(title="reference district client", lifespan=lifespan)
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok", "webhooks": sum(received.values()), "distinct": len(received)}
+
+    @app.post("/units/{unit_id}/assignments")
+    async def webhook(unit_id: str, request: Request, idempotency_key: str | None = Header(None)) -> dict:
+        key = idempotency_key or str(uuid.uuid4())
+        received[key] = received.get(key, 0) + 1
+        return {"ok": True, "first_time": received[key] == 1}
+
+    return app
+
+
+if __name__ == "__main__":
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO)
+    uvicorn.run(create_app(), host="127.0.0.1", port=int(os.environ.get("DISTRICT_PORT", "8005")), log_level="warning")

@@ -1,0 +1,1 @@
+"""Intake (tiếp nhận): the channel adapters that turn citizens' messages into RequestReceived."""

@@ -1,0 +1,5 @@
+"""``python -m services.intake`` runs the intake HTTP service."""
+
+from services.intake.main import serve
+
+serve()

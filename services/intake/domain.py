@@ -1,0 +1,110 @@
+"""What a valid request is: normalisation and validation shared by every channel (no I/O)."""
+
+import unicodedata
+from datetime import datetime
+
+import phonenumbers
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from contracts import ids
+from contracts.categories import Category
+from contracts.envelope import utcnow
+from contracts.events import Attachment, Channel, Citizen, Location, RequestReceived
+
+PRODUCER = "intake"
+
+
+class Problem(Exception):
+    """A request we refuse, with the field at fault and the reason in Vietnamese and English."""
+
+    def __init__(self, field: str, vi: str, en: str, status: int = 422):
+        super().__init__(f"{field}: {en}")
+        self.field, self.vi, self.en, self.status = field, vi, en, status
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "reason_vi": self.vi, "reason_en": self.en}
+
+
+def nfc(text: str) -> str:
+    """Vietnamese arrives composed or decomposed depending on the keyboard; store it composed (NFC)."""
+    return unicodedata.normalize("NFC", text).strip()
+
+
+def e164(raw: str, field: str = "phone") -> str:
+    """A Vietnamese or international phone number in E.164, or a Problem."""
+    try:
+        number = phonenumbers.parse(raw, "VN")
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not phonenumbers.is_valid_number(number):
+        raise Problem(field, "Số điện thoại không hợp lệ", "Not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+class Submission(BaseModel):
+    """What every channel hands over once it has authenticated the sender."""
+
+    model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
+
+    full_name: str | None = Field(None, max_length=200)
+    phone: str | None = Field(None, max_length=32)
+    email: str | None = Field(None, max_length=254)
+    address: str = Field(min_length=3, max_length=500)
+    category: str = Field(min_length=1, max_length=64)
+    description: str = Field(min_length=3, max_length=5000)
+    is_public: bool = False
+    attachments: list[Attachment] = Field(default_factory=list, max_length=10)
+    location: Location | None = None
+    language: str = "vi"
+
+    @field_validator("full_name", "address", "description")
+    @classmethod
+    def _nfc(cls, value: str | None) -> str | None:
+        return nfc(value) if value is not None else None
+
+
+def build_request(channel: Channel, channel_key: str, submission: Submission, categories: dict[str, Category],
+                  *, citizen_extra: dict[str, str] | None = None, received_at: datetime | None = None,
+                  trace: dict[str, str] | None = None) -> RequestReceived:
+    """The RequestReceived for a submission; ids come from ``channel_key`` so retries agree."""
+    if submission.category not in categories:
+        raise Problem("category", "Lĩnh vực không có trong danh sách: " + ", ".join(categories),
+                      "Unknown category; valid ones: " + ", ".join(categories))
+    phone = e164(submission.phone) if submission.phone else None
+    request = ids.request_id(channel, channel_key)
+    return RequestReceived(
+        event_id=ids.event_id("received", request),
+        correlation_id=request,
+        producer=PRODUCER,
+        request_id=request,
+        case_id=ids.case_id(request),
+        tracking_code=ids.tracking_code(request),
+        channel=channel,
+        channel_key=channel_key,
+        received_at=received_at or utcnow(),
+        citizen=Citizen(full_name=submission.full_name, phone=phone, email=submission.email, **(citizen_extra or {})),
+        address=submission.address,
+        location=submission.location,
+        category=submission.category,
+        description=submission.description,
+        is_public=submission.is_public,
+        attachments=tuple(submission.attachments),
+        language="en" if submission.language == "en" else "vi",
+        **(trace or {}),
+    )
+
+
+def check_key(key: str | None, field: str = "Idempotency-Key") -> str:
+    """A channel key must be present and sane: it is what makes retries safe."""
+    if not key or not key.strip():
+        raise Problem(field, "Thiếu khóa chống gửi trùng", "Missing idempotency key", status=400)
+    key = key.strip()
+    if len(key) > 200:
+        raise Problem(field, "Khóa chống gửi trùng quá dài", "Idempotency key too long", status=400)
+    return key
+
+
+def receipt(request: RequestReceived) -> dict[str, str]:
+    return {"tracking_code": request.tracking_code, "request_id": str(request.request_id), "case_id": str(request.case_id)}
+
+

@@ -1,0 +1,24 @@
+"""The router's HTTP edge: health and metrics only (its real work is on Kafka)."""
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+router = APIRouter()
+
+
+@router.get("/healthz")
+async def healthz(request: Request) -> JSONResponse:
+    state = request.app.state
+    ok = state.broker_running
+    return JSONResponse({"status": "ok" if ok else "starting", "outbox_leader": state.relay.is_leader,
+                         "directory_version": state.desk.directory.version}, status_code=200 if ok else 503)
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> PlainTextResponse:
+    state = request.app.state
+    lines = [f"router_{name}_total {value}" for name, value in state.stats.items()]
+    lines += [f"router_outbox_published_total {state.relay.published}",
+              f"router_outbox_position {state.relay.position}",
+              f"router_outbox_leader {int(state.relay.is_leader)}"]
+    return PlainTextResponse("\n".join(lines) + "\n")

@@ -1,0 +1,211 @@
+"""The Case aggregate (hồ sơ phản ánh): its lifecycle and invariants, event-sourced, no I/O.
+
+Every event carries the whole payload its contract event needs (``payload``) plus its ``meta``
+(correlation, causation and W3C trace context), so the outbox relay can publish it without
+loading the case again.
+"""
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+OPEN_STATUSES = frozenset({"received", "routed", "triage", "accepted", "in_progress", "reopened"})
+
+
+class CaseError(Exception):
+    """A command the case refuses in its present state."""
+
+
+class NotYourCase(CaseError):
+    """Only the unit that holds a case may answer for it."""
+
+
+class Case(Aggregate):
+    @staticmethod
+    def create_id(case_id: UUID, **_: Any) -> UUID:
+        """The id comes from the request's key, so a retried request finds the same case."""
+        return case_id
+
+    @event("Opened")
+    def __init__(self, case_id: UUID, payload: dict[str, Any], meta: dict[str, Any]) -> None:
+        self.tracking_code: str = payload["tracking_code"]
+        self.request_id = str(payload["request_id"])
+        self.channel: str = payload["channel"]
+        self.category: str = payload["category"]
+        self.priority: str = payload["priority"]
+        self.description: str = payload["description"]
+        self.address: str = payload["address"]
+        self.citizen: dict[str, Any] = payload["citizen"]
+        self.is_public: bool = payload["is_public"]
+        self.status = "received"
+        self.unit: dict[str, Any] | None = None
+        self.handler: dict[str, Any] | None = None
+        self.tried_units: list[str] = []
+        self.reach_by: str | None = None
+        self.resolve_by: str | None = None
+        self.escalation_level: str | None = None
+        self.duplicates: list[str] = []
+        self.decisions: list[dict[str, Any]] = []
+        # Ids of the messages that caused this case's events: a redelivered message is recognised.
+        self.causes: list[str | None] = [meta.get("causation_id")]
+
+    # --- routing ---------------------------------------------------------------------------
+
+    def has_seen(self, message_id: object) -> bool:
+        return str(message_id) in self.causes
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    def route_to(self, unit: dict[str, Any], *, area_code: str | None, area_name: str | None, rule: str,
+                 reason: str, directory_version: str, reach_by: datetime, resolve_by: datetime,
+                 meta: dict[str, Any]) -> None:
+        if not self.is_open:
+            raise CaseError(f"case is {self.status}; it cannot be routed")
+        self._routed(payload={"unit": unit, "area_code": area_code, "area_name": area_name, "rule": rule,
+                              "reason": reason, "directory_version": directory_version,
+                              "reach_by": reach_by.isoformat(), "resolve_by": resolve_by.isoformat(),
+                              "tracking_code": self.tracking_code}, meta=meta)
+
+    @event("Routed")
+    def _routed(self, payload: dict[str, Any], meta: dict[str, Any]) -> None:
+        self.causes.append(meta.get("causation_id"))
+        self.status = "routed"
+        self.unit = payload["unit"]
+        self.handler = None
+        self.tried_units.append(payload["unit"]["id"])
+        self.reach_by, self.resolve_by = payload["reach_by"], payload["resolve_by"]
+        self.escalation_level = None
+        self.decisions.append({"rule": payload["rule"], "unit": payload["unit"]["id"],
+                               "directory_version": payload["directory_version"]})
+
+    def send_to_triage(self, reason: str, directory_version: str, meta: dict[str, Any]) -> None:
+        self._triaged(payload={"reason": reason, "directory_version": directory_version,
+                               "tracking_code": self.tracking_code}, meta=meta)
+
+    @event("Triaged")
+    def _triaged(self, payload: dict[str, Any], meta: dict[str, Any]) -> None:
+        self.causes.append(meta.get("causation_id"))
+        self.status = "triage"
+        self.decisions.append({"rule": "triage", "unit": None, "directory_version": payload["directory_version"]})
+
+    def issue_assignment(self, assignment_id: UUID, handler: dict[str, Any], meta: dict[str, Any]) -> None:
+        if self.unit is None or self.status not in ("routed", "reopened"):
+            raise CaseError("only a routed case can be assigned")
+        self._assignment_issued(payload={
+            "assignment_id": str(assignment_id), "unit": self.unit, "handler": handler,
+            "category": self.category, "priority": self.priority, "description": self.description,
+            "address": self.address, "citizen": self.citizen, "channel": self.channel,
+            "respond_by": self.reach_by, "resolve_by": self.resolve_by, "tracking_code": self.tracking_code,
+        }, meta=meta)
+
+    @event("AssignmentIssued")
+    def _assignment_issued(self, payload: dict[str, Any], meta: dict[str, Any]) -> None:
+        self.causes.append(meta.get("causation_id"))
+        self.handler = payload["handler"]
+
+    # --- the unit's answers ----------------------------------------------------------------
+
+    def _check_holder(self, unit_id: str) -> None:
+        if self.unit is None or self.unit["id"] != unit_id:
+            raise NotYourCase(f"unit {unit_id} does not hold case {self.id}")
+
+    def accept(self, unit_id: str, handler_id: str | None, meta: dict[str, Any]) -> None:
+        self._check_holder(unit_id)
+        if self.status not in ("routed", "reopened"):
+            raise CaseError(f"case is {self.status}; it cannot be accepted")
+        self._accepted(payload={"unit": self.unit, "handler_id": handler_id, "tracking_code": self.tracking_code}, meta=meta)
+
+    @event("Accepted")
+    def _accepted(self, payload: dict[str, Any], meta: dict[str, Any]) -> None:
+        self.causes.append(meta.get("causation_id"))
+        self.status = "accepted"
+
+    def decline(self, unit_id: str, reason: str, meta: dict[str, Any]) -> None:
+        self._check_holder(unit_id)
+        if self.status not in ("routed", "accepted", "reopened"):
+            raise CaseError(f"case is {self.status}; it cannot be declined")
+        self._declined(payload={"unit": self.unit, "reason": reason, "tracking_code": self.tracking_code}, meta=meta)
+
+    @event("Declined")
+    def _declined(self, payload: dict[str, Any], meta: dict[str, Any]) -> None:
+        self.causes.append(meta.get("causation_id"))
+        self.status = "received"
+        self.handler = None
+
+    def report_progress(self, unit_id: str, note: str, committed_date: str | None, meta: dict[str, Any]) -> None:
+        self._check_holder(unit_id)
+        if self.status not in ("accepted", "in_progress", "reopened", "routed"):
+            raise CaseError(f"case is {self.status}; no progress can be reported")
+        self._progress(payload={"unit": self.unit, "note": note, "committed_date": committed_date,
+                                "tracking_code": self.tracking_code}, meta=meta)
+
+    @event("ProgressReported")
+    def _progress(self, payload: dict[str, Any], meta: dict[str, Any]) -> None:
+        self.causes.append(meta.get("causation_id"))
+        self.status = "in_progress"
+
+    def resolve(self, unit_id: str, answer: str, meta: dict[str, Any]) -> None:
+        self._check_holder(unit_id)
+        if self.status not in ("accepted", "in_progress", "reopened", "routed"):
+            raise CaseError(f"case is {self.status}; it cannot be resolved")
+        self._resolved(payload={"unit": self.unit, "answer": answer, "tracking_code": self.tracking_code}, meta=meta)
+
+    @event("Resolved")
+    def _resolved(self, payload: dict[str, Any], meta: dict[str, Any]) -> None:
+        self.causes.append(meta.get("causation_id"))
+        self.status = "resolved"
+
+    def close(self, reason: str, meta: dict[str, Any]) -> None:
+        if self.status != "resolved":
+            raise CaseError(f"case is {self.status}; only a resolved case is closed")
+        self._closed(payload={"reason": reason, "tracking_code": self.tracking_code}, meta=meta)
+
+    @event("Closed")
+    def _closed(self, payload: dict[str, Any], meta: dict[str, Any]) -> None:
+        self.causes.append(meta.get("causation_id"))
+        self.status = "closed"
+
+    def reopen(self, reason: str, meta: dict[str, Any]) -> None:
+        if self.status not in ("resolved", "closed"):
+            raise CaseError(f"case is {self.status}; only a resolved or closed case is reopened")
+        self._reopened(payload={"reason": reason, "tracking_code": self.tracking_code}, meta=meta)
+
+    @event("Reopened")
+    def _reopened(self, payload: dict[str, Any], meta: dict[str, Any]) -> None:
+        self.causes.append(meta.get("causation_id"))
+        self.status = "reopened"
+
+    def escalate(self, deadline: str, level: str, reason: str, meta: dict[str, Any]) -> None:
+        if not self.is_open:
+            raise CaseError(f"case is {self.status}; nothing to escalate")
+        self._escalated(payload={"deadline": deadline, "level": level, "reason": reason,
+                                 "tracking_code": self.tracking_code}, meta=meta)
+
+    @event("Escalated")
+    def _escalated(self, payload: dict[str, Any], meta: dict[str, Any]) -> None:
+        self.causes.append(meta.get("causation_id"))
+        self.escalation_level = payload["level"]
+
+    def link_duplicate(self, request_id: str, tracking_code: str, meta: dict[str, Any]) -> None:
+        if request_id in self.duplicates:
+            return
+        self._duplicate(payload={"request_id": request_id, "duplicate_tracking_code": tracking_code,
+                                 "tracking_code": self.tracking_code}, meta=meta)
+
+    @event("DuplicateLinked")
+    def _duplicate(self, payload: dict[str, Any], meta: dict[str, Any]) -> None:
+        self.causes.append(meta.get("causation_id"))
+        self.duplicates.append(payload["request_id"])
+
+
+# Aggregate event name → contract event type on case.events.
+CONTRACT_TYPES = {
+    "Opened": "CaseOpened", "Routed": "CaseRouted", "Triaged": "CaseTriaged",
+    "AssignmentIssued": "AssignmentIssued", "Accepted": "CaseAccepted", "Declined": "CaseDeclined",
+    "ProgressReported": "ProgressReported", "Resolved": "CaseResolved", "Closed": "CaseClosed",
+    "Reopened": "CaseReopened", "Escalated": "CaseEscalated", "DuplicateLinked": "DuplicateLinked",
+}

@@ -1,0 +1,133 @@
+"""The outbox relay: publishes what the event store recorded, from its notification log.
+
+The position of the last published notification is kept in ``outbox_position``. A crash between
+the store's commit and Kafka's acknowledgement re-publishes from that position — never loses;
+consumers recognise the repeat by the event id, which is derived from (case id, version).
+
+Only one relay in the mesh publishes at a time: each router instance tries a PostgreSQL advisory
+lock and the one that holds it relays, the others stand by and take over if it dies.
+"""
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+from faststream.kafka import KafkaBroker
+from opentelemetry import trace
+
+from contracts import ids, telemetry, topics
+from contracts.events import CASE_EVENT
+from contracts.messaging import publish_all
+from services.router.domain import CONTRACT_TYPES
+
+log = logging.getLogger(__name__)
+LOCK_KEY = 1022_0001
+PRODUCER = "router"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox_position (
+    name text PRIMARY KEY,
+    position bigint NOT NULL
+);
+INSERT INTO outbox_position (name, position) VALUES ('case.events', 0) ON CONFLICT DO NOTHING;
+"""
+
+
+def to_contract(domain_event: Any) -> Any:
+    """The contract event (a CaseEvent) for one stored aggregate event."""
+    name = type(domain_event).__name__
+    meta = domain_event.meta
+    case_id = domain_event.originator_id
+    fields = {
+        **domain_event.payload,
+        "event_type": CONTRACT_TYPES[name],
+        "event_id": ids.event_id("case", case_id, domain_event.originator_version),
+        "case_id": case_id,
+        "version": domain_event.originator_version,
+        "occurred_at": domain_event.timestamp,
+        "producer": PRODUCER,
+        "correlation_id": meta.get("correlation_id") or case_id,
+        "causation_id": meta.get("causation_id"),
+        "traceparent": meta.get("traceparent"),
+        "tracestate": meta.get("tracestate"),
+    }
+    return CASE_EVENT.validate_python(fields)
+
+
+def messages_for(event: Any) -> list[tuple[str, bytes, bytes]]:
+    """Where a case event goes: always ``case.events`` by case, and assignments also by unit."""
+    value = event.model_dump_json().encode()
+    out = [(topics.CASE_EVENTS, str(event.case_id).encode(), value)]
+    if event.event_type == "AssignmentIssued":
+        out.append((topics.UNIT_ASSIGNMENTS, event.unit.id.encode(), value))
+    return out
+
+
+class Relay:
+    def __init__(self, desk: Any, broker: KafkaBroker, dsn: str, poll_seconds: float, batch: int = 500):
+        self.desk, self.broker, self.dsn = desk, broker, dsn
+        self.poll_seconds, self.batch = poll_seconds, batch
+        self.wake = asyncio.Event()
+        self.position = 0
+        self.published = 0
+        self.is_leader = False
+
+    async def run(self) -> None:
+        """Relay forever; on any failure wait a moment and start again from the stored position."""
+        while True:
+            try:
+                await self._lead()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay failed; restarting from the stored position")
+                self.is_leader = False
+                await asyncio.sleep(1.0)
+
+    async def _lead(self) -> None:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            await conn.execute(SCHEMA)
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
+                await asyncio.sleep(1.0)
+            self.is_leader = True
+            self.position = await conn.fetchval("SELECT position FROM outbox_position WHERE name = 'case.events'")
+            log.info("outbox relay leading from notification %s", self.position)
+            while True:
+                sent = await self._relay_once(conn)
+                if sent < self.batch:
+                    self.wake.clear()
+                    try:
+                        await asyncio.wait_for(self.wake.wait(), self.poll_seconds)
+                    except TimeoutError:
+                        pass
+        finally:
+            self.is_leader = False
+            await conn.close()
+
+    async def _relay_once(self, conn: asyncpg.Connection) -> int:
+        notifications = await asyncio.to_thread(
+            self.desk.recorder.select_notifications, start=self.position + 1, limit=self.batch)
+        if not notifications:
+            return 0
+        events = [to_contract(self.desk.mapper.to_domain_event(n)) for n in notifications]
+        await self._publish(events)
+        self.position = notifications[-1].id
+        await conn.execute("UPDATE outbox_position SET position = $1 WHERE name = 'case.events'", self.position)
+        self.published += len(events)
+        return len(notifications)
+
+    async def _publish(self, events: Sequence[Any]) -> None:
+        items: list[tuple[str, bytes, bytes]] = []
+        headers: list[dict[str, str] | None] = []
+        for event in events:
+            with telemetry.span_from(f"router.publish {event.event_type}", event.traceparent, event.tracestate):
+                carrier = telemetry.current_trace_context()
+            for item in messages_for(event):
+                items.append(item)
+                headers.append(carrier)
+        with trace.get_tracer(__name__).start_as_current_span("router.outbox.flush") as span:
+            span.set_attribute("mesh.events", len(events))
+            await publish_all(self.broker, items, headers)

@@ -1,0 +1,115 @@
+"""One request end to end through the real mesh: intake → Kafka → router → event store → outbox →
+notifier and oversight, over HTTP and real Kafka and PostgreSQL."""
+
+import uuid
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from contracts import topics
+from tests.support.mesh import oversight_get, wait_for
+
+REQUEST = {
+    "full_name": "Nguyễn Thị Hoa", "phone": "0903 123 456", "address": "12 Nguyễn Văn Trỗi, Phường 12, Quận Phú Nhuận, TP.HCM",
+    "category": "essential_supplies", "description": "Gia đình 5 người đang cách ly, hết gạo.", "is_public": True,
+}
+
+
+def post(mesh, body=REQUEST, key=None):
+    return httpx.post(mesh.url("intake") + "/v1/channels/web/requests", json=body,
+                      headers={"Idempotency-Key": key or str(uuid.uuid4())}, timeout=15)
+
+
+def case_when(mesh, case_id, predicate=lambda c: c.get("unit_id"), timeout=30):
+    def check():
+        r = oversight_get(mesh, f"/v1/cases/{case_id}")
+        return r.json() if r.status_code == 200 and predicate(r.json()) else None
+    return wait_for(check, timeout, what=f"case {case_id} in oversight")
+
+
+def test_a_web_request_is_routed_delivered_and_visible_with_one_trace(mesh, traces):
+    answer = post(mesh)
+    assert answer.status_code == 202, answer.text
+    receipt = answer.json()
+    assert set(receipt) == {"tracking_code", "request_id", "case_id"}
+
+    case = case_when(mesh, receipt["case_id"])
+    assert case["unit_admin_code"] == "768", case  # Quận Phú Nhuận
+    assert case["tracking_code"] == receipt["tracking_code"]
+    assert case["citizen_phone"] == "+84903123456"  # the 1022 centre sees it in full, normalised
+
+    def delivered():
+        t = oversight_get(mesh, f"/v1/cases/{receipt['case_id']}/timeline").json()
+        return t if any(d["outcome"] == "sent" for d in t["deliveries"]) else None
+    timeline = wait_for(delivered, 30, what="the notifier's delivery in oversight")
+    kinds = [e["event_type"] for e in timeline["events"]]
+    assert kinds[:3] == ["CaseOpened", "CaseRouted", "AssignmentIssued"]
+    assert timeline["deliveries"][0]["channel"] == "webhook"
+
+    public = httpx.get(mesh.url("oversight") + f"/v1/public/requests/{receipt['tracking_code'].lower()}").json()
+    assert public["status"] == "routed" and "Phú Nhuận" in public["unit"]
+    assert "Hoa" not in str(public) and "903" not in str(public)
+
+    trace_ids = {tid for service, tid, _ in traces.spans if service == "intake"}
+    wanted = {"intake", "router", "notifier", "oversight"}
+    wait_for(lambda: any(wanted <= traces.services_by_trace[t] for t in trace_ids), 20,
+             what="one trace spanning intake, router, notifier and oversight")
+
+
+def test_the_same_request_twice_is_one_case_with_one_tracking_code(mesh):
+    key = f"retry-{uuid.uuid4()}"
+    first, second = post(mesh, key=key), post(mesh, key=key)
+    assert first.status_code == second.status_code == 202
+    assert first.json() == second.json()
+    case = case_when(mesh, first.json()["case_id"])
+    timeline = oversight_get(mesh, f"/v1/cases/{case['case_id']}/timeline").json()
+    assert [e["event_type"] for e in timeline["events"]].count("CaseOpened") == 1
+
+
+async def test_a_malformed_message_is_dead_lettered_and_the_next_one_still_routed(mesh, kafka_bootstrap):
+    dlq = AIOKafkaConsumer(topics.dlq(topics.INTAKE_REQUESTS), bootstrap_servers=kafka_bootstrap,
+                           auto_offset_reset="earliest", group_id=f"dlq-watch-{uuid.uuid4()}")
+    await dlq.start()
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    marker = f"not json {uuid.uuid4()}".encode()
+    try:
+        await producer.send_and_wait(topics.INTAKE_REQUESTS, marker, key=b"garbage")
+        answer = post(mesh)  # a good request right behind the bad one
+        assert answer.status_code == 202
+        case_when(mesh, answer.json()["case_id"])
+        found = None
+        while found is None:
+            batch = await dlq.getmany(timeout_ms=20_000)
+            assert batch, "no dead letter arrived"
+            for records in batch.values():
+                found = next((r for r in records if r.value == marker), found)
+        headers = dict(found.headers)
+        assert headers["x-source-topic"] == topics.INTAKE_REQUESTS.encode()
+        assert b"json" in headers["x-error"].lower()
+    finally:
+        await producer.stop()
+        await dlq.stop()
+
+
+def test_bad_input_is_refused_with_the_field_and_the_reason(mesh):
+    missing_key = httpx.post(mesh.url("intake") + "/v1/channels/web/requests", json=REQUEST, timeout=10)
+    assert missing_key.status_code == 400
+    bad_phone = post(mesh, {**REQUEST, "phone": "12"})
+    assert bad_phone.status_code == 422 and bad_phone.json()["errors"][0]["field"] == "phone"
+    bad_category = post(mesh, {**REQUEST, "category": "ufo"})
+    assert bad_category.status_code == 422 and "essential_supplies" in bad_category.json()["errors"][0]["reason_en"]
+
+
+def test_a_stop_and_start_of_the_whole_mesh_keeps_every_case(mesh):
+    receipts = [post(mesh).json() for _ in range(5)]
+    for r in receipts:
+        case_when(mesh, r["case_id"])
+    mesh.stop_all()
+    mesh.start_all()
+    for r in receipts:
+        case = case_when(mesh, r["case_id"])
+        assert case["tracking_code"] == r["tracking_code"]
+    after = post(mesh)
+    assert after.status_code == 202
+    case_when(mesh, after.json()["case_id"])

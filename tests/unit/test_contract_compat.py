@@ -1,0 +1,35 @@
+"""The committed JSON Schemas are current, and no change breaks a reader of them."""
+
+import json
+
+import pytest
+
+from contracts import compat
+
+
+@pytest.mark.parametrize("name", sorted(compat.current()))
+def test_committed_schema_is_current_and_compatible(name):
+    committed = json.loads((compat.SCHEMA_DIR / f"{name}.json").read_text("utf-8"))
+    now = compat.current()[name]
+    assert compat.breaking_changes(committed, now) == [], "a reader of the committed schema would break"
+    assert now == committed, "schemas changed compatibly: run `make schemas` and commit contracts/schemas/"
+
+
+def test_the_check_catches_what_would_break_an_old_reader():
+    old = compat.current()["RequestReceived"]
+    new = json.loads(json.dumps(old))
+    props = new["properties"]
+    del props["tracking_code"]
+    props["category"] = {"type": "integer"}
+    new["required"] = [*new.get("required", []), "brand_new"]
+    problems = compat.breaking_changes(old, new)
+    assert any("tracking_code: removed" in p for p in problems)
+    assert any("category: type changed" in p for p in problems)
+    assert any("brand_new: newly required" in p for p in problems)
+
+
+def test_adding_an_optional_field_is_fine():
+    old = compat.current()["UnitResponse"]
+    new = json.loads(json.dumps(old))
+    new["properties"]["extra_note"] = {"type": "string", "default": ""}
+    assert compat.breaking_changes(old, new) == []

@@ -1,0 +1,31 @@
+"""Ids and tracking codes: retries agree, and a mistyped code is caught."""
+
+from hypothesis import given, strategies as st
+
+from contracts import ids
+
+
+def test_the_same_channel_key_gives_the_same_ids_and_code():
+    a, b = ids.request_id("web", "k-1"), ids.request_id("web", "k-1")
+    assert a == b and ids.case_id(a) == ids.case_id(b) and ids.tracking_code(a) == ids.tracking_code(b)
+    assert ids.request_id("zalo", "k-1") != a  # keys are per channel
+
+
+def test_a_code_reads_back_however_it_is_typed():
+    code = ids.tracking_code(ids.request_id("phone", "call-42"))
+    assert len(code) == 11 and code[5] == "-"
+    typed = code.lower().replace("-", " ").replace("0", "o").replace("1", "l")
+    assert ids.normalise_tracking_code(typed) == code
+
+
+@given(st.text(alphabet="abcdefghijklmnop0123456789", min_size=1, max_size=30), st.integers(0, 9), st.integers(1, 31))
+def test_any_single_mistyped_character_is_caught(key, position, shift):
+    code = ids.tracking_code(ids.request_id("web", key)).replace("-", "")
+    wrong = ids.ALPHABET[(ids.ALPHABET.index(code[position]) + shift) % 32]
+    typo = code[:position] + wrong + code[position + 1:]
+    assert ids.normalise_tracking_code(typo) is None
+
+
+def test_garbage_is_not_a_code():
+    assert ids.normalise_tracking_code("") is None
+    assert ids.normalise_tracking_code("HELLO-WORLD-TOO-LONG") is None
