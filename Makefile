@@ -27,6 +27,7 @@ down:
 
 # The suite's own Kafka (19092) and PostgreSQL (55433), wiped on every run so results repeat.
 infra-test: $(STAMP)
+	deploy/local/install-browser.sh
 	$(TEST_ENV) deploy/local/down.sh >/dev/null 2>&1 || true
 	rm -rf .local/test
 	$(TEST_ENV) deploy/local/up.sh

@@ -59,6 +59,14 @@ class HandlerRef(Part):
     name: str
 
 
+class NotifyChannel(Part):
+    """One way a unit wants to hear of its cases, from the directory: its district service's webhook,
+    an e-mail address or a Zalo user of its handler. No address means the notifier's own configuration."""
+
+    channel: Literal["webhook", "email", "zalo"]
+    address: str | None = Field(None, description="The webhook URL, e-mail address or Zalo user id")
+
+
 # --- intake.requests -------------------------------------------------------------------------
 
 
@@ -80,6 +88,7 @@ class RequestReceived(Envelope):
     is_public: bool = False
     attachments: tuple[Attachment, ...] = ()
     language: Literal["vi", "en"] = "vi"
+    received_by: str | None = Field(None, description="Who typed it in for the citizen: operator:<id> or callbot:<id>")
 
 
 # --- case.events -----------------------------------------------------------------------------
@@ -102,6 +111,7 @@ class CaseOpened(CaseEventBase):
     address: str
     citizen: Citizen
     is_public: bool
+    language: Literal["vi", "en"] = Field("vi", description="The citizen's language, from RequestReceived")
 
 
 class CaseRouted(CaseEventBase):
@@ -141,6 +151,7 @@ class AssignmentIssued(CaseEventBase):
     channel: Channel
     respond_by: AwareDatetime
     resolve_by: AwareDatetime
+    notify: tuple[NotifyChannel, ...] = Field((), description="How the unit's handlers hear of it; empty: by webhook")
 
 
 class CaseAccepted(CaseEventBase):
@@ -185,6 +196,14 @@ class CaseEscalated(CaseEventBase):
     reason: str
 
 
+class CaseMarkedDuplicate(CaseEventBase):
+    """This report repeats an open case (same phone, area and category): it follows that case."""
+
+    event_type: Literal["CaseMarkedDuplicate"] = "CaseMarkedDuplicate"
+    original_case_id: uuid.UUID
+    original_tracking_code: str
+
+
 class DuplicateLinked(CaseEventBase):
     """A new report was linked to this open case instead of opening another."""
 
@@ -205,6 +224,7 @@ CaseEvent = Annotated[
     | CaseClosed
     | CaseReopened
     | CaseEscalated
+    | CaseMarkedDuplicate
     | DuplicateLinked,
     Field(discriminator="event_type"),
 ]
@@ -215,17 +235,23 @@ CASE_EVENT = TypeAdapter(CaseEvent)
 
 
 class UnitResponse(Envelope):
-    """A unit's answer about a case it holds; keyed by ``case_id``."""
+    """A unit's answer about a case it holds; keyed by ``case_id``.
+
+    The 1022 centre also answers here for what only it decides: routing a case in triage
+    (``route`` with ``target_unit_id``), closing a resolved case, and reopening one when the
+    citizen says the result is not enough.
+    """
 
     event_type: Literal["UnitResponse"] = "UnitResponse"
     response_id: uuid.UUID
     case_id: uuid.UUID
     unit_id: str
     handler_id: str | None = None
-    kind: Literal["accept", "decline", "progress", "resolve"]
+    kind: Literal["accept", "decline", "progress", "resolve", "route", "close", "reopen"]
     note: str = ""
     committed_date: datetime | None = None
     corrected_address: str | None = Field(None, description="With decline: where the case really belongs")
+    target_unit_id: str | None = Field(None, description="With route (the centre only): the unit to take the case")
 
 
 # --- notify.deliveries -----------------------------------------------------------------------
@@ -238,6 +264,8 @@ class DeliveryBase(Envelope):
     recipient: Literal["handler", "unit", "citizen"]
     channel: Literal["webhook", "email", "zalo", "sms", "push"]
     attempts: int
+    template: str | None = Field(None, description="What the message said: received, routed, resolved, apology, ...")
+    note: str | None = Field(None, description="Why this channel, e.g. Zalo's reply window had closed")
 
 
 class NotificationSent(DeliveryBase):
@@ -253,10 +281,24 @@ class NotificationFailed(DeliveryBase):
 Delivery = Annotated[NotificationSent | NotificationFailed, Field(discriminator="event_type")]
 DELIVERY = TypeAdapter(Delivery)
 
+# --- audit.checkpoints -----------------------------------------------------------------------
+
+
+class AuditCheckpoint(Envelope):
+    """The head of oversight's audit chain at a moment, published for HĐND and MTTQ to keep: a
+    later chain that does not pass through it proves that history was rewritten. Keyed by ``audit``."""
+
+    event_type: Literal["AuditCheckpoint"] = "AuditCheckpoint"
+    seq: int = Field(description="The number of records in the chain: the sequence number of its head")
+    head_hash: str = Field(description="SHA-256 (hex) of the chain up to and including record seq")
+    made_at: AwareDatetime
+
+
 # Every schema committed under contracts/schemas/, by file stem.
 SCHEMAS: dict[str, TypeAdapter] = {
     "RequestReceived": TypeAdapter(RequestReceived),
     "CaseEvent": CASE_EVENT,
     "UnitResponse": TypeAdapter(UnitResponse),
     "Delivery": DELIVERY,
+    "AuditCheckpoint": TypeAdapter(AuditCheckpoint),
 }

@@ -1,16 +1,18 @@
 """The router's use cases on the event store: get → command → save, nothing else.
 
 ``eventsourcing`` is synchronous (psycopg 3); the Kafka handlers call these methods in a worker
-thread so the event loop never blocks.
+thread so the event loop never blocks. What a use case needs from the router's other tables
+(handler load, open reports) is read beforehand and passed in as a snapshot.
 """
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
-from eventsourcing.application import Application
+from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
 from contracts import ids
@@ -22,8 +24,8 @@ from services.router.routing import Decision, choose_handler, route
 log = logging.getLogger(__name__)
 
 
-def meta_of(message: RequestReceived | UnitResponse, causation: uuid.UUID | None = None) -> dict[str, Any]:
-    return {"correlation_id": str(message.correlation_id), "causation_id": str(causation or message.event_id),
+def meta_of(message: Any) -> dict[str, Any]:
+    return {"correlation_id": str(message.correlation_id), "causation_id": str(message.event_id),
             "traceparent": message.traceparent, "tracestate": message.tracestate}
 
 
@@ -31,29 +33,41 @@ def unit_ref(unit: Any) -> dict[str, Any]:
     return {"id": unit.id, "name": unit.name, "admin_code": unit.admin_code}
 
 
+@dataclass
+class Workload:
+    """Open cases and last assignment per handler, as read before a batch and kept up to date in it."""
+
+    open_cases: dict[str, int] = field(default_factory=dict)
+    last_assigned: dict[str, datetime] = field(default_factory=dict)
+
+    def took(self, handler_id: str, now: datetime) -> None:
+        self.open_cases[handler_id] = self.open_cases.get(handler_id, 0) + 1
+        self.last_assigned[handler_id] = now
+
+
 class CaseDesk(Application):
-    """Bàn điều phối: where cases are opened, routed, assigned and answered."""
+    """Bàn điều phối: where cases are opened, routed, assigned, answered and escalated."""
 
     name = "cases"
 
-    def __init__(self, directory: Directory, env: dict[str, str] | None = None,
-                 clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, directory: Directory, env: Mapping[str, str] | None = None) -> None:
         super().__init__(env)
         self.directory = directory
-        self.clock = clock
-        # Handler workload as seen by this process; a balancing hint, never a correctness rule.
-        self.open_by_handler: dict[str, int] = {}
-        self.last_assigned: dict[str, datetime] = {}
 
     # --- opening ---------------------------------------------------------------------------
 
-    def receive(self, requests: Sequence[RequestReceived], now: datetime) -> list[Case]:
+    def receive(self, requests: Sequence[RequestReceived], now: datetime, workload: Workload,
+                open_reports: Mapping[tuple[str, str], list[dict]] | None = None) -> list[Case]:
         """Open, route and assign a case for each new request; a request seen before changes nothing.
 
-        All cases of a batch are saved in one transaction; when one of them already exists (a
-        redelivery, or another router instance was first) the batch is saved case by case.
+        A report with the same phone, area and category as an open case is opened as a duplicate
+        of it, and the open case records the link. All cases of a batch are saved in one
+        transaction; when one already exists (a redelivery, or another router instance was first)
+        the batch is saved case by case.
         """
-        cases = [self._open(r, now) for r in requests]
+        cases: list[Case] = []
+        for request in requests:
+            cases.extend(self._open(request, now, workload, open_reports or {}))
         if not cases:
             return []
         try:
@@ -66,10 +80,11 @@ class CaseDesk(Application):
                     self.save(case)
                     saved.append(case)
                 except IntegrityError:
-                    log.info("case %s already open: redelivered request", case.id)
+                    log.info("case %s already recorded: a redelivered request", case.id)
             return saved
 
-    def _open(self, request: RequestReceived, now: datetime) -> Case:
+    def _open(self, request: RequestReceived, now: datetime, workload: Workload,
+              open_reports: Mapping[tuple[str, str], list[dict]]) -> list[Case]:
         decision = route(request.address, request.category, self.directory)
         meta = meta_of(request)
         case = Case(case_id=request.case_id, meta=meta, payload={
@@ -77,68 +92,127 @@ class CaseDesk(Application):
             "channel": request.channel, "received_at": request.received_at.isoformat(),
             "category": request.category, "priority": decision.priority, "description": request.description,
             "address": request.address, "citizen": request.citizen.model_dump(mode="json"),
-            "is_public": request.is_public,
+            "is_public": request.is_public, "language": request.language,
         })
-        self._route(case, decision, now, meta)
-        return case
+        original = self._open_original(request, decision, open_reports)
+        if original is not None:
+            try:
+                first: Case = self.repository.get(uuid.UUID(str(original["case_id"])))
+            except AggregateNotFoundError:
+                first = None
+            if first is not None and first.is_open and not first.has_seen(request.event_id):
+                case.mark_duplicate_of(str(first.id), first.tracking_code, meta)
+                first.link_duplicate(str(request.request_id), request.tracking_code, meta)
+                return [case, first]
+        self._route(case, decision, now, meta, workload)
+        return [case]
 
-    def _route(self, case: Case, decision: Decision, now: datetime, meta: dict[str, Any]) -> None:
+    @staticmethod
+    def _open_original(request: RequestReceived, decision: Decision,
+                       open_reports: Mapping[tuple[str, str], list[dict]]) -> dict | None:
+        if not request.citizen.phone or decision.outcome != "routed":
+            return None
+        for report in open_reports.get((request.citizen.phone, request.category), ()):
+            if report["area_code"] == decision.area_code and str(report["case_id"]) != str(request.case_id):
+                return report
+        return None
+
+    def _route(self, case: Case, decision: Decision, now: datetime, meta: dict[str, Any], workload: Workload) -> None:
         if decision.outcome == "triage":
             case.send_to_triage(decision.reason, decision.directory_version, meta)
             return
         case.route_to(unit_ref(decision.unit), area_code=decision.area_code, area_name=decision.area_name,
                       rule=decision.rule, reason=decision.reason, directory_version=decision.directory_version,
                       reach_by=now + decision.reach_within, resolve_by=now + decision.resolve_within, meta=meta)
-        handler = choose_handler(decision.unit, case.category, now, self.open_by_handler, self.last_assigned)
+        handler = choose_handler(decision.unit, case.category, now, workload.open_cases, workload.last_assigned)
         if handler is None:
             return  # nobody on duty with the skill: the unit head sees it unassigned; escalation follows
         case.issue_assignment(ids.event_id("assignment", case.id, case.version), {"id": handler.id, "name": handler.name}, meta)
-        self.open_by_handler[handler.id] = self.open_by_handler.get(handler.id, 0) + 1
-        self.last_assigned[handler.id] = now
+        workload.took(handler.id, now)
 
-    # --- the unit's answers ----------------------------------------------------------------
+    # --- the units' and the centre's answers -----------------------------------------------
 
-    def answer(self, responses: Iterable[UnitResponse], now: datetime) -> list[tuple[UnitResponse, str]]:
-        """Apply units' responses; returns those refused, with why (they are not retried)."""
+    def answer(self, responses: Iterable[UnitResponse], now: datetime, workload: Workload) -> list[tuple[UnitResponse, str]]:
+        """Apply responses; returns those refused, with why (they are not retried)."""
         refused: list[tuple[UnitResponse, str]] = []
         for response in responses:
             try:
                 case: Case = self.repository.get(response.case_id)
-            except Exception as error:  # noqa: BLE001 - an unknown case id is the sender's mistake
-                if type(error).__name__ == "AggregateNotFoundError":
-                    refused.append((response, f"no case {response.case_id}"))
-                    continue
-                raise
-            if case.has_seen(response.event_id):
+            except AggregateNotFoundError:
+                refused.append((response, f"no case {response.case_id}"))
                 continue
-            meta = meta_of(response)
+            if case.has_seen(response.event_id):
+                continue  # a redelivered response: already applied
             try:
-                self._apply(case, response, now, meta)
+                self._apply(case, response, now, meta_of(response), workload)
             except CaseError as error:
                 refused.append((response, str(error)))
                 continue
             self.save(case)
         return refused
 
-    def _apply(self, case: Case, response: UnitResponse, now: datetime, meta: dict[str, Any]) -> None:
-        if response.kind == "accept":
-            case.accept(response.unit_id, response.handler_id, meta)
-        elif response.kind == "progress":
-            committed = response.committed_date.isoformat() if response.committed_date else None
-            case.report_progress(response.unit_id, response.note, committed, meta)
-        elif response.kind == "resolve":
-            case.resolve(response.unit_id, response.note, meta)
-        elif response.kind == "decline":
-            case.decline(response.unit_id, response.note, meta)
-            self._route(case, self._reroute(case, response), now, meta)
+    def _apply(self, case: Case, r: UnitResponse, now: datetime, meta: dict[str, Any], workload: Workload) -> None:
+        centre = self.directory.centre
+        if r.kind in ("route", "close", "reopen") and r.unit_id != centre.id:
+            raise CaseError(f"only the 1022 centre may {r.kind} a case")
+        if r.kind == "accept":
+            case.accept(r.unit_id, r.handler_id, meta)
+        elif r.kind == "progress":
+            case.report_progress(r.unit_id, r.note, r.committed_date.isoformat() if r.committed_date else None, meta)
+        elif r.kind == "resolve":
+            case.resolve(r.unit_id, r.note, meta)
+        elif r.kind == "decline":
+            case.decline(r.unit_id, r.note, meta)
+            self._route(case, self._reroute(case, r), now, meta, workload)
+        elif r.kind == "route":
+            if case.status != "triage":
+                raise CaseError(f"case is {case.status}; only a case in triage is routed by the centre")
+            try:
+                unit = self.directory.unit(r.target_unit_id or "")
+            except KeyError:
+                raise CaseError(f"no unit {r.target_unit_id} in directory {self.directory.version}") from None
+            self._route(case, Decision.by_centre(unit, self.directory.version, case.category, r.note), now, meta, workload)
+        elif r.kind == "close":
+            case.close(r.note or "closed by the 1022 centre", meta)
+        elif r.kind == "reopen":
+            case.reopen(r.note, meta)
+            self._route(case, self._back_to_unit(case), now, meta, workload)
+
+    def _back_to_unit(self, case: Case) -> Decision:
+        """A reopened case goes back to the unit that resolved it, with fresh deadlines."""
+        try:
+            unit = self.directory.unit(case.unit["id"]) if case.unit else None
+        except KeyError:  # the directory changed since: route it afresh
+            unit = None
+        if unit is None:
+            return route(case.address, case.category, self.directory)
+        return Decision.by_centre(unit, self.directory.version, case.category,
+                                  "reopened by the citizen: back to the unit that resolved it")
 
     def _reroute(self, case: Case, response: UnitResponse) -> Decision:
-        """After a decline: the corrected address if the unit gave one and it leads elsewhere,
+        """After a decline: the corrected address if the unit gave one and it leads elsewhere;
         otherwise the 1022 centre decides (never back to a unit that already declined)."""
         if response.corrected_address:
             decision = route(response.corrected_address, case.category, self.directory)
             if decision.outcome == "routed" and decision.unit.id not in case.tried_units:
                 return decision
-        centre = self.directory.centre
-        return Decision.triage(centre, self.directory.version,
+        return Decision.triage(self.directory.centre, self.directory.version,
                                f"declined by {response.unit_id}: {response.note}".strip())
+
+    # --- deadlines -------------------------------------------------------------------------
+
+    def escalate(self, case_id: uuid.UUID, deadline: str, level: str, now: datetime) -> bool:
+        """Record that a deadline was missed and who now answers for it; False if no longer due."""
+        case: Case = self.repository.get(case_id)
+        if not case.deadline_missed(deadline) or case.escalated_at(deadline, level):
+            return False
+        meta = {"correlation_id": case.request_id, "causation_id": str(ids.event_id("deadline", case_id, deadline, level)),
+                "traceparent": None, "tracestate": None}
+        reason = {"reach": "the unit did not accept the case in time",
+                  "resolve": "no result for the citizen by the deadline"}[deadline]
+        case.escalate(deadline, level, f"{reason}; {level.replace('_', ' ')} informed", meta)
+        self.save(case)
+        return True
+
+
+ESCALATION_STEP = {"reach": timedelta(minutes=10), "resolve": timedelta(days=1)}

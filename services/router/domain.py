@@ -39,13 +39,14 @@ class Case(Aggregate):
         self.address: str = payload["address"]
         self.citizen: dict[str, Any] = payload["citizen"]
         self.is_public: bool = payload["is_public"]
+        self.language: str = payload.get("language", "vi")
         self.status = "received"
         self.unit: dict[str, Any] | None = None
         self.handler: dict[str, Any] | None = None
         self.tried_units: list[str] = []
         self.reach_by: str | None = None
         self.resolve_by: str | None = None
-        self.escalation_level: str | None = None
+        self.escalations: dict[str, str] = {}  # deadline ("reach" | "resolve") → level reached
         self.duplicates: list[str] = []
         self.decisions: list[dict[str, Any]] = []
         # Ids of the messages that caused this case's events: a redelivered message is recognised.
@@ -59,6 +60,16 @@ class Case(Aggregate):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+    def deadline_missed(self, deadline: str) -> bool:
+        """Whether a passed deadline still matters: reach until the unit accepts, resolve until a result."""
+        if deadline == "reach":
+            return self.status in ("routed", "reopened")
+        return self.status in ("routed", "accepted", "in_progress", "reopened")
+
+    def escalated_at(self, deadline: str, level: str) -> bool:
+        order = ("handler", "unit_head", "centre")
+        return order.index(self.escalations.get(deadline, "handler")) >= order.index(level)
 
     def route_to(self, unit: dict[str, Any], *, area_code: str | None, area_name: str | None, rule: str,
                  reason: str, directory_version: str, reach_by: datetime, resolve_by: datetime,
@@ -78,7 +89,7 @@ class Case(Aggregate):
         self.handler = None
         self.tried_units.append(payload["unit"]["id"])
         self.reach_by, self.resolve_by = payload["reach_by"], payload["resolve_by"]
-        self.escalation_level = None
+        self.escalations = {}
         self.decisions.append({"rule": payload["rule"], "unit": payload["unit"]["id"],
                                "directory_version": payload["directory_version"]})
 
@@ -188,7 +199,17 @@ class Case(Aggregate):
     @event("Escalated")
     def _escalated(self, payload: dict[str, Any], meta: dict[str, Any]) -> None:
         self.causes.append(meta.get("causation_id"))
-        self.escalation_level = payload["level"]
+        self.escalations[payload["deadline"]] = payload["level"]
+
+    def mark_duplicate_of(self, original_case_id: str, original_tracking_code: str, meta: dict[str, Any]) -> None:
+        self._marked_duplicate(payload={"original_case_id": original_case_id,
+                                        "original_tracking_code": original_tracking_code,
+                                        "tracking_code": self.tracking_code}, meta=meta)
+
+    @event("MarkedDuplicate")
+    def _marked_duplicate(self, payload: dict[str, Any], meta: dict[str, Any]) -> None:
+        self.causes.append(meta.get("causation_id"))
+        self.status = "duplicate"
 
     def link_duplicate(self, request_id: str, tracking_code: str, meta: dict[str, Any]) -> None:
         if request_id in self.duplicates:
@@ -208,4 +229,5 @@ CONTRACT_TYPES = {
     "AssignmentIssued": "AssignmentIssued", "Accepted": "CaseAccepted", "Declined": "CaseDeclined",
     "ProgressReported": "ProgressReported", "Resolved": "CaseResolved", "Closed": "CaseClosed",
     "Reopened": "CaseReopened", "Escalated": "CaseEscalated", "DuplicateLinked": "DuplicateLinked",
+    "MarkedDuplicate": "CaseMarkedDuplicate",
 }

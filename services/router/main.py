@@ -6,6 +6,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+import asyncpg
 from fastapi import FastAPI
 
 from contracts.messaging import kafka_broker, start_when_reachable
@@ -14,8 +15,9 @@ from services.router.api import router
 from services.router.application import CaseDesk
 from services.router.directory import load_directory
 from services.router.handlers import register
-from services.router.outbox import Relay
+from services.router.outbox import SCHEMA, Relay
 from services.router.settings import RouterSettings
+from services.router.timers import Timers
 
 log = logging.getLogger(__name__)
 
@@ -28,21 +30,27 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         provider = setup_tracing("router")
         desk = await asyncio.to_thread(CaseDesk, load_directory(settings.edition), settings.eventsourcing_env())
         broker = kafka_broker(settings.kafka_bootstrap, client_id="router", tracer_provider=provider)
+        pool = await asyncpg.create_pool(settings.dsn(), min_size=1, max_size=4)
+        await pool.execute(SCHEMA)
         relay = Relay(desk, broker, settings.dsn(), settings.relay_poll_seconds, settings.max_batch)
-        stats = {"requests": 0, "opened": 0, "responses": 0}
-        register(broker, desk, relay, settings.group_id, settings.max_batch, stats)
-        app.state.desk, app.state.relay, app.state.stats = desk, relay, stats
+        timers = Timers(desk, pool, settings.timer_poll_seconds)
+        stats = {"requests": 0, "opened": 0, "responses": 0, "refused": 0}
+        register(broker, desk, relay, pool, settings.group_id, settings.max_batch, stats)
+        app.state.desk, app.state.relay, app.state.timers, app.state.stats = desk, relay, timers, stats
         app.state.broker_running = False
         await start_when_reachable(broker.start)
         app.state.broker_running = True
-        relaying = asyncio.create_task(relay.run())
+        background = [asyncio.create_task(relay.run()), asyncio.create_task(timers.run())]
         try:
             yield
         finally:
-            relaying.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relaying
+            for task in background:
+                task.cancel()
+            for task in background:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await broker.stop()
+            await pool.close()
             await asyncio.to_thread(desk.close)
             provider.shutdown()
 

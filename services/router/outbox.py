@@ -20,6 +20,7 @@ from opentelemetry import trace
 from contracts import ids, telemetry, topics
 from contracts.events import CASE_EVENT
 from contracts.messaging import publish_all
+from services.router import ledger
 from services.router.domain import CONTRACT_TYPES
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ CREATE TABLE IF NOT EXISTS outbox_position (
     position bigint NOT NULL
 );
 INSERT INTO outbox_position (name, position) VALUES ('case.events', 0) ON CONFLICT DO NOTHING;
-"""
+""" + ledger.SCHEMA
 
 
 def to_contract(domain_event: Any) -> Any:
@@ -114,8 +115,12 @@ class Relay:
             return 0
         events = [to_contract(self.desk.mapper.to_domain_event(n)) for n in notifications]
         await self._publish(events)
+        async with conn.transaction():
+            # The router's own tables move with the position: a re-publish re-applies, harmlessly.
+            await ledger.apply(conn, events)
+            await conn.execute("UPDATE outbox_position SET position = $1 WHERE name = 'case.events'",
+                               notifications[-1].id)
         self.position = notifications[-1].id
-        await conn.execute("UPDATE outbox_position SET position = $1 WHERE name = 'case.events'", self.position)
         self.published += len(events)
         return len(notifications)
 

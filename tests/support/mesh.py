@@ -2,6 +2,7 @@
 real processes on the suite's Kafka and PostgreSQL, with their own databases and ports."""
 
 import asyncio
+import os
 import sys
 import time
 from pathlib import Path
@@ -17,7 +18,9 @@ sys.path.insert(0, str(ROOT / "deploy" / "local"))
 from mesh import Mesh  # noqa: E402
 
 TOKENS = {"council": "test-council-token", "front": "test-front-token", "centre": "test-centre-token"}
-PORTS = {"intake": 18001, "router": 18002, "oversight": 18003, "notifier": 18004}
+# MESH_TEST_PORT_BASE lets two suites run side by side on one machine.
+BASE = int(os.environ.get("MESH_TEST_PORT_BASE", "18000"))
+PORTS = {"intake": BASE + 1, "router": BASE + 2, "oversight": BASE + 3, "notifier": BASE + 4}
 
 
 def build_mesh(kafka_bootstrap: str, pg_port: int, admin_dsn: str, log_dir: Path,
@@ -41,7 +44,7 @@ def build_mesh(kafka_bootstrap: str, pg_port: int, admin_dsn: str, log_dir: Path
         "OTEL_EXPORTER_OTLP_ENDPOINT": traces.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "200",
         "NOTIFIER_BACKOFF_BASE_SECONDS": "0.05",
     }
-    return Mesh(env, log_dir, ports=dict(PORTS), district_port=18005)
+    return Mesh(env, log_dir, ports=dict(PORTS), district_port=BASE + 5)
 
 
 def wait_for(check, timeout: float = 30.0, interval: float = 0.2, what: str = "condition"):

@@ -1,0 +1,109 @@
+"""Tables the outbox relay keeps in step with the event store, in the same transaction as its
+position, so they are exactly as durable as what was published:
+
+- ``deadlines``: the case's timers (reach the unit within minutes, a result within days), each
+  with the escalation level reached (handler → unit head → 1022 centre);
+- ``case_handler``: which handler holds which case, for balancing the handlers' load;
+- ``reports``: cases by (phone, category, area) and whether they are open, for recognising duplicates.
+
+Every change here is idempotent: applying the same events twice leaves the same rows.
+"""
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS deadlines (
+    case_id uuid NOT NULL, kind text NOT NULL, due_at timestamptz NOT NULL, level text NOT NULL DEFAULT 'handler',
+    active boolean NOT NULL DEFAULT true, PRIMARY KEY (case_id, kind));
+CREATE INDEX IF NOT EXISTS deadlines_due ON deadlines (due_at) WHERE active;
+CREATE TABLE IF NOT EXISTS case_handler (
+    case_id uuid PRIMARY KEY, handler_id text NOT NULL, unit_id text NOT NULL,
+    assigned_at timestamptz NOT NULL, open boolean NOT NULL);
+CREATE INDEX IF NOT EXISTS case_handler_open ON case_handler (handler_id) WHERE open;
+CREATE TABLE IF NOT EXISTS handler_seen (handler_id text PRIMARY KEY, last_assigned timestamptz NOT NULL);
+CREATE TABLE IF NOT EXISTS reports (
+    case_id uuid PRIMARY KEY, tracking_code text NOT NULL, phone text, category text NOT NULL, area_code text,
+    open boolean NOT NULL DEFAULT true);
+CREATE INDEX IF NOT EXISTS reports_key ON reports (phone, category) WHERE open;
+"""
+
+LEVELS = ("handler", "unit_head", "centre")
+CLOSING = ("CaseResolved", "CaseClosed", "CaseMarkedDuplicate")  # no longer open
+
+
+async def apply(conn: asyncpg.Connection, events: Sequence[Any]) -> None:
+    """Bring the tables up to date with ``events`` (contract case events, in store order)."""
+    for e in events:
+        kind, case = e.event_type, e.case_id
+        if kind == "CaseOpened":
+            await conn.execute(
+                "INSERT INTO reports (case_id, tracking_code, phone, category) VALUES ($1, $2, $3, $4)"
+                " ON CONFLICT DO NOTHING", case, e.tracking_code, e.citizen.phone, e.category)
+        elif kind == "CaseRouted":
+            await conn.executemany(
+                "INSERT INTO deadlines (case_id, kind, due_at, level, active) VALUES ($1, $2, $3, 'handler', true)"
+                " ON CONFLICT (case_id, kind) DO UPDATE SET due_at = EXCLUDED.due_at, level = 'handler', active = true",
+                [(case, "reach", e.reach_by), (case, "resolve", e.resolve_by)])
+            await conn.execute("UPDATE reports SET area_code = $2 WHERE case_id = $1", case, e.area_code)
+        elif kind == "AssignmentIssued":
+            await conn.execute(
+                "INSERT INTO case_handler (case_id, handler_id, unit_id, assigned_at, open) VALUES ($1, $2, $3, $4, true)"
+                " ON CONFLICT (case_id) DO UPDATE SET handler_id = EXCLUDED.handler_id, unit_id = EXCLUDED.unit_id,"
+                " assigned_at = EXCLUDED.assigned_at, open = true", case, e.handler.id, e.unit.id, e.occurred_at)
+            await conn.execute(
+                "INSERT INTO handler_seen (handler_id, last_assigned) VALUES ($1, $2) ON CONFLICT (handler_id)"
+                " DO UPDATE SET last_assigned = GREATEST(handler_seen.last_assigned, EXCLUDED.last_assigned)",
+                e.handler.id, e.occurred_at)
+        elif kind == "CaseAccepted":
+            await conn.execute("UPDATE deadlines SET active = false WHERE case_id = $1 AND kind = 'reach'", case)
+        elif kind == "ProgressReported" and e.committed_date:
+            # The unit committed to a date: that is the deadline now, and its escalation starts again.
+            await conn.execute("UPDATE deadlines SET due_at = $2, level = 'handler', active = true"
+                               " WHERE case_id = $1 AND kind = 'resolve'", case, e.committed_date)
+        elif kind in ("CaseDeclined", "CaseTriaged"):
+            await conn.execute("UPDATE case_handler SET open = false WHERE case_id = $1", case)
+            await conn.execute("UPDATE deadlines SET active = false WHERE case_id = $1", case)
+        elif kind == "CaseEscalated":
+            await conn.execute(
+                "UPDATE deadlines SET level = $3 WHERE case_id = $1 AND kind = $2"
+                " AND array_position($4::text[], level) < array_position($4::text[], $3::text)",
+                case, e.deadline, e.level, list(LEVELS))
+        elif kind in CLOSING:
+            await conn.execute("UPDATE deadlines SET active = false WHERE case_id = $1", case)
+            await conn.execute("UPDATE case_handler SET open = false WHERE case_id = $1", case)
+            await conn.execute("UPDATE reports SET open = false WHERE case_id = $1", case)
+        elif kind == "CaseReopened":
+            await conn.execute("UPDATE reports SET open = true WHERE case_id = $1", case)
+
+
+async def handler_load(pool: asyncpg.Pool) -> tuple[dict[str, int], dict[str, datetime]]:
+    """Open cases and last assignment time per handler (both bounded: open cases, handlers)."""
+    open_rows = await pool.fetch("SELECT handler_id, count(*) AS n FROM case_handler WHERE open GROUP BY handler_id")
+    seen_rows = await pool.fetch("SELECT handler_id, last_assigned FROM handler_seen")
+    return {r["handler_id"]: r["n"] for r in open_rows}, {r["handler_id"]: r["last_assigned"] for r in seen_rows}
+
+
+async def open_duplicates(pool: asyncpg.Pool, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[dict]]:
+    """Open cases by (phone, category); the caller compares areas once it knows the new report's."""
+    if not keys:
+        return {}
+    rows = await pool.fetch(
+        "SELECT r.case_id, r.tracking_code, r.phone, r.category, r.area_code FROM reports r"
+        " JOIN unnest($1::text[], $2::text[]) AS k(phone, category) ON r.phone = k.phone AND r.category = k.category"
+        " WHERE r.open",
+        [k[0] for k in keys], [k[1] for k in keys])
+    out: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        out.setdefault((r["phone"], r["category"]), []).append(dict(r))
+    return out
+
+
+async def due(conn: asyncpg.Connection, limit: int = 100) -> list[asyncpg.Record]:
+    """Deadlines that have passed, locked so that another router instance skips them."""
+    return await conn.fetch(
+        "SELECT case_id, kind, level, due_at FROM deadlines WHERE active AND due_at <= now()"
+        " ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED", limit)

@@ -1,0 +1,55 @@
+"""Deadline timers: durable (rows in ``deadlines``) and safe with several router instances
+(each due row is locked while it is escalated, and the others skip it).
+
+A missed deadline climbs a chain — the handler's unit head, then the 1022 centre — one step
+per interval, each step a CaseEscalated event on the case.
+"""
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+import asyncpg
+
+from services.router import ledger
+from services.router.application import ESCALATION_STEP
+
+log = logging.getLogger(__name__)
+NEXT_LEVEL = {"handler": "unit_head", "unit_head": "centre"}
+
+
+class Timers:
+    def __init__(self, desk, pool: asyncpg.Pool, poll_seconds: float):
+        self.desk, self.pool, self.poll_seconds = desk, pool, poll_seconds
+        self.escalated = 0
+
+    async def run(self) -> None:
+        while True:
+            try:
+                fired = await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("deadline check failed; trying again")
+                fired = 0
+            if not fired:
+                await asyncio.sleep(self.poll_seconds)
+
+    async def tick(self) -> int:
+        """Escalate every passed deadline once; returns how many rows were handled."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await ledger.due(conn)
+            for row in rows:
+                level = NEXT_LEVEL.get(row["level"])
+                if level is None:
+                    await conn.execute("UPDATE deadlines SET active = false WHERE case_id = $1 AND kind = $2",
+                                       row["case_id"], row["kind"])
+                    continue
+                still_due = await asyncio.to_thread(self.desk.escalate, row["case_id"], row["kind"], level,
+                                                    datetime.now(UTC))
+                self.escalated += int(still_due)
+                await conn.execute(
+                    "UPDATE deadlines SET level = $3, due_at = $4, active = $5 WHERE case_id = $1 AND kind = $2",
+                    row["case_id"], row["kind"], level, row["due_at"] + ESCALATION_STEP[row["kind"]],
+                    still_due and level in NEXT_LEVEL)
+        return len(rows)

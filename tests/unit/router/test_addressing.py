@@ -1,0 +1,100 @@
+"""Address understanding: messy addresses read right, and what cannot be read is never guessed."""
+
+import pytest
+
+from services.router.addressing import resolve
+
+
+@pytest.mark.parametrize("address", [
+    "12 Nguyễn Văn Trỗi, P. 12, Q. Phú Nhuận, TP.HCM",
+    "12 nguyen van troi p12 q phu nhuan tphcm",
+    "12 Nguyen Van Troi, Phuong 12, Quan Phu Nhuan, Ho Chi Minh",
+    "12 Nguyễn Văn Trỗi F12 Phú Nhuận Sài Gòn",
+])
+def test_the_same_address_written_four_ways_is_one_district(address):
+    place = resolve(address, "hcmc-2021")
+    assert (place.status, place.area_code, place.area_name) == ("resolved", "768", "Quận Phú Nhuận")
+
+
+def test_a_ward_the_library_files_under_another_number_is_not_reported_as_that_ward():
+    # vietnamadminunits answers "Phường 11" for P.12 (merged in 2025); in 2021 it was Phường 12.
+    place = resolve("12 Nguyễn Văn Trỗi, P. 12, Q. Phú Nhuận, TP.HCM", "hcmc-2021")
+    assert place.ward_name != "Phường 11"
+    assert "Phường 11" in place.reason
+
+
+def test_a_ward_number_written_with_a_zero_is_the_same_ward():
+    assert resolve("Phường 04, Quận 3", "hcmc-2021").ward_name == "Phường 4"
+
+
+@pytest.mark.parametrize("address", ["P. Thảo Điền, Q.2", "Long Thạnh Mỹ, Quận 9",
+                                     "phuong binh tho quan thu duc", "Thu Thiem, District 2, HCMC"])
+def test_quan_2_quan_9_and_old_thu_duc_are_thu_duc_city_in_2021(address):
+    assert resolve(address, "hcmc-2021").area_code == "769"
+
+
+@pytest.mark.parametrize("address, ward", [
+    ("P. Thảo Điền, Q.2", "Phường An Khánh"),
+    ("Phường Bến Nghé, Quận 1, TP.HCM", "Phường Sài Gòn"),
+    ("Phuong 1 Quan 3 TPHCM", "Phường Bàn Cờ"),
+    ("Phường Lái Thiêu, TP Thuận An, Bình Dương", "Phường Lái Thiêu"),
+    ("Phường Sài Gòn, TP.HCM", "Phường Sài Gòn"),
+])
+def test_the_2025_edition_reads_old_and_new_addresses(address, ward):
+    place = resolve(address, "hcmc-2025")
+    assert (place.status, place.area_name, place.ward_name) == ("resolved", ward, ward)
+    assert place.area_code == place.ward_code and len(place.area_code) == 5
+
+
+@pytest.mark.parametrize("address, edition, words", [
+    ("Phường 1", "hcmc-2021", "no district"),
+    ("Tân Phú, HCM", "hcmc-2021", "district and a ward"),
+    ("P. Thảo Điền, Quận 1", "hcmc-2021", "not a ward of Quận 1"),
+    ("Quận 1, Quận 3", "hcmc-2021", "more than one district"),
+    ("P. Đa Kao, Q.1", "hcmc-2025", "split between"),
+    ("Quận Gò Vấp, TPHCM", "hcmc-2025", "split between"),
+    ("Go Vap, TPHCM", "hcmc-2025", "Phường Gò Vấp"),
+])
+def test_what_could_be_two_places_is_ambiguous_with_the_reason(address, edition, words):
+    place = resolve(address, edition)
+    assert place.status == "ambiguous" and place.area_code is None
+    assert words in place.reason
+
+
+@pytest.mark.parametrize("address", ["45 Lê Lợi, Hà Nội", "Dĩ An, Bình Dương", "TP Tân An, Long An"])
+def test_elsewhere_is_outside_in_2021(address):
+    assert resolve(address, "hcmc-2021").status == "outside"
+
+
+def test_binh_duong_is_inside_since_2025_but_ha_noi_is_not():
+    assert resolve("Phường Dĩ An, TP Dĩ An, Bình Dương", "hcmc-2025").status == "resolved"
+    assert resolve("45 Lê Lợi, Hà Nội", "hcmc-2025").status == "outside"
+
+
+def test_a_street_named_after_a_province_is_not_the_province():
+    place = resolve("Xa lộ Hà Nội, P. Phước Long A, TP Thủ Đức", "hcmc-2021")
+    assert (place.status, place.area_code) == ("resolved", "769")
+
+
+def test_accents_tell_tan_quy_of_quan_7_from_tan_quy_of_tan_phu():
+    assert resolve("Phường Tân Quy, Quận 7", "hcmc-2021").ward_name == "Phường Tân Quy"
+    assert resolve("Tân Quý, Tân Phú", "hcmc-2021").ward_name == "Phường Tân Quý"
+
+
+def test_a_bare_ward_name_inside_a_longer_name_is_not_the_ward():
+    # "Phú Mỹ Hưng" is no Phường Phú Mỹ: in 2025 only the district is left, which was split.
+    assert resolve("Phú Mỹ Hưng, Q7", "hcmc-2025").status == "ambiguous"
+
+
+@pytest.mark.parametrize("address", ["gần chợ, hẻm 5", "", "   ", "123 đường số 5"])
+def test_nothing_readable_is_unknown(address):
+    assert resolve(address, "hcmc-2021").status == "unknown"
+
+
+def test_an_unknown_edition_is_refused():
+    with pytest.raises(ValueError, match="hcmc-2019"):
+        resolve("Quận 1", "hcmc-2019")
+
+
+def test_the_same_text_is_answered_from_the_cache():
+    assert resolve("Phường 10, Quận 6", "hcmc-2021") is resolve("Phường  10,  Quận 6", "hcmc-2021")

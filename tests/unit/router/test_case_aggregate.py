@@ -1,0 +1,92 @@
+"""The Case aggregate on its own: its lifecycle, its refusals, and replay from its events."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from eventsourcing.application import Application
+
+from services.router.domain import Case, CaseError, NotYourCase
+
+NOW = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
+UNIT = {"id": "hcmc-2021/768", "name": "UBND Quận Phú Nhuận", "admin_code": "768"}
+OTHER = {"id": "hcmc-2021/760", "name": "UBND Quận 1", "admin_code": "760"}
+
+
+def meta(n: int = 0) -> dict:
+    return {"correlation_id": "c", "causation_id": f"m{n}", "traceparent": None, "tracestate": None}
+
+
+def opened() -> Case:
+    return Case(case_id=uuid.uuid4(), meta=meta(), payload={
+        "tracking_code": "ABCDE-FGHJK", "request_id": str(uuid.uuid4()), "channel": "web",
+        "received_at": NOW.isoformat(), "category": "essential_supplies", "priority": "urgent",
+        "description": "hết gạo", "address": "P.12 Q.Phú Nhuận", "citizen": {"phone": "+84903123456"},
+        "is_public": True})
+
+
+def routed(unit=UNIT) -> Case:
+    case = opened()
+    case.route_to(unit, area_code=unit["admin_code"], area_name=unit["name"], rule="category:essential_supplies->area",
+                  reason="test", directory_version="hcmc-2021.1", reach_by=NOW + timedelta(minutes=5),
+                  resolve_by=NOW + timedelta(days=1), meta=meta(1))
+    return case
+
+
+def test_the_whole_lifecycle():
+    case = routed()
+    case.issue_assignment(uuid.uuid4(), {"id": "h1", "name": "Lê Văn A"}, meta(2))
+    case.accept(UNIT["id"], "h1", meta(3))
+    case.report_progress(UNIT["id"], "đang xử lý", None, meta(4))
+    case.resolve(UNIT["id"], "đã hỗ trợ 20kg gạo", meta(5))
+    case.close("citizen satisfied", meta(6))
+    assert case.status == "closed" and not case.is_open
+    case.reopen("vẫn chưa nhận được", meta(7))
+    assert case.status == "reopened" and case.is_open
+
+
+def test_only_the_unit_holding_the_case_may_answer():
+    case = routed()
+    with pytest.raises(NotYourCase):
+        case.accept(OTHER["id"], None, meta(2))
+    with pytest.raises(NotYourCase):
+        case.resolve(OTHER["id"], "x", meta(2))
+
+
+def test_a_case_cannot_skip_its_states():
+    case = routed()
+    with pytest.raises(CaseError):
+        case.close("too early", meta(2))
+    case.accept(UNIT["id"], None, meta(3))
+    with pytest.raises(CaseError):
+        case.accept(UNIT["id"], None, meta(4))
+
+
+def test_deadlines_matter_until_the_unit_acts():
+    case = routed()
+    assert case.deadline_missed("reach") and case.deadline_missed("resolve")
+    case.escalate("reach", "unit_head", "late", meta(2))
+    assert case.escalated_at("reach", "unit_head") and not case.escalated_at("reach", "centre")
+    case.accept(UNIT["id"], None, meta(3))
+    assert not case.deadline_missed("reach") and case.deadline_missed("resolve")
+    case.resolve(UNIT["id"], "xong", meta(4))
+    assert not case.deadline_missed("resolve")
+
+
+def test_a_message_seen_before_is_recognised():
+    case = routed()
+    assert case.has_seen("m1") and not case.has_seen("m9")
+
+
+def test_replaying_the_events_gives_the_same_state():
+    app = Application()
+    case = routed()
+    case.issue_assignment(uuid.uuid4(), {"id": "h1", "name": "Lê Văn A"}, meta(2))
+    case.decline(UNIT["id"], "không thuộc địa bàn", meta(3))
+    case.route_to(OTHER, area_code="760", area_name="Quận 1", rule="declined->corrected", reason="x",
+                  directory_version="hcmc-2021.1", reach_by=NOW, resolve_by=NOW, meta=meta(4))
+    app.save(case)
+    replayed = app.repository.get(case.id)
+    assert replayed.__dict__ == case.__dict__
+    assert [d["unit"] for d in replayed.decisions] == [UNIT["id"], OTHER["id"]]
+    assert replayed.tried_units == [UNIT["id"], OTHER["id"]]
