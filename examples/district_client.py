@@ -71,7 +71,7 @@ def create_app() -> FastAPI:
     async def healthz() -> dict:
         return {"status": "ok", "webhooks": sum(received.values()), "distinct": len(received)}
 
-    @app.post("/units/{unit_id}/assignments")
+    @app.post("/units/{unit_id:path}/assignments")  # unit ids contain "/" (edition/code)
     async def webhook(unit_id: str, request: Request, idempotency_key: str | None = Header(None)) -> dict:
         key = idempotency_key or str(uuid.uuid4())
         received[key] = received.get(key, 0) + 1

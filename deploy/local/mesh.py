@@ -101,7 +101,7 @@ def post_json(url: str, body: dict, headers: dict[str, str] | None = None) -> tu
 
 
 DEMO = [
-    ("Nguyễn Thị Hoa", "0903123456", "12 Nguyễn Văn Trỗi, Phường 12, Quận Phú Nhuận, TP.HCM", "essential_supplies",
+    ("Nguyễn Thị Hoa", "0903123456", "45 Lê Văn Sỹ, Phường 13, Quận Phú Nhuận, TP.HCM", "essential_supplies",
      "Gia đình 5 người đang cách ly, hết gạo và thực phẩm."),
     ("Trần Văn Nam", "0912345678", "45 Lê Văn Sỹ, P.13, Q.3, TPHCM", "covid_support",
      "Lao động tự do mất việc, chưa nhận được tiền hỗ trợ gói 2."),

@@ -19,9 +19,11 @@ from contracts import ids
 from contracts.events import RequestReceived, UnitResponse
 from services.router.directory import Directory
 from services.router.domain import Case, CaseError
-from services.router.routing import Decision, choose_handler, route
+from services.router.routing import Decision, Rules, choose_handler, load_rules, route
 
 log = logging.getLogger(__name__)
+# How long each level of the escalation chain has before the next is told.
+ESCALATION_STEP = {"reach": timedelta(minutes=10), "resolve": timedelta(days=1)}
 
 
 def meta_of(message: Any) -> dict[str, Any]:
@@ -50,9 +52,12 @@ class CaseDesk(Application):
 
     name = "cases"
 
-    def __init__(self, directory: Directory, env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, directory: Directory, env: Mapping[str, str] | None = None, rules: Rules | None = None,
+                 escalation_step: Mapping[str, timedelta] | None = None) -> None:
         super().__init__(env)
         self.directory = directory
+        self.rules = rules or load_rules()
+        self.escalation_step = dict(escalation_step or ESCALATION_STEP)
 
     # --- opening ---------------------------------------------------------------------------
 
@@ -85,7 +90,7 @@ class CaseDesk(Application):
 
     def _open(self, request: RequestReceived, now: datetime, workload: Workload,
               open_reports: Mapping[tuple[str, str], list[dict]]) -> list[Case]:
-        decision = route(request.address, request.category, self.directory)
+        decision = route(request.address, request.category, self.directory, self.rules)
         meta = meta_of(request)
         case = Case(case_id=request.case_id, meta=meta, payload={
             "tracking_code": request.tracking_code, "request_id": str(request.request_id),
@@ -171,7 +176,7 @@ class CaseDesk(Application):
                 unit = self.directory.unit(r.target_unit_id or "")
             except KeyError:
                 raise CaseError(f"no unit {r.target_unit_id} in directory {self.directory.version}") from None
-            self._route(case, Decision.by_centre(unit, self.directory.version, case.category, r.note), now, meta, workload)
+            self._route(case, Decision.by_centre(unit, self.directory.version, case.category, r.note, self.rules), now, meta, workload)
         elif r.kind == "close":
             case.close(r.note or "closed by the 1022 centre", meta)
         elif r.kind == "reopen":
@@ -185,19 +190,20 @@ class CaseDesk(Application):
         except KeyError:  # the directory changed since: route it afresh
             unit = None
         if unit is None:
-            return route(case.address, case.category, self.directory)
+            return route(case.address, case.category, self.directory, self.rules)
         return Decision.by_centre(unit, self.directory.version, case.category,
-                                  "reopened by the citizen: back to the unit that resolved it")
+                                  "reopened by the citizen: back to the unit that resolved it", self.rules)
 
     def _reroute(self, case: Case, response: UnitResponse) -> Decision:
         """After a decline: the corrected address if the unit gave one and it leads elsewhere;
         otherwise the 1022 centre decides (never back to a unit that already declined)."""
         if response.corrected_address:
-            decision = route(response.corrected_address, case.category, self.directory)
+            decision = route(response.corrected_address, case.category, self.directory, self.rules)
             if decision.outcome == "routed" and decision.unit.id not in case.tried_units:
                 return decision
         return Decision.triage(self.directory.centre, self.directory.version,
-                               f"declined by {response.unit_id}: {response.note}".strip())
+                               f"declined by {response.unit_id}: {response.note}".strip(),
+                               rules_version=self.rules.version)
 
     # --- deadlines -------------------------------------------------------------------------
 
@@ -214,5 +220,3 @@ class CaseDesk(Application):
         self.save(case)
         return True
 
-
-ESCALATION_STEP = {"reach": timedelta(minutes=10), "resolve": timedelta(days=1)}

@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import asyncpg
 from fastapi import FastAPI
@@ -16,6 +17,7 @@ from services.router.application import CaseDesk
 from services.router.directory import load_directory
 from services.router.handlers import register
 from services.router.outbox import SCHEMA, Relay
+from services.router.routing import load_rules
 from services.router.settings import RouterSettings
 from services.router.timers import Timers
 
@@ -28,7 +30,10 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         provider = setup_tracing("router")
-        desk = await asyncio.to_thread(CaseDesk, load_directory(settings.edition), settings.eventsourcing_env())
+        desk = await asyncio.to_thread(
+            CaseDesk, load_directory(settings.edition), settings.eventsourcing_env(), load_rules(settings.rules_file),
+            {"reach": timedelta(seconds=settings.escalate_reach_step_seconds),
+             "resolve": timedelta(seconds=settings.escalate_resolve_step_seconds)})
         broker = kafka_broker(settings.kafka_bootstrap, client_id="router", tracer_provider=provider)
         pool = await asyncpg.create_pool(settings.dsn(), min_size=1, max_size=4)
         await pool.execute(SCHEMA)

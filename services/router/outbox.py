@@ -15,11 +15,9 @@ from typing import Any
 
 import asyncpg
 from faststream.kafka import KafkaBroker
-from opentelemetry import trace
 
 from contracts import ids, telemetry, topics
 from contracts.events import CASE_EVENT
-from contracts.messaging import publish_all
 from services.router import ledger
 from services.router.domain import CONTRACT_TYPES
 
@@ -125,14 +123,10 @@ class Relay:
         return len(notifications)
 
     async def _publish(self, events: Sequence[Any]) -> None:
-        items: list[tuple[str, bytes, bytes]] = []
-        headers: list[dict[str, str] | None] = []
+        """Queue every message, each inside its case's own trace, then wait for all the acks."""
+        futures = []
         for event in events:
             with telemetry.span_from(f"router.publish {event.event_type}", event.traceparent, event.tracestate):
-                carrier = telemetry.current_trace_context()
-            for item in messages_for(event):
-                items.append(item)
-                headers.append(carrier)
-        with trace.get_tracer(__name__).start_as_current_span("router.outbox.flush") as span:
-            span.set_attribute("mesh.events", len(events))
-            await publish_all(self.broker, items, headers)
+                for topic, key, value in messages_for(event):
+                    futures.append(await self.broker.publish(value, topic=topic, key=key, no_confirm=True))
+        await asyncio.gather(*futures)

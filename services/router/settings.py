@@ -23,6 +23,10 @@ class RouterSettings(BaseSettings):
     # The outbox relay wakes at once after a local write; this is how often it looks for others'.
     relay_poll_seconds: float = 0.05
     timer_poll_seconds: float = 1.0
+    # Category rules (which unit, priority, deadlines); the shipped file when empty.
+    rules_file: str | None = None
+    escalate_reach_step_seconds: float = 600
+    escalate_resolve_step_seconds: float = 86_400
 
     def eventsourcing_env(self) -> dict[str, str]:
         return {

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 import asyncpg
 
 from services.router import ledger
-from services.router.application import ESCALATION_STEP
 
 log = logging.getLogger(__name__)
 NEXT_LEVEL = {"handler": "unit_head", "unit_head": "centre"}
@@ -50,6 +49,6 @@ class Timers:
                 self.escalated += int(still_due)
                 await conn.execute(
                     "UPDATE deadlines SET level = $3, due_at = $4, active = $5 WHERE case_id = $1 AND kind = $2",
-                    row["case_id"], row["kind"], level, row["due_at"] + ESCALATION_STEP[row["kind"]],
+                    row["case_id"], row["kind"], level, row["due_at"] + self.desk.escalation_step[row["kind"]],
                     still_due and level in NEXT_LEVEL)
         return len(rows)

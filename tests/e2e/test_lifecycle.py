@@ -1,0 +1,130 @@
+"""A case's whole life through the running mesh: the unit answers on ``unit.responses``, the
+router records and publishes each step on ``case.events``; triage, decline and reroute,
+escalation, duplicates and reopening included. Real Kafka, real PostgreSQL, real processes."""
+
+import random
+import uuid
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+
+from contracts import topics
+from tests.support.kafka import case_events, kinds, response, send
+
+CENTRE = "hcmc-2021/1022"
+PHU_NHUAN, GO_VAP = "hcmc-2021/768", "hcmc-2021/764"
+
+
+def submit(mesh, address="45 Lê Văn Sỹ, Phường 13, Quận Phú Nhuận, TP.HCM", category="essential_supplies",
+           phone=None) -> dict:
+    body = {"full_name": "Lê Thị Mai", "phone": phone or f"0912{random.randrange(10**6):06d}", "address": address,
+            "category": category, "description": "Cần hỗ trợ gấp.", "is_public": False}
+    answer = httpx.post(mesh.url("intake") + "/v1/channels/web/requests", json=body,
+                        headers={"Idempotency-Key": str(uuid.uuid4())}, timeout=15)
+    assert answer.status_code == 202, answer.text
+    return answer.json()
+
+
+def has(*wanted):
+    return lambda events: all(kinds(events).count(k) >= n for k, n in _counts(wanted).items())
+
+
+def _counts(wanted):
+    out = {}
+    for k in wanted:
+        out[k] = out.get(k, 0) + 1
+    return out
+
+
+async def test_received_routed_accepted_in_progress_resolved_closed_and_reopened(mesh, kafka_bootstrap):
+    case = submit(mesh)["case_id"]
+    events = await case_events(kafka_bootstrap, case, has("AssignmentIssued"))
+    assert kinds(events) == ["CaseOpened", "CaseRouted", "AssignmentIssued"]
+    assert events[1].unit.id == PHU_NHUAN and events[1].directory_version.startswith("hcmc-2021")
+    assert events[1].rule == "category:essential_supplies->area" and events[1].reason
+    handler = events[2].handler.id
+
+    await send(kafka_bootstrap, response(case, PHU_NHUAN, "accept", handler_id=handler),
+               response(case, PHU_NHUAN, "progress", "Đang liên hệ"),
+               response(case, PHU_NHUAN, "resolve", "Đã trao 20 kg gạo"),
+               response(case, CENTRE, "close", "Người dân xác nhận"))
+    events = await case_events(kafka_bootstrap, case, has("CaseClosed"))
+    assert kinds(events)[3:] == ["CaseAccepted", "ProgressReported", "CaseResolved", "CaseClosed"]
+    assert events[5].answer == "Đã trao 20 kg gạo"
+
+    await send(kafka_bootstrap, response(case, CENTRE, "reopen", "Chưa nhận đủ"))
+    events = await case_events(kafka_bootstrap, case, has("AssignmentIssued", "AssignmentIssued"))
+    assert kinds(events)[7:] == ["CaseReopened", "CaseRouted", "AssignmentIssued"]
+    assert events[8].unit.id == PHU_NHUAN  # back to the unit that resolved it
+
+
+async def test_a_decline_with_the_right_address_reroutes_and_without_goes_to_the_centre(mesh, kafka_bootstrap):
+    rerouted = submit(mesh)["case_id"]
+    to_centre = submit(mesh)["case_id"]
+    for case in (rerouted, to_centre):
+        await case_events(kafka_bootstrap, case, has("AssignmentIssued"))
+    await send(kafka_bootstrap,
+               response(rerouted, PHU_NHUAN, "decline", "Sai địa bàn",
+                        corrected_address="88 Phan Văn Trị, Phường 10, Quận Gò Vấp"),
+               response(to_centre, PHU_NHUAN, "decline", "Không thuộc thẩm quyền"))
+    events = await case_events(kafka_bootstrap, rerouted, has("CaseDeclined", "AssignmentIssued", "AssignmentIssued"))
+    assert kinds(events)[3:] == ["CaseDeclined", "CaseRouted", "AssignmentIssued"]
+    assert events[4].unit.id == GO_VAP
+
+    events = await case_events(kafka_bootstrap, to_centre, has("CaseTriaged"))
+    assert kinds(events)[3:] == ["CaseDeclined", "CaseTriaged"]
+    assert PHU_NHUAN in events[4].reason
+
+    await send(kafka_bootstrap, response(to_centre, CENTRE, "route", "Tổng đài chuyển Gò Vấp", target_unit_id=GO_VAP))
+    events = await case_events(kafka_bootstrap, to_centre, has("CaseTriaged", "AssignmentIssued", "AssignmentIssued"))
+    assert events[5].event_type == "CaseRouted" and events[5].unit.id == GO_VAP and events[5].rule == "centre:decision"
+
+
+async def test_an_address_that_could_be_two_places_goes_to_triage_with_the_reason(mesh, kafka_bootstrap):
+    case = submit(mesh, address="Phường 1")["case_id"]
+    events = await case_events(kafka_bootstrap, case, has("CaseTriaged"))
+    assert kinds(events) == ["CaseOpened", "CaseTriaged"]
+    assert "Phường 1" in events[1].reason or "phường 1" in events[1].reason
+
+
+async def test_a_missed_deadline_climbs_to_the_unit_head_then_the_centre(mesh, kafka_bootstrap):
+    case = submit(mesh, address="88 Phan Văn Trị, Phường 10, Quận Gò Vấp", category="traffic")["case_id"]
+    events = await case_events(kafka_bootstrap, case, has("CaseEscalated", "CaseEscalated", "CaseEscalated"), timeout=40)
+    reach = [(e.deadline, e.level) for e in events if e.event_type == "CaseEscalated" and e.deadline == "reach"]
+    assert reach[:2] == [("reach", "unit_head"), ("reach", "centre")]
+
+
+async def test_a_second_report_of_the_same_trouble_is_linked_not_opened_again(mesh, kafka_bootstrap):
+    phone = f"0987{random.randrange(10**6):06d}"
+    first = submit(mesh, phone=phone)
+    await case_events(kafka_bootstrap, first["case_id"], has("AssignmentIssued"))
+    second = submit(mesh, phone=phone, address="45 Le Van Sy, P13, Phu Nhuan, HCM")
+    events = await case_events(kafka_bootstrap, second["case_id"], has("CaseMarkedDuplicate"))
+    assert kinds(events) == ["CaseOpened", "CaseMarkedDuplicate"]
+    assert str(events[1].original_case_id) == first["case_id"]
+    original = await case_events(kafka_bootstrap, first["case_id"], has("DuplicateLinked"))
+    assert original[-1].duplicate_tracking_code == second["tracking_code"]
+
+
+async def test_only_the_unit_holding_a_case_may_answer_and_a_repeat_counts_once(mesh, kafka_bootstrap):
+    case = submit(mesh)["case_id"]
+    await case_events(kafka_bootstrap, case, has("AssignmentIssued"))
+    dlq = AIOKafkaConsumer(topics.dlq(topics.UNIT_RESPONSES), bootstrap_servers=kafka_bootstrap,
+                           auto_offset_reset="earliest", group_id=f"test-{uuid.uuid4()}")
+    await dlq.start()
+    try:
+        intruder = response(case, GO_VAP, "resolve", "không phải của tôi")
+        accept = response(case, PHU_NHUAN, "accept")
+        await send(kafka_bootstrap, intruder, accept, accept)  # the accept is delivered twice
+        events = await case_events(kafka_bootstrap, case, has("CaseAccepted"))
+        refused = None
+        while refused is None:
+            batch = await dlq.getmany(timeout_ms=15_000)
+            assert batch, "the intruder's response was not dead-lettered"
+            refused = next((r for rs in batch.values() for r in rs if str(intruder.event_id).encode() in r.value), None)
+        assert b"does not hold" in dict(refused.headers)["x-error"]
+    finally:
+        await dlq.stop()
+    await send(kafka_bootstrap, response(case, PHU_NHUAN, "progress", "ok"))
+    events = await case_events(kafka_bootstrap, case, has("ProgressReported"))
+    assert kinds(events).count("CaseAccepted") == 1 and "CaseResolved" not in kinds(events)
