@@ -70,23 +70,29 @@ class CaseDesk(Application):
         transaction; when one already exists (a redelivery, or another router instance was first)
         the batch is saved case by case.
         """
-        cases: list[Case] = []
-        for request in requests:
-            cases.extend(self._open(request, now, workload, open_reports or {}))
+        reports = open_reports or {}
+        cases = [case for request in requests for case in self._open(request, now, workload, reports)]
         if not cases:
             return []
         try:
             self.save(*cases)
             return cases
         except IntegrityError:
-            saved = []
-            for case in cases:
-                try:
-                    self.save(case)
-                    saved.append(case)
-                except IntegrityError:
-                    log.info("case %s already recorded: a redelivered request", case.id)
-            return saved
+            pass
+        # Some case was there already. The failed save drained the aggregates' pending events, so
+        # each request is opened afresh and saved alone, skipping those already recorded.
+        saved: list[Case] = []
+        for request in requests:
+            if request.case_id in self.repository:
+                log.info("case %s already recorded: a redelivered request", request.case_id)
+                continue
+            group = self._open(request, now, workload, reports)
+            try:
+                self.save(*group)
+                saved.extend(group)
+            except IntegrityError:
+                log.info("case %s recorded meanwhile by another router", request.case_id)
+        return saved
 
     def _open(self, request: RequestReceived, now: datetime, workload: Workload,
               open_reports: Mapping[tuple[str, str], list[dict]]) -> list[Case]:

@@ -5,7 +5,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class RouterSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ROUTER_")
+    model_config = SettingsConfigDict(env_prefix="ROUTER_", populate_by_name=True)
 
     host: str = "127.0.0.1"
     port: int = 8002
