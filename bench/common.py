@@ -1,0 +1,85 @@
+"""What the benchmarks share: where Kafka and PostgreSQL are, fresh databases, consumer groups
+parked at the end of a topic, percentiles, and realistic requests."""
+
+import asyncio
+import os
+import random
+import statistics
+import sys
+import uuid
+from pathlib import Path
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+PGPORT = int(os.environ.get("PGPORT", "55432"))
+ADMIN_DSN = f"postgresql://mesh@127.0.0.1:{PGPORT}/postgres"
+
+ADDRESSES = [
+    "45 Lê Văn Sỹ, Phường 13, Quận Phú Nhuận, TP.HCM", "88 Phan Văn Trị, Phường 10, Gò Vấp",
+    "P. Thảo Điền, Q.2, Hồ Chí Minh", "12 Lý Tự Trọng, P. Bến Nghé, Q.1, TPHCM",
+    "234 Nguyễn Trãi, Phường 3, Quận 5, TP HCM", "15 Đường số 7, P. Bình Trị Đông B, Q. Bình Tân",
+    "Ấp 3, Xã Tân Thạnh Đông, Huyện Củ Chi", "102 Lê Văn Việt, P. Hiệp Phú, TP Thủ Đức",
+    "Phuong 14 Quan Go Vap HCM", "Phường 1",
+]
+CATEGORIES = ["essential_supplies", "covid_support", "vulnerable_person", "lighting", "water", "other"]
+
+
+def web_request(i: int, rng: random.Random) -> dict:
+    return {"full_name": "Nguyễn Văn Bình", "phone": f"09{rng.choice('0134678')}{rng.randrange(10**7):07d}",
+            "address": rng.choice(ADDRESSES), "category": rng.choice(CATEGORIES),
+            "description": f"Yêu cầu hỗ trợ số {i}: gia đình đang gặp khó khăn.", "is_public": i % 2 == 0}
+
+
+async def fresh_database(prefix: str) -> str:
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}" OWNER mesh')
+    finally:
+        await conn.close()
+    return name
+
+
+async def drop_database(name: str) -> None:
+    conn = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def park_group_at_end(group_id: str, *topics: str) -> None:
+    """Commit the group's position at the end of each topic, so a fresh service skips the history."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, group_id=group_id, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or
+                                                                      await _partitions(consumer, t))]
+        consumer.assign(partitions)
+        await consumer.seek_to_end(*partitions)
+        await consumer.commit({tp: await consumer.position(tp) for tp in partitions})
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer._client.force_metadata_update()  # noqa: SLF001 - the public call needs a subscription
+    return consumer.partitions_for_topic(topic) or set()
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    return {"p50": at(0.50), "p99": at(0.99), "p99.9": at(0.999), "max": ordered[-1],
+            "mean": statistics.fmean(ordered)}
+
+
