@@ -199,6 +199,10 @@ def _read_old(ms: tuple[Mention, ...], provinces: frozenset[str], home: frozense
     if district is not None:
         inside = tuple(w for w in wards if w.district == district.code)
         if wards and not inside and mention in marked_w:
+            if _merged_numbered_ward(mention, district):
+                # The district is written out and had this numbered ward until the January 2025
+                # mergers: the district is sure, only the ward is left open.
+                return _Old(district, None, None, used=used, districts=took)
             return problem(f"'{mention.text}' is not a ward of {district.name}")
         wards = inside
     elif wards:
@@ -216,6 +220,17 @@ def _read_old(ms: tuple[Mention, ...], provinces: frozenset[str], home: frozense
         return problem(f"'{mention.text}' names more than one ward of {district.name}", district)
     return _Old(district, wards[0] if wards else None, mention if wards else None,
                 used=used, districts=took)
+
+
+def _merged_numbered_ward(mention: Mention, district: Place) -> bool:
+    """Whether ``mention`` is "Phường N" for a district whose wards were numbered 1 to at least N:
+    such a ward existed and was merged in January 2025, which the library's ward list no longer shows."""
+    number = re.search(r"(\d+)\s*$", mention.text)
+    if number is None:
+        return False
+    numbered = [int(m.group(1)) for w in gz.places("ward").values() if w.district == district.code
+                if (m := re.fullmatch(r"Phường (\d+)", w.name))]
+    return bool(numbered) and 1 <= int(number.group(1)) <= max(numbered)
 
 
 def _elsewhere(m: Mention, provinces: frozenset[str]) -> bool:

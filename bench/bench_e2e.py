@@ -1,0 +1,248 @@
+"""The whole mesh under an open-loop load, against the machine's ceiling.
+
+Requests arrive at a fixed rate (each sent at its scheduled time, whether or not earlier ones
+were answered), over HTTP to intake, with durable settings (acks=all, PostgreSQL fsync on). For
+each accepted request it times 202 → AssignmentIssued on Kafka and 202 → visible in oversight's
+read model, and samples CPU and peak memory of each service. In the same run, the bare pipe —
+aiokafka produce → consume → asyncpg COPY, no logic — gives the ceiling, and the mesh's sustained
+throughput is reported as a share of it.
+
+    .venv/bin/python bench/bench_e2e.py [--rates 200,1000,2000] [--seconds 20] [--routers 1]
+
+Needs the infrastructure of `make run` (or KAFKA_BOOTSTRAP_SERVERS / PGPORT); it starts its own
+services on ports 38001-38005 with fresh databases and consumer groups parked at the topics' ends.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import psutil
+from aiokafka import AIOKafkaConsumer
+
+sys.path.insert(0, os.path.dirname(__file__))
+from common import ADMIN_DSN, KAFKA, PGPORT, ROOT, fresh_database, park_group_at_end, percentiles  # noqa: E402
+from pipe import bare_pipe  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "deploy" / "local"))
+from mesh import Mesh  # noqa: E402
+
+from contracts import topics  # noqa: E402
+
+# Addresses that route to a unit (a triaged case has no assignment to time).
+ROUTABLE = ["45 Lê Văn Sỹ, Phường 13, Quận Phú Nhuận, TP.HCM", "88 Phan Văn Trị, Phường 10, Gò Vấp",
+            "P. Thảo Điền, Q.2, Hồ Chí Minh", "12 Lý Tự Trọng, P. Bến Nghé, Q.1, TPHCM",
+            "234 Nguyễn Trãi, Phường 3, Quận 5, TP HCM", "102 Lê Văn Việt, P. Hiệp Phú, TP Thủ Đức",
+            "45 Lê Văn Sỹ, P.13, Q.3, TPHCM", "Phuong 14 Quan Go Vap HCM"]
+CATEGORIES = ["essential_supplies", "covid_support", "vulnerable_person", "lighting", "water", "other"]
+
+
+class Stamps:
+    def __init__(self) -> None:
+        self.sent: dict[str, float] = {}
+        self.accepted: dict[str, float] = {}
+        self.assigned: dict[str, float] = {}
+        self.visible: dict[str, float] = {}
+        self.errors: dict[int, int] = {}
+
+
+async def load(url: str, rate: float, seconds: float, stamps: Stamps, rng: random.Random) -> float:
+    """Send rate × seconds requests at fixed arrival times; returns the wall time it took."""
+    connector = aiohttp.TCPConnector(limit=2000)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async def one(i: int) -> None:
+            body = {"full_name": "Nguyễn Văn Bình", "phone": f"09{rng.choice('0134678')}{rng.randrange(10**7):07d}",
+                    "address": rng.choice(ROUTABLE), "category": rng.choice(CATEGORIES),
+                    "description": f"Yêu cầu hỗ trợ số {i}: gia đình đang gặp khó khăn.", "is_public": i % 2 == 0}
+            sent = time.perf_counter()
+            try:
+                async with session.post(url, json=body, headers={"Idempotency-Key": str(uuid.uuid4())}) as r:
+                    answer = await r.json()
+                    status = r.status
+            except aiohttp.ClientError:
+                status = 0
+            if status == 202:
+                stamps.sent[answer["case_id"]] = sent
+                stamps.accepted[answer["case_id"]] = time.perf_counter()
+            else:
+                stamps.errors[status] = stamps.errors.get(status, 0) + 1
+
+        total = int(rate * seconds)
+        started = time.perf_counter()
+        tasks = []
+        for i in range(total):
+            delay = started + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+        return time.perf_counter() - started
+
+
+async def watch_assignments(group: str, stamps: Stamps, stop: asyncio.Event) -> None:
+    consumer = AIOKafkaConsumer(topics.UNIT_ASSIGNMENTS, bootstrap_servers=KAFKA, group_id=group,
+                                enable_auto_commit=True, auto_offset_reset="latest")
+    await consumer.start()
+    try:
+        while not stop.is_set():
+            for records in (await consumer.getmany(timeout_ms=100, max_records=5000)).values():
+                now = time.perf_counter()
+                for record in records:
+                    case_id = json.loads(record.value)["case_id"]
+                    stamps.assigned.setdefault(case_id, now)
+    finally:
+        await consumer.stop()
+
+
+async def watch_oversight(dsn: str, stamps: Stamps, stop: asyncio.Event) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        while not stop.is_set():
+            pending = [c for c in stamps.accepted if c not in stamps.visible]
+            if pending:
+                rows = await conn.fetch("SELECT case_id::text FROM cases WHERE case_id = ANY($1::uuid[])", pending)
+                now = time.perf_counter()
+                for row in rows:
+                    stamps.visible.setdefault(row["case_id"], now)
+            await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+
+
+class Sampler:
+    """CPU seconds and peak resident memory of each service process."""
+
+    def __init__(self, pids: dict[str, int]):
+        self.procs = {name: psutil.Process(pid) for name, pid in pids.items()}
+        self.cpu0 = {n: sum(p.cpu_times()[:2]) for n, p in self.procs.items()}
+        self.peak = {n: 0 for n in self.procs}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            for name, proc in self.procs.items():
+                self.peak[name] = max(self.peak[name], proc.memory_info().rss)
+            await asyncio.sleep(0.5)
+
+    def report(self, seconds: float) -> dict[str, dict[str, float]]:
+        return {n: {"cpu_cores": (sum(p.cpu_times()[:2]) - self.cpu0[n]) / seconds, "peak_rss_mib": self.peak[n] / 2**20}
+                for n, p in self.procs.items()}
+
+
+async def start_mesh(routers: int) -> tuple[Mesh, str, list[subprocess.Popen]]:
+    suffix = uuid.uuid4().hex[:6]
+    dbs = {s: await fresh_database(f"bench_{s}") for s in ("router", "notifier", "oversight", "intake")}
+    groups = {s: f"bench-{s}-{suffix}" for s in ("router", "notifier", "oversight")}
+    await park_group_at_end(groups["router"], topics.INTAKE_REQUESTS)
+    await park_group_at_end(groups["router"] + "-responses", topics.UNIT_RESPONSES)
+    await park_group_at_end(groups["notifier"], topics.UNIT_ASSIGNMENTS, topics.CASE_EVENTS)
+    await park_group_at_end(groups["oversight"], topics.CASE_EVENTS, topics.NOTIFY_DELIVERIES)
+    await park_group_at_end("district-client", topics.UNIT_ASSIGNMENTS)
+    env = {"KAFKA_BOOTSTRAP_SERVERS": KAFKA, "PGPORT": str(PGPORT), "OTEL_TRACES_EXPORTER": "none",
+           "ROUTER_PG_DATABASE": dbs["router"], "NOTIFIER_PG_DATABASE": dbs["notifier"],
+           "OVERSIGHT_PG_DATABASE": dbs["oversight"], "INTAKE_PG_DATABASE": dbs["intake"],
+           "ROUTER_GROUP_ID": groups["router"], "NOTIFIER_GROUP_ID": groups["notifier"],
+           "OVERSIGHT_GROUP_ID": groups["oversight"], "DISTRICT_UNITS": "none",
+           # The load generator is one sender: per-sender flood limits would refuse it.
+           "INTAKE_SENDER_LIMIT": "1000000000",
+           "OVERSIGHT_TOKEN_CENTRE": "bench-" + suffix}
+    mesh = Mesh(env, ROOT / ".local" / "bench" / f"mesh-{suffix}",
+                ports={"intake": 38001, "router": 38002, "oversight": 38003, "notifier": 38004}, district_port=38005)
+    mesh.start_all()
+    extra = []
+    for i in range(1, routers):
+        log = open(mesh.log_dir / f"router-{i}.log", "ab")
+        extra.append(subprocess.Popen([sys.executable, "-m", "services.router", "serve"], cwd=ROOT,
+                                      env={**mesh.env, "ROUTER_PORT": str(38010 + i)}, stdout=log,
+                                      stderr=subprocess.STDOUT, start_new_session=True))
+    await asyncio.sleep(5)  # the router group rebalances across the instances before the load
+    return mesh, ADMIN_DSN.rsplit("/", 1)[0] + f"/{dbs['oversight']}", extra
+
+
+async def one_rate(mesh: Mesh, oversight_dsn: str, pids: dict[str, int], rate: float, seconds: float) -> dict:
+    stamps, stop = Stamps(), asyncio.Event()
+    group = f"bench-watch-{uuid.uuid4().hex[:6]}"
+    await park_group_at_end(group, topics.UNIT_ASSIGNMENTS)
+    sampler = Sampler(pids)
+    watchers = [asyncio.create_task(watch_assignments(group, stamps, stop)),
+                asyncio.create_task(watch_oversight(oversight_dsn, stamps, stop)),
+                asyncio.create_task(sampler.run(stop))]
+    await asyncio.sleep(1)
+    started = time.perf_counter()
+    took = await load(mesh.url("intake") + "/v1/channels/web/requests", rate, seconds, stamps, random.Random(rate))
+    deadline = time.perf_counter() + 120
+    while time.perf_counter() < deadline and (len(stamps.assigned.keys() & stamps.accepted.keys()) < len(stamps.accepted)
+                                             or len(stamps.visible) < len(stamps.accepted)):
+        await asyncio.sleep(0.2)
+    finished = max([*stamps.assigned.values(), *stamps.visible.values(), started + took])
+    stop.set()
+    await asyncio.gather(*watchers)
+    accepted = stamps.accepted
+    to_assignment = [(stamps.assigned[c] - accepted[c]) * 1000 for c in accepted if c in stamps.assigned]
+    to_oversight = [(stamps.visible[c] - accepted[c]) * 1000 for c in accepted if c in stamps.visible]
+    http = [(accepted[c] - stamps.sent[c]) * 1000 for c in accepted]
+    done = len([c for c in accepted if c in stamps.visible and c in stamps.assigned])
+    return {"offered_rate": rate, "seconds": seconds, "accepted": len(accepted), "errors": stamps.errors,
+            "completed": done, "throughput": done / (finished - started),
+            "http_202_ms": percentiles(http), "to_assignment_ms": percentiles(to_assignment),
+            "to_oversight_ms": percentiles(to_oversight), "services": sampler.report(finished - started)}
+
+
+def show(result: dict) -> None:
+    def line(name: str, p: dict) -> str:
+        return (f"    {name:<26} p50 {p.get('p50', float('nan')):8.1f}  p99 {p.get('p99', float('nan')):8.1f}"
+                f"  p99.9 {p.get('p99.9', float('nan')):8.1f}  max {p.get('max', float('nan')):8.1f} ms")
+    print(f"  offered {result['offered_rate']:.0f} req/s for {result['seconds']:.0f} s: {result['accepted']} answered 202,"
+          f" errors {result['errors'] or 'none'}, {result['completed']} assigned and visible;"
+          f" sustained {result['throughput']:.0f} req/s end to end")
+    print(line("HTTP 202", result["http_202_ms"]))
+    print(line("202 → AssignmentIssued", result["to_assignment_ms"]))
+    print(line("202 → visible in oversight", result["to_oversight_ms"]))
+    for name, s in result["services"].items():
+        print(f"    {name:<12} CPU {s['cpu_cores']:.2f} cores   peak RSS {s['peak_rss_mib']:.0f} MiB")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rates", default="200,1000,2000")
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--routers", type=int, default=1)
+    parser.add_argument("--pipe-messages", type=int, default=50_000)
+    parser.add_argument("--json", help="also write the figures here")
+    args = parser.parse_args()
+    conn = await asyncpg.connect(ADMIN_DSN)
+    fsync = await conn.fetchval("SHOW fsync")
+    await conn.close()
+    ceiling = await bare_pipe(args.pipe_messages)
+    print(f"end-to-end benchmark: {os.cpu_count()} cores, Kafka {KAFKA} (acks=all), PostgreSQL fsync={fsync},"
+          f" {args.routers} router process(es)")
+    print(f"  ceiling (bare pipe: aiokafka produce → consume → asyncpg COPY): {ceiling:,.0f} msg/s")
+    mesh, oversight_dsn, extra = await start_mesh(args.routers)
+    results = []
+    try:
+        pids = {name: proc.pid for name, proc in mesh.procs.items() if name != "district"}
+        pids.update({f"router-{i + 1}": p.pid for i, p in enumerate(extra)})
+        for rate in [float(r) for r in args.rates.split(",")]:
+            result = await one_rate(mesh, oversight_dsn, pids, rate, args.seconds)
+            result["share_of_ceiling"] = result["throughput"] / ceiling
+            results.append(result)
+            show(result)
+            print(f"    = {result['share_of_ceiling']:.1%} of the bare-pipe ceiling")
+    finally:
+        for proc in extra:
+            proc.terminate()
+        mesh.stop_all()
+    if args.json:
+        Path(args.json).write_text(json.dumps({"ceiling": ceiling, "routers": args.routers, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
