@@ -1,58 +1,67 @@
-"""Intake's HTTP edge: one route per channel, all ending in :class:`Intake.submit`."""
+"""Intake's HTTP edge: health, the category list, every channel's routes, and how refusals read.
 
-from typing import Annotated
+Every refusal names the field and the reason in Vietnamese and English; Open311 paths get them in
+GeoReport's error list instead of ``{"errors": [...]}``.
+"""
 
-from fastapi import APIRouter, Header, Request
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from contracts.categories import load as load_categories
-from services.intake.application import Intake, Unavailable
-from services.intake.domain import Problem, Submission, build_request, check_key, receipt
+from services.intake.application import Unavailable
+from services.intake.channels import app, open311, phone, web, zalo
+from services.intake.channels.common import categories as categories_of
+from services.intake.channels.common import intake
+from services.intake.domain import Problem
+from services.intake.problems import Invalid, from_validation, open311_errors
 
 router = APIRouter()
 
 
-def _intake(request: Request) -> Intake:
-    return request.app.state.intake
-
-
 @router.get("/healthz")
 async def healthz(request: Request) -> JSONResponse:
-    ok = _intake(request).connected
-    return JSONResponse({"status": "ok" if ok else "degraded", "kafka": ok}, status_code=200 if ok else 503)
+    kafka, postgres = intake(request).kafka_ready, intake(request).pool is not None
+    ok = kafka and postgres
+    return JSONResponse({"status": "ok" if ok else "degraded", "kafka": kafka, "postgres": postgres},
+                        status_code=200 if ok else 503)
 
 
 @router.get("/v1/categories")
 async def categories(request: Request) -> list[dict[str, str]]:
-    return [c.model_dump() for c in load_categories(request.app.state.settings.categories_file).values()]
+    return [c.model_dump() for c in categories_of(request).values()]
 
 
-@router.post("/v1/channels/web/requests", status_code=202)
-async def web_request(request: Request, body: Submission,
-                      idempotency_key: Annotated[str | None, Header()] = None) -> JSONResponse:
-    settings = request.app.state.settings
-    event = build_request("web", check_key(idempotency_key), body, load_categories(settings.categories_file))
-    await _intake(request).submit(event)
-    return JSONResponse(receipt(event), status_code=202)
+def install_routes(application: FastAPI) -> None:
+    application.include_router(router)
+    for channel in (web, zalo, app, phone, open311):
+        application.include_router(channel.router)
 
 
-def install_error_handlers(app) -> None:
-    """Every refusal names the field and the reason, in Vietnamese and English."""
+def _refusal(request: Request, status: int, problems: list[dict[str, str]],
+             headers: dict[str, str] | None = None) -> JSONResponse:
+    body: Any = ({"errors": problems} if not request.url.path.startswith("/open311/")
+                 else open311_errors(status, problems))
+    return JSONResponse(body, status_code=status, headers=headers)
 
-    @app.exception_handler(Problem)
-    async def _problem(_: Request, error: Problem) -> JSONResponse:
-        return JSONResponse({"errors": [error.as_dict()]}, status_code=error.status)
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
-        errors = [{"field": ".".join(str(p) for p in e["loc"] if p != "body") or "body",
-                   "reason_vi": "Dữ liệu không hợp lệ: " + e["msg"], "reason_en": e["msg"]} for e in error.errors()]
-        return JSONResponse({"errors": errors}, status_code=422)
+def install_error_handlers(application: FastAPI) -> None:
+    @application.exception_handler(Problem)
+    async def _problem(request: Request, error: Problem) -> JSONResponse:
+        return _refusal(request, error.status, [error.as_dict()], error.headers)
 
-    @app.exception_handler(Unavailable)
+    @application.exception_handler(Invalid)
+    async def _invalid_all(request: Request, error: Invalid) -> JSONResponse:
+        return _refusal(request, error.status, error.problems)
+
+    @application.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        status = 400 if request.url.path.startswith("/open311/") else 422
+        return _refusal(request, status, from_validation(list(error.errors())))
+
+    @application.exception_handler(Unavailable)
     async def _unavailable(request: Request, _: Unavailable) -> JSONResponse:
-        retry = str(request.app.state.settings.retry_after_seconds)
-        return JSONResponse({"errors": [{"field": "", "reason_vi": "Hệ thống tạm bận, vui lòng thử lại",
-                                         "reason_en": "Temporarily unavailable, retry later"}]},
-                            status_code=503, headers={"Retry-After": retry})
+        problem = {"field": "", "reason_vi": "Hệ thống tạm bận, vui lòng thử lại",
+                   "reason_en": "Temporarily unavailable, retry later"}
+        return _refusal(request, 503, [problem], {"Retry-After": str(request.app.state.settings.retry_after_seconds)})

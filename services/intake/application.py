@@ -1,36 +1,125 @@
-"""Intake's one use case: accept a request only once Kafka holds it."""
+"""Intake's use case: accept a request once, only once Kafka holds it, and not from a flood.
+
+Every channel ends here. The order matters: a retry of an accepted request is answered from the
+receipts before anything else (it costs the sender nothing), then the sender's rate limit is
+counted, then RequestReceived is published and the answer waits for Kafka's acknowledgement.
+"""
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Iterator
 
+import asyncpg
 from faststream.kafka import KafkaBroker
 from opentelemetry import trace
 
 from contracts import telemetry, topics
-from contracts.messaging import start_when_reachable
 from contracts.events import RequestReceived
+from contracts.messaging import start_when_reachable
+from services.intake.domain import Problem, fingerprint, receipt, too_many
+from services.intake.settings import IntakeSettings
+from services.intake.store import Attachments, RateLimits, Receipts, open_pool
 
 log = logging.getLogger(__name__)
+# What a lost or refused database connection raises; anything else from asyncpg is a bug to see.
+DATABASE_DOWN = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                 asyncpg.CannotConnectNowError, asyncpg.InsufficientResourcesError)
 
 
 class Unavailable(Exception):
-    """Kafka did not acknowledge in time: the caller must retry (503 with Retry-After)."""
+    """Kafka or PostgreSQL did not answer in time: the caller must retry (503 with Retry-After)."""
+
+
+@contextlib.contextmanager
+def database_answers() -> Iterator[None]:
+    """Turn a database outage into :class:`Unavailable` so the caller gets 503, not 500."""
+    try:
+        yield
+    except DATABASE_DOWN as error:
+        log.warning("PostgreSQL unavailable: %s", type(error).__name__)
+        raise Unavailable("PostgreSQL unavailable") from error
 
 
 class Intake:
-    def __init__(self, broker: KafkaBroker, publish_timeout: float):
+    def __init__(self, broker: KafkaBroker, settings: IntakeSettings):
         self.broker = broker
-        self.publish_timeout = publish_timeout
-        self.connected = False
+        self.settings = settings
+        self.kafka_ready = False
+        self.pool: asyncpg.Pool | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self.kafka_ready and self.pool is not None
 
     async def connect_forever(self) -> None:
         """Connect to Kafka, retrying; intake answers 503 meanwhile instead of refusing to start."""
         await start_when_reachable(self.broker.connect)
-        self.connected = True
+        self.kafka_ready = True
 
-    async def submit(self, request: RequestReceived) -> None:
-        """Publish RequestReceived and wait for the broker's acknowledgement (acks=all)."""
+    async def open_database_forever(self) -> None:
+        async def open_() -> None:
+            self.pool = await open_pool(self.settings.dsn(), self.settings.pg_pool_size)
+
+        await start_when_reachable(open_, "PostgreSQL")
+
+    def _pool(self) -> asyncpg.Pool:
+        if self.pool is None:
+            raise Unavailable("PostgreSQL not connected")
+        return self.pool
+
+    @property
+    def receipts(self) -> Receipts:
+        return Receipts(self._pool(), self.settings.publish_timeout_seconds * 2)
+
+    @property
+    def rate_limits(self) -> RateLimits:
+        return RateLimits(self._pool())
+
+    @property
+    def attachments(self) -> Attachments:
+        return Attachments(self._pool())
+
+    async def submit(self, request: RequestReceived, sender: str | None, sender_field: str = "phone") -> dict[str, str]:
+        """Accept ``request`` once; ``sender`` is its rate-limit key (None: already limited upstream)."""
         if not self.connected:
+            raise Unavailable("not connected yet")
+        with database_answers():
+            claim = await self.receipts.claim(request.request_id, request.channel, request.tracking_code,
+                                              fingerprint(request))
+            if claim.state == "accepted":
+                return receipt(request)
+            if claim.state == "conflict":
+                raise Problem("channel_key", "Khóa chống gửi trùng này đã được dùng cho một phản ánh khác",
+                              "This idempotency key was already used for a different request", status=422)
+            if claim.state == "in_progress":
+                raise Problem("channel_key", "Phản ánh này đang được xử lý, vui lòng thử lại sau giây lát",
+                              "This request is being accepted right now; retry in a moment", status=409,
+                              headers={"Retry-After": "1"})
+            if sender is not None:
+                await self._count(request, sender, sender_field)
+        try:
+            await self.publish(request)
+        except Unavailable:
+            with contextlib.suppress(*DATABASE_DOWN):
+                await self.receipts.release(request.request_id)
+            raise
+        try:
+            await self.receipts.accept(request.request_id)
+        except DATABASE_DOWN as error:
+            # Kafka holds it, so it is accepted; the pending claim lets a retry republish the same event.
+            log.warning("accepted %s but could not record it: %s", request.request_id, type(error).__name__)
+        return receipt(request)
+
+    async def _count(self, request: RequestReceived, sender: str, sender_field: str) -> None:
+        wait = await self.rate_limits.hit(sender, self.settings.sender_limit, self.settings.sender_window_seconds)
+        if wait is not None:
+            await self.receipts.release(request.request_id)
+            raise too_many(sender_field, wait)
+
+    async def publish(self, request: RequestReceived) -> None:
+        """Publish RequestReceived and wait for the broker's acknowledgement (acks=all)."""
+        if not self.kafka_ready:
             raise Unavailable("Kafka not connected")
         with trace.get_tracer(__name__).start_as_current_span("intake.submit", kind=trace.SpanKind.PRODUCER) as span:
             span.set_attribute("mesh.case_id", str(request.case_id))
@@ -40,10 +129,19 @@ class Intake:
                 await asyncio.wait_for(
                     self.broker.publish(request.model_dump_json().encode(), topic=topics.INTAKE_REQUESTS,
                                         key=str(request.case_id).encode()),
-                    self.publish_timeout,
+                    self.settings.publish_timeout_seconds,
                 )
             except (TimeoutError, asyncio.TimeoutError) as error:
                 raise Unavailable("Kafka did not acknowledge in time") from error
             except Exception as error:
                 log.warning("publish failed: %s", type(error).__name__)
                 raise Unavailable(type(error).__name__) from error
+
+    async def tidy_forever(self, every_seconds: float = 60.0) -> None:
+        """Forget rate windows nobody can be limited by any more; any instance may do it, any time."""
+        longest = max(self.settings.sender_window_seconds, self.settings.zalo_window_seconds)
+        while True:
+            await asyncio.sleep(every_seconds)
+            if self.pool is not None:
+                with contextlib.suppress(*DATABASE_DOWN):
+                    await self.rate_limits.forget_before(longest * 2)

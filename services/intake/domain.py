@@ -1,7 +1,10 @@
 """What a valid request is: normalisation and validation shared by every channel (no I/O)."""
 
+import hashlib
+import re
 import unicodedata
 from datetime import datetime
+from urllib.parse import urlsplit
 
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -12,22 +15,40 @@ from contracts.envelope import utcnow
 from contracts.events import Attachment, Channel, Citizen, Location, RequestReceived
 
 PRODUCER = "intake"
+# Line breaks and tabs are text; every other control character (Unicode Cc) is noise, or an attack on a log.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 class Problem(Exception):
     """A request we refuse, with the field at fault and the reason in Vietnamese and English."""
 
-    def __init__(self, field: str, vi: str, en: str, status: int = 422):
+    def __init__(self, field: str, vi: str, en: str, status: int = 422, headers: dict[str, str] | None = None):
         super().__init__(f"{field}: {en}")
         self.field, self.vi, self.en, self.status = field, vi, en, status
+        self.headers = headers or {}
 
     def as_dict(self) -> dict[str, str]:
         return {"field": self.field, "reason_vi": self.vi, "reason_en": self.en}
 
 
+def too_many(field: str, retry_after: int) -> Problem:
+    """The refusal of a sender over its rate limit (429), telling it when to come back."""
+    return Problem(field, f"Gửi quá nhiều yêu cầu, vui lòng thử lại sau {retry_after} giây",
+                   f"Too many requests from this sender; retry in {retry_after} s", status=429,
+                   headers={"Retry-After": str(retry_after)})
+
+
 def nfc(text: str) -> str:
-    """Vietnamese arrives composed or decomposed depending on the keyboard; store it composed (NFC)."""
-    return unicodedata.normalize("NFC", text).strip()
+    """Vietnamese arrives composed or decomposed depending on the keyboard; store it composed (NFC).
+
+    Control characters other than line breaks and tabs are dropped, and text that is not text
+    (lone UTF-16 surrogates, which JSON can carry) is refused with ValueError.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("contains characters that are not text") from None
+    return unicodedata.normalize("NFC", _CONTROLS.sub("", text.replace("\r\n", "\n"))).strip()
 
 
 def e164(raw: str, field: str = "phone") -> str:
@@ -39,6 +60,15 @@ def e164(raw: str, field: str = "phone") -> str:
     if number is None or not phonenumbers.is_valid_number(number):
         raise Problem(field, "Số điện thoại không hợp lệ", "Not a valid phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def web_link(url: str) -> str:
+    """An attachment link must be http(s) with a host: anything else is not something a unit can open."""
+    url = nfc(url)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2000:
+        raise ValueError("must be an http(s) link of at most 2000 characters")
+    return url
 
 
 class Submission(BaseModel):
@@ -57,15 +87,29 @@ class Submission(BaseModel):
     location: Location | None = None
     language: str = "vi"
 
-    @field_validator("full_name", "address", "description")
+    @field_validator("full_name", "phone", "email", "category", "language")
     @classmethod
     def _nfc(cls, value: str | None) -> str | None:
         return nfc(value) if value is not None else None
 
+    @field_validator("address", "description")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        value = nfc(value)
+        if len(value) < 3:
+            raise ValueError("should have at least 3 characters")
+        return value
+
+    @field_validator("attachments")
+    @classmethod
+    def _links(cls, value: list[Attachment]) -> list[Attachment]:
+        return [Attachment(url=web_link(a.url), media_type=a.media_type and nfc(a.media_type)[:100],
+                           name=a.name and nfc(a.name)[:200]) for a in value]
+
 
 def build_request(channel: Channel, channel_key: str, submission: Submission, categories: dict[str, Category],
                   *, citizen_extra: dict[str, str] | None = None, received_at: datetime | None = None,
-                  trace: dict[str, str] | None = None) -> RequestReceived:
+                  trace: dict[str, str] | None = None, received_by: str | None = None) -> RequestReceived:
     """The RequestReceived for a submission; ids come from ``channel_key`` so retries agree."""
     if submission.category not in categories:
         raise Problem("category", "Lĩnh vực không có trong danh sách: " + ", ".join(categories),
@@ -90,6 +134,7 @@ def build_request(channel: Channel, channel_key: str, submission: Submission, ca
         is_public=submission.is_public,
         attachments=tuple(submission.attachments),
         language="en" if submission.language == "en" else "vi",
+        received_by=received_by,
         **(trace or {}),
     )
 
@@ -101,10 +146,25 @@ def check_key(key: str | None, field: str = "Idempotency-Key") -> str:
     key = key.strip()
     if len(key) > 200:
         raise Problem(field, "Khóa chống gửi trùng quá dài", "Idempotency key too long", status=400)
+    if not key.isprintable() or not key.isascii():
+        raise Problem(field, "Khóa chống gửi trùng chỉ gồm ký tự ASCII in được",
+                      "Idempotency key must be printable ASCII", status=400)
     return key
+
+
+def fingerprint(request: RequestReceived) -> str:
+    """What a retry must repeat: the request without its timing and trace, hashed.
+
+    A channel key sent again with different content is a client bug, not a retry, and is refused.
+    """
+    volatile = {"received_at", "occurred_at", "traceparent", "tracestate"}
+    return hashlib.sha256(request.model_dump_json(exclude=volatile).encode()).hexdigest()
+
+
+def sender_key(kind: str, value: str) -> str:
+    """The rate-limit key of a sender; hashed, because a phone number is personal data."""
+    return kind + ":" + hashlib.sha256(value.encode()).hexdigest()[:32]
 
 
 def receipt(request: RequestReceived) -> dict[str, str]:
     return {"tracking_code": request.tracking_code, "request_id": str(request.request_id), "case_id": str(request.case_id)}
-
-

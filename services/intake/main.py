@@ -1,17 +1,32 @@
-"""Intake's composition root: ``create_app()`` wires settings, telemetry, Kafka and the routes."""
+"""Intake's composition root: ``create_app()`` wires settings, telemetry, Kafka, PostgreSQL, the
+Zalo chatbot and the routes. Nothing connects before the app starts, so tests configure first."""
 
 import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
+import httpx
 from fastapi import FastAPI
+from fastapi.templating import Jinja2Templates
 
+from contracts.categories import load as load_categories
 from contracts.messaging import kafka_broker
 from contracts.telemetry import setup_tracing
-from services.intake.api import install_error_handlers, router
+from services.intake.api import install_error_handlers, install_routes
 from services.intake.application import Intake
+from services.intake.chatbot import Chatbot
+from services.intake.oa_client import OAClient
 from services.intake.settings import IntakeSettings
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def _oa_client(settings: IntakeSettings, http: httpx.AsyncClient) -> OAClient | None:
+    """The OA API client, when an access token is configured; without one, replies wait in the outbox."""
+    token = settings.zalo_access_token.get_secret_value()
+    return OAClient(http, settings.zalo_api_url, token) if token else None
 
 
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
@@ -21,18 +36,29 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         provider = setup_tracing("intake")
         broker = kafka_broker(settings.kafka_bootstrap, client_id="intake", tracer_provider=provider)
-        app.state.intake = intake = Intake(broker, settings.publish_timeout_seconds)
-        connecting = asyncio.create_task(intake.connect_forever())
+        app.state.http = http = httpx.AsyncClient(timeout=settings.zalo_send_timeout_seconds)
+        app.state.intake = intake = Intake(broker, settings)
+        app.state.chatbot = chatbot = Chatbot(intake, _oa_client(settings, http), settings,
+                                              load_categories(settings.categories_file))
+        background = [asyncio.create_task(work) for work in (
+            intake.connect_forever(), intake.open_database_forever(), intake.tidy_forever(), chatbot.sweep_forever())]
         try:
             yield
         finally:
-            connecting.cancel()
+            await chatbot.drain()
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             await broker.stop()
+            await http.aclose()
+            if intake.pool is not None:
+                await intake.pool.close()
             provider.shutdown()
 
     app = FastAPI(title="1022 intake", version="1", lifespan=lifespan)
     app.state.settings = settings
-    app.include_router(router)
+    app.state.templates = Jinja2Templates(directory=TEMPLATES)
+    install_routes(app)
     install_error_handlers(app)
     return app
 

@@ -1,16 +1,90 @@
-"""Intake configuration, from ``INTAKE_*`` environment variables."""
+"""Intake configuration, from ``INTAKE_*`` environment variables.
 
-from pydantic import AliasChoices, Field
+Secrets (the Zalo OA secret key and access token, the app's token key, operator tokens, Open311
+API keys) come only from the environment; nothing here has a usable default for them, and a channel
+whose secret is not configured refuses its requests rather than accepting unauthenticated ones.
+"""
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class IntakeSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="INTAKE_")
+    # populate_by_name: tests and tools build settings by field name, whatever the aliases.
+    model_config = SettingsConfigDict(env_prefix="INTAKE_", populate_by_name=True)
 
     host: str = "127.0.0.1"
     port: int = 8001
+    # Where citizens reach this service: the base of the attachment links put into requests.
+    public_url: str = ""
     kafka_bootstrap: str = Field("127.0.0.1:9092", validation_alias=AliasChoices("INTAKE_KAFKA_BOOTSTRAP", "KAFKA_BOOTSTRAP_SERVERS"))
     # How long a request may wait for Kafka's acknowledgement before the caller gets 503.
     publish_timeout_seconds: float = 5.0
     retry_after_seconds: int = 5
     categories_file: str | None = None
+
+    pg_host: str = Field("127.0.0.1", validation_alias=AliasChoices("INTAKE_PG_HOST", "PGHOST"))
+    pg_port: int = Field(55432, validation_alias=AliasChoices("INTAKE_PG_PORT", "PGPORT"))
+    pg_user: str = Field("mesh", validation_alias=AliasChoices("INTAKE_PG_USER", "PGUSER"))
+    pg_password: str = Field("", validation_alias=AliasChoices("INTAKE_PG_PASSWORD", "PGPASSWORD"))
+    pg_database: str = "intake"
+    pg_pool_size: int = 20
+
+    # Requests per sender (phone number, app user, client address) per window, shared by every
+    # intake instance through PostgreSQL.
+    sender_limit: int = 20
+    sender_window_seconds: int = 600
+    # Zalo messages per user per window: a dialogue takes several, a flood takes hundreds.
+    zalo_message_limit: int = 30
+    zalo_window_seconds: int = 60
+
+    # Web form uploads, kept in the intake database and referenced by link from the request.
+    max_upload_bytes: int = 5 * 1024 * 1024
+    max_uploads: int = 5
+
+    # Zalo Official Account "1022 TPHCM": webhook verification and the OA message API.
+    zalo_app_id: str = ""
+    zalo_oa_secret_key: SecretStr = SecretStr("")
+    zalo_access_token: SecretStr = SecretStr("")
+    zalo_api_url: str = "https://openapi.zalo.me"
+    # An event whose timestamp is older than this is a replay (or too late to answer): 401.
+    zalo_max_event_age_seconds: int = 300
+    zalo_conversation_ttl_hours: int = 24
+    # How often each instance looks for dialogue work a crash or an outage left undone.
+    zalo_sweep_seconds: float = 2.0
+    zalo_send_timeout_seconds: float = 5.0
+
+    # The "Tổng đài 1022" app: tokens signed by its login service once the phone passed OTP.
+    app_jwt_algorithm: str = "RS256"
+    app_jwt_key: SecretStr = SecretStr("")
+    app_jwt_key_file: Path | None = None
+    app_jwt_issuer: str | None = None
+    app_jwt_audience: str | None = None
+    app_jwt_leeway_seconds: int = 30
+
+    # Operators (and callbots) of the 1022 centre: operator id -> bearer token.
+    phone_operator_tokens: dict[str, SecretStr] = Field(default_factory=dict)
+    # IVR branches whose calls are requests for help ("bấm phím 2": support).
+    phone_ivr_branches: list[int] = Field(default_factory=lambda: [2])
+
+    # Open311 GeoReport v2: API keys of the 311 apps allowed to post; empty means no key is asked.
+    open311_api_keys: list[SecretStr] = Field(default_factory=list)
+    open311_jurisdiction_id: str = "tphcm.gov.vn"
+    # Request status comes from oversight's public lookup.
+    oversight_url: str = "http://127.0.0.1:8003"
+    oversight_timeout_seconds: float = 3.0
+
+    def dsn(self) -> str:
+        auth = f"{self.pg_user}:{self.pg_password}@" if self.pg_password else f"{self.pg_user}@"
+        return f"postgresql://{auth}{self.pg_host}:{self.pg_port}/{self.pg_database}"
+
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def app_key(self) -> str:
+        """The app token key: a PEM public key (RS/ES/PS algorithms) or the shared secret (HS)."""
+        if self.app_jwt_key_file:
+            return self.app_jwt_key_file.read_text()
+        return self.app_jwt_key.get_secret_value()

@@ -1,4 +1,4 @@
-"""The notifier's HTTP edge: health and counts."""
+"""The notifier's HTTP edge: health, and counts for Prometheus."""
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
@@ -14,4 +14,7 @@ async def healthz(request: Request) -> dict:
 @router.get("/metrics")
 async def metrics(request: Request) -> PlainTextResponse:
     counts = request.app.state.notifier.counts
-    return PlainTextResponse("".join(f"notifier_deliveries_{k}_total {v}\n" for k, v in counts.items()))
+    backlog = await request.app.state.deliveries.backlog()
+    lines = [f"notifier_deliveries_{k}_total {v}\n" for k, v in counts.items()]
+    lines += [f"notifier_deliveries_{k} {v}\n" for k, v in backlog.items()]
+    return PlainTextResponse("".join(lines))

@@ -1,102 +1,113 @@
-"""Delivering: each delivery is recorded before it is tried, tried with exponential backoff and
-jitter, finished as sent or failed, and published on ``notify.deliveries`` so oversight shows it.
+"""The notifier's use cases: take events in (record the deliveries they call for) and announce
+how deliveries ended (``NotificationSent``/``NotificationFailed`` on ``notify.deliveries``, and a
+failed one also on the dead-letter topic of the event that caused it, with the reason).
 
-A delivery already sent is never sent again, whatever Kafka redelivers. One that failed for good
-also goes to the dead-letter topic of the event that caused it, with the reason.
+What "exactly once, in effect" rests on:
+
+- Planning is idempotent. A case event is applied to its case record once, by version, in the
+  same transaction as the deliveries it calls for; an assignment's deliveries are keyed by the
+  event; known keys are left alone. Kafka may redeliver anything: no second delivery is made.
+- Sending is at least once, with one key. A delivery is finished only after its provider
+  answered. If the notifier dies after the provider accepted a message and before that was
+  recorded, the message is sent again when the lease runs out — with the same
+  ``Idempotency-Key`` (``Message-ID`` by e-mail). A receiver that keeps the keys it has seen
+  (the district services, a gateway that supports it) drops the repeat; one that does not (Zalo's
+  API, a plain SMTP server) may show it twice. That window is one send long and only opens on a crash.
+- Announcing is at least once, with one event id per outcome: oversight keeps the first.
 """
 
 import asyncio
-import json
 import logging
-import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
 
+import orjson
 from faststream.kafka import KafkaBroker
 
 from contracts import ids, topics
+from contracts.envelope import utcnow
 from contracts.events import NotificationFailed, NotificationSent
 from contracts.messaging import publish_all
-from services.notifier.domain import Delivery
-from services.notifier.providers import Permanent, Providers, Transient
-from services.notifier.store import DeliveryLog
+from services.notifier.domain import Policy, for_assignment, plan
+from services.notifier.store import DeliveryLog, Outcome
 
 log = logging.getLogger(__name__)
 PRODUCER = "notifier"
-DONE = ("sent", "failed")
 
 
 class Notifier:
-    def __init__(self, deliveries: DeliveryLog, providers: Providers, broker: KafkaBroker, *, max_attempts: int,
-                 backoff_base: float, backoff_max: float, send_timeout: float, concurrency: int,
-                 rng: random.Random | None = None):
-        self.log, self.providers, self.broker = deliveries, providers, broker
-        self.max_attempts, self.backoff_base, self.backoff_max = max_attempts, backoff_base, backoff_max
-        self.send_timeout = send_timeout
-        self.limit = asyncio.Semaphore(concurrency)
-        self.rng = rng or random.Random()
-        self.counts = {"sent": 0, "failed": 0, "skipped": 0}
+    """Takes events from Kafka and records the deliveries they call for; dispatchers send them."""
 
-    async def deliver(self, deliveries: Sequence[Delivery], source_topic: str) -> None:
-        """Deliver a batch; returns when every outcome is recorded and published."""
-        if not deliveries:
+    def __init__(self, deliveries: DeliveryLog, policy: Policy, *, on_new_work: Callable[[], None] = lambda: None,
+                 clock: Callable[[], datetime] = utcnow):
+        self.log, self.policy, self.on_new_work, self.clock = deliveries, policy, on_new_work, clock
+        self.counts = {"planned": 0, "sent": 0, "failed": 0, "retried": 0}
+
+    async def take_case_events(self, events: Sequence[Any]) -> None:
+        """Apply case events, in their order, to the cases' records; store what they call for."""
+        if not events:
             return
-        states = await self.log.claim(deliveries)
-        todo = [d for d in deliveries if states[d.delivery_id]["status"] not in DONE]
-        self.counts["skipped"] += len(deliveries) - len(todo)
-        results = await asyncio.gather(*(self._one(d, states[d.delivery_id]["attempts"]) for d in todo))
-        outcome = {d.delivery_id: r for d, r in zip(todo, results, strict=True)}
-        for d in deliveries:
-            state = states[d.delivery_id]
-            if d.delivery_id not in outcome and state["status"] in DONE and not state["published"]:
-                # Finished before a crash but never announced: announce it now.
-                outcome[d.delivery_id] = (state["status"], state["attempts"], state["last_error"], state["permanent"])
-        await self._announce([d for d in deliveries if d.delivery_id in outcome], outcome, source_topic)
+        now = self.clock()
 
-    async def _one(self, delivery: Delivery, attempts: int) -> tuple[str, int, str | None, bool]:
-        async with self.limit:
-            while True:
-                attempts += 1
-                await self.log.attempt(delivery.delivery_id)
-                try:
-                    provider = self.providers.get(delivery.channel)
-                    await asyncio.wait_for(provider.send(delivery), self.send_timeout)
-                except Permanent as error:
-                    await self.log.finish(delivery.delivery_id, "failed", str(error), permanent=True)
-                    return "failed", attempts, str(error), True
-                except (Transient, TimeoutError) as error:
-                    reason = str(error) or type(error).__name__
-                    if attempts >= self.max_attempts:
-                        await self.log.finish(delivery.delivery_id, "failed", reason)
-                        return "failed", attempts, reason, False
-                    await asyncio.sleep(self._backoff(attempts))
-                    continue
-                await self.log.finish(delivery.delivery_id, "sent")
-                return "sent", attempts, None, False
+        def apply(records: dict) -> list:
+            return [d for e in events for d in plan(records[e.case_id], e, self.policy, now)]
 
-    def _backoff(self, attempts: int) -> float:
-        """Exponential backoff with full jitter, so retries from many deliveries do not march together."""
-        return self.rng.uniform(0, min(self.backoff_max, self.backoff_base * 2 ** (attempts - 1)))
+        self._planned(await self.log.take([e.case_id for e in events], apply))
 
-    async def _announce(self, deliveries: Sequence[Delivery], outcome: dict, source_topic: str) -> None:
-        items, dead = [], []
-        for d in deliveries:
-            status, attempts, error, permanent = outcome[d.delivery_id]
+    async def take_assignments(self, assignments: Sequence[Any]) -> None:
+        """Store the deliveries that tell each unit and its handler of a new assignment."""
+        self._planned(await self.log.add([d for a in assignments for d in for_assignment(a, self.policy)]))
+
+    def _planned(self, new: int) -> None:
+        self.counts["planned"] += new
+        if new:
+            self.on_new_work()
+
+
+class Announcer:
+    """Publishes finished deliveries, in batches, until none is left unannounced."""
+
+    def __init__(self, deliveries: DeliveryLog, broker: KafkaBroker, *, group_id: str, batch: int, poll_seconds: float):
+        self.log, self.broker, self.batch, self.poll_seconds = deliveries, broker, batch, poll_seconds
+        # Which notifier deployment (its consumer group) announced it: several may read one broker.
+        self.origin = {"x-notifier-group": group_id}
+        self.wake = asyncio.Event()
+
+    async def run(self) -> None:
+        while True:
+            self.wake.clear()
+            try:
+                while await self.log.announce(self.batch, self.publish) == self.batch:
+                    pass
+            except Exception:  # noqa: BLE001 - Kafka or the database may come back; outcomes wait in the table
+                log.exception("could not announce delivery outcomes; trying again shortly")
+                await asyncio.sleep(1.0)
+                continue
+            try:
+                await asyncio.wait_for(self.wake.wait(), self.poll_seconds * 4)
+            except TimeoutError:
+                pass
+
+    async def publish(self, outcomes: Sequence[Outcome]) -> None:
+        """Every outcome on notify.deliveries; each failure also dead-lettered with its reason."""
+        items, headers = [], []
+        for o in outcomes:
+            d = o.delivery
             common = {"event_id": ids.event_id("delivery-outcome", d.delivery_id), "correlation_id": d.correlation_id,
                       "causation_id": d.cause_event_id, "producer": PRODUCER, "traceparent": d.traceparent,
                       "delivery_id": d.delivery_id, "case_id": d.case_id, "cause_event_id": d.cause_event_id,
-                      "recipient": d.recipient, "channel": d.channel, "attempts": attempts}
-            if status == "sent":
+                      "recipient": d.recipient, "channel": d.channel, "attempts": o.attempts,
+                      "template": d.template, "note": d.note}
+            if o.status == "sent":
                 event = NotificationSent(**common)
             else:
-                event = NotificationFailed(**common, error=error or "unknown", permanent=bool(permanent))
-                dead.append((d, error))
-            self.counts[status] += 1
+                event = NotificationFailed(**common, error=o.error or "unknown", permanent=o.permanent)
+                items.append((topics.dlq(d.source_topic), str(d.case_id).encode(), orjson.dumps(d.payload)))
+                headers.append({**self.origin, "x-error": o.error or "unknown", "x-error-type": "DeliveryFailed",
+                                "x-source-topic": d.source_topic, "x-delivery-id": str(d.delivery_id),
+                                "x-recipient": d.recipient, "x-channel": d.channel, "x-attempts": str(o.attempts),
+                                "x-permanent": str(o.permanent).lower()})
             items.append((topics.NOTIFY_DELIVERIES, str(d.case_id).encode(), event.model_dump_json().encode()))
-        futures = [await self.broker.publish(
-            json.dumps(d.payload).encode(), topic=topics.dlq(source_topic),
-            key=str(d.case_id).encode(), no_confirm=True,
-            headers={"x-error": (error or "")[:2000], "x-error-type": "DeliveryFailed", "x-source-topic": source_topic,
-                     "x-delivery-id": str(d.delivery_id), "x-channel": d.channel}) for d, error in dead]
-        await publish_all(self.broker, items)
-        await asyncio.gather(*futures)
-        await self.log.mark_published([d.delivery_id for d in deliveries])
+            headers.append(self.origin)
+        await publish_all(self.broker, items, headers)

@@ -1,28 +1,31 @@
-"""Who hears what about which event, and the words they get (pure; Vietnamese first, English second)."""
+"""Who hears what about which event, on which channel, in which words (pure: no I/O).
 
-from dataclasses import dataclass
+Handlers (đầu mối xử lý) hear of a new assignment and of an escalation on their unit's channels
+from the directory (``AssignmentIssued.notify``). Citizens hear, on the channel they came from,
+that their request was received, routed, resolved, and an apology when a deadline slips.
+
+The notifier remembers what it needs of a case in a :class:`CaseRecord` — the citizen's contact
+above all, because only ``CaseOpened`` carries it. A record applies each case event once, in
+order (by the case's version), and the deliveries an event yields are stored in the same
+transaction as the record: a redelivered event yields nothing new.
+"""
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from contracts import ids
+from contracts import categories, ids, topics
+from services.notifier import templates
+from services.notifier.templates import VIETNAM, render, when
 
-TEMPLATES = {
-    "assignment": ("[1022] Phản ánh mới {code} giao cho {handler}: {category} tại {address}. Hạn xử lý: {resolve_by}.",
-                   "[1022] New case {code} for {handler}: {category} at {address}. Due: {resolve_by}."),
-    "received": ("Tổng đài 1022 đã nhận phản ánh của bạn. Mã tra cứu: {code}.",
-                 "The 1022 hotline received your request. Tracking code: {code}."),
-    "routed": ("Phản ánh {code} đã được chuyển đến {unit}.", "Request {code} was sent to {unit}."),
-    "resolved": ("Phản ánh {code} đã có kết quả từ {unit}: {answer}", "Request {code} was resolved by {unit}: {answer}"),
-    "escalated": ("Phản ánh {code} chậm hạn; đơn vị đang khẩn trương xử lý. Xin lỗi bạn vì sự chậm trễ.",
-                  "Request {code} is late; the unit is hurrying. We apologise for the delay."),
-    "handler_escalated": ("[1022] Phản ánh {code} quá hạn ({deadline}), đã báo {level}.",
-                          "[1022] Case {code} missed its {deadline} deadline; {level} was told."),
-}
+CHANNEL_NAMES = {"webhook": "webhook", "email": "e-mail", "zalo": "Zalo", "sms": "SMS", "push": "app push"}
 
 
 @dataclass(frozen=True)
 class Delivery:
-    """One message to one recipient on one channel, for one event. Its id is its delivery key."""
+    """One message to one recipient on one channel, for one event. Its id is its delivery key:
+    the same event always yields the same id, which providers receive as ``Idempotency-Key``."""
 
     delivery_id: UUID
     case_id: UUID
@@ -30,41 +33,191 @@ class Delivery:
     correlation_id: UUID
     recipient: str  # handler | unit | citizen
     channel: str  # webhook | email | zalo | sms | push
-    target: str
+    target: str  # URL, e-mail address, phone or user id: personal data for citizens, never logged
+    template: str
+    subject: str
     text: str
-    payload: dict[str, Any]
+    payload: dict[str, Any]  # the causing event as JSON: the webhook's body, the dead letter's value
+    source_topic: str
     traceparent: str | None = None
+    note: str | None = None  # why this channel, when it is not the obvious one
+    undeliverable: str | None = None  # why it cannot be sent at all: recorded as failed, never tried
 
 
-def render(template: str, language: str, **values: Any) -> str:
-    vi, en = TEMPLATES[template]
-    return (en if language == "en" else vi).format(**values)
+@dataclass(frozen=True)
+class Policy:
+    """What the planning needs of the configuration."""
+
+    channels: frozenset[str]
+    unit_webhook_url: str
+    zalo_reply_window: timedelta
 
 
-def _delivery(event: Any, recipient: str, channel: str, target: str, text: str, payload: dict[str, Any]) -> Delivery:
-    return Delivery(ids.event_id("delivery", event.event_id, recipient, channel, target), event.case_id, event.event_id,
-                    event.correlation_id, recipient, channel, target, text, payload, event.traceparent)
+@dataclass
+class CaseRecord:
+    """What the notifier knows of one case. Holds the citizen's contact: personal data."""
+
+    version: int = 0
+    tracking_code: str | None = None
+    channel: str | None = None
+    citizen: dict[str, Any] = field(default_factory=dict)
+    language: str = "vi"
+    last_heard_at: str | None = None  # the citizen's last message we know of, for Zalo's window
+    unit: dict[str, Any] | None = None
+    handler: dict[str, Any] | None = None
+    notify: list[dict[str, Any]] = field(default_factory=list)
+    resolve_by: str | None = None
+    apologised: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "CaseRecord":
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
-def for_assignment(event: Any, unit_webhook_url: str) -> list[Delivery]:
-    """A new assignment goes to the unit's district service, which passes it to its handler."""
-    text = render("assignment", "vi", code=event.tracking_code, handler=event.handler.name, category=event.category,
-                  address=event.address, resolve_by=event.resolve_by.isoformat())
+def plan(record: CaseRecord, event: Any, policy: Policy, now: datetime) -> list[Delivery]:
+    """Apply one case event to its record and return the deliveries it calls for.
+
+    An event the record has already applied (its version is not newer) calls for nothing.
+    """
+    if event.version <= record.version:
+        return []
+    record.version = event.version
+    record.tracking_code = event.tracking_code
+    kind = event.event_type
+    if kind == "CaseOpened":
+        record.channel, record.citizen = event.channel, event.citizen.model_dump(exclude_none=True)
+        record.language = getattr(event, "language", "vi")
+        record.last_heard_at = event.received_at.isoformat()
+        return _to_citizen(record, event, policy, now, "received")
+    if kind == "CaseRouted":
+        record.unit, record.handler, record.notify = event.unit.model_dump(), None, []
+        record.resolve_by, record.apologised = event.resolve_by.isoformat(), False
+        return _to_citizen(record, event, policy, now, "routed", unit=event.unit.name)
+    if kind == "AssignmentIssued":
+        record.unit, record.handler = event.unit.model_dump(), event.handler.model_dump()
+        record.notify = [n.model_dump() for n in getattr(event, "notify", ())]
+        record.resolve_by = event.resolve_by.isoformat()
+        return []  # the handler hears of it from unit.assignments
+    if kind == "CaseResolved":
+        return _to_citizen(record, event, policy, now, "resolved", unit=event.unit.name, answer=event.answer)
+    if kind == "ProgressReported" and event.committed_date is not None:
+        committed = event.committed_date if event.committed_date.tzinfo else event.committed_date.replace(tzinfo=VIETNAM)
+        slipped = record.resolve_by is None or committed > datetime.fromisoformat(record.resolve_by)
+        record.resolve_by = committed.isoformat()
+        if slipped:
+            return _to_citizen(record, event, policy, now, "apology_dated", unit=event.unit.name,
+                               date=templates.day(committed))
+        return []
+    if kind == "CaseEscalated":
+        out = _to_handlers(record, event, policy)
+        if event.deadline == "resolve" and not record.apologised:
+            record.apologised = True  # one apology per slipped deadline, however many levels it climbs
+            out += _to_citizen(record, event, policy, now, "apology")
+        return out
+    if kind == "CaseMarkedDuplicate":
+        return _to_citizen(record, event, policy, now, "duplicate", original=event.original_tracking_code)
+    return []
+
+
+def for_assignment(event: Any, policy: Policy) -> list[Delivery]:
+    """A new assignment, from ``unit.assignments``: to the unit's district service and its handler."""
+    category = categories.load().get(event.category)
+    subject, text = render(
+        "assignment", "vi", code=event.tracking_code, handler=event.handler.name, unit=event.unit.name,
+        category=category.vi if category else event.category, address=event.address,
+        description=event.description, respond_by=when(event.respond_by), resolve_by=when(event.resolve_by))
+    notify = [n.model_dump() for n in getattr(event, "notify", ())]
+    return [_delivery(event, topics.UNIT_ASSIGNMENTS, recipient, channel, target, "assignment", subject, text,
+                      undeliverable=why)
+            for recipient, channel, target, why in handler_routes(event.unit.id, notify, policy)]
+
+
+def handler_routes(unit_id: str, notify: list[dict[str, Any]], policy: Policy) -> list[tuple[str, str, str, str | None]]:
+    """(recipient, channel, target, why not) for each of a unit's channels; by webhook when it names none."""
     out = []
-    if unit_webhook_url:
-        out.append(_delivery(event, "unit", "webhook", unit_webhook_url.format(unit_id=event.unit.id), text,
-                             event.model_dump(mode="json")))
+    for wanted in notify or [{"channel": "webhook", "address": None}]:
+        channel, address = wanted["channel"], wanted.get("address")
+        why = None
+        if channel == "webhook":
+            recipient, target = "unit", address or policy.unit_webhook_url.format(unit_id=unit_id)
+        else:
+            recipient, target = "handler", address or ""
+        if not target:
+            why = f"the directory gives no {CHANNEL_NAMES[channel]} address for unit {unit_id}"
+        elif channel not in policy.channels:
+            why = f"no {CHANNEL_NAMES[channel]} provider is configured here"
+        out.append((recipient, channel, target, why))
     return out
 
 
-def citizen_channel(channel: str, citizen: dict[str, Any]) -> tuple[str, str] | None:
-    """Answer citizens on the channel they came from; web-form citizens by SMS, else e-mail."""
-    if channel == "zalo" and citizen.get("zalo_user_id"):
-        return "zalo", citizen["zalo_user_id"]
-    if channel == "app" and citizen.get("app_user_id"):
-        return "push", citizen["app_user_id"]
-    if citizen.get("phone"):
-        return "sms", citizen["phone"]
-    if citizen.get("email"):
-        return "email", citizen["email"]
+# The channel a citizen came in by, when the notifier can answer on it: (channel, contact field).
+OWN_CHANNELS = {"zalo": ("zalo", "zalo_user_id"), "app": ("push", "app_user_id")}
+FALLBACKS = (("sms", "phone"), ("email", "email"))
+
+
+def citizen_route(record: CaseRecord, policy: Policy, now: datetime) -> tuple[str, str, str | None, str | None] | None:
+    """(channel, target, note, why not) for the citizen: the channel they came from when it can
+    carry the message, else SMS, else e-mail. None when they left no way to reach them."""
+    citizen = record.citizen
+    own, field_name = OWN_CHANNELS.get(record.channel or "", (None, None))
+    own_target = citizen.get(field_name) if field_name else None
+    blocked = None
+    if own and own_target:
+        blocked = _own_channel_blocked(record, own, policy, now)
+        if blocked is None:
+            return own, own_target, None, None
+    for channel, key in FALLBACKS:
+        if citizen.get(key) and channel in policy.channels:
+            note = f"{blocked}; sent by {CHANNEL_NAMES[channel]} instead" if blocked else None
+            return channel, citizen[key], note, None
+    if own and own_target:
+        return own, own_target, blocked, f"{blocked}, and the citizen left no phone or e-mail we can use"
+    if any(citizen.get(key) for _, key in FALLBACKS):
+        return "sms", "", None, "no SMS or e-mail provider is configured here"
     return None
+
+
+def _own_channel_blocked(record: CaseRecord, channel: str, policy: Policy, now: datetime) -> str | None:
+    """Why the citizen cannot be answered on their own channel now, if they cannot."""
+    if channel not in policy.channels:
+        return f"no {CHANNEL_NAMES[channel]} provider is configured here"
+    if channel == "zalo" and record.last_heard_at:
+        # Zalo lets an OA write to a user freely only for a while after the user's last message.
+        closes = datetime.fromisoformat(record.last_heard_at) + policy.zalo_reply_window
+        if now >= closes:
+            return f"Zalo's reply window closed at {when(closes)}"
+    return None
+
+
+def _to_citizen(record: CaseRecord, event: Any, policy: Policy, now: datetime, template: str,
+                **values: Any) -> list[Delivery]:
+    route = citizen_route(record, policy, now)
+    if route is None:
+        return []
+    channel, target, note, why = route
+    subject, text = render(template, record.language, code=event.tracking_code, **values)
+    return [_delivery(event, topics.CASE_EVENTS, "citizen", channel, target, template, subject, text,
+                      note=note, undeliverable=why)]
+
+
+def _to_handlers(record: CaseRecord, event: Any, policy: Policy) -> list[Delivery]:
+    if record.unit is None:
+        return []  # not routed yet: the centre's triage sees it in oversight
+    subject, text = render("handler_escalated", "vi", code=event.tracking_code,
+                           deadline=templates.DEADLINES[event.deadline], level=templates.LEVELS[event.level])
+    return [_delivery(event, topics.CASE_EVENTS, recipient, channel, target, "handler_escalated", subject, text,
+                      undeliverable=why)
+            for recipient, channel, target, why in handler_routes(record.unit["id"], record.notify, policy)]
+
+
+def _delivery(event: Any, source_topic: str, recipient: str, channel: str, target: str, template: str,
+              subject: str, text: str, note: str | None = None, undeliverable: str | None = None) -> Delivery:
+    # A citizen gets one message per event whatever the channel, so a redelivery that would now
+    # choose another channel (Zalo's window closed meanwhile) still finds the first decision.
+    key = ("citizen",) if recipient == "citizen" else (recipient, channel, target)
+    return Delivery(ids.event_id("delivery", event.event_id, *key), event.case_id, event.event_id,
+                    event.correlation_id, recipient, channel, target, template, subject, text,
+                    event.model_dump(mode="json"), source_topic, event.traceparent, note, undeliverable)

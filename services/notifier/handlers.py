@@ -1,28 +1,42 @@
-"""The notifier's Kafka edge: assignments to the units' handlers."""
+"""The notifier's Kafka edge: case events (citizens, escalations) and assignments (handlers).
+
+Each batch is recorded before its offsets are committed; the sending happens elsewhere, so a slow
+provider never holds a partition. A record that cannot be read is dead-lettered and the batch goes on.
+"""
 
 import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import TypeAdapter
 
 from contracts import topics
-from contracts.events import AssignmentIssued
+from contracts.events import CASE_EVENT, AssignmentIssued
 from contracts.messaging import consumer_options, parse_or_dead_letter, pause_then_raise, records_of
 from services.notifier.application import Notifier
-from services.notifier.domain import for_assignment
+from services.notifier.settings import NotifierSettings
 
 log = logging.getLogger(__name__)
 ASSIGNMENT = TypeAdapter(AssignmentIssued)
 
 
-def register(broker: KafkaBroker, notifier: Notifier, settings) -> None:
-    @broker.subscriber(topics.UNIT_ASSIGNMENTS, **consumer_options(settings.group_id, max_records=settings.max_batch))
-    async def on_assignments(_: list[bytes], message: KafkaMessage) -> None:
-        assignments = await parse_or_dead_letter(broker, records_of(message), ASSIGNMENT)
-        deliveries = [d for a in assignments for d in for_assignment(a, settings.unit_webhook_url)]
+def register(broker: KafkaBroker, notifier: Notifier, settings: NotifierSettings) -> None:
+    options = consumer_options(settings.group_id, max_records=settings.max_batch)
+
+    async def take(message: KafkaMessage, adapter: TypeAdapter, use: Callable[[Sequence[Any]], Awaitable[None]]) -> None:
+        events = await parse_or_dead_letter(broker, records_of(message), adapter)
         try:
-            await notifier.deliver(deliveries, topics.UNIT_ASSIGNMENTS)
+            await use(events)
         except Exception as error:  # noqa: BLE001 - logged; the batch is read again
-            log.exception("could not record %d deliveries; the batch will be read again", len(deliveries))
+            log.exception("could not record what %d events call for; the batch will be read again", len(events))
             await pause_then_raise(error)
+
+    @broker.subscriber(topics.CASE_EVENTS, **options)
+    async def on_case_events(_: list[bytes], message: KafkaMessage) -> None:
+        await take(message, CASE_EVENT, notifier.take_case_events)
+
+    @broker.subscriber(topics.UNIT_ASSIGNMENTS, **options)
+    async def on_assignments(_: list[bytes], message: KafkaMessage) -> None:
+        await take(message, ASSIGNMENT, notifier.take_assignments)

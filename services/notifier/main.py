@@ -1,6 +1,7 @@
-"""The notifier's composition root: ``create_app()`` wires the delivery log, the providers and
-the Kafka handlers."""
+"""The notifier's composition root: ``create_app()`` wires the tables, the providers, one
+dispatcher per channel, the announcer and the Kafka handlers."""
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -12,19 +13,39 @@ from fastapi import FastAPI
 from contracts.messaging import kafka_broker, start_when_reachable
 from contracts.telemetry import setup_tracing
 from services.notifier.api import router
-from services.notifier.application import Notifier
+from services.notifier.application import Announcer, Notifier
+from services.notifier.dispatch import Dispatcher, Retry
+from services.notifier.domain import Policy
 from services.notifier.handlers import register
-from services.notifier.providers import HttpProvider, Providers
+from services.notifier.mail import MailProvider
+from services.notifier.providers import GatewayProvider, Provider, Providers, WebhookProvider, ZaloProvider
 from services.notifier.settings import NotifierSettings
-from services.notifier.store import SCHEMA, DeliveryLog
+from services.notifier.store import DeliveryLog
 
 
-def build_providers(settings: NotifierSettings, client: httpx.AsyncClient) -> Providers:
-    by_channel = {"webhook": HttpProvider(client)}
-    for channel, url in (("sms", settings.sms_gateway_url), ("push", settings.push_gateway_url),
-                         ("zalo", settings.zalo_api_url)):
-        if url:
-            by_channel[channel] = HttpProvider(client, url)
+def build_providers(settings: NotifierSettings, clients: contextlib.AsyncExitStack) -> Providers:
+    """A provider for each configured channel; the webhook needs no configuration of its own.
+
+    Each HTTP channel has its own connection pool, no larger than its concurrency: the pool's
+    bookkeeping grows with its connections, and one channel's connections are no use to another.
+    """
+    def client() -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
+        made = httpx.AsyncClient(timeout=settings.send_timeout_seconds, limits=limits)
+        clients.push_async_callback(made.aclose)
+        return made
+
+    by_channel: dict[str, Provider] = {"webhook": WebhookProvider(client())}
+    if settings.sms_gateway_url:
+        by_channel["sms"] = GatewayProvider(client(), settings.sms_gateway_url, ascii_only=settings.sms_ascii)
+    if settings.push_gateway_url:
+        by_channel["push"] = GatewayProvider(client(), settings.push_gateway_url)
+    if settings.zalo_api_url:
+        by_channel["zalo"] = ZaloProvider(client(), settings.zalo_api_url, settings.zalo_access_token)
+    if settings.smtp_host:
+        by_channel["email"] = MailProvider(settings.smtp_host, settings.smtp_port, settings.mail_from,
+                                           timeout=settings.send_timeout_seconds, user=settings.smtp_user,
+                                           password=settings.smtp_password, starttls=settings.smtp_starttls)
     return Providers(by_channel)
 
 
@@ -33,25 +54,44 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        provider = setup_tracing("notifier")
-        pool = await asyncpg.create_pool(settings.dsn(), min_size=1, max_size=8)
-        await pool.execute(SCHEMA)
-        client = httpx.AsyncClient(timeout=settings.send_timeout_seconds,
-                                   limits=httpx.Limits(max_connections=settings.concurrency))
-        broker = kafka_broker(settings.kafka_bootstrap, client_id="notifier", tracer_provider=provider)
-        app.state.notifier = notifier = Notifier(
-            DeliveryLog(pool), build_providers(settings, client), broker, max_attempts=settings.max_attempts,
-            backoff_base=settings.backoff_base_seconds, backoff_max=settings.backoff_max_seconds,
-            send_timeout=settings.send_timeout_seconds, concurrency=settings.concurrency)
+        tracing = setup_tracing("notifier")
+        pool = await asyncpg.create_pool(settings.dsn(), min_size=1, max_size=settings.pg_pool_size)
+        deliveries = DeliveryLog(pool)
+        await deliveries.create()
+        clients = contextlib.AsyncExitStack()
+        broker = kafka_broker(settings.kafka_bootstrap, client_id="notifier", tracer_provider=tracing)
+        providers = build_providers(settings, clients)
+        announcer = Announcer(deliveries, broker, group_id=settings.group_id, batch=settings.max_batch,
+                              poll_seconds=settings.poll_seconds)
+        dispatchers: list[Dispatcher] = []
+
+        def wake_dispatchers() -> None:
+            for dispatcher in dispatchers:
+                dispatcher.wake.set()
+
+        policy = Policy(settings.channels(), settings.unit_webhook_url, settings.zalo_reply_window)
+        app.state.notifier = notifier = Notifier(deliveries, policy, on_new_work=wake_dispatchers)
+        app.state.deliveries = deliveries
+        retry = Retry(settings.max_attempts, settings.backoff_base_seconds, settings.backoff_max_seconds)
+        dispatchers += [
+            Dispatcher(deliveries, providers, channel, retry=retry, send_timeout=settings.send_timeout_seconds,
+                       lease_seconds=settings.lease_seconds, concurrency=settings.concurrency,
+                       poll_seconds=settings.poll_seconds, finished=announcer.wake, counts=notifier.counts)
+            for channel in sorted(providers.by_channel)]
         register(broker, notifier, settings)
         await start_when_reachable(broker.start)
+        tasks = [asyncio.create_task(d.run(), name=f"dispatch-{d.channel}") for d in dispatchers]
+        tasks.append(asyncio.create_task(announcer.run(), name="announce"))
         try:
             yield
         finally:
             await broker.stop()
-            await client.aclose()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*(d.stop() for d in dispatchers), *tasks, return_exceptions=True)
+            await clients.aclose()
             await pool.close()
-            provider.shutdown()
+            tracing.shutdown()
 
     app = FastAPI(title="1022 notifier", version="1", lifespan=lifespan)
     app.include_router(router)

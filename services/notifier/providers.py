@@ -1,16 +1,18 @@
 """Providers behind one small interface: ``await provider.send(delivery)``.
 
-A provider raises :class:`Transient` for what may work on a later try (time-outs, 5xx, 429) and
-:class:`Permanent` for what never will (a number that does not exist, 4xx). Every HTTP provider
-sends the delivery id as ``Idempotency-Key``, so a receiver can recognise a message sent again
-after a crash between sending and recording.
+A provider raises :class:`Transient` for what may work on a later try (time-outs, refused
+connections, 5xx, 429) and :class:`Permanent` for what never will (a number that does not exist,
+any other 4xx). Every provider hands the delivery id to the receiver — ``Idempotency-Key`` over
+HTTP, ``Message-ID`` by e-mail (see :mod:`services.notifier.mail`) — so a receiver that honours it
+drops a message sent again after a crash between its sending and its recording.
 """
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
 from services.notifier.domain import Delivery
+from services.notifier.templates import without_diacritics
 
 
 class Transient(Exception):
@@ -25,35 +27,83 @@ class Provider(Protocol):
     async def send(self, delivery: Delivery) -> None: ...
 
 
-class HttpProvider:
-    """POSTs JSON to an endpoint: district-service webhooks, and SMS, push and Zalo gateways."""
+def headers_for(delivery: Delivery) -> dict[str, str]:
+    headers = {"Idempotency-Key": str(delivery.delivery_id)}
+    if delivery.traceparent:
+        headers["traceparent"] = delivery.traceparent
+    return headers
 
-    def __init__(self, client: httpx.AsyncClient, url: str | None = None):
-        self.client, self.url = client, url
 
-    def body(self, delivery: Delivery) -> dict:
-        return {"delivery_id": str(delivery.delivery_id), "to": delivery.target, "text": delivery.text,
-                "case_id": str(delivery.case_id), "payload": delivery.payload}
+async def post(client: httpx.AsyncClient, url: str, body: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
+    """POST ``body``; a 2xx is returned, anything else raised as Transient or Permanent."""
+    try:
+        response = await client.post(url, json=body, headers=headers)
+    except httpx.HTTPError as error:
+        raise Transient(f"{type(error).__name__} talking to {httpx.URL(url).host}") from error
+    if response.status_code < 300:
+        return response
+    reason = f"HTTP {response.status_code}: {response.text[:200]}"
+    if response.status_code in (408, 425, 429) or response.status_code >= 500:
+        raise Transient(reason)
+    raise Permanent(reason)
+
+
+class WebhookProvider:
+    """POSTs the message and the event that caused it to a district service (``delivery.target``)."""
+
+    def __init__(self, client: httpx.AsyncClient):
+        self.client = client
 
     async def send(self, delivery: Delivery) -> None:
-        url = self.url or delivery.target
-        headers = {"Idempotency-Key": str(delivery.delivery_id)}
-        if delivery.traceparent:
-            headers["traceparent"] = delivery.traceparent
+        body = {"delivery_id": str(delivery.delivery_id), "case_id": str(delivery.case_id),
+                "template": delivery.template, "subject": delivery.subject, "text": delivery.text,
+                "event": delivery.payload}
+        await post(self.client, delivery.target, body, headers_for(delivery))
+
+
+class GatewayProvider:
+    """POSTs ``{to, subject, text}`` to a configured gateway: the SMS gateway and the app's push endpoint.
+
+    The causing event is not sent: a gateway needs the words, not the case.
+    """
+
+    def __init__(self, client: httpx.AsyncClient, url: str, *, ascii_only: bool = False):
+        self.client, self.url, self.ascii_only = client, url, ascii_only
+
+    async def send(self, delivery: Delivery) -> None:
+        text = without_diacritics(delivery.text) if self.ascii_only else delivery.text
+        body = {"delivery_id": str(delivery.delivery_id), "case_id": str(delivery.case_id), "to": delivery.target,
+                "subject": delivery.subject, "text": text}
+        await post(self.client, self.url, body, headers_for(delivery))
+
+
+# Zalo answers HTTP 200 with an error code in the body; these codes may pass on a later try
+# (-32: rate limited; -201: access token expired, refreshed out of band; -1: Zalo's own failure).
+ZALO_TRANSIENT = {-1, -32, -201}
+
+
+class ZaloProvider:
+    """The Zalo OA message API (v3, ``message/cs``): a text to a user who wrote to the OA."""
+
+    def __init__(self, client: httpx.AsyncClient, url: str, access_token: str):
+        self.client, self.url, self.access_token = client, url, access_token
+
+    async def send(self, delivery: Delivery) -> None:
+        body = {"recipient": {"user_id": delivery.target}, "message": {"text": delivery.text[:2000]}}
+        response = await post(self.client, self.url, body, {**headers_for(delivery), "access_token": self.access_token})
         try:
-            response = await self.client.post(url, json=self.body(delivery), headers=headers)
-        except httpx.HTTPError as error:
-            raise Transient(f"{type(error).__name__} talking to {httpx.URL(url).host}") from error
-        if response.status_code < 300:
+            answer = response.json()
+        except ValueError as error:
+            raise Transient("Zalo answered something that is not JSON") from error
+        code = answer.get("error", 0) if isinstance(answer, dict) else 0
+        if code == 0:
             return
-        reason = f"HTTP {response.status_code}: {response.text[:200]}"
-        if response.status_code in (408, 425, 429) or response.status_code >= 500:
-            raise Transient(reason)
-        raise Permanent(reason)
+        reason = f"Zalo error {code}: {str(answer.get('message', ''))[:200]}"
+        raise (Transient if code in ZALO_TRANSIENT else Permanent)(reason)
 
 
 class Providers:
-    """The provider for each channel; a channel with no endpoint configured is not in use."""
+    """The provider for each channel this notifier can send on."""
 
     def __init__(self, by_channel: dict[str, Provider]):
         self.by_channel = by_channel

@@ -1,9 +1,12 @@
 """Notifier configuration, from ``NOTIFIER_*`` environment variables.
 
-Provider endpoints are configuration: an empty one means that channel is not in use here.
+Provider endpoints are configuration: an empty one means that channel is not in use here, and a
+citizen who can only be reached on it is recorded as not reachable, with the reason.
 """
 
-from pydantic import AliasChoices, Field
+from datetime import timedelta
+
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -19,20 +22,54 @@ class NotifierSettings(BaseSettings):
     pg_user: str = Field("mesh", validation_alias=AliasChoices("NOTIFIER_PG_USER", "PGUSER"))
     pg_password: str = Field("", validation_alias=AliasChoices("NOTIFIER_PG_PASSWORD", "PGPASSWORD"))
     pg_database: str = "notifier"
-    # Where a unit's district service takes assignments; {unit_id} is filled in.
+    pg_pool_size: int = 10
+
+    # Where a unit's district service takes its cases when the directory names no URL; {unit_id} is filled in.
     unit_webhook_url: str = "http://127.0.0.1:8005/units/{unit_id}/assignments"
     sms_gateway_url: str = ""
+    sms_ascii: bool = Field(False, description="Strip Vietnamese diacritics: brandname SMS routes often require it")
     push_gateway_url: str = ""
+    # The Zalo OA message API (v3: https://openapi.zalo.me/v3.0/oa/message/cs) and the OA's access token.
     zalo_api_url: str = ""
+    zalo_access_token: str = ""
+    # Zalo lets an OA answer a user freely for a while after the user's last message; later it refuses.
+    zalo_reply_window_hours: float = 7 * 24
     smtp_host: str = ""
     smtp_port: int = 25
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
     mail_from: str = "tongdai1022@hcmc.invalid"
-    max_attempts: int = 5
-    backoff_base_seconds: float = 0.2
-    backoff_max_seconds: float = 5.0
-    send_timeout_seconds: float = 5.0
-    concurrency: int = 64
+
+    # Tries over about two minutes (1, 2, 4 … 64 s apart, give or take half): long enough for a
+    # gateway's hiccup; an outage longer than that is for people, through the dead-letter topic.
+    max_attempts: int = 8
+    backoff_base_seconds: float = 1.0
+    backoff_max_seconds: float = 120.0
+    send_timeout_seconds: float = 10.0
+    # A delivery being sent is leased for this long: if its sender dies, another takes it over after.
+    lease_seconds: float = 30.0
+    # Deliveries in flight per channel, so one slow provider cannot hold up the others.
+    concurrency: int = 32
+    poll_seconds: float = 0.25
     max_batch: int = 500
+
+    @model_validator(mode="after")
+    def _lease_outlives_a_send(self) -> "NotifierSettings":
+        # A lease shorter than a send would let a second sender take a delivery still in flight.
+        if self.lease_seconds <= self.send_timeout_seconds + 1:
+            raise ValueError("NOTIFIER_LEASE_SECONDS must exceed NOTIFIER_SEND_TIMEOUT_SECONDS by more than a second")
+        return self
+
+    @property
+    def zalo_reply_window(self) -> timedelta:
+        return timedelta(hours=self.zalo_reply_window_hours)
+
+    def channels(self) -> frozenset[str]:
+        """The channels this notifier can send on."""
+        configured = {"webhook": True, "sms": self.sms_gateway_url, "push": self.push_gateway_url,
+                      "zalo": self.zalo_api_url, "email": self.smtp_host}
+        return frozenset(c for c, on in configured.items() if on)
 
     def dsn(self) -> str:
         auth = f"{self.pg_user}:{self.pg_password}@" if self.pg_password else f"{self.pg_user}@"

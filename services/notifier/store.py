@@ -1,45 +1,180 @@
-"""The notifier's record of every delivery, keyed by delivery id (its idempotency key)."""
+"""The notifier's tables: what it knows of each case, and every delivery with its outcome.
+
+``deliveries`` is keyed by the delivery key and doubles as the queue of work: a delivery is
+inserted ``pending`` in the same transaction as the case record that called for it, claimed
+under a lease (``sending``), and finished ``sent`` or ``failed``, or put back ``pending`` with
+the time of its next try. ``published`` says whether its outcome is on ``notify.deliveries`` yet.
+Both tables hold personal data (the citizen's contact): nothing here is ever logged.
+"""
+
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
+import orjson
+
+from services.notifier.domain import CaseRecord, Delivery
 
 SCHEMA = """
+DO $$ BEGIN
+    -- The foundation's first deliveries table had another shape: keep it aside, start afresh.
+    IF EXISTS (SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'deliveries')
+       AND NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
+                       AND table_name = 'deliveries' AND column_name = 'payload') THEN
+        ALTER TABLE deliveries RENAME TO deliveries_foundation;
+    END IF;
+END $$;
+CREATE TABLE IF NOT EXISTS case_records (
+    case_id uuid PRIMARY KEY, version int NOT NULL DEFAULT 0, record jsonb NOT NULL DEFAULT '{}',
+    updated_at timestamptz NOT NULL DEFAULT now());
 CREATE TABLE IF NOT EXISTS deliveries (
-    delivery_id uuid PRIMARY KEY, case_id uuid NOT NULL, cause_event_id uuid NOT NULL,
-    recipient text NOT NULL, channel text NOT NULL, status text NOT NULL,
-    attempts int NOT NULL DEFAULT 0, last_error text, permanent boolean NOT NULL DEFAULT false,
-    published boolean NOT NULL DEFAULT false,
-    created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now());
-CREATE INDEX IF NOT EXISTS deliveries_case ON deliveries (case_id);
+    delivery_id uuid PRIMARY KEY, seq bigserial NOT NULL, case_id uuid NOT NULL, cause_event_id uuid NOT NULL,
+    correlation_id uuid NOT NULL, traceparent text, source_topic text NOT NULL,
+    recipient text NOT NULL, channel text NOT NULL, target text NOT NULL, template text NOT NULL,
+    subject text NOT NULL, body text NOT NULL, payload jsonb NOT NULL, note text,
+    status text NOT NULL, attempts int NOT NULL DEFAULT 0, next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    lease_until timestamptz, claim uuid, last_error text, permanent boolean NOT NULL DEFAULT false,
+    published boolean NOT NULL DEFAULT false, created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(), finished_at timestamptz);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (channel, next_attempt_at) WHERE status IN ('pending', 'sending');
+CREATE INDEX IF NOT EXISTS deliveries_by_case ON deliveries (case_id, seq);
+CREATE INDEX IF NOT EXISTS deliveries_unpublished ON deliveries (seq) WHERE NOT published AND status IN ('sent', 'failed');
 """
+
+DELIVERY_COLUMNS = ("delivery_id, case_id, cause_event_id, correlation_id, recipient, channel, target, template, subject,"
+                    " body, payload, source_topic, traceparent, note")
+# Messages to one citizen go out in the order their events happened: one still being tried holds back the later ones.
+CLAIM = f"""
+WITH due AS (
+    SELECT d.delivery_id FROM deliveries d
+    WHERE d.channel = $1 AND d.status IN ('pending', 'sending') AND d.next_attempt_at <= now()
+      AND (d.lease_until IS NULL OR d.lease_until < now())
+      AND (d.recipient <> 'citizen' OR NOT EXISTS (
+          SELECT 1 FROM deliveries e WHERE e.case_id = d.case_id AND e.recipient = 'citizen'
+            AND e.status IN ('pending', 'sending') AND e.seq < d.seq))
+    ORDER BY d.next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+UPDATE deliveries SET status = 'sending', attempts = attempts + 1, claim = $3,
+    lease_until = now() + make_interval(secs => $4), updated_at = now()
+FROM due WHERE deliveries.delivery_id = due.delivery_id
+RETURNING {", ".join("deliveries." + c.strip() for c in DELIVERY_COLUMNS.split(","))}, deliveries.attempts
+"""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a delivery ended, as ``notify.deliveries`` will tell it."""
+
+    delivery: Delivery
+    status: str  # sent | failed
+    attempts: int
+    error: str | None
+    permanent: bool
+
+
+def _row(d: Delivery) -> tuple[Any, ...]:
+    return (d.delivery_id, d.case_id, d.cause_event_id, d.correlation_id, d.recipient, d.channel, d.target,
+            d.template, d.subject, d.text, orjson.dumps(d.payload).decode(), d.source_topic, d.traceparent, d.note,
+            "failed" if d.undeliverable else "pending", d.undeliverable, d.undeliverable is not None)
+
+
+def _delivery(row: asyncpg.Record) -> Delivery:
+    return Delivery(row["delivery_id"], row["case_id"], row["cause_event_id"], row["correlation_id"], row["recipient"],
+                    row["channel"], row["target"], row["template"], row["subject"], row["body"],
+                    orjson.loads(row["payload"]), row["source_topic"], row["traceparent"], row["note"])
 
 
 class DeliveryLog:
     def __init__(self, pool: asyncpg.Pool):
         self.pool = pool
 
-    async def claim(self, deliveries) -> dict:
-        """Record each delivery as pending if new; return the known state of every one."""
-        async with self.pool.acquire() as conn:
+    async def create(self) -> None:
+        await self.pool.execute(SCHEMA)
+
+    async def take(self, case_ids: Sequence[uuid.UUID],
+                   apply: Callable[[dict[uuid.UUID, CaseRecord]], list[Delivery]]) -> int:
+        """In one transaction: lock these cases' records, let ``apply`` change them and name the
+        deliveries they call for, and store both. Returns how many deliveries were new."""
+        ordered = sorted(set(case_ids))  # one lock order for every instance: no deadlocks in a rebalance
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.executemany("INSERT INTO case_records (case_id) VALUES ($1) ON CONFLICT DO NOTHING",
+                                   [(c,) for c in ordered])
+            rows = await conn.fetch("SELECT case_id, record FROM case_records WHERE case_id = ANY($1::uuid[])"
+                                    " ORDER BY case_id FOR UPDATE", ordered)
+            records = {r["case_id"]: CaseRecord.from_json(orjson.loads(r["record"])) for r in rows}
+            before = {c: rec.version for c, rec in records.items()}
+            deliveries = apply(records)
             await conn.executemany(
-                "INSERT INTO deliveries (delivery_id, case_id, cause_event_id, recipient, channel, status)"
-                " VALUES ($1, $2, $3, $4, $5, 'pending') ON CONFLICT DO NOTHING",
-                [(d.delivery_id, d.case_id, d.cause_event_id, d.recipient, d.channel) for d in deliveries])
+                "UPDATE case_records SET version = $2, record = $3::jsonb, updated_at = now() WHERE case_id = $1",
+                [(c, rec.version, orjson.dumps(rec.to_json()).decode()) for c, rec in records.items()
+                 if rec.version != before[c]])
+            return await self._insert(conn, deliveries)
+
+    async def add(self, deliveries: Sequence[Delivery]) -> int:
+        """Store deliveries that need no case record; a known delivery key is left as it is."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            return await self._insert(conn, deliveries)
+
+    @staticmethod
+    async def _insert(conn: asyncpg.Connection, deliveries: Sequence[Delivery]) -> int:
+        if not deliveries:
+            return 0
+        known = {r["delivery_id"] for r in await conn.fetch(
+            "SELECT delivery_id FROM deliveries WHERE delivery_id = ANY($1::uuid[])", [d.delivery_id for d in deliveries])}
+        await conn.executemany(
+            f"INSERT INTO deliveries ({DELIVERY_COLUMNS}, status, last_error, permanent, finished_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13, $14, $15, $16, $17,"
+            " CASE WHEN $17 THEN now() END) ON CONFLICT (delivery_id) DO NOTHING",
+            [_row(d) for d in deliveries if d.delivery_id not in known])
+        return len({d.delivery_id for d in deliveries} - known)
+
+    async def claim(self, channel: str, limit: int, lease_seconds: float) -> tuple[uuid.UUID, list[tuple[Delivery, int]]]:
+        """Lease up to ``limit`` due deliveries of a channel; each try is counted before it is made,
+        so a crash in the middle of a send leaves an honest count."""
+        token = uuid.uuid4()
+        rows = await self.pool.fetch(CLAIM, channel, limit, token, lease_seconds)
+        return token, [(_delivery(r), r["attempts"]) for r in rows]
+
+    async def sent(self, delivery_id: uuid.UUID, claim: uuid.UUID) -> None:
+        await self.pool.execute(
+            "UPDATE deliveries SET status = 'sent', last_error = NULL, lease_until = NULL, finished_at = now(),"
+            " updated_at = now() WHERE delivery_id = $1 AND claim = $2", delivery_id, claim)
+
+    async def retry_later(self, delivery_id: uuid.UUID, claim: uuid.UUID, delay: float, error: str) -> None:
+        await self.pool.execute(
+            "UPDATE deliveries SET status = 'pending', last_error = $3, lease_until = NULL,"
+            " next_attempt_at = now() + make_interval(secs => $4), updated_at = now()"
+            " WHERE delivery_id = $1 AND claim = $2", delivery_id, claim, error, delay)
+
+    async def failed(self, delivery_id: uuid.UUID, claim: uuid.UUID, error: str, permanent: bool) -> None:
+        await self.pool.execute(
+            "UPDATE deliveries SET status = 'failed', last_error = $3, permanent = $4, lease_until = NULL,"
+            " finished_at = now(), updated_at = now() WHERE delivery_id = $1 AND claim = $2",
+            delivery_id, claim, error, permanent)
+
+    async def announce(self, limit: int, publish: Callable[[list[Outcome]], Awaitable[None]]) -> int:
+        """Hand finished, unannounced outcomes to ``publish``; mark them announced once it returned.
+
+        The rows stay locked meanwhile, so two notifiers never announce the same ones at once.
+        """
+        async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                "SELECT delivery_id, status, attempts, published, last_error, permanent FROM deliveries"
-                " WHERE delivery_id = ANY($1::uuid[])", [d.delivery_id for d in deliveries])
-        return {r["delivery_id"]: r for r in rows}
+                f"SELECT {DELIVERY_COLUMNS}, status, attempts, last_error, permanent FROM deliveries"
+                " WHERE NOT published AND status IN ('sent', 'failed') ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+                limit)
+            if not rows:
+                return 0
+            await publish([Outcome(_delivery(r), r["status"], r["attempts"], r["last_error"], r["permanent"])
+                           for r in rows])
+            await conn.execute("UPDATE deliveries SET published = true WHERE delivery_id = ANY($1::uuid[])",
+                               [r["delivery_id"] for r in rows])
+            return len(rows)
 
-    async def attempt(self, delivery_id) -> None:
-        """Count a try before it is made: a crash mid-send leaves the count honest."""
-        await self.pool.execute(
-            "UPDATE deliveries SET attempts = attempts + 1, status = 'sending', updated_at = now() WHERE delivery_id = $1",
-            delivery_id)
-
-    async def finish(self, delivery_id, status: str, error: str | None = None, permanent: bool = False) -> None:
-        await self.pool.execute(
-            "UPDATE deliveries SET status = $2, last_error = $3, permanent = $4, updated_at = now() WHERE delivery_id = $1",
-            delivery_id, status, error, permanent)
-
-    async def mark_published(self, delivery_ids) -> None:
-        await self.pool.execute("UPDATE deliveries SET published = true WHERE delivery_id = ANY($1::uuid[])",
-                                list(delivery_ids))
+    async def backlog(self) -> dict[str, int]:
+        """Deliveries waiting to be sent, by channel, and outcomes waiting to be announced."""
+        rows = await self.pool.fetch(
+            "SELECT channel, count(*) AS n FROM deliveries WHERE status IN ('pending', 'sending') GROUP BY channel")
+        unannounced = await self.pool.fetchval(
+            "SELECT count(*) FROM deliveries WHERE NOT published AND status IN ('sent', 'failed')")
+        return {**{f"pending_{r['channel']}": r["n"] for r in rows}, "unannounced": unannounced}

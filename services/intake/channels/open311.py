@@ -1,0 +1,149 @@
+"""Open311 GeoReport v2 under ``/open311/v2/``, so existing 311 apps can file and follow requests.
+
+Services are our categories; a posted request is RequestReceived on channel ``open311`` and its
+``service_request_id`` is the tracking code; a request's status is oversight's public view of it.
+Bodies may be form-encoded (as the specification says) or JSON; answers are JSON only. Errors are
+GeoReport's list of ``{code, description}``, with the field and both languages added.
+"""
+
+import hashlib
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from contracts.events import Attachment, Location
+from services.intake.auth import open311_client
+from services.intake.application import database_answers
+from services.intake.channels.common import categories, client_sender, intake, settings
+from services.intake.channels.open311_status import request_status
+from services.intake.domain import Problem, Submission, build_request, check_key, sender_key
+from services.intake.problems import Invalid, problems_of
+
+router = APIRouter(prefix="/open311/v2")
+# Our names for what GeoReport calls otherwise, so a refusal names the field the client sent.
+GEOREPORT_NAMES = {"category": "service_code", "address": "address_string", "attachments": "media_url",
+                   "full_name": "first_name", "location": "lat", "channel_key": "Idempotency-Key"}
+
+
+class GeoReportRequest(BaseModel):
+    """The fields of a GeoReport v2 POST that intake uses; the rest (attribute[...], ...) is ignored."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    api_key: str | None = Field(None, max_length=200)
+    jurisdiction_id: str | None = Field(None, max_length=200)
+    service_code: str = Field(min_length=1, max_length=64)
+    lat: float | None = Field(None, ge=-90, le=90)
+    long: float | None = Field(None, ge=-180, le=180)
+    address_string: str | None = Field(None, max_length=500)
+    email: str | None = Field(None, max_length=254)
+    device_id: str | None = Field(None, max_length=200)
+    account_id: str | None = Field(None, max_length=200)
+    first_name: str | None = Field(None, max_length=100)
+    last_name: str | None = Field(None, max_length=100)
+    phone: str | None = Field(None, max_length=32)
+    description: str = Field(min_length=1, max_length=4000)
+    media_url: str | None = Field(None, max_length=2000)
+
+    def submission(self) -> Submission:
+        if not self.address_string and (self.lat is None or self.long is None):
+            raise Problem("address_string", "Cần địa chỉ hoặc tọa độ (lat, long)", "An address_string or lat and long is required", status=400)
+        location = Location(latitude=self.lat, longitude=self.long) if self.lat is not None and self.long is not None else None
+        name = " ".join(p for p in (self.first_name, self.last_name) if p) or None
+        return Submission(full_name=name, phone=self.phone, email=self.email, category=self.service_code,
+                          address=self.address_string or f"{self.lat}, {self.long}", description=self.description,
+                          location=location, attachments=[Attachment(url=self.media_url)] if self.media_url else [])
+
+    def natural_key(self) -> str:
+        """Without an Idempotency-Key, the same report from the same device is the same request."""
+        who = self.device_id or self.account_id or self.email or self.phone or ""
+        parts = [who, self.service_code, self.address_string or "", str(self.lat), str(self.long), self.description]
+        return "content-" + hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:40]
+
+
+async def _fields(request: Request) -> dict[str, Any]:
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            data = json.loads(await request.body())
+        except ValueError:
+            raise Problem("body", "Nội dung không phải JSON hợp lệ", "The body is not valid JSON", status=400) from None
+        if not isinstance(data, dict):
+            raise Problem("body", "Phải là một đối tượng JSON", "Must be a JSON object", status=400)
+        return data
+    form = await request.form(max_files=0, max_fields=100)
+    # A form sends every input, filled or not; an empty one is a field not given.
+    return {k: v for k, v in form.items() if isinstance(v, str) and v.strip()}
+
+
+def check_jurisdiction(request: Request, jurisdiction_id: str | None) -> None:
+    """One city answers here; a client asking for another gets GeoReport's 404."""
+    if jurisdiction_id and jurisdiction_id != settings(request).open311_jurisdiction_id:
+        raise Problem("jurisdiction_id", "Không phục vụ đơn vị hành chính này",
+                      f"Unknown jurisdiction; this is {settings(request).open311_jurisdiction_id}", status=404)
+
+
+@router.get("/services.json")
+async def services(request: Request, jurisdiction_id: str | None = None) -> list[dict[str, Any]]:
+    check_jurisdiction(request, jurisdiction_id)
+    return [{"service_code": c.code, "service_name": c.vi, "description": c.en, "metadata": False,
+             "type": "realtime", "keywords": c.code.replace("_", ","), "group": "1022"}
+            for c in categories(request).values()]
+
+
+@router.get("/services/{service_code}.json")
+async def service_definition(request: Request, service_code: str) -> dict[str, Any]:
+    if service_code not in categories(request):
+        raise Problem("service_code", "Không có dịch vụ này", "No such service_code", status=404)
+    return {"service_code": service_code, "attributes": []}
+
+
+@router.post("/requests.json", status_code=202)
+async def post_request(request: Request,
+                       idempotency_key: Annotated[str | None, Header()] = None) -> JSONResponse:
+    try:
+        report = GeoReportRequest.model_validate(await _fields(request))
+        open311_client(report.api_key, settings(request))
+        check_jurisdiction(request, report.jurisdiction_id)
+        key = check_key(idempotency_key) if idempotency_key is not None else report.natural_key()
+        event = build_request("open311", key, report.submission(), categories(request))
+    except (ValidationError, Problem) as error:
+        # GeoReport answers 400 for a request it cannot take, 403 for a bad api_key.
+        status = error.status if isinstance(error, Problem) and error.status != 422 else 400
+        raise Invalid(problems_of(error, GEOREPORT_NAMES), status) from None
+    sender = (sender_key("phone", event.citizen.phone) if event.citizen.phone
+              else sender_key("open311", report.device_id or report.email) if report.device_id or report.email
+              else client_sender(request))
+    receipt = await intake(request).submit(event, sender)
+    notice = "Đã tiếp nhận / Received by the 1022 centre"
+    return JSONResponse([{"service_request_id": receipt["tracking_code"], "service_notice": notice,
+                          "account_id": report.account_id}], status_code=202)
+
+
+async def _status(request: Request, service_request_id: str) -> dict[str, Any]:
+    with database_answers():
+        return await request_status(request.app.state.http, settings(request), categories(request),
+                                    intake(request).receipts, service_request_id)
+
+
+@router.get("/requests/{service_request_id}.json")
+async def get_request(request: Request, service_request_id: str) -> list[dict[str, Any]]:
+    return [await _status(request, service_request_id)]
+
+
+@router.get("/requests.json")
+async def get_requests(request: Request,
+                       service_request_id: Annotated[str | None, Query(max_length=1100)] = None) -> list[dict[str, Any]]:
+    """Requests by id only: listing other citizens' requests is not offered."""
+    if not service_request_id:
+        raise Problem("service_request_id", "Cần mã tra cứu (service_request_id)", "service_request_id is required", status=400)
+    found = []
+    for code in service_request_id.split(",")[:50]:
+        try:
+            found.append(await _status(request, code))
+        except Problem as problem:
+            if problem.status != 404:
+                raise
+    return found

@@ -1,0 +1,109 @@
+"""The web channel ("Gửi phản ánh"): the JSON endpoint, the HTML form, and its uploaded files.
+
+The form posts, is answered with a redirect to the page showing the tracking code (so reloading
+that page sends nothing twice), and carries a key made when the form was shown, so a double click
+or a resubmission gives the same tracking code.
+"""
+
+import hashlib
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import Field, ValidationError
+
+from contracts import ids
+from contracts.events import Attachment
+from services.intake.application import Unavailable, database_answers
+from services.intake.channels.common import accept, categories, intake, phone_or_client, settings
+from services.intake.channels.web_form import form_page, read_uploads, received_page
+from services.intake.domain import Problem, Submission, build_request, check_key
+from services.intake.problems import problems_of
+
+router = APIRouter()
+
+
+class WebSubmission(Submission):
+    """The 1022 web form asks for a name and a phone number to call back."""
+
+    full_name: str = Field(min_length=1, max_length=200)
+    phone: str = Field(min_length=1, max_length=32)
+
+
+@router.post("/v1/channels/web/requests", status_code=202)
+async def web_request(request: Request, body: WebSubmission,
+                      idempotency_key: Annotated[str | None, Header()] = None) -> Response:
+    event = build_request("web", check_key(idempotency_key), body, categories(request))
+    return await accept(request, event, phone_or_client(event, request))
+
+
+def _lang(request: Request) -> str:
+    return "en" if request.query_params.get("lang") == "en" else "vi"
+
+
+@router.get("/", response_class=HTMLResponse)
+async def form(request: Request) -> Response:
+    return form_page(request, _lang(request), {"form_key": str(uuid.uuid4())})
+
+
+@router.post("/", response_class=HTMLResponse)
+async def submit_form(request: Request) -> Response:
+    lang = _lang(request)
+    limit = settings(request).max_upload_bytes * settings(request).max_uploads + 1024 * 1024
+    if int(request.headers.get("content-length") or 0) > limit:
+        return form_page(request, lang, {"form_key": str(uuid.uuid4())}, status=413,
+                         errors=[Problem("files", "Tệp đính kèm quá lớn", "Attachments too large").as_dict()])
+    form = await request.form(max_files=settings(request).max_uploads + 1, max_fields=40)
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    try:
+        key = check_key(values.get("form_key"), field="form_key")
+        uploads = await read_uploads(form.getlist("files"), settings(request))
+        links = [line for line in values.get("attachment_links", "").splitlines() if line.strip()]
+        stored = [(uuid.uuid5(ids.NAMESPACE, f"attachment:{key}:{u.sha256}"), u) for u in uploads]
+        attachments = [Attachment(url=link) for link in links] + [
+            Attachment(url=f"{settings(request).base_url()}/v1/attachments/{aid}", media_type=u.media_type, name=u.name)
+            for aid, u in stored]
+        submission = WebSubmission(
+            full_name=values.get("full_name", ""), phone=values.get("phone", ""), address=values.get("address", ""),
+            category=values.get("category", ""), description=values.get("description", ""),
+            is_public=values.get("is_public") == "1", attachments=attachments, language=lang)
+        # The form's key stops double submissions; a citizen who went back and changed the form
+        # sends a new request, not a conflicting retry.
+        content = hashlib.sha256(submission.model_dump_json().encode()).hexdigest()[:16]
+        event = build_request("web", f"{key}-{content}", submission, categories(request))
+        with database_answers():
+            for aid, upload in stored:
+                await intake(request).attachments.keep(aid, upload)
+        await intake(request).submit(event, phone_or_client(event, request))
+    except (ValidationError, Problem) as error:
+        status = error.status if isinstance(error, Problem) else 422
+        headers = error.headers if isinstance(error, Problem) else None
+        return form_page(request, lang, values, status=status, errors=problems_of(error), headers=headers)
+    except Unavailable:
+        retry = str(settings(request).retry_after_seconds)
+        return form_page(request, lang, values, status=503, headers={"Retry-After": retry},
+                         errors=[{"field": "", "reason_vi": "Hệ thống tạm bận, vui lòng gửi lại sau ít phút",
+                                  "reason_en": "The system is busy; please submit again in a few minutes"}])
+    return RedirectResponse(f"/received/{event.tracking_code}?lang={lang}", status_code=303)
+
+
+@router.get("/received/{tracking_code}", response_class=HTMLResponse)
+async def received(request: Request, tracking_code: str) -> Response:
+    code = ids.normalise_tracking_code(tracking_code)
+    if code is None:
+        return RedirectResponse(f"/?lang={_lang(request)}", status_code=303)
+    return received_page(request, _lang(request), code)
+
+
+@router.get("/v1/attachments/{attachment_id}")
+async def attachment(request: Request, attachment_id: uuid.UUID) -> Response:
+    with database_answers():
+        row = await intake(request).attachments.get(attachment_id)
+    if row is None:
+        raise Problem("attachment_id", "Không có tệp đính kèm này", "No such attachment", status=404)
+    # Served as a download that the browser must not reinterpret: uploads are the public's files.
+    name = row["name"].encode("ascii", "replace").decode().replace('"', "'")
+    return Response(row["content"], media_type=row["media_type"],
+                    headers={"Content-Disposition": f'attachment; filename="{name}"',
+                             "X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=86400"})

@@ -1,0 +1,33 @@
+"""The Zalo Official Account webhook: Zalo posts every event of the OA "1022 TPHCM" here.
+
+The answer comes as soon as the event is verified and recorded (well under Zalo's 2-second
+budget); the chatbot's dialogue and its replies run afterwards (:mod:`services.intake.chatbot`).
+"""
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse
+
+from services.intake.channels.common import settings
+from services.intake.domain import Problem
+from services.intake.zalo_events import verified_event
+
+router = APIRouter()
+
+
+@router.post("/v1/channels/zalo/webhook")
+async def zalo_webhook(request: Request,
+                       x_zevent_signature: Annotated[str | None, Header()] = None) -> JSONResponse:
+    config = settings(request)
+    secret = config.zalo_oa_secret_key.get_secret_value()
+    if not config.zalo_app_id or not secret:
+        raise Problem("X-ZEvent-Signature", "Kênh Zalo chưa được cấu hình", "The Zalo channel is not configured here",
+                      status=503)
+    body = await request.body()
+    event = verified_event(body, x_zevent_signature, config.zalo_app_id, secret, now_ms=int(time.time() * 1000),
+                           max_age_ms=config.zalo_max_event_age_seconds * 1000)
+    if event.incoming() is not None:
+        await request.app.state.chatbot.receive(event, body)
+    return JSONResponse({"error": 0, "message": "ok"})

@@ -1,0 +1,156 @@
+"""The Zalo chatbot "1022 TPHCM": verified webhook events in, dialogue steps, replies out.
+
+The webhook only records an event (after its signature, age, replay and rate checks) and wakes a
+background task, so Zalo gets its answer at once whatever the dialogue or the OA API do. The task
+takes the user's conversation under a row lock, applies every unprocessed event in Zalo's order,
+publishes the request when the citizen confirmed (waiting for Kafka), and stores the replies in
+the same transaction; the replies are then sent through the OA API. Work a crash or an outage left
+undone is found again by each instance's sweeper, so nothing depends on the process that received
+the event staying up.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+
+from contracts.categories import Category
+from services.intake.application import Intake, database_answers
+from services.intake.dialogue import RECEIVED, Conversation, Turn, step
+from services.intake.domain import Problem, build_request, sender_key, too_many
+from services.intake.oa_client import OAClient, SendFailed
+from services.intake.settings import IntakeSettings
+from services.intake.zalo_events import ZaloEvent, refused
+from services.intake.zalo_store import (ZaloInbox, lock_conversation, lock_unsent, mark_failed, mark_sent,
+                                        pending_events, save_step)
+
+log = logging.getLogger(__name__)
+SORRY = "Xin lỗi, tổng đài chưa thể tiếp nhận phản ánh này. Anh/chị vui lòng thử lại hoặc gọi 1022."
+MAX_SEND_ATTEMPTS = 8
+PRUNE_EVERY_SWEEPS = 30
+
+
+class Chatbot:
+    def __init__(self, intake: Intake, oa: OAClient | None, settings: IntakeSettings,
+                 categories: dict[str, Category]):
+        self.intake, self.oa, self.settings, self.categories = intake, oa, settings, categories
+        self.tasks: set[asyncio.Task] = set()
+
+    def _inbox(self) -> ZaloInbox:
+        return ZaloInbox(self.intake._pool())
+
+    async def receive(self, event: ZaloEvent, body: bytes) -> None:
+        """Take a verified event: 429 for a flooding user, 401 for an event already taken."""
+        with database_answers():
+            wait = await self.intake.rate_limits.hit(sender_key("zalo", event.user_id), self.settings.zalo_message_limit,
+                                                     self.settings.zalo_window_seconds)
+            if wait is not None:
+                raise too_many("sender.id", wait)
+            if not await self._inbox().record(event.key, event.user_id, event.event_name, event.sent_at_ms, body):
+                raise refused("Sự kiện Zalo này đã được nhận trước đó", "Replayed Zalo event: msg_id already seen")
+        self.wake(event.user_id)
+
+    def wake(self, user_id: str) -> None:
+        """Run the user's dialogue soon, after the webhook has answered."""
+        task = asyncio.get_running_loop().create_task(self._work(user_id))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _work(self, user_id: str) -> None:
+        try:
+            await self.converse(user_id)
+        except Exception as error:  # noqa: BLE001 - the events stay unprocessed; the sweeper retries
+            log.warning("Zalo dialogue step postponed: %s: %s", type(error).__name__, error)
+        try:
+            await self.deliver(user_id)
+        except Exception as error:  # noqa: BLE001 - the replies stay unsent; the sweeper retries
+            log.warning("Zalo replies postponed: %s", type(error).__name__)
+
+    async def converse(self, user_id: str) -> None:
+        """Apply the user's unprocessed events, in order, in one transaction with their replies."""
+        ttl = self.settings.zalo_conversation_ttl_hours * 3600
+        async with self.intake._pool().acquire() as conn, conn.transaction():
+            state = await lock_conversation(conn, user_id)
+            events = await pending_events(conn, user_id)
+            if not events:
+                return
+            conversation, replies = Conversation.loads(state), []
+            for row in events:
+                try:
+                    # Read as the webhook read it (json.loads takes the lone surrogates Zalo may send).
+                    incoming = ZaloEvent.model_validate(json.loads(row["body"])).incoming()
+                except ValueError as error:  # a verified event we cannot read must not block the user
+                    log.error("Zalo event %s skipped, unreadable: %s", row["event_key"], error)
+                    continue
+                if incoming is None:
+                    continue
+                try:
+                    turn = step(conversation, incoming, self.categories, ttl)
+                except (ValidationError, ValueError) as error:
+                    log.error("Zalo dialogue could not take an event: %s", error)
+                    turn = Turn(Conversation(updated_at=incoming.at), [SORRY])
+                if turn.confirmed is not None:
+                    turn.replies.append(await self._submit(user_id, turn, incoming.at))
+                conversation, replies = turn.conversation, replies + turn.replies
+            await save_step(conn, user_id, conversation.dumps(), [r["event_key"] for r in events], replies)
+
+    async def _submit(self, user_id: str, turn: Turn, at: float) -> str:
+        """Publish the confirmed request (Unavailable propagates: the step is retried later)."""
+        try:
+            request = build_request("zalo", turn.channel_key, turn.confirmed, self.categories,
+                                    citizen_extra={"zalo_user_id": user_id},
+                                    received_at=datetime.fromtimestamp(at, UTC))
+            receipt = await self.intake.submit(request, sender=None)
+        except Problem as problem:
+            if problem.status == 409:  # being published by another instance right now
+                raise
+            return f"{SORRY} ({problem.vi})"
+        return RECEIVED.format(code=receipt["tracking_code"])
+
+    async def deliver(self, user_id: str) -> None:
+        """Send the user's due replies in order; a reply that fails holds back the ones after it."""
+        if self.oa is None:
+            return
+        async with self.intake._pool().acquire() as conn, conn.transaction():
+            # One sender per user at a time, so replies never overtake each other.
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext('zalo-replies:' || $1))", user_id):
+                return
+            for reply in await lock_unsent(conn, user_id):
+                try:
+                    await self.oa.send_text(user_id, reply["text"])
+                except SendFailed as failure:
+                    again = failure.retry and reply["attempts"] + 1 < MAX_SEND_ATTEMPTS
+                    await mark_failed(conn, reply["reply_id"], str(failure),
+                                      min(300.0, 2.0 ** reply["attempts"]) if again else None)
+                    log.warning("Zalo reply not sent (%s)%s", failure, "; will retry" if again else "; giving up")
+                    if again:
+                        return
+                    continue
+                await mark_sent(conn, reply["reply_id"])
+
+    async def sweep_forever(self) -> None:
+        """Pick up dialogue steps and replies that no live task is doing (crash, outage, restart)."""
+        every = self.settings.zalo_sweep_seconds
+        sweeps = 0
+        while True:
+            await asyncio.sleep(every)
+            if self.intake.pool is None:
+                continue
+            sweeps += 1
+            try:
+                for user_id in await self._inbox().users_with_work(older_than_seconds=every):
+                    await self._work(user_id)
+                if sweeps % PRUNE_EVERY_SWEEPS == 0:
+                    await self._inbox().prune(self.settings.zalo_max_event_age_seconds * 2,
+                                              self.settings.zalo_conversation_ttl_hours * 3600 * 2)
+            except Exception as error:  # noqa: BLE001 - a sweep that fails is simply the next one's work
+                log.warning("Zalo sweep failed: %s", type(error).__name__)
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Let running dialogue tasks finish at shutdown; whatever is cut off, the next start sweeps."""
+        if self.tasks:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*self.tasks, return_exceptions=True), timeout)

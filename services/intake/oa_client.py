@@ -1,0 +1,45 @@
+"""The Zalo OA message API, as far as the chatbot needs it: send a text to a user who wrote to us.
+
+``POST {base}/v3.0/oa/message/cs`` with the OA access token in the ``access_token`` header and
+``{"recipient": {"user_id": ...}, "message": {"text": ...}}``. Zalo answers HTTP 200 even when it
+refuses; the refusal is a non-zero ``error`` in the body.
+"""
+
+import httpx
+
+# Zalo cuts consultation messages at 2,000 characters.
+MAX_TEXT = 2000
+
+
+class SendFailed(Exception):
+    """The OA API did not take the message; ``retry`` says whether a later try may work."""
+
+    def __init__(self, reason: str, retry: bool):
+        super().__init__(reason)
+        self.retry = retry
+
+
+class OAClient:
+    def __init__(self, client: httpx.AsyncClient, base_url: str, access_token: str):
+        self.client = client
+        self.url = base_url.rstrip("/") + "/v3.0/oa/message/cs"
+        self.access_token = access_token
+
+    async def send_text(self, user_id: str, text: str) -> None:
+        body = {"recipient": {"user_id": user_id}, "message": {"text": text[:MAX_TEXT]}}
+        try:
+            response = await self.client.post(self.url, json=body, headers={"access_token": self.access_token})
+        except httpx.HTTPError as error:
+            raise SendFailed(f"{type(error).__name__} talking to the OA API", retry=True) from error
+        if response.status_code >= 500 or response.status_code == 429:
+            raise SendFailed(f"HTTP {response.status_code}", retry=True)
+        if response.status_code >= 400:
+            raise SendFailed(f"HTTP {response.status_code}: {response.text[:200]}", retry=False)
+        try:
+            answer = response.json()
+        except ValueError:
+            raise SendFailed("the OA API answered something that is not JSON", retry=True) from None
+        error = answer.get("error", 0) if isinstance(answer, dict) else 0
+        if error != 0:
+            # -32 is Zalo's rate limit; anything else (user blocked the OA, bad token) will not improve.
+            raise SendFailed(f"OA API error {error}: {str(answer.get('message', ''))[:200]}", retry=error == -32)

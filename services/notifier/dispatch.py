@@ -1,0 +1,122 @@
+"""Sending: one dispatcher per channel leases due deliveries, sends them concurrently, and finishes
+each as sent, failed, or put back for a later try with exponential backoff and jitter.
+
+A try that is waiting for its next attempt holds nothing: it sits in the table with its time, so
+a slow or failing provider never holds up the Kafka consumer, nor the other channels. A sender
+that dies mid-send leaves its lease to run out; then the delivery is sent again under the same
+key, which the receiver can recognise.
+"""
+
+import asyncio
+import logging
+import random
+import re
+from dataclasses import dataclass
+
+from services.notifier.domain import Delivery
+from services.notifier.providers import Permanent, Providers, Transient
+from services.notifier.store import DeliveryLog
+
+log = logging.getLogger(__name__)
+
+_ADDRESSES = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+|\+?\d[\d .-]{6,}\d")
+
+
+def redact(error: str, target: str) -> str:
+    """An error without the recipient's address or number in it: errors are published and shown."""
+    if target:
+        error = error.replace(target, "…")
+    return _ADDRESSES.sub("…", error)[:500]
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How often and how soon: ``max_attempts`` tries in all, the n-th wait around ``base * 2**(n-1)``."""
+
+    max_attempts: int
+    base: float
+    cap: float
+
+    def delay(self, attempts: int, rng: random.Random) -> float:
+        """Equal jitter: half the exponential step for sure, half at random, so retries of many
+        deliveries spread out but each still backs off."""
+        step = min(self.cap, self.base * 2 ** (attempts - 1))
+        return step / 2 + rng.uniform(0, step / 2)
+
+
+class Dispatcher:
+    """Sends one channel's deliveries, at most ``concurrency`` at a time."""
+
+    def __init__(self, deliveries: DeliveryLog, providers: Providers, channel: str, *, retry: Retry,
+                 send_timeout: float, lease_seconds: float, concurrency: int, poll_seconds: float,
+                 finished: asyncio.Event, counts: dict[str, int], rng: random.Random | None = None):
+        self.log, self.providers, self.channel, self.retry = deliveries, providers, channel, retry
+        self.send_timeout, self.lease_seconds, self.concurrency = send_timeout, lease_seconds, concurrency
+        self.poll_seconds, self.finished, self.counts = poll_seconds, finished, counts
+        self.rng = rng or random.Random()
+        self.wake = asyncio.Event()
+        self.in_flight: set[asyncio.Task] = set()
+
+    async def run(self) -> None:
+        while True:
+            self.wake.clear()
+            free = self.concurrency - len(self.in_flight)
+            if free > 0:
+                try:
+                    token, claimed = await self.log.claim(self.channel, free, self.lease_seconds)
+                except Exception:  # noqa: BLE001 - the database may come back; the work waits in it
+                    log.exception("could not claim %s deliveries; trying again shortly", self.channel)
+                    await asyncio.sleep(1.0)
+                    continue
+                for delivery, attempts in claimed:
+                    task = asyncio.create_task(self._send(delivery, attempts, token))
+                    self.in_flight.add(task)
+                    task.add_done_callback(self._done)
+            # Woken by new work, by half the slots coming free, or by the clock for retries falling due.
+            try:
+                await asyncio.wait_for(self.wake.wait(), self.poll_seconds)
+            except TimeoutError:
+                pass
+
+    def _done(self, task: asyncio.Task) -> None:
+        self.in_flight.discard(task)
+        # Claim again once half the slots are free: one claim per batch, not one per message.
+        if len(self.in_flight) <= self.concurrency // 2:
+            self.wake.set()
+
+    async def stop(self) -> None:
+        """Let the sends in flight finish (each is bounded by the send time-out)."""
+        if self.in_flight:
+            await asyncio.wait(self.in_flight, timeout=self.send_timeout + 1)
+
+    async def _send(self, delivery: Delivery, attempts: int, claim) -> None:
+        delivery_id = delivery.delivery_id
+        try:
+            if attempts > self.retry.max_attempts:
+                # Its last try was cut short by a stopped sender: nothing is known of it but that.
+                await self.log.failed(delivery_id, claim, f"gave up after {attempts - 1} tries; the last was cut short",
+                                      permanent=False)
+                self._count("failed")
+                return
+            try:
+                await asyncio.wait_for(self.providers.get(self.channel).send(delivery), self.send_timeout)
+            except Permanent as error:
+                await self.log.failed(delivery_id, claim, redact(str(error), delivery.target), permanent=True)
+                self._count("failed")
+            except (Transient, TimeoutError) as error:
+                reason = redact(str(error) or type(error).__name__, delivery.target)
+                if attempts >= self.retry.max_attempts:
+                    await self.log.failed(delivery_id, claim, f"{reason} (after {attempts} tries)", permanent=False)
+                    self._count("failed")
+                else:
+                    await self.log.retry_later(delivery_id, claim, self.retry.delay(attempts, self.rng), reason)
+                    self.counts["retried"] += 1
+            else:
+                await self.log.sent(delivery_id, claim)
+                self._count("sent")
+        except Exception:  # noqa: BLE001 - its lease runs out and it is tried again under the same key
+            log.exception("delivery %s on %s: outcome not recorded; it will be tried again", delivery_id, self.channel)
+
+    def _count(self, outcome: str) -> None:
+        self.counts[outcome] += 1
+        self.finished.set()

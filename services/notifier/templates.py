@@ -1,0 +1,97 @@
+"""The words each message says (mẫu tin), Vietnamese first, English second.
+
+Officials (đầu mối xử lý) read Vietnamese. A citizen who wrote in English gets the Vietnamese text,
+which is the official one, followed by the English. Times are Vietnam's (UTC+7, no summer time).
+"""
+
+import unicodedata
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+VIETNAM = timezone(timedelta(hours=7), "ICT")
+
+# name → (subject vi, text vi, subject en, text en)
+TEMPLATES: dict[str, tuple[str, str, str, str]] = {
+    "assignment": (
+        "[1022] Phản ánh mới {code}",
+        "Phản ánh {code} giao cho {handler} ({unit}): {category} tại {address}. Nội dung: {description} "
+        "Hạn tiếp nhận: {respond_by}. Hạn có kết quả: {resolve_by}.",
+        "[1022] New case {code}",
+        "Case {code} for {handler} ({unit}): {category} at {address}. {description} "
+        "Acknowledge by {respond_by}; result due {resolve_by}."),
+    "handler_escalated": (
+        "[1022] Phản ánh {code} quá hạn",
+        "Phản ánh {code} đã quá hạn {deadline} và được báo lên {level}. Đề nghị khẩn trương xử lý.",
+        "[1022] Case {code} is late",
+        "Case {code} missed its {deadline} deadline; {level} has been told. Please act now."),
+    "received": (
+        "[1022] Đã nhận phản ánh {code}",
+        "Tổng đài 1022 đã nhận phản ánh của bạn. Mã tra cứu: {code}.",
+        "[1022] Request {code} received",
+        "The 1022 hotline received your request. Tracking code: {code}."),
+    "routed": (
+        "[1022] Phản ánh {code} đã được chuyển",
+        "Phản ánh {code} đã được chuyển đến {unit} để xử lý.",
+        "[1022] Request {code} forwarded",
+        "Request {code} has been sent to {unit} for handling."),
+    "resolved": (
+        "[1022] Kết quả phản ánh {code}",
+        "Phản ánh {code} đã có kết quả từ {unit}: {answer}",
+        "[1022] Result of request {code}",
+        "Request {code} has a result from {unit}: {answer}"),
+    "apology": (
+        "[1022] Xin lỗi về phản ánh {code}",
+        "Tổng đài 1022 xin lỗi: phản ánh {code} chưa có kết quả đúng hạn. Đơn vị đang khẩn trương xử lý "
+        "và sẽ báo bạn ngày có kết quả.",
+        "[1022] Our apologies about request {code}",
+        "The 1022 hotline apologises: request {code} has no result on time yet. The unit is working on it "
+        "and will tell you when to expect it."),
+    "apology_dated": (
+        "[1022] Xin lỗi về phản ánh {code}",
+        "Tổng đài 1022 xin lỗi: phản ánh {code} chưa có kết quả đúng hạn. {unit} hẹn có kết quả trước ngày {date}.",
+        "[1022] Our apologies about request {code}",
+        "The 1022 hotline apologises: request {code} has no result on time. {unit} commits to a result by {date}."),
+    "duplicate": (
+        "[1022] Phản ánh {code} trùng",
+        "Phản ánh {code} trùng với phản ánh {original} đang được xử lý. Bạn có thể tra cứu theo mã {original}.",
+        "[1022] Request {code} is a repeat",
+        "Request {code} repeats request {original}, which is being handled. You can follow it with code {original}."),
+}
+
+# Words filled into the officials' messages, which are in Vietnamese only.
+DEADLINES = {"reach": "tiếp nhận", "resolve": "có kết quả"}
+LEVELS = {"unit_head": "lãnh đạo đơn vị", "centre": "Trung tâm 1022"}
+
+
+def when(moment: datetime | str | None) -> str:
+    """A deadline as a Vietnamese reader writes it: ``17:30 05/12/2026``."""
+    if moment is None:
+        return "—"
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment.astimezone(VIETNAM).strftime("%H:%M %d/%m/%Y")
+
+
+def day(moment: datetime | date | str) -> str:
+    """A committed date: ``05/12/2026``. A date without a zone is taken as Vietnam's own."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    if isinstance(moment, datetime) and moment.tzinfo is not None:
+        moment = moment.astimezone(VIETNAM)
+    return moment.strftime("%d/%m/%Y")
+
+
+def render(template: str, language: str, **values: Any) -> tuple[str, str]:
+    """(subject, text) of a message; ``language`` is the reader's: ``vi`` or ``en``."""
+    subject_vi, text_vi, subject_en, text_en = TEMPLATES[template]
+    subject, text = subject_vi.format(**values), text_vi.format(**values)
+    if language == "en":
+        subject = f"{subject} / {subject_en.format(**values)}"
+        text = f"{text}\n\n{text_en.format(**values)}"
+    return subject, text
+
+
+def without_diacritics(text: str) -> str:
+    """``Phản ánh đã được chuyển`` → ``Phan anh da duoc chuyen``: for SMS routes that take only ASCII."""
+    text = text.replace("đ", "d").replace("Đ", "D")
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")

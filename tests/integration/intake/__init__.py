@@ -1,0 +1,1 @@
+"""Intake against the real Kafka and PostgreSQL, over real HTTP."""

@@ -1,0 +1,276 @@
+"""What intake's integration tests run against: a real intake app served by uvicorn on a loopback
+socket, local HTTP stand-ins for the Zalo OA API and for oversight, and a reader of the real
+``intake.requests.v1`` topic. Secrets (Zalo app id and OA key, token keys) are made per test run."""
+
+import asyncio
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import uvicorn
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from contracts import topics
+from contracts.events import RequestReceived
+from services.intake.main import create_app
+from services.intake.settings import IntakeSettings
+from services.intake.zalo_events import signature
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@dataclass
+class Secrets:
+    """This run's credentials for every channel, made here and never written anywhere."""
+
+    zalo_app_id: str = field(default_factory=lambda: str(secrets.randbelow(10**18)))
+    zalo_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    zalo_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    operators: dict[str, str] = field(default_factory=lambda: {
+        "op-017": secrets.token_urlsafe(24), "op-042": secrets.token_urlsafe(24), "callbot-1": secrets.token_urlsafe(24)})
+    open311_key: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    app_private_key: rsa.RSAPrivateKey = field(default_factory=lambda: rsa.generate_private_key(65537, 2048))
+
+    def app_public_pem(self) -> str:
+        return self.app_private_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+    def app_token(self, sub: str = "user-1", phone: str = "0903123456", verified: bool = True,
+                  expires_in: int = 600, key: Any = None, **extra: Any) -> str:
+        claims = {"sub": sub, "phone": phone, "phone_verified": verified, "iat": int(time.time()),
+                  "exp": int(time.time()) + expires_in, "iss": "tongdai1022-app", **extra}
+        return jwt.encode(claims, key or self.app_private_key, algorithm="RS256")
+
+    def zalo_headers(self, body: bytes, timestamp: str, secret: str | None = None) -> dict[str, str]:
+        mac = signature(self.zalo_app_id, body, timestamp, secret or self.zalo_secret)
+        return {"X-ZEvent-Signature": mac, "Content-Type": "application/json"}
+
+
+def channel_env(keys: "Secrets") -> dict[str, str]:
+    """This run's channel secrets as the INTAKE_* variables a deployed intake reads."""
+    return {"INTAKE_ZALO_APP_ID": keys.zalo_app_id, "INTAKE_ZALO_OA_SECRET_KEY": keys.zalo_secret,
+            "INTAKE_ZALO_ACCESS_TOKEN": keys.zalo_token, "INTAKE_APP_JWT_ALGORITHM": "RS256",
+            "INTAKE_APP_JWT_KEY": keys.app_public_pem(), "INTAKE_APP_JWT_ISSUER": "tongdai1022-app",
+            "INTAKE_PHONE_OPERATOR_TOKENS": json.dumps(keys.operators),
+            "INTAKE_OPEN311_API_KEYS": json.dumps([keys.open311_key])}
+
+
+class IntakeProcess:
+    """``python -m services.intake`` as its own process, configured only through its environment."""
+
+    def __init__(self, env: dict[str, str], log_path: Path):
+        self.port = unused_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **env, "INTAKE_HOST": "127.0.0.1", "INTAKE_PORT": str(self.port),
+                    "PYTHONPATH": str(ROOT)}
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60) -> "IntakeProcess":
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "services.intake"], cwd=ROOT, env=self.env,
+                                         stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"intake did not become healthy; see {self.log_path}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def free_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def unused_port() -> int:
+    """A loopback port where nothing listens (for an unreachable Kafka)."""
+    with free_socket() as sock:
+        return sock.getsockname()[1]
+
+
+def settings_for(kafka: str, pg_port: int, database: str, keys: Secrets, **overrides: Any) -> IntakeSettings:
+    values: dict[str, Any] = dict(
+        kafka_bootstrap=kafka, pg_host="127.0.0.1", pg_port=pg_port, pg_database=database, pg_user="mesh",
+        pg_password="", publish_timeout_seconds=5.0, retry_after_seconds=3,
+        zalo_app_id=keys.zalo_app_id, zalo_oa_secret_key=keys.zalo_secret, zalo_access_token=keys.zalo_token,
+        zalo_sweep_seconds=0.5, app_jwt_algorithm="RS256", app_jwt_key=keys.app_public_pem(),
+        app_jwt_issuer="tongdai1022-app", phone_operator_tokens=keys.operators, open311_api_keys=[keys.open311_key])
+    return IntakeSettings(**(values | overrides))
+
+
+class RunningIntake:
+    """The intake app served by uvicorn in a thread, on its own loopback socket."""
+
+    def __init__(self, settings: IntakeSettings):
+        self.sock = free_socket()
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.settings = settings.model_copy(update={"public_url": self.url})
+        self.app = create_app(self.settings)
+        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def start(self, healthy: bool = True, timeout: float = 30) -> "RunningIntake":
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("intake did not start")
+            time.sleep(0.05)
+        while healthy and httpx.get(self.url + "/healthz", timeout=5).status_code != 200:
+            if time.monotonic() > deadline:
+                raise RuntimeError("intake did not become healthy (Kafka and PostgreSQL)")
+            time.sleep(0.1)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+        self.sock.close()
+
+
+class StandIn:
+    """A local HTTP server that records what it is sent and answers from ``respond(method, path, body)``."""
+
+    def __init__(self, respond):
+        self.received: list[tuple[str, str, dict[str, str], Any]] = []
+        self.lock = threading.Lock()
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                body = json.loads(raw) if raw else None
+                with stand_in.lock:
+                    stand_in.received.append((self.command, self.path, dict(self.headers), body))
+                status, answer = respond(self.command, self.path, body)
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _answer  # noqa: N815 - the stdlib's names
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def bodies(self) -> list[Any]:
+        with self.lock:
+            return [body for *_, body in self.received]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class ZaloOA(StandIn):
+    """The OA message API: takes every message (after ``delay`` seconds) and keeps the texts per user."""
+
+    def __init__(self, delay: float = 0.0):
+        self.delay = delay
+        super().__init__(self._respond)
+
+    def _respond(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        time.sleep(self.delay)
+        if method != "POST" or path != "/v3.0/oa/message/cs":
+            return 404, {"error": -1, "message": "no such API"}
+        return 200, {"error": 0, "message": "Success", "data": {"message_id": secrets.token_hex(8)}}
+
+    def texts_to(self, user_id: str) -> list[str]:
+        return [b["message"]["text"] for b in self.bodies() if b and b["recipient"]["user_id"] == user_id]
+
+
+class KafkaTail:
+    """Reads ``intake.requests.v1`` from where it ended when the tail was opened."""
+
+    def __init__(self, bootstrap: str):
+        self.bootstrap = bootstrap
+        self.consumer: AIOKafkaConsumer | None = None
+        self.seen: list[RequestReceived] = []
+
+    async def open(self) -> "KafkaTail":
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        await self.consumer.start()
+        partitions = [TopicPartition(topics.INTAKE_REQUESTS, p)
+                      for p in sorted(self.consumer.partitions_for_topic(topics.INTAKE_REQUESTS)
+                                      or await self._partitions())]
+        self.consumer.assign(partitions)
+        await self.consumer.seek_to_end(*partitions)
+        for tp in partitions:  # resolve the end now, before anything is sent
+            await self.consumer.position(tp)
+        return self
+
+    async def _partitions(self) -> set[int]:
+        await self.consumer._client.force_metadata_update()  # noqa: SLF001 - no public way to wait for it
+        return self.consumer.partitions_for_topic(topics.INTAKE_REQUESTS) or set()
+
+    async def read(self, until, timeout: float = 20.0) -> list[RequestReceived]:
+        """Read until ``until(seen)`` holds or ``timeout`` passes; everything read so far."""
+        deadline = time.monotonic() + timeout
+        while not until(self.seen) and time.monotonic() < deadline:
+            batch = await self.consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                for record in records:
+                    try:
+                        self.seen.append(RequestReceived.model_validate_json(record.value or b""))
+                    except ValueError:  # other suites put garbage here on purpose (dead-letter tests)
+                        continue
+        return self.seen
+
+    async def settle(self, quiet: float = 1.5) -> list[RequestReceived]:
+        """Everything that arrives until nothing more has for ``quiet`` seconds."""
+        while True:
+            before = len(self.seen)
+            await self.read(lambda _: False, timeout=quiet)
+            if len(self.seen) == before:
+                return self.seen
+
+    def with_ids(self, request_ids: set[str]) -> list[RequestReceived]:
+        return [r for r in self.seen if str(r.request_id) in request_ids]
+
+    async def close(self) -> None:
+        if self.consumer is not None:
+            await self.consumer.stop()
+
+
+def run(coro):
+    """Run a coroutine from synchronous test code (hypothesis drives sync functions)."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.close()

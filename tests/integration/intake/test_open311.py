@@ -1,0 +1,111 @@
+"""Open311 GeoReport v2 over real HTTP: services, posting (form-encoded and JSON) onto the real
+Kafka topic, and reading a request back with its status from a stand-in for oversight."""
+
+import uuid
+
+import httpx
+import pytest
+
+from contracts import ids
+from tests.integration.intake.harness import StandIn, unused_port
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+
+
+@pytest.fixture
+def oversight():
+    statuses: dict[str, dict] = {}
+
+    def respond(method, path, _body):
+        code = path.rsplit("/", 1)[-1]
+        return (200, statuses[code]) if code in statuses else (404, {"detail": "no request"})
+
+    stand_in = StandIn(respond)
+    stand_in.statuses = statuses
+    yield stand_in
+    stand_in.close()
+
+
+def report(keys, **changes) -> dict:
+    return {"api_key": keys.open311_key, "jurisdiction_id": "tphcm.gov.vn", "service_code": "water",
+            "lat": "10.7769", "long": "106.7009", "address_string": "Ngã tư Lê Lợi - Nam Kỳ Khởi Nghĩa, Quận 1",
+            "first_name": "An", "last_name": "Võ", "phone": "0978123123",
+            "description": f"Ống nước vỡ, nước tràn ra đường ({uuid.uuid4().hex[:6]}).",
+            "media_url": "https://example.org/ong-nuoc.jpg", "attribute[WHISPAWN]": "123"} | changes
+
+
+async def test_the_service_list_is_our_categories(intake):
+    async with httpx.AsyncClient(timeout=15) as client:
+        services = (await client.get(intake.url + "/open311/v2/services.json")).json()
+        one = await client.get(intake.url + "/open311/v2/services/water.json")
+        none = await client.get(intake.url + "/open311/v2/services/ufo.json")
+        elsewhere = await client.get(intake.url + "/open311/v2/services.json", params={"jurisdiction_id": "sf.gov"})
+    codes = {s["service_code"] for s in services}
+    assert {"essential_supplies", "covid_support", "vulnerable_person", "other", "water"} <= codes
+    assert all(s["type"] == "realtime" and s["metadata"] is False and s["service_name"] for s in services)
+    assert one.json() == {"service_code": "water", "attributes": []}
+    assert none.status_code == 404 and none.json()[0]["code"] == 404
+    assert elsewhere.status_code == 404 and elsewhere.json()[0]["field"] == "jurisdiction_id"
+
+
+async def test_a_form_encoded_report_becomes_one_request_and_reads_back(start_intake, oversight, keys, tail):
+    intake = start_intake(oversight_url=oversight.url)
+    body = report(keys)
+    async with httpx.AsyncClient(timeout=15) as client:
+        first = await client.post(intake.url + "/open311/v2/requests.json", data=body)
+        again = await client.post(intake.url + "/open311/v2/requests.json", data=body)
+        assert first.status_code == again.status_code == 202, first.text
+        code = first.json()[0]["service_request_id"]
+        assert again.json()[0]["service_request_id"] == code and ids.normalise_tracking_code(code) == code
+
+        received = (await client.get(intake.url + f"/open311/v2/requests/{code}.json")).json()
+        assert received[0]["status"] == "open"  # intake holds it; oversight does not know it yet
+        oversight.statuses[code] = {"tracking_code": code, "category": "water", "status": "resolved",
+                                    "status_vi": "Đã có kết quả", "status_en": "Resolved", "unit": "UBND Quận 1",
+                                    "received_at": "2026-11-20T01:00:00+00:00",
+                                    "updated_at": "2026-11-21T01:00:00+00:00", "resolve_by": None, "answer": None}
+        done = (await client.get(intake.url + f"/open311/v2/requests/{code.lower()}.json")).json()
+        listed = (await client.get(intake.url + "/open311/v2/requests.json",
+                                   params={"service_request_id": f"{code},ZZZZZ-ZZZZZ"})).json()
+    assert done[0]["status"] == "closed" and done[0]["agency_responsible"] == "UBND Quận 1"
+    assert done[0]["service_name"] == "Cấp thoát nước" and listed == done
+
+    await tail.settle()
+    [event] = [e for e in tail.seen if e.tracking_code == code]
+    assert event.channel == "open311" and event.category == "water" and event.citizen.full_name == "An Võ"
+    assert event.location.latitude == pytest.approx(10.7769) and event.citizen.phone == "+84978123123"
+    assert event.attachments[0].url == "https://example.org/ong-nuoc.jpg"
+
+
+async def test_a_json_report_with_an_idempotency_key_is_taken_too(intake, keys, tail):
+    key = str(uuid.uuid4())
+    async with httpx.AsyncClient(timeout=15) as client:
+        answer = await client.post(intake.url + "/open311/v2/requests.json", headers={"Idempotency-Key": key},
+                                   json=report(keys, lat=None, long=None, service_code="trees"))
+    assert answer.status_code == 202, answer.text
+    await tail.settle()
+    [event] = [e for e in tail.seen if e.tracking_code == answer.json()[0]["service_request_id"]]
+    assert event.channel_key == key and event.location is None
+
+
+async def test_open311_refusals_use_georeport_errors_naming_the_field(start_intake, keys):
+    intake = start_intake(oversight_url=f"http://127.0.0.1:{unused_port()}")
+    async with httpx.AsyncClient(timeout=15) as client:
+        async def post(**changes):
+            return await client.post(intake.url + "/open311/v2/requests.json", data=report(keys, **changes))
+
+        no_key = await post(api_key="")
+        ufo = await post(service_code="ufo")
+        nowhere = await post(address_string="", lat="", long="")
+        no_text = await post(description="")
+        unknown = await client.get(intake.url + "/open311/v2/requests/ZZZZZ-ZZZZZ.json")
+        oversight_down = await client.get(intake.url + "/open311/v2/requests/"
+                                          + ids.tracking_code(uuid.uuid4()) + ".json")
+    assert no_key.status_code == 403 and no_key.json()[0]["field"] == "api_key"
+    assert ufo.status_code == 400 and ufo.json()[0]["field"] == "service_code"
+    assert "essential_supplies" in ufo.json()[0]["description"]
+    assert nowhere.status_code == 400 and nowhere.json()[0]["field"] == "address_string"
+    assert no_text.status_code == 400 and no_text.json()[0]["field"] == "description"
+    assert no_text.json()[0]["reason_vi"] and no_text.json()[0]["code"] == 400
+    assert unknown.status_code == 404
+    assert oversight_down.status_code == 503 and oversight_down.headers["Retry-After"]

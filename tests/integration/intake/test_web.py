@@ -1,0 +1,156 @@
+"""The web channel over real HTTP, real Kafka and PostgreSQL: the JSON endpoint and the HTML form."""
+
+import re
+import unicodedata
+import uuid
+
+import httpx
+import pytest
+
+from contracts import ids
+from tests.integration.intake.harness import unused_port
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+
+REQUEST = {"full_name": unicodedata.normalize("NFD", "Nguyễn Thị Hoa"), "phone": "0903 123 456",
+           "address": "12 Nguyễn Văn Trỗi, Phường 12, Quận Phú Nhuận", "category": "essential_supplies",
+           "description": "Gia đình 5 người đang cách ly, hết gạo.", "is_public": True,
+           "attachments": [{"url": "https://example.org/anh-1.jpg", "media_type": "image/jpeg"}]}
+# The smallest PNG there is: one transparent pixel.
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                    "1f15c4890000000d49444154789c6300010000050001a5f645400000000049454e44ae426082")
+
+
+async def post(client, intake, body=REQUEST, key=None):
+    return await client.post(intake.url + "/v1/channels/web/requests", json=body,
+                             headers={"Idempotency-Key": key or str(uuid.uuid4())})
+
+
+async def test_a_web_request_arrives_on_the_topic_once_however_often_it_is_sent(intake, tail):
+    key = f"web-{uuid.uuid4()}"
+    async with httpx.AsyncClient(timeout=15) as client:
+        answers = [await post(client, intake, key=key) for _ in range(3)]
+    assert [a.status_code for a in answers] == [202, 202, 202]
+    receipt = answers[0].json()
+    assert all(a.json() == receipt for a in answers)
+    assert ids.normalise_tracking_code(receipt["tracking_code"]) == receipt["tracking_code"]
+
+    await tail.settle()
+    found = tail.with_ids({receipt["request_id"]})
+    assert len(found) == 1, "a retry must not publish the request again"
+    event = found[0]
+    assert (event.channel, event.channel_key, event.tracking_code) == ("web", key, receipt["tracking_code"])
+    assert event.citizen.phone == "+84903123456"
+    assert event.citizen.full_name == unicodedata.normalize("NFC", "Nguyễn Thị Hoa")
+    assert event.category == "essential_supplies" and event.is_public
+    assert event.attachments[0].url == "https://example.org/anh-1.jpg"
+
+
+async def test_bad_input_is_refused_naming_the_field_in_vietnamese_and_english(intake):
+    async with httpx.AsyncClient(timeout=15) as client:
+        no_key = await client.post(intake.url + "/v1/channels/web/requests", json=REQUEST)
+        bad_phone = await post(client, intake, {**REQUEST, "phone": "12"})
+        no_name = await post(client, intake, {k: v for k, v in REQUEST.items() if k != "full_name"})
+        ufo = await post(client, intake, {**REQUEST, "category": "ufo"})
+        link = await post(client, intake, {**REQUEST, "attachments": [{"url": "javascript:alert(1)"}]})
+        reused = f"web-{uuid.uuid4()}"
+        first = await post(client, intake, key=reused)
+        changed = await post(client, intake, {**REQUEST, "description": "Một chuyện khác hẳn."}, key=reused)
+    assert no_key.status_code == 400 and no_key.json()["errors"][0]["field"] == "Idempotency-Key"
+    assert bad_phone.status_code == 422
+    assert bad_phone.json()["errors"] == [{"field": "phone", "reason_vi": "Số điện thoại không hợp lệ",
+                                           "reason_en": "Not a valid phone number"}]
+    assert no_name.status_code == 422
+    assert no_name.json()["errors"][0] == {"field": "full_name", "reason_vi": "Thiếu thông tin bắt buộc",
+                                           "reason_en": "Field required"}
+    assert ufo.status_code == 422 and "essential_supplies" in ufo.json()["errors"][0]["reason_vi"]
+    assert link.status_code == 422 and link.json()["errors"][0]["field"].startswith("attachments")
+    assert first.status_code == 202 and changed.status_code == 422
+
+
+async def test_a_flooding_phone_number_gets_429_with_retry_after(start_intake):
+    intake = start_intake(sender_limit=3)
+    flooder = {**REQUEST, "phone": "0912 000 111"}
+    keys = [str(uuid.uuid4()) for _ in range(4)]
+    async with httpx.AsyncClient(timeout=15) as client:
+        answers = [await post(client, intake, flooder, key) for key in keys]
+        someone_else = await post(client, intake, {**REQUEST, "phone": "0912 000 222"})
+        retry_of_accepted = await post(client, intake, flooder, keys[0])
+    assert [a.status_code for a in answers] == [202, 202, 202, 429]
+    assert int(answers[3].headers["Retry-After"]) >= 1
+    assert answers[3].json()["errors"][0]["field"] == "phone"
+    assert someone_else.status_code == 202
+    assert retry_of_accepted.status_code == 202, "a retry of an accepted request costs the sender nothing"
+
+
+async def test_kafka_unreachable_means_503_with_retry_after(start_intake):
+    intake = start_intake(healthy=False, kafka_bootstrap=f"127.0.0.1:{unused_port()}")
+    async with httpx.AsyncClient(timeout=15) as client:
+        answer = await post(client, intake)
+        health = await client.get(intake.url + "/healthz")
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "3"
+    assert health.status_code == 503 and health.json()["kafka"] is False
+
+
+async def test_the_form_speaks_vietnamese_first_and_english_on_request(intake):
+    async with httpx.AsyncClient(timeout=15) as client:
+        vi = await client.get(intake.url + "/")
+        en = await client.get(intake.url + "/?lang=en")
+    assert vi.status_code == 200 and 'lang="vi"' in vi.text and "Gửi phản ánh" in vi.text
+    assert "Hộ gia đình thiếu nhu yếu phẩm" in vi.text
+    assert 'lang="en"' in en.text and "Household short of essential supplies" in en.text
+    assert re.search(r'name="form_key" value="[0-9a-f-]{36}"', vi.text)
+
+
+async def test_the_form_posts_with_an_upload_and_shows_the_tracking_code(intake, tail):
+    form_key = str(uuid.uuid4())
+    fields = {"form_key": form_key, "full_name": "Lê Thị Mai", "phone": "0987654321",
+              "address": "P. Thảo Điền, Q.2", "category": "vulnerable_person",
+              "description": "Cụ bà 82 tuổi sống một mình, cần người hỗ trợ.", "is_public": "0",
+              "attachment_links": "https://example.org/a.jpg\n"}
+    async with httpx.AsyncClient(timeout=15) as client:
+        answers = [await client.post(intake.url + "/", data=fields, files={"files": ("cụ bà.png", PNG, "image/png")})
+                   for _ in range(2)]
+        assert [a.status_code for a in answers] == [303, 303]
+        location = answers[0].headers["location"]
+        assert location == answers[1].headers["location"], "a resubmitted form is the same request"
+        code = location.split("/received/")[1].split("?")[0]
+        page = await client.get(intake.url + location)
+        assert page.status_code == 200 and code in page.text
+
+        await tail.settle()
+        [event] = [e for e in tail.seen if e.tracking_code == code]
+        assert event.channel == "web" and event.channel_key.startswith(form_key) and not event.is_public
+        assert [a.url for a in event.attachments][0] == "https://example.org/a.jpg"
+        uploaded = event.attachments[1]
+        assert uploaded.media_type == "image/png" and uploaded.name == "cụ bà.png"
+        stored = await client.get(uploaded.url)
+        assert stored.status_code == 200 and stored.content == PNG
+        assert stored.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_a_form_with_mistakes_comes_back_filled_in_with_the_reasons(intake):
+    fields = {"form_key": str(uuid.uuid4()), "full_name": "Trần Văn Nam", "phone": "123",
+              "address": "45 Lê Văn Sỹ", "category": "covid_support", "description": "Chưa nhận hỗ trợ."}
+    async with httpx.AsyncClient(timeout=15) as client:
+        vi = await client.post(intake.url + "/", data=fields)
+        en = await client.post(intake.url + "/?lang=en", data=fields)
+        script = await client.post(intake.url + "/", data=fields, files={"files": ("x.png", b"<script>", "image/png")})
+    assert vi.status_code == 422 and "Số điện thoại không hợp lệ" in vi.text and "45 Lê Văn Sỹ" in vi.text
+    assert en.status_code == 422 and "Not a valid phone number" in en.text
+    assert script.status_code == 415 and "PDF" in script.text
+
+
+async def test_two_intake_instances_share_the_rate_limit_and_the_receipts(start_intake, tail):
+    one, two = start_intake(sender_limit=2), start_intake(sender_limit=2)
+    flooder = {**REQUEST, "phone": "0912 000 333"}
+    key = str(uuid.uuid4())
+    async with httpx.AsyncClient(timeout=15) as client:
+        first = await post(client, one, flooder, key)
+        retried_elsewhere = await post(client, two, flooder, key)
+        second = await post(client, two, flooder)
+        third = await post(client, one, flooder)
+    assert [first.status_code, retried_elsewhere.status_code, second.status_code, third.status_code] == [202, 202, 202, 429]
+    assert retried_elsewhere.json() == first.json()
+    await tail.settle()
+    assert len(tail.with_ids({first.json()["request_id"]})) == 1

@@ -1,0 +1,164 @@
+"""The Zalo OA channel over real HTTP: signed webhook events in, the chatbot's replies out at a local
+stand-in for the OA API, and the confirmed request on the real Kafka topic."""
+
+import asyncio
+import json
+import secrets
+import time
+
+import httpx
+import pytest
+
+from tests.integration.intake.harness import unused_port
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+OA_ID = "388613280878808645"
+
+
+class Citizen:
+    """One Zalo user talking to the OA: every event signed with this run's keys, in Zalo's shape."""
+
+    def __init__(self, keys, intake, client: httpx.AsyncClient):
+        self.keys, self.intake, self.client = keys, intake, client
+        self.user_id = str(secrets.randbelow(10**18))
+        self.clock = int(time.time() * 1000)
+
+    def event(self, name: str, text: str | None = None, **extra) -> dict:
+        self.clock += 1000
+        event = {"app_id": self.keys.zalo_app_id, "user_id_by_app": self.user_id, "event_name": name,
+                 "timestamp": str(self.clock), "sender": {"id": self.user_id}, "recipient": {"id": OA_ID}}
+        if name == "follow":
+            event["follower"] = {"id": self.user_id}
+        if text is not None:
+            event["message"] = {"msg_id": secrets.token_hex(10), "text": text}
+        return event | extra
+
+    async def send(self, event: dict, secret: str | None = None, headers: dict | None = None) -> httpx.Response:
+        body = json.dumps(event, ensure_ascii=False).encode()
+        sign = self.keys.zalo_headers(body, event["timestamp"], secret)
+        return await self.client.post(self.intake.url + "/v1/channels/zalo/webhook", content=body,
+                                      headers=headers if headers is not None else sign)
+
+    async def says(self, text: str) -> httpx.Response:
+        answer = await self.send(self.event("user_send_text", text))
+        assert answer.status_code == 200, answer.text
+        return answer
+
+
+async def replies(oa, user_id: str, count: int, timeout: float = 20) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while len(oa.texts_to(user_id)) < count:
+        assert time.monotonic() < deadline, f"expected {count} replies, got {oa.texts_to(user_id)}"
+        await asyncio.sleep(0.05)
+    return oa.texts_to(user_id)
+
+
+async def test_the_dialogue_goes_from_greeting_to_a_confirmed_request_on_the_topic(intake, keys, oa, tail):
+    async with httpx.AsyncClient(timeout=15) as client:
+        citizen = Citizen(keys, intake, client)
+        assert (await citizen.send(citizen.event("follow"))).status_code == 200
+        said = await replies(oa, citizen.user_id, 2)
+        assert "xin chào" in said[0] and "lĩnh vực" in said[1] and "1. Hộ gia đình thiếu nhu yếu phẩm" in said[1]
+
+        await citizen.says("1")
+        assert "địa chỉ" in (await replies(oa, citizen.user_id, 3))[-1]
+        await citizen.says("12 Nguyễn Văn Trỗi, Phường 12, Quận Phú Nhuận")
+        assert "số điện thoại" in (await replies(oa, citizen.user_id, 4))[-1]
+        await citizen.says("số 12")
+        assert "không hợp lệ" in (await replies(oa, citizen.user_id, 6))[-2]
+        await citizen.says("0903 123 456")
+        assert "mô tả sự việc" in (await replies(oa, citizen.user_id, 7))[-1]
+        await citizen.says("Gia đình 5 người đang cách ly, hết gạo.")
+        read_back = (await replies(oa, citizen.user_id, 8))[-1]
+        for shown in ("Hộ gia đình thiếu nhu yếu phẩm", "Nguyễn Văn Trỗi", "+84903123456", "hết gạo", "ĐỒNG Ý"):
+            assert shown in read_back
+
+        confirm = citizen.event("user_send_text", "Đồng ý")
+        await citizen.send(confirm)
+        receipt = (await replies(oa, citizen.user_id, 9))[-1]
+
+    code = receipt.split("Mã tra cứu: ")[1][:11]
+    [event] = [e for e in await tail.read(lambda seen: any(e.tracking_code == code for e in seen))
+               if e.tracking_code == code]
+    assert event.channel == "zalo" and event.channel_key == confirm["message"]["msg_id"]
+    assert event.citizen.zalo_user_id == citizen.user_id and event.citizen.phone == "+84903123456"
+    assert event.category == "essential_supplies" and event.address.startswith("12 Nguyễn Văn Trỗi")
+    sent = oa.received[-1]
+    assert sent[2]["access_token"] == keys.zalo_token and sent[3]["recipient"]["user_id"] == citizen.user_id
+
+
+async def test_a_story_told_first_is_kept_and_only_what_is_missing_is_asked(intake, keys, oa):
+    async with httpx.AsyncClient(timeout=15) as client:
+        citizen = Citizen(keys, intake, client)
+        await citizen.says("Đèn đường hỏng cả dãy, buổi tối rất tối và nguy hiểm")
+        await citizen.says("chiếu sáng")
+        await citizen.says("88 Phan Văn Trị, Phường 10, Gò Vấp")
+        await citizen.says("0934567890")
+        said = await replies(oa, citizen.user_id, 5)
+    assert "Chiếu sáng công cộng" in said[-1] and "Đèn đường hỏng" in said[-1]
+    assert not any("mô tả sự việc" in s for s in said)
+
+
+async def test_forged_stale_and_replayed_events_are_refused(intake, keys):
+    async with httpx.AsyncClient(timeout=15) as client:
+        citizen = Citizen(keys, intake, client)
+        event = citizen.event("user_send_text", "xin chào")
+        forged = await citizen.send(event, secret="not-the-oa-secret")
+        unsigned = await citizen.send(event, headers={"Content-Type": "application/json"})
+        tampered_body = json.dumps({**event, "message": {**event["message"], "text": "khác"}}).encode()
+        tampered = await client.post(intake.url + "/v1/channels/zalo/webhook", content=tampered_body,
+                                     headers=keys.zalo_headers(json.dumps(event).encode(), event["timestamp"]))
+        first, replayed = await citizen.send(event), await citizen.send(event)
+        stale = citizen.event("user_send_text", "xin chào")
+        stale["timestamp"] = str(int(time.time() * 1000) - 10 * 60 * 1000)
+        too_old = await citizen.send(stale)
+    assert [r.status_code for r in (forged, unsigned, tampered)] == [401, 401, 401]
+    assert first.status_code == 200
+    assert replayed.status_code == 401 and "msg_id" in replayed.json()["errors"][0]["reason_en"]
+    assert too_old.status_code == 401 and "Stale" in too_old.json()["errors"][0]["reason_en"]
+
+
+async def test_the_webhook_answers_at_once_while_the_oa_api_is_slow(start_intake, keys, oa):
+    oa.delay = 3.0
+    intake = start_intake()
+    async with httpx.AsyncClient(timeout=15) as client:
+        citizen = Citizen(keys, intake, client)
+        started = time.monotonic()
+        await citizen.says("xin chào")
+        took = time.monotonic() - started
+        assert took < 0.5, f"the webhook took {took:.2f}s"
+        assert "xin chào" in (await replies(oa, citizen.user_id, 1, timeout=15))[0]
+
+
+async def test_a_flooding_zalo_user_gets_429(start_intake, keys):
+    intake = start_intake(zalo_message_limit=3)
+    async with httpx.AsyncClient(timeout=15) as client:
+        flooder, other = Citizen(keys, intake, client), Citizen(keys, intake, client)
+        answers = [await flooder.send(flooder.event("user_send_text", "alo")) for _ in range(4)]
+        theirs = await other.send(other.event("user_send_text", "alo"))
+    assert [a.status_code for a in answers] == [200, 200, 200, 429] and "Retry-After" in answers[3].headers
+    assert theirs.status_code == 200
+
+
+async def test_a_conversation_survives_a_restart_and_a_kafka_outage(start_intake, keys, oa, tail):
+    cut_off = start_intake(healthy=False, kafka_bootstrap=f"127.0.0.1:{unused_port()}")
+    async with httpx.AsyncClient(timeout=15) as client:
+        deadline = time.monotonic() + 20
+        while not (await client.get(cut_off.url + "/healthz")).json()["postgres"]:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.1)
+        citizen = Citizen(keys, cut_off, client)
+        for text in ("Cụ bà 82 tuổi sống một mình, cần người hỗ trợ", "3", "P. Thảo Điền, Q.2", "0987654321"):
+            await citizen.says(text)
+        await replies(oa, citizen.user_id, 5)
+        await citizen.says("ok")  # confirmed while Kafka cannot be reached: kept, not lost
+        await asyncio.sleep(1.0)
+        assert len(oa.texts_to(citizen.user_id)) == 5
+        cut_off.stop()
+
+        citizen.intake = start_intake()  # the same database, a working Kafka
+        receipt = (await replies(oa, citizen.user_id, 6))[-1]
+    code = receipt.split("Mã tra cứu: ")[1][:11]
+    found = await tail.read(lambda seen: any(e.tracking_code == code for e in seen))
+    [event] = [e for e in found if e.tracking_code == code]
+    assert event.category == "vulnerable_person" and event.citizen.phone == "+84987654321"

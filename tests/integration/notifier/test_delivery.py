@@ -1,0 +1,174 @@
+"""The notifier as a real process on real Kafka and PostgreSQL, its providers local stand-ins:
+who hears what, retries, dead letters and permanent failures.
+
+The broker is shared: this notifier also reads other suites' cases, and their notifiers read
+ours. So every count below is about this test's own cases, as this test's notifier announced them.
+"""
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from contracts import topics
+from contracts.events import Citizen, NotifyChannel
+from tests.integration.notifier.harness import Watch, as_router, eventually, ours, publish
+from tests.unit.notifier.factories import Story
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
+
+
+async def test_handlers_and_citizens_hear_on_their_own_channels(kafka_bootstrap, start_notifier, stand_in, mailbox,
+                                                                outcomes):
+    start_notifier()
+    web = Story(citizen=Citizen(phone="+84281022001"))
+    zalo = Story(channel="zalo", citizen=Citizen(zalo_user_id="zl-citizen-1", phone="+84281022002"))
+    late_zalo = Story(channel="zalo", citizen=Citizen(zalo_user_id="zl-citizen-2", phone="+84281022003"),
+                      received_at=datetime.now(UTC) - timedelta(days=8))
+    app = Story(channel="app", citizen=Citizen(app_user_id="app-42"), language="en")
+    mailer = Story(citizen=Citizen(email="binh@example.vn"))
+    notify = (NotifyChannel(channel="webhook"), NotifyChannel(channel="email", address="tiepnhan@phunhuan.example.vn"),
+              NotifyChannel(channel="zalo", address="zl-handler"))
+    stories = (web, zalo, late_zalo, app, mailer)
+    cases = {s.case_id for s in stories}
+    events = []
+    for story in stories:
+        outcomes.cases.add(str(story.case_id))
+        events += as_router(story.opened(), story.routed(), story.assigned(notify))
+    events += as_router(web.escalated("resolve"), web.resolved())
+    await publish(kafka_bootstrap, events)
+
+    # each story: received and routed to the citizen, webhook, e-mail and Zalo to the handlers;
+    # the web story also its escalation on the three handler channels, an apology and the result.
+    await outcomes.until(lambda seen: len(seen) >= 5 * 5 + 5, 60, "every delivery's outcome")
+    failures = [(v["channel"], v["template"], v["error"]) for v, _ in outcomes.seen if v["event_type"] != "NotificationSent"]
+    assert failures == [], "\n".join(map(str, failures))
+
+    web_texts = [r.body["text"] for r in stand_in.about("/sms", [web.case_id])]
+    assert len(web_texts) == 4  # received, routed, apology, resolved — in that order
+    assert web.tracking_code in web_texts[0] and "UBND Quận Phú Nhuận" in web_texts[1]
+    assert "xin lỗi" in web_texts[2] and "Đã hỗ trợ 20kg gạo." in web_texts[3]
+
+    zalo_to = stand_in.about("/zalo", ["zl-citizen-1", "zl-citizen-2", "zl-handler"])
+    assert [r.body["recipient"]["user_id"] for r in zalo_to].count("zl-citizen-1") == 2
+    assert all(r.headers["access_token"] == "test-token" for r in zalo_to)
+    assert [r.body["to"] for r in stand_in.about("/sms", [late_zalo.case_id])] == ["+84281022003"] * 2, \
+        "past Zalo's window the citizen gets SMS"
+    late_notes = {v["note"] for v, _ in outcomes.seen if v["case_id"] == str(late_zalo.case_id) and v["recipient"] == "citizen"}
+    assert len(late_notes) == 1 and "reply window closed" in late_notes.pop()
+
+    [push, _] = stand_in.about("/push", [app.case_id])
+    assert push.body["to"] == "app-42" and "Mã tra cứu" in push.body["text"] and "Tracking code" in push.body["text"]
+    assert len(mailbox.to("binh@example.vn")) == 2
+
+    handler_mail = mailbox.to("tiepnhan@phunhuan.example.vn")
+    assert len(handler_mail) == 5 + 1  # five assignments and the web case's escalation
+    assert len({m["Message-ID"] for m in handler_mail}) == 6
+    assert [r.body["recipient"]["user_id"] for r in zalo_to].count("zl-handler") == 6
+    webhooks = stand_in.about("/units/hcm-q-phu-nhuan", cases)
+    assert sorted(r.body["event"]["event_type"] for r in webhooks) == ["AssignmentIssued"] * 5 + ["CaseEscalated"]
+
+
+async def test_a_provider_that_fails_twice_then_succeeds_delivers_once(kafka_bootstrap, start_notifier, stand_in,
+                                                                        outcomes):
+    stand_in.answer("/sms", lambda request, nth: (503, {"error": "busy"}, 0) if nth <= 2 else (200, {"ok": True}, 0))
+    notifier = start_notifier()
+    story = Story()
+    outcomes.cases.add(str(story.case_id))
+    await publish(kafka_bootstrap, as_router(story.opened()))
+
+    [(sent, _)] = await outcomes.until(lambda seen: seen, 30, "the delivery's outcome")
+    assert sent["event_type"] == "NotificationSent" and sent["attempts"] == 3 and sent["template"] == "received"
+    arrivals = stand_in.arrivals("/sms", [story.case_id])
+    assert arrivals == {sent["delivery_id"]: 3}, "three tries of one message, under one Idempotency-Key"
+    await outcomes.quiet_for(1.0)
+    assert len(outcomes.seen) == 1
+    metrics = dict(line.split() for line in httpx.get(f"http://127.0.0.1:{notifier.port}/metrics").text.splitlines())
+    assert int(metrics["notifier_deliveries_retried_total"]) >= 2 and int(metrics["notifier_deliveries_sent_total"]) >= 1
+
+
+async def test_a_provider_down_for_good_ends_in_the_dead_letter_topic_and_notification_failed(
+        kafka_bootstrap, start_notifier, stand_in, outcomes, group_id):
+    stand_in.answer("/units/", lambda request, nth: (503, {"error": "down"}, 0))
+    start_notifier()
+    story = Story()
+    outcomes.cases.add(str(story.case_id))
+    assignment = story.assigned()
+    async with Watch(kafka_bootstrap, topics.dlq(topics.UNIT_ASSIGNMENTS), ours(group_id, outcomes.cases)) as dead:
+        await publish(kafka_bootstrap, [(topics.UNIT_ASSIGNMENTS, assignment)])
+        [(failed, _)] = await outcomes.until(lambda seen: seen, 30, "the failure")
+        [(letter, headers)] = await dead.until(lambda seen: seen, 10, "the dead letter")
+
+    assert failed["event_type"] == "NotificationFailed" and failed["permanent"] is False
+    assert failed["attempts"] == 4 and "HTTP 503" in failed["error"]
+    assert letter["event_id"] == str(assignment.event_id)
+    assert headers["x-delivery-id"] == failed["delivery_id"] and "HTTP 503" in headers["x-error"]
+    assert headers["x-source-topic"] == topics.UNIT_ASSIGNMENTS and headers["x-permanent"] == "false"
+    assert stand_in.arrivals("/units/", [story.case_id]) == {failed["delivery_id"]: 4}
+
+
+async def test_an_unknown_number_is_not_retried(kafka_bootstrap, start_notifier, stand_in, outcomes):
+    stand_in.answer("/sms", lambda request, nth: (404, {"error": "unknown number +84281022009"}, 0))
+    start_notifier()
+    story = Story(citizen=Citizen(phone="+84281022009"))
+    outcomes.cases.add(str(story.case_id))
+    await publish(kafka_bootstrap, as_router(story.opened()))
+
+    [(failed, _)] = await outcomes.until(lambda seen: seen, 30, "the failure")
+    assert failed["event_type"] == "NotificationFailed" and failed["permanent"] is True and failed["attempts"] == 1
+    assert "HTTP 404" in failed["error"] and "1022009" not in failed["error"], "no phone numbers in published errors"
+    await outcomes.quiet_for(1.0)
+    assert sum(stand_in.arrivals("/sms", [story.case_id]).values()) == 1
+
+
+async def test_a_slow_provider_does_not_hold_up_the_other_channels(kafka_bootstrap, start_notifier, stand_in, outcomes):
+    stand_in.answer("/sms", lambda request, nth: (200, {"ok": True}, 3.0))
+    start_notifier()
+    stories = [Story() for _ in range(5)]
+    cases = {s.case_id for s in stories}
+    events = []
+    for story in stories:
+        outcomes.cases.add(str(story.case_id))
+        events += as_router(story.opened(), story.assigned())
+    began = time.monotonic()
+    await publish(kafka_bootstrap, events)
+
+    def sent(channel):
+        return [v for v, _ in outcomes.seen if v["channel"] == channel and v["event_type"] == "NotificationSent"]
+    await outcomes.until(lambda _: len(sent("webhook")) == 5, 20, "the webhooks")
+    webhooks_took = time.monotonic() - began
+    await eventually(lambda: len(stand_in.arrivals("/sms", cases)) == 5, 5, "the five SMS, all in flight at once")
+    assert sent("sms") == [], "the SMS gateway is still answering"
+    assert webhooks_took < 3.0, f"webhooks waited for the slow SMS gateway ({webhooks_took:.1f}s)"
+    await outcomes.until(lambda _: len(sent("sms")) == 5, 30, "the SMS outcomes")
+    assert time.monotonic() - began < 3.0 * 2, "the five slow SMS went out side by side"
+
+
+async def test_zalo_and_smtp_refusals_are_told_apart_from_hiccups(kafka_bootstrap, start_notifier, stand_in, mailbox,
+                                                                 outcomes):
+    # Zalo says no in the body of a 200: -213 (the user does not follow the OA) is final, -32 (rate limit) is not.
+    def zalo(request, nth):
+        if request.body["recipient"]["user_id"] == "zl-throttled":
+            return 200, {"error": -32 if nth <= 2 else 0, "message": "Rate limit"}, 0.0
+        return 200, {"error": -213, "message": "User has not followed OA"}, 0.0
+    stand_in.answer("/zalo", zalo)
+    mailbox.unknown.add("nobody@example.vn")
+    start_notifier()
+    unfollowed = Story(channel="zalo", citizen=Citizen(zalo_user_id="zl-unfollowed"))
+    throttled = Story(channel="zalo", citizen=Citizen(zalo_user_id="zl-throttled"))
+    no_mailbox = Story(citizen=Citizen(email="nobody@example.vn"))
+    stories = (unfollowed, throttled, no_mailbox)
+    outcomes.cases.update(str(s.case_id) for s in stories)
+    await publish(kafka_bootstrap, [pair for s in stories for pair in as_router(s.opened())])
+
+    seen = await outcomes.until(lambda seen: len(seen) == 3, 30, "three outcomes")
+    by_case = {v["case_id"]: v for v, _ in seen}
+    refused = by_case[str(unfollowed.case_id)]
+    assert refused["event_type"] == "NotificationFailed" and refused["permanent"] and refused["attempts"] == 1
+    assert "Zalo error -213" in refused["error"]
+    assert by_case[str(throttled.case_id)]["event_type"] == "NotificationSent"
+    assert by_case[str(throttled.case_id)]["attempts"] == 3
+    bounced = by_case[str(no_mailbox.case_id)]
+    assert bounced["event_type"] == "NotificationFailed" and bounced["permanent"] and "550" in bounced["error"]
+    assert "nobody@example.vn" not in bounced["error"]

@@ -1,0 +1,1 @@
+"""Intake's pure rules: dialogue, signatures, tokens, validation."""

@@ -1,0 +1,53 @@
+"""What every channel shares: text as text, links as links, keys as keys, refusals in two languages."""
+
+import uuid
+
+import pytest
+from pydantic import ValidationError
+
+from contracts.categories import load
+from services.intake.domain import Problem, Submission, build_request, check_key, fingerprint, nfc
+from services.intake.problems import problems_of
+
+BASE = {"full_name": "Trần Văn Nam", "phone": "0912 345 678", "address": "45 Lê Văn Sỹ, P.13, Q.3",
+        "category": "covid_support", "description": "Chưa nhận hỗ trợ."}
+
+
+def test_control_characters_go_and_lone_surrogates_are_refused():
+    assert nfc("  Hẻm\x00 12\r\nQ.3\x1b[31m ") == "Hẻm 12\nQ.3[31m"
+    with pytest.raises(ValueError):
+        nfc("abc\ud800")
+    with pytest.raises(ValidationError) as refused:
+        Submission(**{**BASE, "description": "\x00\x01\x02"})
+    assert problems_of(refused.value)[0]["field"] == "description"
+
+
+def test_attachment_links_must_be_web_links():
+    with pytest.raises(ValidationError) as refused:
+        Submission(**{**BASE, "attachments": [{"url": "file:///etc/passwd"}]})
+    assert problems_of(refused.value)[0]["field"].startswith("attachments")
+
+
+def test_a_retry_is_the_same_request_whenever_it_comes():
+    one = build_request("web", "k", Submission(**BASE), load())
+    later = build_request("web", "k", Submission(**BASE), load(), trace={"traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"})
+    changed = build_request("web", "k", Submission(**{**BASE, "description": "Một chuyện khác."}), load())
+    assert fingerprint(one) == fingerprint(later) != fingerprint(changed)
+
+
+@pytest.mark.parametrize("key, status", [(None, 400), ("", 400), ("x" * 201, 400), ("khóa", 400), ("a\tb", 400)])
+def test_idempotency_keys_must_be_short_printable_ascii(key, status):
+    with pytest.raises(Problem) as refused:
+        check_key(key)
+    assert refused.value.status == status and refused.value.field == "Idempotency-Key"
+    assert check_key(f" {uuid.UUID(int=1)} ") == str(uuid.UUID(int=1))
+
+
+def test_validation_errors_read_in_vietnamese_and_english():
+    with pytest.raises(ValidationError) as refused:
+        Submission(**{**BASE, "address": "Q", "is_public": "maybe", "unknown": 1})
+    by_field = {p["field"]: p for p in problems_of(refused.value)}
+    assert by_field["address"]["reason_vi"] == "Quá ngắn (tối thiểu 3 ký tự)"
+    assert by_field["address"]["reason_en"] == "Too short (at least 3 characters)"
+    assert by_field["is_public"]["reason_vi"] == "Phải là true hoặc false"
+    assert by_field["unknown"]["reason_en"] == "This field is not accepted"

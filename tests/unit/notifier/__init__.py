@@ -1,0 +1,1 @@
+"""Unit tests of the notifier: pure rules, no I/O."""

@@ -1,0 +1,56 @@
+"""Case events as the router publishes them, for the notifier's tests (unit and integration)."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from contracts import ids
+from contracts.events import (AssignmentIssued, CaseEscalated, CaseOpened, CaseResolved, CaseRouted, Citizen,
+                              HandlerRef, NotifyChannel, ProgressReported, UnitRef)
+
+UNIT = UnitRef(id="hcm-q-phu-nhuan", name="UBND Quận Phú Nhuận", admin_code="768")
+HANDLER = HandlerRef(id="pn-01", name="Nguyễn Văn An")
+
+
+class Story:
+    """One case's events in order, each with the next version and a stable id."""
+
+    def __init__(self, channel: str = "web", citizen: Citizen | None = None, language: str = "vi",
+                 received_at: datetime | None = None):
+        self.case_id = uuid.uuid4()
+        self.tracking_code = ids.tracking_code(self.case_id)
+        self.channel, self.language = channel, language
+        self.citizen = citizen if citizen is not None else Citizen(full_name="Trần Thị Bích", phone="+84903123456")
+        self.received_at = received_at or datetime.now(UTC)
+        self.version = 0
+
+    def _common(self) -> dict:
+        self.version += 1
+        return {"event_id": ids.event_id("case", self.case_id, self.version), "correlation_id": self.case_id,
+                "producer": "router", "case_id": self.case_id, "tracking_code": self.tracking_code,
+                "version": self.version}
+
+    def opened(self) -> CaseOpened:
+        return CaseOpened(**self._common(), request_id=uuid.uuid4(), channel=self.channel, received_at=self.received_at,
+                          category="essential_supplies", priority="high", description="Hết gạo.",
+                          address="12 Nguyễn Văn Trỗi, Phường 12, Quận Phú Nhuận", citizen=self.citizen,
+                          is_public=False, language=self.language)
+
+    def routed(self, unit: UnitRef = UNIT) -> CaseRouted:
+        return CaseRouted(**self._common(), unit=unit, rule="district", reason="address", directory_version="t",
+                          reach_by=self.received_at + timedelta(minutes=5), resolve_by=self.received_at + timedelta(days=5))
+
+    def assigned(self, notify: tuple[NotifyChannel, ...] = (), unit: UnitRef = UNIT) -> AssignmentIssued:
+        return AssignmentIssued(**self._common(), assignment_id=uuid.uuid4(), unit=unit, handler=HANDLER,
+                                category="essential_supplies", priority="high", description="Hết gạo.",
+                                address="12 Nguyễn Văn Trỗi", citizen=self.citizen, channel=self.channel,
+                                respond_by=self.received_at + timedelta(minutes=5),
+                                resolve_by=self.received_at + timedelta(days=5), notify=notify)
+
+    def progress(self, committed_date: datetime | None) -> ProgressReported:
+        return ProgressReported(**self._common(), unit=UNIT, note="Đang xử lý.", committed_date=committed_date)
+
+    def escalated(self, deadline: str = "resolve", level: str = "unit_head") -> CaseEscalated:
+        return CaseEscalated(**self._common(), deadline=deadline, level=level, reason="late")
+
+    def resolved(self, answer: str = "Đã hỗ trợ 20kg gạo.") -> CaseResolved:
+        return CaseResolved(**self._common(), unit=UNIT, answer=answer)

@@ -1,0 +1,155 @@
+"""Who hears what, on which channel: the notifier's planning, event by event."""
+
+import random
+from datetime import UTC, datetime, timedelta
+
+from contracts.events import Citizen, NotifyChannel
+from services.notifier.dispatch import Retry, redact
+from services.notifier.domain import CaseRecord, Policy, for_assignment, plan
+from services.notifier.templates import day, when, without_diacritics
+from tests.unit.notifier.factories import Story
+
+ALL = Policy(frozenset({"webhook", "sms", "email", "zalo", "push"}), "http://district/units/{unit_id}", timedelta(days=7))
+NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+
+
+def told(story: Story, *events, policy: Policy = ALL, now: datetime = NOW, record: CaseRecord | None = None):
+    record = record if record is not None else CaseRecord()
+    return [d for e in events for d in plan(record, e, policy, now)]
+
+
+def test_a_web_citizen_hears_received_routed_and_resolved_by_sms():
+    story = Story()
+    received, routed, resolved = told(story, story.opened(), story.routed(), story.assigned(), story.resolved())
+    assert [d.template for d in (received, routed, resolved)] == ["received", "routed", "resolved"]
+    assert {(d.recipient, d.channel, d.target) for d in (received, routed, resolved)} == {("citizen", "sms", "+84903123456")}
+    assert story.tracking_code in received.text and "Mã tra cứu" in received.text
+    assert "UBND Quận Phú Nhuận" in routed.text
+    assert "Đã hỗ trợ 20kg gạo." in resolved.text
+
+
+def test_an_event_applied_once_is_not_planned_again():
+    story, record = Story(), CaseRecord()
+    opened = story.opened()
+    assert len(told(story, opened, record=record)) == 1
+    assert told(story, opened, record=record) == []
+    assert record.version == 1
+
+
+def test_the_same_event_always_yields_the_same_delivery_key_whatever_the_channel():
+    story = Story(channel="zalo", citizen=Citizen(zalo_user_id="z-1", phone="+84903123456"))
+    opened = story.opened()
+    in_window = told(story, opened)[0]
+    late = told(story, opened, now=NOW + timedelta(days=30))[0]
+    assert (in_window.channel, late.channel) == ("zalo", "sms")
+    assert in_window.delivery_id == late.delivery_id
+
+
+def test_zalo_citizens_are_answered_on_zalo_within_the_reply_window():
+    story = Story(channel="zalo", citizen=Citizen(zalo_user_id="z-1"), received_at=NOW - timedelta(days=6))
+    [d] = told(story, story.opened())
+    assert (d.channel, d.target, d.note, d.undeliverable) == ("zalo", "z-1", None, None)
+
+
+def test_after_zalos_window_the_citizen_gets_an_sms_and_the_record_says_why():
+    story = Story(channel="zalo", citizen=Citizen(zalo_user_id="z-1", phone="+84903123456"),
+                  received_at=NOW - timedelta(days=8))
+    [d] = told(story, story.opened())
+    assert d.channel == "sms" and "reply window closed" in d.note and "SMS instead" in d.note
+
+
+def test_after_zalos_window_with_no_other_contact_the_failure_is_recorded_with_its_reason():
+    story = Story(channel="zalo", citizen=Citizen(zalo_user_id="z-1"), received_at=NOW - timedelta(days=8))
+    [d] = told(story, story.opened())
+    assert d.channel == "zalo" and "reply window closed" in d.undeliverable and "no phone or e-mail" in d.undeliverable
+
+
+def test_app_citizens_get_a_push_and_web_citizens_without_phone_an_email():
+    app = Story(channel="app", citizen=Citizen(app_user_id="app-9", phone="+84903123456"))
+    web = Story(citizen=Citizen(email="binh@example.vn"))
+    assert [(d.channel, d.target) for d in told(app, app.opened())] == [("push", "app-9")]
+    assert [(d.channel, d.target) for d in told(web, web.opened())] == [("email", "binh@example.vn")]
+
+
+def test_a_citizen_who_left_no_contact_gets_nothing():
+    story = Story(citizen=Citizen(full_name="Ẩn danh"))
+    assert told(story, story.opened(), story.routed()) == []
+
+
+def test_a_channel_not_configured_falls_back_or_is_recorded_as_undeliverable():
+    only_webhook = Policy(frozenset({"webhook"}), ALL.unit_webhook_url, ALL.zalo_reply_window)
+    story = Story()
+    [d] = told(story, story.opened(), policy=only_webhook)
+    assert "no SMS or e-mail provider" in d.undeliverable
+
+
+def test_english_speakers_read_vietnamese_first_then_english():
+    story = Story(language="en")
+    [d] = told(story, story.opened())
+    vietnamese, english = d.text.split("\n\n")
+    assert "Mã tra cứu" in vietnamese and "Tracking code" in english
+
+
+def test_a_new_assignment_goes_by_webhook_when_the_directory_names_no_channel():
+    story = Story()
+    [d] = for_assignment(story.assigned(), ALL)
+    assert (d.recipient, d.channel, d.target) == ("unit", "webhook", "http://district/units/hcm-q-phu-nhuan")
+    assert "Nguyễn Văn An" in d.text and "Hộ gia đình thiếu nhu yếu phẩm" in d.text
+    assert d.payload["event_type"] == "AssignmentIssued"
+
+
+def test_a_new_assignment_goes_on_every_channel_the_unit_wants():
+    story = Story()
+    notify = (NotifyChannel(channel="webhook", address="https://pn.example.vn/1022"),
+              NotifyChannel(channel="email", address="tiepnhan@phunhuan.example.vn"),
+              NotifyChannel(channel="zalo", address="zl-handler"), NotifyChannel(channel="email"))
+    out = for_assignment(story.assigned(notify), ALL)
+    assert [(d.recipient, d.channel, d.target, d.undeliverable) for d in out[:3]] == [
+        ("unit", "webhook", "https://pn.example.vn/1022", None),
+        ("handler", "email", "tiepnhan@phunhuan.example.vn", None), ("handler", "zalo", "zl-handler", None)]
+    assert "no e-mail address" in out[3].undeliverable
+    assert len({d.delivery_id for d in out}) == 4
+
+
+def test_an_escalation_reaches_the_handlers_and_the_citizen_hears_one_apology():
+    story, record = Story(), CaseRecord()
+    notify = (NotifyChannel(channel="email", address="tiepnhan@phunhuan.example.vn"),)
+    told(story, story.opened(), story.routed(), story.assigned(notify), record=record)
+    first = told(story, story.escalated("resolve", "unit_head"), record=record)
+    second = told(story, story.escalated("resolve", "centre"), record=record)
+    assert [(d.recipient, d.template) for d in first] == [("handler", "handler_escalated"), ("citizen", "apology")]
+    assert [(d.recipient, d.template) for d in second] == [("handler", "handler_escalated")]
+    assert "lãnh đạo đơn vị" in first[0].text
+
+
+def test_a_missed_acknowledgement_is_not_the_citizens_business():
+    story, record = Story(), CaseRecord()
+    told(story, story.opened(), story.routed(), story.assigned(), record=record)
+    assert [d.recipient for d in told(story, story.escalated("reach"), record=record)] == ["unit"]
+
+
+def test_a_later_committed_date_brings_an_apology_with_the_new_date():
+    story, record = Story(), CaseRecord()
+    told(story, story.opened(), story.routed(), record=record)
+    within = story.received_at + timedelta(days=3)
+    later = story.received_at + timedelta(days=9)
+    assert told(story, story.progress(within), record=record) == []
+    [d] = told(story, story.progress(later), record=record)
+    assert d.template == "apology_dated" and day(later) in d.text and "xin lỗi" in d.text
+
+
+def test_errors_are_published_without_the_recipients_number_or_address():
+    error = "HTTP 404: unknown number 0903123456 (+84903123456), mail binh@example.vn"
+    assert redact(error, "+84903123456") == "HTTP 404: unknown number … (…), mail …"
+
+
+def test_backoff_grows_exponentially_with_jitter_and_a_cap():
+    retry, rng = Retry(max_attempts=6, base=1.0, cap=8.0), random.Random(7)
+    for attempts, step in ((1, 1), (2, 2), (3, 4), (4, 8), (5, 8)):
+        delays = [retry.delay(attempts, rng) for _ in range(50)]
+        assert all(step / 2 <= d <= step for d in delays) and len(set(delays)) > 1
+
+
+def test_words_for_sms_without_diacritics_and_times_in_vietnam():
+    assert without_diacritics("Phản ánh đã được chuyển đến UBND Đức") == "Phan anh da duoc chuyen den UBND Duc"
+    assert when(datetime(2026, 12, 5, 10, 30, tzinfo=UTC)) == "17:30 05/12/2026"
