@@ -10,7 +10,7 @@ throughput is reported as a share of it.
     .venv/bin/python bench/bench_e2e.py [--rates 200,1000,2000] [--seconds 20] [--routers 1]
 
 Needs the infrastructure of `make run` (or KAFKA_BOOTSTRAP_SERVERS / PGPORT); it starts its own
-services on ports 38001-38005 with fresh databases and consumer groups parked at the topics' ends.
+services on ports 17001-17005 with fresh databases and consumer groups parked at the topics' ends.
 """
 
 import argparse
@@ -155,13 +155,13 @@ async def start_mesh(routers: int) -> tuple[Mesh, str, list[subprocess.Popen]]:
            "INTAKE_SENDER_LIMIT": "1000000000",
            "OVERSIGHT_TOKEN_CENTRE": "bench-" + suffix}
     mesh = Mesh(env, ROOT / ".local" / "bench" / f"mesh-{suffix}",
-                ports={"intake": 38001, "router": 38002, "oversight": 38003, "notifier": 38004}, district_port=38005)
+                ports={"intake": 17001, "router": 17002, "oversight": 17003, "notifier": 17004}, district_port=17005)
     mesh.start_all()
     extra = []
     for i in range(1, routers):
         log = open(mesh.log_dir / f"router-{i}.log", "ab")
         extra.append(subprocess.Popen([sys.executable, "-m", "services.router", "serve"], cwd=ROOT,
-                                      env={**mesh.env, "ROUTER_PORT": str(38010 + i)}, stdout=log,
+                                      env={**mesh.env, "ROUTER_PORT": str(17010 + i)}, stdout=log,
                                       stderr=subprocess.STDOUT, start_new_session=True))
     await asyncio.sleep(5)  # the router group rebalances across the instances before the load
     return mesh, ADMIN_DSN.rsplit("/", 1)[0] + f"/{dbs['oversight']}", extra

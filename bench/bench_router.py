@@ -33,7 +33,7 @@ from services.intake.domain import Submission, build_request  # noqa: E402
 
 def start_router(i: int, database: str, group: str, log_dir) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "KAFKA_BOOTSTRAP_SERVERS": KAFKA, "PGPORT": str(PGPORT),
-           "ROUTER_PG_DATABASE": database, "ROUTER_GROUP_ID": group, "ROUTER_PORT": str(18902 + i)}
+           "ROUTER_PG_DATABASE": database, "ROUTER_GROUP_ID": group, "ROUTER_PORT": str(17902 + i)}
     log = open(log_dir / f"router-{i}.log", "wb")
     return subprocess.Popen([sys.executable, "-m", "services.router", "serve"], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -70,7 +70,7 @@ async def main() -> None:
     routers = [start_router(i, database, group, log_dir) for i in range(args.routers)]
     try:
         for i in range(args.routers):
-            healthy(18902 + i)
+            healthy(17902 + i)
         await asyncio.sleep(3)  # let the group settle so the partitions are spread before the load
         db = await asyncpg.connect(ADMIN_DSN.rsplit("/", 1)[0] + f"/{database}")
         producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", enable_idempotence=True, linger_ms=5,

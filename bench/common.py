@@ -10,10 +10,12 @@ import uuid
 from pathlib import Path
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "deploy" / "local"))
+
+from mesh import park_group_at_end as _park  # noqa: E402
 
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 PGPORT = int(os.environ.get("PGPORT", "55432"))
@@ -54,22 +56,7 @@ async def drop_database(name: str) -> None:
 
 
 async def park_group_at_end(group_id: str, *topics: str) -> None:
-    """Commit the group's position at the end of each topic, so a fresh service skips the history."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, group_id=group_id, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or
-                                                                      await _partitions(consumer, t))]
-        consumer.assign(partitions)
-        await consumer.seek_to_end(*partitions)
-        await consumer.commit({tp: await consumer.position(tp) for tp in partitions})
-    finally:
-        await consumer.stop()
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()  # noqa: SLF001 - the public call needs a subscription
-    return consumer.partitions_for_topic(topic) or set()
+    await _park(KAFKA, group_id, *topics)
 
 
 def percentiles(values: list[float]) -> dict[str, float]:

@@ -179,6 +179,16 @@ cmd_stop() {
   rm -f "$PIDFILE"
 }
 
+# A crash, for the fault tests: SIGKILL, no clean shutdown.
+cmd_kill() {
+  local pid
+  if ! pid="$(running_pid)"; then log "not running"; return 0; fi
+  kill -KILL "$pid" 2>/dev/null || true
+  for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+  rm -f "$PIDFILE"
+  log "killed (pid $pid)"
+}
+
 cmd_status() {
   local pid
   if pid="$(running_pid)"; then
@@ -192,7 +202,8 @@ cmd_status() {
 case "${1:-}" in
   start) cmd_start ;;
   stop) cmd_stop ;;
+  kill) cmd_kill ;;
   status) cmd_status ;;
   wait) cmd_wait ;;
-  *) echo "usage: $0 start|stop|status|wait" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|kill|status|wait" >&2; exit 2 ;;
 esac

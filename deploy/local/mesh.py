@@ -25,7 +25,7 @@ class Mesh:
     """The four services (and optionally the district client) as real processes."""
 
     def __init__(self, env: dict[str, str], log_dir: Path, ports: dict[str, int] | None = None,
-                 district_port: int | None = 8005):
+                 district_port: int | None = 8005, gateways_port: int | None = None):
         self.ports = ports or dict(SERVICES)
         self.district_port = district_port
         self.env = {**os.environ, **env, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
@@ -34,23 +34,33 @@ class Mesh:
         if district_port:
             self.env["NOTIFIER_UNIT_WEBHOOK_URL"] = f"http://127.0.0.1:{district_port}/units/{{unit_id}}/assignments"
             self.env["DISTRICT_PORT"] = str(district_port)
+        self.gateways_port = gateways_port
+        if gateways_port:
+            for channel in ("sms", "push", "zalo"):
+                self.env[f"NOTIFIER_{channel.upper()}_{'API' if channel == 'zalo' else 'GATEWAY'}_URL"] = \
+                    f"http://127.0.0.1:{gateways_port}/{channel}"
+            self.env["GATEWAYS_PORT"] = str(gateways_port)
+        if "oversight" in self.ports:
+            self.env.setdefault("INTAKE_OVERSIGHT_URL", f"http://127.0.0.1:{self.ports['oversight']}")
+        if "intake" in self.ports:
+            self.env.setdefault("INTAKE_PUBLIC_URL", f"http://127.0.0.1:{self.ports['intake']}")
         self.log_dir = log_dir
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.procs: dict[str, subprocess.Popen] = {}
 
     def url(self, name: str) -> str:
-        port = self.district_port if name == "district" else self.ports[name]
+        port = {"district": self.district_port, "gateways": self.gateways_port}.get(name) or self.ports[name]
         return f"http://127.0.0.1:{port}"
 
     def start(self, name: str) -> None:
-        module = "examples.district_client" if name == "district" else f"services.{name}"
+        module = {"district": "examples.district_client", "gateways": "examples.gateways"}.get(name, f"services.{name}")
         args = [sys.executable, "-m", module] + (["serve"] if name == "router" else [])
         log = open(self.log_dir / f"{name}.log", "ab")
         self.procs[name] = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                             start_new_session=True)
 
     def start_all(self, timeout: float = 90) -> None:
-        names = list(self.ports) + (["district"] if self.district_port else [])
+        names = list(self.ports) + (["district"] if self.district_port else []) + (["gateways"] if self.gateways_port else [])
         for name in names:
             self.start(name)
         for name in names:
@@ -87,6 +97,23 @@ class Mesh:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(5)
         self.procs.clear()
+
+
+async def park_group_at_end(bootstrap: str, group_id: str, *topics: str) -> None:
+    """Commit a consumer group's position at the end of each topic, so a service started fresh in
+    that group skips the topics' history (benchmarks and test meshes on a shared broker)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()  # noqa: SLF001 - no subscription to fetch it for us
+        partitions = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
+        consumer.assign(partitions)
+        await consumer.seek_to_end(*partitions)
+        await consumer.commit({tp: await consumer.position(tp) for tp in partitions})
+    finally:
+        await consumer.stop()
 
 
 def post_json(url: str, body: dict, headers: dict[str, str] | None = None) -> tuple[int, dict]:
@@ -126,18 +153,26 @@ def seed_demo(mesh: Mesh) -> list[dict]:
 
 
 def secrets_env(path: Path) -> dict[str, str]:
-    """Oversight tokens for this machine, made once and kept out of the repository."""
+    """This machine's secrets, made once and kept out of the repository: oversight tokens, the Zalo
+    OA app id and secret, the app's token key, an operator's token and an Open311 API key."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(f"OVERSIGHT_TOKEN_{r}={secrets.token_urlsafe(24)}\n" for r in ("COUNCIL", "FRONT", "CENTRE")))
+        made = {f"OVERSIGHT_TOKEN_{r}": secrets.token_urlsafe(24) for r in ("COUNCIL", "FRONT", "CENTRE")}
+        made.update({
+            "INTAKE_ZALO_APP_ID": str(secrets.randbelow(10**15)), "INTAKE_ZALO_OA_SECRET_KEY": secrets.token_urlsafe(24),
+            "INTAKE_APP_JWT_ALGORITHM": "HS256", "INTAKE_APP_JWT_KEY": secrets.token_urlsafe(32),
+            "INTAKE_PHONE_OPERATOR_TOKENS": json.dumps({"op-001": secrets.token_urlsafe(24)}, separators=(",", ":")),
+            "INTAKE_OPEN311_API_KEYS": json.dumps([secrets.token_urlsafe(16)]),
+        })
+        path.write_text("".join(f"{k}={v}\n" for k, v in made.items()))
         path.chmod(0o600)
-    return dict(line.split("=", 1) for line in path.read_text().split())
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
 
 
 def run() -> None:
     local = ROOT / ".local"
     env = secrets_env(local / "secrets.env")
-    mesh = Mesh(env, local / "logs")
+    mesh = Mesh(env, local / "logs", gateways_port=8006)
     stopping = False
 
     def stop(*_: object) -> None:
@@ -156,6 +191,7 @@ def run() -> None:
         print(f"  oversight   {mesh.url('oversight')}   dashboard: {mesh.url('oversight')}/  API: /v1/cases ...")
         print(f"  notifier    {mesh.url('notifier')}   /healthz /metrics")
         print(f"  district    {mesh.url('district')}   reference district client (answers its assignments)")
+        print(f"  gateways    {mesh.url('gateways')}   SMS / push / Zalo stand-ins: GET /messages")
         print(f"  oversight tokens: {local / 'secrets.env'}   logs: {local / 'logs'}")
         print("  demo requests (public status: GET /v1/public/requests/<code>):")
         for s in seeded:

@@ -168,6 +168,16 @@ cmd_stop() {
   fi
 }
 
+# A crash, for the fault tests: immediate shutdown, so the next start runs crash recovery.
+cmd_kill() {
+  if is_running; then
+    pg_ctl_ stop -m immediate -w -t 60 >/dev/null
+    log "killed (immediate shutdown)"
+  else
+    log "not running"
+  fi
+}
+
 cmd_status() {
   if is_running; then log "running on 127.0.0.1:$PORT"; return 0; fi
   log "not running"; return 3
@@ -176,7 +186,8 @@ cmd_status() {
 case "${1:-}" in
   start) cmd_start ;;
   stop) cmd_stop ;;
+  kill) cmd_kill ;;
   status) cmd_status ;;
   wait) cmd_wait ;;
-  *) echo "usage: $0 start|stop|status|wait" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|kill|status|wait" >&2; exit 2 ;;
 esac

@@ -12,7 +12,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import TypeAdapter
 
-from contracts import topics
+from contracts import telemetry, topics
 from contracts.events import CASE_EVENT, AssignmentIssued
 from contracts.messaging import consumer_options, parse_or_dead_letter, pause_then_raise, records_of
 from services.notifier.application import Notifier
@@ -27,11 +27,17 @@ def register(broker: KafkaBroker, notifier: Notifier, settings: NotifierSettings
 
     async def take(message: KafkaMessage, adapter: TypeAdapter, use: Callable[[Sequence[Any]], Awaitable[None]]) -> None:
         events = await parse_or_dead_letter(broker, records_of(message), adapter)
+        # Each event's trace goes on through the notifier (its context is in the envelope).
+        spans = [telemetry.start_span_from(f"notifier.record {e.event_type}", e.traceparent, e.tracestate)
+                 for e in events]
         try:
             await use(events)
         except Exception as error:  # noqa: BLE001 - logged; the batch is read again
             log.exception("could not record what %d events call for; the batch will be read again", len(events))
             await pause_then_raise(error)
+        finally:
+            for span in spans:
+                span.end()
 
     @broker.subscriber(topics.CASE_EVENTS, **options)
     async def on_case_events(_: list[bytes], message: KafkaMessage) -> None:

@@ -38,6 +38,8 @@ class RouterSettings(BaseSettings):
             "POSTGRES_PASSWORD": self.pg_password,
             "POSTGRES_POOL_SIZE": str(self.pg_pool_size),
             "POSTGRES_LOCK_TIMEOUT": "5",
+            # Check a pooled connection before use, so a restarted PostgreSQL costs a retry, not errors.
+            "POSTGRES_PRE_PING": "y",
         }
 
     def dsn(self) -> str:

@@ -1,20 +1,28 @@
 """Reading and writing the mesh's topics from tests, as a district service or an auditor would."""
 
 import asyncio
+import time
 import uuid
 from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from contracts import topics
 from contracts.events import CASE_EVENT, UnitResponse
 
 
-async def case_events(bootstrap: str, case_id: str, until: Callable[[list], bool], timeout: float = 30) -> list:
-    """The case's events on ``case.events`` (read from the start) once ``until(events)`` holds."""
-    consumer = AIOKafkaConsumer(topics.CASE_EVENTS, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                group_id=f"test-watch-{uuid.uuid4()}", enable_auto_commit=False)
+async def case_events(bootstrap: str, case_id: str, until: Callable[[list], bool], timeout: float = 30,
+                      since_seconds: float = 900) -> list:
+    """The case's events on ``case.events`` (from ``since_seconds`` ago) once ``until(events)`` holds."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
+    partitions = [TopicPartition(topics.CASE_EVENTS, p) for p in await _partitions(consumer)]
+    consumer.assign(partitions)
+    since = int((time.time() - since_seconds) * 1000)
+    starts = await consumer.offsets_for_times({tp: since for tp in partitions})
+    ends = await consumer.end_offsets(partitions)
+    for tp in partitions:
+        consumer.seek(tp, starts[tp].offset if starts[tp] else ends[tp])
     seen: dict[str, object] = {}
     try:
         deadline = asyncio.get_running_loop().time() + timeout
@@ -31,6 +39,11 @@ async def case_events(bootstrap: str, case_id: str, until: Callable[[list], bool
                 raise AssertionError(f"case {case_id}: timed out; saw {[e.event_type for e in events]}")
     finally:
         await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer) -> set[int]:
+    await consumer._client.force_metadata_update()  # noqa: SLF001 - no subscription to fetch it for us
+    return consumer.partitions_for_topic(topics.CASE_EVENTS) or set()
 
 
 def kinds(events: list) -> list[str]:

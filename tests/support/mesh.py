@@ -16,18 +16,19 @@ from tests.support.otlp import TraceReceiver
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "deploy" / "local"))
 
-from mesh import Mesh  # noqa: E402
+from contracts import topics  # noqa: E402
+from mesh import Mesh, park_group_at_end  # noqa: E402
 
 TOKENS = {"council": "test-council-token", "front": "test-front-token", "centre": "test-centre-token"}
 # MESH_TEST_PORT_BASE lets two suites run side by side on one machine.
 BASE = int(os.environ.get("MESH_TEST_PORT_BASE", "18000"))
-PORTS = {"intake": BASE + 1, "router": BASE + 2, "oversight": BASE + 3, "notifier": BASE + 4}
 
 
 def build_mesh(kafka_bootstrap: str, pg_port: int, admin_dsn: str, log_dir: Path,
-               traces: TraceReceiver) -> Mesh:
+               traces: TraceReceiver | None, base: int = BASE, extra_env: dict[str, str] | None = None,
+               district: bool = True) -> Mesh:
     async def databases() -> dict[str, str]:
-        return {s: await fresh_database(admin_dsn, f"e2e_{s}") for s in ("router", "notifier", "oversight")}
+        return {s: await fresh_database(admin_dsn, f"e2e_{s}") for s in ("router", "notifier", "oversight", "intake")}
 
     names = asyncio.run(databases())
     # The shipped rules, but 'traffic' must reach its unit within 3 s and be resolved within 6 s,
@@ -37,23 +38,39 @@ def build_mesh(kafka_bootstrap: str, pg_port: int, admin_dsn: str, log_dir: Path
     rules_file = log_dir / "rules-fast.json"
     rules_file.write_text(json.dumps(rules), "utf-8")
     suffix = names["router"].rsplit("_", 1)[1]
+
+    async def park() -> None:
+        # The topics are shared with the rest of the suite: this mesh starts from their ends.
+        for group, names_ in ((f"router-{suffix}", (topics.INTAKE_REQUESTS,)),
+                              (f"router-{suffix}-responses", (topics.UNIT_RESPONSES,)),
+                              (f"notifier-{suffix}", (topics.UNIT_ASSIGNMENTS, topics.CASE_EVENTS)),
+                              (f"oversight-{suffix}", (topics.CASE_EVENTS, topics.NOTIFY_DELIVERIES))):
+            await park_group_at_end(kafka_bootstrap, group, *names_)
+
+    asyncio.run(park())
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "PGPORT": str(pg_port),
         "ROUTER_PG_DATABASE": names["router"], "NOTIFIER_PG_DATABASE": names["notifier"],
-        "OVERSIGHT_PG_DATABASE": names["oversight"],
+        "OVERSIGHT_PG_DATABASE": names["oversight"], "INTAKE_PG_DATABASE": names["intake"],
+        # Every test request comes from 127.0.0.1; the per-sender limits have tests of their own.
+        "INTAKE_SENDER_LIMIT": "1000000",
         "ROUTER_GROUP_ID": f"router-{suffix}", "NOTIFIER_GROUP_ID": f"notifier-{suffix}",
         "OVERSIGHT_GROUP_ID": f"oversight-{suffix}",
         "OVERSIGHT_TOKEN_COUNCIL": TOKENS["council"], "OVERSIGHT_TOKEN_FRONT": TOKENS["front"],
         "OVERSIGHT_TOKEN_CENTRE": TOKENS["centre"],
         # The district client only takes webhooks here; the tests answer for the units themselves.
         "DISTRICT_UNITS": "none",
-        "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": traces.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "200",
+        "OTEL_TRACES_EXPORTER": "otlp" if traces else "none", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": traces.endpoint if traces else "", "OTEL_BSP_SCHEDULE_DELAY": "200",
         "NOTIFIER_BACKOFF_BASE_SECONDS": "0.05",
         "ROUTER_RULES_FILE": str(rules_file), "ROUTER_TIMER_POLL_SECONDS": "0.2",
         "ROUTER_ESCALATE_REACH_STEP_SECONDS": "2", "ROUTER_ESCALATE_RESOLVE_STEP_SECONDS": "2",
     }
-    return Mesh(env, log_dir, ports=dict(PORTS), district_port=BASE + 5)
+    ports = {name: base + offset for name, offset in (("intake", 1), ("router", 2), ("oversight", 3), ("notifier", 4))}
+    mesh = Mesh({**env, **(extra_env or {})}, log_dir, ports=ports, district_port=base + 5 if district else None,
+                gateways_port=base + 6 if district else None)
+    mesh.env.update(extra_env or {})  # what the caller says wins over the defaults Mesh fills in
+    return mesh
 
 
 def wait_for(check, timeout: float = 30.0, interval: float = 0.2, what: str = "condition"):

@@ -1,0 +1,1 @@
+"""Tests that use the web pages in a real headless Chromium."""

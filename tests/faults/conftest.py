@@ -1,0 +1,65 @@
+"""The fault suite's mesh: real processes on the suite's own Kafka and PostgreSQL, which these
+tests kill and restart (``deploy/local/kafka.sh`` and ``postgres.sh`` with the suite's
+environment), and a stand-in that records every message the notifier sends."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support.mesh import build_mesh
+from tests.support.standin import StandIn
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Infra:
+    """Kafka and PostgreSQL as `make test` started them, to crash and bring back."""
+
+    def _run(self, script: str, *args: str) -> None:
+        subprocess.run([str(ROOT / "deploy" / "local" / script), *args], check=True, env=os.environ,
+                       stdout=subprocess.DEVNULL, timeout=180)
+
+    def crash_kafka(self) -> None:
+        self._run("kafka.sh", "kill")
+
+    def start_kafka(self) -> None:
+        self._run("kafka.sh", "start")
+        self._run("kafka.sh", "wait")
+
+    def crash_postgres(self) -> None:
+        self._run("postgres.sh", "kill")
+
+    def start_postgres(self) -> None:
+        self._run("postgres.sh", "start")
+
+
+@pytest.fixture(scope="module")
+def infra(kafka_bootstrap, pg_port):
+    return Infra()
+
+
+@pytest.fixture(scope="module")
+def stand_in():
+    server = StandIn()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def fault_mesh(kafka_bootstrap, pg_port, pg_admin_dsn, stand_in, tmp_path_factory):
+    base = int(os.environ.get("MESH_TEST_PORT_BASE", "18000")) + 100
+    mesh = build_mesh(kafka_bootstrap, pg_port, pg_admin_dsn, tmp_path_factory.mktemp("fault-logs"), None, base=base,
+                      district=False, extra_env={
+                          "NOTIFIER_UNIT_WEBHOOK_URL": stand_in.url + "/units/{unit_id}/assignments",
+                          "NOTIFIER_SMS_GATEWAY_URL": stand_in.url + "/sms",
+                          "NOTIFIER_PUSH_GATEWAY_URL": stand_in.url + "/push",
+                          "NOTIFIER_ZALO_API_URL": stand_in.url + "/zalo",
+                          "NOTIFIER_SMTP_HOST": "",
+                      })
+    try:
+        mesh.start_all()
+        yield mesh
+    finally:
+        mesh.stop_all()
