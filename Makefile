@@ -40,11 +40,19 @@ test: infra-test
 test-unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
 
+# One layer at a time, each on a freshly made test Kafka and PostgreSQL.
+test-integration test-e2e test-faults: test-%: infra-test
+	$(TEST_ENV) $(PY) -m pytest -ra tests/$*; status=$$?; \
+	  $(TEST_ENV) deploy/local/down.sh >/dev/null 2>&1; exit $$status
+
 schemas: $(STAMP)
 	$(PY) -m contracts.compat
 
+# The end-to-end benchmark (open-loop load, durable settings, the bare-pipe ceiling), with one
+# and with two router processes; BENCHMARKS.md has the figures and the other benchmarks.
 bench: infra
-	$(PY) bench/run_all.py
+	$(PY) bench/bench_e2e.py --routers 1 --json .local/bench/e2e-1.json
+	$(PY) bench/bench_e2e.py --routers 2 --json .local/bench/e2e-2.json
 
 clean: down
 	rm -rf .local .venv

@@ -18,6 +18,15 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child: ask Linux for SIGTERM when the process that started us dies, so a killed test
+    run or `make run` never leaves services holding their ports."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 SERVICES = {"intake": 8001, "router": 8002, "oversight": 8003, "notifier": 8004}
 
 
@@ -57,7 +66,7 @@ class Mesh:
         args = [sys.executable, "-m", module] + (["serve"] if name == "router" else [])
         log = open(self.log_dir / f"{name}.log", "ab")
         self.procs[name] = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+                                            start_new_session=True, preexec_fn=_die_with_parent)
 
     def start_all(self, timeout: float = 90) -> None:
         names = list(self.ports) + (["district"] if self.district_port else []) + (["gateways"] if self.gateways_port else [])

@@ -23,7 +23,8 @@ class Stream:
         self.receipts: dict[str, dict] = {}  # Idempotency-Key → the 202 answer
         self.retries = 0
         self.failed: list[str] = []
-        self.rng = random.Random(count)
+        # Fresh citizens for every stream: the same phone, area and category as an open case is a duplicate.
+        self.rng = random.Random(uuid.uuid4().int)
         self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
 
     def start(self) -> "Stream":
