@@ -11,6 +11,7 @@ because the router publishes from its outbox long after the consuming span has e
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 
 from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.resources import Resource
@@ -51,6 +52,12 @@ def current_trace_context() -> dict[str, str]:
     return {k: v for k, v in carrier.items() if k in ("traceparent", "tracestate")}
 
 
+@cache
+def _tracer() -> trace.Tracer:
+    """Looked up once: a span per message is on the hot path of every consumer."""
+    return trace.get_tracer("mesh1022")
+
+
 def _parent(traceparent: str | None, tracestate: str | None) -> context.Context:
     carrier = {"traceparent": traceparent or "", "tracestate": tracestate or ""}
     return propagate.extract({k: v for k, v in carrier.items() if v})
@@ -59,8 +66,7 @@ def _parent(traceparent: str | None, tracestate: str | None) -> context.Context:
 def start_span_from(name: str, traceparent: str | None, tracestate: str | None = None) -> trace.Span:
     """A consumer span continuing a message's trace, not made current: for work done in batches,
     where the caller ends each message's span when the batch is done."""
-    return trace.get_tracer("mesh1022").start_span(name, context=_parent(traceparent, tracestate),
-                                                   kind=trace.SpanKind.CONSUMER)
+    return _tracer().start_span(name, context=_parent(traceparent, tracestate), kind=trace.SpanKind.CONSUMER)
 
 
 @contextmanager
@@ -68,7 +74,7 @@ def span_from(name: str, traceparent: str | None, tracestate: str | None = None,
     """A span that continues the trace a message carries in its envelope."""
     token = context.attach(_parent(traceparent, tracestate))
     try:
-        with trace.get_tracer("mesh1022").start_as_current_span(name, kind=trace.SpanKind.CONSUMER) as span:
+        with _tracer().start_as_current_span(name, kind=trace.SpanKind.CONSUMER) as span:
             for key, value in attributes.items():
                 span.set_attribute(key, value)
             yield span

@@ -2,7 +2,8 @@
 
 Partitions, replication and min.insync.replicas come from the environment, so the same script
 sets up the local single broker (1, 1) and a real cluster (3, 2). ``case.events`` and
-``notify.deliveries`` are kept forever: oversight rebuilds its read models from them.
+``notify.deliveries`` are kept forever: oversight rebuilds its read models from them; so are
+the audit checkpoints.
 """
 
 import asyncio
@@ -15,7 +16,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from contracts import topics  # noqa: E402
 
-KEEP_FOREVER = {topics.CASE_EVENTS, topics.NOTIFY_DELIVERIES}
+KEEP_FOREVER = {topics.CASE_EVENTS, topics.NOTIFY_DELIVERIES, topics.AUDIT_CHECKPOINTS}
 
 
 async def main() -> None:

@@ -161,21 +161,30 @@ def seed_demo(mesh: Mesh) -> list[dict]:
     return out
 
 
+def _new_secrets() -> dict[str, str]:
+    made = {f"OVERSIGHT_TOKEN_{r}": secrets.token_urlsafe(24) for r in ("COUNCIL", "FRONT", "CENTRE")}
+    made.update({
+        "OVERSIGHT_AUDIT_KEY": secrets.token_urlsafe(32),
+        "INTAKE_ZALO_APP_ID": str(secrets.randbelow(10**15)), "INTAKE_ZALO_OA_SECRET_KEY": secrets.token_urlsafe(24),
+        "INTAKE_APP_JWT_ALGORITHM": "HS256", "INTAKE_APP_JWT_KEY": secrets.token_urlsafe(32),
+        "INTAKE_PHONE_OPERATOR_TOKENS": json.dumps({"op-001": secrets.token_urlsafe(24)}, separators=(",", ":")),
+        "INTAKE_OPEN311_API_KEYS": json.dumps([secrets.token_urlsafe(16)]),
+    })
+    return made
+
+
 def secrets_env(path: Path) -> dict[str, str]:
-    """This machine's secrets, made once and kept out of the repository: oversight tokens, the Zalo
-    OA app id and secret, the app's token key, an operator's token and an Open311 API key."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        made = {f"OVERSIGHT_TOKEN_{r}": secrets.token_urlsafe(24) for r in ("COUNCIL", "FRONT", "CENTRE")}
-        made.update({
-            "INTAKE_ZALO_APP_ID": str(secrets.randbelow(10**15)), "INTAKE_ZALO_OA_SECRET_KEY": secrets.token_urlsafe(24),
-            "INTAKE_APP_JWT_ALGORITHM": "HS256", "INTAKE_APP_JWT_KEY": secrets.token_urlsafe(32),
-            "INTAKE_PHONE_OPERATOR_TOKENS": json.dumps({"op-001": secrets.token_urlsafe(24)}, separators=(",", ":")),
-            "INTAKE_OPEN311_API_KEYS": json.dumps([secrets.token_urlsafe(16)]),
-        })
-        path.write_text("".join(f"{k}={v}\n" for k, v in made.items()))
+    """This machine's secrets, made once and kept out of the repository: oversight tokens and audit
+    key, the Zalo OA app id and secret, the app's token key, an operator's token and an Open311 key.
+    A secret added in a later version is made and appended; the ones there are kept."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kept = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line) if path.exists() else {}
+    missing = {k: v for k, v in _new_secrets().items() if k not in kept}
+    if missing:
+        with path.open("a") as f:
+            f.write("".join(f"{k}={v}\n" for k, v in missing.items()))
         path.chmod(0o600)
-    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {**kept, **missing}
 
 
 def run() -> None:

@@ -1,5 +1,21 @@
-"""``python -m services.oversight`` runs the oversight service."""
+"""``python -m services.oversight`` serves oversight; ``python -m services.oversight rebuild [--swap]``
+rebuilds its read models from the full history on Kafka and compares them with the live ones."""
 
-from services.oversight.main import serve
+import sys
 
-serve()
+
+def main() -> None:
+    command = sys.argv[1] if len(sys.argv) > 1 else "serve"
+    if command == "serve":
+        from services.oversight.main import serve
+
+        serve()
+    elif command == "rebuild":
+        from services.oversight.rebuild import main as rebuild
+
+        sys.exit(rebuild(sys.argv[2:]))
+    else:
+        sys.exit("usage: python -m services.oversight [serve | rebuild [--swap] [--keep]]")
+
+
+main()

@@ -1,5 +1,5 @@
-"""Oversight's composition root: ``create_app()`` migrates the schema, starts the projection
-and serves the read-only API."""
+"""Oversight's composition root: ``create_app()`` migrates the schema, starts the projection, the
+checkpoints and the audit feed, and serves the read-only API and the dashboard."""
 
 import asyncio
 import contextlib
@@ -11,24 +11,17 @@ from fastapi import FastAPI
 
 from contracts.messaging import kafka_broker, start_when_reachable
 from contracts.telemetry import setup_tracing
-from services.oversight.api import router
+from services.oversight.api import routes
+from services.oversight.api.readonly import ReadOnly
+from services.oversight.api.recent import Recent
+from services.oversight.checkpoints import Checkpointer
+from services.oversight.feed import AuditFeed
 from services.oversight.handlers import register
+from services.oversight.projector import Projector
 from services.oversight.settings import OversightSettings
-from services.oversight.store import Projector, migrate
+from services.oversight.store import migrate
 
 log = logging.getLogger(__name__)
-
-
-def tokens_from(settings: OversightSettings) -> dict[str, str]:
-    """Bearer token → role, from OVERSIGHT_TOKEN_COUNCIL / _FRONT / _CENTRE (never from the repo)."""
-    import os
-
-    out = {}
-    for role in ("council", "front", "centre"):
-        token = os.environ.get(f"OVERSIGHT_TOKEN_{role.upper()}")
-        if token:
-            out[token] = role
-    return out
 
 
 def create_app(settings: OversightSettings | None = None) -> FastAPI:
@@ -42,25 +35,52 @@ def create_app(settings: OversightSettings | None = None) -> FastAPI:
             await migrate(owner, settings.reader_user)
         finally:
             await owner.close()
-        writer = await asyncpg.create_pool(settings.dsn(), min_size=1, max_size=4)
-        app.state.reader = await asyncpg.create_pool(settings.dsn(reader=True), min_size=1, max_size=8)
-        app.state.projector = projector = Projector(writer)
-        broker = kafka_broker(settings.kafka_bootstrap, client_id="oversight", tracer_provider=provider)
-        register(broker, projector, settings.group_id, settings.max_batch)
-        await start_when_reachable(broker.start)
+        audit_key = settings.audit_key.get_secret_value().encode()
+        if not audit_key:
+            log.warning("OVERSIGHT_AUDIT_KEY is not set: citizens' digests in the audit chain are unkeyed")
+        # The API's pool belongs to a role that may only SELECT, and its sessions are read only too.
+        app.state.reader = await asyncpg.create_pool(
+            settings.dsn(reader=True), min_size=1, max_size=8,
+            server_settings={"default_transaction_read_only": "on", "application_name": "oversight-api"})
+        app.state.feed = feed = AuditFeed(settings.dsn(reader=True))
+        app.state.audit_key = audit_key
+        app.state.verify_lock = asyncio.Lock()
+        app.state.projector = None
+        writer, broker, background = None, None, None
+        await feed.start()
+        if settings.consume:
+            writer = await asyncpg.create_pool(settings.dsn(), min_size=1, max_size=4,
+                                               server_settings={"application_name": "oversight-projector"})
+            app.state.projector = projector = Projector(writer, audit_key=audit_key,
+                                                        checkpoint_every=settings.checkpoint_every)
+            broker = kafka_broker(settings.kafka_bootstrap, client_id="oversight", tracer_provider=provider)
+            register(broker, projector, settings.group_id, settings.max_batch)
+            await start_when_reachable(broker.start)
+            background = asyncio.create_task(
+                Checkpointer(writer, broker, settings.kafka_bootstrap, settings.checkpoint_topic,
+                             settings.checkpoint_seconds).run())
         try:
             yield
         finally:
-            await broker.stop()
+            if background:
+                background.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await background
+            if broker:
+                await broker.stop()
+            await feed.stop()
             await app.state.reader.close()
-            await writer.close()
+            if writer:
+                await writer.close()
             provider.shutdown()
 
-    app = FastAPI(title="1022 oversight (read only)", version="1", lifespan=lifespan)
-    app.state.tokens = tokens_from(settings)
-    app.include_router(router)
+    # No /docs: its page loads scripts from a CDN, and this machine may have no internet.
+    app = FastAPI(title="1022 oversight (read only)", version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.tokens = settings.tokens()
+    app.state.recent = Recent(settings.stats_cache_seconds)
+    app.include_router(routes())
+    app.add_middleware(ReadOnly)
     return app
-
 
 
 def serve() -> None:

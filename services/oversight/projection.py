@@ -1,21 +1,30 @@
-"""How each case event changes the read model, and how it enters the audit chain (pure, no I/O)."""
+"""How case events fold into a case's read-model row (pure, no I/O).
 
-import hashlib
-import json
+The live projector and the rebuild use this one fold, and ``verify`` folds again to check the rows:
+the same events always give the same row, whatever batches they arrived in. That is why
+``updated_at`` is the time of the last event and not the time it was projected.
+"""
+
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
-GENESIS = "0" * 64
-
-
-def canonical(body: dict[str, Any]) -> str:
-    """The one text of an event that its hash covers: sorted keys, no spaces, UTF-8 as is."""
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def chain_hash(prev_hash: str, canonical_text: str) -> str:
-    """Each record hashes the previous hash and the canonical event (SHA-256, hex)."""
-    return hashlib.sha256((prev_hash + "\n" + canonical_text).encode("utf-8")).hexdigest()
+# The ``cases`` row: column → PostgreSQL type. The schema and the batched upsert are made from it.
+CASE_COLUMNS: dict[str, str] = {
+    "case_id": "uuid", "tracking_code": "text", "request_id": "uuid", "channel": "text", "category": "text",
+    "priority": "text", "status": "text", "is_public": "boolean", "citizen_name": "text", "citizen_phone": "text",
+    "citizen_email": "text", "address": "text", "description": "text", "area_code": "text", "area_name": "text",
+    "unit_id": "text", "unit_name": "text", "unit_admin_code": "text", "handler_id": "text", "handler_name": "text",
+    "triage_reason": "text", "answer": "text", "escalation_level": "text", "duplicates": "int",
+    "duplicate_of": "uuid", "language": "text",
+    "received_at": "timestamptz", "opened_at": "timestamptz", "routed_at": "timestamptz",
+    "assigned_at": "timestamptz", "accepted_at": "timestamptz", "resolved_at": "timestamptz",
+    "closed_at": "timestamptz", "committed_date": "timestamptz", "reach_by": "timestamptz",
+    "resolve_by": "timestamptz", "version": "int", "updated_at": "timestamptz",
+}
+# Statuses in which the citizen is still waiting for a result (chờ kết quả).
+OPEN_STATUSES = ("received", "routed", "triage", "declined", "accepted", "in_progress", "reopened")
 
 
 def _ts(value: str | None) -> datetime | None:
@@ -23,14 +32,19 @@ def _ts(value: str | None) -> datetime | None:
 
 
 def opened_row(e: dict[str, Any]) -> dict[str, Any]:
+    """The row a CaseOpened starts, every column present."""
     citizen = e.get("citizen") or {}
-    return {
-        "case_id": e["case_id"], "tracking_code": e["tracking_code"], "request_id": e["request_id"],
+    row = dict.fromkeys(CASE_COLUMNS)
+    row.update({
+        "case_id": UUID(str(e["case_id"])), "tracking_code": e["tracking_code"], "request_id": UUID(str(e["request_id"])),
         "channel": e["channel"], "category": e["category"], "priority": e["priority"], "status": "received",
         "is_public": e["is_public"], "citizen_name": citizen.get("full_name"), "citizen_phone": citizen.get("phone"),
         "citizen_email": citizen.get("email"), "address": e["address"], "description": e["description"],
-        "received_at": _ts(e["received_at"]), "opened_at": _ts(e["occurred_at"]), "version": e["version"],
-    }
+        "language": e.get("language", "vi"),
+        "received_at": _ts(e["received_at"]), "opened_at": _ts(e["occurred_at"]), "duplicates": 0,
+        "version": e["version"], "updated_at": _ts(e["occurred_at"]),
+    })
+    return row
 
 
 def changes(e: dict[str, Any]) -> dict[str, Any]:
@@ -63,6 +77,28 @@ def changes(e: dict[str, Any]) -> dict[str, Any]:
         return {"status": "reopened", "resolved_at": None, "closed_at": None}
     if kind == "CaseEscalated":
         return {"escalation_level": e["level"]}
-    if kind == "DuplicateLinked":
-        return {"duplicates": 1}
+    if kind == "CaseMarkedDuplicate":
+        return {"status": "duplicate", "duplicate_of": UUID(str(e["original_case_id"]))}
     return {}
+
+
+def fold(row: dict[str, Any] | None, events: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
+    """The row after ``events`` (new to this row, any order); None while the case was never opened.
+
+    Events apply in version order and only when newer than the row, so a late or repeated event
+    cannot take a case back. A duplicate report counts whenever it is new (its id was not seen).
+    """
+    row = dict(row) if row is not None else None
+    for e in sorted(events, key=lambda e: e["version"]):
+        if e["event_type"] == "CaseOpened":
+            row = row or opened_row(e)
+            continue
+        if row is None:
+            continue  # history that starts after the case was opened (a trimmed topic): nothing to show
+        if e["event_type"] == "DuplicateLinked":
+            row["duplicates"] += 1
+        if e["version"] > row["version"]:
+            row.update(changes(e))
+            row["version"] = e["version"]
+            row["updated_at"] = _ts(e["occurred_at"])
+    return row

@@ -1,11 +1,14 @@
 """Oversight configuration, from ``OVERSIGHT_*`` environment variables."""
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROLES = ("council", "front", "centre")
 
 
 class OversightSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="OVERSIGHT_")
+    # populate_by_name: tests and tools pass settings by field name as well as by variable.
+    model_config = SettingsConfigDict(env_prefix="OVERSIGHT_", populate_by_name=True)
 
     host: str = "127.0.0.1"
     port: int = 8003
@@ -20,8 +23,29 @@ class OversightSettings(BaseSettings):
     reader_user: str = "oversight_reader"
     reader_password: str = ""
     max_batch: int = 1000
+    # False: serve the API only (more read replicas of the API, or the benchmark); no Kafka needed.
+    consume: bool = True
+    # Bearer tokens of HĐND (council), MTTQ (front) and the 1022 centre; a role without one cannot log in.
+    token_council: SecretStr = SecretStr("")
+    token_front: SecretStr = SecretStr("")
+    token_centre: SecretStr = SecretStr("")
+    # Key of the digest that stands for a citizen's contact in the audit chain. Keep it secret and
+    # never change it: the digests already chained were made with it.
+    audit_key: SecretStr = SecretStr("")
+    # A checkpoint (head hash and count) every N records, and at least every T seconds when the head moved.
+    checkpoint_every: int = 1000
+    checkpoint_seconds: float = 60.0
+    # Statistics over the whole history are recomputed at most this often (0: on every request).
+    stats_cache_seconds: float = 5.0
+    # Where checkpoints are published for HĐND and MTTQ to keep; empty: only the table and the API.
+    checkpoint_topic: str = "audit.checkpoints.v1"
 
     def dsn(self, reader: bool = False) -> str:
         user, password = (self.reader_user, self.reader_password) if reader else (self.pg_user, self.pg_password)
         auth = f"{user}:{password}@" if password else f"{user}@"
         return f"postgresql://{auth}{self.pg_host}:{self.pg_port}/{self.pg_database}"
+
+    def tokens(self) -> dict[str, str]:
+        """Bearer token → role, for the roles that have a token."""
+        by_role = {"council": self.token_council, "front": self.token_front, "centre": self.token_centre}
+        return {token.get_secret_value(): role for role, token in by_role.items() if token.get_secret_value()}

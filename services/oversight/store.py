@@ -1,43 +1,45 @@
-"""Oversight's PostgreSQL: the schema, and applying a batch of events exactly once in effect.
+"""Oversight's PostgreSQL schema, and the role the API reads through.
 
-A batch is one transaction: the events, the case rows they change, the audit records and the
-consumer position (``consumer_offsets``) commit together, so a batch read again after a crash
-changes nothing. Outbox re-publishes are recognised by event id.
+The read models (``cases``, ``case_events``, ``deliveries``), the audit chain (``audit_log``, its
+``audit_head`` and ``audit_checkpoints``) and the consumer position (``consumer_offsets``) live in
+one schema, so one transaction changes them together. The rebuild makes the same tables in a schema
+of its own by running :data:`SCHEMA` with another ``search_path``.
 """
 
-import json
-from collections.abc import Sequence
-from typing import Any
-
 import asyncpg
-from aiokafka import ConsumerRecord
 
-from services.oversight.projection import GENESIS, canonical, chain_hash, changes, opened_row
+from services.oversight.chain import GENESIS
+from services.oversight.projection import CASE_COLUMNS, OPEN_STATUSES
+
+_CASE_DEFAULTS = {"is_public": "NOT NULL DEFAULT false", "duplicates": "NOT NULL DEFAULT 0", "status": "NOT NULL",
+                  "version": "NOT NULL", "tracking_code": "NOT NULL UNIQUE", "case_id": "PRIMARY KEY",
+                  "updated_at": "NOT NULL"}
+_OPEN = "(" + ", ".join(f"'{s}'" for s in OPEN_STATUSES) + ")"
 
 SCHEMA = f"""
+-- Where the projection stands in each partition, and where it began there (the rebuild replays from it).
 CREATE TABLE IF NOT EXISTS consumer_offsets (
-    topic text NOT NULL, partition int NOT NULL, next_offset bigint NOT NULL, PRIMARY KEY (topic, partition));
-CREATE TABLE IF NOT EXISTS cases (
-    case_id uuid PRIMARY KEY, tracking_code text NOT NULL UNIQUE, request_id uuid, channel text, category text,
-    priority text, status text NOT NULL, is_public boolean NOT NULL DEFAULT false,
-    citizen_name text, citizen_phone text, citizen_email text, address text, description text,
-    area_code text, area_name text, unit_id text, unit_name text, unit_admin_code text,
-    handler_id text, handler_name text, triage_reason text, answer text, escalation_level text,
-    duplicates int NOT NULL DEFAULT 0,
-    received_at timestamptz, opened_at timestamptz, routed_at timestamptz, assigned_at timestamptz,
-    accepted_at timestamptz, resolved_at timestamptz, closed_at timestamptz, committed_date timestamptz,
-    reach_by timestamptz, resolve_by timestamptz, version int NOT NULL, updated_at timestamptz NOT NULL DEFAULT now());
-CREATE INDEX IF NOT EXISTS cases_unit ON cases (unit_id, status);
-CREATE INDEX IF NOT EXISTS cases_status ON cases (status, resolve_by);
-CREATE INDEX IF NOT EXISTS cases_area ON cases (area_code);
-CREATE INDEX IF NOT EXISTS cases_received ON cases (received_at);
+    topic text NOT NULL, partition int NOT NULL, next_offset bigint NOT NULL, first_offset bigint,
+    PRIMARY KEY (topic, partition));
+ALTER TABLE consumer_offsets ADD COLUMN IF NOT EXISTS first_offset bigint;
+CREATE TABLE IF NOT EXISTS cases ({", ".join(f"{c} {t} {_CASE_DEFAULTS.get(c, '')}".strip() for c, t in CASE_COLUMNS.items())});
+-- Lists walk an index in their order (newest first, case id breaking ties); the selective filters
+-- (unit, area) have their own. Every index costs each update of a case, so there are few.
+CREATE INDEX IF NOT EXISTS cases_received ON cases (received_at DESC, case_id DESC);
+CREATE INDEX IF NOT EXISTS cases_unit ON cases (unit_id, received_at DESC, case_id DESC);
+CREATE INDEX IF NOT EXISTS cases_area ON cases (area_code, received_at DESC, case_id DESC);
+CREATE INDEX IF NOT EXISTS cases_open_deadline ON cases (resolve_by, case_id) WHERE status IN {_OPEN};
+CREATE INDEX IF NOT EXISTS cases_public ON cases (received_at DESC, case_id DESC) WHERE is_public;
 CREATE TABLE IF NOT EXISTS case_events (
     event_id uuid PRIMARY KEY, case_id uuid NOT NULL, version int, event_type text NOT NULL,
     occurred_at timestamptz NOT NULL, producer text, body jsonb NOT NULL);
-CREATE INDEX IF NOT EXISTS case_events_case ON case_events (case_id, occurred_at);
+CREATE INDEX IF NOT EXISTS case_events_case ON case_events (case_id, version);
 CREATE TABLE IF NOT EXISTS deliveries (
     delivery_id uuid PRIMARY KEY, event_id uuid NOT NULL UNIQUE, case_id uuid NOT NULL, cause_event_id uuid,
-    recipient text, channel text, outcome text, attempts int, error text, occurred_at timestamptz);
+    recipient text, channel text, outcome text, attempts int, error text, occurred_at timestamptz, body jsonb,
+    template text);
+ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS body jsonb;
+ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS template text;
 CREATE INDEX IF NOT EXISTS deliveries_case ON deliveries (case_id);
 CREATE TABLE IF NOT EXISTS audit_log (
     seq bigint PRIMARY KEY, event_id uuid NOT NULL UNIQUE, event_type text NOT NULL, case_id uuid,
@@ -45,93 +47,53 @@ CREATE TABLE IF NOT EXISTS audit_log (
 CREATE TABLE IF NOT EXISTS audit_head (
     id int PRIMARY KEY CHECK (id = 1), seq bigint NOT NULL, hash text NOT NULL);
 INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '{GENESIS}') ON CONFLICT DO NOTHING;
+-- The head at intervals, for HĐND and MTTQ to keep: a later chain must pass through every one.
+CREATE TABLE IF NOT EXISTS audit_checkpoints (
+    seq bigint PRIMARY KEY, hash text NOT NULL, made_at timestamptz NOT NULL DEFAULT now(),
+    published boolean NOT NULL DEFAULT false);
 """
 
-READ_TABLES = ("cases", "case_events", "deliveries", "audit_log", "audit_head")
+READ_TABLES = ("cases", "case_events", "deliveries", "audit_log", "audit_head", "audit_checkpoints")
+# Serialises migrations of one database: instances starting together would otherwise race on GRANT.
+MIGRATION_LOCK = 1022_0003
 
 
 async def migrate(conn: asyncpg.Connection, reader_role: str) -> None:
     """Create the tables, and a role that may SELECT them and nothing else (the API's)."""
+    await _ensure_role(conn, reader_role)
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+        await create_tables(conn)
+        db = await conn.fetchval("SELECT current_database()")
+        await conn.execute(f'GRANT CONNECT ON DATABASE "{db}" TO "{reader_role}"')
+        await grant_reader(conn, reader_role)
+
+
+async def create_tables(conn: asyncpg.Connection) -> None:
+    """The tables in the connection's current schema; a column added to the read model later is
+    added to a table made before it (empty until a rebuild fills it)."""
     await conn.execute(SCHEMA)
-    exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", reader_role)
-    if not exists:
-        await conn.execute(f'CREATE ROLE "{reader_role}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE')
-    db = await conn.fetchval("SELECT current_database()")
-    await conn.execute(f'GRANT CONNECT ON DATABASE "{db}" TO "{reader_role}"')
-    await conn.execute(f'GRANT USAGE ON SCHEMA public TO "{reader_role}"')
-    await conn.execute(f'REVOKE ALL ON ALL TABLES IN SCHEMA public FROM "{reader_role}"')
-    await conn.execute(f'GRANT SELECT ON {", ".join(READ_TABLES)} TO "{reader_role}"')
+    have = {r[0] for r in await conn.fetch(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+        " AND table_name = 'cases'")}
+    for column, kind in CASE_COLUMNS.items():
+        if column not in have:
+            await conn.execute(f"ALTER TABLE cases ADD COLUMN {column} {kind}")
 
 
-class Projector:
-    """Applies batches of records from ``case.events`` and ``notify.deliveries``."""
+async def grant_reader(conn: asyncpg.Connection, reader_role: str, schema: str = "public") -> None:
+    """The reader may use ``schema`` and SELECT what the API serves; everything else is revoked."""
+    await conn.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO "{reader_role}"')
+    await conn.execute(f'REVOKE ALL ON ALL TABLES IN SCHEMA "{schema}" FROM "{reader_role}"')
+    await conn.execute(f'REVOKE CREATE ON SCHEMA "{schema}" FROM "{reader_role}"')
+    await conn.execute(f'GRANT SELECT ON {", ".join(f"{schema}.{t}" for t in READ_TABLES)} TO "{reader_role}"')
 
-    def __init__(self, pool: asyncpg.Pool):
-        self.pool = pool
-        self.applied = 0
 
-    async def apply(self, records: Sequence[ConsumerRecord], bodies: Sequence[dict[str, Any] | None]) -> int:
-        """Apply one batch; ``bodies[i]`` is the parsed record ``records[i]`` (None: dead-lettered)."""
-        new = 0
-        async with self.pool.acquire() as conn, conn.transaction():
-            positions = {(r["topic"], r["partition"]): r["next_offset"] for r in await conn.fetch(
-                "SELECT topic, partition, next_offset FROM consumer_offsets WHERE topic = ANY($1::text[])",
-                list({r.topic for r in records}))}
-            head = await conn.fetchrow("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
-            seq, prev = head["seq"], head["hash"]
-            advanced: dict[tuple[str, int], int] = {}
-            for record, body in zip(records, bodies, strict=True):
-                key = (record.topic, record.partition)
-                advanced[key] = max(advanced.get(key, 0), record.offset + 1)
-                if body is None or record.offset < positions.get(key, 0):
-                    continue
-                if not await self._record(conn, body):
-                    continue  # the same event again (an outbox re-publish)
-                new += 1
-                text = canonical(body)
-                seq, prev_hash = seq + 1, prev
-                prev = chain_hash(prev_hash, text)
-                await conn.execute(
-                    "INSERT INTO audit_log (seq, event_id, event_type, case_id, occurred_at, canonical, prev_hash, hash)"
-                    " VALUES ($1, $2, $3, $4, $5::text::timestamptz, $6, $7, $8)",
-                    seq, body["event_id"], body["event_type"], body.get("case_id"), body["occurred_at"], text, prev_hash, prev)
-            await conn.execute("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1", seq, prev)
-            await conn.executemany(
-                "INSERT INTO consumer_offsets (topic, partition, next_offset) VALUES ($1, $2, $3)"
-                " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = GREATEST(consumer_offsets.next_offset, EXCLUDED.next_offset)",
-                [(t, p, o) for (t, p), o in advanced.items()])
-        self.applied += new
-        return new
-
-    async def _record(self, conn: asyncpg.Connection, e: dict[str, Any]) -> bool:
-        """Store one event and project it; False when it was already there."""
-        kind = e["event_type"]
-        if kind in ("NotificationSent", "NotificationFailed"):
-            return await conn.fetchval(
-                "INSERT INTO deliveries (delivery_id, event_id, case_id, cause_event_id, recipient, channel, outcome,"
-                " attempts, error, occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::timestamptz)"
-                " ON CONFLICT DO NOTHING RETURNING true",
-                e["delivery_id"], e["event_id"], e["case_id"], e["cause_event_id"], e["recipient"], e["channel"],
-                "sent" if kind == "NotificationSent" else "failed", e["attempts"], e.get("error"), e["occurred_at"]) or False
-        inserted = await conn.fetchval(
-            "INSERT INTO case_events (event_id, case_id, version, event_type, occurred_at, producer, body)"
-            " VALUES ($1, $2, $3, $4, $5::text::timestamptz, $6, $7::jsonb) ON CONFLICT DO NOTHING RETURNING true",
-            e["event_id"], e["case_id"], e["version"], kind, e["occurred_at"], e["producer"], json.dumps(e))
-        if not inserted:
-            return False
-        if kind == "CaseOpened":
-            row = opened_row(e)
-            cols = list(row)
-            await conn.execute(
-                f"INSERT INTO cases ({', '.join(cols)}) VALUES ({', '.join(f'${i + 1}' for i in range(len(cols)))})"
-                " ON CONFLICT (case_id) DO NOTHING", *row.values())
-            return True
-        change = changes(e)
-        if change.pop("duplicates", None):
-            await conn.execute("UPDATE cases SET duplicates = duplicates + 1 WHERE case_id = $1", e["case_id"])
-        if change:
-            sets = ", ".join(f"{col} = ${i + 3}" for i, col in enumerate(change))
-            await conn.execute(
-                f"UPDATE cases SET {sets}, version = $2, updated_at = now() WHERE case_id = $1 AND version < $2",
-                e["case_id"], e["version"], *change.values())
-        return True
+async def _ensure_role(conn: asyncpg.Connection, role: str) -> None:
+    """Roles are cluster-wide: another database's oversight may be creating it at the same moment."""
+    if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
+        return
+    try:
+        await conn.execute(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE')
+    except (asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
+        pass

@@ -57,6 +57,8 @@ def fault_mesh(kafka_bootstrap, pg_port, pg_admin_dsn, stand_in, tmp_path_factor
                           "NOTIFIER_PUSH_GATEWAY_URL": stand_in.url + "/push",
                           "NOTIFIER_ZALO_API_URL": stand_in.url + "/zalo",
                           "NOTIFIER_SMTP_HOST": "",
+                          # A send cut off by a crash is retried when its lease runs out.
+                          "NOTIFIER_LEASE_SECONDS": "6", "NOTIFIER_SEND_TIMEOUT_SECONDS": "3",
                       })
     try:
         mesh.start_all()

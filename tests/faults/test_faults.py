@@ -45,13 +45,19 @@ async def settle_and_check(mesh, stream: Stream, stand_in, pg_port: int, repeats
 
     router = await asyncpg.connect(dsn(mesh, "router", pg_port))
     oversight = await asyncpg.connect(dsn(mesh, "oversight", pg_port))
+    notifier = await asyncpg.connect(dsn(mesh, "notifier", pg_port))
     try:
         async def settled():
             in_oversight = await oversight.fetchval(
                 "SELECT count(*) FROM cases WHERE case_id = ANY($1::uuid[]) AND handler_id IS NOT NULL", cases)
             top = await router.fetchval("SELECT coalesce(max(notification_id), 0) FROM cases_events")
             position = await router.fetchval("SELECT position FROM outbox_position")
-            return in_oversight == len(cases) and position == top
+            # Every delivery finished and announced: a send left in flight by a crash is retried
+            # when its lease runs out, and belongs to the scenario that caused it.
+            unfinished = await notifier.fetchval(
+                "SELECT count(*) FROM deliveries WHERE status IN ('pending', 'sending')"
+                " OR (NOT published AND status IN ('sent', 'failed'))")
+            return in_oversight == len(cases) and position == top and unfinished == 0
         deadline = time.monotonic() + 240
         while not await settled():
             assert time.monotonic() < deadline, "the mesh did not catch up within 4 minutes"
@@ -75,6 +81,7 @@ async def settle_and_check(mesh, stream: Stream, stand_in, pg_port: int, repeats
     finally:
         await router.close()
         await oversight.close()
+        await notifier.close()
 
     verify = oversight_get(mesh, "/v1/audit/verify")
     assert verify.status_code == 200 and verify.json().get("ok") is True, verify.text

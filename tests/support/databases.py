@@ -14,3 +14,12 @@ async def fresh_database(admin_dsn: str, prefix: str) -> str:
     finally:
         await conn.close()
     return name
+
+
+async def drop_database(admin_dsn: str, name: str) -> None:
+    """Tests leave the suite's cluster as they found it."""
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()

@@ -1,0 +1,15 @@
+"""``GET /healthz``: the database answers through the reader role, and how far the projection got."""
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz(request: Request) -> dict[str, Any]:
+    reader = request.app.state.reader
+    head = await reader.fetchval("SELECT seq FROM audit_head WHERE id = 1")
+    projector = request.app.state.projector
+    return {"status": "ok", "audit_head": head, "projected": projector.applied if projector else None}

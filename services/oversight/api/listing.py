@@ -1,0 +1,149 @@
+"""Filtering and paging case lists, shared by the oversight list, its CSV export, the statistics
+and the public list.
+
+Pages are cut by a cursor (keyset), not by offset: a page stays the same while new cases arrive,
+and page 1000 costs what page 1 costs. Two orders are stable: newest first (``received_at``,
+``case_id`` descending; the default) and earliest deadline first (``sort=deadline``, cases that
+have a deadline). Dates without a time are days in Vietnam (UTC+7); ``to`` takes in the whole day.
+"""
+
+import base64
+import binascii
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import HTTPException, Query
+
+from services.oversight.projection import OPEN_STATUSES
+
+VIETNAM = timezone(timedelta(hours=7))
+STATUSES = (*OPEN_STATUSES, "resolved", "closed", "duplicate")
+OVERDUE = f"(status IN ({', '.join(repr(s) for s in OPEN_STATUSES)}) AND resolve_by < now())"
+SORTS = {"received": ("received_at", "DESC", "<"), "deadline": ("resolve_by", "ASC", ">")}
+
+
+@dataclass
+class CaseFilter:
+    area: str | None = None
+    unit: str | None = None
+    category: str | None = None
+    statuses: list[str] = field(default_factory=list)
+    overdue: bool | None = None
+    received_from: datetime | None = None
+    received_to: datetime | None = None
+    tracking_code: str | None = None
+
+    def where(self, *, public_only: bool = False, args: list[Any] | None = None) -> tuple[str, list[Any]]:
+        """The SQL condition (``true`` when none) and its arguments, numbered after ``args``."""
+        args = list(args or [])
+        parts = ["is_public"] if public_only else []
+
+        def arg(value: Any) -> str:
+            args.append(value)
+            return f"${len(args)}"
+
+        for column, value in (("area_code", self.area), ("unit_id", self.unit), ("category", self.category),
+                              ("tracking_code", self.tracking_code)):
+            if value is not None:
+                parts.append(f"{column} = {arg(value)}")
+        if self.statuses:
+            parts.append(f"status = ANY({arg(self.statuses)}::text[])")
+        if self.overdue is not None:
+            parts.append(OVERDUE if self.overdue else f"NOT coalesce({OVERDUE}, false)")
+        if self.received_from is not None:
+            parts.append(f"received_at >= {arg(self.received_from)}")
+        if self.received_to is not None:
+            parts.append(f"received_at < {arg(self.received_to)}")
+        return " AND ".join(parts) or "true", args
+
+
+def _moment(text: str | None, *, end_of_day: bool) -> datetime | None:
+    if not text:
+        return None
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text) + timedelta(days=1 if end_of_day else 0)
+            return datetime.combine(day, time(), VIETNAM)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise HTTPException(422, f"not a date or date-time: {text!r} (YYYY-MM-DD or ISO 8601)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=VIETNAM)
+
+
+def case_filter(
+    area: Annotated[str | None, Query(description="Area (địa bàn): GSO code of the district or ward")] = None,
+    unit: Annotated[str | None, Query(description="Unit id from the directory")] = None,
+    category: Annotated[str | None, Query(description="Category code, e.g. essential_supplies")] = None,
+    status: Annotated[str | None, Query(description="One status or several, comma-separated")] = None,
+    overdue: Annotated[bool | None, Query(description="Still open after its deadline (quá hạn)")] = None,
+    received_from: Annotated[str | None, Query(alias="from", description="Received at or after (date or ISO time)")] = None,
+    received_to: Annotated[str | None, Query(alias="to", description="Received before; a date includes that day")] = None,
+    tracking_code: Annotated[str | None, Query(description="Mã tra cứu")] = None,
+) -> CaseFilter:
+    """The list filters from the query string (a FastAPI dependency)."""
+    statuses = [s.strip() for s in status.split(",") if s.strip()] if status else []
+    unknown = sorted(set(statuses) - set(STATUSES))
+    if unknown:
+        raise HTTPException(422, f"unknown status {', '.join(unknown)}; known: {', '.join(STATUSES)}")
+    return CaseFilter(area, unit, category, statuses, overdue, _moment(received_from, end_of_day=False),
+                      _moment(received_to, end_of_day=True), tracking_code.strip().upper() if tracking_code else None)
+
+
+@dataclass
+class Page:
+    """Where a page starts and how long it is."""
+
+    sort: Literal["received", "deadline"] = "received"
+    limit: int = 50
+    cursor: str | None = None
+
+    def clause(self, condition: str, args: list[Any]) -> tuple[str, list[Any]]:
+        """``WHERE … ORDER BY … LIMIT`` for this page (one row more than asked, to know if more follow)."""
+        column, direction, after = SORTS[self.sort]
+        parts = [condition] + ([f"{column} IS NOT NULL"] if self.sort == "deadline" else [])
+        if self.cursor:
+            moment, case_id = _decode(self.cursor)
+            args = [*args, moment, case_id]
+            parts.append(f"({column}, case_id) {after} (${len(args) - 1}, ${len(args)}::uuid)")
+        return (f"WHERE {' AND '.join(parts)} ORDER BY {column} {direction}, case_id {direction}"
+                f" LIMIT {self.limit + 1}", args)
+
+    def cut(self, rows: list[Any]) -> tuple[list[Any], str | None]:
+        """The page's rows and the cursor of the next page (None on the last page)."""
+        if len(rows) <= self.limit:
+            return rows, None
+        last = rows[self.limit - 1]
+        column = SORTS[self.sort][0]
+        return rows[: self.limit], _encode(last[column], last["case_id"])
+
+
+def page(
+    sort: Annotated[Literal["received", "deadline"], Query(description="received: newest first; deadline: earliest first")] = "received",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> Page:
+    return Page(sort, limit, cursor)
+
+
+def _encode(moment: datetime, case_id: Any) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([moment.isoformat(), str(case_id)])).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> tuple[datetime, str]:
+    try:
+        moment, case_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return datetime.fromisoformat(moment), str(case_id)
+    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
+        raise HTTPException(422, "not a cursor this API gave out") from None
+
+
+async def fetch_page(reader: Any, where: CaseFilter, at: Page, columns: Sequence[str],
+                     show: Callable[[Any], dict[str, Any]], *, public_only: bool = False) -> dict[str, Any]:
+    """One page of cases: ``items`` (each through ``show``), ``next_cursor`` and ``limit``."""
+    condition, args = where.where(public_only=public_only)
+    clause, args = at.clause(condition, args)
+    rows, next_cursor = at.cut(await reader.fetch(f"SELECT {', '.join(columns)} FROM cases {clause}", *args))
+    return {"items": [show(r) for r in rows], "next_cursor": next_cursor, "limit": at.limit}

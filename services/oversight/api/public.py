@@ -1,0 +1,81 @@
+"""What anyone may see, with no login: a request's status by its tracking code, the list of public
+requests, and the units' on-time rates and ranking. Never a name, phone, e-mail or address.
+
+A request the citizen marked not public (không công khai) is invisible to the public: it is in no
+public list, and a lookup of its tracking code — which only the citizen holds — tells where it
+stands (status and dates) and nothing about its content: no category, unit, area or answer.
+"""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+
+from contracts.categories import load as categories
+from contracts.ids import normalise_tracking_code
+from services.oversight.api.access import jsonable
+from services.oversight.api.listing import CaseFilter, Page, case_filter, fetch_page, page
+from services.oversight.api.stats import unit_figures
+
+router = APIRouter(tags=["public"])
+
+STATUS_LABELS = {
+    "received": ("Đã tiếp nhận", "Received"), "routed": ("Đã chuyển đơn vị xử lý", "Sent to the responsible unit"),
+    "triage": ("Tổng đài đang phân loại", "Being sorted by the 1022 centre"), "declined": ("Đang chuyển lại", "Being rerouted"),
+    "accepted": ("Đơn vị đã nhận xử lý", "Accepted by the unit"), "in_progress": ("Đang xử lý", "In progress"),
+    "resolved": ("Đã có kết quả", "Resolved"), "closed": ("Đã đóng", "Closed"), "reopened": ("Đã mở lại", "Reopened"),
+    "duplicate": ("Trùng với phản ánh đang xử lý", "Follows an earlier report of the same problem"),
+}
+PUBLIC_COLUMNS = ("case_id", "tracking_code", "category", "status", "area_code", "area_name", "unit_name",
+                  "received_at", "resolved_at", "resolve_by", "updated_at")
+# Figures a unit's public ranking shows: counts and rates, nothing about a single case.
+PUBLIC_FIGURES = ("rank", "unit_id", "unit_name", "received", "open", "resolved", "overdue_now", "due",
+                  "on_time_rate", "median_route_seconds", "median_resolve_seconds")
+
+
+def _status(status: str) -> dict[str, str]:
+    vi, en = STATUS_LABELS.get(status, (status, status))
+    return {"status": status, "status_vi": vi, "status_en": en}
+
+
+def _category(code: str | None) -> dict[str, Any]:
+    known = categories().get(code or "")
+    return {"category": code, "category_vi": known.vi if known else code, "category_en": known.en if known else code}
+
+
+def public_case(row: Any) -> dict[str, Any]:
+    """A public request as the list shows it (the case id stays inside: the tracking code names it)."""
+    case = {k: jsonable(row[k]) for k in PUBLIC_COLUMNS if k != "case_id"}
+    return {**case, **_status(row["status"]), **_category(row["category"]), "unit": row["unit_name"]}
+
+
+@router.get("/v1/public/requests/{tracking_code}")
+async def public_status(request: Request, tracking_code: str) -> dict[str, Any]:
+    """What a citizen holding a tracking code may see: status and unit, nothing personal."""
+    code = normalise_tracking_code(tracking_code)
+    if code is None:
+        raise HTTPException(400, "not a valid tracking code (mã tra cứu không hợp lệ)")
+    row = await request.app.state.reader.fetchrow(
+        "SELECT tracking_code, category, status, area_name, unit_name, received_at, updated_at, resolve_by,"
+        " resolved_at, is_public, answer FROM cases WHERE tracking_code = $1", code)
+    if row is None:
+        raise HTTPException(404, "no request with this tracking code yet (chưa có phản ánh với mã này)")
+    dates = {k: jsonable(row[k]) for k in ("received_at", "updated_at", "resolve_by", "resolved_at")}
+    if not row["is_public"]:
+        return {"tracking_code": row["tracking_code"], "is_public": False, **_status(row["status"]), **dates}
+    return {"tracking_code": row["tracking_code"], "is_public": True, **_status(row["status"]),
+            **_category(row["category"]), "unit": row["unit_name"], "area": row["area_name"], **dates,
+            "answer": row["answer"]}
+
+
+@router.get("/v1/public/requests")
+async def public_requests(request: Request, where: Annotated[CaseFilter, Depends(case_filter)],
+                          at: Annotated[Page, Depends(page)]) -> dict[str, Any]:
+    """Requests their citizens marked public, with the list filters and cursor; never a not-public one."""
+    return await fetch_page(request.app.state.reader, where, at, PUBLIC_COLUMNS, public_case, public_only=True)
+
+
+@router.get("/v1/public/stats/units")
+async def public_ranking(request: Request, where: Annotated[CaseFilter, Depends(case_filter)]) -> dict[str, Any]:
+    """The units' on-time rates and ranking, as the city publishes them (counts over all requests)."""
+    figures = await unit_figures(request, where)
+    return {"as_of": figures["as_of"], "units": [{k: u[k] for k in PUBLIC_FIGURES} for u in figures["units"]]}

@@ -1,0 +1,167 @@
+"""The projector: applies a batch of records from ``case.events`` and ``notify.deliveries`` to the
+read models and the audit chain, exactly once in effect.
+
+A batch is one transaction: the events, the case rows they change, the audit records, the
+checkpoints and the consumer position (``consumer_offsets``) commit together, so a batch read again
+after a crash changes nothing; outbox re-publishes are recognised by event id. Each kind of write is
+one statement over arrays (``unnest``) whatever the batch size, not a round trip per event.
+"""
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+from uuid import UUID
+
+import asyncpg
+import orjson
+
+from services.oversight.chain import audited_text, chain_hash
+from services.oversight.projection import CASE_COLUMNS, fold
+
+DELIVERY_TYPES = ("NotificationSent", "NotificationFailed")
+# Listeners (the audit stream's live follow) are told the new head when a batch commits.
+AUDIT_CHANNEL = "oversight_audit"
+# Kafka offsets by (topic, partition).
+Offsets = dict[tuple[str, int], int]
+
+_UPSERT_CASES = (
+    f"INSERT INTO cases ({', '.join(CASE_COLUMNS)}) SELECT * FROM unnest("
+    + ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(CASE_COLUMNS.values()))
+    + ") ON CONFLICT (case_id) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in CASE_COLUMNS if c != "case_id"))
+_INSERT_CASE_EVENTS = (
+    "INSERT INTO case_events (event_id, case_id, version, event_type, occurred_at, producer, body)"
+    " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::text[]::timestamptz[], $6::text[],"
+    " $7::text[]::jsonb[]) ON CONFLICT DO NOTHING RETURNING event_id")
+_INSERT_DELIVERIES = (
+    "INSERT INTO deliveries (delivery_id, event_id, case_id, cause_event_id, recipient, channel, outcome, attempts,"
+    " error, occurred_at, body, template) SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[],"
+    " $5::text[], $6::text[], $7::text[], $8::int[], $9::text[], $10::text[]::timestamptz[], $11::text[]::jsonb[],"
+    " $12::text[])"
+    " ON CONFLICT DO NOTHING RETURNING event_id")
+_INSERT_AUDIT = (
+    "INSERT INTO audit_log (seq, event_id, event_type, case_id, occurred_at, canonical, prev_hash, hash)"
+    " SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::uuid[], $5::text[]::timestamptz[], $6::text[],"
+    " $7::text[], $8::text[])")
+_SAVE_OFFSETS = (
+    "INSERT INTO consumer_offsets (topic, partition, next_offset, first_offset)"
+    " SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bigint[])"
+    " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = GREATEST(consumer_offsets.next_offset, EXCLUDED.next_offset)")
+
+
+class Position(Protocol):
+    """Where a record came from: a Kafka ``ConsumerRecord`` has these, and so do the rebuild's."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class Projector:
+    """Applies batches of records; ``applied`` counts the events that were new."""
+
+    def __init__(self, pool: asyncpg.Pool, *, audit_key: bytes = b"", checkpoint_every: int = 1000,
+                 notify: bool = True):
+        self.pool = pool
+        self.audit_key = audit_key
+        self.checkpoint_every = checkpoint_every
+        self.notify = notify
+        self.applied = 0
+
+    async def apply(self, records: Sequence[Position], bodies: Sequence[dict[str, Any] | None]) -> int:
+        """Apply one batch; ``bodies[i]`` is the parsed record ``records[i]`` (None: dead-lettered)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            # The head's row lock serialises every batch of every instance: the chain has one order,
+            # and the positions read next cannot be stale.
+            head = await conn.fetchrow("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
+            positions = {(r["topic"], r["partition"]): r["next_offset"] for r in await conn.fetch(
+                "SELECT topic, partition, next_offset FROM consumer_offsets WHERE topic = ANY($1::text[])",
+                list({r.topic for r in records}))}
+            fresh, advanced, first = _unseen(records, bodies, positions)
+            new = await self._store_events(conn, fresh)
+            await self._project_cases(conn, [e for e in new if e["event_type"] not in DELIVERY_TYPES])
+            seq, head_hash = await self._append_audit(conn, new, head["seq"], head["hash"])
+            await conn.execute("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1", seq, head_hash)
+            if advanced:
+                await conn.execute(_SAVE_OFFSETS, *(list(c) for c in zip(*(
+                    (t, p, o, first[(t, p)]) for (t, p), o in advanced.items()))))
+            if new and self.notify:
+                await conn.execute("SELECT pg_notify($1, $2)", AUDIT_CHANNEL, str(seq))
+        self.applied += len(new)
+        return len(new)
+
+    async def _store_events(self, conn: asyncpg.Connection, fresh: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Keep every event; return those not kept before, in batch order."""
+        cases = [e for e in fresh if e["event_type"] not in DELIVERY_TYPES]
+        deliveries = [e for e in fresh if e["event_type"] in DELIVERY_TYPES]
+        stored: set[UUID] = set()
+        if cases:
+            stored.update(r[0] for r in await conn.fetch(_INSERT_CASE_EVENTS, *_columns(cases, lambda e: (
+                e["event_id"], e["case_id"], e["version"], e["event_type"], e["occurred_at"], e["producer"],
+                orjson.dumps(e).decode()))))
+        if deliveries:
+            stored.update(r[0] for r in await conn.fetch(_INSERT_DELIVERIES, *_columns(deliveries, lambda e: (
+                e["delivery_id"], e["event_id"], e["case_id"], e["cause_event_id"], e["recipient"], e["channel"],
+                "sent" if e["event_type"] == "NotificationSent" else "failed", e["attempts"], e.get("error"),
+                e["occurred_at"], orjson.dumps(e).decode(), e.get("template")))))
+        return [e for e in fresh if UUID(str(e["event_id"])) in stored]
+
+    async def _project_cases(self, conn: asyncpg.Connection, events: list[dict[str, Any]]) -> None:
+        """Fold the new events into their cases' rows and write the rows that changed, all at once."""
+        if not events:
+            return
+        by_case: dict[UUID, list[dict[str, Any]]] = {}
+        for e in events:
+            by_case.setdefault(UUID(str(e["case_id"])), []).append(e)
+        current = {r["case_id"]: dict(r) for r in await conn.fetch(
+            "SELECT * FROM cases WHERE case_id = ANY($1::uuid[])", list(by_case))}
+        changed = []
+        for case_id, case_events in by_case.items():
+            before = current.get(case_id)
+            after = fold(before, case_events)
+            if after is not None and after != before:
+                changed.append(tuple(after[c] for c in CASE_COLUMNS))
+        if changed:
+            await conn.execute(_UPSERT_CASES, *(list(column) for column in zip(*changed)))
+
+    async def _append_audit(self, conn: asyncpg.Connection, new: list[dict[str, Any]], seq: int,
+                            head: str) -> tuple[int, str]:
+        """Chain the new events onto the head; checkpoint every ``checkpoint_every`` records."""
+        rows, checkpoints = [], []
+        for e in new:
+            text = audited_text(e, self.audit_key)
+            seq, prev, head = seq + 1, head, chain_hash(head, text)
+            rows.append((seq, e["event_id"], e["event_type"], e.get("case_id"), e["occurred_at"], text, prev, head))
+            if seq % self.checkpoint_every == 0:
+                checkpoints.append((seq, head))
+        if rows:
+            await conn.execute(_INSERT_AUDIT, *(list(column) for column in zip(*rows)))
+        if checkpoints:
+            await conn.executemany("INSERT INTO audit_checkpoints (seq, hash) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                                   checkpoints)
+        return seq, head
+
+
+def _unseen(records: Sequence[Position], bodies: Sequence[dict[str, Any] | None],
+            positions: Offsets) -> tuple[list[dict[str, Any]], Offsets, Offsets]:
+    """The parsed records past the stored positions, each event once; the positions after the
+    batch; and the batch's first offset in each partition (kept where a partition's projection began)."""
+    fresh, seen = [], set()
+    advanced: Offsets = {}
+    first: Offsets = {}
+    for record, body in zip(records, bodies, strict=True):
+        key = (record.topic, record.partition)
+        advanced[key] = max(advanced.get(key, 0), record.offset + 1)
+        first[key] = min(first.get(key, record.offset), record.offset)
+        if body is None or record.offset < positions.get(key, 0):
+            continue
+        event_id = UUID(str(body["event_id"]))
+        if event_id in seen:
+            continue
+        seen.add(event_id)
+        fresh.append(body)
+    return fresh, advanced, first
+
+
+def _columns(items: list[dict[str, Any]], row: Any) -> list[list[Any]]:
+    """Rows → one list per column, the shape ``unnest`` takes."""
+    return [list(column) for column in zip(*(row(e) for e in items))]

@@ -1,0 +1,146 @@
+"""Tamper evidence over real HTTP on real PostgreSQL: the audit trail can be recomputed by whoever
+holds it, resumed from a cursor, and checked against kept checkpoints; a row altered directly in
+the database is caught by ``/v1/audit/verify``, which names the record."""
+
+import hashlib
+import json
+
+import asyncpg
+import pytest
+
+from tests.integration.oversight.support import DirectFeed, drop_database, serve, settings_for
+from tests.support.databases import fresh_database
+from tests.unit.oversight.story import CaseStory
+
+GENESIS = "0" * 64
+STORIES = [CaseStory().opened().routed().assigned().accepted().resolved() for _ in range(3)]
+EVENTS = sum(len(s.bodies()) for s in STORIES)  # 7 each: 5 case events and 2 deliveries
+
+
+@pytest.fixture
+async def fresh(pg_admin_dsn, pg_port, kafka_bootstrap):
+    """A history of its own to tamper with."""
+    database = await fresh_database(pg_admin_dsn, "oversight_test")
+    try:
+        with serve(settings_for(database, pg_port, kafka_bootstrap, consume=False)) as running:
+            await DirectFeed(running.settings).apply(STORIES)
+            yield running
+    finally:
+        await drop_database(pg_admin_dsn, database)
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def history(feed):
+    await feed.apply(STORIES)
+
+
+def trail(api, query=""):
+    answer = api.get(f"/v1/audit/events{query}", role="front")
+    assert answer.headers["content-type"] == "application/x-ndjson"
+    return [json.loads(line) for line in answer.text.splitlines()], answer
+
+
+async def tamper(running, statement, *args):
+    conn = await asyncpg.connect(running.settings.dsn())
+    try:
+        await conn.execute(statement, *args)
+    finally:
+        await conn.close()
+
+
+def test_whoever_holds_the_trail_can_recompute_the_chain_to_the_published_head(api):
+    records, answer = trail(api)
+    assert [r["seq"] for r in records] == list(range(1, EVENTS + 1))
+    head = GENESIS
+    for r in records:  # with nothing but hashlib, as an auditor of HĐND or MTTQ would
+        assert r["prev_hash"] == head
+        head = hashlib.sha256((head + "\n" + r["canonical"]).encode()).hexdigest()
+        assert r["hash"] == head
+    published = api.get("/v1/audit/checkpoints", role="council").json()
+    assert published["head"] == {**published["head"], "seq": EVENTS, "records": EVENTS, "hash": head}
+    assert answer.headers["x-audit-head"] == str(EVENTS)
+
+
+def test_the_trail_resumes_from_a_cursor(api):
+    everything, _ = trail(api)
+    rest, _ = trail(api, "?after=5")
+    assert rest == everything[5:]
+    some, _ = trail(api, "?after=5&limit=4")
+    assert [r["seq"] for r in some] == [6, 7, 8, 9]
+    assert trail(api, f"?after={EVENTS}")[0] == []
+
+
+def test_a_sound_history_verifies_with_its_checkpoints(api):
+    report = api.get("/v1/audit/verify", role="council").json()
+    assert report["ok"] and report["first_broken"] is None and report["case_mismatch"] is None
+    assert report["records"] == report["chained"] == EVENTS
+    assert report["checkpoints"] == {"stored": EVENTS // 5, "mismatched": []}  # one every 5 records here
+
+
+def test_a_kept_checkpoint_is_checked_and_a_forged_one_is_not_accepted(api):
+    kept = api.get("/v1/audit/checkpoints", role="front").json()["checkpoints"][1]
+    assert kept["seq"] == 10
+    report = api.get(f"/v1/audit/verify?seq={kept['seq']}&hash={kept['hash']}", role="front").json()
+    assert report["ok"] and report["checkpoint"]["matches"]
+    forged = api.get(f"/v1/audit/verify?seq={kept['seq']}&hash={'ab' * 32}", role="front").json()
+    assert not forged["ok"] and not forged["checkpoint"]["matches"]
+    assert forged["checkpoint"]["recomputed"] == kept["hash"]
+    assert api.get("/v1/audit/verify?seq=3", role="front").status_code == 422
+
+
+async def test_an_altered_audit_record_is_named(fresh):
+    record = trail(fresh, "?after=2&limit=1")[0][0]
+    await tamper(fresh, "UPDATE audit_log SET canonical = replace(canonical, 'router', 'routex') WHERE seq = 3")
+    report = fresh.get("/v1/audit/verify", role="council").json()
+    assert not report["ok"]
+    assert report["first_broken"]["seq"] == 3 and report["first_broken"]["event_id"] == record["event_id"]
+    assert "altered" in report["first_broken"]["reason"]
+
+
+async def test_history_rewritten_with_fresh_hashes_does_not_pass_through_the_kept_checkpoints(fresh):
+    kept = fresh.get("/v1/audit/checkpoints", role="council").json()["checkpoints"][-1]
+    conn = await asyncpg.connect(fresh.settings.dsn())
+    try:  # a rewrite that recomputes every hash after the changed record, head included
+        rows = await conn.fetch("SELECT seq, canonical FROM audit_log ORDER BY seq")
+        head = GENESIS
+        for r in rows:
+            text = r["canonical"].replace("20 kg", "2 kg") if r["seq"] == 5 else r["canonical"]
+            new = hashlib.sha256((head + "\n" + text).encode()).hexdigest()
+            await conn.execute("UPDATE audit_log SET canonical = $2, prev_hash = $3, hash = $4 WHERE seq = $1",
+                               r["seq"], text, head, new)
+            head = new
+        await conn.execute("UPDATE audit_head SET hash = $1", head)
+    finally:
+        await conn.close()
+    report = fresh.get(f"/v1/audit/verify?seq={kept['seq']}&hash={kept['hash']}", role="council").json()
+    assert not report["ok"] and not report["checkpoint"]["matches"]
+    assert report["checkpoints"]["mismatched"][0]["seq"] == 5  # the first stored checkpoint after the change
+    assert report["first_broken"]["seq"] == 5 and "differs from its audit record" in report["first_broken"]["reason"]
+
+
+async def test_an_event_altered_in_the_read_model_is_named(fresh):
+    resolved = STORIES[1].events[-1]
+    await tamper(fresh, "UPDATE case_events SET body = jsonb_set(body, '{answer}', '\"Không cần hỗ trợ\"')"
+                        " WHERE event_id = $1", resolved.event_id)
+    report = fresh.get("/v1/audit/verify", role="front").json()
+    assert not report["ok"] and report["first_broken"]["event_id"] == str(resolved.event_id)
+    assert "differs from its audit record" in report["first_broken"]["reason"]
+    # The case row still says what was audited, so it no longer agrees with the altered event.
+    assert report["case_mismatch"]["columns"] == ["answer"]
+
+
+async def test_a_case_row_altered_directly_is_named(fresh):
+    story = STORIES[2]
+    await tamper(fresh, "UPDATE cases SET status = 'closed', unit_name = 'UBND Quận 5' WHERE case_id = $1", story.case_id)
+    report = fresh.get("/v1/audit/verify", role="council").json()
+    assert not report["ok"] and report["first_broken"] is None
+    assert report["case_mismatch"]["case_id"] == str(story.case_id)
+    assert report["case_mismatch"]["columns"] == ["status", "unit_name"]
+
+
+async def test_a_deleted_event_is_named(fresh):
+    first = STORIES[0].events[0]
+    await tamper(fresh, "DELETE FROM case_events WHERE event_id = $1", first.event_id)
+    report = fresh.get("/v1/audit/verify", role="centre").json()
+    assert report["first_broken"] == {"seq": 1, "event_id": str(first.event_id),
+                                      "reason": "the audited event is missing from the read model"}

@@ -1,0 +1,64 @@
+"""The audit chain: what it covers, what it leaves out, and how a check names the first broken record."""
+
+from services.oversight.chain import GENESIS, ChainWalk, audited, audited_text, canonical, chain_hash
+
+
+def chain(texts):
+    records, head = [], GENESIS
+    for seq, text in enumerate(texts, 1):
+        records.append([seq, f"event-{seq}", text, head, chain_hash(head, text)])
+        head = records[-1][4]
+    return records
+
+
+def test_the_chain_depends_on_every_record_and_its_order():
+    a, b = canonical({"event_id": "1", "x": "á"}), canonical({"x": "b", "event_id": "2"})
+    head = chain_hash(chain_hash(GENESIS, a), b)
+    assert head != chain_hash(chain_hash(GENESIS, b), a)
+    assert head != chain_hash(chain_hash(GENESIS, canonical({"event_id": "1", "x": "a"})), b)
+    assert canonical({"b": 1, "a": 2}) == canonical({"a": 2, "b": 1})
+
+
+def test_the_audited_text_holds_a_keyed_digest_instead_of_the_citizen():
+    event = {"event_id": "1", "citizen": {"full_name": "Nguyễn Thị Hoa", "phone": "+84903123456"}, "address": "12 Lê Lợi"}
+    text = audited_text(event, b"key")
+    assert "Hoa" not in text and "903" not in text and "12 Lê Lợi" in text
+    assert audited(event, b"key") != audited(event, b"another key")
+    changed = {**event, "citizen": {"full_name": "Nguyễn Thị Hoa", "phone": "+84903123457"}}
+    assert audited_text(changed, b"key") != text
+    assert audited({"event_id": "2", "recipient": "citizen"}, b"key") == {"event_id": "2", "recipient": "citizen"}
+
+
+def test_a_sound_chain_walks_to_its_head_and_keeps_the_hashes_asked_for():
+    records = chain([canonical({"n": n}) for n in range(5)])
+    walk = ChainWalk(hashes_at={3})
+    assert all(walk.step(*r) for r in records)
+    assert (walk.seq, walk.head, walk.broken) == (5, records[-1][4], None)
+    assert walk.hashes == {3: records[2][4]}
+
+
+def test_an_altered_record_is_named():
+    records = chain([canonical({"n": n}) for n in range(5)])
+    records[2][2] = canonical({"n": 99})
+    walk = ChainWalk()
+    assert not all(walk.step(*r) for r in records)
+    assert walk.broken.seq == 3 and walk.broken.event_id == "event-3" and "altered" in walk.broken.reason
+
+
+def test_a_record_rewritten_with_its_hash_breaks_the_next_link():
+    records = chain([canonical({"n": n}) for n in range(5)])
+    records[1][2] = canonical({"n": 99})
+    records[1][4] = chain_hash(records[1][3], records[1][2])
+    walk = ChainWalk()
+    for r in records:
+        walk.step(*r)
+    assert walk.broken.seq == 3 and "previous hash" in walk.broken.reason
+
+
+def test_a_removed_record_is_named_by_its_number():
+    records = chain([canonical({"n": n}) for n in range(5)])
+    del records[1]
+    walk = ChainWalk()
+    for r in records:
+        walk.step(*r)
+    assert walk.broken.seq == 2 and "missing" in walk.broken.reason
