@@ -14,6 +14,15 @@ async def healthz(request: Request) -> JSONResponse:
                          "directory_version": state.desk.directory.version}, status_code=200 if ok else 503)
 
 
+@router.get("/directory")
+async def directory(request: Request) -> dict:
+    """The directory this router routes with, and every version of it ever installed here."""
+    state = request.app.state
+    d = state.desk.directory
+    return {"edition": d.edition, "version": d.version, "digest": d.digest, "units": len(d.units),
+            "installed": state.directory_record.installs}
+
+
 @router.get("/metrics")
 async def metrics(request: Request) -> PlainTextResponse:
     state = request.app.state

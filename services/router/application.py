@@ -18,7 +18,7 @@ from eventsourcing.persistence import IntegrityError
 from contracts import ids
 from contracts.events import RequestReceived, UnitResponse
 from services.router.directory import Directory
-from services.router.domain import Case, CaseError
+from services.router.domain import Case, CaseError, DirectoryEdition
 from services.router.routing import Decision, Rules, choose_handler, load_rules, route
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,26 @@ class CaseDesk(Application):
         self.directory = directory
         self.rules = rules or load_rules()
         self.escalation_step = dict(escalation_step or ESCALATION_STEP)
+
+    # --- the directory -----------------------------------------------------------------------
+
+    def install_directory(self) -> DirectoryEdition:
+        """Record the directory this router routes with, if it is not the one recorded last."""
+        d = self.directory
+        edition_id = ids.event_id("directory-edition", d.edition)
+        handlers = sum(1 for _ in d.handlers)
+        try:
+            record: DirectoryEdition = self.repository.get(edition_id)
+            changed = record.install(d.version, d.digest, len(d.units), handlers)
+        except AggregateNotFoundError:
+            record, changed = DirectoryEdition(edition_id=edition_id, edition=d.edition, version=d.version,
+                                               digest=d.digest, units=len(d.units), handlers=handlers), True
+        if changed:
+            try:
+                self.save(record)
+            except IntegrityError:  # another router instance recorded it at the same moment
+                record = self.repository.get(edition_id)
+        return record
 
     # --- opening ---------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ the city departments. Units carry their official GSO code; every routing decisio
 directory version it used.
 """
 
+import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -63,6 +64,7 @@ class Directory:
     centre_id: str = ""
     department_id: str = ""
     description: str = ""
+    digest: str = ""  # SHA-256 of the data file: what the router records when it installs a version
     _by_id: dict[str, Unit] = field(default_factory=dict, init=False, repr=False, compare=False)
     _by_area: dict[str, Unit] = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -106,7 +108,8 @@ def load_directory(edition: str = "hcmc-2021", path: str | None = None) -> Direc
 @cache
 def _load(edition: str, path: str) -> Directory:
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        raw = Path(path).read_bytes()
+        data = json.loads(raw)
     except FileNotFoundError as error:
         raise DirectoryError(f"no directory data for {edition!r} at {path}") from error
     if data.get("edition") != edition:
@@ -114,7 +117,7 @@ def _load(edition: str, path: str) -> Directory:
     skill_sets = {k: frozenset(v) for k, v in data.get("skill_sets", {}).items()}
     units = tuple(_unit(u, skill_sets, path) for u in data["units"])
     directory = Directory(edition, data["version"], units, data["centre"], data["department"],
-                          data.get("description", ""))
+                          data.get("description", ""), hashlib.sha256(raw).hexdigest())
     for role in (directory.centre_id, directory.department_id):
         if role not in directory._by_id:
             raise DirectoryError(f"{path}: no unit {role!r}")

@@ -223,6 +223,39 @@ class Case(Aggregate):
         self.duplicates.append(payload["request_id"])
 
 
+class DirectoryEdition(Aggregate):
+    """The unit directory (danh bạ đơn vị) of one edition, as the router installed it over time.
+
+    Each version a router starts with is recorded once, with a digest of its contents, so every
+    routing decision's ``directory_version`` points at an installed, recorded directory.
+    """
+
+    @staticmethod
+    def create_id(edition_id: UUID, **_: Any) -> UUID:
+        return edition_id
+
+    @event("Installed")
+    def __init__(self, edition_id: UUID, edition: str, version: str, digest: str, units: int, handlers: int) -> None:
+        self.edition = edition
+        self.installs: list[dict[str, Any]] = []
+        self._note(version, digest, units, handlers)
+
+    def install(self, version: str, digest: str, units: int, handlers: int) -> bool:
+        """Record a version unless it is the one installed now; True when it was recorded."""
+        if self.installs and self.installs[-1]["digest"] == digest:
+            return False
+        self._version_installed(version=version, digest=digest, units=units, handlers=handlers)
+        return True
+
+    @event("VersionInstalled")
+    def _version_installed(self, version: str, digest: str, units: int, handlers: int) -> None:
+        self._note(version, digest, units, handlers)
+
+    def _note(self, version: str, digest: str, units: int, handlers: int) -> None:
+        self.installs.append({"version": version, "digest": digest, "units": units, "handlers": handlers,
+                              "at": self.modified_on.isoformat()})
+
+
 # Aggregate event name → contract event type on case.events.
 CONTRACT_TYPES = {
     "Opened": "CaseOpened", "Routed": "CaseRouted", "Triaged": "CaseTriaged",

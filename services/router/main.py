@@ -35,6 +35,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
             {"reach": timedelta(seconds=settings.escalate_reach_step_seconds),
              "resolve": timedelta(seconds=settings.escalate_resolve_step_seconds)})
         broker = kafka_broker(settings.kafka_bootstrap, client_id="router", tracer_provider=provider)
+        app.state.directory_record = await asyncio.to_thread(desk.install_directory)
         pool = await asyncpg.create_pool(settings.dsn(), min_size=1, max_size=4)
         await pool.execute(SCHEMA)
         producer = bulk_producer(settings.kafka_bootstrap, client_id="router-outbox")

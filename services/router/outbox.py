@@ -111,7 +111,9 @@ class Relay:
             self.desk.recorder.select_notifications, start=self.position + 1, limit=self.batch)
         if not notifications:
             return 0
-        events = [to_contract(self.desk.mapper.to_domain_event(n)) for n in notifications]
+        # Only the cases' events are published; the directory's installs stay in the store.
+        events = [to_contract(e) for n in notifications
+                  if type(e := self.desk.mapper.to_domain_event(n)).__name__ in CONTRACT_TYPES]
         await self._publish(events)
         async with conn.transaction():
             # The router's own tables move with the position: a re-publish re-applies, harmlessly.

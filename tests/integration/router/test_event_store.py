@@ -3,6 +3,7 @@ events is the same case with the same decisions, and a relay that dies between p
 recording its position publishes again rather than losing anything."""
 
 import asyncio
+import dataclasses
 import uuid
 from datetime import UTC, datetime
 
@@ -120,4 +121,21 @@ async def test_a_batch_mixing_new_and_redelivered_requests_opens_every_new_one(s
     for request in new:
         case = await asyncio.to_thread(desk.repository.get, request.case_id)
         assert case.version >= 2  # opened and routed (or sent to triage), not an empty shell
+    desk.close()
+
+
+async def test_installing_a_directory_is_an_event_recorded_once_per_version(settings):
+    directory = load_directory("hcmc-2021")
+    desk = CaseDesk(directory, settings.eventsourcing_env())
+    first = await asyncio.to_thread(desk.install_directory)
+    again = await asyncio.to_thread(CaseDesk(directory, settings.eventsourcing_env()).install_directory)
+    assert [i["version"] for i in again.installs] == [directory.version] and again.version == first.version
+
+    changed = dataclasses.replace(directory, version="hcmc-2021.2", digest="0" * 64)
+    record = await asyncio.to_thread(CaseDesk(changed, settings.eventsourcing_env()).install_directory)
+    assert [i["version"] for i in record.installs] == [directory.version, "hcmc-2021.2"]
+    assert record.installs[0]["units"] == 86
+    # The router's outbox publishes the cases' events only: nothing of this reaches case.events.
+    notifications = await asyncio.to_thread(desk.recorder.select_notifications, start=1, limit=10)
+    assert len(notifications) == 2
     desk.close()
