@@ -34,7 +34,7 @@ infra-test: $(STAMP)
 	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:19092 $(PY) deploy/topics.py
 
 test: infra-test
-	$(TEST_ENV) $(PY) -m pytest -ra tests; status=$$?; \
+	$(TEST_ENV) $(PY) -m pytest -ra; status=$$?; \
 	  $(TEST_ENV) deploy/local/down.sh >/dev/null 2>&1; exit $$status
 
 test-unit: $(STAMP)
