@@ -58,7 +58,7 @@ def test_a_web_request_is_routed_delivered_and_visible_with_one_trace(mesh, trac
     def one_trace():
         ours = {tid for service, tid, name in traces.spans if service == "intake" and name == "intake.submit"}
         return [tid for tid in ours if wanted <= traces.services_by_trace[tid]]
-    wait_for(one_trace, 20, what="one trace spanning intake, router, notifier and oversight")
+    wait_for(one_trace, 60, what="one trace spanning intake, router, notifier and oversight")
 
 
 def test_the_same_request_twice_is_one_case_with_one_tracking_code(mesh):

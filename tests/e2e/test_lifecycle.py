@@ -2,10 +2,15 @@
 router records and publishes each step on ``case.events``; triage, decline and reroute,
 escalation, duplicates and reopening included. Real Kafka, real PostgreSQL, real processes."""
 
+import asyncio
 import random
+import subprocess
+import sys
+import time
 import uuid
 
 import httpx
+import pytest
 from aiokafka import AIOKafkaConsumer
 
 from contracts import topics
@@ -87,11 +92,40 @@ async def test_an_address_that_could_be_two_places_goes_to_triage_with_the_reaso
     assert "Phường 1" in events[1].reason or "phường 1" in events[1].reason
 
 
-async def test_a_missed_deadline_climbs_to_the_unit_head_then_the_centre(mesh, kafka_bootstrap):
-    case = submit(mesh, address="88 Phan Văn Trị, Phường 10, Quận Gò Vấp", category="traffic")["case_id"]
-    events = await case_events(kafka_bootstrap, case, has("CaseEscalated", "CaseEscalated", "CaseEscalated"), timeout=40)
-    reach = [(e.deadline, e.level) for e in events if e.event_type == "CaseEscalated" and e.deadline == "reach"]
-    assert reach[:2] == [("reach", "unit_head"), ("reach", "centre")]
+@pytest.fixture
+def second_router(mesh):
+    """Another router process on the same store and consumer group, as a city would run two."""
+    port = mesh.ports["router"] + 10
+    log = open(mesh.log_dir / "router-2.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "services.router", "serve"], cwd=mesh.env["PYTHONPATH"],
+                            env={**mesh.env, "ROUTER_PORT": str(port)}, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while not _healthy(port):
+        assert time.monotonic() < deadline and proc.poll() is None, "the second router did not start"
+        time.sleep(0.3)
+    yield proc
+    proc.terminate()
+    proc.wait(30)
+
+
+def _healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+async def test_a_missed_deadline_climbs_once_per_step_even_with_two_routers(mesh, kafka_bootstrap, second_router):
+    cases = [submit(mesh, address="88 Phan Văn Trị, Phường 10, Quận Gò Vấp", category="traffic")["case_id"]
+             for _ in range(4)]
+    for case in cases:
+        events = await case_events(kafka_bootstrap, case, has("CaseEscalated", "CaseEscalated", "CaseEscalated"),
+                                   timeout=60)
+        await asyncio.sleep(3)  # a second timer firing the same step would show by now
+        events = await case_events(kafka_bootstrap, case, has("CaseEscalated"), timeout=10)
+        steps = [(e.deadline, e.level) for e in events if e.event_type == "CaseEscalated"]
+        assert [s for s in steps if s[0] == "reach"] == [("reach", "unit_head"), ("reach", "centre")]
+        assert len(steps) == len(set(steps)), f"a deadline step escalated twice: {steps}"
 
 
 async def test_a_second_report_of_the_same_trouble_is_linked_not_opened_again(mesh, kafka_bootstrap):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.mesh import build_mesh
+from tests.support.mesh import build_mesh, warm_up
 from tests.support.standin import StandIn
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,10 +58,11 @@ def fault_mesh(kafka_bootstrap, pg_port, pg_admin_dsn, stand_in, tmp_path_factor
                           "NOTIFIER_ZALO_API_URL": stand_in.url + "/zalo",
                           "NOTIFIER_SMTP_HOST": "",
                           # A send cut off by a crash is retried when its lease runs out.
-                          "NOTIFIER_LEASE_SECONDS": "6", "NOTIFIER_SEND_TIMEOUT_SECONDS": "3",
+                          "NOTIFIER_LEASE_SECONDS": "8", "NOTIFIER_SEND_TIMEOUT_SECONDS": "5",
                       })
     try:
         mesh.start_all()
+        warm_up(mesh)
         yield mesh
     finally:
         mesh.stop_all()

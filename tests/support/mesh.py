@@ -47,6 +47,7 @@ def build_mesh(kafka_bootstrap: str, pg_port: int, admin_dsn: str, log_dir: Path
                               (f"oversight-{suffix}", (topics.CASE_EVENTS, topics.NOTIFY_DELIVERIES))):
             await park_group_at_end(kafka_bootstrap, group, *names_)
 
+    parked_at = time.time()
     asyncio.run(park())
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "PGPORT": str(pg_port),
@@ -70,6 +71,7 @@ def build_mesh(kafka_bootstrap: str, pg_port: int, admin_dsn: str, log_dir: Path
     mesh = Mesh({**env, **(extra_env or {})}, log_dir, ports=ports, district_port=base + 5 if district else None,
                 gateways_port=base + 6 if district else None)
     mesh.env.update(extra_env or {})  # what the caller says wins over the defaults Mesh fills in
+    mesh.parked_at = parked_at  # where this mesh's own traffic starts on the shared topics
     return mesh
 
 
@@ -88,3 +90,19 @@ def wait_for(check, timeout: float = 30.0, interval: float = 0.2, what: str = "c
 def oversight_get(mesh: Mesh, path: str, role: str | None = "centre") -> httpx.Response:
     headers = {"Authorization": f"Bearer {TOKENS[role]}"} if role else {}
     return httpx.get(mesh.url("oversight") + path, headers=headers, timeout=10)
+
+
+def warm_up(mesh: Mesh, timeout: float = 120) -> None:
+    """Send one request through and wait until oversight shows it routed: the consumer groups have
+    their partitions (on a new broker the first group join also creates Kafka's offsets topic)."""
+    body = {"full_name": "Khởi động", "phone": "0909000000", "address": "45 Lê Văn Sỹ, Phường 13, Quận Phú Nhuận",
+            "category": "other", "description": "warm-up request", "is_public": False}
+    answer = wait_for(lambda: _post_ok(mesh, body), timeout, what="intake to accept a request")
+    wait_for(lambda: oversight_get(mesh, f"/v1/cases/{answer['case_id']}").status_code == 200, timeout, 0.5,
+             what="the warm-up request to reach oversight")
+
+
+def _post_ok(mesh: Mesh, body: dict) -> dict | None:
+    r = httpx.post(mesh.url("intake") + "/v1/channels/web/requests", json=body,
+                   headers={"Idempotency-Key": "warm-up"}, timeout=15)
+    return r.json() if r.status_code == 202 else None
