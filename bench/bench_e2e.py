@@ -178,7 +178,7 @@ async def one_rate(mesh: Mesh, oversight_dsn: str, pids: dict[str, int], rate: f
     await asyncio.sleep(1)
     started = time.perf_counter()
     took = await load(mesh.url("intake") + "/v1/channels/web/requests", rate, seconds, stamps, random.Random(rate))
-    deadline = time.perf_counter() + 120
+    deadline = time.perf_counter() + 60  # past this the backlog itself is the answer
     while time.perf_counter() < deadline and (len(stamps.assigned.keys() & stamps.accepted.keys()) < len(stamps.accepted)
                                              or len(stamps.visible) < len(stamps.accepted)):
         await asyncio.sleep(0.2)
@@ -212,7 +212,7 @@ def show(result: dict) -> None:
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rates", default="200,1000,2000")
+    parser.add_argument("--rates", default="200,2000")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--routers", type=int, default=1)
     parser.add_argument("--pipe-messages", type=int, default=50_000)

@@ -36,8 +36,10 @@ def _exporter() -> SpanExporter | None:
 
 def setup_tracing(service_name: str) -> TracerProvider:
     """Build this process's tracer provider and make it the global one."""
-    os.environ.setdefault("OTEL_SERVICE_NAME", service_name)
-    provider = TracerProvider(resource=Resource.create({"service.name": os.environ["OTEL_SERVICE_NAME"]}))
+    # OTEL_SERVICE_NAME, when set, wins as the standard says; nothing is written back to the
+    # environment, so an in-process test app does not name every process started after it.
+    provider = TracerProvider(resource=Resource.create(
+        {"service.name": os.environ.get("OTEL_SERVICE_NAME") or service_name}))
     exporter = _exporter()
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter))

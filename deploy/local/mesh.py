@@ -38,6 +38,7 @@ class Mesh:
         self.ports = ports or dict(SERVICES)
         self.district_port = district_port
         self.env = {**os.environ, **env, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+        self.env.pop("OTEL_SERVICE_NAME", None)  # each service names itself; one shared name would blur them
         for name, port in self.ports.items():
             self.env[f"{name.upper()}_PORT"] = str(port)
         if district_port:

@@ -54,11 +54,17 @@ def test_a_web_request_is_routed_delivered_and_visible_with_one_trace(mesh, trac
     assert "Hoa" not in str(public) and "903" not in str(public)
 
     wanted = {"intake", "router", "notifier", "oversight"}
+    seen: dict[str, set[str]] = {}
 
     def one_trace():
         ours = {tid for service, tid, name in traces.spans if service == "intake" and name == "intake.submit"}
+        seen.update({tid: traces.services_by_trace[tid] for tid in ours})
         return [tid for tid in ours if wanted <= traces.services_by_trace[tid]]
-    wait_for(one_trace, 60, what="one trace spanning intake, router, notifier and oversight")
+    try:
+        wait_for(one_trace, 60, what="one trace spanning intake, router, notifier and oversight")
+    except AssertionError:
+        names = sorted({(service, name) for service, _, name in traces.spans})
+        raise AssertionError(f"services per intake trace: {seen}; span names seen: {names}") from None
 
 
 def test_the_same_request_twice_is_one_case_with_one_tracking_code(mesh):
