@@ -1,21 +1,20 @@
 """What the benchmarks share: where Kafka and PostgreSQL are, fresh databases, consumer groups
 parked at the end of a topic, percentiles, and realistic requests."""
 
-import asyncio
 import os
 import random
 import statistics
 import sys
-import uuid
 from pathlib import Path
 
-import asyncpg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "deploy" / "local"))
 
 from mesh import park_group_at_end as _park  # noqa: E402
+
+from tests.support.databases import drop_database as _drop, fresh_database as _fresh  # noqa: E402
 
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 PGPORT = int(os.environ.get("PGPORT", "55432"))
@@ -38,21 +37,11 @@ def web_request(i: int, rng: random.Random) -> dict:
 
 
 async def fresh_database(prefix: str) -> str:
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}" OWNER mesh')
-    finally:
-        await conn.close()
-    return name
+    return await _fresh(ADMIN_DSN, prefix)
 
 
 async def drop_database(name: str) -> None:
-    conn = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await _drop(ADMIN_DSN, name)
 
 
 async def park_group_at_end(group_id: str, *topics: str) -> None:
