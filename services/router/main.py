@@ -30,14 +30,9 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         provider = setup_tracing("router")
-        desk = await asyncio.to_thread(
-            CaseDesk, load_directory(settings.edition), settings.eventsourcing_env(), load_rules(settings.rules_file),
-            {"reach": timedelta(seconds=settings.escalate_reach_step_seconds),
-             "resolve": timedelta(seconds=settings.escalate_resolve_step_seconds)})
+        desk, pool = await _open_stores(settings)
         broker = kafka_broker(settings.kafka_bootstrap, client_id="router", tracer_provider=provider)
         app.state.directory_record = await asyncio.to_thread(desk.install_directory)
-        pool = await asyncpg.create_pool(settings.dsn(), min_size=1, max_size=4)
-        await pool.execute(SCHEMA)
         producer = bulk_producer(settings.kafka_bootstrap, client_id="router-outbox")
         relay = Relay(desk, producer, settings.dsn(), settings.relay_poll_seconds, settings.max_batch)
         timers = Timers(desk, pool, settings.timer_poll_seconds)
@@ -67,6 +62,25 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     app.include_router(router)
     return app
 
+
+
+SCHEMA_LOCK = 1022_0002
+
+
+async def _open_stores(settings: RouterSettings) -> tuple[CaseDesk, asyncpg.Pool]:
+    """The event store and the router's own tables, created if missing. Two routers starting
+    together on an empty database would race to create them: a lock lets one at a time."""
+    gate = await asyncpg.connect(settings.dsn())
+    try:
+        await gate.execute("SELECT pg_advisory_lock($1)", SCHEMA_LOCK)
+        desk = await asyncio.to_thread(
+            CaseDesk, load_directory(settings.edition), settings.eventsourcing_env(), load_rules(settings.rules_file),
+            {"reach": timedelta(seconds=settings.escalate_reach_step_seconds),
+             "resolve": timedelta(seconds=settings.escalate_resolve_step_seconds)})
+        await gate.execute(SCHEMA)
+    finally:
+        await gate.close()  # ends the session, and the lock with it
+    return desk, await asyncpg.create_pool(settings.dsn(), min_size=1, max_size=4)
 
 
 def serve() -> None:
