@@ -44,8 +44,6 @@ def test_each_line_gets_a_decision_and_a_bad_line_an_error(edition, unit, code, 
 
 
 def test_the_route_subcommand_of_the_router():
-    if not (ROOT / "services" / "router" / "__main__.py").exists():
-        pytest.skip("services/router/__main__.py is not there yet")
     status, out = run("services.router", "route", "--edition", "hcmc-2021")
     assert [line.get("outcome") for line in out] == ["routed", None, "triage", None, "routed"]
 
