@@ -50,6 +50,9 @@ class Mesh:
                 self.env[f"NOTIFIER_{channel.upper()}_{'API' if channel == 'zalo' else 'GATEWAY'}_URL"] = \
                     f"http://127.0.0.1:{gateways_port}/{channel}"
             self.env["GATEWAYS_PORT"] = str(gateways_port)
+            # Handlers' e-mail goes to the stand-ins' mail server, 19 ports above them (8025 in the demo).
+            self.env["GATEWAYS_SMTP_PORT"] = self.env["NOTIFIER_SMTP_PORT"] = str(gateways_port + 19)
+            self.env["NOTIFIER_SMTP_HOST"] = "127.0.0.1"
         if "oversight" in self.ports:
             self.env.setdefault("INTAKE_OVERSIGHT_URL", f"http://127.0.0.1:{self.ports['oversight']}")
         if "intake" in self.ports:
@@ -210,7 +213,8 @@ def run() -> None:
         print(f"  oversight   {mesh.url('oversight')}   dashboard: {mesh.url('oversight')}/  API: /v1/cases ...")
         print(f"  notifier    {mesh.url('notifier')}   /healthz /metrics")
         print(f"  district    {mesh.url('district')}   reference district client (answers its assignments)")
-        print(f"  gateways    {mesh.url('gateways')}   SMS / push / Zalo stand-ins: GET /messages")
+        print(f"  gateways    {mesh.url('gateways')}   SMS / push / Zalo stand-ins, mail server on"
+              f" 127.0.0.1:{mesh.env['GATEWAYS_SMTP_PORT']}: GET /messages")
         print(f"  oversight tokens: {local / 'secrets.env'}   logs: {local / 'logs'}")
         print("  demo requests (public status: GET /v1/public/requests/<code>):")
         for s in seeded:

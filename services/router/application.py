@@ -158,7 +158,8 @@ class CaseDesk(Application):
         handler = choose_handler(decision.unit, case.category, now, workload.open_cases, workload.last_assigned)
         if handler is None:
             return  # nobody on duty with the skill: the unit head sees it unassigned; escalation follows
-        case.issue_assignment(ids.event_id("assignment", case.id, case.version), {"id": handler.id, "name": handler.name}, meta)
+        case.issue_assignment(ids.event_id("assignment", case.id, case.version), {"id": handler.id, "name": handler.name},
+                              decision.unit.notify_for(handler), meta)
         workload.took(handler.id, now)
 
     # --- the units' and the centre's answers -----------------------------------------------

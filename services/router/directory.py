@@ -34,6 +34,8 @@ class Handler:
     name: str
     skills: frozenset[str]
     shift: str
+    # The handler's own address on each channel their unit uses, as (channel, address) pairs.
+    contacts: tuple[tuple[str, str], ...] = ()
 
     def on_duty(self, hour: int) -> bool:
         """Whether the shift covers ``hour`` (0–23, HCMC local time)."""
@@ -51,7 +53,16 @@ class Unit:
     admin_code: str
     parent_code: str | None
     handlers: tuple[Handler, ...]
-    notify: tuple[str, ...]
+    notify: tuple[str, ...]  # the channels its handlers hear of cases on
+    # The unit's own mailbox, Zalo account or district-service URL, as (channel, address) pairs.
+    contacts: tuple[tuple[str, str], ...] = ()
+
+    def notify_for(self, handler: Handler | None) -> tuple[dict[str, str | None], ...]:
+        """Where to tell of a case given to ``handler``: on each channel the unit uses, the handler's
+        own address, else the unit's; a webhook without an address goes to the URL the notifier is
+        configured with for the unit's district service."""
+        mine, ours = dict(handler.contacts if handler else ()), dict(self.contacts)
+        return tuple({"channel": c, "address": mine.get(c) or ours.get(c)} for c in self.notify)
 
 
 @dataclass(frozen=True)
@@ -133,6 +144,10 @@ def _unit(raw: dict, skill_sets: dict[str, frozenset[str]], path: str) -> Unit:
             raise DirectoryError(f"{path}: handler {h['id']} has unknown shift {h['shift']!r}")
         skills = h["skills"]
         skills = skill_sets[skills] if isinstance(skills, str) else frozenset(skills)
-        handlers.append(Handler(h["id"], h["name"], skills, h["shift"]))
+        handlers.append(Handler(h["id"], h["name"], skills, h["shift"], _contacts(h)))
     return Unit(raw["id"], raw["name"], raw["kind"], raw["admin_code"], raw.get("parent_code"),
-                tuple(handlers), tuple(raw["notify"]))
+                tuple(handlers), tuple(raw["notify"]), _contacts(raw))
+
+
+def _contacts(raw: dict) -> tuple[tuple[str, str], ...]:
+    return tuple((c, str(raw[c])) for c in CHANNELS if raw.get(c))

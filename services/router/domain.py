@@ -5,6 +5,7 @@ Every event carries the whole payload its contract event needs (``payload``) plu
 loading the case again.
 """
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -103,7 +104,8 @@ class Case(Aggregate):
         self.status = "triage"
         self.decisions.append({"rule": "triage", "unit": None, "directory_version": payload["directory_version"]})
 
-    def issue_assignment(self, assignment_id: UUID, handler: dict[str, Any], meta: dict[str, Any]) -> None:
+    def issue_assignment(self, assignment_id: UUID, handler: dict[str, Any], notify: Sequence[dict[str, Any]],
+                         meta: dict[str, Any]) -> None:
         if self.unit is None or self.status not in ("routed", "reopened"):
             raise CaseError("only a routed case can be assigned")
         self._assignment_issued(payload={
@@ -111,6 +113,7 @@ class Case(Aggregate):
             "category": self.category, "priority": self.priority, "description": self.description,
             "address": self.address, "citizen": self.citizen, "channel": self.channel,
             "respond_by": self.reach_by, "resolve_by": self.resolve_by, "tracking_code": self.tracking_code,
+            "notify": list(notify),
         }, meta=meta)
 
     @event("AssignmentIssued")

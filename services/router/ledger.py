@@ -9,6 +9,7 @@ position, so they are exactly as durable as what was published:
 Every change here is idempotent: applying the same events twice leaves the same rows.
 """
 
+import itertools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -36,48 +37,65 @@ CLOSING = ("CaseResolved", "CaseClosed", "CaseMarkedDuplicate")  # no longer ope
 
 
 async def apply(conn: asyncpg.Connection, events: Sequence[Any]) -> None:
-    """Bring the tables up to date with ``events`` (contract case events, in store order)."""
+    """Bring the tables up to date with ``events`` (contract case events, in store order).
+
+    A case's events must be applied in their order; different cases touch different rows (or, for
+    ``handler_seen``, commute). So the batch goes in rounds — every case's first event, then every
+    case's second, … — and each round is one ``executemany`` per statement: a few round trips per
+    batch instead of several per event.
+    """
+    by_case: dict[Any, list[Any]] = {}
     for e in events:
-        kind, case = e.event_type, e.case_id
-        if kind == "CaseOpened":
-            await conn.execute(
-                "INSERT INTO reports (case_id, tracking_code, phone, category) VALUES ($1, $2, $3, $4)"
-                " ON CONFLICT DO NOTHING", case, e.tracking_code, e.citizen.phone, e.category)
-        elif kind == "CaseRouted":
-            await conn.executemany(
-                "INSERT INTO deadlines (case_id, kind, due_at, level, active) VALUES ($1, $2, $3, 'handler', true)"
-                " ON CONFLICT (case_id, kind) DO UPDATE SET due_at = EXCLUDED.due_at, level = 'handler', active = true",
-                [(case, "reach", e.reach_by), (case, "resolve", e.resolve_by)])
-            await conn.execute("UPDATE reports SET area_code = $2 WHERE case_id = $1", case, e.area_code)
-        elif kind == "AssignmentIssued":
-            await conn.execute(
-                "INSERT INTO case_handler (case_id, handler_id, unit_id, assigned_at, open) VALUES ($1, $2, $3, $4, true)"
-                " ON CONFLICT (case_id) DO UPDATE SET handler_id = EXCLUDED.handler_id, unit_id = EXCLUDED.unit_id,"
-                " assigned_at = EXCLUDED.assigned_at, open = true", case, e.handler.id, e.unit.id, e.occurred_at)
-            await conn.execute(
-                "INSERT INTO handler_seen (handler_id, last_assigned) VALUES ($1, $2) ON CONFLICT (handler_id)"
-                " DO UPDATE SET last_assigned = GREATEST(handler_seen.last_assigned, EXCLUDED.last_assigned)",
-                e.handler.id, e.occurred_at)
-        elif kind == "CaseAccepted":
-            await conn.execute("UPDATE deadlines SET active = false WHERE case_id = $1 AND kind = 'reach'", case)
-        elif kind == "ProgressReported" and e.committed_date:
-            # The unit committed to a date: that is the deadline now, and its escalation starts again.
-            await conn.execute("UPDATE deadlines SET due_at = $2, level = 'handler', active = true"
-                               " WHERE case_id = $1 AND kind = 'resolve'", case, e.committed_date)
-        elif kind in ("CaseDeclined", "CaseTriaged"):
-            await conn.execute("UPDATE case_handler SET open = false WHERE case_id = $1", case)
-            await conn.execute("UPDATE deadlines SET active = false WHERE case_id = $1", case)
-        elif kind == "CaseEscalated":
-            await conn.execute(
-                "UPDATE deadlines SET level = $3 WHERE case_id = $1 AND kind = $2"
-                " AND array_position($4::text[], level) < array_position($4::text[], $3::text)",
-                case, e.deadline, e.level, list(LEVELS))
-        elif kind in CLOSING:
-            await conn.execute("UPDATE deadlines SET active = false WHERE case_id = $1", case)
-            await conn.execute("UPDATE case_handler SET open = false WHERE case_id = $1", case)
-            await conn.execute("UPDATE reports SET open = false WHERE case_id = $1", case)
-        elif kind == "CaseReopened":
-            await conn.execute("UPDATE reports SET open = true WHERE case_id = $1", case)
+        by_case.setdefault(e.case_id, []).append(e)
+    for round_ in itertools.zip_longest(*by_case.values()):
+        statements: dict[str, list[tuple]] = {}
+        for e in round_:
+            for sql, args in _changes(e) if e is not None else ():
+                statements.setdefault(sql, []).append(args)
+        for sql, rows in statements.items():
+            await conn.executemany(sql, rows)
+
+
+_DEACTIVATE = "UPDATE deadlines SET active = false WHERE case_id = $1"
+_CLOSE_HANDLER = "UPDATE case_handler SET open = false WHERE case_id = $1"
+
+
+def _changes(e: Any) -> list[tuple[str, tuple]]:
+    """The statements (SQL, arguments) that one event makes; each touches only its case's rows."""
+    kind, case = e.event_type, e.case_id
+    if kind == "CaseOpened":
+        return [("INSERT INTO reports (case_id, tracking_code, phone, category) VALUES ($1, $2, $3, $4)"
+                 " ON CONFLICT DO NOTHING", (case, e.tracking_code, e.citizen.phone, e.category))]
+    if kind == "CaseRouted":
+        upsert = ("INSERT INTO deadlines (case_id, kind, due_at, level, active) VALUES ($1, $2, $3, 'handler', true)"
+                  " ON CONFLICT (case_id, kind) DO UPDATE SET due_at = EXCLUDED.due_at, level = 'handler', active = true")
+        return [(upsert, (case, "reach", e.reach_by)), (upsert, (case, "resolve", e.resolve_by)),
+                ("UPDATE reports SET area_code = $2 WHERE case_id = $1", (case, e.area_code))]
+    if kind == "AssignmentIssued":
+        return [("INSERT INTO case_handler (case_id, handler_id, unit_id, assigned_at, open) VALUES ($1, $2, $3, $4, true)"
+                 " ON CONFLICT (case_id) DO UPDATE SET handler_id = EXCLUDED.handler_id, unit_id = EXCLUDED.unit_id,"
+                 " assigned_at = EXCLUDED.assigned_at, open = true", (case, e.handler.id, e.unit.id, e.occurred_at)),
+                ("INSERT INTO handler_seen (handler_id, last_assigned) VALUES ($1, $2) ON CONFLICT (handler_id)"
+                 " DO UPDATE SET last_assigned = GREATEST(handler_seen.last_assigned, EXCLUDED.last_assigned)",
+                 (e.handler.id, e.occurred_at))]
+    if kind == "CaseAccepted":
+        return [("UPDATE deadlines SET active = false WHERE case_id = $1 AND kind = 'reach'", (case,))]
+    if kind == "ProgressReported" and e.committed_date:
+        # The unit committed to a date: that is the deadline now, and its escalation starts again.
+        return [("UPDATE deadlines SET due_at = $2, level = 'handler', active = true"
+                 " WHERE case_id = $1 AND kind = 'resolve'", (case, e.committed_date))]
+    if kind in ("CaseDeclined", "CaseTriaged"):
+        return [(_CLOSE_HANDLER, (case,)), (_DEACTIVATE, (case,))]
+    if kind == "CaseEscalated":
+        return [("UPDATE deadlines SET level = $3 WHERE case_id = $1 AND kind = $2"
+                 " AND array_position($4::text[], level) < array_position($4::text[], $3::text)",
+                 (case, e.deadline, e.level, list(LEVELS)))]
+    if kind in CLOSING:
+        return [(_DEACTIVATE, (case,)), (_CLOSE_HANDLER, (case,)),
+                ("UPDATE reports SET open = false WHERE case_id = $1", (case,))]
+    if kind == "CaseReopened":
+        return [("UPDATE reports SET open = true WHERE case_id = $1", (case,))]
+    return []
 
 
 async def handler_load(pool: asyncpg.Pool) -> tuple[dict[str, int], dict[str, datetime]]:

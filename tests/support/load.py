@@ -3,6 +3,7 @@ each retried with the same Idempotency-Key after a 503 (Retry-After) or a broken
 the mesh answers 202. Runs in its own thread while a test breaks things."""
 
 import asyncio
+import itertools
 import random
 import threading
 import time
@@ -14,6 +15,9 @@ ADDRESSES = ["45 Lê Văn Sỹ, Phường 13, Quận Phú Nhuận, TP.HCM", "88 
              "P. Thảo Điền, Q.2, Hồ Chí Minh", "12 Lý Tự Trọng, P. Bến Nghé, Q.1, TPHCM",
              "102 Lê Văn Việt, P. Hiệp Phú, TP Thủ Đức", "234 Nguyễn Trãi, Phường 3, Quận 5, TP HCM"]
 CATEGORIES = ["essential_supplies", "covid_support", "vulnerable_person", "lighting", "water", "other"]
+# A new citizen for every request, never the same phone twice in a process: the same phone, area
+# and category as an open case is a duplicate, which is linked to that case instead of routed.
+PHONES = itertools.count(random.randrange(10**6))
 
 
 class Stream:
@@ -23,7 +27,6 @@ class Stream:
         self.receipts: dict[str, dict] = {}  # Idempotency-Key → the 202 answer
         self.retries = 0
         self.failed: list[str] = []
-        # Fresh citizens for every stream: the same phone, area and category as an open case is a duplicate.
         self.rng = random.Random(uuid.uuid4().int)
         self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
 
@@ -53,7 +56,7 @@ class Stream:
 
     async def _one(self, session: aiohttp.ClientSession, i: int) -> None:
         key = str(uuid.uuid4())
-        body = {"full_name": "Trần Thị Thu", "phone": f"09{self.rng.choice('0134678')}{self.rng.randrange(10**7):07d}",
+        body = {"full_name": "Trần Thị Thu", "phone": f"093{next(PHONES) % 10**7:07d}",
                 "address": self.rng.choice(ADDRESSES), "category": self.rng.choice(CATEGORIES),
                 "description": f"Yêu cầu {i}: cần hỗ trợ.", "is_public": i % 2 == 0}
         deadline = time.monotonic() + self.give_up_after

@@ -1,11 +1,14 @@
-"""A local HTTP stand-in for the providers the notifier talks to (district webhooks, the SMS and
-push gateways, the Zalo OA API): it answers 200 and records every POST with its Idempotency-Key,
-so a test can count what a recipient really received — repeats included."""
+"""A local stand-in for the providers the notifier talks to: an HTTP server for district webhooks,
+the SMS and push gateways and the Zalo OA API, and an SMTP server (aiosmtpd) for handlers' e-mail.
+It accepts everything and records each message with its Idempotency-Key (``X-Idempotency-Key`` by
+e-mail), so a test can count what a recipient really received — repeats included."""
 
 import json
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.support.mailbox import MailBox
 
 
 class StandIn:
@@ -18,14 +21,11 @@ class StandIn:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                key = self.headers.get("Idempotency-Key") or f"no-key-{len(stand_in.by_key)}"
                 try:
                     body = json.loads(raw or b"{}")
                 except ValueError:
                     body = {"raw": raw.decode("utf-8", "replace")}
-                with stand_in.lock:
-                    stand_in.by_key[key] += 1
-                    stand_in.bodies.setdefault(key, {"path": self.path, **body})
+                stand_in.record(self.headers.get("Idempotency-Key"), {"path": self.path, **body})
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
@@ -38,6 +38,16 @@ class StandIn:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+        self.mail = MailBox(lambda m: self.record(m["X-Idempotency-Key"], {
+            "path": "smtp", "to": str(m["To"]), "text": m.get_content().strip()}))
+        self.smtp_port = self.mail.port
+
+    def record(self, key: str | None, body: dict) -> None:
+        with self.lock:
+            key = key or f"no-key-{len(self.by_key)}"
+            self.by_key[key] += 1
+            self.bodies.setdefault(key, body)
+
     def keys_for_case(self, case_id: str) -> list[str]:
         with self.lock:
             return [k for k, b in self.bodies.items() if str(b.get("case_id")) == case_id]
@@ -49,3 +59,4 @@ class StandIn:
 
     def close(self) -> None:
         self.server.shutdown()
+        self.mail.close()

@@ -95,7 +95,7 @@ def edition_2021(rows: list[dict]) -> dict:
     for d, r in big:
         units.append(unit(ed, f"{d}/{r['wardCode']}", f"UBND {r['ward']}, {districts[d]}", "ward",
                           r["wardCode"], d, ["zalo", "email"], ward_sizes[r["wardCode"]], "all", rotate=True))
-    return {"edition": ed, "version": "hcmc-2021.1", "centre": f"{ed}/1022", "department": f"{ed}/so-ldtbxh",
+    return {"edition": ed, "version": "hcmc-2021.2", "centre": f"{ed}/1022", "department": f"{ed}/so-ldtbxh",
             "description": "HCMC during the 2021 outbreak: the 1022 centre, the Department of Labour, Invalids "
                            "and Social Affairs, the People's Committees of Thủ Đức City and the 21 districts "
                            "(Quận 2, Quận 9 and the old Quận Thủ Đức are Thủ Đức City), each district's "
@@ -115,7 +115,7 @@ def edition_2025(rows: list[dict]) -> dict:
         size, notify = {"Phường": (5, ["webhook", "zalo", "email"]), "Xã": (4, ["zalo", "email"])}.get(
             r["wardType"], (3, ["zalo", "email"]))
         units.append(unit(ed, r["wardCode"], f"UBND {r['ward']}", "ward", r["wardCode"], "79", notify, size, "all", rotate=True))
-    return {"edition": ed, "version": "hcmc-2025.1", "centre": f"{ed}/1022", "department": f"{ed}/so-yte",
+    return {"edition": ed, "version": "hcmc-2025.2", "centre": f"{ed}/1022", "department": f"{ed}/so-yte",
             "description": "HCMC since 1 July 2025 (Bình Dương and Bà Rịa–Vũng Tàu merged in): the 1022 "
                            "centre, the People's Committees of the 168 wards, communes and the Côn Đảo special "
                            "zone, and the city departments that take requests; Sở Y tế holds social "
@@ -133,14 +133,29 @@ def unit(edition: str, key: str, name: str, kind: str, admin_code: str, parent: 
         person = f"{rng.choice(FAMILY)} {rng.choice(MIDDLE[sex])} {rng.choice(GIVEN[sex])}"
         if person not in names:
             names.append(person)
+    domain = f"{key.replace('/', '.')}.{edition}.hcmc.example"
     handlers = []
     for i, person in enumerate(names):
         shift, profile = ("24h", skills) if i == 0 else ROTATION[(i - 1) % len(ROTATION)]
         if not rotate:  # the centre and the specialised offices keep their skills at every hour
             profile = skills
-        handlers.append({"id": f"{uid}/h{i + 1:02d}", "name": person, "skills": profile, "shift": shift})
+        handler = {"id": f"{uid}/h{i + 1:02d}", "name": person, "skills": profile, "shift": shift}
+        handler.update(contacts(notify, f"h{i + 1:02d}@{domain}", rng))
+        handlers.append(handler)
     return {"id": uid, "name": name, "kind": kind, "admin_code": admin_code, "parent_code": parent,
-            "notify": notify, "handlers": handlers}
+            "notify": notify, **contacts(notify, f"tiepnhan@{domain}", rng), "handlers": handlers}
+
+
+def contacts(notify: list[str], mailbox: str, rng: random.Random) -> dict:
+    """The e-mail address and Zalo user id, for the channels the unit uses. Addresses are under
+    the reserved ``.example`` domain and Zalo ids are made up: this is demonstration data, and a
+    city loads its own through the same file format."""
+    out: dict[str, str] = {}
+    if "email" in notify:
+        out["email"] = mailbox
+    if "zalo" in notify:
+        out["zalo"] = str(rng.randrange(10**18, 10**19))
+    return out
 
 
 def share(total: int, weights: dict[str, int]) -> dict[str, int]:

@@ -14,11 +14,11 @@ import time
 from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from email import message_from_bytes
 from typing import Any
 
 import uvicorn
-from aiosmtpd.controller import Controller
+
+from tests.support.mailbox import MailBox  # noqa: F401 - the SMTP stand-in, shared with the fault suite
 
 # (status, JSON body, seconds to wait before answering) for a request and the n-th arrival of its key.
 Answer = tuple[int, Any, float]
@@ -100,36 +100,3 @@ class StandIn:
     def close(self) -> None:
         self.server.should_exit = True
         self.thread.join(10)
-
-
-class MailBox:
-    """A local SMTP server (aiosmtpd) that keeps every message it is given."""
-
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-        self.unknown: set[str] = set()  # mailboxes that do not exist: refused with 550
-        mailbox = self
-
-        class Handler:
-            async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,  # noqa: N802
-                                  options: list) -> str:
-                if address in mailbox.unknown:
-                    return "550 5.1.1 mailbox unavailable"
-                envelope.rcpt_tos.append(address)
-                return "250 OK"
-
-            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
-                mailbox.messages.append(message_from_bytes(envelope.content))
-                return "250 OK"
-
-        with socket.socket() as probe:  # aiosmtpd wants a port number, not a socket
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
-        self.controller.start()
-
-    def to(self, address: str) -> list[Any]:
-        return [m for m in self.messages if m["To"] == address]
-
-    def close(self) -> None:
-        self.controller.stop()

@@ -35,7 +35,7 @@ def routed(unit=UNIT) -> Case:
 
 def test_the_whole_lifecycle():
     case = routed()
-    case.issue_assignment(uuid.uuid4(), {"id": "h1", "name": "Lê Văn A"}, meta(2))
+    case.issue_assignment(uuid.uuid4(), {"id": "h1", "name": "Lê Văn A"}, (), meta(2))
     case.accept(UNIT["id"], "h1", meta(3))
     case.report_progress(UNIT["id"], "đang xử lý", None, meta(4))
     case.resolve(UNIT["id"], "đã hỗ trợ 20kg gạo", meta(5))
@@ -81,7 +81,7 @@ def test_a_message_seen_before_is_recognised():
 def test_replaying_the_events_gives_the_same_state():
     app = Application()
     case = routed()
-    case.issue_assignment(uuid.uuid4(), {"id": "h1", "name": "Lê Văn A"}, meta(2))
+    case.issue_assignment(uuid.uuid4(), {"id": "h1", "name": "Lê Văn A"}, (), meta(2))
     case.decline(UNIT["id"], "không thuộc địa bàn", meta(3))
     case.route_to(OTHER, area_code="760", area_name="Quận 1", rule="declined->corrected", reason="x",
                   directory_version="hcmc-2021.1", reach_by=NOW, resolve_by=NOW, meta=meta(4))

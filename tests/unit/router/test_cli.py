@@ -25,8 +25,8 @@ def run(*command: str) -> tuple[int, list[dict]]:
 
 
 @pytest.mark.parametrize("edition, unit, code, version", [
-    ("hcmc-2021", "hcmc-2021/768", "768", "hcmc-2021.1"),
-    ("hcmc-2025", "hcmc-2025/27073", "27073", "hcmc-2025.1"),
+    ("hcmc-2021", "hcmc-2021/768", "768", "hcmc-2021.2"),
+    ("hcmc-2025", "hcmc-2025/27073", "27073", "hcmc-2025.2"),
 ])
 def test_each_line_gets_a_decision_and_a_bad_line_an_error(edition, unit, code, version):
     status, out = run("services.router.cli", "--edition", edition)

@@ -61,7 +61,7 @@ def test_essential_supplies_go_to_the_areas_peoples_committee_urgently(d2021):
         "routed", "hcmc-2021/765", "category:essential_supplies->area")
     assert decision.priority == "urgent" and decision.resolve_within < timedelta(days=5)
     assert decision.reach_within == timedelta(minutes=5)
-    assert (decision.area_code, decision.directory_version) == ("765", "hcmc-2021.1")
+    assert (decision.area_code, decision.directory_version) == ("765", "hcmc-2021.2")
     assert "Quận Bình Thạnh" in decision.reason
 
 
@@ -137,6 +137,27 @@ def test_every_unit_covers_every_skill_it_has_at_every_hour(d2021, d2025):
         for hour in range(24):
             covered = frozenset().union(*(h.skills for h in unit.handlers if h.on_duty(hour)))
             assert covered == skills, (unit.id, hour)
+
+
+def test_every_unit_names_an_address_for_each_channel_it_is_told_on(d2021, d2025):
+    for directory in (d2021, d2025):
+        for unit in directory.units:
+            for handler in unit.handlers:
+                told = unit.notify_for(handler)
+                assert [n["channel"] for n in told] == list(unit.notify)
+                assert all(n["address"] for n in told if n["channel"] != "webhook"), unit.id
+
+
+def test_a_handler_is_told_at_their_own_address_and_else_at_the_units():
+    own = Handler("t/1/h01", "A", SOCIAL, "24h", (("email", "a@t1.example"), ("zalo", "1234567890123456789")))
+    bare = Handler("t/1/h02", "B", SOCIAL, "24h")
+    unit = Unit("t/1", "UBND Test", "ward", "00001", "79", (own, bare), ("webhook", "zalo", "email"),
+                (("email", "tiepnhan@t1.example"), ("zalo", "9876543210987654321")))
+    assert unit.notify_for(own) == ({"channel": "webhook", "address": None},
+                                    {"channel": "zalo", "address": "1234567890123456789"},
+                                    {"channel": "email", "address": "a@t1.example"})
+    assert unit.notify_for(bare)[1:] == ({"channel": "zalo", "address": "9876543210987654321"},
+                                         {"channel": "email", "address": "tiepnhan@t1.example"})
 
 
 def test_an_unknown_edition_is_a_clear_error():
