@@ -19,7 +19,7 @@ from contracts.events import RequestReceived
 from contracts.messaging import start_when_reachable
 from services.intake.domain import Problem, fingerprint, receipt, too_many
 from services.intake.settings import IntakeSettings
-from services.intake.store import Attachments, RateLimits, Receipts, open_pool
+from services.intake.store import Attachments, Limit, RateLimits, Receipts, open_pool
 
 log = logging.getLogger(__name__)
 # What a lost or refused database connection raises; anything else from asyncpg is a bug to see.
@@ -84,9 +84,12 @@ class Intake:
         """Accept ``request`` once; ``sender`` is its rate-limit key (None: already limited upstream)."""
         if not self.connected:
             raise Unavailable("not connected yet")
+        limit = None if sender is None else Limit(sender, self.settings.sender_limit, self.settings.sender_window_seconds)
         with database_answers():
             claim = await self.receipts.claim(request.request_id, request.channel, request.tracking_code,
-                                              fingerprint(request))
+                                              fingerprint(request), limit)
+            if claim.wait is not None:
+                raise too_many(sender_field, claim.wait)
             if claim.state == "accepted":
                 return receipt(request)
             if claim.state == "conflict":
@@ -96,8 +99,6 @@ class Intake:
                 raise Problem("channel_key", "Phản ánh này đang được xử lý, vui lòng thử lại sau giây lát",
                               "This request is being accepted right now; retry in a moment", status=409,
                               headers={"Retry-After": "1"})
-            if sender is not None:
-                await self._count(request, sender, sender_field)
         try:
             await self.publish(request)
         except Unavailable:
@@ -110,12 +111,6 @@ class Intake:
             # Kafka holds it, so it is accepted; the pending claim lets a retry republish the same event.
             log.warning("accepted %s but could not record it: %s", request.request_id, type(error).__name__)
         return receipt(request)
-
-    async def _count(self, request: RequestReceived, sender: str, sender_field: str) -> None:
-        wait = await self.rate_limits.hit(sender, self.settings.sender_limit, self.settings.sender_window_seconds)
-        if wait is not None:
-            await self.receipts.release(request.request_id)
-            raise too_many(sender_field, wait)
 
     async def publish(self, request: RequestReceived) -> None:
         """Publish RequestReceived and wait for the broker's acknowledgement (acks=all)."""

@@ -52,27 +52,56 @@ class Claim:
     """What the receipts table says about a request id when a channel asks to publish it."""
 
     state: str  # "ours" (publish it), "accepted" (already on Kafka), "in_progress", "conflict"
+    wait: int | None = None  # ours, but the sender is over their limit: seconds until they may send again
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A sender's rate limit: at most ``requests`` in each window of ``window_seconds``."""
+
+    sender: str
+    requests: int
+    window_seconds: int
+
+
+# A fixed window on the database's clock, so every instance agrees; {w} is the window's length.
+_WINDOW = "to_timestamp(floor(extract(epoch FROM now()) / {w}) * {w})"
+_HIT = ("INSERT INTO intake_rate_windows AS w (sender, window_start, hits) SELECT {sender}, " + _WINDOW + ", 1 {only}"
+        " ON CONFLICT (sender, window_start) DO UPDATE SET hits = w.hits + 1"
+        " RETURNING hits, ceil(extract(epoch FROM w.window_start + make_interval(secs => {w}) - now()))::int AS wait_seconds")
+# The claim and, when it is ours, the sender's count, in one statement: one round trip and one
+# commit on the path of every new request instead of two.
+_CLAIM = (
+    "WITH claim AS (INSERT INTO intake_receipts AS r (request_id, channel, tracking_code, fingerprint, state)"
+    "  VALUES ($1, $2, $3, $4, 'pending')"
+    "  ON CONFLICT (request_id) DO UPDATE SET claimed_at = now()"
+    "   WHERE r.state = 'pending' AND r.fingerprint = $4 AND r.claimed_at < now() - make_interval(secs => $5::float8)"
+    "  RETURNING 1),"
+    " hit AS (" + _HIT.format(sender="$6::text", w="$7::int", only="WHERE $6::text IS NOT NULL AND EXISTS (SELECT 1 FROM claim)") + ")"
+    " SELECT EXISTS (SELECT 1 FROM claim) AS ours, (SELECT hits FROM hit) AS hits, (SELECT wait_seconds FROM hit) AS wait_seconds")
 
 
 class Receipts:
     """Which requests Kafka already holds, by request id: a retry is answered, not republished.
 
     A claim is ``pending`` while one instance publishes; it becomes ``accepted`` after Kafka's
-    acknowledgement, and is deleted when the publish fails, so nothing is half-accepted. A pending
-    claim older than the publish timeout was left by a crash and may be taken over.
+    acknowledgement, and is deleted when the publish fails or the sender is over their limit, so
+    nothing is half-accepted. A pending claim older than the publish timeout was left by a crash
+    and may be taken over.
     """
 
     def __init__(self, pool: asyncpg.Pool, stale_after_seconds: float):
         self.pool, self.stale_after = pool, stale_after_seconds
 
-    async def claim(self, request_id: uuid.UUID, channel: str, tracking_code: str, fingerprint: str) -> Claim:
-        row = await self.pool.fetchrow(
-            "INSERT INTO intake_receipts AS r (request_id, channel, tracking_code, fingerprint, state)"
-            " VALUES ($1, $2, $3, $4, 'pending')"
-            " ON CONFLICT (request_id) DO UPDATE SET claimed_at = now()"
-            "  WHERE r.state = 'pending' AND r.fingerprint = $4 AND r.claimed_at < now() - make_interval(secs => $5::float8)"
-            " RETURNING state", request_id, channel, tracking_code, fingerprint, self.stale_after)
-        if row is not None:
+    async def claim(self, request_id: uuid.UUID, channel: str, tracking_code: str, fingerprint: str,
+                    limit: Limit | None = None) -> Claim:
+        """Claim the request for publishing and, when it is ours, count it against ``limit``."""
+        row = await self.pool.fetchrow(_CLAIM, request_id, channel, tracking_code, fingerprint, self.stale_after,
+                                       limit.sender if limit else None, limit.window_seconds if limit else 1)
+        if row["ours"]:
+            if limit is not None and row["hits"] > limit.requests:
+                await self.release(request_id)
+                return Claim("ours", wait=max(1, row["wait_seconds"]))
             return Claim("ours")
         known = await self.pool.fetchrow("SELECT state, fingerprint FROM intake_receipts WHERE request_id = $1",
                                          request_id)
@@ -96,20 +125,16 @@ class Receipts:
 
 
 class RateLimits:
-    """Fixed windows counted in PostgreSQL, on the database's clock, so every instance agrees."""
+    """Fixed windows counted in PostgreSQL, on the database's clock, so every instance agrees (for
+    the Zalo chatbot's messages; a request's own count goes with its claim)."""
 
     def __init__(self, pool: asyncpg.Pool):
         self.pool = pool
 
     async def hit(self, sender: str, limit: int, window_seconds: int) -> int | None:
         """Count one request of ``sender``; the seconds to wait when it is over ``limit``, else None."""
-        row = await self.pool.fetchrow(
-            "WITH w AS (SELECT to_timestamp(floor(extract(epoch FROM now()) / $2::int) * $2::int) AS start)"
-            " INSERT INTO intake_rate_windows AS r (sender, window_start, hits) SELECT $1, w.start, 1 FROM w"
-            " ON CONFLICT (sender, window_start) DO UPDATE SET hits = r.hits + 1"
-            " RETURNING hits, ceil(extract(epoch FROM r.window_start + make_interval(secs => $2::int) - now()))::int AS left",
-            sender, window_seconds)
-        return max(1, row["left"]) if row["hits"] > limit else None
+        row = await self.pool.fetchrow(_HIT.format(sender="$1", w="$2::int", only=""), sender, window_seconds)
+        return max(1, row["wait_seconds"]) if row["hits"] > limit else None
 
     async def forget_before(self, seconds: int) -> None:
         await self.pool.execute("DELETE FROM intake_rate_windows WHERE window_start < now() - make_interval(secs => $1::int)",

@@ -30,7 +30,9 @@ async def test_a_district_hears_by_webhook_and_its_handler_by_e_mail(mesh, kafka
     assert len(mails) == 1 and handler.name in mails[0]["text"]
 
     def sent():
-        timeline = oversight_get(mesh, f"/v1/cases/{receipt['case_id']}/timeline").json()
-        return {(d["recipient"], d["channel"]) for d in timeline["deliveries"] if d["outcome"] == "sent"}
+        timeline = oversight_get(mesh, f"/v1/cases/{receipt['case_id']}/timeline")
+        if timeline.status_code != 200:  # not projected yet
+            return set()
+        return {(d["recipient"], d["channel"]) for d in timeline.json()["deliveries"] if d["outcome"] == "sent"}
     wait_for(lambda: {("unit", "webhook"), ("handler", "email")} <= sent(), 30,
              what="both of the unit's deliveries in oversight")
