@@ -17,6 +17,7 @@ from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 
 def _exporter() -> SpanExporter | None:
@@ -38,9 +39,13 @@ def setup_tracing(service_name: str) -> TracerProvider:
     """Build this process's tracer provider and make it the global one."""
     # OTEL_SERVICE_NAME, when set, wins as the standard says; nothing is written back to the
     # environment, so an in-process test app does not name every process started after it.
-    provider = TracerProvider(resource=Resource.create(
-        {"service.name": os.environ.get("OTEL_SERVICE_NAME") or service_name}))
     exporter = _exporter()
+    # With nowhere to send spans, none is recorded: a span per request and per message is real
+    # work on every hot path, for nothing. Trace context still flows through (unsampled). With an
+    # exporter, the standard OTEL_TRACES_SAMPLER / _ARG choose (default: every trace).
+    provider = TracerProvider(resource=Resource.create(
+        {"service.name": os.environ.get("OTEL_SERVICE_NAME") or service_name}),
+        **({} if exporter else {"sampler": ALWAYS_OFF}))
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)

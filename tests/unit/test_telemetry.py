@@ -1,0 +1,23 @@
+"""Tracing costs nothing where nobody collects it, and a trace still passes through."""
+
+from contracts import telemetry
+
+INCOMING = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def test_without_an_exporter_no_span_is_recorded_but_the_trace_id_goes_on(monkeypatch):
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
+    tracer = telemetry.setup_tracing("test").get_tracer("test")
+    with telemetry.span_from("work", INCOMING):
+        assert not tracer.start_span("inner").is_recording()
+        context = telemetry.current_trace_context()
+    assert context["traceparent"].split("-")[1] == INCOMING.split("-")[1]
+
+
+def test_with_an_exporter_spans_are_recorded(monkeypatch):
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")
+    provider = telemetry.setup_tracing("test")
+    try:
+        assert provider.get_tracer("test").start_span("work").is_recording()
+    finally:
+        provider.shutdown()
