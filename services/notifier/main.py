@@ -6,8 +6,8 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+import aiohttp
 import asyncpg
-import httpx
 from fastapi import FastAPI
 
 from contracts.messaging import kafka_broker, start_when_reachable
@@ -29,10 +29,12 @@ def build_providers(settings: NotifierSettings, clients: contextlib.AsyncExitSta
     Each HTTP channel has its own connection pool, no larger than its concurrency: the pool's
     bookkeeping grows with its connections, and one channel's connections are no use to another.
     """
-    def client() -> httpx.AsyncClient:
-        limits = httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
-        made = httpx.AsyncClient(timeout=settings.send_timeout_seconds, limits=limits)
-        clients.push_async_callback(made.aclose)
+    def client() -> aiohttp.ClientSession:
+        # aiohttp rather than httpx: a POST costs a fraction of the CPU, and the notifier makes one
+        # per delivery (httpx was a quarter of the notifier's CPU under load).
+        made = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=settings.concurrency),
+                                     timeout=aiohttp.ClientTimeout(total=settings.send_timeout_seconds))
+        clients.push_async_callback(made.close)
         return made
 
     by_channel: dict[str, Provider] = {"webhook": WebhookProvider(client())}

@@ -7,9 +7,13 @@ HTTP, ``Message-ID`` by e-mail (see :mod:`services.notifier.mail`) — so a rece
 drops a message sent again after a crash between its sending and its recording.
 """
 
+import asyncio
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-import httpx
+import aiohttp
+import orjson
+from yarl import URL
 
 from services.notifier.domain import Delivery
 from services.notifier.templates import without_diacritics
@@ -34,16 +38,24 @@ def headers_for(delivery: Delivery) -> dict[str, str]:
     return headers
 
 
-async def post(client: httpx.AsyncClient, url: str, body: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
-    """POST ``body``; a 2xx is returned, anything else raised as Transient or Permanent."""
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    text: str
+
+
+async def post(client: aiohttp.ClientSession, url: str, body: dict[str, Any], headers: dict[str, str]) -> Answer:
+    """POST ``body`` as JSON; a 2xx is returned, anything else raised as Transient or Permanent."""
     try:
-        response = await client.post(url, json=body, headers=headers)
-    except httpx.HTTPError as error:
-        raise Transient(f"{type(error).__name__} talking to {httpx.URL(url).host}") from error
-    if response.status_code < 300:
-        return response
-    reason = f"HTTP {response.status_code}: {response.text[:200]}"
-    if response.status_code in (408, 425, 429) or response.status_code >= 500:
+        async with client.post(url, data=orjson.dumps(body),
+                               headers={**headers, "Content-Type": "application/json"}) as response:
+            answer = Answer(response.status, await response.text(errors="replace"))
+    except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+        raise Transient(f"{type(error).__name__} talking to {URL(url).host}") from error
+    if answer.status < 300:
+        return answer
+    reason = f"HTTP {answer.status}: {answer.text[:200]}"
+    if answer.status in (408, 425, 429) or answer.status >= 500:
         raise Transient(reason)
     raise Permanent(reason)
 
@@ -51,7 +63,7 @@ async def post(client: httpx.AsyncClient, url: str, body: dict[str, Any], header
 class WebhookProvider:
     """POSTs the message and the event that caused it to a district service (``delivery.target``)."""
 
-    def __init__(self, client: httpx.AsyncClient):
+    def __init__(self, client: aiohttp.ClientSession):
         self.client = client
 
     async def send(self, delivery: Delivery) -> None:
@@ -67,7 +79,7 @@ class GatewayProvider:
     The causing event is not sent: a gateway needs the words, not the case.
     """
 
-    def __init__(self, client: httpx.AsyncClient, url: str, *, ascii_only: bool = False):
+    def __init__(self, client: aiohttp.ClientSession, url: str, *, ascii_only: bool = False):
         self.client, self.url, self.ascii_only = client, url, ascii_only
 
     async def send(self, delivery: Delivery) -> None:
@@ -85,15 +97,15 @@ ZALO_TRANSIENT = {-1, -32, -201}
 class ZaloProvider:
     """The Zalo OA message API (v3, ``message/cs``): a text to a user who wrote to the OA."""
 
-    def __init__(self, client: httpx.AsyncClient, url: str, access_token: str):
+    def __init__(self, client: aiohttp.ClientSession, url: str, access_token: str):
         self.client, self.url, self.access_token = client, url, access_token
 
     async def send(self, delivery: Delivery) -> None:
         body = {"recipient": {"user_id": delivery.target}, "message": {"text": delivery.text[:2000]}}
         response = await post(self.client, self.url, body, {**headers_for(delivery), "access_token": self.access_token})
         try:
-            answer = response.json()
-        except ValueError as error:
+            answer = orjson.loads(response.text)
+        except orjson.JSONDecodeError as error:
             raise Transient("Zalo answered something that is not JSON") from error
         code = answer.get("error", 0) if isinstance(answer, dict) else 0
         if code == 0:
