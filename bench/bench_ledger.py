@@ -3,10 +3,10 @@ run on one machine: the outbox relay applies it in the same transaction as its p
 speed is the relay's.
 
 The same events — cases opened, routed and assigned, half of them then accepted — are applied to
-two fresh databases: both in the relay's transactions of 500 notifications, "before" one event at a time (a round trip
-per statement, as the relay did), "after" the whole batch at once (a round of ``executemany`` per
-statement).
-The two must leave the same rows; the figures are events per second.
+two fresh databases, both in the relay's transactions of 500 notifications: "before" one event at
+a time (a round trip per statement, as the relay did), "after" the whole batch at once (a round
+of ``executemany`` per statement). The two must leave the same rows; the figures are events per
+second.
 
     .venv/bin/python bench/bench_ledger.py [--cases 5000] [--runs 3]
 """

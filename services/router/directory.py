@@ -57,11 +57,11 @@ class Unit:
     # The unit's own mailbox, Zalo account or district-service URL, as (channel, address) pairs.
     contacts: tuple[tuple[str, str], ...] = ()
 
-    def notify_for(self, handler: Handler | None) -> tuple[dict[str, str | None], ...]:
+    def notify_for(self, handler: Handler) -> tuple[dict[str, str | None], ...]:
         """Where to tell of a case given to ``handler``: on each channel the unit uses, the handler's
         own address, else the unit's; a webhook without an address goes to the URL the notifier is
         configured with for the unit's district service."""
-        mine, ours = dict(handler.contacts if handler else ()), dict(self.contacts)
+        mine, ours = dict(handler.contacts), dict(self.contacts)
         return tuple({"channel": c, "address": mine.get(c) or ours.get(c)} for c in self.notify)
 
 
