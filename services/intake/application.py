@@ -47,6 +47,7 @@ class Intake:
         self.settings = settings
         self.kafka_ready = False
         self.pool: asyncpg.Pool | None = None
+        self._receipts: Receipts | None = None
 
     @property
     def connected(self) -> bool:
@@ -59,7 +60,9 @@ class Intake:
 
     async def open_database_forever(self) -> None:
         async def open_() -> None:
-            self.pool = await open_pool(self.settings.dsn(), self.settings.pg_pool_size)
+            pool = await open_pool(self.settings.dsn(), self.settings.pg_pool_size)
+            self._receipts = Receipts(pool, self.settings.publish_timeout_seconds * 2)
+            self.pool = pool
 
         await start_when_reachable(open_, "PostgreSQL")
 
@@ -70,7 +73,9 @@ class Intake:
 
     @property
     def receipts(self) -> Receipts:
-        return Receipts(self._pool(), self.settings.publish_timeout_seconds * 2)
+        if self._receipts is None:
+            raise Unavailable("PostgreSQL not connected")
+        return self._receipts
 
     @property
     def rate_limits(self) -> RateLimits:

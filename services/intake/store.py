@@ -10,6 +10,9 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from contracts.batching import GroupCommit
+from contracts.postgres import create_pool
+
 SCHEMA_LOCK = 1022_0001
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS intake_receipts (
@@ -40,7 +43,7 @@ CREATE INDEX IF NOT EXISTS zalo_replies_unsent ON zalo_replies (user_id, reply_i
 
 async def open_pool(dsn: str, size: int) -> asyncpg.Pool:
     """A pool on the intake database, its tables created if missing."""
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=size)
+    pool = await create_pool(dsn, min_size=1, max_size=size)
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
         await conn.execute(SCHEMA)
@@ -94,6 +97,8 @@ class Receipts:
 
     def __init__(self, pool: asyncpg.Pool, stale_after_seconds: float):
         self.pool, self.stale_after = pool, stale_after_seconds
+        # Requests accepted together are recorded together: one commit for all of them.
+        self.accept = GroupCommit(self._accept_all)
 
     async def claim(self, request_id: uuid.UUID, channel: str, tracking_code: str, fingerprint: str,
                     limit: Limit | None = None) -> Claim:
@@ -113,9 +118,9 @@ class Receipts:
             return Claim("conflict")
         return Claim("accepted" if known["state"] == "accepted" else "in_progress")
 
-    async def accept(self, request_id: uuid.UUID) -> None:
+    async def _accept_all(self, request_ids: list[uuid.UUID]) -> None:
         await self.pool.execute("UPDATE intake_receipts SET state = 'accepted', accepted_at = now()"
-                                " WHERE request_id = $1", request_id)
+                                " WHERE request_id = ANY($1::uuid[])", sorted(request_ids))
 
     async def known(self, tracking_code: str) -> bool:
         """Whether Kafka holds a request with this tracking code (oversight may not have it yet)."""

@@ -7,10 +7,10 @@ import logging
 from collections.abc import AsyncIterator
 
 import aiohttp
-import asyncpg
 from fastapi import FastAPI
 
 from contracts.messaging import kafka_broker, start_when_reachable
+from contracts.postgres import create_pool
 from contracts.telemetry import setup_tracing
 from services.notifier.api import router
 from services.notifier.application import Announcer, Notifier
@@ -57,7 +57,7 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tracing = setup_tracing("notifier")
-        pool = await asyncpg.create_pool(settings.dsn(), min_size=1, max_size=settings.pg_pool_size)
+        pool = await create_pool(settings.dsn(), min_size=1, max_size=settings.pg_pool_size)
         deliveries = DeliveryLog(pool)
         await deliveries.create()
         clients = contextlib.AsyncExitStack()

@@ -10,11 +10,12 @@ Both tables hold personal data (the citizen's contact): nothing here is ever log
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import orjson
 
+from contracts.batching import GroupCommit
 from services.notifier.domain import CaseRecord, Delivery
 
 SCHEMA = """
@@ -62,6 +63,27 @@ RETURNING {", ".join("deliveries." + c.strip() for c in DELIVERY_COLUMNS.split("
 """
 
 
+# How tries ended, many at once; only the claim that made a try may finish it. "pending" puts the
+# delivery back for another try after its delay.
+FINISH = """
+UPDATE deliveries d SET status = f.status, last_error = f.error, permanent = f.permanent, lease_until = NULL,
+    next_attempt_at = CASE WHEN f.status = 'pending' THEN now() + make_interval(secs => f.delay) ELSE d.next_attempt_at END,
+    finished_at = CASE WHEN f.status = 'pending' THEN NULL ELSE now() END, updated_at = now()
+FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::bool[], $6::float8[])
+    AS f(delivery_id, claim, status, error, permanent, delay)
+WHERE d.delivery_id = f.delivery_id AND d.claim = f.claim
+"""
+
+
+class _Finish(NamedTuple):
+    delivery_id: uuid.UUID
+    claim: uuid.UUID
+    status: str  # sent | failed | pending
+    error: str | None
+    permanent: bool
+    delay: float
+
+
 @dataclass(frozen=True)
 class Outcome:
     """How a delivery ended, as ``notify.deliveries`` will tell it."""
@@ -88,6 +110,9 @@ def _delivery(row: asyncpg.Record) -> Delivery:
 class DeliveryLog:
     def __init__(self, pool: asyncpg.Pool):
         self.pool = pool
+        # How tries end — sent, failed, or put back for later — is written for many deliveries at
+        # once: a statement and a commit per batch, not per delivery.
+        self._finish = GroupCommit(self._write_finishes)
 
     async def create(self) -> None:
         await self.pool.execute(SCHEMA)
@@ -137,21 +162,17 @@ class DeliveryLog:
         return token, [(_delivery(r), r["attempts"]) for r in rows]
 
     async def sent(self, delivery_id: uuid.UUID, claim: uuid.UUID) -> None:
-        await self.pool.execute(
-            "UPDATE deliveries SET status = 'sent', last_error = NULL, lease_until = NULL, finished_at = now(),"
-            " updated_at = now() WHERE delivery_id = $1 AND claim = $2", delivery_id, claim)
+        await self._finish(_Finish(delivery_id, claim, "sent", None, False, 0.0))
 
     async def retry_later(self, delivery_id: uuid.UUID, claim: uuid.UUID, delay: float, error: str) -> None:
-        await self.pool.execute(
-            "UPDATE deliveries SET status = 'pending', last_error = $3, lease_until = NULL,"
-            " next_attempt_at = now() + make_interval(secs => $4), updated_at = now()"
-            " WHERE delivery_id = $1 AND claim = $2", delivery_id, claim, error, delay)
+        await self._finish(_Finish(delivery_id, claim, "pending", error, False, delay))
 
     async def failed(self, delivery_id: uuid.UUID, claim: uuid.UUID, error: str, permanent: bool) -> None:
-        await self.pool.execute(
-            "UPDATE deliveries SET status = 'failed', last_error = $3, permanent = $4, lease_until = NULL,"
-            " finished_at = now(), updated_at = now() WHERE delivery_id = $1 AND claim = $2",
-            delivery_id, claim, error, permanent)
+        await self._finish(_Finish(delivery_id, claim, "failed", error, permanent, 0.0))
+
+    async def _write_finishes(self, finishes: list[_Finish]) -> None:
+        # In key order, so two notifiers finishing overlapping rows lock them in the same order.
+        await self.pool.execute(FINISH, *(list(column) for column in zip(*sorted(finishes))))
 
     async def announce(self, limit: int, publish: Callable[[list[Outcome]], Awaitable[None]]) -> int:
         """Hand finished, unannounced outcomes to ``publish``; mark them announced once it returned.

@@ -10,6 +10,7 @@ import asyncpg
 from fastapi import FastAPI
 
 from contracts.messaging import kafka_broker, start_when_reachable
+from contracts.postgres import create_pool
 from contracts.telemetry import setup_tracing
 from services.oversight.api import routes
 from services.oversight.api.readonly import ReadOnly
@@ -39,7 +40,7 @@ def create_app(settings: OversightSettings | None = None) -> FastAPI:
         if not audit_key:
             log.warning("OVERSIGHT_AUDIT_KEY is not set: citizens' digests in the audit chain are unkeyed")
         # The API's pool belongs to a role that may only SELECT, and its sessions are read only too.
-        app.state.reader = await asyncpg.create_pool(
+        app.state.reader = await create_pool(
             settings.dsn(reader=True), min_size=1, max_size=8,
             server_settings={"default_transaction_read_only": "on", "application_name": "oversight-api"})
         app.state.feed = feed = AuditFeed(settings.dsn(reader=True))
@@ -49,7 +50,7 @@ def create_app(settings: OversightSettings | None = None) -> FastAPI:
         writer, broker, background = None, None, None
         await feed.start()
         if settings.consume:
-            writer = await asyncpg.create_pool(settings.dsn(), min_size=1, max_size=4,
+            writer = await create_pool(settings.dsn(), min_size=1, max_size=4,
                                                server_settings={"application_name": "oversight-projector"})
             app.state.projector = projector = Projector(writer, audit_key=audit_key,
                                                         checkpoint_every=settings.checkpoint_every)

@@ -24,6 +24,7 @@ from typing import Any
 
 import asyncpg
 
+from contracts.postgres import create_pool
 from services.oversight.compare import compare
 from services.oversight.history import History
 from services.oversight.projector import Offsets, Projector
@@ -56,7 +57,7 @@ async def rebuild(settings: OversightSettings, *, swap: bool = False, keep: bool
     """Rebuild, compare, and swap when asked; the report."""
     started = time.monotonic()
     owner = await asyncpg.connect(settings.dsn())
-    pool = await asyncpg.create_pool(settings.dsn(), min_size=1, max_size=2, server_settings={"search_path": SCHEMA})
+    pool = await create_pool(settings.dsn(), min_size=1, max_size=2, server_settings={"search_path": SCHEMA})
     history = History(settings.kafka_bootstrap)
     try:
         await fresh_schema(owner)
