@@ -11,13 +11,14 @@ import asyncpg
 from fastapi import FastAPI
 
 from contracts.messaging import bulk_producer, kafka_broker, start_when_reachable
+from contracts.postgres import create_pool
 from contracts.telemetry import setup_tracing
 from services.router.api import router
 from services.router.application import CaseDesk
 from services.router.directory import load_directory
 from services.router.handlers import register
 from services.router.outbox import SCHEMA, Relay
-from services.router.routing import load_rules
+from services.router.routing import load_rules, warm_up
 from services.router.settings import RouterSettings
 from services.router.timers import Timers
 
@@ -33,6 +34,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         desk, pool = await _open_stores(settings)
         broker = kafka_broker(settings.kafka_bootstrap, client_id="router", tracer_provider=provider)
         app.state.directory_record = await asyncio.to_thread(desk.install_directory)
+        await asyncio.to_thread(warm_up, desk.directory, desk.rules)
         producer = bulk_producer(settings.kafka_bootstrap, client_id="router-outbox")
         relay = Relay(desk, producer, settings.dsn(), settings.relay_poll_seconds, settings.max_batch)
         timers = Timers(desk, pool, settings.timer_poll_seconds)
@@ -80,7 +82,7 @@ async def _open_stores(settings: RouterSettings) -> tuple[CaseDesk, asyncpg.Pool
         await gate.execute(SCHEMA)
     finally:
         await gate.close()  # ends the session, and the lock with it
-    return desk, await asyncpg.create_pool(settings.dsn(), min_size=1, max_size=4)
+    return desk, await create_pool(settings.dsn(), min_size=1, max_size=4)
 
 
 def serve() -> None:
