@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 
 from contracts.categories import load as load_categories
 from contracts.messaging import kafka_broker
+from contracts.runtime import settle_heap
 from contracts.telemetry import setup_tracing
 from services.intake.api import install_error_handlers, install_routes
 from services.intake.application import Intake
@@ -42,6 +43,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
                                               load_categories(settings.categories_file))
         background = [asyncio.create_task(work) for work in (
             intake.connect_forever(), intake.open_database_forever(), intake.tidy_forever(), chatbot.sweep_forever())]
+        settle_heap()
         try:
             yield
         finally:

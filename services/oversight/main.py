@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from contracts.messaging import kafka_broker, start_when_reachable
 from contracts.postgres import create_pool
+from contracts.runtime import settle_heap
 from contracts.telemetry import setup_tracing
 from services.oversight.api import routes
 from services.oversight.api.readonly import ReadOnly
@@ -60,6 +61,7 @@ def create_app(settings: OversightSettings | None = None) -> FastAPI:
             background = asyncio.create_task(
                 Checkpointer(writer, broker, settings.kafka_bootstrap, settings.checkpoint_topic,
                              settings.checkpoint_seconds).run())
+        settle_heap()
         try:
             yield
         finally:

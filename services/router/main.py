@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from contracts.messaging import bulk_producer, kafka_broker, start_when_reachable
 from contracts.postgres import create_pool
+from contracts.runtime import settle_heap
 from contracts.telemetry import setup_tracing
 from services.router.api import router
 from services.router.application import CaseDesk
@@ -46,6 +47,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         await start_when_reachable(producer.start)
         app.state.broker_running = True
         background = [asyncio.create_task(relay.run()), asyncio.create_task(timers.run())]
+        settle_heap()
         try:
             yield
         finally:
