@@ -25,6 +25,28 @@ CREATE TABLE IF NOT EXISTS case_handler (
     case_id uuid PRIMARY KEY, handler_id text NOT NULL, unit_id text NOT NULL,
     assigned_at timestamptz NOT NULL, open boolean NOT NULL);
 CREATE INDEX IF NOT EXISTS case_handler_open ON case_handler (handler_id) WHERE open;
+-- Open cases per handler, kept by a trigger as case_handler changes: every batch of new cases
+-- reads the handlers' load, and counting open cases each time grew with the backlog.
+CREATE TABLE IF NOT EXISTS handler_open (handler_id text PRIMARY KEY, n int NOT NULL);
+CREATE OR REPLACE FUNCTION count_handler_open() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') AND OLD.open THEN
+        UPDATE handler_open SET n = n - 1 WHERE handler_id = OLD.handler_id;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.open THEN
+        INSERT INTO handler_open VALUES (NEW.handler_id, 1)
+        ON CONFLICT (handler_id) DO UPDATE SET n = handler_open.n + 1;
+    END IF;
+    RETURN NULL;
+END $$;
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'case_handler_counts') THEN
+        -- First start with the counter (the schema lock is held): count what is open already.
+        INSERT INTO handler_open SELECT handler_id, count(*) FROM case_handler WHERE open GROUP BY handler_id;
+        CREATE TRIGGER case_handler_counts AFTER INSERT OR UPDATE OR DELETE ON case_handler
+            FOR EACH ROW EXECUTE FUNCTION count_handler_open();
+    END IF;
+END $$;
 CREATE TABLE IF NOT EXISTS handler_seen (handler_id text PRIMARY KEY, last_assigned timestamptz NOT NULL);
 CREATE TABLE IF NOT EXISTS reports (
     case_id uuid PRIMARY KEY, tracking_code text NOT NULL, phone text, category text NOT NULL, area_code text,
@@ -99,8 +121,8 @@ def _changes(e: Any) -> list[tuple[str, tuple]]:
 
 
 async def handler_load(pool: asyncpg.Pool) -> tuple[dict[str, int], dict[str, datetime]]:
-    """Open cases and last assignment time per handler (both bounded: open cases, handlers)."""
-    open_rows = await pool.fetch("SELECT handler_id, count(*) AS n FROM case_handler WHERE open GROUP BY handler_id")
+    """Open cases and last assignment time per handler (each a row per handler)."""
+    open_rows = await pool.fetch("SELECT handler_id, n FROM handler_open WHERE n > 0")
     seen_rows = await pool.fetch("SELECT handler_id, last_assigned FROM handler_seen")
     return {r["handler_id"]: r["n"] for r in open_rows}, {r["handler_id"]: r["last_assigned"] for r in seen_rows}
 

@@ -18,7 +18,7 @@ from services.router.api import router
 from services.router.application import CaseDesk
 from services.router.directory import load_directory
 from services.router.handlers import register
-from services.router.outbox import SCHEMA, Relay
+from services.router.outbox import SCHEMA_LOCK, Relay, create_schema
 from services.router.routing import load_rules, warm_up
 from services.router.settings import RouterSettings
 from services.router.timers import Timers
@@ -67,10 +67,6 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     return app
 
 
-
-SCHEMA_LOCK = 1022_0002
-
-
 async def _open_stores(settings: RouterSettings) -> tuple[CaseDesk, asyncpg.Pool]:
     """The event store and the router's own tables, created if missing. Two routers starting
     together on an empty database would race to create them: a lock lets one at a time."""
@@ -81,7 +77,7 @@ async def _open_stores(settings: RouterSettings) -> tuple[CaseDesk, asyncpg.Pool
             CaseDesk, load_directory(settings.edition), settings.eventsourcing_env(), load_rules(settings.rules_file),
             {"reach": timedelta(seconds=settings.escalate_reach_step_seconds),
              "resolve": timedelta(seconds=settings.escalate_resolve_step_seconds)})
-        await gate.execute(SCHEMA)
+        await create_schema(gate)
     finally:
         await gate.close()  # ends the session, and the lock with it
     return desk, await create_pool(settings.dsn(), min_size=1, max_size=4)

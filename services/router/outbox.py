@@ -32,6 +32,15 @@ CREATE TABLE IF NOT EXISTS outbox_position (
 );
 INSERT INTO outbox_position (name, position) VALUES ('case.events', 0) ON CONFLICT DO NOTHING;
 """ + ledger.SCHEMA
+# Held while the tables are made: routers starting together on an empty database would race.
+SCHEMA_LOCK = 1022_0002
+
+
+async def create_schema(conn: asyncpg.Connection) -> None:
+    """The relay's and the ledger's tables, created if missing, by one router at a time."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
+        await conn.execute(SCHEMA)
 
 
 def to_contract(domain_event: Any) -> Any:
@@ -88,7 +97,7 @@ class Relay:
     async def _lead(self) -> None:
         conn = await asyncpg.connect(self.dsn)
         try:
-            await conn.execute(SCHEMA)
+            await create_schema(conn)
             while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
                 await asyncio.sleep(1.0)
             self.is_leader = True

@@ -1,0 +1,64 @@
+"""The router's ledger on the real PostgreSQL: the handlers' load it hands the router is the number
+of cases each handler holds open — after cases close, after the relay applies the same events
+again, and in a database that held open cases before the load was counted."""
+
+import asyncpg
+import pytest
+
+from contracts.postgres import create_pool
+from services.router import ledger
+from tests.support.databases import drop_database, fresh_database
+from tests.unit.oversight.story import PHU_NHUAN, QUAN_1, CaseStory
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+async def pool(pg_admin_dsn):
+    name = await fresh_database(pg_admin_dsn, "it_ledger")
+    made = await create_pool(pg_admin_dsn.rsplit("/", 1)[0] + "/" + name, min_size=1, max_size=2)
+    await made.execute(ledger.SCHEMA)
+    yield made
+    await made.close()
+    await drop_database(pg_admin_dsn, name)
+
+
+def stories() -> list[CaseStory]:
+    """Three cases for Quận 1's handler, two for Phú Nhuận's; one of Quận 1's resolved, one declined."""
+    quan_1 = [CaseStory(phone=f"+8490300000{i}").opened().routed(QUAN_1).assigned() for i in range(3)]
+    phu_nhuan = [CaseStory(phone=f"+8490400000{i}").opened().routed(PHU_NHUAN).assigned() for i in range(2)]
+    quan_1[0].accepted().resolved()
+    quan_1[1].declined()
+    return quan_1 + phu_nhuan
+
+
+async def apply(pool: asyncpg.Pool, cases: list[CaseStory]) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await ledger.apply(conn, [e for story in cases for e in story.events])
+
+
+async def counted(pool: asyncpg.Pool) -> dict[str, int]:
+    rows = await pool.fetch("SELECT handler_id, count(*) AS n FROM case_handler WHERE open GROUP BY handler_id")
+    return {r["handler_id"]: r["n"] for r in rows}
+
+
+async def test_a_handlers_load_is_the_cases_they_hold_open_and_a_replay_does_not_change_it(pool):
+    cases = stories()
+    await apply(pool, cases)
+    load, seen = await ledger.handler_load(pool)
+    assert load == {f"{QUAN_1.id}/h01": 1, f"{PHU_NHUAN.id}/h01": 2} == await counted(pool)
+    assert set(seen) == {f"{QUAN_1.id}/h01", f"{PHU_NHUAN.id}/h01"}
+
+    await apply(pool, cases)  # the relay died before recording its position and applies them again
+    assert (await ledger.handler_load(pool))[0] == load
+
+
+async def test_open_cases_from_before_the_load_was_counted_are_counted(pool):
+    await apply(pool, stories())
+    # The database as an earlier router left it: open cases, no counter.
+    await pool.execute("DROP TRIGGER case_handler_counts ON case_handler; DROP TABLE handler_open")
+    await pool.execute(ledger.SCHEMA)  # the next router's start
+    assert (await ledger.handler_load(pool))[0] == await counted(pool) == {f"{QUAN_1.id}/h01": 1,
+                                                                           f"{PHU_NHUAN.id}/h01": 2}
+    await apply(pool, [CaseStory(phone="+84903999999").opened().routed(QUAN_1).assigned()])
+    assert (await ledger.handler_load(pool))[0][f"{QUAN_1.id}/h01"] == 2
