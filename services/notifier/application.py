@@ -23,12 +23,12 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from faststream.kafka import KafkaBroker
+from aiokafka import AIOKafkaProducer
 
 from contracts import ids, topics
 from contracts.envelope import utcnow
 from contracts.events import NotificationFailed, NotificationSent
-from contracts.messaging import publish_all
+from contracts.messaging import send_all
 from services.notifier.domain import Policy, for_assignment, plan
 from services.notifier.store import DeliveryLog, Outcome
 
@@ -68,8 +68,9 @@ class Notifier:
 class Announcer:
     """Publishes finished deliveries, in batches, until none is left unannounced."""
 
-    def __init__(self, deliveries: DeliveryLog, broker: KafkaBroker, *, group_id: str, batch: int, poll_seconds: float):
-        self.log, self.broker, self.batch, self.poll_seconds = deliveries, broker, batch, poll_seconds
+    def __init__(self, deliveries: DeliveryLog, producer: AIOKafkaProducer, *, group_id: str, batch: int,
+                 poll_seconds: float):
+        self.log, self.producer, self.batch, self.poll_seconds = deliveries, producer, batch, poll_seconds
         # Which notifier deployment (its consumer group) announced it: several may read one broker.
         self.origin = {"x-notifier-group": group_id}
         self.wake = asyncio.Event()
@@ -110,4 +111,4 @@ class Announcer:
                                 "x-permanent": str(o.permanent).lower()})
             items.append((topics.NOTIFY_DELIVERIES, str(d.case_id).encode(), event.model_dump_json().encode()))
             headers.append(self.origin)
-        await publish_all(self.broker, items, headers)
+        await send_all(self.producer, items, headers)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from fastapi import FastAPI
 
-from contracts.messaging import kafka_broker, start_when_reachable
+from contracts.messaging import bulk_producer, kafka_broker, start_when_reachable
 from contracts.postgres import create_pool
 from contracts.runtime import settle_heap
 from contracts.telemetry import setup_tracing
@@ -64,7 +64,8 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
         clients = contextlib.AsyncExitStack()
         broker = kafka_broker(settings.kafka_bootstrap, client_id="notifier", tracer_provider=tracing)
         providers = build_providers(settings, clients)
-        announcer = Announcer(deliveries, broker, group_id=settings.group_id, batch=settings.max_batch,
+        producer = bulk_producer(settings.kafka_bootstrap, client_id="notifier-announcer")
+        announcer = Announcer(deliveries, producer, group_id=settings.group_id, batch=settings.max_batch,
                               poll_seconds=settings.poll_seconds)
         dispatchers: list[Dispatcher] = []
 
@@ -83,6 +84,7 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
             for channel in sorted(providers.by_channel)]
         register(broker, notifier, settings)
         await start_when_reachable(broker.start)
+        await start_when_reachable(producer.start)
         tasks = [asyncio.create_task(d.run(), name=f"dispatch-{d.channel}") for d in dispatchers]
         tasks.append(asyncio.create_task(announcer.run(), name="announce"))
         settle_heap()
@@ -93,6 +95,7 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*(d.stop() for d in dispatchers), *tasks, return_exceptions=True)
+            await producer.stop()
             await clients.aclose()
             await pool.close()
             tracing.shutdown()

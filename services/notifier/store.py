@@ -63,6 +63,23 @@ RETURNING {", ".join("deliveries." + c.strip() for c in DELIVERY_COLUMNS.split("
 """
 
 
+# Deliveries as one array per column: one statement for a batch, in the batch's order (``seq``
+# orders a citizen's messages); a delivery key already known is left as it is.
+INSERT = f"""
+INSERT INTO deliveries ({DELIVERY_COLUMNS}, status, last_error, permanent, finished_at)
+SELECT d.delivery_id, d.case_id, d.cause_event_id, d.correlation_id, d.recipient, d.channel, d.target, d.template,
+    d.subject, d.body, d.payload::jsonb, d.source_topic, d.traceparent, d.note, d.status, d.last_error, d.permanent,
+    CASE WHEN d.permanent THEN now() END
+FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[],
+            $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
+            $17::bool[]) WITH ORDINALITY
+    AS d(delivery_id, case_id, cause_event_id, correlation_id, recipient, channel, target, template, subject, body,
+         payload, source_topic, traceparent, note, status, last_error, permanent, n)
+ORDER BY d.n
+ON CONFLICT (delivery_id) DO NOTHING
+RETURNING delivery_id
+"""
+
 # How tries ended, many at once; only the claim that made a try may finish it. "pending" puts the
 # delivery back for another try after its delay.
 FINISH = """
@@ -145,14 +162,8 @@ class DeliveryLog:
     async def _insert(conn: asyncpg.Connection, deliveries: Sequence[Delivery]) -> int:
         if not deliveries:
             return 0
-        known = {r["delivery_id"] for r in await conn.fetch(
-            "SELECT delivery_id FROM deliveries WHERE delivery_id = ANY($1::uuid[])", [d.delivery_id for d in deliveries])}
-        await conn.executemany(
-            f"INSERT INTO deliveries ({DELIVERY_COLUMNS}, status, last_error, permanent, finished_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13, $14, $15, $16, $17,"
-            " CASE WHEN $17 THEN now() END) ON CONFLICT (delivery_id) DO NOTHING",
-            [_row(d) for d in deliveries if d.delivery_id not in known])
-        return len({d.delivery_id for d in deliveries} - known)
+        new = await conn.fetch(INSERT, *(list(column) for column in zip(*map(_row, deliveries))))
+        return len(new)
 
     async def claim(self, channel: str, limit: int, lease_seconds: float) -> tuple[uuid.UUID, list[tuple[Delivery, int]]]:
         """Lease up to ``limit`` due deliveries of a channel; each try is counted before it is made,
