@@ -62,3 +62,14 @@ async def test_open_cases_from_before_the_load_was_counted_are_counted(pool):
                                                                            f"{PHU_NHUAN.id}/h01": 2}
     await apply(pool, [CaseStory(phone="+84903999999").opened().routed(QUAN_1).assigned()])
     assert (await ledger.handler_load(pool))[0][f"{QUAN_1.id}/h01"] == 2
+
+
+async def test_a_duplicate_is_an_open_case_of_the_same_phone_and_category(pool):
+    water = CaseStory(phone="+84903111111", category="water").opened().routed(QUAN_1).assigned()
+    lighting = CaseStory(phone="+84903111111", category="lighting").opened().routed(QUAN_1).assigned()
+    closed = CaseStory(phone="+84903222222", category="water").opened().routed(QUAN_1).assigned().accepted().resolved()
+    await apply(pool, [water, lighting, closed])
+    found = await ledger.open_duplicates(pool, [("+84903111111", "water"), ("+84903222222", "water"),
+                                                ("+84903333333", "water")])
+    assert {key: [c["case_id"] for c in cases] for key, cases in found.items()} == {
+        ("+84903111111", "water"): [water.case_id]}
