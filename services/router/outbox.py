@@ -1,8 +1,9 @@
 """The outbox relay: publishes what the event store recorded, from its notification log.
 
-The position of the last published notification is kept in ``outbox_position``. A crash between
-the store's commit and Kafka's acknowledgement re-publishes from that position — never loses;
-consumers recognise the repeat by the event id, which is derived from (case id, version).
+The position of the last published notification is kept in ``outbox_position``, recorded while the
+next batch goes out. A crash between the store's commit and the position's re-publishes from that
+position (up to two batches) — never loses; consumers recognise the repeat by the event id, which
+is derived from (case id, version).
 
 Only one relay in the mesh publishes at a time: each router instance tries a PostgreSQL advisory
 lock and the one that holds it relays, the others stand by and take over if it dies.
@@ -18,6 +19,7 @@ from aiokafka import AIOKafkaProducer
 
 from contracts import ids, topics
 from contracts.events import CASE_EVENT
+from contracts.messaging import send_all
 from services.router import ledger
 from services.router.domain import CONTRACT_TYPES
 
@@ -81,6 +83,7 @@ class Relay:
         self.position = 0
         self.published = 0
         self.is_leader = False
+        self.recording: asyncio.Task | None = None
 
     async def run(self) -> None:
         """Relay forever; on any failure wait a moment and start again from the stored position."""
@@ -104,41 +107,60 @@ class Relay:
             self.position = await conn.fetchval("SELECT position FROM outbox_position WHERE name = 'case.events'")
             log.info("outbox relay leading from notification %s", self.position)
             while True:
+                # Cleared before the round, not after: cases saved while it runs wake the next one
+                # at once instead of waiting out the poll.
+                self.wake.clear()
                 sent = await self._relay_once(conn)
                 if sent < self.batch:
-                    self.wake.clear()
                     try:
                         await asyncio.wait_for(self.wake.wait(), self.poll_seconds)
                     except TimeoutError:
                         pass
         finally:
             self.is_leader = False
+            if self.recording is not None:
+                # Let the last position be recorded if it can be; if not, its batch is published again.
+                await asyncio.wait([self.recording], timeout=5)
+                self.recording.cancel()
+                self.recording = None
             await conn.close()
 
     async def _relay_once(self, conn: asyncpg.Connection) -> int:
         notifications = await asyncio.to_thread(
             self.desk.recorder.select_notifications, start=self.position + 1, limit=self.batch)
         if not notifications:
+            await self._recorded()  # nothing new: the stored position catches up
             return 0
         # Only the cases' events are published; the directory's installs stay in the store.
         events = [to_contract(e) for n in notifications
                   if type(e := self.desk.mapper.to_domain_event(n)).__name__ in CONTRACT_TYPES]
         await self._publish(events)
-        async with conn.transaction():
-            # The router's own tables move with the position: a re-publish re-applies, harmlessly.
-            await ledger.apply(conn, events)
-            await conn.execute("UPDATE outbox_position SET position = $1 WHERE name = 'case.events'",
-                               notifications[-1].id)
+        # The batch is recorded while the next one is read and published, so a new case does not
+        # wait for the last batch's bookkeeping; batches are recorded one at a time, in order.
+        await self._recorded()
+        self.recording = asyncio.create_task(self._record(conn, events, notifications[-1].id))
         self.position = notifications[-1].id
         self.published += len(events)
         return len(notifications)
 
+    async def _record(self, conn: asyncpg.Connection, events: Sequence[Any], position: int) -> None:
+        async with conn.transaction():
+            # The router's own tables move with the position: a re-publish re-applies, harmlessly.
+            await ledger.apply(conn, events)
+            await conn.execute("UPDATE outbox_position SET position = $1 WHERE name = 'case.events'", position)
+
+    async def _recorded(self) -> None:
+        """Wait for the batch being recorded, if any; its failure is the relay's."""
+        recording, self.recording = self.recording, None
+        if recording is not None:
+            await recording
+
     async def _publish(self, events: Sequence[Any]) -> None:
-        """Queue every message with its case's trace context in the headers, then wait for all acks."""
-        futures = []
+        """Every message with its case's trace context in the headers; returns once all are acknowledged."""
+        items, headers = [], []
         for event in events:
-            headers = [(k, v.encode()) for k, v in (("traceparent", event.traceparent),
-                                                     ("tracestate", event.tracestate)) if v]
-            for topic, key, value in messages_for(event):
-                futures.append(await self.producer.send(topic, value, key=key, headers=headers))
-        await asyncio.gather(*futures)
+            context = {k: v for k, v in (("traceparent", event.traceparent), ("tracestate", event.tracestate)) if v}
+            for message in messages_for(event):
+                items.append(message)
+                headers.append(context)
+        await send_all(self.producer, items, headers)
