@@ -34,9 +34,11 @@ def register(broker: KafkaBroker, desk, relay, pool, group_id: str, max_batch: i
             return
         spans = [telemetry.start_span_from("router.open_case", r.traceparent, r.tracestate) for r in requests]
         try:
-            reports = await ledger.open_duplicates(
-                pool, [(r.citizen.phone, r.category) for r in requests if r.citizen.phone])
-            opened = await asyncio.to_thread(desk.receive, requests, datetime.now(UTC), await workload(), reports)
+            # Both lookups at once: each is a round trip on the path of every new case.
+            reports, load = await asyncio.gather(
+                ledger.open_duplicates(pool, [(r.citizen.phone, r.category) for r in requests if r.citizen.phone]),
+                workload())
+            opened = await asyncio.to_thread(desk.receive, requests, datetime.now(UTC), load, reports)
         except Exception as error:  # noqa: BLE001 - logged, then the batch is read again
             log.exception("could not open %d cases; the batch will be read again", len(requests))
             await pause_then_raise(error)

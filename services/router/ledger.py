@@ -121,10 +121,11 @@ def _changes(e: Any) -> list[tuple[str, tuple]]:
 
 
 async def handler_load(pool: asyncpg.Pool) -> tuple[dict[str, int], dict[str, datetime]]:
-    """Open cases and last assignment time per handler (each a row per handler)."""
-    open_rows = await pool.fetch("SELECT handler_id, n FROM handler_open WHERE n > 0")
-    seen_rows = await pool.fetch("SELECT handler_id, last_assigned FROM handler_seen")
-    return {r["handler_id"]: r["n"] for r in open_rows}, {r["handler_id"]: r["last_assigned"] for r in seen_rows}
+    """Open cases and last assignment time per handler (each a row per handler), in one round trip."""
+    rows = await pool.fetch("SELECT handler_id, o.n, s.last_assigned FROM handler_open o"
+                            " FULL JOIN handler_seen s USING (handler_id)")
+    return ({r["handler_id"]: r["n"] for r in rows if r["n"]},
+            {r["handler_id"]: r["last_assigned"] for r in rows if r["last_assigned"] is not None})
 
 
 async def open_duplicates(pool: asyncpg.Pool, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[dict]]:
