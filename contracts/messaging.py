@@ -59,13 +59,21 @@ async def raw_body(message: Any) -> Any:
     return message.body
 
 
-def consumer_options(group_id: str, *, max_records: int = 500, batch_timeout_ms: int = 50) -> dict[str, Any]:
-    """Subscriber settings shared by every consumer of the mesh."""
+def consumer_options(group_id: str, *, max_records: int = 500, batch_timeout_ms: int = 50,
+                     gather_ms: int = 0) -> dict[str, Any]:
+    """Subscriber settings shared by every consumer of the mesh.
+
+    ``gather_ms``: how long the broker may hold a fetch to gather a fuller batch (up to 1 MiB)
+    instead of answering with the first message. A consumer off the path a citizen waits on (the
+    notifier, oversight) takes far fewer, larger batches for that much delay; 0 answers at once.
+    """
+    gather = {"fetch_max_wait_ms": gather_ms, "fetch_min_bytes": 1024 * 1024} if gather_ms else {}
     return {
         "group_id": group_id,
         "batch": True,
         "max_records": max_records,
         "batch_timeout_ms": batch_timeout_ms,
+        **gather,
         "auto_offset_reset": "earliest",
         "ack_policy": AckPolicy.NACK_ON_ERROR,
         "decoder": raw_body,

@@ -23,7 +23,7 @@ ASSIGNMENT = TypeAdapter(AssignmentIssued)
 
 
 def register(broker: KafkaBroker, notifier: Notifier, settings: NotifierSettings) -> None:
-    options = consumer_options(settings.group_id, max_records=settings.max_batch)
+    options = consumer_options(settings.group_id, max_records=settings.max_batch, gather_ms=settings.gather_ms)
 
     async def take(message: KafkaMessage, adapter: TypeAdapter, use: Callable[[Sequence[Any]], Awaitable[None]]) -> None:
         events = await parse_or_dead_letter(broker, records_of(message), adapter)

@@ -33,8 +33,8 @@ def body_of(record: ConsumerRecord) -> dict[str, Any]:
     return orjson.loads(record.value)
 
 
-def register(broker: KafkaBroker, projector: Projector, group_id: str, max_batch: int) -> None:
-    @broker.subscriber(*TOPICS, **consumer_options(group_id, max_records=max_batch))
+def register(broker: KafkaBroker, projector: Projector, group_id: str, max_batch: int, gather_ms: int = 0) -> None:
+    @broker.subscriber(*TOPICS, **consumer_options(group_id, max_records=max_batch, gather_ms=gather_ms))
     async def on_events(_: list[bytes], message: KafkaMessage) -> None:
         records = records_of(message)
         bodies: list[dict[str, Any] | None] = []

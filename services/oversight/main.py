@@ -56,7 +56,7 @@ def create_app(settings: OversightSettings | None = None) -> FastAPI:
             app.state.projector = projector = Projector(writer, audit_key=audit_key,
                                                         checkpoint_every=settings.checkpoint_every)
             broker = kafka_broker(settings.kafka_bootstrap, client_id="oversight", tracer_provider=provider)
-            register(broker, projector, settings.group_id, settings.max_batch)
+            register(broker, projector, settings.group_id, settings.max_batch, settings.gather_ms)
             await start_when_reachable(broker.start)
             background = asyncio.create_task(
                 Checkpointer(writer, broker, settings.kafka_bootstrap, settings.checkpoint_topic,

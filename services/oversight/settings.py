@@ -23,6 +23,9 @@ class OversightSettings(BaseSettings):
     reader_user: str = "oversight_reader"
     reader_password: str = ""
     max_batch: int = 1000
+    # Kafka may hold a fetch this long to gather a fuller batch: the read model a tenth of a second
+    # behind, for a fraction of the transactions and audit-chain rounds per event under load.
+    gather_ms: int = 100
     # False: serve the API only (more read replicas of the API, or the benchmark); no Kafka needed.
     consume: bool = True
     # Bearer tokens of HĐND (council), MTTQ (front) and the 1022 centre; a role without one cannot log in.
