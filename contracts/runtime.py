@@ -9,11 +9,43 @@ again; the requests' own objects are freed by reference counting, so the young c
 every 20,000 allocations instead.
 """
 
+import asyncio
+import contextlib
 import gc
+import signal
+import sys
+from functools import cache
 
 
+@cache  # once a process: an app started again in the same process (the tests) leaves it as it is
 def settle_heap() -> None:
     """Call once the service has started, before it takes traffic."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 50, 100)
+
+
+def report_tasks_on_signal() -> None:
+    """SIGUSR2 writes where every asyncio task is waiting into the service's log: for a process
+    that was asked to stop and did not (the fault tests send it before they kill one)."""
+    loop = asyncio.get_running_loop()
+
+    def report() -> None:
+        for task in asyncio.all_tasks(loop):
+            print(f"--- task {task.get_name()}", file=sys.stderr)
+            task.print_stack(file=sys.stderr)
+        sys.stderr.flush()
+
+    loop.add_signal_handler(signal.SIGUSR2, report)
+
+
+async def wait_a_while(event: asyncio.Event, seconds: float) -> None:
+    """Until ``event`` is set or ``seconds`` have passed.
+
+    Not ``asyncio.wait_for(event.wait(), seconds)``: on Python 3.11 it drops a cancellation that
+    arrives as the event is set (CPython gh-86296), and a loop waiting that way — the outbox relay,
+    woken by every batch — runs on after the service was told to stop.
+    """
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()

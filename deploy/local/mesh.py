@@ -97,7 +97,16 @@ class Mesh:
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.procs.pop(name)
         os.killpg(proc.pid, sig)
-        proc.wait(30)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            # Asked to stop and did not: where its tasks wait goes to its log, then it is killed.
+            os.killpg(proc.pid, signal.SIGUSR2)
+            time.sleep(1)
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+            raise RuntimeError(f"{name} did not stop within 30 s of signal {sig}; where its tasks waited is at"
+                               f" the end of {self.log_dir / (name + '.log')}") from None
 
     def stop_all(self) -> None:
         for proc in self.procs.values():

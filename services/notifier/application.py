@@ -29,6 +29,7 @@ from contracts import ids, topics
 from contracts.envelope import utcnow
 from contracts.events import NotificationFailed, NotificationSent
 from contracts.messaging import send_all
+from contracts.runtime import wait_a_while
 from services.notifier.domain import Policy, for_assignment, plan
 from services.notifier.store import DeliveryLog, Outcome
 
@@ -85,10 +86,7 @@ class Announcer:
                 log.exception("could not announce delivery outcomes; trying again shortly")
                 await asyncio.sleep(1.0)
                 continue
-            try:
-                await asyncio.wait_for(self.wake.wait(), self.poll_seconds * 4)
-            except TimeoutError:
-                pass
+            await wait_a_while(self.wake, self.poll_seconds * 4)
 
     async def publish(self, outcomes: Sequence[Outcome]) -> None:
         """Every outcome on notify.deliveries; each failure also dead-lettered with its reason."""

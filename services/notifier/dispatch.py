@@ -13,6 +13,7 @@ import random
 import re
 from dataclasses import dataclass
 
+from contracts.runtime import wait_a_while
 from services.notifier.domain import Delivery
 from services.notifier.providers import Permanent, Providers, Transient
 from services.notifier.store import DeliveryLog
@@ -73,10 +74,7 @@ class Dispatcher:
                     self.in_flight.add(task)
                     task.add_done_callback(self._done)
             # Woken by new work, by half the slots coming free, or by the clock for retries falling due.
-            try:
-                await asyncio.wait_for(self.wake.wait(), self.poll_seconds)
-            except TimeoutError:
-                pass
+            await wait_a_while(self.wake, self.poll_seconds)
 
     def _done(self, task: asyncio.Task) -> None:
         self.in_flight.discard(task)

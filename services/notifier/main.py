@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from contracts.messaging import bulk_producer, kafka_broker, start_when_reachable
 from contracts.postgres import create_pool
-from contracts.runtime import settle_heap
+from contracts.runtime import report_tasks_on_signal, settle_heap
 from contracts.telemetry import setup_tracing
 from services.notifier.api import router
 from services.notifier.application import Announcer, Notifier
@@ -88,6 +88,7 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
         tasks = [asyncio.create_task(d.run(), name=f"dispatch-{d.channel}") for d in dispatchers]
         tasks.append(asyncio.create_task(announcer.run(), name="announce"))
         settle_heap()
+        report_tasks_on_signal()
         try:
             yield
         finally:

@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from contracts.runtime import wait_a_while
 from services.oversight.projector import AUDIT_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,7 @@ class AuditFeed:
         """Return when the head may be past ``seq``: on a notice, or after ``poll_seconds``."""
         if self.head > seq:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._moved.wait(), self.poll_seconds)
+        await wait_a_while(self._moved, self.poll_seconds)
 
     def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         self.head = max(self.head, int(payload))

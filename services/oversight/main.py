@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from contracts.messaging import kafka_broker, start_when_reachable
 from contracts.postgres import create_pool
-from contracts.runtime import settle_heap
+from contracts.runtime import report_tasks_on_signal, settle_heap
 from contracts.telemetry import setup_tracing
 from services.oversight.api import routes
 from services.oversight.api.readonly import ReadOnly
@@ -62,6 +62,7 @@ def create_app(settings: OversightSettings | None = None) -> FastAPI:
                 Checkpointer(writer, broker, settings.kafka_bootstrap, settings.checkpoint_topic,
                              settings.checkpoint_seconds).run())
         settle_heap()
+        report_tasks_on_signal()
         try:
             yield
         finally:

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from contracts.messaging import bulk_producer, kafka_broker, start_when_reachable
 from contracts.postgres import create_pool
-from contracts.runtime import settle_heap
+from contracts.runtime import report_tasks_on_signal, settle_heap
 from contracts.telemetry import setup_tracing
 from services.router.api import router
 from services.router.application import CaseDesk
@@ -48,6 +48,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         app.state.broker_running = True
         background = [asyncio.create_task(relay.run()), asyncio.create_task(timers.run())]
         settle_heap()
+        report_tasks_on_signal()
         try:
             yield
         finally:

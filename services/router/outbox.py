@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaProducer
 from contracts import ids, topics
 from contracts.events import CASE_EVENT
 from contracts.messaging import send_all
+from contracts.runtime import wait_a_while
 from services.router import ledger
 from services.router.domain import CONTRACT_TYPES
 
@@ -112,18 +113,20 @@ class Relay:
                 self.wake.clear()
                 sent = await self._relay_once(conn)
                 if sent < self.batch:
-                    try:
-                        await asyncio.wait_for(self.wake.wait(), self.poll_seconds)
-                    except TimeoutError:
-                        pass
+                    await wait_a_while(self.wake, self.poll_seconds)
         finally:
             self.is_leader = False
             if self.recording is not None:
-                # Let the last position be recorded if it can be; if not, its batch is published again.
+                # Let the last position be recorded if it can be; if not, its batch is published
+                # again. The record is over before its connection closes.
                 await asyncio.wait([self.recording], timeout=5)
                 self.recording.cancel()
+                await asyncio.gather(self.recording, return_exceptions=True)
                 self.recording = None
-            await conn.close()
+            try:
+                await conn.close(timeout=5)
+            except Exception:  # noqa: BLE001 - a connection that will not close politely is dropped
+                conn.terminate()
 
     async def _relay_once(self, conn: asyncpg.Connection) -> int:
         notifications = await asyncio.to_thread(
@@ -151,9 +154,10 @@ class Relay:
 
     async def _recorded(self) -> None:
         """Wait for the batch being recorded, if any; its failure is the relay's."""
-        recording, self.recording = self.recording, None
-        if recording is not None:
-            await recording
+        if self.recording is not None:
+            # Shielded: a relay told to stop while waiting here still lets the record finish (above).
+            await asyncio.shield(self.recording)
+            self.recording = None
 
     async def _publish(self, events: Sequence[Any]) -> None:
         """Every message with its case's trace context in the headers; returns once all are acknowledged."""

@@ -1,0 +1,34 @@
+"""A service's background loops stop when told to: waiting for a wake-up never swallows the stop."""
+
+import asyncio
+
+import pytest
+
+from contracts.runtime import wait_a_while
+
+
+async def loop_until_stopped(wake: asyncio.Event, rounds: list[int]) -> None:
+    while True:  # a relay's shape: a round, then wait to be woken
+        rounds.append(1)
+        await wait_a_while(wake, 5)
+        wake.clear()
+
+
+async def test_a_stop_that_arrives_with_a_wake_up_still_stops_the_loop():
+    wake, rounds = asyncio.Event(), []
+    task = asyncio.create_task(loop_until_stopped(wake, rounds))
+    await asyncio.sleep(0.01)
+    wake.set()  # new work and the stop in the same instant
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 1)
+
+
+async def test_the_wait_ends_when_woken_or_when_its_time_is_up():
+    wake = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await wait_a_while(wake, 0.05)
+    assert loop.time() - started >= 0.05
+    loop.call_soon(wake.set)
+    await asyncio.wait_for(wait_a_while(wake, 60), 1)
