@@ -15,8 +15,12 @@ Item = TypeVar("Item")
 
 
 class GroupCommit(Generic[Item]):
-    def __init__(self, write: Callable[[list[Item]], Awaitable[None]], *, max_batch: int = 1000):
-        self.write, self.max_batch = write, max_batch
+    """``write`` must be safe to repeat: a failed batch is tried again (``retries`` times, a
+    moment apart) before its callers hear of it, since one error now fails many callers at once."""
+
+    def __init__(self, write: Callable[[list[Item]], Awaitable[None]], *, max_batch: int = 1000, retries: int = 2,
+                 retry_pause: float = 0.05):
+        self.write, self.max_batch, self.retries, self.retry_pause = write, max_batch, retries, retry_pause
         self.waiting: list[tuple[Item, asyncio.Future[None]]] = []
         self.writer: asyncio.Task[None] | None = None
 
@@ -34,17 +38,23 @@ class GroupCommit(Generic[Item]):
         try:
             while self.waiting:
                 batch, self.waiting = self.waiting[:self.max_batch], self.waiting[self.max_batch:]
-                try:
-                    await self.write([item for item, _ in batch])
-                except Exception as error:  # noqa: BLE001 - each caller gets its batch's error
-                    _settle(batch, error)
-                else:
-                    _settle(batch, None)
+                _settle(batch, await self._write_one([item for item, _ in batch]))
         except asyncio.CancelledError:  # the service is stopping: nobody is left waiting forever
             for _, done in batch + self.waiting:
                 done.cancel()
             self.waiting = []
             raise
+
+    async def _write_one(self, items: list[Item]) -> Exception | None:
+        for attempt in range(self.retries + 1):
+            try:
+                await self.write(items)
+                return None
+            except Exception as error:  # noqa: BLE001 - tried again, then each caller gets it
+                if attempt == self.retries:
+                    return error
+                await asyncio.sleep(self.retry_pause * 2 ** attempt)
+        return None
 
 
 def _settle(batch: list[tuple[object, asyncio.Future[None]]], error: Exception | None) -> None:

@@ -40,8 +40,13 @@ BEGIN
     RETURN NULL;
 END $$;
 DO $$ BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'case_handler_counts') THEN
-        -- First start with the counter (the schema lock is held): count what is open already.
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'case_handler_counts'
+                   AND tgrelid = 'case_handler'::regclass) THEN
+        -- First start with the counter: count what is open already. The table lock (the one
+        -- CREATE TRIGGER takes anyway) holds off a relay still writing without the counter, so no
+        -- change falls between the count and the trigger.
+        LOCK TABLE case_handler IN SHARE ROW EXCLUSIVE MODE;
+        DELETE FROM handler_open;
         INSERT INTO handler_open SELECT handler_id, count(*) FROM case_handler WHERE open GROUP BY handler_id;
         CREATE TRIGGER case_handler_counts AFTER INSERT OR UPDATE OR DELETE ON case_handler
             FOR EACH ROW EXECUTE FUNCTION count_handler_open();

@@ -56,7 +56,7 @@ async def test_writes_arriving_while_one_runs_leave_together_and_each_caller_ret
 
 async def test_a_failed_batch_fails_its_own_callers_and_the_next_batch_still_goes():
     table = Table()
-    commit = GroupCommit(table.write, max_batch=2)
+    commit = GroupCommit(table.write, max_batch=2, retry_pause=0.001)
     results = await behind_a_slow_write(table, commit, commit(1), [commit(i) for i in (2, -1, 4, 5)])
     table.gate.set()
     outcomes = await asyncio.gather(*results, return_exceptions=True)
@@ -82,3 +82,16 @@ async def test_stopping_the_writer_does_not_leave_callers_waiting_forever():
     commit.writer.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(asyncio.gather(*tasks), 1)
+
+
+async def test_a_batch_that_fails_once_is_written_on_the_next_try_and_nobody_hears_of_it():
+    table, failures = Table(), [ConnectionResetError("connection reset")]
+
+    async def flaky(items: list[int]) -> None:
+        if failures:
+            raise failures.pop()
+        await table.write(items)
+
+    commit = GroupCommit(flaky, retry_pause=0.001)
+    await asyncio.wait_for(asyncio.gather(*(commit(i) for i in range(3))), 1)
+    assert table.batches == [[0, 1, 2]]

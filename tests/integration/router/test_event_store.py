@@ -3,9 +3,11 @@ events is the same case with the same decisions, and a relay that dies between p
 recording its position publishes again rather than losing anything."""
 
 import asyncio
+import contextlib
 import dataclasses
 import uuid
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import asyncpg
 import pytest
@@ -17,6 +19,7 @@ from contracts.messaging import bulk_producer
 from services.intake.domain import Submission, build_request
 from services.router.application import CaseDesk, Workload
 from services.router.directory import load_directory
+from services.router import ledger
 from services.router.outbox import SCHEMA, Relay, to_contract
 from services.router.routing import route
 from services.router.settings import RouterSettings
@@ -78,37 +81,61 @@ async def _published(bootstrap: str, case_ids: set[str]) -> list:
         await consumer.stop()
 
 
-async def test_a_relay_that_dies_before_recording_its_position_publishes_again(settings, kafka_bootstrap):
+@contextlib.asynccontextmanager
+async def stored_cases(settings, kafka_bootstrap: str, n: int):
+    """``n`` cases in the event store, none published yet; a producer, and a connection on the relay's tables."""
     desk = CaseDesk(load_directory("hcmc-2021"), settings.eventsourcing_env())
-    opened = await asyncio.to_thread(desk.receive, requests(6), datetime.now(UTC), Workload())
-    ids = {str(c.id) for c in opened}
-    stored = len(await asyncio.to_thread(desk.recorder.select_notifications, start=1, limit=1000))
+    opened = await asyncio.to_thread(desk.receive, requests(n), datetime.now(UTC), Workload())
+    stored = await asyncio.to_thread(desk.recorder.select_notifications, start=1, limit=1000)
     producer = bulk_producer(kafka_bootstrap, client_id="it-relay")
     await producer.start()
     conn = await asyncpg.connect(settings.dsn())
     await conn.execute(SCHEMA)
     try:
-        dying = Relay(desk, producer, settings.dsn(), 0.05)
-        events = await asyncio.to_thread(desk.recorder.select_notifications, start=1, limit=1000)
-        await dying._publish([to_contract(desk.mapper.to_domain_event(n)) for n in events])
-        # ... and it dies here: the position was never recorded.
-        assert await conn.fetchval("SELECT position FROM outbox_position") == 0
-
-        successor = Relay(desk, producer, settings.dsn(), 0.05)
-        successor.position = 0
-        while await successor._relay_once(conn):
-            pass
-        assert await conn.fetchval("SELECT position FROM outbox_position") == stored
-        assert await conn.fetchval("SELECT count(*) FROM deadlines") > 0  # the ledger moved with it
+        yield SimpleNamespace(desk=desk, ids={str(c.id) for c in opened}, stored=stored, producer=producer, conn=conn)
     finally:
         await conn.close()
         await producer.stop()
         desk.close()
 
-    records = await _published(kafka_bootstrap, ids)
-    event_ids = [r.value for r in records]
-    assert len(records) == 2 * stored  # every event twice: published again, never lost
-    assert len(set(event_ids)) == stored  # ... and each repeat is the very same event
+
+async def test_a_relay_that_dies_before_recording_its_position_publishes_again(settings, kafka_bootstrap):
+    async with stored_cases(settings, kafka_bootstrap, 6) as s:
+        dying = Relay(s.desk, s.producer, settings.dsn(), 0.05)
+        await dying._publish([to_contract(s.desk.mapper.to_domain_event(n)) for n in s.stored])
+        # ... and it dies here: the position was never recorded.
+        assert await s.conn.fetchval("SELECT position FROM outbox_position") == 0
+
+        successor = Relay(s.desk, s.producer, settings.dsn(), 0.05)
+        while await successor._relay_once(s.conn):
+            pass
+        assert await s.conn.fetchval("SELECT position FROM outbox_position") == len(s.stored)
+        assert await s.conn.fetchval("SELECT count(*) FROM deadlines") > 0  # the ledger moved with it
+
+    records = await _published(kafka_bootstrap, s.ids)
+    assert len(records) == 2 * len(s.stored)  # every event twice: published again, never lost
+    assert len({r.value for r in records}) == len(s.stored)  # ... and each repeat is the very same event
+
+
+async def test_a_batch_whose_position_could_not_be_recorded_is_published_again(settings, kafka_bootstrap, monkeypatch):
+    async def disk_full(_conn, _events):
+        raise RuntimeError("could not extend file: No space left on device")
+
+    async with stored_cases(settings, kafka_bootstrap, 4) as s:
+        monkeypatch.setattr(ledger, "apply", disk_full)
+        relay = Relay(s.desk, s.producer, settings.dsn(), 0.05)
+        assert await relay._relay_once(s.conn) == len(s.stored)  # published; its record fails meanwhile
+        with pytest.raises(RuntimeError):
+            await relay._relay_once(s.conn)  # the relay hears of it and stops (it restarts from the stored position)
+        assert await s.conn.fetchval("SELECT position FROM outbox_position") == 0
+        monkeypatch.undo()
+
+        successor = Relay(s.desk, s.producer, settings.dsn(), 0.05)
+        while await successor._relay_once(s.conn):
+            pass
+        assert await s.conn.fetchval("SELECT position FROM outbox_position") == len(s.stored)
+    records = await _published(kafka_bootstrap, s.ids)
+    assert len(records) == 2 * len(s.stored) and len({r.value for r in records}) == len(s.stored)
 
 
 async def test_a_batch_mixing_new_and_redelivered_requests_opens_every_new_one(settings):
