@@ -14,6 +14,7 @@ import contextlib
 import gc
 import signal
 import sys
+import threading
 from functools import cache
 
 
@@ -27,7 +28,12 @@ def settle_heap() -> None:
 
 def report_tasks_on_signal() -> None:
     """SIGUSR2 writes where every asyncio task is waiting into the service's log: for a process
-    that was asked to stop and did not (the fault tests send it before they kill one)."""
+    that was asked to stop and did not (the fault tests send it before they kill one).
+
+    Only a process's main thread can take signals: a service run on another thread (the
+    integration tests run them so) goes without."""
+    if threading.current_thread() is not threading.main_thread():
+        return
     loop = asyncio.get_running_loop()
 
     def report() -> None:
