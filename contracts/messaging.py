@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka.conn import AIOKafkaConnection, CloseReason
+from aiokafka.errors import KafkaConnectionError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
@@ -25,6 +27,37 @@ log = logging.getLogger(__name__)
 
 # After a failed batch, wait before it is read again, so a database that is down is not hammered.
 RETRY_PAUSE_SECONDS = 1.0
+
+
+def _broken_connection_is_a_connection_error() -> None:
+    """A request written to a connection the broker has just closed must fail as a connection
+    error, which aiokafka retries on a new connection.
+
+    Under uvloop (the services run on it, through uvicorn) that write raises RuntimeError, not the
+    OSError aiokafka expects (aio-libs/aiokafka#1038, open). When the write is a consumer group's
+    heartbeat or offset commit, the RuntimeError ends the group's coordination task: the consumer
+    stays up, answers health checks and never reads again. The fault suite's broker restart left
+    the router's request consumer so. Only a write to a closing transport is converted.
+    """
+    send = AIOKafkaConnection.send
+    if getattr(send, "converts_closed_transport", False):
+        return
+
+    def send_or_fail_as_broken(self: AIOKafkaConnection, request: Any, expect_response: bool = True) -> Any:
+        try:
+            return send(self, request, expect_response)
+        except RuntimeError as error:
+            writer = self._writer
+            if writer is None or not writer.transport.is_closing():
+                raise
+            self.close(reason=CloseReason.CONNECTION_BROKEN, exc=error)
+            raise KafkaConnectionError(f"Connection at {self.host}:{self.port} broken: {error}") from error
+
+    send_or_fail_as_broken.converts_closed_transport = True  # type: ignore[attr-defined]
+    AIOKafkaConnection.send = send_or_fail_as_broken  # type: ignore[method-assign]
+
+
+_broken_connection_is_a_connection_error()
 
 
 def kafka_broker(bootstrap_servers: str, *, client_id: str, tracer_provider: TracerProvider | None = None,
