@@ -7,7 +7,7 @@ read model, and samples CPU and peak memory of each service. In the same run, th
 aiokafka produce → consume → asyncpg COPY, no logic — gives the ceiling, and the mesh's sustained
 throughput is reported as a share of it.
 
-    .venv/bin/python bench/bench_e2e.py [--rates 200,1000,2000] [--seconds 20] [--routers 1]
+    .venv/bin/python bench/bench_e2e.py [--rates 200,400,2000] [--seconds 20] [--routers 1]
 
 Needs the infrastructure of `make run` (or KAFKA_BOOTSTRAP_SERVERS / PGPORT); it starts its own
 services on ports 17001-17005 with fresh databases and consumer groups parked at the topics' ends.
@@ -213,7 +213,7 @@ def show(result: dict) -> None:
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rates", default="200,2000")
+    parser.add_argument("--rates", default="200,400,2000")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--routers", type=int, default=1)
     parser.add_argument("--pipe-messages", type=int, default=50_000)
