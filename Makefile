@@ -8,7 +8,7 @@ TEST_ENV := MESH_STATE_DIR=$(CURDIR)/.local/test KAFKA_PORT=19092 KAFKA_CONTROLL
 BENCH_ENV := MESH_STATE_DIR=$(CURDIR)/.local/bench KAFKA_PORT=29092 KAFKA_CONTROLLER_PORT=29093 PGPORT=55434 \
 	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:29092
 
-.PHONY: run down test test-unit test-integration test-e2e test-faults bench schemas infra infra-test clean
+.PHONY: run down test test-unit test-integration test-e2e test-faults bench soak schemas infra infra-test clean
 
 $(STAMP): pyproject.toml
 	@command -v python3.11 >/dev/null || { echo "Python 3.11 is required" >&2; exit 1; }
@@ -59,6 +59,12 @@ bench: $(STAMP)
 	mkdir -p .local/bench
 	$(BENCH_ENV) $(PY) bench/bench_e2e.py --routers 1 --json .local/bench/e2e-1.json
 	$(BENCH_ENV) $(PY) bench/bench_e2e.py --routers 2 --json .local/bench/e2e-2.json
+
+# 100 requests/s through the whole mesh for 30 minutes, memory of each service every minute.
+soak: $(STAMP)
+	$(BENCH_ENV) deploy/local/up.sh
+	$(BENCH_ENV) $(PY) deploy/topics.py
+	$(BENCH_ENV) $(PY) bench/soak.py --rate 100 --minutes 30
 
 clean: down
 	rm -rf .local .venv
