@@ -137,8 +137,20 @@ cmd_start() {
     port_open "$PORT" && die "port $PORT on 127.0.0.1 is already in use by another process (a system cluster? see pg_lsclusters; or set PGPORT)"
     write_config
     log "starting on 127.0.0.1:$PORT (log $PGLOG)"
-    pg_ctl_ -l "$PGLOG" -w -t "$PG_WAIT_SECS" start >/dev/null \
-      || { tail -n 30 "$PGLOG" >&2; die "pg_ctl start failed"; }
+    # A connection this machine made *from* the port (it lies in Linux's ephemeral range) holds it
+    # in TIME_WAIT for up to a minute after it closed, and the bind fails although nothing
+    # listens there: wait that out rather than fail the run.
+    local attempt
+    for attempt in $(seq 1 12); do
+      pg_ctl_ -l "$PGLOG" -w -t "$PG_WAIT_SECS" start >/dev/null && break
+      if ((attempt < 12)) && tail -n 8 "$PGLOG" | grep -q "Address already in use" && ! port_open "$PORT"; then
+        log "port $PORT is held by a closed connection's TIME_WAIT; trying again in 10 s"
+        sleep 10
+        continue
+      fi
+      tail -n 30 "$PGLOG" >&2
+      die "pg_ctl start failed"
+    done
   fi
   cmd_wait >/dev/null
   ensure_databases
