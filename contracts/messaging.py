@@ -193,3 +193,40 @@ async def start_when_reachable(start: Any, what: str = "Kafka") -> None:
             log.warning("%s not reachable yet (%s); retrying in %.1fs", what, type(error).__name__, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10)
+
+
+def coordination_failure(subscriber: Any) -> BaseException | None:
+    """The error that ended this subscriber's consumer-group coordination, if one did."""
+    coordinator = getattr(getattr(subscriber, "consumer", None), "_coordinator", None)  # aiokafka's GroupCoordinator
+    task = getattr(coordinator, "_coordination_task", None)
+    if task is None or not task.done() or task.cancelled():
+        return None
+    return task.exception()
+
+
+async def keep_consumers_reading(broker: KafkaBroker, every_seconds: float = 5.0) -> None:
+    """Restart any subscriber whose consumer group stopped coordinating.
+
+    aiokafka ends a group's coordination on an error it does not expect and never restarts it:
+    the consumer then fails every read, faststream logs that every five seconds and reads nothing,
+    and the service still answers its health check. A restarted subscriber is a new consumer that
+    rejoins the group and reads on from the committed offsets; a batch that was in flight is read
+    again, which every handler of the mesh takes as the same batch.
+    """
+    failed_restarts: set[int] = set()
+    while True:
+        await asyncio.sleep(every_seconds)
+        for subscriber in broker.subscribers:
+            error = coordination_failure(subscriber)
+            if error is None and id(subscriber) not in failed_restarts:
+                continue
+            if error is not None:
+                log.error("consumer group %s stopped coordinating (%r); restarting its consumer",
+                          subscriber.group_id, error)
+            try:
+                await subscriber.stop()
+                await subscriber.start()
+                failed_restarts.discard(id(subscriber))
+            except Exception:  # noqa: BLE001 - logged; the next round tries again
+                failed_restarts.add(id(subscriber))
+                log.exception("could not restart the consumer of group %s; trying again shortly", subscriber.group_id)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from fastapi import FastAPI
 
-from contracts.messaging import bulk_producer, kafka_broker, start_when_reachable
+from contracts.messaging import bulk_producer, kafka_broker, keep_consumers_reading, start_when_reachable
 from contracts.postgres import create_pool
 from contracts.runtime import report_tasks_on_signal, settle_heap
 from contracts.telemetry import setup_tracing
@@ -87,11 +87,14 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
         await start_when_reachable(producer.start)
         tasks = [asyncio.create_task(d.run(), name=f"dispatch-{d.channel}") for d in dispatchers]
         tasks.append(asyncio.create_task(announcer.run(), name="announce"))
+        watchdog = asyncio.create_task(keep_consumers_reading(broker), name="keep-consumers-reading")
         settle_heap()
         report_tasks_on_signal()
         try:
             yield
         finally:
+            watchdog.cancel()  # before the broker stops: it must not start a consumer again
+            await asyncio.gather(watchdog, return_exceptions=True)
             await broker.stop()
             for task in tasks:
                 task.cancel()

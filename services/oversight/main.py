@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 from fastapi import FastAPI
 
-from contracts.messaging import kafka_broker, start_when_reachable
+from contracts.messaging import kafka_broker, keep_consumers_reading, start_when_reachable
 from contracts.postgres import create_pool
 from contracts.runtime import report_tasks_on_signal, settle_heap
 from contracts.telemetry import setup_tracing
@@ -48,7 +48,7 @@ def create_app(settings: OversightSettings | None = None) -> FastAPI:
         app.state.audit_key = audit_key
         app.state.verify_lock = asyncio.Lock()
         app.state.projector = None
-        writer, broker, background = None, None, None
+        writer, broker, background = None, None, []
         await feed.start()
         if settings.consume:
             writer = await create_pool(settings.dsn(), min_size=1, max_size=4,
@@ -58,18 +58,18 @@ def create_app(settings: OversightSettings | None = None) -> FastAPI:
             broker = kafka_broker(settings.kafka_bootstrap, client_id="oversight", tracer_provider=provider)
             register(broker, projector, settings.group_id, settings.max_batch, settings.gather_ms)
             await start_when_reachable(broker.start)
-            background = asyncio.create_task(
+            background = [asyncio.create_task(
                 Checkpointer(writer, broker, settings.kafka_bootstrap, settings.checkpoint_topic,
-                             settings.checkpoint_seconds).run())
+                             settings.checkpoint_seconds).run()),
+                asyncio.create_task(keep_consumers_reading(broker), name="keep-consumers-reading")]
         settle_heap()
         report_tasks_on_signal()
         try:
             yield
         finally:
-            if background:
-                background.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await background
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             if broker:
                 await broker.stop()
             await feed.stop()

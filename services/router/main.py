@@ -10,7 +10,7 @@ from datetime import timedelta
 import asyncpg
 from fastapi import FastAPI
 
-from contracts.messaging import bulk_producer, kafka_broker, start_when_reachable
+from contracts.messaging import bulk_producer, kafka_broker, keep_consumers_reading, start_when_reachable
 from contracts.postgres import create_pool
 from contracts.runtime import report_tasks_on_signal, settle_heap
 from contracts.telemetry import setup_tracing
@@ -46,7 +46,8 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         await start_when_reachable(broker.start)
         await start_when_reachable(producer.start)
         app.state.broker_running = True
-        background = [asyncio.create_task(relay.run()), asyncio.create_task(timers.run())]
+        background = [asyncio.create_task(relay.run()), asyncio.create_task(timers.run()),
+                      asyncio.create_task(keep_consumers_reading(broker), name="keep-consumers-reading")]
         settle_heap()
         report_tasks_on_signal()
         try:
