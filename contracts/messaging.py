@@ -35,9 +35,9 @@ def _broken_connection_is_a_connection_error() -> None:
 
     Under uvloop (the services run on it, through uvicorn) that write raises RuntimeError, not the
     OSError aiokafka expects (aio-libs/aiokafka#1038, open). When the write is a consumer group's
-    heartbeat or offset commit, the RuntimeError ends the group's coordination task: the consumer
-    stays up, answers health checks and never reads again. The fault suite's broker restart left
-    the router's request consumer so. Only a write to a closing transport is converted.
+    coordinator lookup, heartbeat or offset commit, the RuntimeError ends the group's coordination:
+    the consumer stays up, answers health checks and never reads again. The fault suite's broker
+    restart left the router's request consumer so. Only a write to a closing transport is converted.
     """
     send = AIOKafkaConnection.send
     if getattr(send, "converts_closed_transport", False):
