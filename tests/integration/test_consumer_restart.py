@@ -9,12 +9,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream.kafka import KafkaMessage
 
 from contracts.messaging import consumer_options, coordination_failure, kafka_broker, keep_consumers_reading, records_of
-
-
-async def eventually(check, seconds: float, what: str) -> None:
-    async with asyncio.timeout(seconds):
-        while not check():
-            await asyncio.sleep(0.1)
+from tests.support.mesh import eventually
 
 
 async def test_a_consumer_whose_group_stopped_coordinating_is_restarted_and_reads_on(kafka_bootstrap):

@@ -87,6 +87,18 @@ def wait_for(check, timeout: float = 30.0, interval: float = 0.2, what: str = "c
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last saw {last!r}")
 
 
+async def eventually(check, timeout: float, what: str, interval: float = 0.1):
+    """:func:`wait_for` for a test that runs on an event loop: polls without blocking it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
 def oversight_get(mesh: Mesh, path: str, role: str | None = "centre") -> httpx.Response:
     headers = {"Authorization": f"Bearer {TOKENS[role]}"} if role else {}
     return httpx.get(mesh.url("oversight") + path, headers=headers, timeout=10)

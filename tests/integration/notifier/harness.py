@@ -1,7 +1,6 @@
 """How the notifier's tests and benchmark run it: as a real process whose providers are the local
 stand-ins, on a fresh database and consumer group, with helpers to publish and watch topics."""
 
-import asyncio
 import json
 import socket
 import time
@@ -168,14 +167,3 @@ async def publish(bootstrap: str, events: list[tuple[str, Any]]) -> None:
         await producer.flush()
     finally:
         await producer.stop()
-
-
-async def eventually(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(interval)

@@ -12,7 +12,8 @@ import threading
 import pytest
 
 from contracts.events import Citizen
-from tests.integration.notifier.harness import as_router, eventually, publish
+from tests.integration.notifier.harness import as_router, publish
+from tests.support.mesh import eventually
 from tests.unit.notifier.factories import Story
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]

@@ -13,7 +13,8 @@ import pytest
 
 from contracts import topics
 from contracts.events import Citizen, NotifyChannel
-from tests.integration.notifier.harness import Watch, as_router, eventually, ours, publish
+from tests.integration.notifier.harness import Watch, as_router, ours, publish
+from tests.support.mesh import eventually
 from tests.unit.notifier.factories import Story
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
