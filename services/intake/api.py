@@ -9,7 +9,9 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
 
+from services.intake.admission import AdmissionLimit
 from services.intake.application import Unavailable
 from services.intake.channels import app, open311, phone, web, zalo
 from services.intake.channels.common import categories as categories_of
@@ -65,3 +67,14 @@ def install_error_handlers(application: FastAPI) -> None:
         problem = {"field": "", "reason_vi": "Hệ thống tạm bận, vui lòng thử lại",
                    "reason_en": "Temporarily unavailable, retry later"}
         return _refusal(request, 503, [problem], {"Retry-After": str(request.app.state.settings.retry_after_seconds)})
+
+
+def install_admission_limit(application: FastAPI, limit: int, retry_after_seconds: int) -> None:
+    """Refuse channel submissions past ``limit`` in flight with 503, before reading their bodies."""
+    problem = {"field": "", "reason_vi": "Hệ thống đang quá tải, vui lòng thử lại sau ít giây",
+               "reason_en": "Too many requests in progress; retry after the time given"}
+
+    async def refuse(scope: Scope, receive: Receive, send: Send) -> None:
+        await _refusal(Request(scope), 503, [problem], {"Retry-After": str(retry_after_seconds)})(scope, receive, send)
+
+    application.add_middleware(AdmissionLimit, limit=limit, refuse=refuse)

@@ -23,6 +23,10 @@ class IntakeSettings(BaseSettings):
     # How long a request may wait for Kafka's acknowledgement before the caller gets 503.
     publish_timeout_seconds: float = 5.0
     retry_after_seconds: int = 5
+    # Channel submissions this instance serves at once; past it they get 503 with Retry-After at
+    # once instead of queueing (services/intake/admission.py). Ample for a healthy mesh: at 200
+    # requests/s about 5 are in flight.
+    max_in_flight: int = 256
     categories_file: str | None = None
 
     pg_host: str = Field("127.0.0.1", validation_alias=AliasChoices("INTAKE_PG_HOST", "PGHOST"))

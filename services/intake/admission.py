@@ -1,0 +1,52 @@
+"""Admission control: past a number of submissions in flight, intake answers 503 at once.
+
+Without it an overloaded intake queues every request it is sent, and each waits longer than the
+last until its sender gives up — a minute at five times its capacity, with nobody told to come back.
+With it, the submissions it can serve are served at their usual speed and the rest are refused
+before their bodies are read, with Retry-After, which the channel adapters honour (retrying with
+the same Idempotency-Key accepts the request once).
+
+Only the channel APIs are limited, where a program sends and retries. The web form (a person
+waiting at a page) and the Zalo webhook (whose platform does not send an event twice) are not.
+"""
+
+import logging
+import time
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
+LIMITED = frozenset({"/v1/channels/web/requests", "/v1/channels/app/requests", "/v1/channels/phone/requests",
+                     "/open311/v2/requests.json"})
+REPORT_EVERY_SECONDS = 10.0
+
+
+class AdmissionLimit:
+    """ASGI middleware: at most ``limit`` limited submissions in this process; ``refuse`` answers the rest."""
+
+    def __init__(self, app: ASGIApp, limit: int, refuse: ASGIApp):
+        self.app, self.limit, self.refuse = app, limit, refuse
+        self.in_flight = 0
+        self.refused = 0
+        self._reported_at = 0.0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in LIMITED:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            self._count_refusal()
+            await self.refuse(scope, receive, send)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    def _count_refusal(self) -> None:
+        self.refused += 1
+        now = time.monotonic()
+        if now - self._reported_at >= REPORT_EVERY_SECONDS:
+            self._reported_at = now
+            log.warning("overloaded: %d submissions in flight, %d refused with 503 so far", self.in_flight, self.refused)

@@ -1,0 +1,67 @@
+"""Admission control over real HTTP, Kafka and PostgreSQL: past its limit of submissions in flight,
+intake refuses at once with 503 and Retry-After, answers everything else as usual, and a refused
+request retried later is accepted once."""
+
+import asyncio
+import time
+import uuid
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.integration.intake.test_open311 import report
+from tests.integration.intake.test_web import REQUEST, post
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+
+
+async def waiting_on_lock(conn: asyncpg.Connection, count: int, timeout: float = 15) -> None:
+    """Until ``count`` of intake's statements wait for the lock this test holds."""
+    deadline = time.monotonic() + timeout
+    # The activity view is read once per transaction unless its snapshot is let go.
+    while await conn.execute("SELECT pg_stat_clear_snapshot()") and await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                              " AND wait_event_type = 'Lock'") < count:
+        assert time.monotonic() < deadline, f"intake never had {count} submissions waiting on PostgreSQL"
+        await asyncio.sleep(0.05)
+
+
+async def test_past_its_limit_intake_refuses_at_once_and_the_retry_is_accepted_once(
+        start_intake, intake_database, pg_admin_dsn, keys, tail):
+    intake = start_intake(max_in_flight=2, retry_after_seconds=2)
+    blocker = await asyncpg.connect(pg_admin_dsn.rsplit("/", 1)[0] + "/" + intake_database)
+    async with httpx.AsyncClient(timeout=30) as client:
+        # Two submissions held in flight: their receipts cannot be written while the table is locked.
+        lock = blocker.transaction()
+        await lock.start()
+        await blocker.execute("LOCK TABLE intake_receipts IN ACCESS EXCLUSIVE MODE")
+        held = [asyncio.create_task(post(client, intake, {**REQUEST, "phone": f"0903 000 00{i}"})) for i in (1, 2)]
+        await waiting_on_lock(blocker, 2)
+
+        refused_key = str(uuid.uuid4())
+        started = time.monotonic()
+        refused = await post(client, intake, {**REQUEST, "phone": "0903 000 003"}, key=refused_key)
+        open311 = await client.post(intake.url + "/open311/v2/requests.json", data=report(keys))
+        refused_in = time.monotonic() - started
+        health = await client.get(intake.url + "/healthz")
+        categories = await client.get(intake.url + "/v1/categories")
+        await lock.rollback()
+        accepted = await asyncio.gather(*held)
+
+        retried = await post(client, intake, {**REQUEST, "phone": "0903 000 003"}, key=refused_key)
+    await blocker.close()
+
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "2"
+    assert refused.json()["errors"][0]["reason_en"].startswith("Too many requests in progress")
+    assert refused.json()["errors"][0]["reason_vi"]
+    assert open311.status_code == 503 and open311.json()[0]["code"] == 503, "Open311 gets GeoReport's error list"
+    assert refused_in < 5, "a refusal must not wait behind the submissions in flight"
+    assert health.status_code == 200 and categories.status_code == 200, "only submissions are limited"
+    assert [a.status_code for a in accepted] == [202, 202], "the submissions in flight finish normally"
+    assert retried.status_code == 202
+
+    await tail.settle()
+    request_ids = {a.json()["request_id"] for a in [*accepted, retried]}
+    published = tail.with_ids(request_ids)
+    assert sorted(str(r.request_id) for r in published) == sorted(request_ids), "each accepted request once"
+    assert {r.citizen.phone for r in published} == {"+84903000001", "+84903000002", "+84903000003"}
