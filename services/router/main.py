@@ -18,7 +18,7 @@ from services.router.api import router
 from services.router.application import CaseDesk
 from services.router.directory import load_directory
 from services.router.handlers import register
-from services.router.outbox import SCHEMA_LOCK, Relay, create_schema
+from services.router.outbox import SCHEMA_LOCK, Relay, create_schema, tune_event_store
 from services.router.routing import load_rules, warm_up
 from services.router.settings import RouterSettings
 from services.router.timers import Timers
@@ -80,6 +80,7 @@ async def _open_stores(settings: RouterSettings) -> tuple[CaseDesk, asyncpg.Pool
             {"reach": timedelta(seconds=settings.escalate_reach_step_seconds),
              "resolve": timedelta(seconds=settings.escalate_resolve_step_seconds)})
         await create_schema(gate)
+        await tune_event_store(gate, desk.recorder.events_table_name)
     finally:
         await gate.close()  # ends the session, and the lock with it
     return desk, await create_pool(settings.dsn(), min_size=1, max_size=4)

@@ -19,6 +19,7 @@ from contracts.messaging import bulk_producer
 from services.intake.domain import Submission, build_request
 from services.router.application import CaseDesk, Workload
 from services.router.directory import load_directory
+from services.router.main import _open_stores
 from services.router import ledger
 from services.router.outbox import SCHEMA, Relay, to_contract
 from services.router.routing import route
@@ -166,3 +167,17 @@ async def test_installing_a_directory_is_an_event_recorded_once_per_version(sett
     notifications = await asyncio.to_thread(desk.recorder.select_notifications, start=1, limit=10)
     assert len(notifications) == 2
     desk.close()
+
+
+async def test_the_event_store_is_vacuumed_in_small_unthrottled_freezing_passes(settings):
+    # Its inserts lock the table against VACUUM: a long vacuum stops cases being opened
+    # (bench/bench_store_vacuum.py measures how long); the router's start sets short ones.
+    desk, pool = await _open_stores(settings)
+    try:
+        options = await pool.fetchval("SELECT reloptions FROM pg_class WHERE relname = $1",
+                                      desk.recorder.events_table_name)
+    finally:
+        await pool.close()
+        await asyncio.to_thread(desk.close)
+    assert {"autovacuum_vacuum_insert_threshold=10000", "autovacuum_vacuum_insert_scale_factor=0",
+            "autovacuum_vacuum_cost_delay=0", "autovacuum_freeze_min_age=0"} <= set(options)
