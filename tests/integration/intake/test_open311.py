@@ -109,3 +109,25 @@ async def test_open311_refusals_use_georeport_errors_naming_the_field(start_inta
     assert no_text.json()[0]["reason_vi"] and no_text.json()[0]["code"] == 400
     assert unknown.status_code == 404
     assert oversight_down.status_code == 503 and oversight_down.headers["Retry-After"]
+
+
+async def test_behind_a_trusted_proxy_the_address_limit_counts_each_citizen_not_the_proxy(start_intake, keys,
+                                                                                            monkeypatch):
+    # An anonymous Open311 report (no phone, device or e-mail) is limited by its sender's address.
+    anonymous = {k: v for k, v in report(keys).items() if k != "phone"}
+
+    async def reports(intake, forwarded_for: str, n: int) -> list[int]:
+        async with httpx.AsyncClient(timeout=15) as client:
+            return [(await client.post(intake.url + "/open311/v2/requests.json",
+                                       data={**anonymous, "description": f"Đèn đường hỏng ({uuid.uuid4().hex[:6]})."},
+                                       headers={"X-Forwarded-For": forwarded_for})).status_code for _ in range(n)]
+
+    # The proxy on this machine is trusted (uvicorn's FORWARDED_ALLOW_IPS, loopback by default).
+    behind_proxy = start_intake(sender_limit=2)
+    assert await reports(behind_proxy, "127.0.0.7", 3) == [202, 202, 429]
+    assert await reports(behind_proxy, "127.0.0.8", 1) == [202], "another citizen behind the same proxy"
+
+    # A client that is not a trusted proxy cannot choose its address by sending the header.
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "127.0.0.2")
+    direct = start_intake(sender_limit=2)
+    assert await reports(direct, "127.0.0.9", 2) + await reports(direct, "127.0.0.10", 1) == [202, 202, 429]
