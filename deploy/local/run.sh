@@ -8,4 +8,10 @@ if [[ "${1:-run}" == "stop" ]]; then
   exec .venv/bin/python deploy/local/mesh.py stop
 fi
 trap 'deploy/local/down.sh' EXIT
-.venv/bin/python deploy/local/mesh.py run
+# Ctrl-C or a TERM for the whole process group reaches this shell at once: it hands the stop to
+# mesh.py and waits until the services are down before the EXIT trap stops Kafka and PostgreSQL,
+# so they commit and leave their consumer groups on a live broker.
+.venv/bin/python deploy/local/mesh.py run &
+mesh=$!
+trap 'kill -TERM "$mesh" 2>/dev/null || true' TERM INT
+while kill -0 "$mesh" 2>/dev/null; do wait "$mesh" || true; done
