@@ -7,19 +7,18 @@ whose secret is not configured refuses its requests rather than accepting unauth
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from contracts.settings import ServiceSettings
 
 
-class IntakeSettings(BaseSettings):
-    # populate_by_name: tests and tools build settings by field name, whatever the aliases.
-    model_config = SettingsConfigDict(env_prefix="INTAKE_", populate_by_name=True)
+class IntakeSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="INTAKE_")
 
-    host: str = "127.0.0.1"
     port: int = 8001
     # Where citizens reach this service: the base of the attachment links put into requests.
     public_url: str = ""
-    kafka_bootstrap: str = Field("127.0.0.1:9092", validation_alias=AliasChoices("INTAKE_KAFKA_BOOTSTRAP", "KAFKA_BOOTSTRAP_SERVERS"))
     # How long a request may wait for Kafka's acknowledgement before the caller gets 503.
     publish_timeout_seconds: float = 5.0
     retry_after_seconds: int = 5
@@ -29,10 +28,6 @@ class IntakeSettings(BaseSettings):
     max_in_flight: int = 256
     categories_file: str | None = None
 
-    pg_host: str = Field("127.0.0.1", validation_alias=AliasChoices("INTAKE_PG_HOST", "PGHOST"))
-    pg_port: int = Field(55432, validation_alias=AliasChoices("INTAKE_PG_PORT", "PGPORT"))
-    pg_user: str = Field("mesh", validation_alias=AliasChoices("INTAKE_PG_USER", "PGUSER"))
-    pg_password: str = Field("", validation_alias=AliasChoices("INTAKE_PG_PASSWORD", "PGPASSWORD"))
     pg_database: str = "intake"
     pg_pool_size: int = 20
 
@@ -79,10 +74,6 @@ class IntakeSettings(BaseSettings):
     # Request status comes from oversight's public lookup.
     oversight_url: str = "http://127.0.0.1:8003"
     oversight_timeout_seconds: float = 3.0
-
-    def dsn(self) -> str:
-        auth = f"{self.pg_user}:{self.pg_password}@" if self.pg_password else f"{self.pg_user}@"
-        return f"postgresql://{auth}{self.pg_host}:{self.pg_port}/{self.pg_database}"
 
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

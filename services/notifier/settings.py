@@ -6,21 +6,17 @@ citizen who can only be reached on it is recorded as not reachable, with the rea
 
 from datetime import timedelta
 
-from pydantic import AliasChoices, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from contracts.settings import ServiceSettings
 
 
-class NotifierSettings(BaseSettings):
+class NotifierSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="NOTIFIER_")
 
-    host: str = "127.0.0.1"
     port: int = 8004
-    kafka_bootstrap: str = Field("127.0.0.1:9092", validation_alias=AliasChoices("NOTIFIER_KAFKA_BOOTSTRAP", "KAFKA_BOOTSTRAP_SERVERS"))
     group_id: str = "notifier"
-    pg_host: str = Field("127.0.0.1", validation_alias=AliasChoices("NOTIFIER_PG_HOST", "PGHOST"))
-    pg_port: int = Field(55432, validation_alias=AliasChoices("NOTIFIER_PG_PORT", "PGPORT"))
-    pg_user: str = Field("mesh", validation_alias=AliasChoices("NOTIFIER_PG_USER", "PGUSER"))
-    pg_password: str = Field("", validation_alias=AliasChoices("NOTIFIER_PG_PASSWORD", "PGPASSWORD"))
     pg_database: str = "notifier"
     pg_pool_size: int = 10
 
@@ -73,7 +69,3 @@ class NotifierSettings(BaseSettings):
         configured = {"webhook": True, "sms": self.sms_gateway_url, "push": self.push_gateway_url,
                       "zalo": self.zalo_api_url, "email": self.smtp_host}
         return frozenset(c for c, on in configured.items() if on)
-
-    def dsn(self) -> str:
-        auth = f"{self.pg_user}:{self.pg_password}@" if self.pg_password else f"{self.pg_user}@"
-        return f"postgresql://{auth}{self.pg_host}:{self.pg_port}/{self.pg_database}"

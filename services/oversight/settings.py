@@ -1,23 +1,18 @@
 """Oversight configuration, from ``OVERSIGHT_*`` environment variables."""
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from contracts.settings import ServiceSettings
 
 ROLES = ("council", "front", "centre")
 
 
-class OversightSettings(BaseSettings):
-    # populate_by_name: tests and tools pass settings by field name as well as by variable.
-    model_config = SettingsConfigDict(env_prefix="OVERSIGHT_", populate_by_name=True)
+class OversightSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="OVERSIGHT_")
 
-    host: str = "127.0.0.1"
     port: int = 8003
-    kafka_bootstrap: str = Field("127.0.0.1:9092", validation_alias=AliasChoices("OVERSIGHT_KAFKA_BOOTSTRAP", "KAFKA_BOOTSTRAP_SERVERS"))
     group_id: str = "oversight"
-    pg_host: str = Field("127.0.0.1", validation_alias=AliasChoices("OVERSIGHT_PG_HOST", "PGHOST"))
-    pg_port: int = Field(55432, validation_alias=AliasChoices("OVERSIGHT_PG_PORT", "PGPORT"))
-    pg_user: str = Field("mesh", validation_alias=AliasChoices("OVERSIGHT_PG_USER", "PGUSER"))
-    pg_password: str = Field("", validation_alias=AliasChoices("OVERSIGHT_PG_PASSWORD", "PGPASSWORD"))
     pg_database: str = "oversight"
     # The API reads through a role that may only SELECT; the projection writes as the owner.
     reader_user: str = "oversight_reader"

@@ -1,22 +1,17 @@
 """Router configuration, from ``ROUTER_*`` environment variables."""
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from contracts.settings import ServiceSettings
 
 
-class RouterSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ROUTER_", populate_by_name=True)
+class RouterSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="ROUTER_")
 
-    host: str = "127.0.0.1"
     port: int = 8002
-    kafka_bootstrap: str = Field("127.0.0.1:9092", validation_alias=AliasChoices("ROUTER_KAFKA_BOOTSTRAP", "KAFKA_BOOTSTRAP_SERVERS"))
     group_id: str = "router"
     edition: str = "hcmc-2021"
-    # The event store (eventsourcing on PostgreSQL); the password comes from the environment only.
-    pg_host: str = Field("127.0.0.1", validation_alias=AliasChoices("ROUTER_PG_HOST", "PGHOST"))
-    pg_port: int = Field(55432, validation_alias=AliasChoices("ROUTER_PG_PORT", "PGPORT"))
-    pg_user: str = Field("mesh", validation_alias=AliasChoices("ROUTER_PG_USER", "PGUSER"))
-    pg_password: str = Field("", validation_alias=AliasChoices("ROUTER_PG_PASSWORD", "PGPASSWORD"))
+    # The event store (eventsourcing) and the router's own tables live in this database.
     pg_database: str = "router"
     pg_pool_size: int = 5
     max_batch: int = 500
@@ -41,7 +36,3 @@ class RouterSettings(BaseSettings):
             # Check a pooled connection before use, so a restarted PostgreSQL costs a retry, not errors.
             "POSTGRES_PRE_PING": "y",
         }
-
-    def dsn(self) -> str:
-        auth = f"{self.pg_user}:{self.pg_password}@" if self.pg_password else f"{self.pg_user}@"
-        return f"postgresql://{auth}{self.pg_host}:{self.pg_port}/{self.pg_database}"

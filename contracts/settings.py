@@ -1,0 +1,40 @@
+"""What every service's settings share: its address, Kafka, and its PostgreSQL database.
+
+Each service reads these under its own prefix (``INTAKE_PG_HOST``, ``ROUTER_KAFKA_BOOTSTRAP``, …)
+and falls back to the variables the whole mesh shares: ``KAFKA_BOOTSTRAP_SERVERS`` and libpq's
+``PGHOST``, ``PGPORT``, ``PGUSER``, ``PGPASSWORD``. A service's own variable, or a value passed by
+name, wins over the shared one.
+"""
+
+import os
+from typing import Any
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings
+
+SHARED = {"kafka_bootstrap": "KAFKA_BOOTSTRAP_SERVERS", "pg_host": "PGHOST", "pg_port": "PGPORT",
+          "pg_user": "PGUSER", "pg_password": "PGPASSWORD"}
+
+
+class ServiceSettings(BaseSettings):
+    host: str = "127.0.0.1"
+    port: int
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    pg_host: str = "127.0.0.1"
+    pg_port: int = 55432
+    pg_user: str = "mesh"
+    pg_password: str = ""
+    pg_database: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shared_variables(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            shared = {field: os.environ[name] for field, name in SHARED.items()
+                      if field not in values and name in os.environ}
+            return {**values, **shared}
+        return values
+
+    def dsn(self) -> str:
+        auth = f"{self.pg_user}:{self.pg_password}@" if self.pg_password else f"{self.pg_user}@"
+        return f"postgresql://{auth}{self.pg_host}:{self.pg_port}/{self.pg_database}"

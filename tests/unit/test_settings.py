@@ -1,0 +1,38 @@
+"""Every service takes Kafka and PostgreSQL from the mesh's shared variables unless its own say otherwise."""
+
+import pytest
+
+from services.intake.settings import IntakeSettings
+from services.notifier.settings import NotifierSettings
+from services.oversight.settings import OversightSettings
+from services.router.settings import RouterSettings
+
+SERVICES = [IntakeSettings, RouterSettings, NotifierSettings, OversightSettings]
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch):
+    for name in ("KAFKA_BOOTSTRAP_SERVERS", "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.parametrize("settings", SERVICES)
+def test_the_shared_variables_reach_every_service(settings, monkeypatch):
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+    monkeypatch.setenv("PGPORT", "55433")
+    monkeypatch.setenv("PGUSER", "hotline")
+    loaded = settings()
+    assert loaded.kafka_bootstrap == "127.0.0.1:19092"
+    assert loaded.dsn().startswith("postgresql://hotline@127.0.0.1:55433/")
+
+
+@pytest.mark.parametrize("settings", SERVICES)
+def test_a_services_own_variable_wins_over_the_shared_one(settings, monkeypatch):
+    prefix = settings.model_config["env_prefix"]
+    monkeypatch.setenv("PGPORT", "55433")
+    monkeypatch.setenv(f"{prefix}PG_PORT", "55500")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+    monkeypatch.setenv(f"{prefix}KAFKA_BOOTSTRAP", "127.0.0.1:29092")
+    loaded = settings()
+    assert (loaded.pg_port, loaded.kafka_bootstrap) == (55500, "127.0.0.1:29092")
+    assert settings(pg_port=55501).pg_port == 55501, "a value passed by name wins over both"
