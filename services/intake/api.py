@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
-from services.intake.admission import AdmissionLimit
+from services.intake.admission import LIMITED, AdmissionLimit
 from services.intake.application import Unavailable
 from services.intake.channels import app, open311, phone, web, zalo
 from services.intake.channels.common import categories as categories_of
@@ -43,8 +43,12 @@ def install_routes(application: FastAPI) -> None:
 
 def _refusal(request: Request, status: int, problems: list[dict[str, str]],
              headers: dict[str, str] | None = None) -> JSONResponse:
-    body: Any = ({"errors": problems} if not request.url.path.startswith("/open311/")
-                 else open311_errors(status, problems))
+    return _refusal_at(request.url.path, status, problems, headers)
+
+
+def _refusal_at(path: str, status: int, problems: list[dict[str, str]],
+                headers: dict[str, str] | None = None) -> JSONResponse:
+    body: Any = {"errors": problems} if not path.startswith("/open311/") else open311_errors(status, problems)
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -74,7 +78,10 @@ def install_admission_limit(application: FastAPI, limit: int, retry_after_second
     problem = {"field": "", "reason_vi": "Hệ thống đang quá tải, vui lòng thử lại sau ít giây",
                "reason_en": "Too many requests in progress; retry after the time given"}
 
+    # The same answer every time for a path: made once, not per refusal.
+    answers = {path: _refusal_at(path, 503, [problem], {"Retry-After": str(retry_after_seconds)}) for path in LIMITED}
+
     async def refuse(scope: Scope, receive: Receive, send: Send) -> None:
-        await _refusal(Request(scope), 503, [problem], {"Retry-After": str(retry_after_seconds)})(scope, receive, send)
+        await answers[scope["path"]](scope, receive, send)
 
     application.add_middleware(AdmissionLimit, limit=limit, refuse=refuse)
