@@ -36,5 +36,9 @@ class ServiceSettings(BaseSettings):
         return values
 
     def dsn(self) -> str:
-        auth = f"{self.pg_user}:{self.pg_password}@" if self.pg_password else f"{self.pg_user}@"
+        return self.dsn_as(self.pg_user, self.pg_password)
+
+    def dsn_as(self, user: str, password: str) -> str:
+        """The service's database, as another role (oversight's API reads as one that may only SELECT)."""
+        auth = f"{user}:{password}@" if password else f"{user}@"
         return f"postgresql://{auth}{self.pg_host}:{self.pg_port}/{self.pg_database}"

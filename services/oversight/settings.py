@@ -39,9 +39,7 @@ class OversightSettings(ServiceSettings):
     checkpoint_topic: str = "audit.checkpoints.v1"
 
     def dsn(self, reader: bool = False) -> str:
-        user, password = (self.reader_user, self.reader_password) if reader else (self.pg_user, self.pg_password)
-        auth = f"{user}:{password}@" if password else f"{user}@"
-        return f"postgresql://{auth}{self.pg_host}:{self.pg_port}/{self.pg_database}"
+        return self.dsn_as(self.reader_user, self.reader_password) if reader else super().dsn()
 
     def tokens(self) -> dict[str, str]:
         """Bearer token → role, for the roles that have a token."""
