@@ -9,17 +9,20 @@ cannot be parsed goes to ``<topic>.dlq`` with the error in its headers; the rest
 import asyncio
 import logging
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.conn import AIOKafkaConnection, CloseReason
 from aiokafka.errors import KafkaConnectionError
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import TypeAdapter, ValidationError
 
+from contracts import telemetry
 from contracts.topics import dlq
 
 T = TypeVar("T")
@@ -60,6 +63,24 @@ def _broken_connection_is_a_connection_error() -> None:
 _broken_connection_is_a_connection_error()
 
 
+@lru_cache(maxsize=16_384)
+def _key_hash(key: bytes) -> int:
+    return murmur2(key)
+
+
+def partition_for(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+    """Kafka's default partition for a key (the Java client's murmur2), the hash cached per key.
+
+    aiokafka hashes in pure Python, 8 µs a key, and the mesh sends several records per case under
+    the same key (the router its case events, the notifier an announcement per delivery): the
+    notifier spent 5 % of its CPU there. The partition is the default one, so every producer, ours
+    or not, still puts a case's records on the same partition.
+    """
+    if key is None:
+        return DefaultPartitioner()(key, all_partitions, available)
+    return all_partitions[(_key_hash(key) & 0x7FFFFFFF) % len(all_partitions)]
+
+
 def kafka_broker(bootstrap_servers: str, *, client_id: str, tracer_provider: TracerProvider | None = None,
                  linger_ms: int = 2) -> KafkaBroker:
     """A broker whose producer waits for every in-sync replica and never duplicates on retry."""
@@ -70,7 +91,11 @@ def kafka_broker(bootstrap_servers: str, *, client_id: str, tracer_provider: Tra
         enable_idempotence=True,
         linger_ms=linger_ms,
         request_timeout_ms=10_000,
-        middlewares=[KafkaTelemetryMiddleware(tracer_provider=tracer_provider)],
+        partitioner=partition_for,
+        # Where no span is recorded, faststream's middleware would still read and write trace
+        # context and make an unrecorded span for every message; the envelope carries it anyway.
+        middlewares=([KafkaTelemetryMiddleware(tracer_provider=tracer_provider)]
+                     if telemetry.records_spans(tracer_provider) else []),
         logger=log,
     )
 
@@ -84,7 +109,7 @@ def bulk_producer(bootstrap_servers: str, *, client_id: str) -> AIOKafkaProducer
     """
     return AIOKafkaProducer(bootstrap_servers=bootstrap_servers, client_id=client_id, acks="all",
                             enable_idempotence=True, linger_ms=2, max_batch_size=512 * 1024,
-                            request_timeout_ms=10_000)
+                            request_timeout_ms=10_000, partitioner=partition_for)
 
 
 async def raw_body(message: Any) -> Any:

@@ -70,9 +70,21 @@ def _parent(traceparent: str | None, tracestate: str | None) -> context.Context:
     return propagate.extract({k: v for k, v in carrier.items() if v})
 
 
+def records_spans(provider: trace.TracerProvider | None = None) -> bool:
+    """Whether spans made through ``provider`` (the process's own, by default) are recorded: not
+    when ``setup_tracing`` found no exporter and chose to sample nothing."""
+    return getattr(provider or trace.get_tracer_provider(), "sampler", None) is not ALWAYS_OFF
+
+
 def start_span_from(name: str, traceparent: str | None, tracestate: str | None = None) -> trace.Span:
     """A consumer span continuing a message's trace, not made current: for work done in batches,
-    where the caller ends each message's span when the batch is done."""
+    where the caller ends each message's span when the batch is done.
+
+    Where nothing is recorded this is the invalid span, made without parsing the message's context:
+    parsing and sampling it for nothing took 12 % of oversight's CPU, a span per event.
+    """
+    if not records_spans():
+        return trace.INVALID_SPAN
     return _tracer().start_span(name, context=_parent(traceparent, tracestate), kind=trace.SpanKind.CONSUMER)
 
 

@@ -21,3 +21,23 @@ def test_with_an_exporter_spans_are_recorded(monkeypatch):
         assert provider.get_tracer("test").start_span("work").is_recording()
     finally:
         provider.shutdown()
+
+
+def test_without_an_exporter_a_consumer_span_costs_no_parsing(monkeypatch):
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
+    provider = telemetry.setup_tracing("test")
+    assert not telemetry.records_spans(provider)
+    # The process's provider is set once per process: this one stands in for it, whatever ran before.
+    monkeypatch.setattr(telemetry.trace, "get_tracer_provider", lambda: provider)
+    span = telemetry.start_span_from("work", "not a traceparent at all")
+    assert not span.is_recording()
+    span.end()
+
+
+def test_with_an_exporter_the_broker_gets_spans(monkeypatch):
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")
+    provider = telemetry.setup_tracing("test")
+    try:
+        assert telemetry.records_spans(provider)
+    finally:
+        provider.shutdown()
