@@ -53,7 +53,7 @@ class Stamps:
         self.accepted: dict[str, float] = {}
         self.assigned: dict[str, float] = {}
         self.visible: dict[str, float] = {}
-        self.errors: dict[int, int] = {}
+        self.errors: dict[int | str, int] = {}  # by HTTP status, or by the client's error when there was none
 
 
 async def load(url: str, rate: float, seconds: float, stamps: Stamps, rng: random.Random) -> float:
@@ -73,8 +73,8 @@ async def load(url: str, rate: float, seconds: float, stamps: Stamps, rng: rando
                 async with session.post(url, json=body, headers={"Idempotency-Key": str(uuid.uuid4())}) as r:
                     answer = await r.json()
                     status = r.status
-            except aiohttp.ClientError:
-                status = 0
+            except aiohttp.ClientError as error:
+                status = type(error).__name__  # which failure it was: refused, reset, timed out…
             if status == 202:
                 stamps.sent[answer["case_id"]] = sent
                 stamps.accepted[answer["case_id"]] = time.perf_counter()
