@@ -21,13 +21,14 @@ REQUEST = TypeAdapter(RequestReceived)
 RESPONSE = TypeAdapter(UnitResponse)
 
 
-def register(broker: KafkaBroker, desk, relay, pool, group_id: str, max_batch: int, stats: dict[str, int]) -> None:
+def register(broker: KafkaBroker, desk, pool, group_id: str, max_batch: int, stats: dict[str, int],
+             gather_ms: int = 0) -> None:
     """Subscribe the router's handlers; called by ``create_app`` so nothing happens at import."""
 
     async def workload() -> Workload:
         return Workload(*await ledger.handler_load(pool))
 
-    @broker.subscriber(topics.INTAKE_REQUESTS, **consumer_options(group_id, max_records=max_batch))
+    @broker.subscriber(topics.INTAKE_REQUESTS, **consumer_options(group_id, max_records=max_batch, gather_ms=gather_ms))
     async def on_requests(_: list[bytes], message: KafkaMessage) -> None:
         requests = await parse_or_dead_letter(broker, records_of(message), REQUEST)
         if not requests:
@@ -47,7 +48,6 @@ def register(broker: KafkaBroker, desk, relay, pool, group_id: str, max_batch: i
                 span.end()
         stats["requests"] += len(requests)
         stats["opened"] += len(opened)
-        relay.wake.set()
 
     @broker.subscriber(topics.UNIT_RESPONSES, **consumer_options(f"{group_id}-responses", max_records=max_batch))
     async def on_responses(_: list[bytes], message: KafkaMessage) -> None:
@@ -71,4 +71,3 @@ def register(broker: KafkaBroker, desk, relay, pool, group_id: str, max_batch: i
             await asyncio.gather(*waits)
         stats["responses"] += len(responses)
         stats["refused"] += len(refused)
-        relay.wake.set()

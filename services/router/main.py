@@ -40,7 +40,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         relay = Relay(desk, producer, settings.dsn(), settings.relay_poll_seconds, settings.max_batch)
         timers = Timers(desk, pool, settings.timer_poll_seconds)
         stats = {"requests": 0, "opened": 0, "responses": 0, "refused": 0}
-        register(broker, desk, relay, pool, settings.group_id, settings.max_batch, stats)
+        register(broker, desk, pool, settings.group_id, settings.max_batch, stats, settings.gather_ms)
         app.state.desk, app.state.relay, app.state.timers, app.state.stats = desk, relay, timers, stats
         app.state.broker_running = False
         await start_when_reachable(broker.start)

@@ -7,6 +7,10 @@ is derived from (case id, version).
 
 Only one relay in the mesh publishes at a time: each router instance tries a PostgreSQL advisory
 lock and the one that holds it relays, the others stand by and take over if it dies.
+
+The relay is woken by the event store itself: every insert, by any router instance, sends a NOTIFY
+on the store's channel as it commits, and the leader LISTENs on it. Between notifications it does
+not ask the database anything; a slow poll remains as a safety net.
 """
 
 import asyncio
@@ -124,6 +128,7 @@ class Relay:
             while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
                 await asyncio.sleep(1.0)
             self.is_leader = True
+            await conn.add_listener(self.desk.recorder.channel_name, self._notified)
             self.position = await conn.fetchval("SELECT position FROM outbox_position WHERE name = 'case.events'")
             log.info("outbox relay leading from notification %s", self.position)
             while True:
@@ -146,6 +151,9 @@ class Relay:
                 await conn.close(timeout=5)
             except Exception:  # noqa: BLE001 - a connection that will not close politely is dropped
                 conn.terminate()
+
+    def _notified(self, *_: Any) -> None:
+        self.wake.set()
 
     async def _relay_once(self, conn: asyncpg.Connection) -> int:
         notifications = await asyncio.to_thread(

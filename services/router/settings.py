@@ -15,8 +15,12 @@ class RouterSettings(ServiceSettings):
     pg_database: str = "router"
     pg_pool_size: int = 5
     max_batch: int = 500
-    # The outbox relay wakes at once after a local write; this is how often it looks for others'.
-    relay_poll_seconds: float = 0.05
+    # Kafka may hold a fetch of new requests this long to gather a batch: a case's events are saved
+    # and relayed once per batch, whatever its size, so fewer, fuller batches cost far less.
+    gather_ms: int = 20
+    # The outbox relay is woken by the event store's NOTIFY on every insert, by any instance; this
+    # is how often it looks without one (a safety net).
+    relay_poll_seconds: float = 1.0
     timer_poll_seconds: float = 1.0
     # Category rules (which unit, priority, deadlines); the shipped file when empty.
     rules_file: str | None = None

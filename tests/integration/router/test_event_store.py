@@ -181,3 +181,36 @@ async def test_the_event_store_is_vacuumed_in_small_unthrottled_freezing_passes(
         await asyncio.to_thread(desk.close)
     assert {"autovacuum_vacuum_insert_threshold=10000", "autovacuum_vacuum_insert_scale_factor=0",
             "autovacuum_vacuum_cost_delay=0", "autovacuum_freeze_min_age=0"} <= set(options)
+
+
+async def test_cases_another_router_saves_wake_the_relay_without_its_poll(settings, kafka_bootstrap):
+    """The leading relay hears of every insert by the store's NOTIFY; its poll (a minute here) never comes."""
+    desk = CaseDesk(load_directory("hcmc-2021"), settings.eventsourcing_env())
+    other = CaseDesk(load_directory("hcmc-2021"), settings.eventsourcing_env())  # another instance's desk
+    producer = bulk_producer(kafka_bootstrap, client_id="it-relay")
+    await producer.start()
+    relay = Relay(desk, producer, settings.dsn(), poll_seconds=60)
+    running = asyncio.create_task(relay.run())
+
+    async def stored() -> int:
+        return await asyncio.to_thread(desk.recorder.max_notification_id) or 0
+
+    try:
+        async with asyncio.timeout(30):
+            while not relay.is_leader:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # its first round (an empty store) is over; now it waits on its poll
+        opened = await asyncio.to_thread(other.receive, requests(3), datetime.now(UTC), Workload())
+        last = await stored()
+        async with asyncio.timeout(15):
+            while relay.position < last:
+                await asyncio.sleep(0.05)
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        await producer.stop()
+        desk.close()
+        other.close()
+    records = await _published(kafka_bootstrap, {str(c.id) for c in opened})
+    assert {r.key.decode() for r in records} == {str(c.id) for c in opened}
