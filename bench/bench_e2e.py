@@ -142,6 +142,38 @@ class Sampler:
                 for n, p in self.procs.items()}
 
 
+def _others() -> dict[int, tuple[str, float]]:
+    """CPU seconds so far of what shares the machine with the services: the broker, PostgreSQL's
+    processes (a backend per pooled connection), the district units' stand-in that takes the
+    assignment webhooks, and this load generator."""
+    found = {}
+    for proc in psutil.process_iter(["name", "cmdline", "cpu_times"]):
+        name, cmdline, times = proc.info["name"], " ".join(proc.info["cmdline"] or ()), proc.info["cpu_times"]
+        kind = ("Kafka broker" if name == "java" and "kafka.Kafka" in cmdline else "PostgreSQL" if name == "postgres"
+                else "district stand-in" if "examples.district_client" in cmdline
+                else "load generator" if proc.pid == os.getpid() else None)
+        if kind and times:
+            found[proc.pid] = (kind, times.user + times.system)
+    return found
+
+
+class Machine:
+    """The whole machine's busy cores over a run, and the share of it that is not the services'."""
+
+    def __init__(self) -> None:
+        self.busy0, self.others0 = self._busy(), _others()
+
+    @staticmethod
+    def _busy() -> float:
+        t = psutil.cpu_times()
+        return sum(t) - t.idle - getattr(t, "iowait", 0.0)
+
+    def report(self, seconds: float) -> dict[str, float]:
+        cores: dict[str, float] = {}
+        for pid, (kind, cpu) in _others().items():  # a process started during the run counts from zero
+            cores[kind] = cores.get(kind, 0.0) + (cpu - self.others0.get(pid, (kind, 0.0))[1]) / seconds
+        return {**cores, "whole machine": (self._busy() - self.busy0) / seconds}
+
 async def start_mesh(routers: int) -> tuple[Mesh, str, list[subprocess.Popen]]:
     suffix = uuid.uuid4().hex[:6]
     dbs = {s: await fresh_database(f"bench_{s}") for s in ("router", "notifier", "oversight", "intake")}
@@ -150,7 +182,6 @@ async def start_mesh(routers: int) -> tuple[Mesh, str, list[subprocess.Popen]]:
     await park_group_at_end(groups["router"] + "-responses", topics.UNIT_RESPONSES)
     await park_group_at_end(groups["notifier"], topics.UNIT_ASSIGNMENTS, topics.CASE_EVENTS)
     await park_group_at_end(groups["oversight"], topics.CASE_EVENTS, topics.NOTIFY_DELIVERIES)
-    await park_group_at_end("district-client", topics.UNIT_ASSIGNMENTS)
     env = {"KAFKA_BOOTSTRAP_SERVERS": KAFKA, "PGPORT": str(PGPORT), "OTEL_TRACES_EXPORTER": "none",
            "ROUTER_PG_DATABASE": dbs["router"], "NOTIFIER_PG_DATABASE": dbs["notifier"],
            "OVERSIGHT_PG_DATABASE": dbs["oversight"], "INTAKE_PG_DATABASE": dbs["intake"],
@@ -177,11 +208,12 @@ async def one_rate(mesh: Mesh, oversight_dsn: str, pids: dict[str, int], rate: f
     stamps, stop = Stamps(), asyncio.Event()
     group = f"bench-watch-{uuid.uuid4().hex[:6]}"
     await park_group_at_end(group, topics.UNIT_ASSIGNMENTS)
-    sampler = Sampler(pids)
     watchers = [asyncio.create_task(watch_assignments(group, stamps, stop)),
-                asyncio.create_task(watch_oversight(oversight_dsn, stamps, stop)),
-                asyncio.create_task(sampler.run(stop))]
+                asyncio.create_task(watch_oversight(oversight_dsn, stamps, stop))]
     await asyncio.sleep(1)
+    # CPU is counted from here, over the same seconds the throughput is.
+    sampler, machine = Sampler(pids), Machine()
+    watchers.append(asyncio.create_task(sampler.run(stop)))
     started = time.perf_counter()
     took = await load(mesh.url("intake") + "/v1/channels/web/requests", rate, seconds, stamps, rng)
     deadline = time.perf_counter() + 60  # past this the backlog itself is the answer
@@ -199,7 +231,8 @@ async def one_rate(mesh: Mesh, oversight_dsn: str, pids: dict[str, int], rate: f
     return {"offered_rate": rate, "seconds": seconds, "accepted": len(accepted), "errors": stamps.errors,
             "completed": done, "throughput": done / (finished - started),
             "http_202_ms": percentiles(http), "to_assignment_ms": percentiles(to_assignment),
-            "to_oversight_ms": percentiles(to_oversight), "services": sampler.report(finished - started)}
+            "to_oversight_ms": percentiles(to_oversight), "services": sampler.report(finished - started),
+            "machine": machine.report(finished - started)}
 
 
 def show(result: dict) -> None:
@@ -214,6 +247,8 @@ def show(result: dict) -> None:
     print(line("202 → visible in oversight", result["to_oversight_ms"]))
     for name, s in result["services"].items():
         print(f"    {name:<12} CPU {s['cpu_cores']:.2f} cores   peak RSS {s['peak_rss_mib']:.0f} MiB")
+    print("    " + ", ".join(f"{name} {cores:.2f}" for name, cores in result["machine"].items())
+          + f" of {os.cpu_count()} cores")
 
 
 async def main() -> None:

@@ -1,7 +1,8 @@
 """A reference district-unit client (dịch vụ của quận/phường): how a unit's own system joins the mesh.
 
 It consumes ``unit.assignments`` for its units (``DISTRICT_UNITS``, comma-separated unit ids;
-empty means every unit, as in the demo), answers each case on ``unit.responses`` — accept, a
+empty means every unit, as in the demo; ``none`` means no unit: only the webhook is taken, and
+Kafka is not read at all, as the tests and the benchmark want), answers each case on ``unit.responses`` — accept, a
 progress report, then the result — and takes the notifier's webhook at
 ``POST /units/{unit_id}/assignments``, recognising a repeated delivery by its ``Idempotency-Key``.
 
@@ -50,7 +51,6 @@ def create_app() -> FastAPI:
                                  topic=topics.UNIT_RESPONSES, key=str(assignment.case_id).encode())
             await asyncio.sleep(pace)
 
-    @broker.subscriber(topics.UNIT_ASSIGNMENTS, **consumer_options("district-client"))
     async def on_assignments(_: list[bytes], message: KafkaMessage) -> None:
         for assignment in await parse_or_dead_letter(broker, records_of(message), ASSIGNMENT):
             if units and assignment.unit.id not in units:
@@ -59,8 +59,15 @@ def create_app() -> FastAPI:
             tasks.add(task)
             task.add_done_callback(tasks.discard)
 
+    reads_kafka = units != {"none"}
+    if reads_kafka:
+        broker.subscriber(topics.UNIT_ASSIGNMENTS, **consumer_options("district-client"))(on_assignments)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI):
+        if not reads_kafka:
+            yield
+            return
         await start_when_reachable(broker.start)
         yield
         await broker.stop()
