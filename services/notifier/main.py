@@ -46,9 +46,11 @@ def build_providers(settings: NotifierSettings, clients: contextlib.AsyncExitSta
     if settings.zalo_api_url:
         by_channel["zalo"] = ZaloProvider(client(), settings.zalo_api_url, settings.zalo_access_token)
     if settings.smtp_host:
-        by_channel["email"] = MailProvider(settings.smtp_host, settings.smtp_port, settings.mail_from,
-                                           timeout=settings.send_timeout_seconds, user=settings.smtp_user,
-                                           password=settings.smtp_password, starttls=settings.smtp_starttls)
+        mail = MailProvider(settings.smtp_host, settings.smtp_port, settings.mail_from,
+                            timeout=settings.send_timeout_seconds, user=settings.smtp_user,
+                            password=settings.smtp_password, starttls=settings.smtp_starttls)
+        clients.push_async_callback(asyncio.to_thread, mail.close)
+        by_channel["email"] = mail
     return Providers(by_channel)
 
 

@@ -1,0 +1,78 @@
+"""E-mail through a real SMTP server on loopback: what the handler reads is what was written, the
+notifier keeps its connection to the mail server rather than opening one per message, and a
+connection the server has dropped meanwhile costs nothing but a new one."""
+
+import asyncio
+import socket
+import uuid
+from email import message_from_bytes, policy
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from services.notifier.domain import Delivery
+from services.notifier.mail import MailProvider
+
+
+class Server:
+    """An SMTP server that keeps each mail with the connection (peer address) it came on."""
+
+    def __init__(self) -> None:
+        self.mails: list[tuple[Any, Any]] = []
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.controller: Controller | None = None
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+        self.mails.append((session.peer, message_from_bytes(envelope.content, policy=policy.default)))
+        return "250 OK"
+
+    def start(self) -> None:
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        self.controller.stop()  # closes every connection it has
+
+
+@pytest.fixture
+def server():
+    s = Server()
+    s.start()
+    yield s
+    s.stop()
+
+
+def delivery(n: int) -> Delivery:
+    return Delivery(delivery_id=uuid.uuid4(), case_id=uuid.uuid4(), cause_event_id=uuid.uuid4(),
+                    correlation_id=uuid.uuid4(), recipient="handler", channel="email",
+                    target="tiepnhan@phunhuan.example.vn", template="assigned",
+                    subject=f"[1022] Phản ánh mới số {n}: Hỗ trợ nhu yếu phẩm",
+                    text=f"Kính gửi cán bộ tiếp nhận,\nPhản ánh số {n} cần xử lý trước 17 giờ.", payload={},
+                    source_topic="unit.assignments.v1")
+
+
+async def test_mails_arrive_as_written_over_one_kept_connection(server):
+    mail = MailProvider("127.0.0.1", server.port, "tongdai1022@hcmc.example", timeout=5)
+    sent = [delivery(n) for n in range(3)]
+    for d in sent:
+        await mail.send(d)
+    await asyncio.to_thread(mail.close)
+
+    assert [(str(m["Subject"]), m.get_content().strip(), m["To"], m["Message-ID"]) for _, m in server.mails] == [
+        (d.subject, d.text, d.target, f"<{d.delivery_id}@notifier.1022>") for d in sent]
+    assert len({peer for peer, _ in server.mails}) == 1  # one connection for the three
+
+
+async def test_a_connection_the_server_dropped_is_replaced_and_the_mail_still_goes(server):
+    mail = MailProvider("127.0.0.1", server.port, "tongdai1022@hcmc.example", timeout=5)
+    await mail.send(delivery(1))
+    server.stop()  # the mail server restarts: the kept connection is dead
+    server.start()
+    await mail.send(delivery(2))
+    await asyncio.to_thread(mail.close)
+
+    assert [str(m["Subject"]) for _, m in server.mails] == [delivery(1).subject, delivery(2).subject]
+    assert len({peer for peer, _ in server.mails}) == 2
