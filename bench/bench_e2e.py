@@ -3,14 +3,17 @@
 Requests arrive at a fixed rate (each sent at its scheduled time, whether or not earlier ones
 were answered), over HTTP to intake, with durable settings (acks=all, PostgreSQL fsync on). For
 each accepted request it times 202 → AssignmentIssued on Kafka and 202 → visible in oversight's
-read model, and samples CPU and peak memory of each service. In the same run, the bare pipe —
+read model, and samples CPU and peak memory of each service, and the CPU of everything else on
+the machine (broker, PostgreSQL, stand-ins, itself) and of the machine as a whole. In the same
+run, the bare pipe —
 aiokafka produce → consume → asyncpg COPY, no logic — gives the ceiling, and the mesh's sustained
 throughput is reported as a share of it.
 
     .venv/bin/python bench/bench_e2e.py [--rates 200,400,2000] [--seconds 20] [--routers 1] [--warmup 10]
 
 Needs the infrastructure of `make run` (or KAFKA_BOOTSTRAP_SERVERS / PGPORT); it starts its own
-services on ports 17001-17005 with fresh databases and consumer groups parked at the topics' ends.
+services on ports 17001-17006 (the four, the district units' and the message gateways' stand-ins)
+with fresh databases, dropped at the end, and consumer groups parked at the topics' ends.
 """
 
 import argparse
@@ -31,7 +34,7 @@ import uvloop
 from aiokafka import AIOKafkaConsumer
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import ADMIN_DSN, KAFKA, PGPORT, ROOT, fresh_database, park_group_at_end, percentiles  # noqa: E402
+from common import ADMIN_DSN, KAFKA, PGPORT, ROOT, drop_database, fresh_database, park_group_at_end, percentiles  # noqa: E402
 from pipe import bare_pipe  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "deploy" / "local"))
@@ -176,7 +179,7 @@ class Machine:
         return {**cores, "whole machine": busy / seconds, "stolen by the host": spent["steal"] / seconds}
 
 
-async def start_mesh(routers: int) -> tuple[Mesh, str, list[subprocess.Popen]]:
+async def start_mesh(routers: int) -> tuple[Mesh, str, list[subprocess.Popen], list[str]]:
     suffix = uuid.uuid4().hex[:6]
     dbs = {s: await fresh_database(f"bench_{s}") for s in ("router", "notifier", "oversight", "intake")}
     groups = {s: f"bench-{s}-{suffix}" for s in ("router", "notifier", "oversight")}
@@ -205,7 +208,7 @@ async def start_mesh(routers: int) -> tuple[Mesh, str, list[subprocess.Popen]]:
                                       env={**mesh.env, "ROUTER_PORT": str(17010 + i)}, stdout=log,
                                       stderr=subprocess.STDOUT, start_new_session=True))
     await asyncio.sleep(5)  # the router group rebalances across the instances before the load
-    return mesh, ADMIN_DSN.rsplit("/", 1)[0] + f"/{dbs['oversight']}", extra
+    return mesh, ADMIN_DSN.rsplit("/", 1)[0] + f"/{dbs['oversight']}", extra, list(dbs.values())
 
 
 async def one_rate(mesh: Mesh, oversight_dsn: str, pids: dict[str, int], rate: float, seconds: float,
@@ -273,7 +276,7 @@ async def main() -> None:
     print(f"end-to-end benchmark: {os.cpu_count()} cores, Kafka {KAFKA} (acks=all), PostgreSQL fsync={fsync},"
           f" {args.routers} router process(es)")
     print(f"  ceiling (bare pipe: aiokafka produce → consume → asyncpg COPY): {ceiling:,.0f} msg/s")
-    mesh, oversight_dsn, extra = await start_mesh(args.routers)
+    mesh, oversight_dsn, extra, databases = await start_mesh(args.routers)
     results = []
     try:
         pids = {name: proc.pid for name, proc in mesh.procs.items() if name not in ("district", "gateways")}
@@ -295,6 +298,8 @@ async def main() -> None:
         for proc in extra:
             proc.terminate()
         mesh.stop_all()
+        for name in databases:  # each run makes its own; a disk of old runs helps no one
+            await drop_database(name)
     if args.json:
         Path(args.json).write_text(json.dumps({"ceiling": ceiling, "routers": args.routers, "results": results}, indent=2))
 
