@@ -1,9 +1,9 @@
 """A reference district-unit client (dịch vụ của quận/phường): how a unit's own system joins the mesh.
 
 It consumes ``unit.assignments`` for its units (``DISTRICT_UNITS``, comma-separated unit ids;
-empty means every unit, as in the demo; ``none`` means no unit: only the webhook is taken, and
-Kafka is not read at all, as the tests and the benchmark want), answers each case on ``unit.responses`` — accept, a
-progress report, then the result — and takes the notifier's webhook at
+empty means every unit, as in the demo; ``none`` means no unit: only the webhook is taken and Kafka
+is not read at all, as the tests and the benchmark want), answers each case on ``unit.responses``
+— accept, a progress report, then the result — and takes the notifier's webhook at
 ``POST /units/{unit_id}/assignments``, recognising a repeated delivery by its ``Idempotency-Key``.
 
 Run: ``python -m examples.district_client`` (port ``DISTRICT_PORT``, default 8005).

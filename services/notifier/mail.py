@@ -18,7 +18,7 @@ import smtplib
 import time
 from email.header import Header
 from email.mime.text import MIMEText
-from email.utils import formatdate
+from email.utils import formataddr, formatdate, parseaddr
 
 from services.notifier.domain import Delivery
 from services.notifier.providers import Permanent, Transient
@@ -31,6 +31,8 @@ class MailProvider:
                  starttls: bool = False):
         self.host, self.port, self.sender, self.timeout = host, port, sender, timeout
         self.user, self.password, self.starttls = user, password, starttls
+        # A display name may be Vietnamese ("Tổng đài 1022 <…>"): encoded once, the address left readable.
+        self.from_header = formataddr(parseaddr(sender), charset="utf-8")
         self.idle: queue.SimpleQueue[tuple[smtplib.SMTP, float]] = queue.SimpleQueue()
 
     def message(self, delivery: Delivery) -> MIMEText:
@@ -38,7 +40,7 @@ class MailProvider:
         # default policy parsed each one again through the header registry — a fifth of the
         # notifier's CPU under load. Non-ASCII subjects and bodies are encoded all the same.
         message = MIMEText(delivery.text, "plain", "utf-8")
-        message["From"] = self.sender
+        message["From"] = self.from_header
         message["To"] = delivery.target
         message["Subject"] = Header(delivery.subject, "utf-8")
         message["Date"] = formatdate(usegmt=True)

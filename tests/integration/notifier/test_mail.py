@@ -55,7 +55,7 @@ def delivery(n: int) -> Delivery:
 
 
 async def test_mails_arrive_as_written_over_one_kept_connection(server):
-    mail = MailProvider("127.0.0.1", server.port, "tongdai1022@hcmc.example", timeout=5)
+    mail = MailProvider("127.0.0.1", server.port, "Tổng đài 1022 <tongdai1022@hcmc.example>", timeout=5)
     sent = [delivery(n) for n in range(3)]
     for d in sent:
         await mail.send(d)
@@ -63,6 +63,8 @@ async def test_mails_arrive_as_written_over_one_kept_connection(server):
 
     assert [(str(m["Subject"]), m.get_content().strip(), m["To"], m["Message-ID"]) for _, m in server.mails] == [
         (d.subject, d.text, d.target, f"<{d.delivery_id}@notifier.1022>") for d in sent]
+    assert all(m["From"].addresses[0].addr_spec == "tongdai1022@hcmc.example" for _, m in server.mails)
+    assert all(m["From"].addresses[0].display_name == "Tổng đài 1022" for _, m in server.mails)
     assert len({peer for peer, _ in server.mails}) == 1  # one connection for the three
 
 
