@@ -6,8 +6,8 @@ and stays until Ctrl-C, then stops them all. The test suite uses :class:`Mesh` t
 its own ports and environment, and kills and restarts single services in its fault tests.
 """
 
-import json
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -80,8 +80,8 @@ class Mesh:
             _die_with_parent()
             if nice:
                 os.nice(nice)
-                # Each service is a session of its own, and Linux schedules sessions as groups
-                # (autogroup): a nice value only ranks threads within their group, so the group's is set.
+                # Each service is a session of its own, and Linux shares the cores between sessions
+                # first (autogroup), where a plain nice ranks nothing: the session's is set too.
                 with contextlib.suppress(OSError):
                     Path("/proc/self/autogroup").write_text(str(nice))
 
