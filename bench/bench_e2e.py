@@ -156,7 +156,8 @@ class Sampler:
 def _others() -> dict[int, tuple[str, float]]:
     """CPU seconds so far of what shares the machine with the services: the broker, PostgreSQL's
     processes (a backend per pooled connection), the stand-ins for the district units (the
-    assignment webhooks) and for the SMS and mail gateways, and this load generator."""
+    assignment webhooks) and for the SMS and mail gateways, and this load generator. Every Kafka
+    broker and PostgreSQL on the machine is counted: run nothing else beside the benchmark."""
     found = {}
     for proc in psutil.process_iter(["name", "cmdline", "cpu_times"]):
         name, cmdline, times = proc.info["name"], " ".join(proc.info["cmdline"] or ()), proc.info["cpu_times"]
