@@ -112,23 +112,23 @@ async def watch_assignments(group: str, stamps: Stamps, stop: asyncio.Event) -> 
         await consumer.stop()
 
 
+# What oversight's read model shows of a case: in `cases` at all; its citizen's first message sent.
+_VISIBLE = "SELECT case_id::text FROM cases WHERE case_id = ANY($1::uuid[])"
+_TOLD = ("SELECT DISTINCT case_id::text FROM deliveries WHERE case_id = ANY($1::uuid[])"
+         " AND recipient = 'citizen' AND outcome = 'sent'")
+
+
 async def watch_oversight(dsn: str, stamps: Stamps, stop: asyncio.Event) -> None:
     conn = await asyncpg.connect(dsn)
     try:
         while not stop.is_set():
-            pending = [c for c in stamps.accepted if c not in stamps.visible]
-            if pending:
-                rows = await conn.fetch("SELECT case_id::text FROM cases WHERE case_id = ANY($1::uuid[])", pending)
-                now = time.perf_counter()
-                for row in rows:
-                    stamps.visible.setdefault(row["case_id"], now)
-            untold = [c for c in stamps.accepted if c not in stamps.told]
-            if untold:
-                rows = await conn.fetch("SELECT DISTINCT case_id::text FROM deliveries WHERE case_id = ANY($1::uuid[])"
-                                        " AND recipient = 'citizen' AND outcome = 'sent'", untold)
-                now = time.perf_counter()
-                for row in rows:
-                    stamps.told.setdefault(row["case_id"], now)
+            for sql, seen in ((_VISIBLE, stamps.visible), (_TOLD, stamps.told)):
+                pending = [c for c in stamps.accepted if c not in seen]
+                if pending:
+                    rows = await conn.fetch(sql, pending)
+                    now = time.perf_counter()
+                    for row in rows:
+                        seen.setdefault(row["case_id"], now)
             await asyncio.sleep(0.05)
     finally:
         await conn.close()

@@ -29,7 +29,7 @@ IDLE_SECONDS = 60.0
 class MailProvider:
     def __init__(self, host: str, port: int, sender: str, *, timeout: float, user: str = "", password: str = "",
                  starttls: bool = False):
-        self.host, self.port, self.sender, self.timeout = host, port, sender, timeout
+        self.host, self.port, self.timeout = host, port, timeout
         self.user, self.password, self.starttls = user, password, starttls
         # A display name may be Vietnamese ("Tổng đài 1022 <…>"): encoded once, the address left readable.
         self.from_header = formataddr(parseaddr(sender), charset="utf-8")
@@ -49,7 +49,7 @@ class MailProvider:
         return message
 
     async def send(self, delivery: Delivery) -> None:
-        await asyncio.to_thread(self._send, self.message(delivery))
+        await asyncio.to_thread(self._send, delivery)
 
     def close(self) -> None:
         """Say goodbye on every kept connection."""
@@ -86,8 +86,8 @@ class MailProvider:
             raise
         return smtp
 
-    def _send(self, message: MIMEText) -> None:
-        smtp = None
+    def _send(self, delivery: Delivery) -> None:
+        message, smtp = self.message(delivery), None  # built here too, off the event loop
         try:
             smtp = self._connection()
             smtp.send_message(message)
