@@ -47,6 +47,11 @@ CREATE INDEX IF NOT EXISTS deliveries_unpublished ON deliveries (seq) WHERE NOT 
 DELIVERY_COLUMNS = ("delivery_id, case_id, cause_event_id, correlation_id, recipient, channel, target, template, subject,"
                     " body, payload, source_topic, traceparent, note")
 # Messages to one citizen go out in the order their events happened: one still being tried holds back the later ones.
+# The earlier message is looked for by case (deliveries_by_case). Its state is written as "not
+# finished" on purpose: "status IN ('pending', 'sending')" let the planner answer the question from
+# deliveries_due instead, reading every waiting delivery for each candidate. With some statistics it
+# did, when the notifier was behind: 49 ms a claim, 0.8-3 s with 5,000-24,000 waiting. The two
+# forms mean the same (a delivery is pending, sending, sent or failed); this one fits no other index.
 CLAIM = f"""
 WITH due AS (
     SELECT d.delivery_id FROM deliveries d
@@ -54,7 +59,7 @@ WITH due AS (
       AND (d.lease_until IS NULL OR d.lease_until < now())
       AND (d.recipient <> 'citizen' OR NOT EXISTS (
           SELECT 1 FROM deliveries e WHERE e.case_id = d.case_id AND e.recipient = 'citizen'
-            AND e.status IN ('pending', 'sending') AND e.seq < d.seq))
+            AND e.status NOT IN ('sent', 'failed') AND e.seq < d.seq))
     ORDER BY d.next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)
 UPDATE deliveries SET status = 'sending', attempts = attempts + 1, claim = $3,
     lease_until = now() + make_interval(secs => $4), updated_at = now()
