@@ -69,21 +69,42 @@ class Limit:
 
 # A fixed window on the database's clock, so every instance agrees; {w} is the window's length.
 _WINDOW = "to_timestamp(floor(extract(epoch FROM now()) / {w}) * {w})"
-_HIT = ("INSERT INTO intake_rate_windows AS w (sender, window_start, hits) SELECT {sender}, " + _WINDOW + ", 1 {only}"
-        " ON CONFLICT (sender, window_start) DO UPDATE SET hits = w.hits + 1"
-        " RETURNING hits, ceil(extract(epoch FROM w.window_start + make_interval(secs => {w}) - now()))::int AS wait_seconds")
-# One sender counted on its own (the Zalo chatbot's messages), formatted once.
-_HIT_ALONE = _HIT.format(sender="$1", w="$2::int", only="")
-# The claim and, when it is ours, the sender's count, in one statement: one round trip and one
-# commit on the path of every new request instead of two.
+# One sender counted on its own (the Zalo chatbot's messages).
+_HIT_ALONE = ("INSERT INTO intake_rate_windows AS w (sender, window_start, hits) SELECT $1, " + _WINDOW.format(w="$2::int")
+              + ", 1 ON CONFLICT (sender, window_start) DO UPDATE SET hits = w.hits + 1"
+              " RETURNING hits, ceil(extract(epoch FROM w.window_start + make_interval(secs => $2::int) - now()))::int"
+              " AS wait_seconds")
+# The claims of the requests that arrive together, and each sender's count, in one statement and
+# one commit: on the path of every new request. A request is ours when its receipt is new, or is a
+# pending claim left by a crash (same content, older than the publish timeout). Each sender's
+# window counts our requests at once; the rows of receipts that were not ours say why.
 _CLAIM = (
-    "WITH claim AS (INSERT INTO intake_receipts AS r (request_id, channel, tracking_code, fingerprint, state)"
-    "  VALUES ($1, $2, $3, $4, 'pending')"
+    "WITH input AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $6::text[])"
+    "  AS i(request_id, channel, tracking_code, fingerprint, sender)),"
+    " claim AS (INSERT INTO intake_receipts AS r (request_id, channel, tracking_code, fingerprint, state)"
+    "  SELECT request_id, channel, tracking_code, fingerprint, 'pending' FROM input ORDER BY request_id"
     "  ON CONFLICT (request_id) DO UPDATE SET claimed_at = now()"
-    "   WHERE r.state = 'pending' AND r.fingerprint = $4 AND r.claimed_at < now() - make_interval(secs => $5::float8)"
-    "  RETURNING 1),"
-    " hit AS (" + _HIT.format(sender="$6::text", w="$7::int", only="WHERE $6::text IS NOT NULL AND EXISTS (SELECT 1 FROM claim)") + ")"
-    " SELECT EXISTS (SELECT 1 FROM claim) AS ours, (SELECT hits FROM hit) AS hits, (SELECT wait_seconds FROM hit) AS wait_seconds")
+    "   WHERE r.state = 'pending' AND r.fingerprint = excluded.fingerprint"
+    "    AND r.claimed_at < now() - make_interval(secs => $5::float8)"
+    "  RETURNING request_id),"
+    " hit AS (INSERT INTO intake_rate_windows AS w (sender, window_start, hits)"
+    "  SELECT i.sender, " + _WINDOW.format(w="$7::int") + ", count(*) FROM input i JOIN claim USING (request_id)"
+    "  WHERE i.sender IS NOT NULL GROUP BY i.sender ORDER BY i.sender"
+    "  ON CONFLICT (sender, window_start) DO UPDATE SET hits = w.hits + excluded.hits"
+    "  RETURNING w.sender, hits,"
+    "   ceil(extract(epoch FROM w.window_start + make_interval(secs => $7::int) - now()))::int AS wait_seconds)"
+    " SELECT i.request_id, claim.request_id IS NOT NULL AS ours, hit.hits, hit.wait_seconds, known.state, known.fingerprint"
+    " FROM input i LEFT JOIN claim USING (request_id) LEFT JOIN hit ON hit.sender = i.sender"
+    " LEFT JOIN intake_receipts known ON known.request_id = i.request_id AND claim.request_id IS NULL")
+
+
+@dataclass(frozen=True)
+class _Claiming:
+    request_id: uuid.UUID
+    channel: str
+    tracking_code: str
+    fingerprint: str
+    limit: Limit | None
 
 
 class Receipts:
@@ -97,26 +118,39 @@ class Receipts:
 
     def __init__(self, pool: asyncpg.Pool, stale_after_seconds: float):
         self.pool, self.stale_after = pool, stale_after_seconds
-        # Requests accepted together are recorded together: one commit for all of them.
+        # Requests that arrive together are claimed together, and those accepted together are
+        # recorded together: a statement and a commit for each group, not for each request. A
+        # claim is not tried again: a repeat would find its own claim and call it "in progress".
+        self._claim = GroupCommit(self._claim_all, retries=0)
         self.accept = GroupCommit(self._accept_all)
 
     async def claim(self, request_id: uuid.UUID, channel: str, tracking_code: str, fingerprint: str,
                     limit: Limit | None = None) -> Claim:
         """Claim the request for publishing and, when it is ours, count it against ``limit``."""
-        row = await self.pool.fetchrow(_CLAIM, request_id, channel, tracking_code, fingerprint, self.stale_after,
-                                       limit.sender if limit else None, limit.window_seconds if limit else 1)
-        if row["ours"]:
-            if limit is not None and row["hits"] > limit.requests:
-                await self.release(request_id)
-                return Claim("ours", wait=max(1, row["wait_seconds"]))
-            return Claim("ours")
-        known = await self.pool.fetchrow("SELECT state, fingerprint FROM intake_receipts WHERE request_id = $1",
-                                         request_id)
-        if known is None:  # released between our two statements: the caller may simply retry
-            return Claim("in_progress")
-        if known["fingerprint"] != fingerprint:
-            return Claim("conflict")
-        return Claim("accepted" if known["state"] == "accepted" else "in_progress")
+        claim = await self._claim(_Claiming(request_id, channel, tracking_code, fingerprint, limit))
+        assert claim is not None
+        if claim.wait is not None:
+            await self.release(request_id)
+        return claim
+
+    async def _claim_all(self, items: list[_Claiming]) -> list[Claim]:
+        """Claim a batch; a request id twice in it is the second time "in progress" (or a conflict)."""
+        first: dict[uuid.UUID, _Claiming] = {}
+        for item in items:
+            first.setdefault(item.request_id, item)
+        answers: dict[uuid.UUID, Claim] = {}
+        # One window length per statement (there is one setting; a Zalo message counts on its own).
+        windows: dict[int, list[_Claiming]] = {}
+        for item in first.values():
+            windows.setdefault(item.limit.window_seconds if item.limit else 1, []).append(item)
+        for window, batch in windows.items():
+            rows = await self.pool.fetch(_CLAIM, [i.request_id for i in batch], [i.channel for i in batch],
+                                         [i.tracking_code for i in batch], [i.fingerprint for i in batch],
+                                         self.stale_after, [i.limit.sender if i.limit else None for i in batch], window)
+            answers.update(_answers(batch, {r["request_id"]: r for r in rows}))
+        return [answers[item.request_id] if first[item.request_id] is item
+                else Claim("in_progress" if item.fingerprint == first[item.request_id].fingerprint else "conflict")
+                for item in items]
 
     async def _accept_all(self, request_ids: list[uuid.UUID]) -> None:
         await self.pool.execute("UPDATE intake_receipts SET state = 'accepted', accepted_at = now()"
@@ -146,6 +180,32 @@ class RateLimits:
     async def forget_before(self, seconds: int) -> None:
         await self.pool.execute("DELETE FROM intake_rate_windows WHERE window_start < now() - make_interval(secs => $1::int)",
                                 seconds)
+
+
+def _answers(batch: list[_Claiming], rows: dict[uuid.UUID, asyncpg.Record]) -> dict[uuid.UUID, Claim]:
+    """Each request's claim, from its row; a sender's requests take their places in its window in
+    the batch's order, and those past the limit are told how long to wait."""
+    out: dict[uuid.UUID, Claim] = {}
+    ours_by_sender: dict[str, list[_Claiming]] = {}
+    for item in batch:
+        row = rows[item.request_id]
+        if row["ours"]:
+            if item.limit is not None:
+                ours_by_sender.setdefault(item.limit.sender, []).append(item)
+            out[item.request_id] = Claim("ours")
+        elif row["state"] is None:  # released meanwhile: the caller may simply retry
+            out[item.request_id] = Claim("in_progress")
+        elif row["fingerprint"] != item.fingerprint:
+            out[item.request_id] = Claim("conflict")
+        else:
+            out[item.request_id] = Claim("accepted" if row["state"] == "accepted" else "in_progress")
+    for items in ours_by_sender.values():
+        last = rows[items[0].request_id]
+        for place, item in enumerate(items, start=last["hits"] - len(items) + 1):
+            assert item.limit is not None
+            if place > item.limit.requests:
+                out[item.request_id] = Claim("ours", wait=max(1, last["wait_seconds"]))
+    return out
 
 
 @dataclass(frozen=True)

@@ -95,3 +95,17 @@ async def test_a_batch_that_fails_once_is_written_on_the_next_try_and_nobody_hea
     commit = GroupCommit(flaky, retry_pause=0.001)
     await asyncio.wait_for(asyncio.gather(*(commit(i) for i in range(3))), 1)
     assert table.batches == [[0, 1, 2]]
+
+
+async def test_a_write_that_answers_each_item_gives_every_caller_its_own_answer():
+    table = Table()
+
+    async def squares(items: list[int]) -> list[int]:
+        await table.write(items)
+        return [i * i for i in items]
+
+    commit = GroupCommit(squares)
+    tasks = await behind_a_slow_write(table, commit, commit(2), [commit(3), commit(4), commit(5)])
+    table.gate.set()
+    assert await asyncio.gather(*tasks) == [4, 9, 16, 25]
+    assert table.batches == [[2], [3, 4, 5]]  # the answers came from two batches

@@ -28,15 +28,16 @@ async def waiting_on_lock(conn: asyncpg.Connection, count: int, timeout: float =
 
 async def test_past_its_limit_intake_refuses_at_once_and_the_retry_is_accepted_once(
         start_intake, intake_database, pg_admin_dsn, keys, tail):
-    intake = start_intake(max_in_flight=2, retry_after_seconds=2)
+    intake = start_intake(max_in_flight=1, retry_after_seconds=2)
     blocker = await asyncpg.connect(pg_admin_dsn.rsplit("/", 1)[0] + "/" + intake_database)
     async with httpx.AsyncClient(timeout=30) as client:
-        # Two submissions held in flight: their receipts cannot be written while the table is locked.
+        # A submission held in flight: its receipt cannot be written while the table is locked. (One:
+        # a second would wait behind the first's claim inside intake, where this test cannot see it.)
         lock = blocker.transaction()
         await lock.start()
         await blocker.execute("LOCK TABLE intake_receipts IN ACCESS EXCLUSIVE MODE")
-        held = [asyncio.create_task(post(client, intake, {**REQUEST, "phone": f"0903 000 00{i}"})) for i in (1, 2)]
-        await waiting_on_lock(blocker, 2)
+        held = [asyncio.create_task(post(client, intake, {**REQUEST, "phone": "0903 000 001"}))]
+        await waiting_on_lock(blocker, 1)
 
         refused_key = str(uuid.uuid4())
         started = time.monotonic()
@@ -57,11 +58,11 @@ async def test_past_its_limit_intake_refuses_at_once_and_the_retry_is_accepted_o
     assert open311.status_code == 503 and open311.json()[0]["code"] == 503, "Open311 gets GeoReport's error list"
     assert refused_in < 5, "a refusal must not wait behind the submissions in flight"
     assert health.status_code == 200 and categories.status_code == 200, "only submissions are limited"
-    assert [a.status_code for a in accepted] == [202, 202], "the submissions in flight finish normally"
+    assert [a.status_code for a in accepted] == [202], "the submission in flight finishes normally"
     assert retried.status_code == 202
 
     await tail.settle()
     request_ids = {a.json()["request_id"] for a in [*accepted, retried]}
     published = tail.with_ids(request_ids)
     assert sorted(str(r.request_id) for r in published) == sorted(request_ids), "each accepted request once"
-    assert {r.citizen.phone for r in published} == {"+84903000001", "+84903000002", "+84903000003"}
+    assert {r.citizen.phone for r in published} == {"+84903000001", "+84903000003"}

@@ -1,5 +1,6 @@
 """The web channel over real HTTP, real Kafka and PostgreSQL: the JSON endpoint and the HTML form."""
 
+import asyncio
 import re
 import unicodedata
 import uuid
@@ -81,6 +82,33 @@ async def test_a_flooding_phone_number_gets_429_with_retry_after(start_intake):
     assert answers[3].json()["errors"][0]["field"] == "phone"
     assert someone_else.status_code == 202
     assert retry_of_accepted.status_code == 202, "a retry of an accepted request costs the sender nothing"
+
+
+async def test_requests_arriving_together_from_one_phone_are_counted_one_by_one(start_intake, tail):
+    # Claims that arrive together are written together: the limit must still count each request.
+    intake = start_intake(sender_limit=3)
+    flooder = {**REQUEST, "phone": "0912 000 333"}
+    async with httpx.AsyncClient(timeout=15) as client:
+        answers = await asyncio.gather(*(post(client, intake, flooder) for _ in range(8)))
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [202] * 3 + [429] * 5
+    await tail.settle()
+    accepted = {a.json()["request_id"] for a in answers if a.status_code == 202}
+    assert sorted(str(r.request_id) for r in tail.with_ids(accepted)) == sorted(accepted), "each accepted one once"
+
+
+async def test_one_request_sent_many_times_at_once_is_published_once(intake, tail):
+    key = f"web-{uuid.uuid4()}"
+    async with httpx.AsyncClient(timeout=15) as client:
+        answers = await asyncio.gather(*(post(client, intake, key=key) for _ in range(6)))
+        later = await post(client, intake, key=key)
+    assert {a.status_code for a in answers} <= {202, 409} and any(a.status_code == 202 for a in answers)
+    assert all(a.headers["Retry-After"] for a in answers if a.status_code == 409), "an answer in progress says when to retry"
+    assert later.status_code == 202
+    receipt = later.json()
+    assert all(a.json() == receipt for a in answers if a.status_code == 202)
+    await tail.settle()
+    assert len(tail.with_ids({receipt["request_id"]})) == 1, "sent six times at once, published once"
 
 
 async def test_kafka_unreachable_means_503_with_retry_after(start_intake):
