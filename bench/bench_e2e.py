@@ -119,7 +119,8 @@ async def watch_assignments(group: str, stamps: Stamps, stop: asyncio.Event) -> 
 # second, cost the database more as the notifier fell behind).
 _TAIL = ("SELECT a.seq, a.event_type, a.case_id::text AS case_id, d.recipient, d.outcome FROM audit_log a"
          " LEFT JOIN deliveries d ON d.event_id = a.event_id AND a.event_type = 'NotificationSent'"
-         " WHERE a.seq > $1 AND a.event_type IN ('CaseOpened', 'NotificationSent') ORDER BY a.seq LIMIT 10000")
+         " WHERE a.seq > $1 AND a.event_type IN ('CaseOpened', 'NotificationSent') ORDER BY a.seq LIMIT $2")
+_TAIL_PAGE = 10000
 
 
 async def watch_oversight(dsn: str, stamps: Stamps, stop: asyncio.Event) -> None:
@@ -127,7 +128,7 @@ async def watch_oversight(dsn: str, stamps: Stamps, stop: asyncio.Event) -> None
     try:
         last = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM audit_log")
         while not stop.is_set():
-            rows = await conn.fetch(_TAIL, last)
+            rows = await conn.fetch(_TAIL, last, _TAIL_PAGE)
             now = time.perf_counter()
             for row in rows:
                 if row["event_type"] == "CaseOpened":
@@ -135,7 +136,8 @@ async def watch_oversight(dsn: str, stamps: Stamps, stop: asyncio.Event) -> None
                 elif row["recipient"] == "citizen" and row["outcome"] == "sent":
                     stamps.told.setdefault(row["case_id"], now)
             last = rows[-1]["seq"] if rows else last
-            await asyncio.sleep(0.05)
+            if len(rows) < _TAIL_PAGE:
+                await asyncio.sleep(0.05)
     finally:
         await conn.close()
 

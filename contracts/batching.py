@@ -52,7 +52,10 @@ class GroupCommit(Generic[Item, Result]):
     async def _write_one(self, items: list[Item]) -> tuple[Sequence[Result] | None, Exception | None]:
         for attempt in range(self.retries + 1):
             try:
-                return await self.write(items), None
+                results = await self.write(items)
+                if results is not None and len(results) != len(items):
+                    return None, ValueError(f"the write answered {len(results)} of {len(items)} items")
+                return results, None
             except Exception as error:  # noqa: BLE001 - tried again, then each caller gets it
                 if attempt == self.retries:
                     return None, error

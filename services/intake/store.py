@@ -6,7 +6,9 @@ instances starting together do not race on ``CREATE TABLE IF NOT EXISTS``.
 """
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
@@ -69,15 +71,16 @@ class Limit:
 
 # A fixed window on the database's clock, so every instance agrees; {w} is the window's length.
 _WINDOW = "to_timestamp(floor(extract(epoch FROM now()) / {w}) * {w})"
+# Adds the counted hits to each sender's window; says the total and the seconds the window has left.
+_COUNT = (" ON CONFLICT (sender, window_start) DO UPDATE SET hits = w.hits + excluded.hits RETURNING w.sender, hits,"
+          " ceil(extract(epoch FROM w.window_start + make_interval(secs => {w}) - now()))::int AS wait_seconds")
 # One sender counted on its own (the Zalo chatbot's messages).
 _HIT_ALONE = ("INSERT INTO intake_rate_windows AS w (sender, window_start, hits) SELECT $1, " + _WINDOW.format(w="$2::int")
-              + ", 1 ON CONFLICT (sender, window_start) DO UPDATE SET hits = w.hits + 1"
-              " RETURNING hits, ceil(extract(epoch FROM w.window_start + make_interval(secs => $2::int) - now()))::int"
-              " AS wait_seconds")
+              + ", 1" + _COUNT.format(w="$2::int"))
 # The claims of the requests that arrive together, and each sender's count, in one statement and
 # one commit: on the path of every new request. A request is ours when its receipt is new, or is a
-# pending claim left by a crash (same content, older than the publish timeout). Each sender's
-# window counts our requests at once; the rows of receipts that were not ours say why.
+# pending claim left by a crash (same content, older than ``stale_after``). Each sender's window
+# counts our requests at once; for the others, the receipt as it was says why they are not ours.
 _CLAIM = (
     "WITH input AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $6::text[])"
     "  AS i(request_id, channel, tracking_code, fingerprint, sender)),"
@@ -89,17 +92,18 @@ _CLAIM = (
     "  RETURNING request_id),"
     " hit AS (INSERT INTO intake_rate_windows AS w (sender, window_start, hits)"
     "  SELECT i.sender, " + _WINDOW.format(w="$7::int") + ", count(*) FROM input i JOIN claim USING (request_id)"
-    "  WHERE i.sender IS NOT NULL GROUP BY i.sender ORDER BY i.sender"
-    "  ON CONFLICT (sender, window_start) DO UPDATE SET hits = w.hits + excluded.hits"
-    "  RETURNING w.sender, hits,"
-    "   ceil(extract(epoch FROM w.window_start + make_interval(secs => $7::int) - now()))::int AS wait_seconds)"
+    "  WHERE i.sender IS NOT NULL GROUP BY i.sender ORDER BY i.sender" + _COUNT.format(w="$7::int") + ")"
     " SELECT i.request_id, claim.request_id IS NOT NULL AS ours, hit.hits, hit.wait_seconds, known.state, known.fingerprint"
     " FROM input i LEFT JOIN claim USING (request_id) LEFT JOIN hit ON hit.sender = i.sender"
     " LEFT JOIN intake_receipts known ON known.request_id = i.request_id AND claim.request_id IS NULL")
+# A receipt the statement above could not see: committed by another instance while it ran.
+_KNOWN = "SELECT request_id, state, fingerprint FROM intake_receipts WHERE request_id = ANY($1::uuid[])"
 
 
 @dataclass(frozen=True)
 class _Claiming:
+    """A request waiting for its claim, with what its answer depends on."""
+
     request_id: uuid.UUID
     channel: str
     tracking_code: str
@@ -112,45 +116,72 @@ class Receipts:
 
     A claim is ``pending`` while one instance publishes; it becomes ``accepted`` after Kafka's
     acknowledgement, and is deleted when the publish fails or the sender is over their limit, so
-    nothing is half-accepted. A pending claim older than the publish timeout was left by a crash
-    and may be taken over.
+    nothing is half-accepted. A pending claim older than ``stale_after_seconds`` (intake gives
+    twice its publish timeout) was left by a crash and may be taken over.
     """
 
     def __init__(self, pool: asyncpg.Pool, stale_after_seconds: float):
         self.pool, self.stale_after = pool, stale_after_seconds
         # Requests that arrive together are claimed together, and those accepted together are
         # recorded together: a statement and a commit for each group, not for each request. A
-        # claim is not tried again: a repeat would find its own claim and call it "in progress".
-        self._claim = GroupCommit(self._claim_all, retries=0)
-        self.accept = GroupCommit(self._accept_all)
+        # claim is not tried again: had the failed try committed after all, the repeat would find
+        # the claims and call them "in progress" until they go stale.
+        self._claim: GroupCommit[_Claiming, Claim] = GroupCommit(self._claim_all, retries=0)
+        self.accept: GroupCommit[uuid.UUID, None] = GroupCommit(self._accept_all)
 
     async def claim(self, request_id: uuid.UUID, channel: str, tracking_code: str, fingerprint: str,
                     limit: Limit | None = None) -> Claim:
         """Claim the request for publishing and, when it is ours, count it against ``limit``."""
         claim = await self._claim(_Claiming(request_id, channel, tracking_code, fingerprint, limit))
-        assert claim is not None
+        assert claim is not None  # _claim_all answers every item
         if claim.wait is not None:
             await self.release(request_id)
         return claim
 
     async def _claim_all(self, items: list[_Claiming]) -> list[Claim]:
-        """Claim a batch; a request id twice in it is the second time "in progress" (or a conflict)."""
+        """Claim a batch in one statement (one for each window length, in one transaction, should
+        limits ever differ in it). A request id twice in the batch is claimed once: while that claim
+        is ours, the second copy is in progress (or a conflict), else it is answered from the receipt."""
         first: dict[uuid.UUID, _Claiming] = {}
         for item in items:
             first.setdefault(item.request_id, item)
-        answers: dict[uuid.UUID, Claim] = {}
-        # One window length per statement (there is one setting; a Zalo message counts on its own).
-        windows: dict[int, list[_Claiming]] = {}
+        groups: dict[int, list[_Claiming]] = {}
         for item in first.values():
-            windows.setdefault(item.limit.window_seconds if item.limit else 1, []).append(item)
-        for window, batch in windows.items():
-            rows = await self.pool.fetch(_CLAIM, [i.request_id for i in batch], [i.channel for i in batch],
-                                         [i.tracking_code for i in batch], [i.fingerprint for i in batch],
-                                         self.stale_after, [i.limit.sender if i.limit else None for i in batch], window)
-            answers.update(_answers(batch, {r["request_id"]: r for r in rows}))
-        return [answers[item.request_id] if first[item.request_id] is item
-                else Claim("in_progress" if item.fingerprint == first[item.request_id].fingerprint else "conflict")
-                for item in items]
+            if item.limit is not None:
+                groups.setdefault(item.limit.window_seconds, []).append(item)
+        unlimited = [item for item in first.values() if item.limit is None]
+        if not groups:
+            groups[1] = []  # the window length is unused when nobody is counted
+        next(iter(groups.values())).extend(unlimited)
+        if len(groups) == 1:
+            rows = await self._claim_groups(self.pool, groups)
+        else:
+            async with self.pool.acquire() as conn, conn.transaction():
+                rows = await self._claim_groups(conn, groups)
+        unseen = [r for r, row in rows.items() if not row["ours"] and row["state"] is None]
+        if unseen:
+            rows.update({r["request_id"]: {**r, "ours": False} for r in await self.pool.fetch(_KNOWN, unseen)})
+        answers = _answers(list(first.values()), rows)
+        out = []
+        for item in items:
+            original = first[item.request_id]
+            if item is original:
+                out.append(answers[item.request_id])
+            elif answers[item.request_id].state == "ours":
+                out.append(Claim("in_progress" if item.fingerprint == original.fingerprint else "conflict"))
+            else:
+                out.append(_verdict(rows[item.request_id], item.fingerprint))
+        return out
+
+    async def _claim_groups(self, db: asyncpg.Pool | asyncpg.Connection,
+                            groups: dict[int, list[_Claiming]]) -> dict[uuid.UUID, Mapping[str, Any]]:
+        rows: dict[uuid.UUID, Mapping[str, Any]] = {}
+        for window, batch in groups.items():
+            rows.update((r["request_id"], r) for r in await db.fetch(
+                _CLAIM, [i.request_id for i in batch], [i.channel for i in batch], [i.tracking_code for i in batch],
+                [i.fingerprint for i in batch], self.stale_after,
+                [i.limit.sender if i.limit else None for i in batch], window))
+        return rows
 
     async def _accept_all(self, request_ids: list[uuid.UUID]) -> None:
         await self.pool.execute("UPDATE intake_receipts SET state = 'accepted', accepted_at = now()"
@@ -182,30 +213,34 @@ class RateLimits:
                                 seconds)
 
 
-def _answers(batch: list[_Claiming], rows: dict[uuid.UUID, asyncpg.Record]) -> dict[uuid.UUID, Claim]:
+def _answers(batch: list[_Claiming], rows: Mapping[uuid.UUID, Mapping[str, Any]]) -> dict[uuid.UUID, Claim]:
     """Each request's claim, from its row; a sender's requests take their places in its window in
     the batch's order, and those past the limit are told how long to wait."""
     out: dict[uuid.UUID, Claim] = {}
-    ours_by_sender: dict[str, list[_Claiming]] = {}
+    ours_by_sender: dict[str, list[tuple[_Claiming, Limit]]] = {}
     for item in batch:
         row = rows[item.request_id]
-        if row["ours"]:
-            if item.limit is not None:
-                ours_by_sender.setdefault(item.limit.sender, []).append(item)
-            out[item.request_id] = Claim("ours")
-        elif row["state"] is None:  # released meanwhile: the caller may simply retry
-            out[item.request_id] = Claim("in_progress")
-        elif row["fingerprint"] != item.fingerprint:
-            out[item.request_id] = Claim("conflict")
-        else:
-            out[item.request_id] = Claim("accepted" if row["state"] == "accepted" else "in_progress")
-    for items in ours_by_sender.values():
-        last = rows[items[0].request_id]
-        for place, item in enumerate(items, start=last["hits"] - len(items) + 1):
-            assert item.limit is not None
-            if place > item.limit.requests:
-                out[item.request_id] = Claim("ours", wait=max(1, last["wait_seconds"]))
+        if not row["ours"]:
+            out[item.request_id] = _verdict(row, item.fingerprint)
+            continue
+        out[item.request_id] = Claim("ours")
+        if item.limit is not None:
+            ours_by_sender.setdefault(item.limit.sender, []).append((item, item.limit))
+    for counted in ours_by_sender.values():
+        window = rows[counted[0][0].request_id]
+        for place, (item, limit) in enumerate(counted, start=window["hits"] - len(counted) + 1):
+            if place > limit.requests:
+                out[item.request_id] = Claim("ours", wait=max(1, window["wait_seconds"]))
     return out
+
+
+def _verdict(row: Mapping[str, Any], fingerprint: str) -> Claim:
+    """Why a request is not ours, from its receipt as last read."""
+    if row["state"] is None:  # released since (its publish failed): the caller may simply retry
+        return Claim("in_progress")
+    if row["fingerprint"] != fingerprint:
+        return Claim("conflict")
+    return Claim("accepted" if row["state"] == "accepted" else "in_progress")
 
 
 @dataclass(frozen=True)

@@ -134,7 +134,7 @@ class DeliveryLog:
         self.pool = pool
         # How tries end — sent, failed, or put back for later — is written for many deliveries at
         # once: a statement and a commit per batch, not per delivery.
-        self._finish = GroupCommit(self._write_finishes)
+        self._finish: GroupCommit[_Finish, None] = GroupCommit(self._write_finishes)
 
     async def create(self) -> None:
         await self.pool.execute(SCHEMA)

@@ -109,3 +109,12 @@ async def test_a_write_that_answers_each_item_gives_every_caller_its_own_answer(
     table.gate.set()
     assert await asyncio.gather(*tasks) == [4, 9, 16, 25]
     assert table.batches == [[2], [3, 4, 5]]  # the answers came from two batches
+
+
+async def test_a_write_that_answers_the_wrong_number_of_items_fails_its_callers_instead_of_leaving_them_waiting():
+    async def short(items: list[int]) -> list[int]:
+        return items[:-1]
+
+    commit = GroupCommit(short, retries=0)
+    with pytest.raises(ValueError, match="answered 0 of 1"):
+        await asyncio.wait_for(commit(1), 1)

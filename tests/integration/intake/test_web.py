@@ -111,6 +111,20 @@ async def test_one_request_sent_many_times_at_once_is_published_once(intake, tai
     assert len(tail.with_ids({receipt["request_id"]})) == 1, "sent six times at once, published once"
 
 
+async def test_an_accepted_request_sent_again_several_times_at_once_is_answered_202_each_time(intake, tail):
+    key = f"web-{uuid.uuid4()}"
+    async with httpx.AsyncClient(timeout=15) as client:
+        accepted = await post(client, intake, key=key)
+        again = await asyncio.gather(*(post(client, intake, key=key) for _ in range(3)))
+        changed = await asyncio.gather(*(post(client, intake, {**REQUEST, "description": "Một chuyện khác."}, key)
+                                         for _ in range(2)))
+    assert accepted.status_code == 202
+    assert [a.status_code for a in again] == [202] * 3 and all(a.json() == accepted.json() for a in again)
+    assert [c.status_code for c in changed] == [422] * 2, "the key is taken by another request"
+    await tail.settle()
+    assert len(tail.with_ids({accepted.json()["request_id"]})) == 1
+
+
 async def test_kafka_unreachable_means_503_with_retry_after(start_intake):
     intake = start_intake(healthy=False, kafka_bootstrap=f"127.0.0.1:{unused_port()}")
     async with httpx.AsyncClient(timeout=15) as client:
