@@ -10,7 +10,7 @@ order (by the case's version), and the deliveries an event yields are stored in 
 transaction as the record: a redelivered event yields nothing new.
 """
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -68,9 +68,6 @@ class CaseRecord:
     notify: list[dict[str, Any]] = field(default_factory=list)
     resolve_by: str | None = None
     apologised: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "CaseRecord":
@@ -130,7 +127,8 @@ def for_assignment(event: Any, policy: Policy) -> list[Delivery]:
         category=category.vi if category else event.category, address=event.address,
         description=event.description, respond_by=when(event.respond_by), resolve_by=when(event.resolve_by))
     notify = [n.model_dump() for n in getattr(event, "notify", ())]
-    return [_delivery(event, topics.UNIT_ASSIGNMENTS, recipient, channel, target, "assignment", subject, text,
+    payload = event.model_dump(mode="json")  # one event, a delivery to each of the unit's channels
+    return [_delivery(event, payload, topics.UNIT_ASSIGNMENTS, recipient, channel, target, "assignment", subject, text,
                       undeliverable=why)
             for recipient, channel, target, why in handler_routes(event.unit.id, notify, policy)]
 
@@ -199,8 +197,8 @@ def _to_citizen(record: CaseRecord, event: Any, policy: Policy, now: datetime, t
         return []
     channel, target, note, why = route
     subject, text = render(template, record.language, code=event.tracking_code, **values)
-    return [_delivery(event, topics.CASE_EVENTS, "citizen", channel, target, template, subject, text,
-                      note=note, undeliverable=why)]
+    return [_delivery(event, event.model_dump(mode="json"), topics.CASE_EVENTS, "citizen", channel, target, template,
+                      subject, text, note=note, undeliverable=why)]
 
 
 def _to_handlers(record: CaseRecord, event: Any, policy: Policy) -> list[Delivery]:
@@ -208,16 +206,18 @@ def _to_handlers(record: CaseRecord, event: Any, policy: Policy) -> list[Deliver
         return []  # not routed yet: the centre's triage sees it in oversight
     subject, text = render("handler_escalated", "vi", code=event.tracking_code,
                            deadline=templates.DEADLINES[event.deadline], level=templates.LEVELS[event.level])
-    return [_delivery(event, topics.CASE_EVENTS, recipient, channel, target, "handler_escalated", subject, text,
+    payload = event.model_dump(mode="json")
+    return [_delivery(event, payload, topics.CASE_EVENTS, recipient, channel, target, "handler_escalated", subject, text,
                       undeliverable=why)
             for recipient, channel, target, why in handler_routes(record.unit["id"], record.notify, policy)]
 
 
-def _delivery(event: Any, source_topic: str, recipient: str, channel: str, target: str, template: str,
-              subject: str, text: str, note: str | None = None, undeliverable: str | None = None) -> Delivery:
+def _delivery(event: Any, payload: dict[str, Any], source_topic: str, recipient: str, channel: str, target: str,
+              template: str, subject: str, text: str, note: str | None = None,
+              undeliverable: str | None = None) -> Delivery:
     # A citizen gets one message per event whatever the channel, so a redelivery that would now
     # choose another channel (Zalo's window closed meanwhile) still finds the first decision.
     key = ("citizen",) if recipient == "citizen" else (recipient, channel, target)
     return Delivery(ids.event_id("delivery", event.event_id, *key), event.case_id, event.event_id,
                     event.correlation_id, recipient, channel, target, template, subject, text,
-                    event.model_dump(mode="json"), source_topic, event.traceparent, note, undeliverable)
+                    payload, source_topic, event.traceparent, note, undeliverable)

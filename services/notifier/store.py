@@ -154,7 +154,7 @@ class DeliveryLog:
             deliveries = apply(records)
             await conn.executemany(
                 "UPDATE case_records SET version = $2, record = $3::jsonb, updated_at = now() WHERE case_id = $1",
-                [(c, rec.version, orjson.dumps(rec.to_json()).decode()) for c, rec in records.items()
+                [(c, rec.version, orjson.dumps(rec).decode()) for c, rec in records.items()  # orjson writes a dataclass as its fields
                  if rec.version != before[c]])
             return await self._insert(conn, deliveries)
 
