@@ -68,60 +68,82 @@ async def apply(conn: asyncpg.Connection, events: Sequence[Any]) -> None:
 
     A case's events must be applied in their order; different cases touch different rows (or, for
     ``handler_seen``, commute). So the batch goes in rounds — every case's first event, then every
-    case's second, … — and each round is one ``executemany`` per statement: a few round trips per
-    batch instead of several per event.
+    case's second, … — and each round is one set-based statement per kind of change, whatever the
+    number of cases: a handful of statements per batch instead of several per event.
     """
     by_case: dict[Any, list[Any]] = {}
     for e in events:
         by_case.setdefault(e.case_id, []).append(e)
     for round_ in itertools.zip_longest(*by_case.values()):
-        statements: dict[str, list[tuple]] = {}
+        changes: dict[str, list[tuple]] = {}
         for e in round_:
-            for sql, args in _changes(e) if e is not None else ():
-                statements.setdefault(sql, []).append(args)
-        for sql, rows in statements.items():
-            await conn.executemany(sql, rows)
+            for name, args in _changes(e) if e is not None else ():
+                changes.setdefault(name, []).append(args)
+        for name, rows in changes.items():
+            # One array per column; a round holds a case once, so no row is changed twice by one statement.
+            await conn.execute(_SET[name], *(list(column) for column in zip(*rows)))
 
 
-_DEACTIVATE = "UPDATE deadlines SET active = false WHERE case_id = $1"
-_CLOSE_HANDLER = "UPDATE case_handler SET open = false WHERE case_id = $1"
+_CASES = "unnest($1::uuid[]) AS u(case_id)"
+# Each kind of change as one statement over arrays of its arguments (the columns of _changes' tuples).
+_SET = {
+    "report": "INSERT INTO reports (case_id, tracking_code, phone, category)"
+              " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) ON CONFLICT DO NOTHING",
+    "report_area": "UPDATE reports r SET area_code = u.area_code FROM unnest($1::uuid[], $2::text[]) AS u(case_id, area_code)"
+                   " WHERE r.case_id = u.case_id",
+    "deadline": "INSERT INTO deadlines (case_id, kind, due_at, level, active)"
+                " SELECT case_id, kind, due_at, 'handler', true FROM unnest($1::uuid[], $2::text[], $3::timestamptz[])"
+                " AS u(case_id, kind, due_at)"
+                " ON CONFLICT (case_id, kind) DO UPDATE SET due_at = EXCLUDED.due_at, level = 'handler', active = true",
+    "assignment": "INSERT INTO case_handler (case_id, handler_id, unit_id, assigned_at, open)"
+                  " SELECT *, true FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[])"
+                  " ON CONFLICT (case_id) DO UPDATE SET handler_id = EXCLUDED.handler_id, unit_id = EXCLUDED.unit_id,"
+                  " assigned_at = EXCLUDED.assigned_at, open = true",
+    # Several of a round's cases may go to one handler: one row per handler, its latest time.
+    "handler_seen": "INSERT INTO handler_seen (handler_id, last_assigned)"
+                    " SELECT handler_id, max(at) FROM unnest($1::text[], $2::timestamptz[]) AS u(handler_id, at)"
+                    " GROUP BY handler_id ON CONFLICT (handler_id)"
+                    " DO UPDATE SET last_assigned = GREATEST(handler_seen.last_assigned, EXCLUDED.last_assigned)",
+    "reached": f"UPDATE deadlines d SET active = false FROM {_CASES} WHERE d.case_id = u.case_id AND d.kind = 'reach'",
+    # The unit committed to a date: that is the deadline now, and its escalation starts again.
+    "committed": "UPDATE deadlines d SET due_at = u.due_at, level = 'handler', active = true"
+                 " FROM unnest($1::uuid[], $2::timestamptz[]) AS u(case_id, due_at)"
+                 " WHERE d.case_id = u.case_id AND d.kind = 'resolve'",
+    "deactivate": f"UPDATE deadlines d SET active = false FROM {_CASES} WHERE d.case_id = u.case_id",
+    "close_handler": f"UPDATE case_handler c SET open = false FROM {_CASES} WHERE c.case_id = u.case_id",
+    # Only ever up the chain: a late or repeated escalation never lowers the level reached.
+    "escalated": "UPDATE deadlines d SET level = u.level"
+                 " FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u(case_id, kind, level)"
+                 " WHERE d.case_id = u.case_id AND d.kind = u.kind"
+                 f" AND array_position(ARRAY{list(LEVELS)}, d.level) < array_position(ARRAY{list(LEVELS)}, u.level)",
+    "report_closed": f"UPDATE reports r SET open = false FROM {_CASES} WHERE r.case_id = u.case_id",
+    "report_reopened": f"UPDATE reports r SET open = true FROM {_CASES} WHERE r.case_id = u.case_id",
+}
 
 
 def _changes(e: Any) -> list[tuple[str, tuple]]:
-    """The statements (SQL, arguments) that one event makes; each touches only its case's rows."""
+    """The changes (a kind of :data:`_SET`, its arguments) that one event makes; each touches only its case's rows."""
     kind, case = e.event_type, e.case_id
     if kind == "CaseOpened":
-        return [("INSERT INTO reports (case_id, tracking_code, phone, category) VALUES ($1, $2, $3, $4)"
-                 " ON CONFLICT DO NOTHING", (case, e.tracking_code, e.citizen.phone, e.category))]
+        return [("report", (case, e.tracking_code, e.citizen.phone, e.category))]
     if kind == "CaseRouted":
-        upsert = ("INSERT INTO deadlines (case_id, kind, due_at, level, active) VALUES ($1, $2, $3, 'handler', true)"
-                  " ON CONFLICT (case_id, kind) DO UPDATE SET due_at = EXCLUDED.due_at, level = 'handler', active = true")
-        return [(upsert, (case, "reach", e.reach_by)), (upsert, (case, "resolve", e.resolve_by)),
-                ("UPDATE reports SET area_code = $2 WHERE case_id = $1", (case, e.area_code))]
+        return [("deadline", (case, "reach", e.reach_by)), ("deadline", (case, "resolve", e.resolve_by)),
+                ("report_area", (case, e.area_code))]
     if kind == "AssignmentIssued":
-        return [("INSERT INTO case_handler (case_id, handler_id, unit_id, assigned_at, open) VALUES ($1, $2, $3, $4, true)"
-                 " ON CONFLICT (case_id) DO UPDATE SET handler_id = EXCLUDED.handler_id, unit_id = EXCLUDED.unit_id,"
-                 " assigned_at = EXCLUDED.assigned_at, open = true", (case, e.handler.id, e.unit.id, e.occurred_at)),
-                ("INSERT INTO handler_seen (handler_id, last_assigned) VALUES ($1, $2) ON CONFLICT (handler_id)"
-                 " DO UPDATE SET last_assigned = GREATEST(handler_seen.last_assigned, EXCLUDED.last_assigned)",
-                 (e.handler.id, e.occurred_at))]
+        return [("assignment", (case, e.handler.id, e.unit.id, e.occurred_at)),
+                ("handler_seen", (e.handler.id, e.occurred_at))]
     if kind == "CaseAccepted":
-        return [("UPDATE deadlines SET active = false WHERE case_id = $1 AND kind = 'reach'", (case,))]
+        return [("reached", (case,))]
     if kind == "ProgressReported" and e.committed_date:
-        # The unit committed to a date: that is the deadline now, and its escalation starts again.
-        return [("UPDATE deadlines SET due_at = $2, level = 'handler', active = true"
-                 " WHERE case_id = $1 AND kind = 'resolve'", (case, e.committed_date))]
+        return [("committed", (case, e.committed_date))]
     if kind in ("CaseDeclined", "CaseTriaged"):
-        return [(_CLOSE_HANDLER, (case,)), (_DEACTIVATE, (case,))]
+        return [("close_handler", (case,)), ("deactivate", (case,))]
     if kind == "CaseEscalated":
-        return [("UPDATE deadlines SET level = $3 WHERE case_id = $1 AND kind = $2"
-                 " AND array_position($4::text[], level) < array_position($4::text[], $3::text)",
-                 (case, e.deadline, e.level, list(LEVELS)))]
+        return [("escalated", (case, e.deadline, e.level))]
     if kind in CLOSING:
-        return [(_DEACTIVATE, (case,)), (_CLOSE_HANDLER, (case,)),
-                ("UPDATE reports SET open = false WHERE case_id = $1", (case,))]
+        return [("deactivate", (case,)), ("close_handler", (case,)), ("report_closed", (case,))]
     if kind == "CaseReopened":
-        return [("UPDATE reports SET open = true WHERE case_id = $1", (case,))]
+        return [("report_reopened", (case,))]
     return []
 
 

@@ -2,6 +2,8 @@
 of cases each handler holds open — after cases close, after the relay applies the same events
 again, and in a database that held open cases before the load was counted."""
 
+from datetime import UTC, datetime
+
 import asyncpg
 import pytest
 
@@ -73,3 +75,55 @@ async def test_a_duplicate_is_an_open_case_of_the_same_phone_and_category(pool):
                                                 ("+84903333333", "water")])
     assert {key: [c["case_id"] for c in cases] for key, cases in found.items()} == {
         ("+84903111111", "water"): [water.case_id]}
+
+
+def every_kind_of_change() -> list[CaseStory]:
+    """Cases that between them make every change the ledger knows, several to one handler."""
+    committed = datetime(2026, 12, 20, 17, 0, tzinfo=UTC)
+    return [
+        CaseStory(phone="+84905000001").opened().routed(QUAN_1).assigned().accepted().progress(committed_date=committed),
+        CaseStory(phone="+84905000002").opened().routed(QUAN_1).assigned().escalated(),
+        CaseStory(phone="+84905000003").opened().routed(QUAN_1).assigned().declined(),
+        CaseStory(phone="+84905000004").opened().triaged(),
+        CaseStory(phone="+84905000005").opened().routed(PHU_NHUAN).assigned().accepted().resolved().closed().reopened(),
+        CaseStory(phone="+84905000006").opened().routed(PHU_NHUAN).assigned(),
+        CaseStory(phone="+84905000007").opened().routed(PHU_NHUAN).assigned().accepted().resolved().closed(),
+    ]
+
+
+async def rows(pool: asyncpg.Pool) -> dict[str, list[tuple]]:
+    return {table: [tuple(r) for r in await pool.fetch(f"SELECT * FROM {table} ORDER BY 1, 2")]
+            for table in ("deadlines", "case_handler", "handler_open", "handler_seen", "reports")}
+
+
+async def test_the_ledger_is_the_same_however_the_relay_batches_the_events(pool, pg_admin_dsn):
+    cases = every_kind_of_change()
+    await apply(pool, cases)  # every case at once, as a relay catching up reads them
+    at_once = await rows(pool)
+
+    name = await fresh_database(pg_admin_dsn, "it_ledger")
+    other = await create_pool(pg_admin_dsn.rsplit("/", 1)[0] + "/" + name, min_size=1, max_size=1)
+    try:
+        await other.execute(ledger.SCHEMA)
+        for event in sorted((e for story in cases for e in story.events), key=lambda e: e.occurred_at):
+            async with other.acquire() as conn, conn.transaction():
+                await ledger.apply(conn, [event])  # one at a time, as a relay keeping up reads them
+        assert await rows(other) == at_once
+    finally:
+        await other.close()
+        await drop_database(pg_admin_dsn, name)
+
+    by_case = {story.case_id: story for story in cases}
+    accepted, escalated, declined, triaged, reopened, waiting, closed = by_case.values()
+    deadlines = {(r[0], r[1]): r for r in at_once["deadlines"]}
+    assert deadlines[accepted.case_id, "reach"][4] is False  # reached the unit in time
+    assert deadlines[accepted.case_id, "resolve"][2] == accepted.events[-1].committed_date  # the unit's own date
+    assert deadlines[escalated.case_id, "resolve"][3] == "unit_head"
+    assert not any(deadlines[declined.case_id, kind][4] for kind in ("reach", "resolve"))
+    assert not any(r[0] == triaged.case_id for r in at_once["deadlines"])
+    assert not any(deadlines[closed.case_id, kind][4] for kind in ("reach", "resolve"))
+    assert {r[0]: r[5] for r in at_once["reports"]} == {
+        accepted.case_id: True, escalated.case_id: True, declined.case_id: True, triaged.case_id: True,
+        reopened.case_id: True, waiting.case_id: True, closed.case_id: False}
+    assert {r[0]: r[1] for r in at_once["handler_open"]} == {f"{QUAN_1.id}/h01": 2, f"{PHU_NHUAN.id}/h01": 1}
+    assert {r[0] for r in at_once["handler_seen"]} == {f"{QUAN_1.id}/h01", f"{PHU_NHUAN.id}/h01"}

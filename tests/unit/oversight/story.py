@@ -60,8 +60,9 @@ class CaseStory:
     def accepted(self, minutes: float = 30) -> "CaseStory":
         return self._add(CaseAccepted, minutes, unit=self.unit, handler_id=f"{self.unit.id}/h01")
 
-    def progress(self, minutes: float = 60) -> "CaseStory":
-        return self._add(ProgressReported, minutes, unit=self.unit, note="Đang xác minh hộ gia đình")
+    def progress(self, minutes: float = 60, committed_date: datetime | None = None) -> "CaseStory":
+        return self._add(ProgressReported, minutes, unit=self.unit, note="Đang xác minh hộ gia đình",
+                         committed_date=committed_date)
 
     def resolved(self, after_days: float = 1) -> "CaseStory":
         self.at = max(self.at, self.received_at + timedelta(days=after_days) - timedelta(minutes=1))
