@@ -5,11 +5,12 @@ were answered), over HTTP to intake, with durable settings (acks=all, PostgreSQL
 each accepted request it times 202 → AssignmentIssued on Kafka, 202 → visible in oversight's read
 model and 202 → the citizen's first message sent (as oversight records it), and samples CPU and
 peak memory of each service, and the CPU of everything else on the machine (broker, PostgreSQL,
-stand-ins, itself) and of the machine as a whole. In the same run, the bare pipe — aiokafka
+stand-ins, itself) and of the machine as a whole, and the WAL PostgreSQL wrote. In the same run, the bare pipe — aiokafka
 produce → consume → asyncpg COPY, no logic — gives the ceiling, and the mesh's sustained
 throughput is reported as a share of it.
 
     .venv/bin/python bench/bench_e2e.py [--rates 200,400,2000] [--seconds 20] [--routers 1] [--warmup 10]
+                                        [--latencies PREFIX]   # every request's timings, to see when the tail came
 
 Needs the infrastructure of `make run` (or KAFKA_BOOTSTRAP_SERVERS / PGPORT); it starts its own
 services on ports 17001-17006 (the four, the district units' and the message gateways' stand-ins)
@@ -240,14 +241,16 @@ async def start_mesh(routers: int) -> tuple[Mesh, str, list[subprocess.Popen], l
 
 
 async def one_rate(mesh: Mesh, oversight_dsn: str, pids: dict[str, int], rate: float, seconds: float,
-                   rng: random.Random) -> dict:
+                   rng: random.Random, latencies: str | None = None) -> dict:
     stamps, stop = Stamps(), asyncio.Event()
     group = f"bench-watch-{uuid.uuid4().hex[:6]}"
     await park_group_at_end(group, topics.UNIT_ASSIGNMENTS, topics.INTAKE_REQUESTS)
     watchers = [asyncio.create_task(watch_kafka(group, stamps, stop)),
                 asyncio.create_task(watch_oversight(oversight_dsn, stamps, stop))]
     await asyncio.sleep(1)
-    # CPU is counted from here, over the same seconds the throughput is.
+    # CPU is counted from here, over the same seconds the throughput is, and so is PostgreSQL's WAL.
+    admin = await asyncpg.connect(ADMIN_DSN)
+    wal_at = await admin.fetchval("SELECT pg_current_wal_lsn()")
     sampler, machine = Sampler(pids), Machine()
     watchers.append(asyncio.create_task(sampler.run(stop)))
     started = time.perf_counter()
@@ -260,6 +263,8 @@ async def one_rate(mesh: Mesh, oversight_dsn: str, pids: dict[str, int], rate: f
     finished = max([started + took, *(stamps.assigned[c] for c in stamps.accepted if c in stamps.assigned),
                     *(stamps.visible[c] for c in stamps.accepted if c in stamps.visible)])
     services, machine_cpu = sampler.report(finished - started), machine.report(finished - started)
+    wal = float(await admin.fetchval("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1)", wal_at))
+    await admin.close()
     # The citizen's first message is waited for and timed too, but it is not part of the end-to-end
     # figure, and the CPU spent catching up on messages after it is not in the CPU figures.
     while time.perf_counter() < deadline and len(stamps.told.keys() & stamps.accepted.keys()) < len(stamps.accepted):
@@ -273,13 +278,21 @@ async def one_rate(mesh: Mesh, oversight_dsn: str, pids: dict[str, int], rate: f
     on_kafka = [(stamps.assigned_on_kafka[c] - stamps.received_on_kafka[c]) * 1000 for c in accepted
                 if c in stamps.assigned_on_kafka and c in stamps.received_on_kafka]
     http = [(accepted[c] - stamps.sent[c]) * 1000 for c in accepted]
+    if latencies:  # each assigned request: when it was sent (s into the run), HTTP, to AssignmentIssued, on Kafka (ms)
+        Path(latencies).write_text(json.dumps(
+            [(round(stamps.sent[c] - started, 3), round((accepted[c] - stamps.sent[c]) * 1000, 1),
+              round((stamps.assigned[c] - accepted[c]) * 1000, 1),
+              round((stamps.assigned_on_kafka[c] - stamps.received_on_kafka[c]) * 1000, 1)
+              if c in stamps.assigned_on_kafka and c in stamps.received_on_kafka else None)
+             for c in accepted if c in stamps.assigned]))
     done = len([c for c in accepted if c in stamps.visible and c in stamps.assigned])
     return {"offered_rate": rate, "seconds": seconds, "accepted": len(accepted), "errors": stamps.errors,
             "completed": done, "throughput": done / (finished - started),
             "http_202_ms": percentiles(http), "to_assignment_ms": percentiles(to_assignment),
             "on_kafka_ms": percentiles(on_kafka),
             "to_oversight_ms": percentiles(to_oversight), "told": len(to_citizen),
-            "to_citizen_ms": percentiles(to_citizen), "services": services, "machine": machine_cpu}
+            "to_citizen_ms": percentiles(to_citizen), "services": services, "machine": machine_cpu,
+            "wal_bytes_per_request": wal / max(1, len(accepted))}
 
 
 def show(result: dict) -> None:
@@ -298,6 +311,7 @@ def show(result: dict) -> None:
         print(f"    {name:<12} CPU {s['cpu_cores']:.2f} cores   peak RSS {s['peak_rss_mib']:.0f} MiB")
     print("    " + ", ".join(f"{name} {cores:.2f}" for name, cores in result["machine"].items())
           + f" of {os.cpu_count()} cores")
+    print(f"    PostgreSQL wrote {result['wal_bytes_per_request'] / 1024:.1f} KiB of WAL an accepted request over those seconds")
 
 
 async def main() -> None:
@@ -309,6 +323,7 @@ async def main() -> None:
                         help="seconds at the first rate before measuring; reported, not counted")
     parser.add_argument("--pipe-messages", type=int, default=50_000)
     parser.add_argument("--json", help="also write the figures here")
+    parser.add_argument("--latencies", help="also write every request's timings, one file a rate: PREFIX-RATE.json")
     args = parser.parse_args()
     conn = await asyncpg.connect(ADMIN_DSN)
     fsync = await conn.fetchval("SHOW fsync")
@@ -330,7 +345,8 @@ async def main() -> None:
             show(await one_rate(mesh, oversight_dsn, pids, rates[0], args.warmup, random.Random("warm-up")))
         for index, rate in enumerate(rates):
             # Each run its own requests, for the same reason.
-            result = await one_rate(mesh, oversight_dsn, pids, rate, args.seconds, random.Random(f"{index}/{rate}"))
+            result = await one_rate(mesh, oversight_dsn, pids, rate, args.seconds, random.Random(f"{index}/{rate}"),
+                                    f"{args.latencies}-{rate:.0f}.json" if args.latencies else None)
             result["share_of_ceiling"] = result["throughput"] / ceiling
             results.append(result)
             show(result)
