@@ -2,8 +2,8 @@
 
 ``deliveries`` is keyed by the delivery key and doubles as the queue of work: a delivery is
 inserted ``pending`` in the same transaction as the case record that called for it, claimed
-under a lease (``sending``), and finished ``sent`` or ``failed``, or put back ``pending`` with
-the time of its next try. ``published`` says whether its outcome is on ``notify.deliveries`` yet.
+under a lease (``claim`` and ``lease_until``; it stays ``pending``), and finished ``sent`` or
+``failed``, or put back for its next try. ``published`` says whether its outcome is on ``notify.deliveries`` yet.
 Both tables hold personal data (the citizen's contact): nothing here is ever logged.
 """
 
@@ -56,7 +56,10 @@ DELIVERY_COLUMNS = ("delivery_id, case_id, cause_event_id, correlation_id, recip
 # finished" on purpose: "status IN ('pending', 'sending')" let the planner answer the question from
 # deliveries_due instead, reading every waiting delivery for each candidate. With some statistics it
 # did, when the notifier was behind: 49 ms a claim, 0.8-3 s with 5,000-24,000 waiting. The two
-# forms mean the same (a delivery is pending, sending, sent or failed); this one fits no other index.
+# forms mean the same (a delivery is pending, sent or failed; or sending, below); this one fits no other index.
+# A claim leaves the status alone and touches no indexed column, so the row's new version is a
+# heap-only one (its page has room, see SCHEMA): no new entry in any of the four indexes. Rows
+# "sending" are from notifiers before that, and are claimed like "pending" ones.
 CLAIM = f"""
 WITH due AS (
     SELECT d.delivery_id FROM deliveries d
@@ -66,7 +69,7 @@ WITH due AS (
           SELECT 1 FROM deliveries e WHERE e.case_id = d.case_id AND e.recipient = 'citizen'
             AND e.status NOT IN ('sent', 'failed') AND e.seq < d.seq))
     ORDER BY d.next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-UPDATE deliveries SET status = 'sending', attempts = attempts + 1, claim = $3,
+UPDATE deliveries SET attempts = attempts + 1, claim = $3,
     lease_until = now() + make_interval(secs => $4), updated_at = now()
 FROM due WHERE deliveries.delivery_id = due.delivery_id
 RETURNING {", ".join("deliveries." + c.strip() for c in DELIVERY_COLUMNS.split(","))}, deliveries.attempts
