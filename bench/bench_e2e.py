@@ -4,10 +4,10 @@ Requests arrive at a fixed rate (each sent at its scheduled time, whether or not
 were answered), over HTTP to intake, with durable settings (acks=all, PostgreSQL fsync on). For
 each accepted request it times 202 → AssignmentIssued on Kafka, 202 → visible in oversight's read
 model and 202 → the citizen's first message sent (as oversight records it), and samples CPU and
-peak memory of each service, and the CPU of everything else on the machine (broker, PostgreSQL,
-stand-ins, itself) and of the machine as a whole, and the WAL PostgreSQL wrote. In the same run, the bare pipe — aiokafka
-produce → consume → asyncpg COPY, no logic — gives the ceiling, and the mesh's sustained
-throughput is reported as a share of it.
+peak memory of each service, the CPU of everything else on the machine (broker, PostgreSQL,
+stand-ins, itself) and of the machine as a whole, and the WAL PostgreSQL wrote. In the same run,
+the bare pipe — aiokafka produce → consume → asyncpg COPY, no logic — gives the ceiling, and the
+mesh's sustained throughput is reported as a share of it.
 
     .venv/bin/python bench/bench_e2e.py [--rates 200,400,2000] [--seconds 20] [--routers 1] [--warmup 10]
                                         [--latencies PREFIX]   # every request's timings, to see when the tail came
@@ -330,7 +330,8 @@ def show(result: dict) -> None:
         print(f"    {name:<12} CPU {s['cpu_cores']:.2f} cores   peak RSS {s['peak_rss_mib']:.0f} MiB")
     print("    " + ", ".join(f"{name} {cores:.2f}" for name, cores in result["machine"].items())
           + f" of {os.cpu_count()} cores")
-    print(f"    PostgreSQL wrote {result['wal_bytes_per_request'] / 1024:.1f} KiB of WAL an accepted request over those seconds")
+    print(f"    PostgreSQL wrote {result['wal_bytes_per_request'] / 1024:.1f} KiB of WAL an accepted request"
+          " over those seconds")
 
 
 async def main() -> None:

@@ -3,7 +3,8 @@
 ``deliveries`` is keyed by the delivery key and doubles as the queue of work: a delivery is
 inserted ``pending`` in the same transaction as the case record that called for it, claimed
 under a lease (``claim`` and ``lease_until``; it stays ``pending``), and finished ``sent`` or
-``failed``, or put back for its next try. ``published`` says whether its outcome is on ``notify.deliveries`` yet.
+``failed``, or put back for its next try. ``published`` says whether its outcome is on
+``notify.deliveries`` yet.
 Both tables hold personal data (the citizen's contact): nothing here is ever logged.
 """
 

@@ -89,8 +89,8 @@ _CASES = "unnest($1::uuid[]) AS u(case_id)"
 _SET = {
     "report": "INSERT INTO reports (case_id, tracking_code, phone, category)"
               " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) ON CONFLICT DO NOTHING",
-    "report_area": "UPDATE reports r SET area_code = u.area_code FROM unnest($1::uuid[], $2::text[]) AS u(case_id, area_code)"
-                   " WHERE r.case_id = u.case_id",
+    "report_area": "UPDATE reports r SET area_code = u.area_code"
+                   " FROM unnest($1::uuid[], $2::text[]) AS u(case_id, area_code) WHERE r.case_id = u.case_id",
     "deadline": "INSERT INTO deadlines (case_id, kind, due_at, level, active)"
                 " SELECT case_id, kind, due_at, 'handler', true FROM unnest($1::uuid[], $2::text[], $3::timestamptz[])"
                 " AS u(case_id, kind, due_at)"

@@ -81,7 +81,8 @@ def every_kind_of_change() -> list[CaseStory]:
     """Cases that between them make every change the ledger knows, several to one handler."""
     committed = datetime(2026, 12, 20, 17, 0, tzinfo=UTC)
     return [
-        CaseStory(phone="+84905000001").opened().routed(QUAN_1).assigned().accepted().progress(committed_date=committed),
+        CaseStory(phone="+84905000001").opened().routed(QUAN_1).assigned().accepted()
+        .progress(committed_date=committed),
         CaseStory(phone="+84905000002").opened().routed(QUAN_1).assigned().escalated(),
         CaseStory(phone="+84905000003").opened().routed(QUAN_1).assigned().declined(),
         CaseStory(phone="+84905000004").opened().triaged(),
