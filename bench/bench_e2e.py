@@ -170,6 +170,15 @@ async def watch_oversight(dsn: str, stamps: Stamps, stop: asyncio.Event) -> None
         await conn.close()
 
 
+async def wal_written() -> float:
+    """Bytes of WAL PostgreSQL has written since it was made: the difference of two is a run's."""
+    conn = await asyncpg.connect(ADMIN_DSN)
+    try:
+        return float(await conn.fetchval("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')"))
+    finally:
+        await conn.close()
+
+
 class Sampler:
     """CPU seconds and peak resident memory of each service process."""
 
@@ -266,8 +275,7 @@ async def one_rate(mesh: Mesh, oversight_dsn: str, pids: dict[str, int], rate: f
                 asyncio.create_task(watch_oversight(oversight_dsn, stamps, stop))]
     await asyncio.sleep(1)
     # CPU is counted from here, over the same seconds the throughput is, and so is PostgreSQL's WAL.
-    admin = await asyncpg.connect(ADMIN_DSN)
-    wal_at = await admin.fetchval("SELECT pg_current_wal_lsn()")
+    wal_at = await wal_written()
     sampler, machine = Sampler(pids), Machine()
     watchers.append(asyncio.create_task(sampler.run(stop)))
     started = time.perf_counter()
@@ -282,8 +290,7 @@ async def one_rate(mesh: Mesh, oversight_dsn: str, pids: dict[str, int], rate: f
                     *(stamps.visible[c] for c in stamps.accepted if c in stamps.visible)])
     services, machine_cpu = sampler.report(finished - started), machine.report(finished - started)
     machine_cpu["load generator"] = machine_cpu.get("load generator", 0.0) + sender_cpu / (finished - started)
-    wal = float(await admin.fetchval("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1)", wal_at))
-    await admin.close()
+    wal = await wal_written() - wal_at
     # The citizen's first message is waited for and timed too, but it is not part of the end-to-end
     # figure, and the CPU spent catching up on messages after it is not in the CPU figures.
     while time.perf_counter() < deadline and len(stamps.told.keys() & stamps.accepted.keys()) < len(stamps.accepted):
