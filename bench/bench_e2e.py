@@ -301,21 +301,20 @@ async def one_rate(mesh: Mesh, oversight_dsn: str, pids: dict[str, int], rate: f
     to_assignment = [(stamps.assigned[c] - accepted[c]) * 1000 for c in accepted if c in stamps.assigned]
     to_oversight = [(stamps.visible[c] - accepted[c]) * 1000 for c in accepted if c in stamps.visible]
     to_citizen = [(stamps.told[c] - accepted[c]) * 1000 for c in accepted if c in stamps.told]
-    on_kafka = [(stamps.assigned_on_kafka[c] - stamps.received_on_kafka[c]) * 1000 for c in accepted
-                if c in stamps.assigned_on_kafka and c in stamps.received_on_kafka]
+    on_kafka = {c: (stamps.assigned_on_kafka[c] - stamps.received_on_kafka[c]) * 1000 for c in accepted
+                if c in stamps.assigned_on_kafka and c in stamps.received_on_kafka}
     http = [(accepted[c] - stamps.sent[c]) * 1000 for c in accepted]
     if latencies:  # each assigned request: when it was sent (s into the run), HTTP, to AssignmentIssued, on Kafka (ms)
         Path(latencies).write_text(json.dumps(
             [(round(stamps.sent[c] - started, 3), round((accepted[c] - stamps.sent[c]) * 1000, 1),
               round((stamps.assigned[c] - accepted[c]) * 1000, 1),
-              round((stamps.assigned_on_kafka[c] - stamps.received_on_kafka[c]) * 1000, 1)
-              if c in stamps.assigned_on_kafka and c in stamps.received_on_kafka else None)
+              round(on_kafka[c], 1) if c in on_kafka else None)
              for c in accepted if c in stamps.assigned]))
     done = len([c for c in accepted if c in stamps.visible and c in stamps.assigned])
     return {"offered_rate": rate, "seconds": seconds, "accepted": len(accepted), "errors": stamps.errors,
             "completed": done, "throughput": done / (finished - started),
             "http_202_ms": percentiles(http), "to_assignment_ms": percentiles(to_assignment),
-            "on_kafka_ms": percentiles(on_kafka),
+            "on_kafka_ms": percentiles(list(on_kafka.values())),
             "to_oversight_ms": percentiles(to_oversight), "told": len(to_citizen),
             "to_citizen_ms": percentiles(to_citizen), "services": services, "machine": machine_cpu,
             "wal_bytes_per_request": wal / max(1, len(accepted))}

@@ -2,6 +2,8 @@
 of cases each handler holds open — after cases close, after the relay applies the same events
 again, and in a database that held open cases before the load was counted."""
 
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
@@ -15,14 +17,23 @@ from tests.unit.oversight.story import PHU_NHUAN, QUAN_1, CaseStory
 pytestmark = pytest.mark.postgres
 
 
+@contextlib.asynccontextmanager
+async def ledger_database(admin_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    """A fresh database with the ledger's tables, dropped afterwards."""
+    name = await fresh_database(admin_dsn, "it_ledger")
+    made = await create_pool(admin_dsn.rsplit("/", 1)[0] + "/" + name, min_size=1, max_size=2)
+    try:
+        await made.execute(ledger.SCHEMA)
+        yield made
+    finally:
+        await made.close()
+        await drop_database(admin_dsn, name)
+
+
 @pytest.fixture
 async def pool(pg_admin_dsn):
-    name = await fresh_database(pg_admin_dsn, "it_ledger")
-    made = await create_pool(pg_admin_dsn.rsplit("/", 1)[0] + "/" + name, min_size=1, max_size=2)
-    await made.execute(ledger.SCHEMA)
-    yield made
-    await made.close()
-    await drop_database(pg_admin_dsn, name)
+    async with ledger_database(pg_admin_dsn) as made:
+        yield made
 
 
 def stories() -> list[CaseStory]:
@@ -102,17 +113,11 @@ async def test_the_ledger_is_the_same_however_the_relay_batches_the_events(pool,
     await apply(pool, cases)  # every case at once, as a relay catching up reads them
     at_once = await rows(pool)
 
-    name = await fresh_database(pg_admin_dsn, "it_ledger")
-    other = await create_pool(pg_admin_dsn.rsplit("/", 1)[0] + "/" + name, min_size=1, max_size=1)
-    try:
-        await other.execute(ledger.SCHEMA)
+    async with ledger_database(pg_admin_dsn) as other:
         for event in sorted((e for story in cases for e in story.events), key=lambda e: e.occurred_at):
             async with other.acquire() as conn, conn.transaction():
                 await ledger.apply(conn, [event])  # one at a time, as a relay keeping up reads them
         assert await rows(other) == at_once
-    finally:
-        await other.close()
-        await drop_database(pg_admin_dsn, name)
 
     by_case = {story.case_id: story for story in cases}
     accepted, escalated, declined, triaged, reopened, waiting, closed = by_case.values()
