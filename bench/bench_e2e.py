@@ -28,6 +28,7 @@ import sys
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 import aiohttp
@@ -65,6 +66,9 @@ class Stamps:
         # delay of this generator's loop is in them, which is in every figure above.
         self.received_on_kafka: dict[str, float] = {}
         self.assigned_on_kafka: dict[str, float] = {}
+        # Between the two, when the router decided: AssignmentIssued's occurred_at, the router's
+        # clock as it made the event, before the event store's commit and the relay's publish.
+        self.decided: dict[str, float] = {}
         self.errors: dict[int | str, int] = {}  # by HTTP status, or by the client's error when there was none
 
 
@@ -130,12 +134,14 @@ async def watch_kafka(group: str, stamps: Stamps, stop: asyncio.Event) -> None:
                 now = time.perf_counter()
                 assignments = partition.topic == topics.UNIT_ASSIGNMENTS
                 for record in records:
-                    case_id = json.loads(record.value)["case_id"]
                     if assignments:
+                        event = json.loads(record.value)
+                        case_id = event["case_id"]
                         stamps.assigned.setdefault(case_id, now)
                         stamps.assigned_on_kafka.setdefault(case_id, record.timestamp / 1000)
-                    else:
-                        stamps.received_on_kafka.setdefault(case_id, record.timestamp / 1000)
+                        stamps.decided.setdefault(case_id, datetime.fromisoformat(event["occurred_at"]).timestamp())
+                    else:  # a request's key is its case id
+                        stamps.received_on_kafka.setdefault(record.key.decode(), record.timestamp / 1000)
     finally:
         await consumer.stop()
 
@@ -303,6 +309,11 @@ async def one_rate(mesh: Mesh, oversight_dsn: str, pids: dict[str, int], rate: f
     to_citizen = [(stamps.told[c] - accepted[c]) * 1000 for c in accepted if c in stamps.told]
     on_kafka = {c: (stamps.assigned_on_kafka[c] - stamps.received_on_kafka[c]) * 1000 for c in accepted
                 if c in stamps.assigned_on_kafka and c in stamps.received_on_kafka}
+    # The same path cut where the router decided: RequestReceived → decision (Kafka's delivery, the
+    # router's fetch, gathering and routing) and decision → AssignmentIssued (the event store's
+    # commit and the relay's publish).
+    to_decision = [(stamps.decided[c] - stamps.received_on_kafka[c]) * 1000 for c in on_kafka]
+    to_publish = [(stamps.assigned_on_kafka[c] - stamps.decided[c]) * 1000 for c in on_kafka]
     http = [(accepted[c] - stamps.sent[c]) * 1000 for c in accepted]
     if latencies:  # each assigned request: when it was sent (s into the run), HTTP, to AssignmentIssued, on Kafka (ms)
         Path(latencies).write_text(json.dumps(
@@ -315,6 +326,7 @@ async def one_rate(mesh: Mesh, oversight_dsn: str, pids: dict[str, int], rate: f
             "completed": done, "throughput": done / (finished - started),
             "http_202_ms": percentiles(http), "to_assignment_ms": percentiles(to_assignment),
             "on_kafka_ms": percentiles(list(on_kafka.values())),
+            "to_decision_ms": percentiles(to_decision), "decision_to_published_ms": percentiles(to_publish),
             "to_oversight_ms": percentiles(to_oversight), "told": len(to_citizen),
             "to_citizen_ms": percentiles(to_citizen), "services": services, "machine": machine_cpu,
             "wal_bytes_per_request": wal / max(1, len(accepted))}
@@ -330,6 +342,8 @@ def show(result: dict) -> None:
     print(line("HTTP 202", result["http_202_ms"]))
     print(line("202 → AssignmentIssued", result["to_assignment_ms"]))
     print(line("  the same, Kafka's clocks", result["on_kafka_ms"]))
+    print(line("    of it, to the decision", result["to_decision_ms"]))
+    print(line("    decision → published", result["decision_to_published_ms"]))
     print(line("202 → visible in oversight", result["to_oversight_ms"]))
     print(line(f"202 → citizen told ({result['told']})", result["to_citizen_ms"]))
     for name, s in result["services"].items():
