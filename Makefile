@@ -8,7 +8,7 @@ TEST_ENV := MESH_STATE_DIR=$(CURDIR)/.local/test KAFKA_PORT=19092 KAFKA_CONTROLL
 BENCH_ENV := MESH_STATE_DIR=$(CURDIR)/.local/bench KAFKA_PORT=29092 KAFKA_CONTROLLER_PORT=29093 PGPORT=55434 \
 	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:29092
 
-.PHONY: run down test test-unit test-integration test-e2e test-faults bench soak schemas infra infra-test clean
+.PHONY: run down test test-unit test-integration test-e2e test-faults test-benchmarks bench soak schemas infra infra-test clean
 
 $(STAMP): pyproject.toml
 	@command -v python3.11 >/dev/null || { echo "Python 3.11 is required" >&2; exit 1; }
@@ -44,7 +44,7 @@ test-unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
 
 # One layer at a time, each on a freshly made test Kafka and PostgreSQL.
-test-integration test-e2e test-faults: test-%: infra-test
+test-integration test-e2e test-faults test-benchmarks: test-%: infra-test
 	$(TEST_ENV) $(PY) -m pytest -ra tests/$*; status=$$?; \
 	  $(TEST_ENV) deploy/local/down.sh >/dev/null 2>&1; exit $$status
 
