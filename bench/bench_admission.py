@@ -19,10 +19,9 @@ import sys
 import time
 
 import aiohttp
-import psutil
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import KAFKA, PGPORT, ROOT, drop_database, fresh_database, web_request  # noqa: E402
+from common import KAFKA, PGPORT, ROOT, cpu_seconds, drop_database, fresh_database, web_request  # noqa: E402
 
 
 def free_port() -> int:
@@ -67,10 +66,9 @@ async def main() -> None:
                     await answer.read()
                     statuses[answer.status] = statuses.get(answer.status, 0) + 1
 
-            intake = psutil.Process(proc.pid)
-            cpu0, started = sum(intake.cpu_times()[:2]), time.perf_counter()
+            cpu0, started = cpu_seconds(proc.pid), time.perf_counter()
             await asyncio.gather(*(one(i) for i in range(args.requests)))
-            took, cpu = time.perf_counter() - started, sum(intake.cpu_times()[:2]) - cpu0
+            took, cpu = time.perf_counter() - started, cpu_seconds(proc.pid) - cpu0
     finally:
         proc.terminate()
         proc.wait(20)

@@ -38,7 +38,8 @@ import uvloop
 from aiokafka import AIOKafkaConsumer
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import ADMIN_DSN, KAFKA, PGPORT, ROOT, drop_database, fresh_database, park_group_at_end, percentiles  # noqa: E402
+from common import (ADMIN_DSN, KAFKA, PGPORT, ROOT, cpu_seconds, drop_database, fresh_database,  # noqa: E402
+                    park_group_at_end, percentiles)
 from pipe import bare_pipe  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "deploy" / "local"))
@@ -190,7 +191,7 @@ class Sampler:
 
     def __init__(self, pids: dict[str, int]):
         self.procs = {name: psutil.Process(pid) for name, pid in pids.items()}
-        self.cpu0 = {n: sum(p.cpu_times()[:2]) for n, p in self.procs.items()}
+        self.cpu0 = {n: cpu_seconds(p) for n, p in self.procs.items()}
         self.peak = {n: 0 for n in self.procs}
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -200,7 +201,7 @@ class Sampler:
             await asyncio.sleep(0.5)
 
     def report(self, seconds: float) -> dict[str, dict[str, float]]:
-        return {n: {"cpu_cores": (sum(p.cpu_times()[:2]) - self.cpu0[n]) / seconds, "peak_rss_mib": self.peak[n] / 2**20}
+        return {n: {"cpu_cores": (cpu_seconds(p) - self.cpu0[n]) / seconds, "peak_rss_mib": self.peak[n] / 2**20}
                 for n, p in self.procs.items()}
 
 

@@ -20,7 +20,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import ADMIN_DSN, drop_database, fresh_database  # noqa: E402
+from common import ADMIN_DSN, cpu_seconds, drop_database, fresh_database  # noqa: E402
 
 import asyncpg  # noqa: E402
 import psutil  # noqa: E402
@@ -43,23 +43,18 @@ def events(cases: int) -> list:
     return out
 
 
-def cpu(proc: psutil.Process) -> float:
-    times = proc.cpu_times()
-    return times.user + times.system
-
-
 async def timed(name: str, batches: list[list], one_at_a_time: bool) -> tuple[float, float, float, str]:
     conn = await asyncpg.connect(ADMIN_DSN.rsplit("/", 1)[0] + "/" + name)
     try:
         await conn.execute(ledger.SCHEMA)
         backend, client = psutil.Process(await conn.fetchval("SELECT pg_backend_pid()")), psutil.Process()
-        started, backend_cpu, client_cpu = time.perf_counter(), cpu(backend), cpu(client)
+        started, backend_cpu, client_cpu = time.perf_counter(), cpu_seconds(backend), cpu_seconds(client)
         for batch in batches:
             async with conn.transaction():
                 for part in ([e] for e in batch) if one_at_a_time else (batch,):
                     await ledger.apply(conn, part)
         seconds = time.perf_counter() - started
-        backend_cpu, client_cpu = cpu(backend) - backend_cpu, cpu(client) - client_cpu
+        backend_cpu, client_cpu = cpu_seconds(backend) - backend_cpu, cpu_seconds(client) - client_cpu
         digest = await conn.fetchval("SELECT md5(string_agg(t, '|' ORDER BY t)) FROM (" + " UNION ALL ".join(
             f"SELECT '{t}' || ({t}.*)::text AS t FROM {t}" for t in TABLES) + ") rows")
         return seconds, backend_cpu, client_cpu, digest

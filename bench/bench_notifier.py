@@ -21,8 +21,8 @@ from pathlib import Path
 
 import asyncpg
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, os.path.dirname(__file__))
+from common import cpu_seconds  # noqa: E402
 
 from contracts import topics  # noqa: E402
 from contracts.events import Citizen  # noqa: E402
@@ -30,15 +30,6 @@ from tests.integration.notifier.harness import (NotifierProcess, Watch, as_route
                                                 new_group, notifier_env, ours, publish, skip_history)
 from tests.integration.notifier.standins import StandIn  # noqa: E402
 from tests.unit.notifier.factories import Story  # noqa: E402
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time a process has used (Linux), so the figures can be read on a busy machine."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def bench(bootstrap: str, pg_port: int, cases: int, concurrency: int, seconds: float) -> None:

@@ -1,11 +1,13 @@
 """What the benchmarks share: where Kafka and PostgreSQL are, fresh databases, consumer groups
-parked at the end of a topic, percentiles, and realistic requests."""
+parked at the end of a topic, a process's CPU, percentiles, and realistic requests."""
 
 import os
 import random
 import statistics
 import sys
 from pathlib import Path
+
+import psutil
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,6 +48,16 @@ async def drop_database(name: str) -> None:
 
 async def park_group_at_end(group_id: str, *topics: str) -> None:
     await _park(KAFKA, group_id, *topics)
+
+
+def cpu_seconds(process: int | psutil.Process) -> float:
+    """User and system CPU a process has used so far (0 once it is gone): the difference of two
+    readings is what it spent between them, however busy the rest of the machine was."""
+    try:
+        times = (process if isinstance(process, psutil.Process) else psutil.Process(process)).cpu_times()
+    except psutil.NoSuchProcess:
+        return 0.0
+    return times.user + times.system
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
