@@ -14,7 +14,7 @@ def main() -> None:
 
         sys.exit(route(sys.argv[2:]))
     else:
-        sys.exit(f"usage: python -m services.router [serve | route --edition hcmc-2021|hcmc-2025]")
+        sys.exit("usage: python -m services.router [serve | route --edition hcmc-2021|hcmc-2025]")
 
 
 main()

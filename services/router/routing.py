@@ -122,7 +122,7 @@ def route(address: str, category: str | None, directory: Directory, rules: Rules
         category, note = rules.when_category_missing, f"no category given, taken as '{rules.when_category_missing}'; "
     rule = rules.categories.get(category or "")
     if rule is None:
-        return _triage(directory, rules, rules.fallback, f"category:unknown",
+        return _triage(directory, rules, rules.fallback, "category:unknown",
                        f"unknown category {category!r}: the 1022 centre classifies it", None)
     place = resolve(address, directory.edition)
     if place.status != "resolved":
