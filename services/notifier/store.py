@@ -49,6 +49,9 @@ CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (channel, next_attempt_a
 CREATE INDEX IF NOT EXISTS deliveries_by_case ON deliveries (case_id, seq);
 CREATE INDEX IF NOT EXISTS deliveries_unpublished ON deliveries (seq) WHERE NOT published AND status IN ('sent', 'failed');
 """
+# Held while the tables are made: notifiers starting together on an empty database would race
+# (PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe against a concurrent one), and all but one failed.
+SCHEMA_LOCK = 1022_0004
 
 DELIVERY_COLUMNS = ("delivery_id, case_id, cause_event_id, correlation_id, recipient, channel, target, template, subject,"
                     " body, payload, source_topic, traceparent, note")
@@ -146,7 +149,9 @@ class DeliveryLog:
         self._finish: GroupCommit[_Finish, None] = GroupCommit(self._write_finishes)
 
     async def create(self) -> None:
-        await self.pool.execute(SCHEMA)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
+            await conn.execute(SCHEMA)
 
     async def take(self, case_ids: Sequence[uuid.UUID],
                    apply: Callable[[dict[uuid.UUID, CaseRecord]], list[Delivery]]) -> int:

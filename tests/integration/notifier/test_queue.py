@@ -1,6 +1,7 @@
 """The notifier's queue of deliveries on the real PostgreSQL: a claimed delivery is one notifier's
 until its lease ends, only the claim that made a try may finish it, a citizen's later message
-waits for the earlier one, and deliveries a notifier of an older version left "sending" are tried."""
+waits for the earlier one, deliveries a notifier of an older version left "sending" are tried, and
+notifiers starting together on an empty database all start."""
 
 import asyncio
 import uuid
@@ -70,3 +71,17 @@ async def test_a_delivery_an_older_notifier_left_sending_is_tried_once_its_lease
     assert [(d.delivery_id, attempts) for d, attempts in taken] == [(left.delivery_id, 2)]
     await log.sent(left.delivery_id, claim)
     assert await log.backlog() == {"unannounced": 1}
+
+
+async def test_notifiers_starting_together_on_an_empty_database_all_start(pg_admin_dsn):
+    name = await fresh_database(pg_admin_dsn, "it_queue_start")
+    pools = [await create_pool(pg_admin_dsn.rsplit("/", 1)[0] + "/" + name, min_size=1, max_size=1) for _ in range(3)]
+    try:
+        # Three instances of a new deployment make their tables at the same moment.
+        await asyncio.gather(*(DeliveryLog(pool).create() for pool in pools))
+        await DeliveryLog(pools[0]).add([delivery(uuid.uuid4())])
+        assert await DeliveryLog(pools[1]).backlog() == {"pending_sms": 1, "unannounced": 0}
+    finally:
+        for pool in pools:
+            await pool.close()
+        await drop_database(pg_admin_dsn, name)
