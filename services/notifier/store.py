@@ -48,6 +48,14 @@ ALTER TABLE deliveries SET (fillfactor = 50);
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (channel, next_attempt_at) WHERE status IN ('pending', 'sending');
 CREATE INDEX IF NOT EXISTS deliveries_by_case ON deliveries (case_id, seq);
 CREATE INDEX IF NOT EXISTS deliveries_unpublished ON deliveries (seq) WHERE NOT published AND status IN ('sent', 'failed');
+-- A delivery in any other status would be neither claimed nor announced: lost without a word.
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'deliveries_status_known'
+                   AND conrelid = 'deliveries'::regclass) THEN
+        ALTER TABLE deliveries ADD CONSTRAINT deliveries_status_known
+            CHECK (status IN ('pending', 'sending', 'sent', 'failed'));
+    END IF;
+END $$;
 """
 # Held while the tables are made: notifiers starting together on an empty database would race
 # (PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe against a concurrent one), and all but one failed.

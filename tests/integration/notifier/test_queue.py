@@ -1,11 +1,12 @@
 """The notifier's queue of deliveries on the real PostgreSQL: a claimed delivery is one notifier's
 until its lease ends, only the claim that made a try may finish it, a citizen's later message
 waits for the earlier one, deliveries a notifier of an older version left "sending" are tried, and
-notifiers starting together on an empty database all start."""
+notifiers starting together on an empty database all start; a status it does not know is refused."""
 
 import asyncio
 import uuid
 
+import asyncpg
 import pytest
 
 from contracts.postgres import create_pool
@@ -85,3 +86,12 @@ async def test_notifiers_starting_together_on_an_empty_database_all_start(pg_adm
         for pool in pools:
             await pool.close()
         await drop_database(pg_admin_dsn, name)
+
+
+async def test_a_status_the_queue_does_not_know_is_refused(log):
+    kept = delivery(uuid.uuid4())
+    await log.add([kept])
+    # Neither claimed (pending) nor announced (sent, failed): such a delivery would be lost unseen.
+    with pytest.raises(asyncpg.CheckViolationError):
+        await log.pool.execute("UPDATE deliveries SET status = 'delivered' WHERE delivery_id = $1", kept.delivery_id)
+    assert await log.backlog() == {"pending_sms": 1, "unannounced": 0}
