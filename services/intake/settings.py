@@ -26,6 +26,11 @@ class IntakeSettings(ServiceSettings):
     # once instead of queueing (services/intake/admission.py). Ample for a healthy mesh: at 200
     # requests/s about 5 are in flight.
     max_in_flight: int = 256
+    # How long a client's idle connection is kept open. uvicorn's default, 5 s, is shorter than
+    # HTTP clients keep theirs (aiohttp 15 s, Go 90 s) and than load balancers' idle timeouts
+    # (60 s is common): a client that reuses a connection just as intake closes it gets a
+    # disconnect instead of an answer. Longer than theirs, the client or balancer closes first.
+    keep_alive_seconds: int = 75
     categories_file: str | None = None
 
     pg_database: str = "intake"
