@@ -20,7 +20,7 @@ PROPS="$KDIR/server.properties"
 LOG4J="$KDIR/log4j2.xml"
 PIDFILE="$KDIR/kafka.pid"
 LOG="$KDIR/kafka.log"     # broker log (log4j2)
-OUT="$KDIR/kafka.out"     # JVM stdout/stderr (crashes, GC/JVM errors)
+OUT="$KDIR/kafka.out"     # JVM stdout/stderr (crashes, JVM errors); GC pauses go to gc.log beside it
 CLUSTER_ID_FILE="$KDIR/cluster.id"
 
 KAFKA_PORT="${KAFKA_PORT:-9092}"
@@ -142,6 +142,7 @@ cmd_start() {
     cd "$KDIR"
     exec setsid nohup bash -c 'echo $$ >"$0"; exec "$@"' "$PIDFILE" \
       "$JAVA" "-Xms256m" "-Xmx$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+      "-Xlog:gc*,safepoint:file=$KDIR/gc.log:time,uptime,level,tags:filecount=2,filesize=20m" \
       -Djava.awt.headless=true -Dlog4j2.configurationFile="$LOG4J" -Dkafka.logs.dir="$KDIR" \
       -cp "$LIBS/*" kafka.Kafka "$PROPS" </dev/null >>"$OUT" 2>&1
   ) &
