@@ -6,8 +6,9 @@ Starts its own services (as bench_e2e.py does), sends requests at the fixed rate
 slices, and prints, every ``--every`` seconds, each service's resident memory, the requests
 answered 202 so far, those refused or failed, and how far the mesh lags behind (accepted but not
 yet in oversight). A leak shows as memory that keeps climbing while the lag stays flat. At the
-end it waits up to a minute for the lag to drain and says whether every accepted request arrived;
-it exits non-zero if one did not, or if a request was not accepted.
+end it waits up to a minute for the lag to drain, says whether every accepted request arrived and
+how the others were answered (a 503 with Retry-After is intake's answer to a stall, which a channel
+adapter retries), and exits non-zero if an accepted request did not arrive.
 """
 
 import argparse
@@ -62,7 +63,7 @@ async def main() -> None:
             await drop_database(name)
     print(f"  {len(stamps.accepted)} accepted, {visible} of them in oversight;"
           f" not accepted: {stamps.errors or 'none'}")
-    if visible < len(stamps.accepted) or stamps.errors:
+    if visible < len(stamps.accepted):
         sys.exit(1)
 
 
