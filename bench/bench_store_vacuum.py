@@ -14,6 +14,10 @@ three events, at ``--rate`` transactions/s), and times their waits during three 
    (``services/router/outbox.py``, ``EVENT_STORE_UPKEEP``);
 4. the forced whole-table pass once the passes before it froze every page: it skips them all.
 
+Then it times the same waits during ANALYZE, which autovacuum runs after every 10 % of growth (every
+few seconds while a table is young), and which is cancelled like a vacuum when an insert waits a
+second for it: with the default statistics target, and with the router's (``EVENT_STORE_STATISTICS``).
+
     .venv/bin/python bench/bench_store_vacuum.py [--events 1000000] [--new 10000] [--rate 200]
 """
 
@@ -29,6 +33,8 @@ import asyncpg
 sys.path.insert(0, os.path.dirname(__file__))
 from common import ADMIN_DSN, drop_database, fresh_database, percentiles  # noqa: E402
 
+from services.router.outbox import EVENT_STORE_STATISTICS  # noqa: E402
+
 TABLE = """
 CREATE TABLE events (originator_id uuid NOT NULL, originator_version bigint NOT NULL, topic text NOT NULL,
     state bytea NOT NULL, notification_id bigserial, PRIMARY KEY (originator_id, originator_version))
@@ -37,15 +43,19 @@ CREATE UNIQUE INDEX events_notification ON events (notification_id);
 """
 FILL = """
 INSERT INTO events (originator_id, originator_version, topic, state)
-SELECT gen_random_uuid(), v, 'services.router.domain:Case.Opened', convert_to(repeat(md5(n::text), 10), 'UTF8')
+SELECT gen_random_uuid(), v, 'services.router.domain:Case.Opened', convert_to(repeat(md5(n::text || v), 27), 'UTF8')
 FROM generate_series(1, $1::int) n, generate_series(1, 3) v
 """
+
+ANALYZED_AS_DEFAULT = "ALTER TABLE events " + ", ".join(
+    f"ALTER COLUMN {c} SET STATISTICS -1" for c in ("originator_id", "originator_version", "topic", "state", "notification_id"))
+ANALYZED_AS_THE_ROUTER = EVENT_STORE_STATISTICS.format(table="events")
 
 
 async def writer(dsn: str, rate: float, waits: list[tuple[float, float]], stop: asyncio.Event) -> None:
     """One case's three events per transaction, behind the store's table lock, at ``rate`` per second."""
     conn = await asyncpg.connect(dsn)
-    state = b"x" * 320
+    state = b"x" * 860  # a stored case event is about 850 bytes
     try:
         next_at = time.perf_counter()
         while not stop.is_set():
@@ -113,6 +123,15 @@ async def main() -> None:
             took, waits = await during(dsn, args.rate, settings, "VACUUM (FREEZE) events")
             print(f"  {name}: vacuum {took * 1000:,.0f} ms; a case's insert meanwhile waits"
                   f" p50 {waits.get('p50', 0):,.1f}, p99 {waits.get('p99', 0):,.1f}, max {waits.get('max', 0):,.1f} ms")
+        for name, statistics in (("default statistics target (100)", ANALYZED_AS_DEFAULT),
+                                 ("the router's statistics targets", ANALYZED_AS_THE_ROUTER)):
+            conn = await asyncpg.connect(dsn)
+            await conn.execute(statistics)
+            await conn.close()
+            for _ in range(3):
+                took, waits = await during(dsn, args.rate, "SET vacuum_cost_delay = 0", "ANALYZE events")
+                print(f"  analyze, {name}: {took * 1000:,.0f} ms; a case's insert meanwhile waits"
+                      f" p50 {waits.get('p50', 0):,.1f}, p99 {waits.get('p99', 0):,.1f}, max {waits.get('max', 0):,.1f} ms")
     finally:
         await drop_database(database)
 
