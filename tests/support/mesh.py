@@ -99,9 +99,9 @@ async def eventually(check, timeout: float, what: str, interval: float = 0.1):
         await asyncio.sleep(interval)
 
 
-def oversight_get(mesh: Mesh, path: str, role: str | None = "centre") -> httpx.Response:
+def oversight_get(mesh: Mesh, path: str, role: str | None = "centre", timeout: float = 10) -> httpx.Response:
     headers = {"Authorization": f"Bearer {TOKENS[role]}"} if role else {}
-    return httpx.get(mesh.url("oversight") + path, headers=headers, timeout=10)
+    return httpx.get(mesh.url("oversight") + path, headers=headers, timeout=timeout)
 
 
 def warm_up(mesh: Mesh, timeout: float = 120) -> None:
