@@ -91,6 +91,12 @@ async def during(dsn: str, rate: float, settings: str, vacuum: str) -> tuple[flo
     return took, percentiles([w for at, w in waits if started - 0.2 <= at <= started + took])
 
 
+def held(took: float, waits: dict[str, float]) -> str:
+    """How long a vacuum or analyze took, and how long the writers' inserts waited meanwhile."""
+    return (f"{took * 1000:,.0f} ms; a case's insert meanwhile waits"
+            f" p50 {waits.get('p50', 0):,.1f}, p99 {waits.get('p99', 0):,.1f}, max {waits.get('max', 0):,.1f} ms")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -121,8 +127,7 @@ async def main() -> None:
                 await conn.execute(FILL, new // 3)
                 await conn.close()
             took, waits = await during(dsn, args.rate, settings, "VACUUM (FREEZE) events")
-            print(f"  {name}: vacuum {took * 1000:,.0f} ms; a case's insert meanwhile waits"
-                  f" p50 {waits.get('p50', 0):,.1f}, p99 {waits.get('p99', 0):,.1f}, max {waits.get('max', 0):,.1f} ms")
+            print(f"  {name}: vacuum {held(took, waits)}")
         for name, statistics in (("default statistics target (100)", ANALYZED_AS_DEFAULT),
                                  ("the router's statistics targets", ANALYZED_AS_THE_ROUTER)):
             conn = await asyncpg.connect(dsn)
@@ -130,8 +135,7 @@ async def main() -> None:
             await conn.close()
             for _ in range(3):
                 took, waits = await during(dsn, args.rate, "SET vacuum_cost_delay = 0", "ANALYZE events")
-                print(f"  analyze, {name}: {took * 1000:,.0f} ms; a case's insert meanwhile waits"
-                      f" p50 {waits.get('p50', 0):,.1f}, p99 {waits.get('p99', 0):,.1f}, max {waits.get('max', 0):,.1f} ms")
+                print(f"  analyze, {name}: {held(took, waits)}")
     finally:
         await drop_database(database)
 
