@@ -23,8 +23,10 @@ from services.intake.store import Attachments, Limit, RateLimits, Receipts, open
 
 log = logging.getLogger(__name__)
 # What a lost or refused database connection raises; anything else from asyncpg is a bug to see.
+# Operator intervention (57…) is what a statement in flight gets when PostgreSQL is restarted or shut
+# down (57P01, 57P02), and what a new connection gets while it starts (57P03).
 DATABASE_DOWN = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                 asyncpg.CannotConnectNowError, asyncpg.InsufficientResourcesError)
+                 asyncpg.exceptions.OperatorInterventionError, asyncpg.InsufficientResourcesError)
 
 
 class Unavailable(Exception):

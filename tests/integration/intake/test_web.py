@@ -5,6 +5,7 @@ import re
 import unicodedata
 import uuid
 
+import asyncpg
 import httpx
 import pytest
 
@@ -132,6 +133,34 @@ async def test_kafka_unreachable_means_503_with_retry_after(start_intake):
         health = await client.get(intake.url + "/healthz")
     assert answer.status_code == 503 and answer.headers["Retry-After"] == "3"
     assert health.status_code == 503 and health.json()["kafka"] is False
+
+
+@pytest.mark.parametrize("end", ["pg_terminate_backend", "pg_cancel_backend"])
+async def test_postgresql_ending_a_claim_in_flight_means_503_and_the_retry_is_accepted(
+        end, intake, intake_database, pg_admin_dsn, tail):
+    """A restart of PostgreSQL ends the connections in flight, an operator or a statement timeout
+    cancels a statement (57014): either way the sender is told to retry, and the retry is accepted."""
+    key = f"web-{uuid.uuid4()}"
+    holder = await asyncpg.connect(pg_admin_dsn.rsplit("/", 1)[0] + "/" + intake_database)
+    try:
+        async with httpx.AsyncClient(timeout=15) as client:
+            async with holder.transaction():
+                await holder.execute("LOCK TABLE intake_receipts IN ACCESS EXCLUSIVE MODE")
+                pending = asyncio.create_task(post(client, intake, key=key))
+                waiting = None
+                while waiting is None:  # intake's claim is waiting for the lock
+                    await asyncio.sleep(0.05)
+                    waiting = await holder.fetchval("SELECT pid FROM pg_stat_activity WHERE datname = $1"
+                                                    " AND wait_event_type = 'Lock'", intake_database)
+                await holder.execute(f"SELECT {end}($1)", waiting)
+                answer = await pending
+            retry = await post(client, intake, key=key)
+    finally:
+        await holder.close()
+    assert answer.status_code == 503 and answer.headers["Retry-After"], answer.text
+    assert retry.status_code == 202
+    await tail.settle()
+    assert len(tail.with_ids({retry.json()["request_id"]})) == 1
 
 
 async def test_the_form_speaks_vietnamese_first_and_english_on_request(intake):
