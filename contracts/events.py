@@ -5,12 +5,12 @@ fields, so old readers keep working; ``tests/unit/test_contract_compat.py`` hold
 """
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 from contracts.envelope import Envelope
+from contracts.text import Text, VietnamDatetime
 
 Channel = Literal["web", "zalo", "app", "phone", "open311"]
 
@@ -170,7 +170,7 @@ class ProgressReported(CaseEventBase):
     event_type: Literal["ProgressReported"] = "ProgressReported"
     unit: UnitRef
     note: str
-    committed_date: datetime | None = None
+    committed_date: VietnamDatetime | None = None
 
 
 class CaseResolved(CaseEventBase):
@@ -245,13 +245,13 @@ class UnitResponse(Envelope):
     event_type: Literal["UnitResponse"] = "UnitResponse"
     response_id: uuid.UUID
     case_id: uuid.UUID
-    unit_id: str
-    handler_id: str | None = None
+    unit_id: Text
+    handler_id: Text | None = None
     kind: Literal["accept", "decline", "progress", "resolve", "route", "close", "reopen"]
-    note: str = ""
-    committed_date: datetime | None = None
-    corrected_address: str | None = Field(None, description="With decline: where the case really belongs")
-    target_unit_id: str | None = Field(None, description="With route (the centre only): the unit to take the case")
+    note: Text = ""
+    committed_date: VietnamDatetime | None = None
+    corrected_address: Text | None = Field(None, description="With decline: where the case really belongs")
+    target_unit_id: Text | None = Field(None, description="With route (the centre only): the unit to take the case")
 
 
 # --- notify.deliveries -----------------------------------------------------------------------

@@ -1,8 +1,6 @@
 """What a valid request is: normalisation and validation shared by every channel (no I/O)."""
 
 import hashlib
-import re
-import unicodedata
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -13,10 +11,9 @@ from contracts import ids
 from contracts.categories import Category
 from contracts.envelope import utcnow
 from contracts.events import Attachment, Channel, Citizen, Location, RequestReceived
+from contracts.text import nfc
 
 PRODUCER = "intake"
-# Line breaks and tabs are text; every other control character (Unicode Cc) is noise, or an attack on a log.
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 class Problem(Exception):
@@ -36,19 +33,6 @@ def too_many(field: str, retry_after: int) -> Problem:
     return Problem(field, f"Gửi quá nhiều yêu cầu, vui lòng thử lại sau {retry_after} giây",
                    f"Too many requests from this sender; retry in {retry_after} s", status=429,
                    headers={"Retry-After": str(retry_after)})
-
-
-def nfc(text: str) -> str:
-    """Vietnamese arrives composed or decomposed depending on the keyboard; store it composed (NFC).
-
-    Control characters other than line breaks and tabs are dropped, and text that is not text
-    (lone UTF-16 surrogates, which JSON can carry) is refused with ValueError.
-    """
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("contains characters that are not text") from None
-    return unicodedata.normalize("NFC", _CONTROLS.sub("", text.replace("\r\n", "\n"))).strip()
 
 
 def e164(raw: str, field: str = "phone") -> str:

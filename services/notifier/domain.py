@@ -101,7 +101,7 @@ def plan(record: CaseRecord, event: Any, policy: Policy, now: datetime) -> list[
     if kind == "CaseResolved":
         return _to_citizen(record, event, policy, now, "resolved", unit=event.unit.name, answer=event.answer)
     if kind == "ProgressReported" and event.committed_date is not None:
-        committed = event.committed_date if event.committed_date.tzinfo else event.committed_date.replace(tzinfo=VIETNAM)
+        committed = event.committed_date  # in Vietnam's time when the unit gave no zone (contracts/text.py)
         slipped = record.resolve_by is None or committed > datetime.fromisoformat(record.resolve_by)
         record.resolve_by = committed.isoformat()
         if slipped:

@@ -3,18 +3,22 @@ router records and publishes each step on ``case.events``; triage, decline and r
 escalation, duplicates and reopening included. Real Kafka, real PostgreSQL, real processes."""
 
 import asyncio
+import json
 import random
 import subprocess
 import sys
 import time
 import uuid
+from datetime import datetime
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
 from contracts import topics
+from contracts.text import VIETNAM
 from tests.support.kafka import case_events, kinds, response, send
+from tests.support.mesh import oversight_get, wait_for
 
 CENTRE = "hcmc-2021/1022"
 PHU_NHUAN, GO_VAP = "hcmc-2021/768", "hcmc-2021/764"
@@ -162,3 +166,27 @@ async def test_only_the_unit_holding_a_case_may_answer_and_a_repeat_counts_once(
     await send(kafka_bootstrap, response(case, PHU_NHUAN, "progress", "ok"))
     events = await case_events(kafka_bootstrap, case, has("ProgressReported"))
     assert kinds(events).count("CaseAccepted") == 1 and "CaseResolved" not in kinds(events)
+
+
+async def test_a_units_note_is_kept_as_text_and_a_date_without_a_zone_is_vietnams(mesh, kafka_bootstrap):
+    """What a district service sends is cleaned as a citizen's text is: a NUL in a note once stalled
+    the notifier and oversight on its partition for good, and a committed date without a zone was read
+    as UTC by oversight, so its audit verification reported a tampered case."""
+    case = submit(mesh)["case_id"]
+    await case_events(kafka_bootstrap, case, has("AssignmentIssued"))
+    await send(kafka_bootstrap, response(case, PHU_NHUAN, "accept"))
+    await case_events(kafka_bootstrap, case, has("CaseAccepted"))
+    progress = response(case, PHU_NHUAN, "progress").model_dump(mode="json") | {
+        "note": "Đã liên hệ\u0000 gia đình", "committed_date": "2026-12-05"}
+    resolve = response(case, PHU_NHUAN, "resolve").model_dump(mode="json") | {"note": "Đã trao\u0000 20 kg gạo"}
+    await send(kafka_bootstrap, json.dumps(progress).encode(), json.dumps(resolve).encode())
+
+    events = await case_events(kafka_bootstrap, case, has("CaseResolved"))
+    assert events[-2].note == "Đã liên hệ gia đình" and events[-1].answer == "Đã trao 20 kg gạo"
+    assert events[-2].committed_date == datetime(2026, 12, 5, tzinfo=VIETNAM)
+    row = wait_for(lambda: (r := oversight_get(mesh, f"/v1/cases/{case}").json()).get("status") == "resolved" and r,
+                   60, what="the resolved case in oversight")
+    assert row["answer"] == "Đã trao 20 kg gạo"
+    assert datetime.fromisoformat(row["committed_date"]) == datetime(2026, 12, 5, tzinfo=VIETNAM)
+    report = oversight_get(mesh, "/v1/audit/verify", timeout=120).json()
+    assert report["ok"] and report["case_mismatch"] is None, report

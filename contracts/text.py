@@ -1,0 +1,41 @@
+"""Text and times from outside the mesh, as the mesh stores them.
+
+Intake cleans what citizens send; the same rules hold for what district services and the 1022
+centre send on ``unit.responses``. A NUL there was the worst case: the router stored it (as bytes),
+and every reader that writes text to PostgreSQL (the notifier's deliveries, oversight's read
+models) failed on it and read the same batch again, for good.
+"""
+
+import re
+import unicodedata
+from datetime import datetime, timedelta, timezone
+from typing import Annotated
+
+from pydantic import AfterValidator
+
+# Line breaks and tabs are text; every other control character (Unicode Cc) is noise, or an attack on a log.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+VIETNAM = timezone(timedelta(hours=7))  # no daylight saving since 1975
+
+
+def nfc(text: str) -> str:
+    """Vietnamese arrives composed or decomposed depending on the keyboard; store it composed (NFC).
+
+    Control characters other than line breaks and tabs are dropped, and text that is not text
+    (lone UTF-16 surrogates, which JSON can carry) is refused with ValueError.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("contains characters that are not text") from None
+    return unicodedata.normalize("NFC", _CONTROLS.sub("", text.replace("\r\n", "\n"))).strip()
+
+
+def in_vietnam(moment: datetime) -> datetime:
+    """A date or time given without a zone is Vietnam's: a unit that commits to "2026-12-05" means
+    that day in Ho Chi Minh City, not in the server's zone or in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=VIETNAM)
+
+
+Text = Annotated[str, AfterValidator(nfc)]
+VietnamDatetime = Annotated[datetime, AfterValidator(in_vietnam)]
