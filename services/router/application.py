@@ -103,16 +103,30 @@ class CaseDesk(Application):
         # each request is opened afresh and saved alone, skipping those already recorded.
         saved: list[Case] = []
         for request in requests:
+            saved.extend(self._open_alone(request, now, workload, reports))
+        return saved
+
+    def _open_alone(self, request: RequestReceived, now: datetime, workload: Workload,
+                    open_reports: Mapping[tuple[str, str], list[dict]], attempts: int = 3) -> list[Case]:
+        """Open and save one request's case, unless it is recorded already.
+
+        A duplicate is saved with the open case it links to, and that case may change between
+        loading and saving (its unit answers, a deadline escalates it): the save then fails though
+        this request's case is not recorded, so it is opened again on the case as it is now. When
+        that keeps failing the error goes up, and the batch is read again: never skipped.
+        """
+        for attempt in range(attempts):
             if request.case_id in self.repository:
-                log.info("case %s already recorded: a redelivered request", request.case_id)
-                continue
-            group = self._open(request, now, workload, reports)
+                log.info("case %s already recorded: a redelivered request, or another router's", request.case_id)
+                return []
+            group = self._open(request, now, workload, open_reports)
             try:
                 self.save(*group)
-                saved.extend(group)
+                return group
             except IntegrityError:
-                log.info("case %s recorded meanwhile by another router", request.case_id)
-        return saved
+                if attempt == attempts - 1:
+                    raise
+        return []
 
     def _open(self, request: RequestReceived, now: datetime, workload: Workload,
               open_reports: Mapping[tuple[str, str], list[dict]]) -> list[Case]:

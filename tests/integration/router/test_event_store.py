@@ -25,6 +25,7 @@ from services.router.outbox import SCHEMA, Relay, to_contract
 from services.router.routing import route
 from services.router.settings import RouterSettings
 from tests.support.databases import fresh_database
+from tests.support.kafka import response
 
 ADDRESSES = ["45 Lê Văn Sỹ, Phường 13, Quận Phú Nhuận, TP.HCM", "88 Phan Văn Trị, Phường 10, Gò Vấp",
              "P. Thảo Điền, Q.2, Hồ Chí Minh", "Phường 1", "12 Lý Tự Trọng, P. Bến Nghé, Q.1, TPHCM"]
@@ -150,6 +151,39 @@ async def test_a_batch_mixing_new_and_redelivered_requests_opens_every_new_one(s
         case = await asyncio.to_thread(desk.repository.get, request.case_id)
         assert case.version >= 2  # opened and routed (or sent to triage), not an empty shell
     desk.close()
+
+
+async def test_a_duplicate_whose_original_changes_as_it_is_saved_is_still_recorded(settings):
+    """The second report of the same trouble is saved with the open case it links to. When that case
+    changes between loading and saving (here its unit accepts it, from another router), the save
+    fails though the duplicate is not recorded: it was once skipped as recorded, and lost."""
+    directory = load_directory("hcmc-2021")
+    desk, other = (CaseDesk(directory, settings.eventsourcing_env()) for _ in range(2))
+    first = requests(1)[0]
+    [original] = await asyncio.to_thread(desk.receive, [first], datetime.now(UTC), Workload())
+    again = build_request("web", f"it-{uuid.uuid4()}", Submission(
+        full_name="Ngô Văn Bình", phone=first.citizen.phone, address=first.address, category=first.category,
+        description="Vẫn cần hỗ trợ"), categories())
+    reports = {(first.citizen.phone, first.category): [
+        {"case_id": original.id, "area_code": route(first.address, first.category, directory).area_code}]}
+    save, raced = desk.save, []
+
+    def save_while_the_unit_accepts(*aggregates):
+        if len(aggregates) == 2 and not raced:  # the duplicate and its original, saved alone
+            raced.append(other.answer([response(str(original.id), original.unit["id"], "accept")],
+                                      datetime.now(UTC), Workload()))
+        return save(*aggregates)
+
+    desk.save = save_while_the_unit_accepts
+    # The first request again, redelivered, makes the batch's save fail and each be saved alone.
+    await asyncio.to_thread(desk.receive, [first, again], datetime.now(UTC), Workload(), reports)
+    assert raced == [[]], "the unit's answer was taken"
+    duplicate = await asyncio.to_thread(other.repository.get, again.case_id)
+    assert duplicate.status == "duplicate"
+    linked = await asyncio.to_thread(other.repository.get, original.id)
+    assert linked.status == "accepted" and linked.duplicates == [str(again.request_id)]
+    desk.close()
+    other.close()
 
 
 async def test_installing_a_directory_is_an_event_recorded_once_per_version(settings):
