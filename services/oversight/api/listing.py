@@ -92,6 +92,22 @@ def case_filter(
                       _moment(received_to, end_of_day=True), tracking_code.strip().upper() if tracking_code else None)
 
 
+def public_filter(
+    area: Annotated[str | None, Query(description="Area (địa bàn): GSO code of the district or ward")] = None,
+    category: Annotated[str | None, Query(description="Category code, e.g. essential_supplies")] = None,
+    received_from: Annotated[str | None, Query(alias="from", description="Received on or after this day (YYYY-MM-DD)")] = None,
+    received_to: Annotated[str | None, Query(alias="to", description="Received on or before this day (YYYY-MM-DD)")] = None,
+) -> CaseFilter:
+    """The filters of figures the public may narrow: area, category and whole days. Figures count
+    requests not marked public too, so no filter that can single one out (a tracking code, a
+    status, a window of seconds) is the public's; others in the query string are ignored."""
+    for text in (received_from, received_to):
+        if text and len(text) != 10:
+            raise HTTPException(422, f"not a day: {text!r} (YYYY-MM-DD; the public figures count whole days)")
+    return CaseFilter(area=area, category=category, received_from=_moment(received_from, end_of_day=False),
+                      received_to=_moment(received_to, end_of_day=True))
+
+
 @dataclass
 class Page:
     """Where a page starts and how long it is."""

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from contracts.categories import load as categories
 from contracts.ids import normalise_tracking_code
 from services.oversight.api.access import jsonable
-from services.oversight.api.listing import CaseFilter, Page, case_filter, fetch_page, page
+from services.oversight.api.listing import CaseFilter, Page, case_filter, fetch_page, page, public_filter
 from services.oversight.api.stats import unit_figures
 
 router = APIRouter(tags=["public"])
@@ -75,7 +75,8 @@ async def public_requests(request: Request, where: Annotated[CaseFilter, Depends
 
 
 @router.get("/v1/public/stats/units")
-async def public_ranking(request: Request, where: Annotated[CaseFilter, Depends(case_filter)]) -> dict[str, Any]:
-    """The units' on-time rates and ranking, as the city publishes them (counts over all requests)."""
+async def public_ranking(request: Request, where: Annotated[CaseFilter, Depends(public_filter)]) -> dict[str, Any]:
+    """The units' on-time rates and ranking, as the city publishes them (counts over all requests),
+    by area, category and days only: a tracking code once narrowed them to one private request."""
     figures = await unit_figures(request, where)
     return {"as_of": figures["as_of"], "units": [{k: u[k] for k in PUBLIC_FIGURES} for u in figures["units"]]}

@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from contracts.text import VIETNAM
 from tests.unit.oversight.story import CaseStory
 
 PUBLIC = CaseStory(name="Trần Văn Nam", phone="+84912345678").opened().routed().assigned().resolved()
@@ -72,6 +73,17 @@ def test_a_request_not_marked_public_is_in_no_public_list_and_its_lookup_says_on
     assert set(lookup) == {"tracking_code", "is_public", "status", "status_vi", "status_en", "received_at",
                            "updated_at", "resolve_by", "resolved_at"}
     assert lookup["is_public"] is False and lookup["status"] == "resolved"
+
+
+def test_the_public_ranking_cannot_be_narrowed_to_one_request(api):
+    """It counts requests not marked public too; narrowed to one, it told their unit and category."""
+    everything = api.get("/v1/public/stats/units", role=None).json()["units"]
+    for narrowing in (f"tracking_code={PRIVATE.tracking_code}", "status=resolved", "unit=hcmc-2021/760"):
+        assert api.get(f"/v1/public/stats/units?{narrowing}", role=None).json()["units"] == everything, narrowing
+    day = PRIVATE.received_at.astimezone(VIETNAM).date().isoformat()
+    assert api.get(f"/v1/public/stats/units?from={day}T00:00:00&to={day}T23:59:59", role=None).status_code == 422
+    by_day = api.get(f"/v1/public/stats/units?from={day}&to={day}&category=essential_supplies", role=None)
+    assert by_day.status_code == 200 and by_day.json()["units"]
 
 
 def test_a_lookup_of_a_wrong_or_unknown_code(api):
