@@ -9,13 +9,21 @@ a TCP handshake, a greeting, EHLO and QUIT around every mail. A kept connection 
 RSET before it carries the next message (one round trip, and nothing sent yet if the server has
 closed it meanwhile); one idle for longer than ``IDLE_SECONDS`` is closed instead, well within the
 five minutes a server may wait (RFC 5321, 4.5.3.2.7).
+
+A send the dispatcher cuts short (its send time-out) ends then: a thread cannot be cancelled, so
+its connection is shut under it. Before, the thread went on, and a slow server that took every
+try a little past the time-out delivered each of them while each counted as failed and was tried
+again: up to ``NOTIFIER_MAX_ATTEMPTS`` copies, and a record saying none arrived.
 """
 
 import asyncio
 import contextlib
 import queue
 import smtplib
+import socket
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from email.header import Header
 from email.mime.text import MIMEText
 from email.utils import formataddr, formatdate, parseaddr
@@ -26,10 +34,35 @@ from services.notifier.providers import Permanent, Transient
 IDLE_SECONDS = 60.0
 
 
+class Attempt:
+    """One send's connection, so that the event loop can end the send from outside its thread."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.smtp: smtplib.SMTP | None = None
+        self.cut = False
+
+    def use(self, smtp: smtplib.SMTP) -> None:
+        with self.lock:
+            if self.cut:
+                raise Transient("the send was cut short before it began")
+            self.smtp = smtp
+
+    def cut_short(self) -> None:
+        with self.lock:
+            self.cut = True
+            if self.smtp is not None and self.smtp.sock is not None:
+                with contextlib.suppress(OSError):
+                    self.smtp.sock.shutdown(socket.SHUT_RDWR)  # the thread's read or write fails at once
+
+
 class MailProvider:
     def __init__(self, host: str, port: int, sender: str, *, timeout: float, user: str = "", password: str = "",
-                 starttls: bool = False):
+                 starttls: bool = False, concurrency: int = 8):
         self.host, self.port, self.timeout = host, port, timeout
+        # Threads of its own, one per send the dispatcher runs at once: a send never waits for a
+        # thread while its time-out runs.
+        self.threads = ThreadPoolExecutor(concurrency, thread_name_prefix="smtp")
         self.user, self.password, self.starttls = user, password, starttls
         # A display name may be Vietnamese ("Tổng đài 1022 <…>"): encoded once, the address left readable.
         self.from_header = formataddr(parseaddr(sender), charset="utf-8")
@@ -49,7 +82,17 @@ class MailProvider:
         return message
 
     async def send(self, delivery: Delivery) -> None:
-        await asyncio.to_thread(self._send, delivery)
+        attempt = Attempt()
+        running = asyncio.get_running_loop().run_in_executor(self.threads, self._send, delivery, attempt)
+        try:
+            await asyncio.shield(running)
+        except asyncio.CancelledError:
+            attempt.cut_short()
+            try:
+                await running
+            except Exception:  # noqa: BLE001 - the cut's doing: the send did not go through
+                raise asyncio.CancelledError from None
+            # It went through just as it was cut short: that is its outcome, sent.
 
     def close(self) -> None:
         """Say goodbye on every kept connection."""
@@ -57,8 +100,9 @@ class MailProvider:
             try:
                 smtp, _ = self.idle.get_nowait()
             except queue.Empty:
-                return
+                break
             _quit(smtp)
+        self.threads.shutdown(wait=False)
 
     def _connection(self) -> smtplib.SMTP:
         """A kept connection that still answers, or a new one."""
@@ -86,10 +130,11 @@ class MailProvider:
             raise
         return smtp
 
-    def _send(self, delivery: Delivery) -> None:
+    def _send(self, delivery: Delivery, attempt: Attempt) -> None:
         message, smtp = self.message(delivery), None  # built here too, off the event loop
         try:
             smtp = self._connection()
+            attempt.use(smtp)
             smtp.send_message(message)
         except smtplib.SMTPRecipientsRefused as error:
             codes = [code for code, _ in error.recipients.values()]

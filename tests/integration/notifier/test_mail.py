@@ -78,3 +78,37 @@ async def test_a_connection_the_server_dropped_is_replaced_and_the_mail_still_go
 
     assert [str(m["Subject"]) for _, m in server.mails] == [delivery(1).subject, delivery(2).subject]
     assert len({peer for peer, _ in server.mails}) == 2
+
+
+class SlowServer(Server):
+    """A mail server that takes its time over each envelope command, as a busy one does."""
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: list) -> str:  # noqa: N802
+        await asyncio.sleep(0.4)
+        envelope.mail_from = address
+        return "250 OK"
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: list) -> str:  # noqa: N802
+        await asyncio.sleep(0.4)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+async def test_a_send_cut_short_by_its_time_out_never_arrives_later_nor_twice():
+    """The dispatcher gives a send its time-out and tries again later. A cut send once went on in
+    its thread and arrived after all: each try a copy, while the record said none had."""
+    slow = SlowServer()
+    slow.start()
+    try:
+        mail = MailProvider("127.0.0.1", slow.port, "tongdai1022@hcmc.example", timeout=5)
+        late = delivery(1)
+        for _ in range(3):  # three tries, each longer than the time-out, as the dispatcher makes them
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(mail.send(late), 0.6)
+        await asyncio.sleep(2)  # anything still on its way has arrived by now
+        assert slow.mails == []
+        await asyncio.wait_for(mail.send(late), 5)  # a try with the time it needs
+        await asyncio.to_thread(mail.close)
+    finally:
+        slow.stop()
+    assert [m["Message-ID"] for _, m in slow.mails] == [f"<{late.delivery_id}@notifier.1022>"]
