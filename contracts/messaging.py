@@ -8,7 +8,7 @@ cannot be parsed goes to ``<topic>.dlq`` with the error in its headers; the rest
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any, TypeVar
 
@@ -20,7 +20,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from opentelemetry.sdk.trace import TracerProvider
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
 from contracts import telemetry
 from contracts.topics import dlq
@@ -143,15 +143,20 @@ def records_of(message: Any) -> tuple[ConsumerRecord, ...]:
     return raw if isinstance(raw, tuple) else (raw,)
 
 
-async def parse_or_dead_letter(broker: KafkaBroker, records: Sequence[ConsumerRecord],
-                               adapter: TypeAdapter[T]) -> list[T]:
-    """Parse each record; send the ones that fail to the topic's DLQ (acknowledged) and return the rest."""
+async def parse_or_dead_letter(broker: KafkaBroker, records: Sequence[ConsumerRecord], adapter: TypeAdapter[T],
+                               check: Callable[[bytes], None] | None = None) -> list[T]:
+    """Parse each record; send the ones that fail to the topic's DLQ (acknowledged) and return the rest.
+
+    ``check`` looks at each record's bytes first and raises ValueError for one the reader cannot take.
+    """
     good: list[T] = []
     waits = []
     for record in records:
         try:
+            if check is not None:
+                check(record.value or b"")
             good.append(adapter.validate_json(record.value or b""))
-        except ValidationError as error:
+        except ValueError as error:  # ValidationError is one
             waits.append(await dead_letter(broker, record, error))
     if waits:
         await asyncio.gather(*waits)

@@ -17,7 +17,7 @@ from uuid import UUID
 
 from contracts import categories, ids, topics
 from services.notifier import templates
-from services.notifier.templates import VIETNAM, render, when
+from services.notifier.templates import render, when
 
 CHANNEL_NAMES = {"webhook": "webhook", "email": "e-mail", "zalo": "Zalo", "sms": "SMS", "push": "app push"}
 

@@ -15,6 +15,7 @@ from pydantic import TypeAdapter
 from contracts import telemetry, topics
 from contracts.events import CASE_EVENT, AssignmentIssued
 from contracts.messaging import consumer_options, parse_or_dead_letter, pause_then_raise, records_of
+from contracts.text import refuse_nul
 from services.notifier.application import Notifier
 from services.notifier.settings import NotifierSettings
 
@@ -26,7 +27,8 @@ def register(broker: KafkaBroker, notifier: Notifier, settings: NotifierSettings
     options = consumer_options(settings.group_id, max_records=settings.max_batch, gather_ms=settings.gather_ms)
 
     async def take(message: KafkaMessage, adapter: TypeAdapter, use: Callable[[Sequence[Any]], Awaitable[None]]) -> None:
-        events = await parse_or_dead_letter(broker, records_of(message), adapter)
+        # What the notifier records is PostgreSQL text: a NUL there would fail the batch for good.
+        events = await parse_or_dead_letter(broker, records_of(message), adapter, refuse_nul)
         # Each event's trace goes on through the notifier (its context is in the envelope).
         spans = [telemetry.start_span_from(f"notifier.record {e.event_type}", e.traceparent, e.tracestate)
                  for e in events]

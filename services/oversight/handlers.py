@@ -11,11 +11,11 @@ import orjson
 from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from pydantic import ValidationError
 
 from contracts import telemetry, topics
 from contracts.events import CASE_EVENT, DELIVERY
 from contracts.messaging import consumer_options, dead_letter, pause_then_raise, records_of
+from contracts.text import refuse_nul
 from services.oversight.projector import Projector
 
 log = logging.getLogger(__name__)
@@ -28,9 +28,18 @@ def body_of(record: ConsumerRecord) -> dict[str, Any]:
 
     What is stored and audited is the JSON as it was published, fields this version of the contract
     does not know included: an upgraded oversight rebuilding the same history audits the same text.
+    So the text itself must be what the projection reads: the contract is checked strictly (a
+    version as text is not a version), JSON's own rules hold (no NaN), the time an event is filed
+    under must be in it, not a default, and PostgreSQL must be able to store its strings (no NUL).
+    Each raises ValueError (ValidationError is one).
     """
-    ADAPTERS[record.topic].validate_json(record.value or b"")
-    return orjson.loads(record.value)
+    raw = record.value or b""
+    refuse_nul(raw)
+    ADAPTERS[record.topic].validate_json(raw, strict=True)
+    body = orjson.loads(raw)
+    if "occurred_at" not in body:
+        raise ValueError("no occurred_at: the audit trail files every event under the time it happened")
+    return body
 
 
 def register(broker: KafkaBroker, projector: Projector, group_id: str, max_batch: int, gather_ms: int = 0) -> None:
@@ -42,7 +51,7 @@ def register(broker: KafkaBroker, projector: Projector, group_id: str, max_batch
         for record in records:
             try:
                 body = body_of(record)
-            except ValidationError as error:
+            except ValueError as error:
                 waits.append(await dead_letter(broker, record, error))
                 bodies.append(None)
                 continue

@@ -173,3 +173,20 @@ async def test_zalo_and_smtp_refusals_are_told_apart_from_hiccups(kafka_bootstra
     bounced = by_case[str(no_mailbox.case_id)]
     assert bounced["event_type"] == "NotificationFailed" and bounced["permanent"] and "550" in bounced["error"]
     assert "nobody@example.vn" not in bounced["error"]
+
+
+async def test_a_nul_published_before_units_text_was_cleaned_is_dead_lettered_and_the_rest_told(
+        kafka_bootstrap, start_notifier, outcomes):
+    """The router once published a unit's note as it came, NUL and all: the notifier failed to record
+    it in PostgreSQL and read the same batch again for good, and no one after it was told anything."""
+    start_notifier()
+    old, after = Story(citizen=Citizen(phone="+84281022010")), Story(citizen=Citizen(phone="+84281022011"))
+    outcomes.cases.update({str(old.case_id), str(after.case_id)})
+    nul = old.resolved("Đã trao\x00 20 kg gạo.")
+    async with Watch(kafka_bootstrap, topics.dlq(topics.CASE_EVENTS),
+                     lambda value, _: value.get("event_id") == str(nul.event_id)) as dead:
+        await publish(kafka_bootstrap, as_router(old.opened(), nul, after.opened()))
+        [(_, headers)] = await dead.until(lambda seen: seen, 30, "the dead letter")
+        await outcomes.until(lambda seen: str(after.case_id) in {v["case_id"] for v, _ in seen}, 30,
+                             "the next citizen told")
+    assert "NUL" in headers["x-error"] and headers["x-source-topic"] == topics.CASE_EVENTS
