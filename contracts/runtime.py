@@ -12,9 +12,12 @@ every 20,000 allocations instead.
 import asyncio
 import contextlib
 import gc
+import os
 import signal
 import sys
 import threading
+import time
+import tracemalloc
 from functools import cache
 
 
@@ -43,6 +46,26 @@ def report_tasks_on_signal() -> None:
         sys.stderr.flush()
 
     loop.add_signal_handler(signal.SIGUSR2, report)
+
+
+def snapshot_heap_on_signal(service: str) -> None:
+    """With ``MESH_HEAP_DIR`` set, trace the process's allocations from here on, and on SIGUSR1
+    write a snapshot of them to ``<dir>/<service>-<pid>-<unix time>.heap``: for telling a slow leak
+    from caches still filling (``bench/soak.py --heap`` compares two). Off by default: tracing
+    every allocation costs a service a good part of its CPU.
+
+    Main thread only, as ``report_tasks_on_signal``."""
+    directory = os.environ.get("MESH_HEAP_DIR")
+    if not directory or threading.current_thread() is not threading.main_thread():
+        return
+    tracemalloc.start(int(os.environ.get("MESH_HEAP_FRAMES", "8")))
+
+    def dump() -> None:
+        path = os.path.join(directory, f"{service}-{os.getpid()}-{time.time():.0f}.heap")
+        tracemalloc.take_snapshot().dump(path + ".part")
+        os.replace(path + ".part", path)  # whoever reads the directory never sees half a snapshot
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump)
 
 
 async def wait_a_while(event: asyncio.Event, seconds: float) -> None:

@@ -13,7 +13,7 @@ from fastapi.templating import Jinja2Templates
 
 from contracts.categories import load as load_categories
 from contracts.messaging import kafka_broker
-from contracts.runtime import report_tasks_on_signal, settle_heap
+from contracts.runtime import report_tasks_on_signal, settle_heap, snapshot_heap_on_signal
 from contracts.telemetry import setup_tracing
 from services.intake.api import install_admission_limit, install_error_handlers, install_routes
 from services.intake.application import Intake
@@ -45,6 +45,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             intake.connect_forever(), intake.open_database_forever(), intake.tidy_forever(), chatbot.sweep_forever())]
         settle_heap()
         report_tasks_on_signal()
+        snapshot_heap_on_signal("intake")
         try:
             yield
         finally:

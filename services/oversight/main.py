@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from contracts.messaging import kafka_broker, keep_consumers_reading, start_when_reachable
 from contracts.postgres import create_pool
-from contracts.runtime import report_tasks_on_signal, settle_heap
+from contracts.runtime import report_tasks_on_signal, settle_heap, snapshot_heap_on_signal
 from contracts.telemetry import setup_tracing
 from services.oversight.api import routes
 from services.oversight.api.readonly import ReadOnly
@@ -64,6 +64,7 @@ def create_app(settings: OversightSettings | None = None) -> FastAPI:
                 asyncio.create_task(keep_consumers_reading(broker), name="keep-consumers-reading")]
         settle_heap()
         report_tasks_on_signal()
+        snapshot_heap_on_signal("oversight")
         try:
             yield
         finally:

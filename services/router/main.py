@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from contracts.messaging import bulk_producer, kafka_broker, keep_consumers_reading, start_when_reachable
 from contracts.postgres import create_pool
-from contracts.runtime import report_tasks_on_signal, settle_heap
+from contracts.runtime import report_tasks_on_signal, settle_heap, snapshot_heap_on_signal
 from contracts.telemetry import setup_tracing
 from services.router.api import router
 from services.router.application import CaseDesk
@@ -50,6 +50,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
                       asyncio.create_task(keep_consumers_reading(broker), name="keep-consumers-reading")]
         settle_heap()
         report_tasks_on_signal()
+        snapshot_heap_on_signal("router")
         try:
             yield
         finally:

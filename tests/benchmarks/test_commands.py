@@ -44,11 +44,15 @@ def test_the_end_to_end_benchmark_accounts_for_every_request(kafka_bootstrap, pg
     assert "of the bare-pipe ceiling" in done.stdout
 
 
-def test_the_soak_reports_memory_over_time_and_drains(kafka_bootstrap, pg_port):
-    done = bench("soak.py", "--rate", "10", "--minutes", "0.25", "--every", "5",
+def test_the_soak_reports_memory_over_time_where_the_heap_grew_and_drains(kafka_bootstrap, pg_port):
+    done = bench("soak.py", "--rate", "10", "--minutes", "0.25", "--every", "5", "--heap",
                  kafka_bootstrap=kafka_bootstrap, pg_port=pg_port)
     rows = [line.split() for line in done.stdout.splitlines() if re.match(r"\s+\d+\.\d\s", line)]
     assert len(rows) >= 3, done.stdout  # a row every 5 s for 15 s
     assert all(int(mib) > 0 for row in rows for mib in row[1:5]), done.stdout  # the four services' memory
     accepted, arrived = map(int, re.search(r"(\d+) accepted, (\d+) of them in oversight", done.stdout).groups())
     assert accepted >= 150 and arrived == accepted, done.stdout
+    for service in ("intake", "router", "oversight", "notifier"):  # where each one's heap grew, by --heap
+        assert re.search(rf"{service}: traced memory [\d.]+ MiB, [+-][\d.]+ MiB since the first snapshot;"
+                         r" where it grew most:\n +[+-]\d+ KiB in +[+-]\d+ blocks, allocated at:\n +\S+:\d+",
+                         done.stdout), done.stdout
