@@ -38,6 +38,12 @@ class Chatbot:
                  categories: dict[str, Category]):
         self.intake, self.oa, self.settings, self.categories = intake, oa, settings, categories
         self.tasks: set[asyncio.Task] = set()
+        self.working: dict[str, asyncio.Task] = {}  # the one task working for each user, here
+        self.woken_again: set[str] = set()
+        # A dialogue step holds a pooled connection (the user's row lock) while it submits, which
+        # takes another: at most a quarter of the pool does that at once, so the rest is always
+        # there for the submissions, every other channel and the webhook itself.
+        self.steps = asyncio.Semaphore(max(1, settings.pg_pool_size // 4))
 
     def _inbox(self) -> ZaloInbox:
         return ZaloInbox(self.intake._pool())
@@ -53,21 +59,44 @@ class Chatbot:
                 raise refused("Sự kiện Zalo này đã được nhận trước đó", "Replayed Zalo event: msg_id already seen")
         self.wake(event.user_id)
 
-    def wake(self, user_id: str) -> None:
-        """Run the user's dialogue soon, after the webhook has answered."""
-        task = asyncio.get_running_loop().create_task(self._work(user_id))
+    def wake(self, user_id: str) -> asyncio.Task:
+        """Run the user's dialogue soon, after the webhook has answered; the task doing it.
+
+        One task per user at a time: a message that comes while it works has it go round once more.
+        A task per message once waited on the user's row lock holding a pooled connection, and a
+        burst of messages as the citizen confirmed took the whole pool: the step holding the lock
+        could not get the connection it submits with, and every channel of intake hung.
+        """
+        task = self.working.get(user_id)
+        if task is not None:
+            self.woken_again.add(user_id)
+            return task
+        task = asyncio.get_running_loop().create_task(self._work_while_woken(user_id))
+        self.working[user_id] = task
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        return task
+
+    async def _work_while_woken(self, user_id: str) -> None:
+        try:
+            while True:
+                self.woken_again.discard(user_id)
+                await self._work(user_id)
+                if user_id not in self.woken_again:
+                    return
+        finally:
+            self.working.pop(user_id, None)
 
     async def _work(self, user_id: str) -> None:
-        try:
-            await self.converse(user_id)
-        except Exception as error:  # noqa: BLE001 - the events stay unprocessed; the sweeper retries
-            log.warning("Zalo dialogue step postponed: %s: %s", type(error).__name__, error)
-        try:
-            await self.deliver(user_id)
-        except Exception as error:  # noqa: BLE001 - the replies stay unsent; the sweeper retries
-            log.warning("Zalo replies postponed: %s", type(error).__name__)
+        async with self.steps:
+            try:
+                await self.converse(user_id)
+            except Exception as error:  # noqa: BLE001 - the events stay unprocessed; the sweeper retries
+                log.warning("Zalo dialogue step postponed: %s: %s", type(error).__name__, error)
+            try:
+                await self.deliver(user_id)
+            except Exception as error:  # noqa: BLE001 - the replies stay unsent; the sweeper retries
+                log.warning("Zalo replies postponed: %s", type(error).__name__)
 
     async def converse(self, user_id: str) -> None:
         """Apply the user's unprocessed events, in order, in one transaction with their replies."""
@@ -142,7 +171,7 @@ class Chatbot:
             sweeps += 1
             try:
                 for user_id in await self._inbox().users_with_work(older_than_seconds=every):
-                    await self._work(user_id)
+                    await self.wake(user_id)
                 if sweeps % PRUNE_EVERY_SWEEPS == 0:
                     await self._inbox().prune(self.settings.zalo_max_event_age_seconds * 2,
                                               self.settings.zalo_conversation_ttl_hours * 3600 * 2)

@@ -162,3 +162,28 @@ async def test_a_conversation_survives_a_restart_and_a_kafka_outage(start_intake
     found = await tail.read(lambda seen: any(e.tracking_code == code for e in seen))
     [event] = [e for e in found if e.tracking_code == code]
     assert event.category == "vulnerable_person" and event.citizen.phone == "+84987654321"
+
+
+async def test_a_burst_of_messages_as_a_citizen_confirms_never_stalls_intake(start_intake, keys, oa):
+    """Each message once started a task that took a pooled connection and waited on the user's row
+    lock, while the task holding it needed one more connection to submit: a burst as small as the
+    pool hung every channel of intake, for good. Here the pool has four connections."""
+    intake = start_intake(pg_pool_size=4)
+    async with httpx.AsyncClient(timeout=15) as client:
+        citizen = Citizen(keys, intake, client)
+        await citizen.says("Đèn đường hỏng cả dãy, buổi tối rất tối và nguy hiểm")
+        await citizen.says("chiếu sáng")
+        await citizen.says("88 Phan Văn Trị, Phường 10, Gò Vấp")
+        await citizen.says("0934567890")
+        assert "ĐỒNG Ý" in (await replies(oa, citizen.user_id, 5))[-1]
+        burst = [citizen.event("user_send_text", "Đồng ý")] + \
+            [citizen.event("user_send_text", f"Xin hỗ trợ sớm ({n})") for n in range(8)]
+        answers = await asyncio.gather(*(citizen.send(event) for event in burst))
+        assert [a.status_code for a in answers] == [200] * len(burst)
+        said = await replies(oa, citizen.user_id, 6, timeout=30)
+        assert any("Mã tra cứu" in s for s in said), said
+        web = await client.post(intake.url + "/v1/channels/web/requests",
+                                headers={"Idempotency-Key": f"b-{citizen.user_id}"}, json={"full_name": "Lê Văn Tám", "phone": "0934567891", "category": "lighting",
+                                      "address": "88 Phan Văn Trị, Phường 10, Gò Vấp", "description": "Đèn hỏng",
+                                      "is_public": False})
+    assert web.status_code == 202, web.text
