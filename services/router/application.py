@@ -18,12 +18,11 @@ from eventsourcing.persistence import IntegrityError
 from contracts import ids
 from contracts.events import RequestReceived, UnitResponse
 from services.router.directory import Directory
+from services.router.ledger import ESCALATION_STEP
 from services.router.domain import Case, CaseError, DirectoryEdition
 from services.router.routing import Decision, Rules, choose_handler, load_rules, route
 
 log = logging.getLogger(__name__)
-# How long each level of the escalation chain has before the next is told.
-ESCALATION_STEP = {"reach": timedelta(minutes=10), "resolve": timedelta(days=1)}
 
 
 def meta_of(message: Any) -> dict[str, Any]:
@@ -249,10 +248,16 @@ class CaseDesk(Application):
     # --- deadlines -------------------------------------------------------------------------
 
     def escalate(self, case_id: uuid.UUID, deadline: str, level: str, now: datetime) -> bool:
-        """Record that a deadline was missed and who now answers for it; False if no longer due."""
+        """Record that a deadline was missed and who now answers for it; False if it no longer matters.
+
+        True also when the case was escalated to ``level`` already: by a timer that saved the event
+        and then failed to move its deadline row on (a crash, a lost connection), so the row moves
+        on now rather than stopping the chain."""
         case: Case = self.repository.get(case_id)
-        if not case.deadline_missed(deadline) or case.escalated_at(deadline, level):
+        if not case.deadline_missed(deadline):
             return False
+        if case.escalated_at(deadline, level):
+            return True
         meta = {"correlation_id": case.request_id, "causation_id": str(ids.event_id("deadline", case_id, deadline, level)),
                 "traceparent": None, "tracestate": None}
         reason = {"reach": "the unit did not accept the case in time",

@@ -10,8 +10,8 @@ Every change here is idempotent: applying the same events twice leaves the same 
 """
 
 import itertools
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -60,11 +60,15 @@ CREATE INDEX IF NOT EXISTS reports_key ON reports (phone, category) WHERE open;
 """
 
 LEVELS = ("handler", "unit_head", "centre")
+# How long each level of the escalation chain has before the next is told.
+ESCALATION_STEP = {"reach": timedelta(minutes=10), "resolve": timedelta(days=1)}
 CLOSING = ("CaseResolved", "CaseClosed", "CaseMarkedDuplicate")  # no longer open
 
 
-async def apply(conn: asyncpg.Connection, events: Sequence[Any]) -> None:
-    """Bring the tables up to date with ``events`` (contract case events, in store order).
+async def apply(conn: asyncpg.Connection, events: Sequence[Any],
+                steps: Mapping[str, timedelta] = ESCALATION_STEP) -> None:
+    """Bring the tables up to date with ``events`` (contract case events, in store order);
+    ``steps`` are the escalation chain's, as the timers use them.
 
     A case's events must be applied in their order; different cases touch different rows (or, for
     ``handler_seen``, commute). So the batch goes in rounds — every case's first event, then every
@@ -77,7 +81,7 @@ async def apply(conn: asyncpg.Connection, events: Sequence[Any]) -> None:
     for round_ in itertools.zip_longest(*by_case.values()):
         changes: dict[str, list[tuple]] = {}
         for e in round_:
-            for name, args in _changes(e) if e is not None else ():
+            for name, args in _changes(e, steps) if e is not None else ():
                 changes.setdefault(name, []).append(args)
         for name, rows in changes.items():
             # One array per column; a round holds a case once, so no row is changed twice by one statement.
@@ -111,9 +115,11 @@ _SET = {
                  " WHERE d.case_id = u.case_id AND d.kind = 'resolve'",
     "deactivate": f"UPDATE deadlines d SET active = false FROM {_CASES} WHERE d.case_id = u.case_id",
     "close_handler": f"UPDATE case_handler c SET open = false FROM {_CASES} WHERE c.case_id = u.case_id",
-    # Only ever up the chain: a late or repeated escalation never lowers the level reached.
-    "escalated": "UPDATE deadlines d SET level = u.level"
-                 " FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u(case_id, kind, level)"
+    # Only ever up the chain: a late or repeated escalation never lowers the level reached. Where it
+    # raises it (the timer that escalated did not move the row on: it failed after saving the
+    # event), the next level is due a step later, as the timer would have set it.
+    "escalated": "UPDATE deadlines d SET level = u.level, due_at = d.due_at + u.step"
+                 " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::interval[]) AS u(case_id, kind, level, step)"
                  " WHERE d.case_id = u.case_id AND d.kind = u.kind"
                  f" AND array_position(ARRAY{list(LEVELS)}, d.level) < array_position(ARRAY{list(LEVELS)}, u.level)",
     "report_closed": f"UPDATE reports r SET open = false FROM {_CASES} WHERE r.case_id = u.case_id",
@@ -121,7 +127,7 @@ _SET = {
 }
 
 
-def _changes(e: Any) -> list[tuple[str, tuple]]:
+def _changes(e: Any, steps: Mapping[str, timedelta]) -> list[tuple[str, tuple]]:
     """The changes (a kind of :data:`_SET`, its arguments) that one event makes; each touches only its case's rows."""
     kind, case = e.event_type, e.case_id
     if kind == "CaseOpened":
@@ -139,7 +145,7 @@ def _changes(e: Any) -> list[tuple[str, tuple]]:
     if kind in ("CaseDeclined", "CaseTriaged"):
         return [("close_handler", (case,)), ("deactivate", (case,))]
     if kind == "CaseEscalated":
-        return [("escalated", (case, e.deadline, e.level))]
+        return [("escalated", (case, e.deadline, e.level, steps[e.deadline]))]
     if kind in CLOSING:
         return [("deactivate", (case,)), ("close_handler", (case,)), ("report_closed", (case,))]
     if kind == "CaseReopened":

@@ -190,7 +190,7 @@ class Relay:
     async def _record(self, conn: asyncpg.Connection, events: Sequence[Any], position: int) -> None:
         async with conn.transaction():
             # The router's own tables move with the position: a re-publish re-applies, harmlessly.
-            await ledger.apply(conn, events)
+            await ledger.apply(conn, events, self.desk.escalation_step)
             await conn.execute("UPDATE outbox_position SET position = $1 WHERE name = 'case.events'", position)
 
     async def _recorded(self) -> None:

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer
 from contracts import topics
 from contracts.categories import load as categories
 from contracts.messaging import bulk_producer
+from contracts.postgres import create_pool
 from services.intake.domain import Submission, build_request
 from services.router.application import CaseDesk, Workload
 from services.router.directory import load_directory
@@ -24,6 +25,7 @@ from services.router import ledger
 from services.router.outbox import SCHEMA, Relay, to_contract
 from services.router.routing import route
 from services.router.settings import RouterSettings
+from services.router.timers import Timers
 from tests.support.databases import fresh_database
 from tests.support.kafka import response
 
@@ -120,7 +122,7 @@ async def test_a_relay_that_dies_before_recording_its_position_publishes_again(s
 
 
 async def test_a_batch_whose_position_could_not_be_recorded_is_published_again(settings, kafka_bootstrap, monkeypatch):
-    async def disk_full(_conn, _events):
+    async def disk_full(_conn, _events, _steps):
         raise RuntimeError("could not extend file: No space left on device")
 
     async with stored_cases(settings, kafka_bootstrap, 4) as s:
@@ -184,6 +186,40 @@ async def test_a_duplicate_whose_original_changes_as_it_is_saved_is_still_record
     assert linked.status == "accepted" and linked.duplicates == [str(again.request_id)]
     desk.close()
     other.close()
+
+
+async def relay_all(relay: Relay, conn: asyncpg.Connection) -> None:
+    while await relay._relay_once(conn):  # the last round waits for the batch before it to be recorded
+        pass
+
+
+@pytest.mark.parametrize("first", ["timer", "relay"])
+async def test_an_escalation_whose_timer_failed_after_saving_it_climbs_on_a_step_later(first, settings, kafka_bootstrap):
+    """A timer saves CaseEscalated, then moves the deadline's row on in a transaction of its own. When
+    it failed in between (a crash, a lost connection), the next timer turned the deadline off, so the
+    centre was never told; or the relay raised the row's level and left it due, and the centre was
+    told at once, a step early."""
+    async with stored_cases(settings, kafka_bootstrap, 1) as s:
+        relay = Relay(s.desk, s.producer, settings.dsn(), 0.05)
+        await relay_all(relay, s.conn)
+        case_id = uuid.UUID(next(iter(s.ids)))
+        missed = await s.conn.fetchval("UPDATE deadlines SET due_at = now() - interval '1 minute'"
+                                       " WHERE case_id = $1 AND kind = 'reach' RETURNING due_at", case_id)
+        # The timer that failed: the unit head was told (the event is saved); the row never moved on.
+        assert await asyncio.to_thread(s.desk.escalate, case_id, "reach", "unit_head", datetime.now(UTC))
+        pool = await create_pool(settings.dsn(), min_size=1, max_size=2)
+        try:
+            if first == "relay":
+                await relay_all(relay, s.conn)
+            await Timers(s.desk, pool, 60).tick()
+            await relay_all(relay, s.conn)
+        finally:
+            await pool.close()
+        row = await s.conn.fetchrow("SELECT level, due_at, active FROM deadlines WHERE case_id = $1 AND kind = 'reach'",
+                                    case_id)
+        case = await asyncio.to_thread(s.desk.repository.get, case_id)
+    assert case.escalations == {"reach": "unit_head"}, "the unit head told once, the centre not yet"
+    assert dict(row) == {"level": "unit_head", "due_at": missed + s.desk.escalation_step["reach"], "active": True}
 
 
 async def test_installing_a_directory_is_an_event_recorded_once_per_version(settings):
