@@ -13,13 +13,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, PersistenceError
 
 from contracts import ids
 from contracts.events import RequestReceived, UnitResponse
 from services.router.directory import Directory
-from services.router.ledger import ESCALATION_STEP
-from services.router.domain import Case, CaseError, DirectoryEdition
+from services.router.domain import ESCALATION_STEP, Case, CaseError, DirectoryEdition
 from services.router.routing import Decision, Rules, choose_handler, load_rules, route
 
 log = logging.getLogger(__name__)
@@ -81,16 +80,34 @@ class CaseDesk(Application):
     # --- opening ---------------------------------------------------------------------------
 
     def receive(self, requests: Sequence[RequestReceived], now: datetime, workload: Workload,
-                open_reports: Mapping[tuple[str, str], list[dict]] | None = None) -> list[Case]:
+                open_reports: Mapping[tuple[str, str], list[dict]] | None = None,
+                refused: list[tuple[RequestReceived, str]] | None = None) -> list[Case]:
         """Open, route and assign a case for each new request; a request seen before changes nothing.
 
         A report with the same phone, area and category as an open case is opened as a duplicate
         of it, and the open case records the link. All cases of a batch are saved in one
         transaction; when one already exists (a redelivery, or another router instance was first)
         the batch is saved case by case.
+
+        With ``refused``, a request that cannot be opened for what it says (its routing raised) is
+        put there with why, to be dead-lettered, and the others are opened: one such request once
+        held up its whole batch, read again forever. The store's own errors still go up.
         """
         reports = open_reports or {}
-        cases = [case for request in requests for case in self._open(request, now, workload, reports)]
+        cases: list[Case] = []
+        openable: list[RequestReceived] = []
+        for request in requests:
+            try:
+                cases += self._open(request, now, workload, reports)
+            except PersistenceError:
+                raise
+            except Exception as error:
+                if refused is None:
+                    raise
+                log.exception("request %s cannot be opened; it is dead-lettered", request.request_id)
+                refused.append((request, f"{type(error).__name__}: {error}"))
+                continue
+            openable.append(request)
         if not cases:
             return []
         try:
@@ -101,7 +118,7 @@ class CaseDesk(Application):
         # Some case was there already. The failed save drained the aggregates' pending events, so
         # each request is opened afresh and saved alone, skipping those already recorded.
         saved: list[Case] = []
-        for request in requests:
+        for request in openable:
             saved.extend(self._open_alone(request, now, workload, reports))
         return saved
 

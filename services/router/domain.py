@@ -6,13 +6,15 @@ loading the case again.
 """
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
 OPEN_STATUSES = frozenset({"received", "routed", "triage", "accepted", "in_progress", "reopened"})
+# How long each level of the escalation chain has before the next is told (the router's defaults).
+ESCALATION_STEP = {"reach": timedelta(minutes=10), "resolve": timedelta(days=1)}
 
 
 class CaseError(Exception):

@@ -4,6 +4,7 @@ and by message id)."""
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from faststream.kafka import KafkaBroker
@@ -19,6 +20,16 @@ from services.router.application import Workload
 log = logging.getLogger(__name__)
 REQUEST = TypeAdapter(RequestReceived)
 RESPONSE = TypeAdapter(UnitResponse)
+
+
+async def refuse(broker: KafkaBroker, topic: str, refused: Sequence[tuple[RequestReceived | UnitResponse, str]],
+                 kind: str) -> None:
+    """Send each message the router will not take to ``topic``'s DLQ, with why; back once Kafka has them all."""
+    waits = [await broker.publish(message.model_dump_json().encode(), topic=topics.dlq(topic),
+                                  key=str(message.case_id).encode(), no_confirm=True,
+                                  headers={"x-error": why[:2000], "x-error-type": kind, "x-source-topic": topic})
+             for message, why in refused]
+    await asyncio.gather(*waits)
 
 
 def register(broker: KafkaBroker, desk, pool, group_id: str, max_batch: int, stats: dict[str, int],
@@ -39,13 +50,17 @@ def register(broker: KafkaBroker, desk, pool, group_id: str, max_batch: int, sta
             reports, load = await asyncio.gather(
                 ledger.open_duplicates(pool, [(r.citizen.phone, r.category) for r in requests if r.citizen.phone]),
                 workload())
-            opened = await asyncio.to_thread(desk.receive, requests, datetime.now(UTC), load, reports)
+            refused: list[tuple[RequestReceived, str]] = []
+            opened = await asyncio.to_thread(desk.receive, requests, datetime.now(UTC), load, reports, refused)
         except Exception as error:  # noqa: BLE001 - logged, then the batch is read again
             log.exception("could not open %d cases; the batch will be read again", len(requests))
             await pause_then_raise(error)
         finally:
             for span in spans:
                 span.end()
+        # A request whose routing fails will fail again: dead-lettered with why, for the centre to see
+        # and send again once mended, rather than holding up every request after it.
+        await refuse(broker, topics.INTAKE_REQUESTS, refused, "Unroutable")
         stats["requests"] += len(requests)
         stats["opened"] += len(opened)
 
@@ -59,15 +74,9 @@ def register(broker: KafkaBroker, desk, pool, group_id: str, max_batch: int, sta
         except Exception as error:  # noqa: BLE001 - logged, then the batch is read again
             log.exception("could not apply %d unit responses; the batch will be read again", len(responses))
             await pause_then_raise(error)
-        if refused:
-            # A response the case cannot take is the sender's mistake: dead-lettered with why, not retried.
-            waits = []
-            for response, why in refused:
-                log.warning("refused response %s for case %s: %s", response.event_id, response.case_id, why)
-                waits.append(await broker.publish(
-                    response.model_dump_json().encode(), topic=topics.dlq(topics.UNIT_RESPONSES),
-                    key=str(response.case_id).encode(), no_confirm=True,
-                    headers={"x-error": why[:2000], "x-error-type": "Refused", "x-source-topic": topics.UNIT_RESPONSES}))
-            await asyncio.gather(*waits)
+        # A response the case cannot take is the sender's mistake: dead-lettered with why, not retried.
+        for response, why in refused:
+            log.warning("refused response %s for case %s: %s", response.event_id, response.case_id, why)
+        await refuse(broker, topics.UNIT_RESPONSES, refused, "Refused")
         stats["responses"] += len(responses)
         stats["refused"] += len(refused)

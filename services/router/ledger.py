@@ -16,6 +16,8 @@ from typing import Any
 
 import asyncpg
 
+from services.router.domain import ESCALATION_STEP
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS deadlines (
     case_id uuid NOT NULL, kind text NOT NULL, due_at timestamptz NOT NULL, level text NOT NULL DEFAULT 'handler',
@@ -60,8 +62,6 @@ CREATE INDEX IF NOT EXISTS reports_key ON reports (phone, category) WHERE open;
 """
 
 LEVELS = ("handler", "unit_head", "centre")
-# How long each level of the escalation chain has before the next is told.
-ESCALATION_STEP = {"reach": timedelta(minutes=10), "resolve": timedelta(days=1)}
 CLOSING = ("CaseResolved", "CaseClosed", "CaseMarkedDuplicate")  # no longer open
 
 

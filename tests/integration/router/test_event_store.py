@@ -18,6 +18,7 @@ from contracts.categories import load as categories
 from contracts.messaging import bulk_producer
 from contracts.postgres import create_pool
 from services.intake.domain import Submission, build_request
+from services.router import application
 from services.router.application import CaseDesk, Workload
 from services.router.directory import load_directory
 from services.router.main import _open_stores
@@ -220,6 +221,29 @@ async def test_an_escalation_whose_timer_failed_after_saving_it_climbs_on_a_step
         case = await asyncio.to_thread(s.desk.repository.get, case_id)
     assert case.escalations == {"reach": "unit_head"}, "the unit head told once, the centre not yet"
     assert dict(row) == {"level": "unit_head", "due_at": missed + s.desk.escalation_step["reach"], "active": True}
+
+
+async def test_a_request_whose_routing_fails_is_refused_with_why_and_the_rest_are_opened(settings, monkeypatch):
+    """One request the routing cannot take (here it raises on its address) once failed its whole
+    batch, read again forever: no case behind it on that partition was opened."""
+    desk = CaseDesk(load_directory("hcmc-2021"), settings.eventsourcing_env())
+    batch = requests(4)
+    poison = batch[2]
+    real_route = application.route
+
+    def route_or_fail(address, category, *args, **kwargs):
+        if address == poison.address and category == poison.category:
+            raise KeyError("an address the gazetteer has never seen the like of")
+        return real_route(address, category, *args, **kwargs)
+
+    monkeypatch.setattr(application, "route", route_or_fail)
+    refused = []
+    opened = await asyncio.to_thread(desk.receive, batch, datetime.now(UTC), Workload(), None, refused)
+    assert sorted(str(c.id) for c in opened) == sorted(str(r.case_id) for r in batch if r is not poison)
+    assert [(r.request_id, why) for r, why in refused] == \
+        [(poison.request_id, "KeyError: 'an address the gazetteer has never seen the like of'")]
+    assert poison.case_id not in desk.repository
+    desk.close()
 
 
 async def test_installing_a_directory_is_an_event_recorded_once_per_version(settings):
