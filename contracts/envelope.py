@@ -1,13 +1,32 @@
 """The envelope every message on the mesh carries: who made it, when, why, and its trace."""
 
+import re
 import uuid
 from datetime import UTC, datetime
+from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+
+
+def _traceparent(value: str | None) -> str | None:
+    return value if value is None or _TRACEPARENT.fullmatch(value) else None
+
+
+def _tracestate(value: str | None) -> str | None:
+    return value if value is None or (len(value) <= 512 and value.isascii() and value.isprintable()) else None
+
+
+# Trace context from outside (a district service's answer) that is not W3C's is dropped, not carried
+# on: the events the router makes of it would hold it, control characters and all.
+TraceParent = Annotated[str | None, AfterValidator(_traceparent)]
+TraceState = Annotated[str | None, AfterValidator(_tracestate)]
 
 
 class Envelope(BaseModel):
@@ -26,5 +45,5 @@ class Envelope(BaseModel):
     correlation_id: uuid.UUID
     causation_id: uuid.UUID | None = None
     producer: str
-    traceparent: str | None = None
-    tracestate: str | None = None
+    traceparent: TraceParent = None
+    tracestate: TraceState = None

@@ -42,7 +42,9 @@ class Chatbot:
         self.woken_again: set[str] = set()
         # A dialogue step holds a pooled connection (the user's row lock) while it submits, which
         # takes another: at most a quarter of the pool does that at once, so the rest is always
-        # there for the submissions, every other channel and the webhook itself.
+        # there for the submissions, every other channel and the webhook itself. Sending replies
+        # holds one connection and takes no other: it is not counted, so a slow OA API never holds
+        # up the dialogue.
         self.steps = asyncio.Semaphore(max(1, settings.pg_pool_size // 4))
 
     def _inbox(self) -> ZaloInbox:
@@ -88,15 +90,15 @@ class Chatbot:
             self.working.pop(user_id, None)
 
     async def _work(self, user_id: str) -> None:
-        async with self.steps:
-            try:
+        try:
+            async with self.steps:
                 await self.converse(user_id)
-            except Exception as error:  # noqa: BLE001 - the events stay unprocessed; the sweeper retries
-                log.warning("Zalo dialogue step postponed: %s: %s", type(error).__name__, error)
-            try:
-                await self.deliver(user_id)
-            except Exception as error:  # noqa: BLE001 - the replies stay unsent; the sweeper retries
-                log.warning("Zalo replies postponed: %s", type(error).__name__)
+        except Exception as error:  # noqa: BLE001 - the events stay unprocessed; the sweeper retries
+            log.warning("Zalo dialogue step postponed: %s: %s", type(error).__name__, error)
+        try:
+            await self.deliver(user_id)
+        except Exception as error:  # noqa: BLE001 - the replies stay unsent; the sweeper retries
+            log.warning("Zalo replies postponed: %s", type(error).__name__)
 
     async def converse(self, user_id: str) -> None:
         """Apply the user's unprocessed events, in order, in one transaction with their replies."""

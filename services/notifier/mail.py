@@ -11,7 +11,7 @@ closed it meanwhile); one idle for longer than ``IDLE_SECONDS`` is closed instea
 five minutes a server may wait (RFC 5321, 4.5.3.2.7).
 
 A send the dispatcher cuts short (its send time-out) ends then: a thread cannot be cancelled, so
-its connection is shut under it. Before, the thread went on, and a slow server that took every
+its connection is shut under it (a TCP connect under way still runs to its own time-out). Before, the thread went on, and a slow server that took every
 try a little past the time-out delivered each of them while each counted as failed and was tried
 again: up to ``NOTIFIER_MAX_ATTEMPTS`` copies, and a record saying none arrived.
 """
@@ -35,18 +35,27 @@ IDLE_SECONDS = 60.0
 
 
 class Attempt:
-    """One send's connection, so that the event loop can end the send from outside its thread."""
+    """One send's connection, so that the event loop can end the send from outside its thread: from
+    the moment the send takes a connection (a kept one to check, or a new one before it connects)
+    until it gives it back."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.smtp: smtplib.SMTP | None = None
         self.cut = False
 
-    def use(self, smtp: smtplib.SMTP) -> None:
+    def hold(self, smtp: smtplib.SMTP) -> None:
+        """The send works on ``smtp`` now; Transient if it was cut short meanwhile."""
         with self.lock:
             if self.cut:
-                raise Transient("the send was cut short before it began")
+                raise Transient("the send was cut short")
             self.smtp = smtp
+
+    def let_go(self) -> bool:
+        """The send gives its connection back: False if it was cut short, and the connection is not to be kept."""
+        with self.lock:
+            self.smtp = None
+            return not self.cut
 
     def cut_short(self) -> None:
         with self.lock:
@@ -87,9 +96,12 @@ class MailProvider:
         try:
             await asyncio.shield(running)
         except asyncio.CancelledError:
-            attempt.cut_short()
+            if not running.done():
+                attempt.cut_short()
             try:
                 await running
+            except Permanent:
+                raise  # refused for good just then: that is its outcome, not a time-out
             except Exception:  # noqa: BLE001 - the cut's doing: the send did not go through
                 raise asyncio.CancelledError from None
             # It went through just as it was cut short: that is its outcome, sent.
@@ -104,8 +116,8 @@ class MailProvider:
             _quit(smtp)
         self.threads.shutdown(wait=False)
 
-    def _connection(self) -> smtplib.SMTP:
-        """A kept connection that still answers, or a new one."""
+    def _connection(self, attempt: Attempt) -> smtplib.SMTP:
+        """A kept connection that still answers, or a new one; each held by ``attempt`` as it is tried."""
         while True:
             try:
                 smtp, since = self.idle.get_nowait()
@@ -115,12 +127,21 @@ class MailProvider:
                 _quit(smtp)
                 continue
             try:
+                attempt.hold(smtp)
+            except Transient:
+                self.idle.put((smtp, since))  # untouched: still good for another send
+                raise
+            try:
                 smtp.rset()
                 return smtp
             except (smtplib.SMTPException, OSError):
                 smtp.close()
-        smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        smtp = smtplib.SMTP(timeout=self.timeout)  # held before it connects, so that a cut reaches it
+        attempt.hold(smtp)
         try:
+            code, greeting = smtp.connect(self.host, self.port)
+            if code != 220:
+                raise smtplib.SMTPConnectError(code, greeting)
             if self.starttls:
                 smtp.starttls()
             if self.user:
@@ -133,8 +154,8 @@ class MailProvider:
     def _send(self, delivery: Delivery, attempt: Attempt) -> None:
         message, smtp = self.message(delivery), None  # built here too, off the event loop
         try:
-            smtp = self._connection()
-            attempt.use(smtp)
+            smtp = self._connection(attempt)
+            attempt.hold(smtp)  # not cut short while it connected (a TCP connect cannot be)
             smtp.send_message(message)
         except smtplib.SMTPRecipientsRefused as error:
             codes = [code for code, _ in error.recipients.values()]
@@ -150,9 +171,13 @@ class MailProvider:
                 smtp = None
             raise Transient(f"{type(error).__name__} talking to the mail server") from error
         finally:
-            # A refusal leaves the connection good (smtplib reset the transaction); it is kept.
+            # A refusal leaves the connection good (smtplib reset the transaction); it is kept,
+            # unless the send was cut short: then it may be shut, or half way through a command.
             if smtp is not None:
-                self.idle.put((smtp, time.monotonic()))
+                if attempt.let_go():
+                    self.idle.put((smtp, time.monotonic()))
+                else:
+                    smtp.close()
 
 
 def _quit(smtp: smtplib.SMTP) -> None:

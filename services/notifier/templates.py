@@ -5,10 +5,11 @@ which is the official one, followed by the English. Times are Vietnam's (UTC+7, 
 """
 
 import unicodedata
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from typing import Any
 
-VIETNAM = timezone(timedelta(hours=7), "ICT")
+from contracts.text import VIETNAM
+
 
 # name → (subject vi, text vi, subject en, text en)
 TEMPLATES: dict[str, tuple[str, str, str, str]] = {

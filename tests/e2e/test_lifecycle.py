@@ -170,14 +170,15 @@ async def test_only_the_unit_holding_a_case_may_answer_and_a_repeat_counts_once(
 
 async def test_a_units_note_is_kept_as_text_and_a_date_without_a_zone_is_vietnams(mesh, kafka_bootstrap):
     """What a district service sends is cleaned as a citizen's text is: a NUL in a note once stalled
-    the notifier and oversight on its partition for good, and a committed date without a zone was read
-    as UTC by oversight, so its audit verification reported a tampered case."""
+    the notifier and oversight on its partition for good (trace context that is not W3C's is dropped,
+    for the same reason), and a committed date without a zone was read as UTC by oversight, so its
+    audit verification reported a tampered case."""
     case = submit(mesh)["case_id"]
     await case_events(kafka_bootstrap, case, has("AssignmentIssued"))
     await send(kafka_bootstrap, response(case, PHU_NHUAN, "accept"))
     await case_events(kafka_bootstrap, case, has("CaseAccepted"))
     progress = response(case, PHU_NHUAN, "progress").model_dump(mode="json") | {
-        "note": "Đã liên hệ\u0000 gia đình", "committed_date": "2026-12-05"}
+        "note": "Đã liên hệ\u0000 gia đình", "committed_date": "2026-12-05", "traceparent": "00-\u0000-not-w3c"}
     resolve = response(case, PHU_NHUAN, "resolve").model_dump(mode="json") | {"note": "Đã trao\u0000 20 kg gạo"}
     await send(kafka_bootstrap, json.dumps(progress).encode(), json.dumps(resolve).encode())
 

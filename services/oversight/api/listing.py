@@ -11,15 +11,15 @@ import base64
 import binascii
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import HTTPException, Query
 
+from contracts.text import VIETNAM, in_vietnam
 from services.oversight.projection import OPEN_STATUSES
 
-VIETNAM = timezone(timedelta(hours=7))
 STATUSES = (*OPEN_STATUSES, "resolved", "closed", "duplicate")
 OVERDUE = f"(status IN ({', '.join(repr(s) for s in OPEN_STATUSES)}) AND resolve_by < now())"
 SORTS = {"received": ("received_at", "DESC", "<"), "deadline": ("resolve_by", "ASC", ">")}
@@ -70,7 +70,7 @@ def _moment(text: str | None, *, end_of_day: bool) -> datetime | None:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise HTTPException(422, f"not a date or date-time: {text!r} (YYYY-MM-DD or ISO 8601)") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=VIETNAM)
+    return in_vietnam(moment)
 
 
 def case_filter(
@@ -98,9 +98,10 @@ def public_filter(
     received_from: Annotated[str | None, Query(alias="from", description="Received on or after this day (YYYY-MM-DD)")] = None,
     received_to: Annotated[str | None, Query(alias="to", description="Received on or before this day (YYYY-MM-DD)")] = None,
 ) -> CaseFilter:
-    """The filters of figures the public may narrow: area, category and whole days. Figures count
-    requests not marked public too, so no filter that can single one out (a tracking code, a
-    status, a window of seconds) is the public's; others in the query string are ignored."""
+    """The filters of figures the public may narrow: area, category and whole days. The figures
+    count requests not marked public too, so the filters that name one (a tracking code) or cut
+    finer (a status, a unit, a window of seconds) are not the public's; others in the query string
+    are ignored. A small area on one day can still hold a single request: its unit and state show."""
     for text in (received_from, received_to):
         if text and len(text) != 10:
             raise HTTPException(422, f"not a day: {text!r} (YYYY-MM-DD; the public figures count whole days)")

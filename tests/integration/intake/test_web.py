@@ -148,10 +148,11 @@ async def test_postgresql_ending_a_claim_in_flight_means_503_and_the_retry_is_ac
                 await holder.execute("LOCK TABLE intake_receipts IN ACCESS EXCLUSIVE MODE")
                 pending = asyncio.create_task(post(client, intake, key=key))
                 waiting = None
-                while waiting is None:  # intake's claim is waiting for the lock
-                    await asyncio.sleep(0.05)
-                    waiting = await holder.fetchval("SELECT pid FROM pg_stat_activity WHERE datname = $1"
-                                                    " AND wait_event_type = 'Lock'", intake_database)
+                async with asyncio.timeout(15):
+                    while waiting is None:  # intake's claim is waiting for the lock
+                        await asyncio.sleep(0.05)
+                        waiting = await holder.fetchval("SELECT pid FROM pg_stat_activity WHERE datname = $1"
+                                                        " AND wait_event_type = 'Lock'", intake_database)
                 await holder.execute(f"SELECT {end}($1)", waiting)
                 answer = await pending
             retry = await post(client, intake, key=key)
