@@ -67,11 +67,13 @@ class Attempt:
 
 class MailProvider:
     def __init__(self, host: str, port: int, sender: str, *, timeout: float, user: str = "", password: str = "",
-                 starttls: bool = False, concurrency: int = 8):
+                 starttls: bool = False, threads: int = 8):
         self.host, self.port, self.timeout = host, port, timeout
-        # Threads of its own, one per send the dispatcher runs at once: a send never waits for a
-        # thread while its time-out runs.
-        self.threads = ThreadPoolExecutor(concurrency, thread_name_prefix="smtp")
+        # Threads of its own, so that mail never waits behind the process's other thread work. Not
+        # one per concurrent send: 32 threads cost the notifier a quarter more CPU at 200 req/s
+        # (0.22 cores, against 0.17-0.20 with 8). A send still waiting for a thread when its
+        # time-out comes is cut short before it begins, and tried again later.
+        self.threads = ThreadPoolExecutor(threads, thread_name_prefix="smtp")
         self.user, self.password, self.starttls = user, password, starttls
         # A display name may be Vietnamese ("Tổng đài 1022 <…>"): encoded once, the address left readable.
         self.from_header = formataddr(parseaddr(sender), charset="utf-8")

@@ -49,7 +49,7 @@ def build_providers(settings: NotifierSettings, clients: contextlib.AsyncExitSta
         mail = MailProvider(settings.smtp_host, settings.smtp_port, settings.mail_from,
                             timeout=settings.send_timeout_seconds, user=settings.smtp_user,
                             password=settings.smtp_password, starttls=settings.smtp_starttls,
-                            concurrency=settings.concurrency)
+                            threads=min(settings.concurrency, 8))
         clients.push_async_callback(asyncio.to_thread, mail.close)
         by_channel["email"] = mail
     return Providers(by_channel)
