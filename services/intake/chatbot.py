@@ -37,7 +37,6 @@ class Chatbot:
     def __init__(self, intake: Intake, oa: OAClient | None, settings: IntakeSettings,
                  categories: dict[str, Category]):
         self.intake, self.oa, self.settings, self.categories = intake, oa, settings, categories
-        self.tasks: set[asyncio.Task] = set()
         self.working: dict[str, asyncio.Task] = {}  # the one task working for each user, here
         self.woken_again: set[str] = set()
         # A dialogue step holds a pooled connection (the user's row lock) while it submits, which
@@ -70,13 +69,11 @@ class Chatbot:
         could not get the connection it submits with, and every channel of intake hung.
         """
         task = self.working.get(user_id)
-        if task is not None:
+        if task is not None and not task.done():
             self.woken_again.add(user_id)
             return task
         task = asyncio.get_running_loop().create_task(self._work_while_woken(user_id))
         self.working[user_id] = task
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
         return task
 
     async def _work_while_woken(self, user_id: str) -> None:
@@ -182,6 +179,6 @@ class Chatbot:
 
     async def drain(self, timeout: float = 5.0) -> None:
         """Let running dialogue tasks finish at shutdown; whatever is cut off, the next start sweeps."""
-        if self.tasks:
+        if self.working:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*self.tasks, return_exceptions=True), timeout)
+                await asyncio.wait_for(asyncio.gather(*self.working.values(), return_exceptions=True), timeout)

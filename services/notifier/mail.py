@@ -11,9 +11,10 @@ closed it meanwhile); one idle for longer than ``IDLE_SECONDS`` is closed instea
 five minutes a server may wait (RFC 5321, 4.5.3.2.7).
 
 A send the dispatcher cuts short (its send time-out) ends then: a thread cannot be cancelled, so
-its connection is shut under it (a TCP connect under way still runs to its own time-out). Before, the thread went on, and a slow server that took every
-try a little past the time-out delivered each of them while each counted as failed and was tried
-again: up to ``NOTIFIER_MAX_ATTEMPTS`` copies, and a record saying none arrived.
+its connection is shut under it (a TCP connect under way still runs to its own time-out). Before,
+the thread went on, and a slow server that took every try a little past the time-out delivered
+each of them while each counted as failed and was tried again: up to ``NOTIFIER_MAX_ATTEMPTS``
+copies, and a record saying none arrived.
 """
 
 import asyncio

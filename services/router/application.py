@@ -131,7 +131,7 @@ class CaseDesk(Application):
         this request's case is not recorded, so it is opened again on the case as it is now. When
         that keeps failing the error goes up, and the batch is read again: never skipped.
         """
-        for attempt in range(attempts):
+        for _ in range(attempts):
             if request.case_id in self.repository:
                 log.info("case %s already recorded: a redelivered request, or another router's", request.case_id)
                 return []
@@ -139,10 +139,9 @@ class CaseDesk(Application):
             try:
                 self.save(*group)
                 return group
-            except IntegrityError:
-                if attempt == attempts - 1:
-                    raise
-        return []
+            except IntegrityError as error:
+                failed = error
+        raise failed
 
     def _open(self, request: RequestReceived, now: datetime, workload: Workload,
               open_reports: Mapping[tuple[str, str], list[dict]]) -> list[Case]:

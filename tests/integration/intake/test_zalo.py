@@ -39,6 +39,12 @@ class Citizen:
         return await self.client.post(self.intake.url + "/v1/channels/zalo/webhook", content=body,
                                       headers=headers if headers is not None else sign)
 
+    async def tells_a_whole_story(self) -> None:
+        """What happened, then the category, the address and the phone: all the dialogue asks."""
+        for text in ("Đèn đường hỏng cả dãy, buổi tối rất tối và nguy hiểm", "chiếu sáng",
+                     "88 Phan Văn Trị, Phường 10, Gò Vấp", "0934567890"):
+            await self.says(text)
+
     async def says(self, text: str) -> httpx.Response:
         answer = await self.send(self.event("user_send_text", text))
         assert answer.status_code == 200, answer.text
@@ -90,10 +96,7 @@ async def test_the_dialogue_goes_from_greeting_to_a_confirmed_request_on_the_top
 async def test_a_story_told_first_is_kept_and_only_what_is_missing_is_asked(intake, keys, oa):
     async with httpx.AsyncClient(timeout=15) as client:
         citizen = Citizen(keys, intake, client)
-        await citizen.says("Đèn đường hỏng cả dãy, buổi tối rất tối và nguy hiểm")
-        await citizen.says("chiếu sáng")
-        await citizen.says("88 Phan Văn Trị, Phường 10, Gò Vấp")
-        await citizen.says("0934567890")
+        await citizen.tells_a_whole_story()
         said = await replies(oa, citizen.user_id, 5)
     assert "Chiếu sáng công cộng" in said[-1] and "Đèn đường hỏng" in said[-1]
     assert not any("mô tả sự việc" in s for s in said)
@@ -171,10 +174,7 @@ async def test_a_burst_of_messages_as_a_citizen_confirms_never_stalls_intake(sta
     intake = start_intake(pg_pool_size=4)
     async with httpx.AsyncClient(timeout=15) as client:
         citizen = Citizen(keys, intake, client)
-        await citizen.says("Đèn đường hỏng cả dãy, buổi tối rất tối và nguy hiểm")
-        await citizen.says("chiếu sáng")
-        await citizen.says("88 Phan Văn Trị, Phường 10, Gò Vấp")
-        await citizen.says("0934567890")
+        await citizen.tells_a_whole_story()
         assert "ĐỒNG Ý" in (await replies(oa, citizen.user_id, 5))[-1]
         burst = [citizen.event("user_send_text", "Đồng ý")] + \
             [citizen.event("user_send_text", f"Xin hỗ trợ sớm ({n})") for n in range(8)]
