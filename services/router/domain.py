@@ -12,7 +12,11 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from contracts.text import VIETNAM
+
 OPEN_STATUSES = frozenset({"received", "routed", "triage", "accepted", "in_progress", "reopened"})
+# The escalation chain: who answers for a missed deadline, in order.
+LEVELS = ("handler", "unit_head", "centre")
 # How long each level of the escalation chain has before the next is told (the router's defaults).
 ESCALATION_STEP = {"reach": timedelta(minutes=10), "resolve": timedelta(days=1)}
 
@@ -71,8 +75,18 @@ class Case(Aggregate):
         return self.status in ("routed", "accepted", "in_progress", "reopened")
 
     def escalated_at(self, deadline: str, level: str) -> bool:
-        order = ("handler", "unit_head", "centre")
-        return order.index(self.escalations.get(deadline, "handler")) >= order.index(level)
+        return LEVELS.index(self.escalations.get(deadline, "handler")) >= LEVELS.index(level)
+
+    def due_for(self, deadline: str, level: str, step: timedelta) -> datetime | None:
+        """When ``level`` is to be told of a missed ``deadline``, by the case's own deadlines: the
+        unit head when it passes, the centre a step later."""
+        by = self.reach_by if deadline == "reach" else self.resolve_by
+        if by is None:
+            return None
+        moment = datetime.fromisoformat(by)
+        if moment.tzinfo is None:  # a date as a unit wrote it: Vietnam's, as the contract reads it
+            moment = moment.replace(tzinfo=VIETNAM)
+        return moment + step * (LEVELS.index(level) - 1)
 
     def route_to(self, unit: dict[str, Any], *, area_code: str | None, area_name: str | None, rule: str,
                  reason: str, directory_version: str, reach_by: datetime, resolve_by: datetime,
@@ -163,6 +177,10 @@ class Case(Aggregate):
     def _progress(self, payload: dict[str, Any], meta: dict[str, Any]) -> None:
         self.causes.append(meta.get("causation_id"))
         self.status = "in_progress"
+        if payload.get("committed_date"):
+            # The unit's own date is the deadline now, and a miss of it climbs the chain afresh.
+            self.resolve_by = payload["committed_date"]
+            self.escalations.pop("resolve", None)
 
     def resolve(self, unit_id: str, answer: str, meta: dict[str, Any]) -> None:
         self._check_holder(unit_id)

@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from services.router.domain import ESCALATION_STEP
+from services.router.domain import ESCALATION_STEP, LEVELS
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS deadlines (
@@ -61,7 +61,6 @@ CREATE TABLE IF NOT EXISTS reports (
 CREATE INDEX IF NOT EXISTS reports_key ON reports (phone, category) WHERE open;
 """
 
-LEVELS = ("handler", "unit_head", "centre")
 CLOSING = ("CaseResolved", "CaseClosed", "CaseMarkedDuplicate")  # no longer open
 
 

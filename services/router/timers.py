@@ -35,7 +35,11 @@ class Timers:
                 await asyncio.sleep(self.poll_seconds)
 
     async def tick(self) -> int:
-        """Escalate every passed deadline once; returns how many rows were handled."""
+        """Escalate every passed deadline once; returns how many rows were handled.
+
+        A row its case says is not due yet is left as it is, for the relay to move on, and is not
+        counted: the timers then wait their poll rather than read it again at once."""
+        handled = 0
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await ledger.due(conn)
             for row in rows:
@@ -43,12 +47,16 @@ class Timers:
                 if level is None:
                     await conn.execute("UPDATE deadlines SET active = false WHERE case_id = $1 AND kind = $2",
                                        row["case_id"], row["kind"])
+                    handled += 1
                     continue
                 still_due = await asyncio.to_thread(self.desk.escalate, row["case_id"], row["kind"], level,
                                                     datetime.now(UTC))
+                if still_due is None:
+                    continue
                 self.escalated += int(still_due)
+                handled += 1
                 await conn.execute(
                     "UPDATE deadlines SET level = $3, due_at = $4, active = $5 WHERE case_id = $1 AND kind = $2",
                     row["case_id"], row["kind"], level, row["due_at"] + self.desk.escalation_step[row["kind"]],
                     still_due and level in NEXT_LEVEL)
-        return len(rows)
+        return handled

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import asyncpg
@@ -87,10 +87,11 @@ async def _published(bootstrap: str, case_ids: set[str]) -> list:
 
 
 @contextlib.asynccontextmanager
-async def stored_cases(settings, kafka_bootstrap: str, n: int):
-    """``n`` cases in the event store, none published yet; a producer, and a connection on the relay's tables."""
+async def stored_cases(settings, kafka_bootstrap: str, n: int, at: datetime | None = None):
+    """``n`` cases in the event store, opened ``at`` (now), none published yet; a producer, and a
+    connection on the relay's tables."""
     desk = CaseDesk(load_directory("hcmc-2021"), settings.eventsourcing_env())
-    opened = await asyncio.to_thread(desk.receive, requests(n), datetime.now(UTC), Workload())
+    opened = await asyncio.to_thread(desk.receive, requests(n), at or datetime.now(UTC), Workload())
     stored = await asyncio.to_thread(desk.recorder.select_notifications, start=1, limit=1000)
     producer = bulk_producer(kafka_bootstrap, client_id="it-relay")
     await producer.start()
@@ -189,6 +190,10 @@ async def test_a_duplicate_whose_original_changes_as_it_is_saved_is_still_record
     other.close()
 
 
+# Cases opened this long ago have missed every deadline their rules give.
+LONG_AGO = datetime.now(UTC) - timedelta(days=30)
+
+
 async def relay_all(relay: Relay, conn: asyncpg.Connection) -> None:
     while await relay._relay_once(conn):  # the last round waits for the batch before it to be recorded
         pass
@@ -200,12 +205,13 @@ async def test_an_escalation_whose_timer_failed_after_saving_it_climbs_on_a_step
     it failed in between (a crash, a lost connection), the next timer turned the deadline off, so the
     centre was never told; or the relay raised the row's level and left it due, and the centre was
     told at once, a step early."""
-    async with stored_cases(settings, kafka_bootstrap, 1) as s:
+    # The first request's case, opened so that it missed its reach deadline a minute ago.
+    first_within = route(ADDRESSES[0], "essential_supplies", load_directory("hcmc-2021")).reach_within
+    async with stored_cases(settings, kafka_bootstrap, 1, at=datetime.now(UTC) - first_within - timedelta(minutes=1)) as s:
         relay = Relay(s.desk, s.producer, settings.dsn(), 0.05)
         await relay_all(relay, s.conn)
         case_id = uuid.UUID(next(iter(s.ids)))
-        missed = await s.conn.fetchval("UPDATE deadlines SET due_at = now() - interval '1 minute'"
-                                       " WHERE case_id = $1 AND kind = 'reach' RETURNING due_at", case_id)
+        missed = await s.conn.fetchval("SELECT due_at FROM deadlines WHERE case_id = $1 AND kind = 'reach'", case_id)
         # The timer that failed: the unit head was told (the event is saved); the row never moved on.
         assert await asyncio.to_thread(s.desk.escalate, case_id, "reach", "unit_head", datetime.now(UTC))
         pool = await create_pool(settings.dsn(), min_size=1, max_size=2)
@@ -221,6 +227,67 @@ async def test_an_escalation_whose_timer_failed_after_saving_it_climbs_on_a_step
         case = await asyncio.to_thread(s.desk.repository.get, case_id)
     assert case.escalations == {"reach": "unit_head"}, "the unit head told once, the centre not yet"
     assert dict(row) == {"level": "unit_head", "due_at": missed + s.desk.escalation_step["reach"], "active": True}
+
+
+async def escalations_of(desk: CaseDesk, case_id: uuid.UUID) -> list[tuple[str, str]]:
+    """The case's events from its last routing or dated progress on, by name (and deadline, level)."""
+    events = await asyncio.to_thread(lambda: list(desk.repository.event_store.get(case_id)))
+    names = [(type(e).__name__, getattr(e, "payload", {})) for e in events]
+    return [(n, f"{p.get('deadline')}/{p.get('level')}" if n == "Escalated" else "") for n, p in names]
+
+
+async def test_a_missed_committed_date_climbs_the_chain_again(settings, kafka_bootstrap):
+    """A unit that missed its deadline reports progress and commits to a date; when that date passes
+    too, the unit head is told again. The case remembered the first escalation, so the new miss
+    was taken for one already told: nobody was, and the citizen had no apology."""
+    async with stored_cases(settings, kafka_bootstrap, 1, at=LONG_AGO) as s:
+        relay = Relay(s.desk, s.producer, settings.dsn(), 0.05)
+        case_id = uuid.UUID(next(iter(s.ids)))
+        case = await asyncio.to_thread(s.desk.repository.get, case_id)
+        now = datetime.now(UTC)
+        await asyncio.to_thread(s.desk.answer, [response(str(case_id), case.unit["id"], "accept")], now, Workload())
+        assert await asyncio.to_thread(s.desk.escalate, case_id, "resolve", "unit_head", now)
+        yesterday = now - timedelta(days=1)
+        await asyncio.to_thread(s.desk.answer, [response(str(case_id), case.unit["id"], "progress", "Đang làm",
+                                                         committed_date=yesterday)], now, Workload())
+        await relay_all(relay, s.conn)
+        pool = await create_pool(settings.dsn(), min_size=1, max_size=2)
+        try:
+            await Timers(s.desk, pool, 60).tick()
+        finally:
+            await pool.close()
+        history = await escalations_of(s.desk, case_id)
+    after_the_date = history[[n for n, _ in history].index("ProgressReported") + 1:]
+    assert ("Escalated", "resolve/unit_head") in after_the_date, history
+
+
+async def test_a_deadline_row_read_before_its_case_was_routed_again_escalates_nothing(settings, kafka_bootstrap):
+    """The timers read the deadline rows the relay keeps. A case routed again (its unit declined and
+    gave the right address) has new deadlines before the relay records them, perhaps on another
+    router: the old row once escalated the case at the new unit, minutes into its time."""
+    async with stored_cases(settings, kafka_bootstrap, 1, at=LONG_AGO) as s:
+        relay = Relay(s.desk, s.producer, settings.dsn(), 0.05)
+        await relay_all(relay, s.conn)
+        case_id = uuid.UUID(next(iter(s.ids)))
+        case = await asyncio.to_thread(s.desk.repository.get, case_id)
+        elsewhere = next(a for a in ADDRESSES if route(a, case.category, s.desk.directory).outcome == "routed"
+                         and route(a, case.category, s.desk.directory).unit.id != case.unit["id"])
+        refused = await asyncio.to_thread(s.desk.answer, [response(
+            str(case_id), case.unit["id"], "decline", "Không thuộc địa bàn", corrected_address=elsewhere)],
+            datetime.now(UTC), Workload())
+        assert refused == []
+        pool = await create_pool(settings.dsn(), min_size=1, max_size=2)
+        try:
+            handled = await Timers(s.desk, pool, 60).tick()
+            await relay_all(relay, s.conn)
+            rows = await s.conn.fetch("SELECT kind, level, due_at > now() AS ahead, active FROM deadlines"
+                                      " WHERE case_id = $1 ORDER BY kind", case_id)
+        finally:
+            await pool.close()
+        history = await escalations_of(s.desk, case_id)
+    assert [n for n, _ in history if n == "Escalated"] == [], history
+    assert handled == 0, "the stale rows were left for the relay"
+    assert [tuple(r) for r in rows] == [("reach", "handler", True, True), ("resolve", "handler", True, True)]
 
 
 async def test_a_request_whose_routing_fails_is_refused_with_why_and_the_rest_are_opened(settings, monkeypatch):
