@@ -22,6 +22,9 @@ from services.router.domain import ESCALATION_STEP, Case, CaseError, DirectoryEd
 from services.router.routing import Decision, Rules, choose_handler, load_rules, route
 
 log = logging.getLogger(__name__)
+# How long a router remembers the cases it opened, for linking a second report to them: longer
+# than the relay takes to record them in the ledger, where every router finds them.
+RECENT = timedelta(minutes=1)
 
 
 def meta_of(message: Any) -> dict[str, Any]:
@@ -56,6 +59,7 @@ class CaseDesk(Application):
         self.directory = directory
         self.rules = rules or load_rules()
         self.escalation_step = dict(escalation_step or ESCALATION_STEP)
+        self.recent: dict[tuple[str, str], list[dict]] = {}  # see _recent_reports
 
     # --- the directory -----------------------------------------------------------------------
 
@@ -93,12 +97,16 @@ class CaseDesk(Application):
         put there with why, to be dead-lettered, and the others are opened: one such request once
         held up its whole batch, read again forever. The store's own errors still go up.
         """
-        reports = open_reports or {}
+        # What the ledger knew before the batch, this router's own cases the ledger may not have yet
+        # (the relay records them a moment after they are published), and each case of the batch as
+        # it is opened: a second report close behind the first is linked, not opened twice.
+        reports = self._recent_reports(open_reports or {}, now)
+        batch: dict[str, Case] = {}
         cases: list[Case] = []
         openable: list[RequestReceived] = []
         for request in requests:
             try:
-                cases += self._open(request, now, workload, reports)
+                cases += [c for c in self._open(request, now, workload, reports, batch) if c not in cases]
             except PersistenceError:
                 raise
             except Exception as error:
@@ -112,6 +120,7 @@ class CaseDesk(Application):
             return []
         try:
             self.save(*cases)
+            self._remember(reports, cases, now)
             return cases
         except IntegrityError:
             pass
@@ -120,10 +129,29 @@ class CaseDesk(Application):
         saved: list[Case] = []
         for request in openable:
             saved.extend(self._open_alone(request, now, workload, reports))
+        self._remember(reports, saved, now)
         return saved
 
+    def _recent_reports(self, open_reports: Mapping[tuple[str, str], list[dict]],
+                        now: datetime) -> dict[tuple[str, str], list[dict]]:
+        """The ledger's open reports with the cases this router opened in the last minute added."""
+        self.recent = {k: kept for k, v in self.recent.items() if (kept := [r for r in v if r["at"] > now - RECENT])}
+        reports = {k: list(v) for k, v in open_reports.items()}
+        for key, mine in self.recent.items():
+            known = {str(r["case_id"]) for r in reports.get(key, ())}
+            reports.setdefault(key, []).extend(r for r in mine if str(r["case_id"]) not in known)
+        return reports
+
+    def _remember(self, reports: Mapping[tuple[str, str], list[dict]], saved: Sequence[Case], now: datetime) -> None:
+        ids = {str(c.id) for c in saved}
+        for key, entries in reports.items():
+            for r in entries:
+                if r.get("this_batch") and str(r["case_id"]) in ids:
+                    ids.discard(str(r["case_id"]))  # once, though a batch saved case by case lists it again
+                    self.recent.setdefault(key, []).append({"case_id": r["case_id"], "area_code": r["area_code"], "at": now})
+
     def _open_alone(self, request: RequestReceived, now: datetime, workload: Workload,
-                    open_reports: Mapping[tuple[str, str], list[dict]], attempts: int = 3) -> list[Case]:
+                    open_reports: dict[tuple[str, str], list[dict]], attempts: int = 3) -> list[Case]:
         """Open and save one request's case, unless it is recorded already.
 
         A duplicate is saved with the open case it links to, and that case may change between
@@ -135,7 +163,7 @@ class CaseDesk(Application):
             if request.case_id in self.repository:
                 log.info("case %s already recorded: a redelivered request, or another router's", request.case_id)
                 return []
-            group = self._open(request, now, workload, open_reports)
+            group = self._open(request, now, workload, open_reports, {})
             try:
                 self.save(*group)
                 return group
@@ -144,7 +172,9 @@ class CaseDesk(Application):
         raise failed
 
     def _open(self, request: RequestReceived, now: datetime, workload: Workload,
-              open_reports: Mapping[tuple[str, str], list[dict]]) -> list[Case]:
+              open_reports: dict[tuple[str, str], list[dict]], batch: dict[str, Case]) -> list[Case]:
+        """The case for ``request``, routed, or a duplicate linked to its open original (the cases
+        to save); a case routed here is added to ``open_reports`` and ``batch`` for the requests after it."""
         decision = route(request.address, request.category, self.directory, self.rules)
         meta = meta_of(request)
         case = Case(case_id=request.case_id, meta=meta, payload={
@@ -156,15 +186,21 @@ class CaseDesk(Application):
         })
         original = self._open_original(request, decision, open_reports)
         if original is not None:
-            try:
-                first: Case = self.repository.get(uuid.UUID(str(original["case_id"])))
-            except AggregateNotFoundError:
-                first = None
+            first: Case | None = batch.get(str(original["case_id"]))
+            if first is None:
+                try:
+                    first = self.repository.get(uuid.UUID(str(original["case_id"])))
+                except AggregateNotFoundError:
+                    first = None
             if first is not None and first.is_open and not first.has_seen(request.event_id):
                 case.mark_duplicate_of(str(first.id), first.tracking_code, meta)
                 first.link_duplicate(str(request.request_id), request.tracking_code, meta)
                 return [case, first]
         self._route(case, decision, now, meta, workload)
+        if decision.outcome == "routed" and request.citizen.phone:
+            open_reports.setdefault((request.citizen.phone, request.category), []).append(
+                {"case_id": case.id, "area_code": decision.area_code, "this_batch": True})
+            batch[str(case.id)] = case
         return [case]
 
     @staticmethod

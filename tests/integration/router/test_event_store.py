@@ -5,6 +5,7 @@ recording its position publishes again rather than losing anything."""
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import uuid
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -39,10 +40,14 @@ async def settings(pg_admin_dsn, pg_port):
     return RouterSettings(pg_port=pg_port, pg_database=await fresh_database(pg_admin_dsn, "it_router"))
 
 
+PHONES = itertools.count()
+
+
 def requests(n: int):
+    """``n`` new requests, each from a phone of its own: none is a second report of another."""
     out = []
     for i in range(n):
-        submission = Submission(full_name="Ngô Văn Bình", phone=f"0903{i:06d}", address=ADDRESSES[i % len(ADDRESSES)],
+        submission = Submission(full_name="Ngô Văn Bình", phone=f"0903{next(PHONES):06d}", address=ADDRESSES[i % len(ADDRESSES)],
                                 category=("essential_supplies", "vulnerable_person", "lighting")[i % 3],
                                 description="Cần hỗ trợ")
         out.append(build_request("web", f"it-{uuid.uuid4()}", submission, categories()))
@@ -157,6 +162,34 @@ async def test_a_batch_mixing_new_and_redelivered_requests_opens_every_new_one(s
     desk.close()
 
 
+def same_trouble_again(first):
+    """Another report from the same phone, of the same kind, at the same address: a new request."""
+    return build_request("web", f"it-{uuid.uuid4()}", Submission(
+        full_name="Ngô Văn Bình", phone=first.citizen.phone, address=first.address, category=first.category,
+        description="Vẫn cần hỗ trợ"), categories())
+
+
+@pytest.mark.parametrize("together", [True, False], ids=["one batch", "before the ledger has the first"])
+async def test_a_second_report_close_behind_the_first_is_linked_not_opened_again(together, settings):
+    """The router finds an open case to link a report to in the ledger, which the relay fills a
+    moment after publishing. A second report in the same batch, or in the next before the relay
+    had recorded the first, became a second case: two handlers on the same trouble."""
+    desk = CaseDesk(load_directory("hcmc-2021"), settings.eventsourcing_env())
+    first = requests(1)[0]
+    again = same_trouble_again(first)
+    if together:
+        opened = await asyncio.to_thread(desk.receive, [first, again], datetime.now(UTC), Workload(), {})
+    else:
+        opened = await asyncio.to_thread(desk.receive, [first], datetime.now(UTC), Workload(), {})
+        opened += await asyncio.to_thread(desk.receive, [again], datetime.now(UTC), Workload(), {})
+    assert {str(c.id) for c in opened} == {str(first.case_id), str(again.case_id)}
+    duplicate = await asyncio.to_thread(desk.repository.get, again.case_id)
+    original = await asyncio.to_thread(desk.repository.get, first.case_id)
+    assert duplicate.status == "duplicate" and original.status == "routed"
+    assert original.duplicates == [str(again.request_id)]
+    desk.close()
+
+
 async def test_a_duplicate_whose_original_changes_as_it_is_saved_is_still_recorded(settings):
     """The second report of the same trouble is saved with the open case it links to. When that case
     changes between loading and saving (here its unit accepts it, from another router), the save
@@ -165,9 +198,7 @@ async def test_a_duplicate_whose_original_changes_as_it_is_saved_is_still_record
     desk, other = (CaseDesk(directory, settings.eventsourcing_env()) for _ in range(2))
     first = requests(1)[0]
     [original] = await asyncio.to_thread(desk.receive, [first], datetime.now(UTC), Workload())
-    again = build_request("web", f"it-{uuid.uuid4()}", Submission(
-        full_name="Ngô Văn Bình", phone=first.citizen.phone, address=first.address, category=first.category,
-        description="Vẫn cần hỗ trợ"), categories())
+    again = same_trouble_again(first)
     reports = {(first.citizen.phone, first.category): [
         {"case_id": original.id, "area_code": route(first.address, first.category, directory).area_code}]}
     save, raced = desk.save, []
