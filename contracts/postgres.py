@@ -12,10 +12,26 @@ from typing import Any
 
 import asyncpg
 
+# A client that vanished without closing its socket (its host or its network gone) keeps its session
+# and the session's locks until TCP gives up: two hours on an idle connection by Linux's defaults,
+# about fifteen minutes with data in flight. A router leading the outbox, or holding the event store's
+# or the audit chain's lock in a transaction, would hold up every other instance that long. Every
+# session of ours asks the server to probe after 10 s idle, every 5 s, and to end it after 3
+# unanswered probes or 30 s of unacknowledged data: gone within about half a minute.
+LIVENESS = {"tcp_keepalives_idle": "10", "tcp_keepalives_interval": "5", "tcp_keepalives_count": "3",
+            "tcp_user_timeout": "30000"}
+
 
 async def _nothing_to_reset(_conn: asyncpg.Connection) -> None:
     return None
 
 
-async def create_pool(dsn: str, *, min_size: int, max_size: int, **kwargs: Any) -> asyncpg.Pool:
-    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, reset=_nothing_to_reset, **kwargs)
+async def create_pool(dsn: str, *, min_size: int, max_size: int, server_settings: dict[str, str] | None = None,
+                      **kwargs: Any) -> asyncpg.Pool:
+    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, reset=_nothing_to_reset,
+                                     server_settings={**LIVENESS, **(server_settings or {})}, **kwargs)
+
+
+async def connect(dsn: str, *, server_settings: dict[str, str] | None = None, **kwargs: Any) -> asyncpg.Connection:
+    """A connection of its own (a session lock, LISTEN), with the same liveness settings."""
+    return await asyncpg.connect(dsn, server_settings={**LIVENESS, **(server_settings or {})}, **kwargs)

@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaProducer
 from contracts import ids, topics
 from contracts.events import CASE_EVENT
 from contracts.messaging import send_all
+from contracts.postgres import connect
 from contracts.runtime import wait_a_while
 from services.router import ledger
 from services.router.domain import CONTRACT_TYPES
@@ -114,9 +115,13 @@ def messages_for(event: Any) -> list[tuple[str, bytes, bytes]]:
 
 
 class Relay:
-    def __init__(self, desk: Any, producer: AIOKafkaProducer, dsn: str, poll_seconds: float, batch: int = 500):
+    def __init__(self, desk: Any, producer: AIOKafkaProducer, dsn: str, poll_seconds: float, batch: int = 500,
+                 command_timeout: float = 30.0):
         self.desk, self.producer, self.dsn = desk, producer, dsn
         self.poll_seconds, self.batch = poll_seconds, batch
+        # A leader whose connection stops answering (its network to PostgreSQL cut) gives up after
+        # this long and starts again, instead of waiting for a record forever while holding the lead.
+        self.command_timeout = command_timeout
         self.wake = asyncio.Event()
         self.position = 0
         self.published = 0
@@ -136,7 +141,7 @@ class Relay:
                 await asyncio.sleep(1.0)
 
     async def _lead(self) -> None:
-        conn = await asyncpg.connect(self.dsn)
+        conn = await connect(self.dsn, command_timeout=self.command_timeout)
         try:
             await create_schema(conn)
             while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
