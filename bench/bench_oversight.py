@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import os
 import random
+import secrets
 import socket
 import subprocess
 import sys
@@ -277,7 +278,8 @@ def main() -> None:
         api_port = _free_port()
         env = {**os.environ, "PYTHONPATH": str(ROOT), "PGHOST": "127.0.0.1", "PGPORT": str(PGPORT), "PGUSER": "mesh",
                "OVERSIGHT_PG_DATABASE": database, "OVERSIGHT_PORT": str(api_port), "OVERSIGHT_CONSUME": "false",
-               "OVERSIGHT_TOKEN_CENTRE": TOKEN, "OTEL_TRACES_EXPORTER": "none"}
+               "OVERSIGHT_TOKEN_CENTRE": TOKEN, "OVERSIGHT_AUDIT_KEY": secrets.token_urlsafe(32),
+               "OTEL_TRACES_EXPORTER": "none"}
         api = start_api(env, api_port)
         codes = [ids.tracking_code(ids.request_id("web", f"bench-{n}")) for n in range(0, held["cases"], 97)]
         print(f"API latency over HTTP, {args.requests} sequential requests each (ms):")

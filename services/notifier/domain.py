@@ -115,7 +115,8 @@ def plan(record: CaseRecord, event: Any, policy: Policy, now: datetime) -> list[
             out += _to_citizen(record, event, policy, now, "apology")
         return out
     if kind == "CaseMarkedDuplicate":
-        return _to_citizen(record, event, policy, now, "duplicate", original=event.original_tracking_code)
+        # Not the original's code: its citizen's phone may have been typed by someone else (templates.py).
+        return _to_citizen(record, event, policy, now, "duplicate")
     return []
 
 

@@ -52,11 +52,15 @@ TEMPLATES: dict[str, tuple[str, str, str, str]] = {
         "Tổng đài 1022 xin lỗi: phản ánh {code} chưa có kết quả đúng hạn. {unit} hẹn có kết quả trước ngày {date}.",
         "[1022] Our apologies about request {code}",
         "The 1022 hotline apologises: request {code} has no result on time. {unit} commits to a result by {date}."),
+    # Nothing of the case it repeats: the phone was typed, never verified, so whoever reads this
+    # may not be the citizen who reported first, and that case's code would let them look it up.
     "duplicate": (
-        "[1022] Phản ánh {code} trùng",
-        "Phản ánh {code} trùng với phản ánh {original} đang được xử lý. Bạn có thể tra cứu theo mã {original}.",
-        "[1022] Request {code} is a repeat",
-        "Request {code} repeats request {original}, which is being handled. You can follow it with code {original}."),
+        "[1022] Phản ánh {code} đã được gộp",
+        "Phản ánh {code} đã được gộp vào một phản ánh cùng số điện thoại đang được xử lý. "
+        "Thông tin cập nhật sẽ được gửi theo mã tra cứu bạn nhận được lần đầu.",
+        "[1022] Request {code} joined to an earlier one",
+        "Request {code} was joined to a request from the same phone number that is already being handled. "
+        "Updates will come under the tracking code you were given first."),
 }
 
 # Words filled into the officials' messages, which are in Vietnamese only.

@@ -4,6 +4,7 @@ checkpoints and the audit feed, and serves the read-only API and the dashboard."
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -20,14 +21,13 @@ from services.oversight.checkpoints import Checkpointer
 from services.oversight.feed import AuditFeed
 from services.oversight.handlers import register
 from services.oversight.projector import Projector
-from services.oversight.settings import OversightSettings
+from services.oversight.settings import MissingSecret, OversightSettings
 from services.oversight.store import migrate
-
-log = logging.getLogger(__name__)
 
 
 def create_app(settings: OversightSettings | None = None) -> FastAPI:
     settings = settings or OversightSettings()
+    audit_key = settings.required_audit_key()  # refused here, before anything starts
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -37,9 +37,6 @@ def create_app(settings: OversightSettings | None = None) -> FastAPI:
             await migrate(owner, settings.reader_user)
         finally:
             await owner.close()
-        audit_key = settings.audit_key.get_secret_value().encode()
-        if not audit_key:
-            log.warning("OVERSIGHT_AUDIT_KEY is not set: citizens' digests in the audit chain are unkeyed")
         # The API's pool belongs to a role that may only SELECT, and its sessions are read only too.
         app.state.reader = await create_pool(
             settings.dsn(reader=True), min_size=1, max_size=8,
@@ -93,4 +90,8 @@ def serve() -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s oversight %(levelname)s %(name)s: %(message)s")
     settings = OversightSettings()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    try:
+        app = create_app(settings)
+    except MissingSecret as refused:
+        sys.exit(f"oversight: {refused}")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")

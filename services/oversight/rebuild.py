@@ -61,7 +61,7 @@ async def rebuild(settings: OversightSettings, *, swap: bool = False, keep: bool
     history = History(settings.kafka_bootstrap)
     try:
         await fresh_schema(owner)
-        projector = Projector(pool, audit_key=settings.audit_key.get_secret_value().encode(),
+        projector = Projector(pool, audit_key=settings.required_audit_key(),
                               checkpoint_every=settings.checkpoint_every, notify=False)
         await history.start()
         # Most of the history first, outside the snapshot, so the snapshot is held only briefly.

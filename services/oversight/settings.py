@@ -8,6 +8,10 @@ from contracts.settings import ServiceSettings
 ROLES = ("council", "front", "centre")
 
 
+class MissingSecret(RuntimeError):
+    """A secret oversight will not run without is not set."""
+
+
 class OversightSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="OVERSIGHT_")
 
@@ -28,7 +32,7 @@ class OversightSettings(ServiceSettings):
     token_front: SecretStr = SecretStr("")
     token_centre: SecretStr = SecretStr("")
     # Key of the digest that stands for a citizen's contact in the audit chain. Keep it secret and
-    # never change it: the digests already chained were made with it.
+    # never change it: the digests already chained were made with it. Oversight will not start without it.
     audit_key: SecretStr = SecretStr("")
     # A checkpoint (head hash and count) every N records, and at least every T seconds when the head moved.
     checkpoint_every: int = 1000
@@ -40,6 +44,16 @@ class OversightSettings(ServiceSettings):
 
     def dsn(self, reader: bool = False) -> str:
         return self.dsn_as(self.reader_user, self.reader_password) if reader else super().dsn()
+
+    def required_audit_key(self) -> bytes:
+        """The audit key; without one oversight refuses to run. Unkeyed, a citizen's digest is no
+        secret: HĐND and MTTQ see the phone masked (``+849*****456``) and could try the 10^5 numbers
+        it hides against the audit export in a fraction of a second."""
+        key = self.audit_key.get_secret_value()
+        if not key.strip():
+            raise MissingSecret("OVERSIGHT_AUDIT_KEY is not set: oversight will not run without the key of the "
+                               "citizens' digests in the audit chain (a long random secret, never changed once used)")
+        return key.encode()
 
     def tokens(self) -> dict[str, str]:
         """Bearer token → role, for the roles that have a token."""

@@ -38,9 +38,24 @@ def mask_name(name: str | None) -> str | None:
     return " ".join([p[0] + "." for p in parts[:-1]] + [parts[-1][0] + "***"]) if parts else name
 
 
+# At least this many digits of a phone are hidden, however short the number: 10^5 to guess.
+HIDDEN_DIGITS = 5
+
+
 def mask_phone(phone: str | None) -> str | None:
-    """'+84903123456' → '+849*****456'."""
-    return phone[:4] + "*" * max(0, len(phone) - 7) + phone[-3:] if phone and len(phone) > 7 else phone
+    """'+84903123456' → '+849*****456'; a short number shows fewer digits: '+6837012' → '+6*****2'.
+
+    At most the first three and the last three digits are shown, and never so many that fewer
+    than five are hidden (all of them, on a number shorter than that).
+    """
+    if not phone:
+        return phone
+    plus, digits = ("+", phone[1:]) if phone.startswith("+") else ("", phone)
+    hidden = min(len(digits), max(HIDDEN_DIGITS, len(digits) - 6))
+    shown = len(digits) - hidden
+    last = min(3, shown // 2)
+    first = shown - last
+    return plus + digits[:first] + "*" * hidden + digits[len(digits) - last:]
 
 
 def jsonable(value: Any) -> Any:

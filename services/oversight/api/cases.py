@@ -36,7 +36,8 @@ async def list_cases(request: Request, role: Role, where: Filter, at: Annotated[
 
 @router.get("/v1/cases.csv")
 async def export_cases(request: Request, role: Role, where: Filter) -> StreamingResponse:
-    """Every case matching the filters as CSV (UTF-8 with BOM, so spreadsheets read Vietnamese), newest first."""
+    """Every case matching the filters as CSV (UTF-8 with BOM, so spreadsheets read Vietnamese), newest first;
+    no cell starts a formula (:func:`cell`)."""
     condition, args = where.where()
     query = f"SELECT {', '.join(CSV_COLUMNS)} FROM cases WHERE {condition} ORDER BY received_at DESC, case_id DESC"
 
@@ -48,7 +49,7 @@ async def export_cases(request: Request, role: Role, where: Filter) -> Streaming
         async with request.app.state.reader.acquire() as conn, conn.transaction(readonly=True):
             async for row in conn.cursor(query, *args, prefetch=1000):
                 case = present(row, role)
-                out.writerow(["" if case[c] is None else case[c] for c in CSV_COLUMNS])
+                out.writerow([cell(case[c]) for c in CSV_COLUMNS])
                 if buffer.tell() > 64_000:
                     yield _take(buffer)
         yield _take(buffer)
@@ -56,6 +57,20 @@ async def export_cases(request: Request, role: Role, where: Filter) -> Streaming
     return StreamingResponse(iter(()) if is_head(request.scope) else lines(),
                              media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": 'attachment; filename="cases.csv"'})
+
+
+# A spreadsheet reads a cell starting with one of these as a formula (OWASP, "CSV Injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell(value: Any) -> Any:
+    """A value as a CSV cell a spreadsheet shows and never runs: text that would start a formula
+    (a citizen's ``=HYPERLINK(…)``) gets a leading ``'``, as OWASP advises; ``None`` is empty."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def _take(buffer: io.StringIO) -> str:

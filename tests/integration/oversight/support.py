@@ -4,6 +4,7 @@ and two ways to give it cases — published on Kafka, or applied by the projecto
 
 import asyncio
 import contextlib
+import secrets
 import socket
 import threading
 import time
@@ -25,7 +26,7 @@ from tests.support.mesh import wait_for  # noqa: F401 - the suite's one polling 
 from tests.unit.oversight.story import CaseStory
 
 TOKENS = {"council": "council-token-for-tests", "front": "front-token-for-tests", "centre": "centre-token-for-tests"}
-AUDIT_KEY = "audit-key-for-tests"
+AUDIT_KEY = secrets.token_urlsafe(32)  # made for this run: oversight refuses to start without one
 
 
 def auth(role: str | None) -> dict[str, str]:

@@ -4,8 +4,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from contracts import ids
-from contracts.events import (AssignmentIssued, CaseEscalated, CaseOpened, CaseResolved, CaseRouted, Citizen,
-                              HandlerRef, NotifyChannel, ProgressReported, UnitRef)
+from contracts.events import (AssignmentIssued, CaseEscalated, CaseMarkedDuplicate, CaseOpened, CaseResolved,
+                              CaseRouted, Citizen, HandlerRef, NotifyChannel, ProgressReported, UnitRef)
 
 UNIT = UnitRef(id="hcm-q-phu-nhuan", name="UBND Quận Phú Nhuận", admin_code="768")
 HANDLER = HandlerRef(id="pn-01", name="Nguyễn Văn An")
@@ -54,3 +54,7 @@ class Story:
 
     def resolved(self, answer: str = "Đã hỗ trợ 20kg gạo.") -> CaseResolved:
         return CaseResolved(**self._common(), unit=UNIT, answer=answer)
+
+    def duplicate_of(self, original: "Story") -> CaseMarkedDuplicate:
+        return CaseMarkedDuplicate(**self._common(), original_case_id=original.case_id,
+                                   original_tracking_code=original.tracking_code)

@@ -3,6 +3,8 @@
 import random
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from contracts.events import Citizen, NotifyChannel
 from services.notifier.dispatch import Retry, redact
 from services.notifier.domain import CaseRecord, Policy, for_assignment, plan
@@ -88,6 +90,25 @@ def test_english_speakers_read_vietnamese_first_then_english():
     [d] = told(story, story.opened())
     vietnamese, english = d.text.split("\n\n")
     assert "Mã tra cứu" in vietnamese and "Tracking code" in english
+
+
+@pytest.mark.parametrize("language", ["vi", "en"])
+def test_a_repeat_report_tells_nothing_of_the_case_it_repeats(language):
+    # The phone is typed, never verified: whoever types a citizen's number is joined to her case,
+    # and must not learn its tracking code (with which anyone can look it up), nor its unit.
+    victim = Story()
+    told(victim, victim.opened(), victim.routed())
+    stranger = Story(citizen=Citizen(phone=victim.citizen.phone, email="la@example.vn"), language=language)
+    out = told(stranger, stranger.opened(), stranger.duplicate_of(victim))
+    assert [d.template for d in out] == ["received", "duplicate"]
+    for d in out:
+        for secret in (victim.tracking_code, victim.tracking_code.replace("-", ""), "Phú Nhuận"):
+            assert secret not in d.subject and secret not in d.text, (d.template, secret)
+    notice = out[1]
+    assert stranger.tracking_code in notice.text and "cùng số điện thoại" in notice.text
+    assert "mã tra cứu bạn nhận được lần đầu" in notice.text
+    if language == "en":
+        assert "same phone number" in notice.text and "tracking code you were given first" in notice.text
 
 
 def test_a_new_assignment_goes_by_webhook_when_the_directory_names_no_channel():

@@ -18,11 +18,14 @@ class CaseStory:
     """One request's life. Each step adds the event the router would publish, a few minutes on."""
 
     def __init__(self, *, name: str = "Nguyễn Thị Hoa", phone: str = "+84903123456", is_public: bool = True,
-                 category: str = "essential_supplies", received_at: datetime | None = None, key: str | None = None):
+                 category: str = "essential_supplies", received_at: datetime | None = None, key: str | None = None,
+                 description: str = "Gia đình 5 người đang cách ly, hết gạo.",
+                 address: str = "12 Nguyễn Văn Trỗi, Phường 12"):
         request = ids.request_id("web", key or str(uuid.uuid4()))
         self.request_id, self.case_id, self.tracking_code = request, ids.case_id(request), ids.tracking_code(request)
         self.citizen = Citizen(full_name=name, phone=phone, email="hoa@example.vn")
         self.category, self.is_public = category, is_public
+        self.description, self.address = description, address
         self.received_at = received_at or datetime.now(UTC) - timedelta(hours=1)
         self.at = self.received_at
         self.unit: UnitRef | None = None
@@ -39,8 +42,8 @@ class CaseStory:
 
     def opened(self) -> "CaseStory":
         return self._add(CaseOpened, 0.05, request_id=self.request_id, channel="web", received_at=self.received_at,
-                         category=self.category, priority="normal", description="Gia đình 5 người đang cách ly, hết gạo.",
-                         address="12 Nguyễn Văn Trỗi, Phường 12", citizen=self.citizen, is_public=self.is_public)
+                         category=self.category, priority="normal", description=self.description,
+                         address=self.address, citizen=self.citizen, is_public=self.is_public)
 
     def routed(self, unit: UnitRef = QUAN_1, minutes: float = 2) -> "CaseStory":
         self.unit = unit
@@ -64,9 +67,9 @@ class CaseStory:
         return self._add(ProgressReported, minutes, unit=self.unit, note="Đang xác minh hộ gia đình",
                          committed_date=committed_date)
 
-    def resolved(self, after_days: float = 1) -> "CaseStory":
+    def resolved(self, after_days: float = 1, answer: str = "Đã trao 20 kg gạo và thực phẩm.") -> "CaseStory":
         self.at = max(self.at, self.received_at + timedelta(days=after_days) - timedelta(minutes=1))
-        self._add(CaseResolved, 1, unit=self.unit, answer="Đã trao 20 kg gạo và thực phẩm.")
+        self._add(CaseResolved, 1, unit=self.unit, answer=answer)
         return self.delivered("citizen", "sms")
 
     def closed(self) -> "CaseStory":

@@ -9,6 +9,17 @@ def test_masking_hides_who_but_keeps_cases_apart():
     assert mask_name(None) is None and mask_phone("") == ""
 
 
+def test_a_short_number_still_has_five_digits_hidden():
+    # Niue's numbers are seven digits with the country code: '+683*012' would leave two to guess.
+    assert mask_phone("+6837012") == "+6*****2"
+    assert mask_phone("+68370123") == "+68*****3"
+    assert mask_phone("+8490312345") == "+849*****45"
+    for phone in ("+1234", "+123456", "+6837012", "+68370123", "+684901234", "+84903123456", "+849031234567"):
+        masked = mask_phone(phone)
+        assert masked.count("*") >= min(5, len(phone) - 1) and len(masked) == len(phone), (phone, masked)
+        assert masked.startswith("+") and masked.replace("*", "") != phone
+
+
 def test_each_role_sees_what_it_may():
     row = {"citizen_name": "Nguyễn Thị Hoa", "citizen_phone": "+84903123456", "citizen_email": "hoa@example.vn"}
     assert present(row, "centre") == row

