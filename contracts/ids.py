@@ -5,7 +5,11 @@ A request's ids come from the channel's own key (Zalo ``msg_id``, phone ``call_i
 
 The tracking code (mã tra cứu) is read out over the phone: ten characters of Crockford base32
 (no I, L, O, U), in two groups of five, the last a Luhn mod 32 check character that catches any
-single mistyped character and almost every swap of two neighbours.
+single mistyped character and almost every swap of two neighbours. Its 45 bits make two requests
+sharing a code likely over a hotline's life, so intake gives a code only when no other request holds
+it, trying the request's next codes in order (``tracking_code(request, attempt)``) until one is free,
+and keeps the one it gave: the code of record is in intake's receipt and in RequestReceived, and
+nothing else should derive it from the request id.
 """
 
 import uuid
@@ -44,9 +48,11 @@ def _check_char(data: str) -> str:
     return ALPHABET[(n - total % n) % n]
 
 
-def tracking_code(request: uuid.UUID) -> str:
-    """The tracking code of a request, e.g. ``7K3MQ-9PDX4``."""
-    value = request.int >> (128 - 5 * CODE_DATA_CHARS)
+def tracking_code(request: uuid.UUID, attempt: int = 0) -> str:
+    """The tracking code of a request, e.g. ``7K3MQ-9PDX4``; ``attempt`` n > 0 gives the request's
+    n-th other code, for when the ones before it are held by other requests."""
+    source = request if attempt == 0 else uuid.uuid5(NAMESPACE, f"tracking-code:{request}:{attempt}")
+    value = source.int >> (128 - 5 * CODE_DATA_CHARS)
     data = "".join(ALPHABET[(value >> (5 * i)) & 31] for i in reversed(range(CODE_DATA_CHARS)))
     code = data + _check_char(data)
     return f"{code[:5]}-{code[5:]}"

@@ -2,7 +2,9 @@
 
 Every channel ends here. The order matters: a retry of an accepted request is answered from the
 receipts before anything else (it costs the sender nothing), then the sender's rate limit is
-counted, then RequestReceived is published and the answer waits for Kafka's acknowledgement.
+counted, then RequestReceived is published and the answer waits for Kafka's acknowledgement; a
+publish that fails gives the count back. The tracking code given, published and answered is the
+one the receipt holds, which is the request's first code unless another request already held it.
 """
 
 import asyncio
@@ -41,6 +43,13 @@ def database_answers() -> Iterator[None]:
     except DATABASE_DOWN as error:
         log.warning("PostgreSQL unavailable: %s", type(error).__name__)
         raise Unavailable("PostgreSQL unavailable") from error
+
+
+def recorded(request: RequestReceived, tracking_code: str | None) -> RequestReceived:
+    """``request`` with the tracking code its receipt holds (its next one, when another request held its first)."""
+    if tracking_code is None or tracking_code == request.tracking_code:
+        return request
+    return request.model_copy(update={"tracking_code": tracking_code})
 
 
 class Intake:
@@ -98,7 +107,7 @@ class Intake:
             if claim.wait is not None:
                 raise too_many(sender_field, claim.wait)
             if claim.state == "accepted":
-                return receipt(request)
+                return receipt(recorded(request, claim.tracking_code))
             if claim.state == "conflict":
                 raise Problem("channel_key", "Khóa chống gửi trùng này đã được dùng cho một phản ánh khác",
                               "This idempotency key was already used for a different request", status=422)
@@ -106,11 +115,12 @@ class Intake:
                 raise Problem("channel_key", "Phản ánh này đang được xử lý, vui lòng thử lại sau giây lát",
                               "This request is being accepted right now; retry in a moment", status=409,
                               headers={"Retry-After": "1"})
+        request = recorded(request, claim.tracking_code)
         try:
             await self.publish(request)
         except Unavailable:
             with contextlib.suppress(*DATABASE_DOWN):
-                await self.receipts.release(request.request_id)
+                await self.receipts.release(request.request_id, limit)
             raise
         try:
             await self.receipts.accept(request.request_id)

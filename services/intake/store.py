@@ -1,19 +1,23 @@
 """Intake's PostgreSQL tables: receipts (idempotency), rate windows, uploads, and the Zalo dialogue.
 
-Every intake instance shares these, which is what makes idempotency and rate limits hold when
-several instances run behind one address. Schema creation takes an advisory lock so that
-instances starting together do not race on ``CREATE TABLE IF NOT EXISTS``.
+Every intake instance shares these, which is what makes idempotency, unique tracking codes and
+rate limits hold when several instances run behind one address. Schema creation takes an advisory
+lock so that instances starting together do not race on ``CREATE TABLE IF NOT EXISTS``.
 """
 
+import logging
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import asyncpg
 
+from contracts import ids
 from contracts.batching import GroupCommit
 from contracts.postgres import create_pool
+
+log = logging.getLogger(__name__)
 
 SCHEMA_LOCK = 1022_0001
 SCHEMA = """
@@ -21,7 +25,6 @@ CREATE TABLE IF NOT EXISTS intake_receipts (
     request_id uuid PRIMARY KEY, channel text NOT NULL, tracking_code text NOT NULL, fingerprint text NOT NULL,
     state text NOT NULL CHECK (state IN ('pending', 'accepted')),
     claimed_at timestamptz NOT NULL DEFAULT now(), accepted_at timestamptz);
-CREATE INDEX IF NOT EXISTS intake_receipts_code ON intake_receipts (tracking_code);
 CREATE TABLE IF NOT EXISTS intake_rate_windows (
     sender text NOT NULL, window_start timestamptz NOT NULL, hits int NOT NULL,
     PRIMARY KEY (sender, window_start));
@@ -43,13 +46,43 @@ CREATE INDEX IF NOT EXISTS zalo_replies_unsent ON zalo_replies (user_id, reply_i
 """
 
 
+# Each tracking code is held by one receipt: what stops two instances giving one code at once.
+CODE_INDEX = "intake_receipts_tracking_code"
+
+
 async def open_pool(dsn: str, size: int) -> asyncpg.Pool:
     """A pool on the intake database, its tables created if missing."""
     pool = await create_pool(dsn, min_size=1, max_size=size)
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
         await conn.execute(SCHEMA)
+        await _unique_codes(conn)
     return pool
+
+
+async def _unique_codes(conn: asyncpg.Connection) -> None:
+    """Make each tracking code unique in the receipts, once, on a database made before they were.
+
+    Codes an older intake already gave to more than one request cannot be taken back (citizens have
+    them, Kafka holds them), so the index leaves out all but the first holder of each and the codes
+    are logged for an operator; every other code, and every code given from now on, is unique.
+    """
+    if await conn.fetchval("SELECT to_regclass($1)", CODE_INDEX) is not None:
+        return
+    shared = await conn.fetch("SELECT tracking_code, array_agg(request_id ORDER BY claimed_at, request_id) AS holders"
+                              " FROM intake_receipts GROUP BY tracking_code HAVING count(*) > 1 ORDER BY tracking_code")
+    if not shared:
+        await conn.execute(f"CREATE UNIQUE INDEX {CODE_INDEX} ON intake_receipts (tracking_code)")
+        await conn.execute("DROP INDEX IF EXISTS intake_receipts_code")  # the unique index serves its look-ups
+        return
+    log.error("%d tracking codes were given to more than one request before codes were kept unique: %s."
+              " No request gets them again, but a citizen looking one up may find another's case, and oversight"
+              " can hold only one case for each: those requests need an operator", len(shared),
+              ", ".join(f"{row['tracking_code']} ({', '.join(map(str, row['holders']))})" for row in shared))
+    later = ", ".join(f"'{holder}'" for row in shared for holder in row["holders"][1:])
+    await conn.execute(f"CREATE UNIQUE INDEX {CODE_INDEX} ON intake_receipts (tracking_code)"
+                       f" WHERE request_id NOT IN ({later})")
+    await conn.execute("CREATE INDEX IF NOT EXISTS intake_receipts_code ON intake_receipts (tracking_code)")
 
 
 @dataclass(frozen=True)
@@ -58,6 +91,7 @@ class Claim:
 
     state: str  # "ours" (publish it), "accepted" (already on Kafka), "in_progress", "conflict"
     wait: int | None = None  # ours, but the sender is over their limit: seconds until they may send again
+    tracking_code: str | None = None  # ours or accepted: the code its receipt holds, the one to give
 
 
 @dataclass(frozen=True)
@@ -69,35 +103,51 @@ class Limit:
     window_seconds: int
 
 
-# A fixed window on the database's clock, so every instance agrees; {w} is the window's length.
-_WINDOW = "to_timestamp(floor(extract(epoch FROM now()) / {w}) * {w})"
+# A fixed window on the database's clock, so every instance agrees; {w} is the window's length, and
+# {at} the moment in it (the transaction's now(), or when a receipt was claimed).
+_WINDOW = "to_timestamp(floor(extract(epoch FROM {at}) / {w}) * {w})"
 # Adds the counted hits to each sender's window; says the total and the seconds the window has left.
 _COUNT = (" ON CONFLICT (sender, window_start) DO UPDATE SET hits = w.hits + excluded.hits RETURNING w.sender, hits,"
           " ceil(extract(epoch FROM w.window_start + make_interval(secs => {w}) - now()))::int AS wait_seconds")
 # One sender counted on its own (the Zalo chatbot's messages).
-_HIT_ALONE = ("INSERT INTO intake_rate_windows AS w (sender, window_start, hits) SELECT $1, " + _WINDOW.format(w="$2::int")
+_HIT_ALONE = ("INSERT INTO intake_rate_windows AS w (sender, window_start, hits) SELECT $1, "
+              + _WINDOW.format(at="now()", w="$2::int")
               + ", 1" + _COUNT.format(w="$2::int"))
 # The claims of the requests that arrive together, and each sender's count, in one statement and
 # one commit: on the path of every new request. A request is ours when its receipt is new, or is a
-# pending claim left by a crash (same content, older than ``stale_after``). Each sender's window
-# counts our requests at once; for the others, the receipt as it was says why they are not ours.
+# pending claim left by a crash (same content, older than ``stale_after``; it keeps its code). A new
+# receipt takes the request's candidate code unless another request holds it ("held": the caller
+# tries the next one). Each sender's window counts our requests at once; for the others, the
+# receipt as it was says why they are not ours.
 _CLAIM = (
-    "WITH input AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $6::text[])"
+    "WITH input AS (SELECT i.*, EXISTS (SELECT 1 FROM intake_receipts h WHERE h.tracking_code = i.tracking_code"
+    "   AND h.request_id <> i.request_id) AND NOT EXISTS (SELECT 1 FROM intake_receipts o"
+    "   WHERE o.request_id = i.request_id) AS held"
+    "  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $6::text[])"
     "  AS i(request_id, channel, tracking_code, fingerprint, sender)),"
     " claim AS (INSERT INTO intake_receipts AS r (request_id, channel, tracking_code, fingerprint, state)"
-    "  SELECT request_id, channel, tracking_code, fingerprint, 'pending' FROM input ORDER BY request_id"
+    "  SELECT request_id, channel, tracking_code, fingerprint, 'pending' FROM input WHERE NOT held ORDER BY request_id"
     "  ON CONFLICT (request_id) DO UPDATE SET claimed_at = now()"
     "   WHERE r.state = 'pending' AND r.fingerprint = excluded.fingerprint"
     "    AND r.claimed_at < now() - make_interval(secs => $5::float8)"
-    "  RETURNING request_id),"
+    "  RETURNING r.request_id, r.tracking_code),"
     " hit AS (INSERT INTO intake_rate_windows AS w (sender, window_start, hits)"
-    "  SELECT i.sender, " + _WINDOW.format(w="$7::int") + ", count(*) FROM input i JOIN claim USING (request_id)"
+    "  SELECT i.sender, " + _WINDOW.format(at="now()", w="$7::int") + ", count(*)"
+    "  FROM input i JOIN claim USING (request_id)"
     "  WHERE i.sender IS NOT NULL GROUP BY i.sender ORDER BY i.sender" + _COUNT.format(w="$7::int") + ")"
-    " SELECT i.request_id, claim.request_id IS NOT NULL AS ours, hit.hits, hit.wait_seconds, known.state, known.fingerprint"
+    " SELECT i.request_id, claim.request_id IS NOT NULL AS ours, i.held,"
+    " coalesce(claim.tracking_code, known.tracking_code) AS tracking_code,"
+    " hit.hits, hit.wait_seconds, known.state, known.fingerprint"
     " FROM input i LEFT JOIN claim USING (request_id) LEFT JOIN hit ON hit.sender = i.sender"
     " LEFT JOIN intake_receipts known ON known.request_id = i.request_id AND claim.request_id IS NULL")
 # A receipt the statement above could not see: committed by another instance while it ran.
-_KNOWN = "SELECT request_id, state, fingerprint FROM intake_receipts WHERE request_id = ANY($1::uuid[])"
+_KNOWN = "SELECT request_id, state, fingerprint, tracking_code FROM intake_receipts WHERE request_id = ANY($1::uuid[])"
+# A pending claim given up, and its count given back to the window it was counted in, together.
+_RELEASE = (
+    "WITH released AS (DELETE FROM intake_receipts WHERE request_id = $1 AND state = 'pending' RETURNING claimed_at)"
+    " UPDATE intake_rate_windows w SET hits = w.hits - 1 FROM released"
+    " WHERE w.sender = $2 AND w.window_start = " + _WINDOW.format(at="released.claimed_at", w="$3::int")
+    + " AND w.hits > 0")
 
 
 @dataclass(frozen=True)
@@ -106,9 +156,15 @@ class _Claiming:
 
     request_id: uuid.UUID
     channel: str
-    tracking_code: str
+    tracking_code: str  # the candidate: the request's code for ``attempt``
     fingerprint: str
     limit: Limit | None
+    attempt: int = 0
+
+    def next_code(self) -> "_Claiming":
+        """The same claim with the request's next candidate code, its current one being held."""
+        attempt = self.attempt + 1
+        return replace(self, tracking_code=ids.tracking_code(self.request_id, attempt), attempt=attempt)
 
 
 class Receipts:
@@ -116,8 +172,12 @@ class Receipts:
 
     A claim is ``pending`` while one instance publishes; it becomes ``accepted`` after Kafka's
     acknowledgement, and is deleted when the publish fails or the sender is over their limit, so
-    nothing is half-accepted. A pending claim older than ``stale_after_seconds`` (intake gives
-    twice its publish timeout) was left by a crash and may be taken over.
+    nothing is half-accepted, and the sender's count for it is given back. A pending claim older
+    than ``stale_after_seconds`` (intake gives twice its publish timeout) was left by a crash and
+    may be taken over.
+
+    The receipt holds the request's tracking code, given once and never to two requests; a request
+    whose code another holds tries its next (``ids.tracking_code(request_id, attempt)``).
     """
 
     def __init__(self, pool: asyncpg.Pool, stale_after_seconds: float):
@@ -131,25 +191,58 @@ class Receipts:
 
     async def claim(self, request_id: uuid.UUID, channel: str, tracking_code: str, fingerprint: str,
                     limit: Limit | None = None) -> Claim:
-        """Claim the request for publishing and, when it is ours, count it against ``limit``."""
+        """Claim the request for publishing and, when it is ours, count it against ``limit``.
+
+        ``tracking_code`` is the request's first code; the claim says the one its receipt holds."""
         claim = await self._claim(_Claiming(request_id, channel, tracking_code, fingerprint, limit))
         assert claim is not None  # _claim_all answers every item
         if claim.wait is not None:
-            await self.release(request_id)
+            await self.release(request_id, limit)
         return claim
 
     async def _claim_all(self, items: list[_Claiming]) -> list[Claim]:
-        """Claim a batch in one statement (one for each window length, in one transaction, should
-        limits ever differ in it). A request id twice in the batch is claimed once: while that claim
-        is ours, the second copy is in progress (or a conflict), else it is answered from the receipt."""
+        """Claim a batch. A request id twice in the batch is claimed once: while that claim is ours,
+        the second copy is in progress (or a conflict), else it is answered from the receipt.
+
+        A request whose code another holds is claimed again with its next code, and so is a batch
+        that met a code another instance was giving at the same moment: that statement wrote nothing."""
         first: dict[uuid.UUID, _Claiming] = {}
         for item in items:
             first.setdefault(item.request_id, item)
+        rows: dict[uuid.UUID, Mapping[str, Any]] = {}
+        answers: dict[uuid.UUID, Claim] = {}
+        todo = list(first.values())
+        while todo:
+            batch, later = _apart(todo)
+            try:
+                found = await self._claim_batch(batch)
+            except asyncpg.UniqueViolationError as error:
+                if error.constraint_name != CODE_INDEX:
+                    raise
+                continue  # the repeat sees the other's receipt, and its code held
+            rows.update(found)
+            answers.update(_answers([item for item in batch if not found[item.request_id]["held"]], found))
+            todo = later + [item.next_code() for item in batch if found[item.request_id]["held"]]
+        out = []
+        for item in items:
+            original = first[item.request_id]
+            if item is original:
+                answer = answers[item.request_id]
+            elif answers[item.request_id].state == "ours":
+                answer = Claim("in_progress" if item.fingerprint == original.fingerprint else "conflict")
+            else:
+                answer = _verdict(rows[item.request_id], item.fingerprint)
+            out.append(replace(answer, tracking_code=rows[item.request_id]["tracking_code"]))
+        return out
+
+    async def _claim_batch(self, batch: list[_Claiming]) -> dict[uuid.UUID, Mapping[str, Any]]:
+        """Claim in one statement (one for each window length, in one transaction, should limits
+        ever differ in the batch); each request's row, ``held`` when its candidate code is another's."""
         groups: dict[int, list[_Claiming]] = {}
-        for item in first.values():
+        for item in batch:
             if item.limit is not None:
                 groups.setdefault(item.limit.window_seconds, []).append(item)
-        unlimited = [item for item in first.values() if item.limit is None]
+        unlimited = [item for item in batch if item.limit is None]
         if not groups:
             groups[1] = []  # the window length is unused when nobody is counted
         next(iter(groups.values())).extend(unlimited)
@@ -160,18 +253,9 @@ class Receipts:
                 rows = await self._claim_groups(conn, groups)
         unseen = [r for r, row in rows.items() if not row["ours"] and row["state"] is None]
         if unseen:
-            rows.update({r["request_id"]: {**r, "ours": False} for r in await self.pool.fetch(_KNOWN, unseen)})
-        answers = _answers(list(first.values()), rows)
-        out = []
-        for item in items:
-            original = first[item.request_id]
-            if item is original:
-                out.append(answers[item.request_id])
-            elif answers[item.request_id].state == "ours":
-                out.append(Claim("in_progress" if item.fingerprint == original.fingerprint else "conflict"))
-            else:
-                out.append(_verdict(rows[item.request_id], item.fingerprint))
-        return out
+            rows.update({r["request_id"]: {**r, "ours": False, "held": False}
+                         for r in await self.pool.fetch(_KNOWN, unseen)})
+        return rows
 
     async def _claim_groups(self, db: asyncpg.Pool | asyncpg.Connection,
                             groups: dict[int, list[_Claiming]]) -> dict[uuid.UUID, Mapping[str, Any]]:
@@ -192,8 +276,10 @@ class Receipts:
         return bool(await self.pool.fetchval("SELECT EXISTS (SELECT 1 FROM intake_receipts"
                                              " WHERE tracking_code = $1 AND state = 'accepted')", tracking_code))
 
-    async def release(self, request_id: uuid.UUID) -> None:
-        await self.pool.execute("DELETE FROM intake_receipts WHERE request_id = $1 AND state = 'pending'", request_id)
+    async def release(self, request_id: uuid.UUID, limit: Limit | None) -> None:
+        """Give up a pending claim (its publish failed, or its sender is over ``limit``) and give the
+        sender back its count, so that retrying through an outage does not use up the limit."""
+        await self.pool.execute(_RELEASE, request_id, limit and limit.sender, limit.window_seconds if limit else 1)
 
 
 class RateLimits:
@@ -211,6 +297,18 @@ class RateLimits:
     async def forget_before(self, seconds: int) -> None:
         await self.pool.execute("DELETE FROM intake_rate_windows WHERE window_start < now() - make_interval(secs => $1::int)",
                                 seconds)
+
+
+def _apart(todo: list[_Claiming]) -> tuple[list[_Claiming], list[_Claiming]]:
+    """The claims that may go in one statement, no two trying one code (both would be inserted, and
+    the statement fail however often it ran), and the rest for the next."""
+    codes: set[str] = set()
+    batch: list[_Claiming] = []
+    later: list[_Claiming] = []
+    for item in todo:
+        (later if item.tracking_code in codes else batch).append(item)
+        codes.add(item.tracking_code)
+    return batch, later
 
 
 def _answers(batch: list[_Claiming], rows: Mapping[uuid.UUID, Mapping[str, Any]]) -> dict[uuid.UUID, Claim]:
