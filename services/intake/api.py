@@ -11,13 +11,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
-from services.intake.admission import LIMITED, AdmissionLimit
+from services.intake.admission import LIMITED, AdmissionLimit, BodyLimit
 from services.intake.application import Unavailable
 from services.intake.channels import app, open311, phone, web, zalo
 from services.intake.channels.common import categories as categories_of
 from services.intake.channels.common import intake
 from services.intake.domain import Problem
 from services.intake.problems import Invalid, from_validation, open311_errors
+from services.intake.settings import IntakeSettings
 
 router = APIRouter()
 
@@ -85,3 +86,20 @@ def install_admission_limit(application: FastAPI, limit: int, retry_after_second
         await answers[scope["path"]](scope, receive, send)
 
     application.add_middleware(AdmissionLimit, limit=limit, refuse=refuse)
+
+
+def install_body_limit(application: FastAPI, settings: IntakeSettings) -> None:
+    """Refuse a channel's body past its limit with 413, reading no further than the limit."""
+    limits = {"/v1/channels/web/requests": settings.max_body_bytes,
+              "/v1/channels/app/requests": settings.max_body_bytes,
+              "/v1/channels/phone/requests": settings.max_body_bytes,
+              "/open311/v2/requests.json": settings.open311_max_body_bytes,
+              "/v1/channels/zalo/webhook": settings.zalo_max_body_bytes}
+    answers = {path: _refusal_at(path, 413, [{"field": "body", "reason_vi": f"Nội dung gửi quá lớn (tối đa {limit} byte)",
+                                              "reason_en": f"The body is too large (at most {limit} bytes)"}])
+               for path, limit in limits.items()}
+
+    async def refuse(scope: Scope, receive: Receive, send: Send) -> None:
+        await answers[scope["path"]](scope, receive, send)
+
+    application.add_middleware(BodyLimit, limits=limits, refuse=refuse)

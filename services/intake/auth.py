@@ -85,7 +85,11 @@ def operator(authorization: str | None, settings: IntakeSettings) -> str:
 
 
 def open311_client(api_key: str | None, settings: IntakeSettings) -> None:
-    """Open311 POSTs need a known api_key when keys are configured (GeoReport v2 answers 403)."""
-    keys = [k.get_secret_value() for k in settings.open311_api_keys]
-    if keys and (not api_key or _matches(api_key, keys) is None):
+    """Open311 POSTs need a known api_key (GeoReport v2 answers 403); with no key configured the
+    channel is closed (503, as the app and Zalo channels without their secrets), never open to all."""
+    keys = [k.get_secret_value() for k in settings.open311_api_keys if k.get_secret_value()]
+    if not keys:
+        raise Problem("api_key", "Kênh Open311 chưa được cấu hình", "The Open311 channel is not configured here",
+                      status=503)
+    if not api_key or _matches(api_key, keys) is None:
         raise Problem("api_key", "Khóa API không hợp lệ", "Invalid or missing api_key", status=403)

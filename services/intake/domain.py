@@ -2,6 +2,7 @@
 
 import hashlib
 from datetime import datetime
+from typing import Annotated
 from urllib.parse import urlsplit
 
 import phonenumbers
@@ -11,7 +12,7 @@ from contracts import ids
 from contracts.categories import Category
 from contracts.envelope import utcnow
 from contracts.events import Attachment, Channel, Citizen, Location, RequestReceived
-from contracts.text import nfc
+from contracts.text import Text, nfc
 
 PRODUCER = "intake"
 
@@ -56,33 +57,26 @@ def web_link(url: str) -> str:
 
 
 class Submission(BaseModel):
-    """What every channel hands over once it has authenticated the sender."""
+    """What every channel hands over once it has authenticated the sender.
+
+    Text is cleaned (:data:`~contracts.text.Text`: NFC, control characters dropped) before its
+    length is checked, so a limit counts the characters a reader sees, however they were typed.
+    The limits sit inside ``Annotated`` for that: pydantic checks those of a ``Field()`` default
+    before the type's own validators, on the text as it came.
+    """
 
     model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
 
-    full_name: str | None = Field(None, max_length=200)
-    phone: str | None = Field(None, max_length=32)
-    email: str | None = Field(None, max_length=254)
-    address: str = Field(min_length=3, max_length=500)
-    category: str = Field(min_length=1, max_length=64)
-    description: str = Field(min_length=3, max_length=5000)
+    full_name: Annotated[Text, Field(max_length=200)] | None = None
+    phone: Annotated[Text, Field(max_length=32)] | None = None
+    email: Annotated[Text, Field(max_length=254)] | None = None
+    address: Annotated[Text, Field(min_length=3, max_length=500)]
+    category: Annotated[Text, Field(min_length=1, max_length=64)]
+    description: Annotated[Text, Field(min_length=3, max_length=5000)]
     is_public: bool = False
     attachments: list[Attachment] = Field(default_factory=list, max_length=10)
     location: Location | None = None
-    language: str = "vi"
-
-    @field_validator("full_name", "phone", "email", "category", "language")
-    @classmethod
-    def _nfc(cls, value: str | None) -> str | None:
-        return nfc(value) if value is not None else None
-
-    @field_validator("address", "description")
-    @classmethod
-    def _text(cls, value: str) -> str:
-        value = nfc(value)
-        if len(value) < 3:
-            raise ValueError("should have at least 3 characters")
-        return value
+    language: Text = "vi"
 
     @field_validator("attachments")
     @classmethod

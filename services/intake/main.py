@@ -15,7 +15,7 @@ from contracts.categories import load as load_categories
 from contracts.messaging import kafka_broker
 from contracts.runtime import report_tasks_on_signal, settle_heap, snapshot_heap_on_signal
 from contracts.telemetry import setup_tracing
-from services.intake.api import install_admission_limit, install_error_handlers, install_routes
+from services.intake.api import install_admission_limit, install_body_limit, install_error_handlers, install_routes
 from services.intake.application import Intake
 from services.intake.chatbot import Chatbot
 from services.intake.oa_client import OAClient
@@ -64,6 +64,8 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     app.state.templates = Jinja2Templates(directory=TEMPLATES)
     install_routes(app)
     install_error_handlers(app)
+    # Added last, the admission limit is the outer one: past it, a body is not read at all.
+    install_body_limit(app, settings)
     install_admission_limit(app, settings.max_in_flight, settings.retry_after_seconds)
     return app
 

@@ -39,6 +39,10 @@ def _field(location: tuple[Any, ...]) -> str:
 
 def _reason(error: dict[str, Any]) -> tuple[str, str]:
     kind = error.get("type", "")
+    if kind in ("too_short", "too_long") and isinstance(error.get("input"), str):
+        # The length of cleaned text (contracts.text.Text), checked after cleaning: pydantic names
+        # it as it does a list's, but it counts characters.
+        kind = "string_" + kind
     if kind == "value_error":
         message = str(error.get("msg", "")).removeprefix("Value error, ")
         return "Giá trị không hợp lệ: " + message, message

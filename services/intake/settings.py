@@ -26,6 +26,14 @@ class IntakeSettings(ServiceSettings):
     # once instead of queueing (services/intake/admission.py). Ample for a healthy mesh: at 200
     # requests/s about 5 are in flight.
     max_in_flight: int = 256
+    # The largest body each channel reads; past it the client gets 413 at once, as the bytes arrive
+    # (services/intake/admission.py), with or without a Content-Length. A JSON submission with
+    # every field at its longest, decomposed and with every non-ASCII character escaped, is 44 KB.
+    max_body_bytes: int = 64 * 1024
+    # Open311 bodies are mostly form-encoded, where a Vietnamese letter takes up to 9 bytes.
+    open311_max_body_bytes: int = 128 * 1024
+    # Zalo sends an event once and never again: ample room for what a future event may carry.
+    zalo_max_body_bytes: int = 256 * 1024
     # How long a client's idle connection is kept open. uvicorn's default, 5 s, is shorter than
     # HTTP clients keep theirs (aiohttp 15 s, Go 90 s) and than load balancers' idle timeouts
     # (60 s is common): a client that reuses a connection just as intake closes it gets a
@@ -73,7 +81,7 @@ class IntakeSettings(ServiceSettings):
     # IVR branches whose calls are requests for help ("bấm phím 2": support).
     phone_ivr_branches: list[int] = Field(default_factory=lambda: [2])
 
-    # Open311 GeoReport v2: API keys of the 311 apps allowed to post; empty means no key is asked.
+    # Open311 GeoReport v2: API keys of the 311 apps allowed to post; with none, every post is refused (503).
     open311_api_keys: list[SecretStr] = Field(default_factory=list)
     open311_jurisdiction_id: str = "tphcm.gov.vn"
     # Request status comes from oversight's public lookup.

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from contracts.events import Attachment, Location
+from contracts.text import Text
 from services.intake.auth import open311_client
 from services.intake.application import database_answers
 from services.intake.channels.common import categories, client_sender, intake, settings
@@ -29,23 +30,26 @@ GEOREPORT_NAMES = {"category": "service_code", "address": "address_string", "att
 
 
 class GeoReportRequest(BaseModel):
-    """The fields of a GeoReport v2 POST that intake uses; the rest (attribute[...], ...) is ignored."""
+    """The fields of a GeoReport v2 POST that intake uses; the rest (attribute[...], ...) is ignored.
+
+    What the citizen wrote is cleaned before its length is checked, as in :class:`Submission`.
+    """
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
     api_key: str | None = Field(None, max_length=200)
     jurisdiction_id: str | None = Field(None, max_length=200)
-    service_code: str = Field(min_length=1, max_length=64)
+    service_code: Annotated[Text, Field(min_length=1, max_length=64)]
     lat: float | None = Field(None, ge=-90, le=90)
     long: float | None = Field(None, ge=-180, le=180)
-    address_string: str | None = Field(None, max_length=500)
-    email: str | None = Field(None, max_length=254)
-    device_id: str | None = Field(None, max_length=200)
-    account_id: str | None = Field(None, max_length=200)
-    first_name: str | None = Field(None, max_length=100)
-    last_name: str | None = Field(None, max_length=100)
-    phone: str | None = Field(None, max_length=32)
-    description: str = Field(min_length=1, max_length=4000)
+    address_string: Annotated[Text, Field(max_length=500)] | None = None
+    email: Annotated[Text, Field(max_length=254)] | None = None
+    device_id: Annotated[Text, Field(max_length=200)] | None = None
+    account_id: Annotated[Text, Field(max_length=200)] | None = None
+    first_name: Annotated[Text, Field(max_length=100)] | None = None
+    last_name: Annotated[Text, Field(max_length=100)] | None = None
+    phone: Annotated[Text, Field(max_length=32)] | None = None
+    description: Annotated[Text, Field(min_length=1, max_length=4000)]
     media_url: str | None = Field(None, max_length=2000)
 
     def submission(self) -> Submission:

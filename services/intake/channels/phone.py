@@ -9,11 +9,12 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
-from pydantic import Field, field_validator
+from pydantic import Field
 
+from contracts.text import Text
 from services.intake.auth import operator
 from services.intake.channels.common import accept, categories, settings
-from services.intake.domain import Problem, Submission, build_request, check_key, e164, nfc, sender_key
+from services.intake.domain import Problem, Submission, build_request, check_key, e164, sender_key
 
 router = APIRouter()
 
@@ -21,16 +22,11 @@ router = APIRouter()
 class PhoneCall(Submission):
     """A call as the operator (or callbot) recorded it; ``phone`` is a call-back number if not the caller's."""
 
-    call_id: str = Field(min_length=1, max_length=200)
-    caller_number: str = Field(min_length=1, max_length=32)
-    operator_id: str = Field(min_length=1, max_length=100)
+    call_id: Annotated[Text, Field(min_length=1, max_length=200)]
+    caller_number: Annotated[Text, Field(min_length=1, max_length=32)]
+    operator_id: Annotated[Text, Field(min_length=1, max_length=100)]
     ivr_branch: int = Field(ge=0, le=99)
     source: Literal["operator", "callbot"] = "operator"
-
-    @field_validator("call_id", "caller_number", "operator_id")
-    @classmethod
-    def _clean(cls, value: str) -> str:
-        return nfc(value)
 
 
 @router.post("/v1/channels/phone/requests", status_code=202)

@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError
 
 from contracts import ids
 from contracts.events import Attachment
+from contracts.text import Text
 from services.intake.application import Unavailable, database_answers
 from services.intake.channels.common import accept, categories, intake, phone_or_client, settings
 from services.intake.channels.web_form import form_page, read_uploads, received_page
@@ -27,8 +28,8 @@ router = APIRouter()
 class WebSubmission(Submission):
     """The 1022 web form asks for a name and a phone number to call back."""
 
-    full_name: str = Field(min_length=1, max_length=200)
-    phone: str = Field(min_length=1, max_length=32)
+    full_name: Annotated[Text, Field(min_length=1, max_length=200)]
+    phone: Annotated[Text, Field(min_length=1, max_length=32)]
 
 
 @router.post("/v1/channels/web/requests", status_code=202)
@@ -75,7 +76,7 @@ async def submit_form(request: Request) -> Response:
         with database_answers():
             for aid, upload in stored:
                 await intake(request).attachments.keep(aid, upload)
-        await intake(request).submit(event, phone_or_client(event, request))
+        answer = await intake(request).submit(event, phone_or_client(event, request))
     except (ValidationError, Problem) as error:
         status = error.status if isinstance(error, Problem) else 422
         headers = error.headers if isinstance(error, Problem) else None
@@ -85,7 +86,8 @@ async def submit_form(request: Request) -> Response:
         return form_page(request, lang, values, status=503, headers={"Retry-After": retry},
                          errors=[{"field": "", "reason_vi": "Hệ thống tạm bận, vui lòng gửi lại sau ít phút",
                                   "reason_en": "The system is busy; please submit again in a few minutes"}])
-    return RedirectResponse(f"/received/{event.tracking_code}?lang={lang}", status_code=303)
+    # The code the receipt holds: another request's may have been this one's first (contracts/ids.py).
+    return RedirectResponse(f"/received/{answer['tracking_code']}?lang={lang}", status_code=303)
 
 
 @router.get("/received/{tracking_code}", response_class=HTMLResponse)

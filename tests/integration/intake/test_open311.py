@@ -111,6 +111,21 @@ async def test_open311_refusals_use_georeport_errors_naming_the_field(start_inta
     assert oversight_down.status_code == 503 and oversight_down.headers["Retry-After"]
 
 
+async def test_without_api_keys_configured_open311_refuses_every_report(start_intake, keys):
+    intake = start_intake(open311_api_keys=[])
+    async with httpx.AsyncClient(timeout=15) as client:
+        answers = [await client.post(intake.url + "/open311/v2/requests.json", data=body)
+                   for body in ({k: v for k, v in report(keys).items() if k != "api_key"}, report(keys),
+                                report(keys, api_key=""))]
+        services = await client.get(intake.url + "/open311/v2/services.json")
+    for answer in answers:
+        assert answer.status_code == 503
+        [error] = answer.json()
+        assert error["code"] == 503 and error["field"] == "api_key" and error["reason_vi"]
+        assert "not configured" in error["reason_en"]
+    assert services.status_code == 200, "reading the service list needs no key"
+
+
 async def test_behind_a_trusted_proxy_the_address_limit_counts_each_citizen_not_the_proxy(start_intake, keys,
                                                                                             monkeypatch):
     # An anonymous Open311 report (no phone, device or e-mail) is limited by its sender's address.

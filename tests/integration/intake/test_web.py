@@ -1,6 +1,7 @@
 """The web channel over real HTTP, real Kafka and PostgreSQL: the JSON endpoint and the HTML form."""
 
 import asyncio
+import json
 import re
 import unicodedata
 import uuid
@@ -68,6 +69,53 @@ async def test_bad_input_is_refused_naming_the_field_in_vietnamese_and_english(i
     assert ufo.status_code == 422 and "essential_supplies" in ufo.json()["errors"][0]["reason_vi"]
     assert link.status_code == 422 and link.json()["errors"][0]["field"].startswith("attachments")
     assert first.status_code == 202 and changed.status_code == 422
+
+
+async def post_escaped(client, intake, body):
+    """Sent as JSON with ASCII escapes, so that it can carry what httpx would refuse (lone surrogates)."""
+    return await client.post(intake.url + "/v1/channels/web/requests", content=json.dumps(body).encode(),
+                             headers={"Content-Type": "application/json", "Idempotency-Key": str(uuid.uuid4())})
+
+
+async def test_a_location_that_is_not_one_is_refused_naming_the_field(intake):
+    locations = {"location.ward_code": {"ward_code": "\ud800"}, "location.district_code": {"district_code": "7\udfff"},
+                 "location.latitude": {"latitude": 90.5, "longitude": 106.7},
+                 "location.longitude": {"latitude": 10.8, "longitude": -180.01}}
+    async with httpx.AsyncClient(timeout=15) as client:
+        answers = {field: await post_escaped(client, intake, {**REQUEST, "location": location})
+                   for field, location in locations.items()}
+        too_long = await post_escaped(client, intake, {**REQUEST, "location": {"ward_code": "2" * 33}})
+        fine = await post_escaped(client, intake, {**REQUEST, "location": {"latitude": -90, "longitude": 180,
+                                                                           "ward_code": " 26734 ", "district_code": "770"}})
+    for field, answer in answers.items():
+        assert answer.status_code == 422, field
+        assert [e["field"] for e in answer.json()["errors"]] == [field]
+        assert answer.json()["errors"][0]["reason_vi"] and answer.json()["errors"][0]["reason_en"]
+    assert too_long.status_code == 422 and too_long.json()["errors"] == [
+        {"field": "location.ward_code", "reason_vi": "Quá dài (tối đa 32 ký tự)", "reason_en": "Too long (at most 32 characters)"}]
+    assert fine.status_code == 202, fine.text
+
+
+async def test_a_name_or_phone_of_control_characters_only_is_missing(intake):
+    async with httpx.AsyncClient(timeout=15) as client:
+        no_phone = await post_escaped(client, intake, {**REQUEST, "phone": "\u0001"})
+        no_name = await post_escaped(client, intake, {**REQUEST, "full_name": "\u0001\u001b "})
+    assert no_phone.status_code == 422 and [e["field"] for e in no_phone.json()["errors"]] == ["phone"]
+    assert no_name.status_code == 422 and [e["field"] for e in no_name.json()["errors"]] == ["full_name"]
+    assert no_name.json()["errors"][0]["reason_vi"] == "Quá ngắn (tối thiểu 1 ký tự)"
+
+
+@pytest.mark.parametrize("form", ["NFC", "NFD"])
+async def test_lengths_are_counted_in_composed_characters_however_the_text_was_typed(intake, tail, form):
+    # 4,500 characters composed; decomposed, well over the 5,000 a description may have.
+    story = unicodedata.normalize("NFC", "Gia đình tôi gồm 5 người đang cách ly, hết gạo và nhu yếu phẩm. " * 80)[:4500]
+    typed = unicodedata.normalize(form, story)
+    async with httpx.AsyncClient(timeout=15) as client:
+        answer = await post(client, intake, {**REQUEST, "description": typed})
+    assert answer.status_code == 202, answer.text
+    await tail.settle()
+    [event] = tail.with_ids({answer.json()["request_id"]})
+    assert event.description == story.strip()
 
 
 async def test_a_flooding_phone_number_gets_429_with_retry_after(start_intake):

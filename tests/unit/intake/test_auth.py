@@ -52,8 +52,15 @@ def test_operators_are_known_by_their_own_token():
     assert refused(operator, "Bearer token-one", IntakeSettings()).status == 401
 
 
-def test_open311_keys_are_asked_for_only_when_configured():
+def test_open311_asks_for_a_known_key():
     open311_client("key-311", SETTINGS)
-    open311_client(None, IntakeSettings())
     assert refused(open311_client, "nope", SETTINGS).status == 403
     assert refused(open311_client, None, SETTINGS).status == 403
+
+
+@pytest.mark.parametrize("keys", [[], [""]])
+def test_an_unconfigured_open311_channel_refuses_rather_than_trusts(keys):
+    unconfigured = IntakeSettings(open311_api_keys=keys)
+    for api_key in (None, "", "key-311"):
+        problem = refused(open311_client, api_key, unconfigured)
+        assert (problem.status, problem.field) == (503, "api_key")

@@ -1,11 +1,13 @@
 """What every channel shares: text as text, links as links, keys as keys, refusals in two languages."""
 
+import unicodedata
 import uuid
 
 import pytest
 from pydantic import ValidationError
 
 from contracts.categories import load
+from services.intake.channels.web import WebSubmission
 from services.intake.domain import Problem, Submission, build_request, check_key, fingerprint, nfc
 from services.intake.problems import problems_of
 
@@ -51,3 +53,37 @@ def test_validation_errors_read_in_vietnamese_and_english():
     assert by_field["address"]["reason_en"] == "Too short (at least 3 characters)"
     assert by_field["is_public"]["reason_vi"] == "Phải là true hoặc false"
     assert by_field["unknown"]["reason_en"] == "This field is not accepted"
+
+
+@pytest.mark.parametrize("form", ["NFC", "NFD"])
+def test_lengths_count_the_characters_of_the_cleaned_text(form):
+    story = unicodedata.normalize("NFC", "Cụ bà 82 tuổi sống một mình, cần người hỗ trợ thuốc men. " * 90)[:4500]
+    submission = Submission(**{**BASE, "description": unicodedata.normalize(form, story), "address": "\x01Q.3\x02"})
+    assert submission.description == story.strip() and submission.address == "Q.3"
+    with pytest.raises(ValidationError) as refused:
+        Submission(**{**BASE, "address": "Q\x01\x02"})
+    assert problems_of(refused.value) == [{"field": "address", "reason_vi": "Quá ngắn (tối thiểu 3 ký tự)",
+                                           "reason_en": "Too short (at least 3 characters)"}]
+
+
+@pytest.mark.parametrize("field", ["full_name", "phone"])
+def test_the_web_form_needs_a_name_and_phone_that_are_not_only_control_characters(field):
+    with pytest.raises(ValidationError) as refused:
+        WebSubmission(**{**BASE, field: "\x01\x1b "})
+    assert [p["field"] for p in problems_of(refused.value)] == [field]
+
+
+@pytest.mark.parametrize("location, field", [
+    ({"ward_code": "\ud800"}, "location.ward_code"), ({"district_code": "7" * 33}, "location.district_code"),
+    ({"latitude": -90.01}, "location.latitude"), ({"latitude": float("nan")}, "location.latitude"),
+    ({"longitude": 180.01}, "location.longitude"), ({"longitude": float("-inf")}, "location.longitude"),
+])
+def test_a_location_must_be_on_earth_and_its_codes_text(location, field):
+    with pytest.raises(ValidationError) as refused:
+        Submission(**{**BASE, "location": location})
+    assert [p["field"] for p in problems_of(refused.value)] == [field]
+
+
+def test_a_location_at_the_edges_is_taken_and_its_codes_cleaned():
+    edge = Submission(**{**BASE, "location": {"latitude": 90, "longitude": -180, "ward_code": " 26734\x00"}})
+    assert (edge.location.latitude, edge.location.longitude, edge.location.ward_code) == (90, -180, "26734")
