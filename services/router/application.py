@@ -5,6 +5,7 @@ thread so the event loop never blocks. What a use case needs from the router's o
 (handler load, open reports) is read beforehand and passed in as a snapshot.
 """
 
+import collections
 import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -59,7 +60,9 @@ class CaseDesk(Application):
         self.directory = directory
         self.rules = rules or load_rules()
         self.escalation_step = dict(escalation_step or ESCALATION_STEP)
-        self.recent: dict[tuple[str, str], list[dict]] = {}  # see _recent_reports
+        # The cases this router opened lately, by (phone, category), and when, oldest first: see _recent_reports.
+        self.recent: dict[tuple[str, str], list[dict]] = {}
+        self.remembered: collections.deque[tuple[datetime, tuple[str, str]]] = collections.deque()
 
     # --- the directory -----------------------------------------------------------------------
 
@@ -100,13 +103,16 @@ class CaseDesk(Application):
         # What the ledger knew before the batch, this router's own cases the ledger may not have yet
         # (the relay records them a moment after they are published), and each case of the batch as
         # it is opened: a second report close behind the first is linked, not opened twice.
-        reports = self._recent_reports(open_reports or {}, now)
+        reports = self._recent_reports(requests, open_reports or {}, now)
         batch: dict[str, Case] = {}
         cases: list[Case] = []
+        listed: set[uuid.UUID] = set()  # an original several reports repeat is saved once
         openable: list[RequestReceived] = []
         for request in requests:
             try:
-                cases += [c for c in self._open(request, now, workload, reports, batch) if c not in cases]
+                group = self._open(request, now, workload, reports, batch)
+                cases += [c for c in group if c.id not in listed]
+                listed.update(c.id for c in group)
             except PersistenceError:
                 raise
             except Exception as error:
@@ -132,14 +138,20 @@ class CaseDesk(Application):
         self._remember(reports, saved, now)
         return saved
 
-    def _recent_reports(self, open_reports: Mapping[tuple[str, str], list[dict]],
+    def _recent_reports(self, requests: Sequence[RequestReceived], open_reports: Mapping[tuple[str, str], list[dict]],
                         now: datetime) -> dict[tuple[str, str], list[dict]]:
-        """The ledger's open reports with the cases this router opened in the last minute added."""
-        self.recent = {k: kept for k, v in self.recent.items() if (kept := [r for r in v if r["at"] > now - RECENT])}
+        """The ledger's open reports, with the cases this router opened in the last minute that the
+        batch's requests could repeat; the rest of what it remembers is not looked at."""
+        while self.remembered and self.remembered[0][0] <= now - RECENT:
+            _, key = self.remembered.popleft()  # the oldest remembered case is its key's first
+            del self.recent[key][0]
+            if not self.recent[key]:
+                del self.recent[key]
         reports = {k: list(v) for k, v in open_reports.items()}
-        for key, mine in self.recent.items():
-            known = {str(r["case_id"]) for r in reports.get(key, ())}
-            reports.setdefault(key, []).extend(r for r in mine if str(r["case_id"]) not in known)
+        for key in {(r.citizen.phone, r.category) for r in requests if r.citizen.phone}:
+            if mine := self.recent.get(key):
+                known = {str(r["case_id"]) for r in reports.get(key, ())}
+                reports.setdefault(key, []).extend(r for r in mine if str(r["case_id"]) not in known)
         return reports
 
     def _remember(self, reports: Mapping[tuple[str, str], list[dict]], saved: Sequence[Case], now: datetime) -> None:
@@ -148,7 +160,8 @@ class CaseDesk(Application):
             for r in entries:
                 if r.get("this_batch") and str(r["case_id"]) in ids:
                     ids.discard(str(r["case_id"]))  # once, though a batch saved case by case lists it again
-                    self.recent.setdefault(key, []).append({"case_id": r["case_id"], "area_code": r["area_code"], "at": now})
+                    self.recent.setdefault(key, []).append({"case_id": r["case_id"], "area_code": r["area_code"]})
+                    self.remembered.append((now, key))
 
     def _open_alone(self, request: RequestReceived, now: datetime, workload: Workload,
                     open_reports: dict[tuple[str, str], list[dict]], attempts: int = 3) -> list[Case]:
@@ -192,6 +205,8 @@ class CaseDesk(Application):
                     first = self.repository.get(uuid.UUID(str(original["case_id"])))
                 except AggregateNotFoundError:
                     first = None
+                else:  # a second repeat in the batch links to this same copy, saved once
+                    batch[str(first.id)] = first
             if first is not None and first.is_open and not first.has_seen(request.event_id):
                 case.mark_duplicate_of(str(first.id), first.tracking_code, meta)
                 first.link_duplicate(str(request.request_id), request.tracking_code, meta)
