@@ -103,7 +103,8 @@ def plan(record: CaseRecord, event: Any, policy: Policy, now: datetime) -> list[
     if kind == "ProgressReported" and event.committed_date is not None:
         committed = event.committed_date  # in Vietnam's time when the unit gave no zone (contracts/text.py)
         slipped = record.resolve_by is None or committed > datetime.fromisoformat(record.resolve_by)
-        record.resolve_by = committed.isoformat()
+        # The committed date is the deadline now (the router's too): its miss is apologised for afresh.
+        record.resolve_by, record.apologised = committed.isoformat(), False
         if slipped:
             return _to_citizen(record, event, policy, now, "apology_dated", unit=event.unit.name,
                                date=templates.day(committed))

@@ -143,6 +143,17 @@ def test_an_escalation_reaches_the_handlers_and_the_citizen_hears_one_apology():
     assert "lãnh đạo đơn vị" in first[0].text
 
 
+def test_a_missed_committed_date_is_apologised_for_too():
+    """The router escalates a missed committed date afresh; the citizen, told once of the first miss,
+    heard nothing of the second."""
+    story, record = Story(), CaseRecord()
+    told(story, story.opened(), story.routed(), story.assigned(), record=record)
+    told(story, story.escalated("resolve", "unit_head"), record=record)
+    told(story, story.progress(story.received_at + timedelta(days=9)), record=record)
+    again = told(story, story.escalated("resolve", "unit_head"), record=record)
+    assert [d.template for d in again if d.recipient == "citizen"] == ["apology"]
+
+
 def test_a_missed_acknowledgement_is_not_the_citizens_business():
     story, record = Story(), CaseRecord()
     told(story, story.opened(), story.routed(), story.assigned(), record=record)
