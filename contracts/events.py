@@ -7,8 +7,7 @@ fields, so old readers keep working; ``tests/unit/test_contract_compat.py`` hold
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationInfo, field_validator
-from pydantic_core import PydanticKnownError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 from contracts.envelope import Envelope
 from contracts.text import Text, VietnamDatetime
@@ -30,34 +29,15 @@ class Citizen(Part):
     app_user_id: str | None = None
 
 
+# Read as it was written: intake checks what it accepts, and a reader that refused a RequestReceived
+# already on the topic would leave a request answered 202 without a case.
 class Location(Part):
     """Structured location when the channel has one (the app's GPS, a chosen ward)."""
 
-    # Bounds are checked by the validators below rather than declared (ge, max_length): declared,
-    # they would change the committed schema's types, which contracts.compat holds readers to.
     latitude: float | None = Field(None, description="Degrees, -90 to 90")
     longitude: float | None = Field(None, description="Degrees, -180 to 180")
     ward_code: Text | None = Field(None, description="GSO code of the ward (phường, xã); at most 32 characters")
     district_code: Text | None = Field(None, description="GSO code of the district (quận, huyện); at most 32 characters")
-
-    @field_validator("latitude", "longitude")
-    @classmethod
-    def _on_earth(cls, value: float | None, info: ValidationInfo) -> float | None:
-        limit = 90 if info.field_name == "latitude" else 180
-        if value is None or -limit <= value <= limit:
-            return value
-        if value > limit:
-            raise PydanticKnownError("less_than_equal", {"le": limit})
-        if value < -limit:
-            raise PydanticKnownError("greater_than_equal", {"ge": -limit})
-        raise PydanticKnownError("finite_number")  # NaN
-
-    @field_validator("ward_code", "district_code")
-    @classmethod
-    def _code(cls, value: str | None) -> str | None:
-        if value is not None and len(value) > 32:
-            raise PydanticKnownError("string_too_long", {"max_length": 32})
-        return value
 
 
 class Attachment(Part):

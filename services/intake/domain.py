@@ -6,7 +6,8 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 import phonenumbers
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticKnownError
 
 from contracts import ids
 from contracts.categories import Category
@@ -15,6 +16,31 @@ from contracts.events import Attachment, Channel, Citizen, Location, RequestRece
 from contracts.text import Text, nfc
 
 PRODUCER = "intake"
+
+
+class CheckedLocation(Location):
+    """A location as intake accepts it: on Earth, with codes of a sane length. The contract's
+    :class:`~contracts.events.Location` stays as lenient as it was, so the router never refuses a
+    request accepted before these checks."""
+
+    @field_validator("latitude", "longitude")
+    @classmethod
+    def _on_earth(cls, value: float | None, info: ValidationInfo) -> float | None:
+        limit = 90 if info.field_name == "latitude" else 180
+        if value is None or -limit <= value <= limit:
+            return value
+        if value > limit:
+            raise PydanticKnownError("less_than_equal", {"le": limit})
+        if value < -limit:
+            raise PydanticKnownError("greater_than_equal", {"ge": -limit})
+        raise PydanticKnownError("finite_number")  # NaN
+
+    @field_validator("ward_code", "district_code")
+    @classmethod
+    def _code(cls, value: str | None) -> str | None:
+        if value is not None and len(value) > 32:
+            raise PydanticKnownError("string_too_long", {"max_length": 32})
+        return value
 
 
 class Problem(Exception):
@@ -75,7 +101,7 @@ class Submission(BaseModel):
     description: Annotated[Text, Field(min_length=3, max_length=5000)]
     is_public: bool = False
     attachments: list[Attachment] = Field(default_factory=list, max_length=10)
-    location: Location | None = None
+    location: CheckedLocation | None = None
     language: Text = "vi"
 
     @field_validator("attachments")
@@ -106,7 +132,7 @@ def build_request(channel: Channel, channel_key: str, submission: Submission, ca
         received_at=received_at or utcnow(),
         citizen=Citizen(full_name=submission.full_name, phone=phone, email=submission.email, **(citizen_extra or {})),
         address=submission.address,
-        location=submission.location,
+        location=Location(**submission.location.model_dump()) if submission.location else None,
         category=submission.category,
         description=submission.description,
         is_public=submission.is_public,

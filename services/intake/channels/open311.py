@@ -8,19 +8,20 @@ GeoReport's list of ``{code, description}``, with the field and both languages a
 
 import hashlib
 import json
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from contracts.events import Attachment, Location
-from contracts.text import Text
+from contracts.events import Attachment
+from contracts.text import VIETNAM, Text
 from services.intake.auth import open311_client
 from services.intake.application import database_answers
 from services.intake.channels.common import categories, client_sender, intake, settings
 from services.intake.channels.open311_status import request_status
-from services.intake.domain import Problem, Submission, build_request, check_key, sender_key
+from services.intake.domain import CheckedLocation, Problem, Submission, build_request, check_key, sender_key
 from services.intake.problems import Invalid, problems_of
 
 router = APIRouter(prefix="/open311/v2")
@@ -55,17 +56,19 @@ class GeoReportRequest(BaseModel):
     def submission(self) -> Submission:
         if not self.address_string and (self.lat is None or self.long is None):
             raise Problem("address_string", "Cần địa chỉ hoặc tọa độ (lat, long)", "An address_string or lat and long is required", status=400)
-        location = Location(latitude=self.lat, longitude=self.long) if self.lat is not None and self.long is not None else None
+        location = CheckedLocation(latitude=self.lat, longitude=self.long) if self.lat is not None and self.long is not None else None
         name = " ".join(p for p in (self.first_name, self.last_name) if p) or None
         return Submission(full_name=name, phone=self.phone, email=self.email, category=self.service_code,
                           address=self.address_string or f"{self.lat}, {self.long}", description=self.description,
                           location=location, attachments=[Attachment(url=self.media_url)] if self.media_url else [])
 
-    def natural_key(self) -> str:
-        """Without an Idempotency-Key, the same report from the same device is the same request."""
-        who = self.device_id or self.account_id or self.email or self.phone or ""
-        parts = [who, self.service_code, self.address_string or "", str(self.lat), str(self.long), self.description]
-        return "content-" + hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:40]
+    def natural_key(self, day: date) -> str:
+        """Without an Idempotency-Key, the very same report sent again on the same day (Vietnam's) is
+        the same request: a client's retry. Any field changed, or another day, is a new report: the
+        same trouble reported again weeks later once got back the first, long closed, request's code
+        and opened nothing, and a retry with another name was refused for a key the client never sent."""
+        fields = self.model_dump(mode="json", exclude={"api_key", "jurisdiction_id"})
+        return "content-" + hashlib.sha256(json.dumps([day.isoformat(), fields], sort_keys=True).encode()).hexdigest()[:40]
 
 
 async def _fields(request: Request) -> dict[str, Any]:
@@ -111,7 +114,7 @@ async def post_request(request: Request,
         report = GeoReportRequest.model_validate(await _fields(request))
         open311_client(report.api_key, settings(request))
         check_jurisdiction(request, report.jurisdiction_id)
-        key = check_key(idempotency_key) if idempotency_key is not None else report.natural_key()
+        key = check_key(idempotency_key) if idempotency_key is not None else report.natural_key(datetime.now(VIETNAM).date())
         event = build_request("open311", key, report.submission(), categories(request))
     except (ValidationError, Problem) as error:
         # GeoReport answers 400 for a request it cannot take, 403 for a bad api_key.
@@ -120,7 +123,13 @@ async def post_request(request: Request,
     sender = (sender_key("phone", event.citizen.phone) if event.citizen.phone
               else sender_key("open311", report.device_id or report.email) if report.device_id or report.email
               else client_sender(request))
-    receipt = await intake(request).submit(event, sender)
+    try:
+        receipt = await intake(request).submit(event, sender)
+    except Problem as error:
+        if error.status != 422:
+            raise
+        # An Idempotency-Key used before for another report: GeoReport's 400, naming the header.
+        raise Invalid(problems_of(error, GEOREPORT_NAMES), 400) from None
     notice = "Đã tiếp nhận / Received by the 1022 centre"
     return JSONResponse([{"service_request_id": receipt["tracking_code"], "service_notice": notice,
                           "account_id": report.account_id}], status_code=202)

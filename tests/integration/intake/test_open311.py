@@ -146,3 +146,23 @@ async def test_behind_a_trusted_proxy_the_address_limit_counts_each_citizen_not_
     monkeypatch.setenv("FORWARDED_ALLOW_IPS", "127.0.0.2")
     direct = start_intake(sender_limit=2)
     assert await reports(direct, "127.0.0.9", 2) + await reports(direct, "127.0.0.10", 1) == [202, 202, 429]
+
+
+async def test_without_an_idempotency_key_only_the_very_same_report_is_the_same_request(intake, keys):
+    """A client that sends no key is recognised by what it sent. The same phone and text under
+    another name was refused, 422, for a key the client never sent; and a key used before for
+    another report is GeoReport's 400 naming the header, not intake's 422."""
+    body = report(keys)
+    key = str(uuid.uuid4())
+    async with httpx.AsyncClient(timeout=15) as client:
+        async def post(data, **headers):
+            return await client.post(intake.url + "/open311/v2/requests.json", data=data, headers=headers)
+
+        first, retried, renamed = await post(body), await post(body), await post(body | {"first_name": "Bình"})
+        keyed = await post(report(keys), **{"Idempotency-Key": key})
+        reused = await post(report(keys), **{"Idempotency-Key": key})
+    assert first.status_code == retried.status_code == renamed.status_code == 202, renamed.text
+    code = first.json()[0]["service_request_id"]
+    assert retried.json()[0]["service_request_id"] == code != renamed.json()[0]["service_request_id"]
+    assert keyed.status_code == 202
+    assert reused.status_code == 400 and reused.json()[0]["field"] == "Idempotency-Key", reused.text
