@@ -11,8 +11,7 @@ import contextlib
 import logging
 from typing import Any
 
-import asyncpg
-
+from contracts.postgres import connect
 from contracts.runtime import wait_a_while
 from services.oversight.projector import AUDIT_CHANNEL
 
@@ -52,7 +51,7 @@ class AuditFeed:
         while True:
             conn = None
             try:
-                conn = await asyncpg.connect(self.dsn)
+                conn = await connect(self.dsn)
                 await conn.add_listener(AUDIT_CHANNEL, self._notified)
                 self.head = max(self.head, await conn.fetchval("SELECT seq FROM audit_head WHERE id = 1") or 0)
                 while not conn.is_closed():

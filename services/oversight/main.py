@@ -7,11 +7,10 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 
-import asyncpg
 from fastapi import FastAPI
 
 from contracts.messaging import kafka_broker, keep_consumers_reading, start_when_reachable
-from contracts.postgres import create_pool
+from contracts.postgres import connect, create_pool
 from contracts.runtime import report_tasks_on_signal, settle_heap, snapshot_heap_on_signal
 from contracts.telemetry import setup_tracing
 from services.oversight.api import routes
@@ -32,7 +31,7 @@ def create_app(settings: OversightSettings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         provider = setup_tracing("oversight")
-        owner = await asyncpg.connect(settings.dsn())
+        owner = await connect(settings.dsn())
         try:
             await migrate(owner, settings.reader_user)
         finally:

@@ -24,7 +24,7 @@ from typing import Any
 
 import asyncpg
 
-from contracts.postgres import create_pool
+from contracts.postgres import connect, create_pool
 from services.oversight.compare import compare
 from services.oversight.history import History
 from services.oversight.projector import Offsets, Projector
@@ -56,7 +56,7 @@ async def fresh_schema(owner: asyncpg.Connection) -> None:
 async def rebuild(settings: OversightSettings, *, swap: bool = False, keep: bool = False) -> dict[str, Any]:
     """Rebuild, compare, and swap when asked; the report."""
     started = time.monotonic()
-    owner = await asyncpg.connect(settings.dsn())
+    owner = await connect(settings.dsn())
     pool = await create_pool(settings.dsn(), min_size=1, max_size=2, server_settings={"search_path": SCHEMA})
     history = History(settings.kafka_bootstrap)
     try:

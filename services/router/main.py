@@ -11,7 +11,7 @@ import asyncpg
 from fastapi import FastAPI
 
 from contracts.messaging import bulk_producer, kafka_broker, keep_consumers_reading, start_when_reachable
-from contracts.postgres import create_pool
+from contracts.postgres import connect, create_pool
 from contracts.runtime import report_tasks_on_signal, settle_heap, snapshot_heap_on_signal
 from contracts.telemetry import setup_tracing
 from services.router.api import router
@@ -73,7 +73,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
 async def _open_stores(settings: RouterSettings) -> tuple[CaseDesk, asyncpg.Pool]:
     """The event store and the router's own tables, created if missing. Two routers starting
     together on an empty database would race to create them: a lock lets one at a time."""
-    gate = await asyncpg.connect(settings.dsn())
+    gate = await connect(settings.dsn())
     try:
         await gate.execute("SELECT pg_advisory_lock($1)", SCHEMA_LOCK)
         desk = await asyncio.to_thread(
