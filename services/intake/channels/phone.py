@@ -29,6 +29,10 @@ class PhoneCall(Submission):
     source: Literal["operator", "callbot"] = "operator"
 
 
+# What a switchboard puts in place of the caller's number when the caller withholds it.
+WITHHELD = frozenset({"anonymous", "withheld", "private", "restricted", "unknown", "unavailable"})
+
+
 @router.post("/v1/channels/phone/requests", status_code=202)
 async def phone_request(request: Request, body: PhoneCall,
                         authorization: Annotated[str | None, Header()] = None) -> Response:
@@ -41,8 +45,14 @@ async def phone_request(request: Request, body: PhoneCall,
         allowed = ", ".join(map(str, config.phone_ivr_branches))
         raise Problem("ivr_branch", f"Nhánh tổng đài này không tiếp nhận phản ánh (nhận: {allowed})",
                       f"This IVR branch does not take requests (accepted: {allowed})")
-    caller = e164(body.caller_number, "caller_number")
+    # A withheld number is a call like any other: the operator takes the request, with the number
+    # the caller gives to be called back on, if any, and the caller hears the tracking code.
+    caller = None if body.caller_number.casefold() in WITHHELD else e164(body.caller_number, "caller_number")
     submission = Submission(**body.model_dump(include=set(Submission.model_fields)) | {"phone": body.phone or caller})
     event = build_request("phone", check_key(body.call_id, "call_id"), submission, categories(request),
                           received_by=f"{body.source}:{signed_in}")
-    return await accept(request, event, sender_key("phone", caller), "caller_number")
+    callback = caller or event.citizen.phone
+    # Counted by the number that called, or else the one given; a withheld call with neither is
+    # counted by its operator's desk, which a person staffs.
+    return await accept(request, event, sender_key("phone", callback) if callback else sender_key("operator", signed_in),
+                        "caller_number" if caller else "phone")

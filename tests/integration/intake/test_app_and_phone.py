@@ -96,3 +96,17 @@ async def test_unauthenticated_or_mismatched_operators_are_refused(intake, keys)
     assert nobody.status_code == wrong.status_code == 401
     assert someone_else.status_code == 403 and someone_else.json()["errors"][0]["field"] == "operator_id"
     assert info_line.status_code == 422 and info_line.json()["errors"][0]["field"] == "ivr_branch"
+
+
+@pytest.mark.parametrize("given", ["0912345678", None], ids=["a number to call back", "no number"])
+async def test_a_call_from_a_withheld_number_is_taken(intake, keys, tail, given):
+    """A caller who withholds their number still reaches the hotline; intake refused the operator's
+    request with 422 on caller_number, even with a number to call back on."""
+    body = call(caller_number="Anonymous") | ({"phone": given} if given else {})
+    async with httpx.AsyncClient(timeout=15) as client:
+        answer = await client.post(intake.url + "/v1/channels/phone/requests", json=body,
+                                   headers={"Authorization": f"Bearer {keys.operators['op-017']}"})
+    assert answer.status_code == 202, answer.text
+    await tail.settle()
+    [event] = tail.with_ids({answer.json()["request_id"]})
+    assert event.citizen.phone == ("+84912345678" if given else None)
