@@ -6,8 +6,7 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 import phonenumbers
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
-from pydantic_core import PydanticKnownError
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from contracts import ids
 from contracts.categories import Category
@@ -23,24 +22,10 @@ class CheckedLocation(Location):
     :class:`~contracts.events.Location` stays as lenient as it was, so the router never refuses a
     request accepted before these checks."""
 
-    @field_validator("latitude", "longitude")
-    @classmethod
-    def _on_earth(cls, value: float | None, info: ValidationInfo) -> float | None:
-        limit = 90 if info.field_name == "latitude" else 180
-        if value is None or -limit <= value <= limit:
-            return value
-        if value > limit:
-            raise PydanticKnownError("less_than_equal", {"le": limit})
-        if value < -limit:
-            raise PydanticKnownError("greater_than_equal", {"ge": -limit})
-        raise PydanticKnownError("finite_number")  # NaN
-
-    @field_validator("ward_code", "district_code")
-    @classmethod
-    def _code(cls, value: str | None) -> str | None:
-        if value is not None and len(value) > 32:
-            raise PydanticKnownError("string_too_long", {"max_length": 32})
-        return value
+    latitude: float | None = Field(None, ge=-90, le=90, allow_inf_nan=False)
+    longitude: float | None = Field(None, ge=-180, le=180, allow_inf_nan=False)
+    ward_code: Annotated[Text, Field(max_length=32)] | None = None
+    district_code: Annotated[Text, Field(max_length=32)] | None = None
 
 
 class Problem(Exception):

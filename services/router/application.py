@@ -155,11 +155,11 @@ class CaseDesk(Application):
         return reports
 
     def _remember(self, reports: Mapping[tuple[str, str], list[dict]], saved: Sequence[Case], now: datetime) -> None:
-        ids = {str(c.id) for c in saved}
+        unremembered = {str(c.id) for c in saved}
         for key, entries in reports.items():
             for r in entries:
-                if r.get("this_batch") and str(r["case_id"]) in ids:
-                    ids.discard(str(r["case_id"]))  # once, though a batch saved case by case lists it again
+                if r.get("this_batch") and str(r["case_id"]) in unremembered:
+                    unremembered.discard(str(r["case_id"]))  # once, though a batch saved case by case lists it again
                     self.recent.setdefault(key, []).append({"case_id": r["case_id"], "area_code": r["area_code"]})
                     self.remembered.append((now, key))
 

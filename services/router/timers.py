@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 import asyncpg
 
 from services.router import ledger
+from services.router.domain import LEVELS
 
 log = logging.getLogger(__name__)
-NEXT_LEVEL = {"handler": "unit_head", "unit_head": "centre"}
+NEXT_LEVEL = dict(zip(LEVELS, LEVELS[1:]))  # handler → unit head → centre
 
 
 class Timers:

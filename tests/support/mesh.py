@@ -2,6 +2,7 @@
 real processes on the suite's Kafka and PostgreSQL, with their own databases and ports."""
 
 import asyncio
+import inspect
 import json
 import os
 import sys
@@ -88,10 +89,13 @@ def wait_for(check, timeout: float = 30.0, interval: float = 0.2, what: str = "c
 
 
 async def eventually(check, timeout: float, what: str, interval: float = 0.1):
-    """:func:`wait_for` for a test that runs on an event loop: polls without blocking it."""
+    """:func:`wait_for` for a test that runs on an event loop: polls without blocking it; ``check``
+    may return an awaitable (a query), which is awaited."""
     deadline = time.monotonic() + timeout
     while True:
         result = check()
+        if inspect.isawaitable(result):
+            result = await result
         if result:
             return result
         if time.monotonic() > deadline:

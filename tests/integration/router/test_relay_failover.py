@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from services.router.application import Workload
 from services.router.outbox import Relay
 from tests.integration.router.test_event_store import requests, settings, stored_cases  # noqa: F401 - a fixture
+from tests.support.mesh import eventually
 
 
 class Cut:
@@ -41,14 +42,6 @@ class Cut:
         await asyncio.gather(pipe(client_r, server_w), pipe(server_r, client_w))
 
 
-async def eventually(check, seconds: float, what: str) -> None:
-    for _ in range(int(seconds * 10)):
-        if await check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not within {seconds} s: {what}")
-
-
 async def test_a_leader_cut_off_from_postgresql_hands_the_outbox_on(settings, kafka_bootstrap, pg_port):  # noqa: F811
     """The relay leads by a lock its connection holds. A leader whose connection stopped answering
     waited forever for its last record, holding the lead: nothing more reached case.events and the
@@ -59,16 +52,18 @@ async def test_a_leader_cut_off_from_postgresql_hands_the_outbox_on(settings, ka
         standby = Relay(s.desk, s.producer, settings.dsn(), 0.05, command_timeout=2)
         running = [asyncio.create_task(leader.run())]
         try:
-            await eventually(lambda: _true(leader.is_leader), 20, "the first relay to lead")
+            await eventually(lambda: leader.is_leader, 20, "the first relay to lead")
             running.append(asyncio.create_task(standby.run()))
-            position = lambda: s.conn.fetchval("SELECT position FROM outbox_position")  # noqa: E731
-            await eventually(lambda: _at(position, len(s.stored)), 20, "the first cases recorded")
+            async def at(wanted: int) -> bool:
+                return await s.conn.fetchval("SELECT position FROM outbox_position") == wanted
+
+            await eventually(lambda: at(len(s.stored)), 20, "the first cases recorded")
 
             cut.flowing = False
             opened = await asyncio.to_thread(s.desk.receive, requests(3), datetime.now(UTC), Workload())
             assert len(opened) == 3
             last = (await asyncio.to_thread(s.desk.recorder.select_notifications, start=1, limit=1000))[-1].id
-            await eventually(lambda: _at(position, last), 45, "the new cases recorded by a relay that can")
+            await eventually(lambda: at(last), 45, "the new cases recorded by a relay that can")
             assert standby.is_leader
             assert await s.conn.fetchval("SELECT count(*) FROM deadlines WHERE case_id = ANY($1::uuid[])",
                                          [c.id for c in opened]) > 0, "the ledger moved on with them"
@@ -77,10 +72,3 @@ async def test_a_leader_cut_off_from_postgresql_hands_the_outbox_on(settings, ka
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
 
-
-async def _true(value: bool) -> bool:
-    return value
-
-
-async def _at(position, wanted: int) -> bool:
-    return await position() == wanted
