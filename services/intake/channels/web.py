@@ -52,7 +52,14 @@ async def form(request: Request) -> Response:
 async def submit_form(request: Request) -> Response:
     lang = _lang(request)
     limit = settings(request).max_upload_bytes * settings(request).max_uploads + 1024 * 1024
-    if int(request.headers.get("content-length") or 0) > limit:
+    declared = request.headers.get("content-length", "")
+    if not declared.isdigit():
+        # A browser always declares a form's length. A body streamed without one would be parsed,
+        # its files spooled to disk, with no end in sight: it is refused before a byte is read.
+        return form_page(request, lang, {"form_key": str(uuid.uuid4())}, status=411,
+                         errors=[Problem("body", "Thiếu độ dài nội dung (Content-Length)",
+                                         "The form must be sent with a Content-Length").as_dict()])
+    if int(declared) > limit:
         return form_page(request, lang, {"form_key": str(uuid.uuid4())}, status=413,
                          errors=[Problem("files", "Tệp đính kèm quá lớn", "Attachments too large").as_dict()])
     form = await request.form(max_files=settings(request).max_uploads + 1, max_fields=40)

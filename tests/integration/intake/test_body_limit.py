@@ -73,6 +73,19 @@ async def test_a_body_streamed_without_a_length_is_refused_once_past_the_limit(i
     assert json.loads(body)["errors"][0]["field"] == "body"
 
 
+async def test_the_web_form_streamed_without_a_length_is_refused_before_its_files_are_read(intake):
+    # Its uploads may be megabytes (a limit per file, checked once read), so no undeclared stream
+    # is taken at all; the client never ends its body, and the answer comes all the same.
+    boundary = "b" * 16
+    part = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.jpg\"\r\n"
+            f"Content-Type: image/jpeg\r\n\r\n").encode() + b"\xff" * 65536
+    head = ("POST / HTTP/1.1\r\nHost: intake\r\nTransfer-Encoding: chunked\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\n")
+    status, headers, body = await answer_to(intake, head, b"%x\r\n%s\r\n" % (len(part), part))
+    assert status == 411
+    assert "text/html" in headers["content-type"] and "Content-Length" in body.decode()
+
+
 async def test_a_declared_length_past_the_limit_is_refused_before_the_body_is_read(intake):
     head = ("POST /open311/v2/requests.json HTTP/1.1\r\nHost: intake\r\n"
             "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 52428800\r\n")
