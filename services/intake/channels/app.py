@@ -18,6 +18,13 @@ from services.intake.domain import Problem, Submission, build_request, check_key
 router = APIRouter()
 
 
+def scoped(user_id: str) -> str:
+    """The user's part of a channel key: a subject with a slash in it is escaped, so that no two
+    users' keys meet ("a/b" with key "c" and "a" with key "b/c"). Other subjects are as they were,
+    and with them every request id already given."""
+    return user_id.replace("%", "%25").replace("/", "%2F")
+
+
 @router.post("/v1/channels/app/requests", status_code=202)
 async def app_request(request: Request, body: Submission,
                       authorization: Annotated[str | None, Header()] = None,
@@ -28,6 +35,6 @@ async def app_request(request: Request, body: Submission,
                       "The phone number comes from the OTP-verified account; do not send one")
     key = check_key(idempotency_key)
     submission = body.model_copy(update={"phone": citizen.phone})
-    event = build_request("app", f"{citizen.user_id}/{key}", submission, categories(request),
+    event = build_request("app", f"{scoped(citizen.user_id)}/{key}", submission, categories(request),
                           citizen_extra={"app_user_id": citizen.user_id})
     return await accept(request, event, sender_key("app", citizen.user_id), "Authorization")

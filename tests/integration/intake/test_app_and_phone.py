@@ -34,6 +34,17 @@ async def test_an_app_request_carries_the_verified_phone_and_is_not_doubled(inta
     assert event.location.latitude == pytest.approx(10.787)
 
 
+async def test_two_app_users_never_share_a_request_through_a_slash(intake, keys):
+    # One user's subject and key run together as another's would: "a/b" + "c" against "a" + "b/c".
+    async with httpx.AsyncClient(timeout=15) as client:
+        answers = [await client.post(intake.url + "/v1/channels/app/requests", json=BODY,
+                                     headers={"Authorization": f"Bearer {keys.app_token(sub=sub, phone=phone)}",
+                                              "Idempotency-Key": key})
+                   for sub, key, phone in (("team/7", "k", "0912345678"), ("team", "7/k", "0987654321"))]
+    assert [a.status_code for a in answers] == [202, 202], [a.text for a in answers]
+    assert answers[0].json()["request_id"] != answers[1].json()["request_id"]
+
+
 async def test_bad_app_tokens_are_refused(intake, keys):
     stranger = rsa.generate_private_key(65537, 2048)
     tokens = {
