@@ -44,16 +44,31 @@ class Answer:
     text: str
 
 
+# What is read of an answer: a gateway's or Zalo's is a few hundred bytes, and a receiver that
+# streams more cannot make the notifier hold it.
+ANSWER_BYTES = 16 * 1024
+
+
 async def post(client: aiohttp.ClientSession, url: str, body: dict[str, Any], headers: dict[str, str]) -> Answer:
-    """POST ``body`` as JSON; a 2xx is returned, anything else raised as Transient or Permanent."""
+    """POST ``body`` as JSON; a 2xx is returned, anything else raised as Transient or Permanent.
+
+    A redirect is not followed: the client would repeat the POST as a GET without its body, and
+    the receiver's 200 to that would record a message as delivered that never was."""
     try:
-        async with client.post(url, data=orjson.dumps(body),
+        async with client.post(url, data=orjson.dumps(body), allow_redirects=False,
                                headers={**headers, "Content-Type": "application/json"}) as response:
-            answer = Answer(response.status, await response.text(errors="replace"))
+            text = (await response.content.read(ANSWER_BYTES)).decode(response.charset or "utf-8", errors="replace")
+            answer = Answer(response.status, text)
+            moved_to = response.headers.get("Location", "")
     except (aiohttp.ClientError, asyncio.TimeoutError) as error:
         raise Transient(f"{type(error).__name__} talking to {URL(url).host}") from error
     if answer.status < 300:
         return answer
+    if answer.status < 400:
+        where = URL(moved_to)
+        raise Permanent(f"HTTP {answer.status}: the receiver has moved"
+                        + (f" to {where.with_query(None).with_fragment(None)}" if where.is_absolute() else "")
+                        + "; its address must be updated here")
     reason = f"HTTP {answer.status}: {answer.text[:200]}"
     if answer.status in (408, 425, 429) or answer.status >= 500:
         raise Transient(reason)

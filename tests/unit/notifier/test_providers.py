@@ -1,0 +1,62 @@
+"""What the notifier makes of a receiver's answer, over a real socket on loopback."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from services.notifier.providers import Permanent, Transient, post
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[str, list[tuple[str, str]]]]:
+    """A district service that moved (/old → /new) and a gateway that fails with an endless answer."""
+    seen: list[tuple[str, str]] = []
+
+    async def moved(request: web.Request) -> web.Response:
+        seen.append((request.method, request.path))
+        raise web.HTTPMovedPermanently(location=f"http://127.0.0.1:{request.url.port}/new?token=secret")
+
+    async def new(request: web.Request) -> web.Response:
+        seen.append((request.method, request.path))
+        return web.Response(text="ok")
+
+    async def endless(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=500)
+        await response.prepare(request)
+        await response.write(b"x" * 65536)
+        await asyncio.sleep(3600)  # the rest never comes
+        return response
+
+    app = web.Application()
+    app.router.add_post("/old", moved)
+    app.router.add_route("*", "/new", new)
+    app.router.add_post("/endless", endless)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001 - the port the OS chose
+    yield f"http://127.0.0.1:{port}", seen
+    await runner.cleanup()
+
+
+async def test_a_receiver_that_moved_is_a_permanent_failure_not_a_delivery(receiver):
+    # Following the redirect would repeat the POST as a GET without the assignment, and the new
+    # address's 200 would record the unit as told.
+    url, seen = receiver
+    async with aiohttp.ClientSession() as client:
+        with pytest.raises(Permanent) as failed:
+            await post(client, f"{url}/old", {"case_id": "c"}, {})
+    assert seen == [("POST", "/old")]
+    assert f"moved to {url}/new" in str(failed.value) and "secret" not in str(failed.value)
+
+
+async def test_an_answer_that_never_ends_is_read_no_further_than_its_start(receiver):
+    url, _ = receiver
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as client:
+        with pytest.raises(Transient) as failed:
+            await post(client, f"{url}/endless", {"case_id": "c"}, {})
+    assert str(failed.value).startswith("HTTP 500: xxx")
