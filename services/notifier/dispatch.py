@@ -4,17 +4,19 @@ each as sent, failed, or put back for a later try with exponential backoff and j
 A try that is waiting for its next attempt holds nothing: it sits in the table with its time, so
 a slow or failing provider never holds up the Kafka consumer, nor the other channels. A sender
 that dies mid-send leaves its lease to run out; then the delivery is sent again under the same
-key, which the receiver can recognise.
+key, which the receiver can recognise. A citizen's message refused for good on one channel goes on
+by the citizen's next route (:func:`~services.notifier.domain.follow_on`).
 """
 
 import asyncio
 import logging
 import random
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from contracts.runtime import wait_a_while
-from services.notifier.domain import Delivery
+from services.notifier.domain import Delivery, Policy, follow_on
 from services.notifier.providers import Permanent, Providers, Transient
 from services.notifier.store import DeliveryLog
 
@@ -48,10 +50,10 @@ class Retry:
 class Dispatcher:
     """Sends one channel's deliveries, at most ``concurrency`` at a time."""
 
-    def __init__(self, deliveries: DeliveryLog, providers: Providers, channel: str, *, retry: Retry,
+    def __init__(self, deliveries: DeliveryLog, providers: Providers, channel: str, *, policy: Policy, retry: Retry,
                  send_timeout: float, lease_seconds: float, concurrency: int, poll_seconds: float,
                  finished: asyncio.Event, counts: dict[str, int], rng: random.Random | None = None):
-        self.log, self.providers, self.channel, self.retry = deliveries, providers, channel, retry
+        self.log, self.providers, self.channel, self.policy, self.retry = deliveries, providers, channel, policy, retry
         self.send_timeout, self.lease_seconds, self.concurrency = send_timeout, lease_seconds, concurrency
         self.poll_seconds, self.finished, self.counts = poll_seconds, finished, counts
         self.rng = rng or random.Random()
@@ -63,6 +65,8 @@ class Dispatcher:
             self.wake.clear()
             free = self.concurrency - len(self.in_flight)
             if free > 0:
+                # The leases end no sooner than this: they are taken after it.
+                lease_ends = asyncio.get_running_loop().time() + self.lease_seconds
                 try:
                     token, claimed = await self.log.claim(self.channel, free, self.lease_seconds)
                 except Exception:  # noqa: BLE001 - the database may come back; the work waits in it
@@ -70,7 +74,7 @@ class Dispatcher:
                     await asyncio.sleep(1.0)
                     continue
                 for delivery, attempts in claimed:
-                    task = asyncio.create_task(self._send(delivery, attempts, token))
+                    task = asyncio.create_task(self._send(delivery, attempts, token, lease_ends))
                     self.in_flight.add(task)
                     task.add_done_callback(self._done)
             # Woken by new work, by half the slots coming free, or by the clock for retries falling due.
@@ -87,33 +91,57 @@ class Dispatcher:
         if self.in_flight:
             await asyncio.wait(self.in_flight, timeout=self.send_timeout + 1)
 
-    async def _send(self, delivery: Delivery, attempts: int, claim) -> None:
+    async def _send(self, delivery: Delivery, attempts: int, claim, lease_ends: float) -> None:
         delivery_id = delivery.delivery_id
         try:
             if attempts > self.retry.max_attempts:
                 # Its last try was cut short by a stopped sender: nothing is known of it but that.
-                await self.log.failed(delivery_id, claim, f"gave up after {attempts - 1} tries; the last was cut short",
-                                      permanent=False)
+                await self._record(lease_ends, self.log.failed, delivery_id, claim,
+                                   f"gave up after {attempts - 1} tries; the last was cut short", permanent=False)
                 self._count("failed")
                 return
             try:
                 await asyncio.wait_for(self.providers.get(self.channel).send(delivery), self.send_timeout)
             except Permanent as error:
-                await self.log.failed(delivery_id, claim, redact(str(error), delivery.target), permanent=True)
+                reason = redact(str(error), delivery.target)
+                if delivery.recipient == "citizen":
+                    await self._record(lease_ends, self.log.fail_over, delivery, claim, reason,
+                                       lambda record: follow_on(delivery, record, self.policy, reason))
+                else:
+                    await self._record(lease_ends, self.log.failed, delivery_id, claim, reason, permanent=True)
                 self._count("failed")
             except (Transient, TimeoutError) as error:
                 reason = redact(str(error) or type(error).__name__, delivery.target)
                 if attempts >= self.retry.max_attempts:
-                    await self.log.failed(delivery_id, claim, f"{reason} (after {attempts} tries)", permanent=False)
+                    await self._record(lease_ends, self.log.failed, delivery_id, claim,
+                                       f"{reason} (after {attempts} tries)", permanent=False)
                     self._count("failed")
                 else:
-                    await self.log.retry_later(delivery_id, claim, self.retry.delay(attempts, self.rng), reason)
+                    await self._record(lease_ends, self.log.retry_later, delivery_id, claim,
+                                       self.retry.delay(attempts, self.rng), reason)
                     self.counts["retried"] += 1
             else:
-                await self.log.sent(delivery_id, claim)
+                await self._record(lease_ends, self.log.sent, delivery_id, claim)
                 self._count("sent")
         except Exception:  # noqa: BLE001 - its lease runs out and it is tried again under the same key
             log.exception("delivery %s on %s: outcome not recorded; it will be tried again", delivery_id, self.channel)
+
+    async def _record(self, lease_ends: float, write: Callable[..., Awaitable[object]], *args, **kwargs) -> None:
+        """Write a try's outcome; while the database is away (a restart, a fail-over) keep trying,
+        backing off, until the lease ends: an outcome not written is a message sent again then."""
+        pause, loop = 0.1, asyncio.get_running_loop()
+        while True:
+            try:
+                await write(*args, **kwargs)
+                return
+            except Exception:  # noqa: BLE001 - tried again while the lease lasts, then raised
+                if loop.time() + pause >= lease_ends:
+                    raise
+                if pause == 0.1:
+                    log.warning("could not record a %s delivery's outcome; trying again until its lease ends",
+                                self.channel, exc_info=True)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
 
     def _count(self, outcome: str) -> None:
         self.counts[outcome] += 1

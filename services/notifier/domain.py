@@ -10,7 +10,7 @@ order (by the case's version), and the deliveries an event yields are stored in 
 transaction as the record: a redelivered event yields nothing new.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -177,6 +177,22 @@ def citizen_route(record: CaseRecord, policy: Policy, now: datetime) -> tuple[st
         return own, own_target, blocked, f"{blocked}, and the citizen left no phone or e-mail we can use"
     if any(citizen.get(key) for _, key in FALLBACKS):
         return "sms", "", None, "no SMS or e-mail provider is configured here"
+    return None
+
+
+def follow_on(failed: Delivery, record: CaseRecord, policy: Policy, error: str) -> Delivery | None:
+    """The same message to the citizen by the next route they left (in the order of
+    :func:`citizen_route`), after ``failed`` was refused for good on its channel; None when no
+    route is left. Its key is made from the failed one's: recorded twice, it is still one delivery."""
+    own = OWN_CHANNELS.get(record.channel or "")
+    routes = ([own] if own else []) + list(FALLBACKS)
+    tried = [channel for channel, _ in routes]
+    later = routes[tried.index(failed.channel) + 1:] if failed.channel in tried else routes
+    for channel, key in later:
+        if channel != failed.channel and record.citizen.get(key) and channel in policy.channels:
+            note = f"{CHANNEL_NAMES[failed.channel]} failed for good ({error}); sent by {CHANNEL_NAMES[channel]} instead"
+            return replace(failed, delivery_id=ids.event_id("delivery", failed.delivery_id, "follow-on"), channel=channel,
+                           target=record.citizen[key], note=note, undeliverable=None)
     return None
 
 

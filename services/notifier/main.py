@@ -16,12 +16,17 @@ from contracts.telemetry import setup_tracing
 from services.notifier.api import router
 from services.notifier.application import Announcer, Notifier
 from services.notifier.dispatch import Dispatcher, Retry
-from services.notifier.domain import Policy
+from services.notifier.domain import CHANNEL_NAMES, Policy
 from services.notifier.handlers import register
 from services.notifier.mail import MailProvider
 from services.notifier.providers import GatewayProvider, Provider, Providers, WebhookProvider, ZaloProvider
 from services.notifier.settings import NotifierSettings
 from services.notifier.store import DeliveryLog
+
+# A channel with no provider here still has a dispatcher, looking now and then: what was planned on
+# it under an earlier configuration goes on by the citizen's next route or fails with the reason,
+# instead of waiting for good and holding back the citizen's later messages. Nothing new is planned on it.
+NO_PROVIDER_POLL_SECONDS = 5.0
 
 
 def build_providers(settings: NotifierSettings, clients: contextlib.AsyncExitStack) -> Providers:
@@ -74,17 +79,19 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
 
         def wake_dispatchers() -> None:
             for dispatcher in dispatchers:
-                dispatcher.wake.set()
+                if dispatcher.channel in providers.by_channel:
+                    dispatcher.wake.set()
 
         policy = Policy(settings.channels(), settings.unit_webhook_url, settings.zalo_reply_window)
         app.state.notifier = notifier = Notifier(deliveries, policy, on_new_work=wake_dispatchers)
         app.state.deliveries = deliveries
         retry = Retry(settings.max_attempts, settings.backoff_base_seconds, settings.backoff_max_seconds)
         dispatchers += [
-            Dispatcher(deliveries, providers, channel, retry=retry, send_timeout=settings.send_timeout_seconds,
-                       lease_seconds=settings.lease_seconds, concurrency=settings.concurrency,
-                       poll_seconds=settings.poll_seconds, finished=announcer.wake, counts=notifier.counts)
-            for channel in sorted(providers.by_channel)]
+            Dispatcher(deliveries, providers, channel, policy=policy, retry=retry,
+                       send_timeout=settings.send_timeout_seconds, lease_seconds=settings.lease_seconds,
+                       concurrency=settings.concurrency, finished=announcer.wake, counts=notifier.counts,
+                       poll_seconds=settings.poll_seconds if channel in providers.by_channel else NO_PROVIDER_POLL_SECONDS)
+            for channel in sorted(CHANNEL_NAMES)]
         register(broker, notifier, settings)
         await start_when_reachable(broker.start)
         await start_when_reachable(producer.start)

@@ -17,7 +17,7 @@ import asyncpg
 import orjson
 
 from contracts.batching import GroupCommit
-from services.notifier.domain import CaseRecord, Delivery
+from services.notifier.domain import CHANNEL_NAMES, CaseRecord, Delivery
 
 SCHEMA = """
 DO $$ BEGIN
@@ -116,6 +116,14 @@ FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::bool[], $6::floa
 WHERE d.delivery_id = f.delivery_id AND d.claim = f.claim
 """
 
+# A citizen's delivery refused for good, when its message goes on by another route.
+FAIL_OVER = """
+UPDATE deliveries SET status = 'failed', last_error = $3, permanent = true, lease_until = NULL, finished_at = now(),
+    updated_at = now()
+WHERE delivery_id = $1 AND claim = $2 AND status IN ('pending', 'sending')
+RETURNING seq
+"""
+
 
 class _Finish(NamedTuple):
     delivery_id: uuid.UUID
@@ -207,6 +215,24 @@ class DeliveryLog:
 
     async def failed(self, delivery_id: uuid.UUID, claim: uuid.UUID, error: str, permanent: bool) -> None:
         await self._finish(_Finish(delivery_id, claim, "failed", error, permanent, 0.0))
+
+    async def fail_over(self, delivery: Delivery, claim: uuid.UUID, error: str,
+                        follow_on: Callable[[CaseRecord], Delivery | None]) -> Delivery | None:
+        """Fail a citizen's delivery for good and, in the same transaction, store what ``follow_on``
+        makes of it from the case's record: the same message by the citizen's next route. The
+        follow-on takes the failed one's place in the citizen's order (its ``seq``), so no later
+        message overtakes it. Only the claim that made the try may; returns the follow-on stored."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            saved = await conn.fetchval("SELECT record FROM case_records WHERE case_id = $1", delivery.case_id)
+            after = follow_on(CaseRecord.from_json(orjson.loads(saved)) if saved else CaseRecord())
+            if after is not None:
+                error = f"{error}; sent by {CHANNEL_NAMES[after.channel]} instead"
+            seq = await conn.fetchval(FAIL_OVER, delivery.delivery_id, claim, error)
+            if seq is None or after is None:
+                return None  # another claim has it, or the failure is final
+            await self._insert(conn, [after])
+            await conn.execute("UPDATE deliveries SET seq = $2 WHERE delivery_id = $1", after.delivery_id, seq)
+            return after
 
     async def _write_finishes(self, finishes: list[_Finish]) -> None:
         # In key order, so two notifiers finishing overlapping rows lock them in the same order.

@@ -190,3 +190,54 @@ async def test_a_nul_published_before_units_text_was_cleaned_is_dead_lettered_an
         await outcomes.until(lambda seen: str(after.case_id) in {v["case_id"] for v, _ in seen}, 30,
                              "the next citizen told")
     assert "NUL" in headers["x-error"] and headers["x-source-topic"] == topics.CASE_EVENTS
+
+
+async def test_a_citizen_refused_for_good_on_their_own_channel_hears_by_sms_instead(kafka_bootstrap, start_notifier,
+                                                                                   stand_in, outcomes):
+    """An app user whose device the push gateway does not know, a Zalo user who unfollowed the OA:
+    both left a phone, so each message goes on by SMS, once and in order; the refusal is still told."""
+    stand_in.answer("/push", lambda request, nth: (404, {"error": "unknown device"}, 0.0))
+    stand_in.answer("/zalo", lambda request, nth: (200, {"error": -213, "message": "User has not followed OA"}, 0.0))
+    start_notifier()
+    app = Story(channel="app", citizen=Citizen(app_user_id="app-404", phone="+84281022021"))
+    zalo = Story(channel="zalo", citizen=Citizen(zalo_user_id="zl-gone", phone="+84281022022"))
+    outcomes.cases.update({str(app.case_id), str(zalo.case_id)})
+    await publish(kafka_bootstrap, [pair for s in (app, zalo) for pair in as_router(s.opened(), s.routed())])
+
+    seen = await outcomes.until(lambda seen: len(seen) >= 8, 60, "a refusal and an SMS for each message")
+    for story, own in ((app, "push"), (zalo, "zalo")):
+        told = [v for v, _ in seen if v["case_id"] == str(story.case_id)]
+        assert sorted((v["event_type"], v["channel"], v["template"]) for v in told) == [
+            ("NotificationFailed", own, "received"), ("NotificationFailed", own, "routed"),
+            ("NotificationSent", "sms", "received"), ("NotificationSent", "sms", "routed")]
+        assert all(v["permanent"] and v["error"].endswith("; sent by SMS instead")
+                   for v in told if v["event_type"] == "NotificationFailed")
+        assert all("failed for good" in v["note"] for v in told if v["event_type"] == "NotificationSent")
+        texts = [r.body["text"] for r in stand_in.about("/sms", [story.case_id])]
+        assert len(texts) == 2, "each message once"
+        assert story.tracking_code in texts[0] and "UBND Quận Phú Nhuận" in texts[1], "in order"
+    await outcomes.quiet_for(1.0)
+    assert len(outcomes.seen) == 8
+
+
+async def test_a_message_left_on_a_channel_no_longer_configured_goes_on_by_sms(kafka_bootstrap, start_notifier,
+                                                                             stand_in, outcomes):
+    """Zalo's setting is emptied while a Zalo citizen's message waits for its next try: it neither
+    waits for good nor holds back the citizen's next message; both go by SMS, in order."""
+    stand_in.answer("/zalo", lambda request, nth: (200, {"error": -32, "message": "Rate limit"}, 0.0))
+    slowly = {"NOTIFIER_MAX_ATTEMPTS": "50", "NOTIFIER_BACKOFF_BASE_SECONDS": "6", "NOTIFIER_BACKOFF_MAX_SECONDS": "6"}
+    first = start_notifier(**slowly)
+    story = Story(channel="zalo", citizen=Citizen(zalo_user_id="zl-moved", phone="+84281022031"))
+    outcomes.cases.add(str(story.case_id))
+    await publish(kafka_bootstrap, as_router(story.opened(), story.routed()))
+    await eventually(lambda: stand_in.about("/zalo", ["zl-moved"]), 30, "the first try on Zalo")
+    first.stop()
+    start_notifier(**slowly, NOTIFIER_ZALO_API_URL="")
+
+    def by_sms(seen):
+        return [v for v, _ in seen if v["channel"] == "sms" and v["event_type"] == "NotificationSent"]
+    await outcomes.until(lambda seen: len(by_sms(seen)) == 2, 60, "both messages by SMS")
+    [refused, *_] = [v for v, _ in outcomes.seen if v["event_type"] == "NotificationFailed"]
+    assert (refused["channel"], refused["template"]) == ("zalo", "received") and "not configured" in refused["error"]
+    texts = [r.body["text"] for r in stand_in.about("/sms", [story.case_id])]
+    assert len(texts) == 2 and story.tracking_code in texts[0] and "UBND Quận Phú Nhuận" in texts[1]

@@ -1,16 +1,23 @@
 """The notifier's queue of deliveries on the real PostgreSQL: a claimed delivery is one notifier's
 until its lease ends, only the claim that made a try may finish it, a citizen's later message
-waits for the earlier one, deliveries a notifier of an older version left "sending" are tried, and
-notifiers starting together on an empty database all start; a status it does not know is refused."""
+waits for the earlier one, a citizen's message refused for good goes on once and in its place,
+an outcome is written through a blip of PostgreSQL, deliveries a notifier of an older version left
+"sending" are tried, and notifiers starting together on an empty database all start; a status it
+does not know is refused."""
 
 import asyncio
+import random
 import uuid
+from datetime import timedelta
 
 import asyncpg
+import orjson
 import pytest
 
 from contracts.postgres import create_pool
-from services.notifier.domain import Delivery
+from services.notifier.dispatch import Dispatcher, Retry
+from services.notifier.domain import Delivery, Policy, follow_on
+from services.notifier.providers import Providers
 from services.notifier.store import DeliveryLog
 from tests.support.databases import drop_database, fresh_database
 
@@ -26,6 +33,9 @@ async def log(pg_admin_dsn):
     yield made
     await pool.close()
     await drop_database(pg_admin_dsn, name)
+
+
+POLICY = Policy(frozenset({"webhook", "sms", "email", "push", "zalo"}), "http://district/{unit_id}", timedelta(days=7))
 
 
 def delivery(case_id: uuid.UUID, recipient: str = "citizen", channel: str = "sms") -> Delivery:
@@ -60,6 +70,85 @@ async def test_a_citizens_next_message_waits_until_the_one_before_is_finished(lo
     assert (await log.claim("sms", 10, lease_seconds=30))[1] == []  # "routed" must not overtake "received"
     await log.sent(received.delivery_id, claim)
     assert [d.delivery_id for d, _ in (await log.claim("sms", 10, lease_seconds=30))[1]] == [routed.delivery_id]
+
+
+async def test_a_citizens_message_refused_for_good_goes_on_once_in_its_place(log):
+    case_id = uuid.uuid4()
+    citizen = {"app_user_id": "app-9", "phone": "+84903123456"}
+    await log.pool.execute("INSERT INTO case_records (case_id, version, record) VALUES ($1, 1, $2::jsonb)", case_id,
+                           orjson.dumps({"version": 1, "channel": "app", "citizen": citizen}).decode())
+    received, routed = delivery(case_id, channel="push"), delivery(case_id, channel="push")
+    await log.add([received, routed])
+    claim, taken = await log.claim("push", 10, lease_seconds=30)
+    assert [d for d, _ in taken] == [received]
+
+    def by_next_route(record):
+        return follow_on(received, record, POLICY, "HTTP 404: unknown device")
+    assert await log.fail_over(received, uuid.uuid4(), "HTTP 404", by_next_route) is None, "a claim that ran out"
+    sms = await log.fail_over(received, claim, "HTTP 404", by_next_route)
+    assert (sms.channel, sms.target, sms.text) == ("sms", "+84903123456", received.text)
+    # Written again (its answer was lost), or by a second notifier: still one follow-on.
+    assert await log.fail_over(received, claim, "HTTP 404", by_next_route) is None
+    assert (await log.claim("push", 10, lease_seconds=30))[1] == [], "routed must not overtake the follow-on"
+    sms_claim, again = await log.claim("sms", 10, lease_seconds=30)
+    assert again == [(sms, 1)]
+    await log.sent(sms.delivery_id, sms_claim)
+    assert [d for d, _ in (await log.claim("push", 10, lease_seconds=30))[1]] == [routed]
+
+    told = []
+
+    async def publish(outcomes):
+        told.extend((o.delivery.delivery_id, o.status, o.error, o.permanent) for o in outcomes)
+    await log.announce(10, publish)
+    assert told == [(received.delivery_id, "failed", "HTTP 404; sent by SMS instead", True),
+                    (sms.delivery_id, "sent", None, False)]
+
+
+class Taker:
+    """A provider that takes every message; the first it takes, PostgreSQL goes away for a while."""
+
+    def __init__(self, blip):
+        self.blip, self.taken = blip, []
+
+    async def send(self, delivery: Delivery) -> None:
+        self.taken.append(delivery.delivery_id)
+        if len(self.taken) == 1:
+            await self.blip()
+
+
+async def test_a_sent_message_is_recorded_through_a_blip_of_postgresql_and_not_sent_again(log, pg_admin_dsn):
+    """PostgreSQL restarts just after a provider took a message: the outcome is written once it is
+    back, and the message is not sent a second time when the lease runs out."""
+    name = await log.pool.fetchval("SELECT current_database()")
+    admin = await asyncpg.connect(pg_admin_dsn)
+
+    async def back_in(seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+
+    async def blip() -> None:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
+        returning.append(asyncio.create_task(back_in(2.5)))
+
+    returning: list[asyncio.Task] = []
+    taker = Taker(blip)
+    dispatcher = Dispatcher(log, Providers({"sms": taker}), "sms", policy=POLICY, retry=Retry(4, 0.1, 0.5),
+                            send_timeout=1, lease_seconds=4, concurrency=4, poll_seconds=0.1,
+                            finished=asyncio.Event(), counts=dict.fromkeys(("sent", "failed", "retried"), 0),
+                            rng=random.Random(7))
+    one = delivery(uuid.uuid4())
+    await log.add([one])
+    running = asyncio.create_task(dispatcher.run())
+    try:
+        await asyncio.sleep(7)  # the blip, then past the end of the lease
+    finally:
+        running.cancel()
+        await asyncio.gather(running, *returning, return_exceptions=True)
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()
+    assert taker.taken == [one.delivery_id], "sent once"
+    assert await log.backlog() == {"unannounced": 1}
 
 
 async def test_a_delivery_an_older_notifier_left_sending_is_tried_once_its_lease_ended(log):

@@ -7,7 +7,7 @@ import pytest
 
 from contracts.events import Citizen, NotifyChannel
 from services.notifier.dispatch import Retry, redact
-from services.notifier.domain import CaseRecord, Policy, for_assignment, plan
+from services.notifier.domain import CaseRecord, Policy, follow_on, for_assignment, plan
 from services.notifier.templates import day, when, without_diacritics
 from tests.unit.notifier.factories import Story
 
@@ -83,6 +83,28 @@ def test_a_channel_not_configured_falls_back_or_is_recorded_as_undeliverable():
     story = Story()
     [d] = told(story, story.opened(), policy=only_webhook)
     assert "no SMS or e-mail provider" in d.undeliverable
+
+
+def test_a_message_refused_for_good_goes_on_by_the_citizens_next_route_until_none_is_left():
+    story, record = Story(channel="app", citizen=Citizen(app_user_id="app-9", phone="+84903123456",
+                                                        email="binh@example.vn")), CaseRecord()
+    [push] = told(story, story.opened(), record=record)
+    sms = follow_on(push, record, ALL, "HTTP 404: unknown device")
+    assert (sms.channel, sms.target, sms.recipient, sms.subject, sms.text) == (
+        "sms", "+84903123456", "citizen", push.subject, push.text)
+    assert "app push failed for good (HTTP 404: unknown device); sent by SMS instead" == sms.note
+    assert follow_on(push, record, ALL, "HTTP 404").delivery_id == sms.delivery_id != push.delivery_id
+    mail = follow_on(sms, record, ALL, "HTTP 400: unknown number")
+    assert (mail.channel, mail.target) == ("email", "binh@example.vn")
+    assert follow_on(mail, record, ALL, "550 no such mailbox") is None
+    no_sms = Policy(ALL.channels - {"sms"}, ALL.unit_webhook_url, ALL.zalo_reply_window)
+    assert follow_on(push, record, no_sms, "HTTP 404").channel == "email"
+
+
+def test_a_zalo_citizen_who_left_no_other_contact_has_no_next_route():
+    story, record = Story(channel="zalo", citizen=Citizen(zalo_user_id="z-1")), CaseRecord()
+    [zalo] = told(story, story.opened(), record=record)
+    assert follow_on(zalo, record, ALL, "Zalo error -213: User has not followed OA") is None
 
 
 def test_english_speakers_read_vietnamese_first_then_english():
