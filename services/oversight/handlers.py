@@ -5,6 +5,8 @@ topic's dead-letter topic first and counts as read. If projecting fails, the bat
 """
 
 import logging
+import re
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -16,11 +18,16 @@ from contracts import telemetry, topics
 from contracts.events import CASE_EVENT, DELIVERY
 from contracts.messaging import consumer_options, dead_letter, pause_then_raise, records_of
 from contracts.text import refuse_nul
+from services.oversight.projection import DELIVERY_TYPES, changes, opened_row, timestamp
 from services.oversight.projector import Projector
 
 log = logging.getLogger(__name__)
 ADAPTERS = {topics.CASE_EVENTS: CASE_EVENT, topics.NOTIFY_DELIVERIES: DELIVERY}
 TOPICS = tuple(ADAPTERS)
+# Ids written to uuid columns; the contract also reads "{…}", "urn:uuid:…" and 32 bare hex digits.
+_IDS = ("event_id", "case_id", "delivery_id", "cause_event_id")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+_INT4 = (-(2**31), 2**31 - 1)
 
 
 def body_of(record: ConsumerRecord) -> dict[str, Any]:
@@ -30,7 +37,8 @@ def body_of(record: ConsumerRecord) -> dict[str, Any]:
     does not know included: an upgraded oversight rebuilding the same history audits the same text.
     So the text itself must be what the projection reads: the contract is checked strictly (a
     version as text is not a version), JSON's own rules hold (no NaN), the time an event is filed
-    under must be in it, not a default, and PostgreSQL must be able to store its strings (no NUL).
+    under must be in it, not a default, PostgreSQL must be able to store its strings (no NUL), and
+    the projection must be able to fold and store it (:func:`_projectable`).
     Each raises ValueError (ValidationError is one).
     """
     raw = record.value or b""
@@ -39,7 +47,29 @@ def body_of(record: ConsumerRecord) -> dict[str, Any]:
     body = orjson.loads(raw)
     if "occurred_at" not in body:
         raise ValueError("no occurred_at: the audit trail files every event under the time it happened")
+    _projectable(body)
     return body
+
+
+def _projectable(body: dict[str, Any]) -> None:
+    """ValueError unless the fold and PostgreSQL take the event as it is written: the contract reads
+    some text that they do not (a time ending in a small "z", which Python 3.11 refuses; an id in braces, which
+    asyncpg refuses; a version past int4), and such a record would fail its batch every time it is read.
+    A dry run of the fold, a few microseconds."""
+    for name in _IDS:
+        if name in body and not _UUID.fullmatch(body[name]):
+            raise ValueError(f"{name} is not a UUID as the mesh writes one (8-4-4-4-12 hex digits)")
+    for name in ("version", "attempts"):
+        if name in body and not (isinstance(body[name], int) and _INT4[0] <= body[name] <= _INT4[1]):
+            raise ValueError(f"{name} is past what PostgreSQL's int holds")
+    kind = body["event_type"]
+    row = opened_row(body) if kind == "CaseOpened" else {} if kind in DELIVERY_TYPES else changes(body)
+    for value in (timestamp(body["occurred_at"]), *row.values()):
+        if isinstance(value, datetime):
+            try:
+                value.astimezone(UTC)  # how asyncpg gives it to PostgreSQL, and how it reads it back
+            except OverflowError:
+                raise ValueError(f"{value.isoformat()} is not a time between the years 1 and 9999 in UTC") from None
 
 
 def register(broker: KafkaBroker, projector: Projector, group_id: str, max_batch: int, gather_ms: int = 0) -> None:

@@ -1,4 +1,5 @@
-"""How case events fold into a case's read-model row (pure, no I/O).
+"""How case events fold into a case's read-model row, and the columns every event is kept in
+beside its body (pure, no I/O).
 
 The live projector and the rebuild use this one fold, and ``verify`` folds again to check the rows:
 the same events always give the same row, whatever batches they arrived in. That is why
@@ -9,6 +10,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
+
+from contracts.text import in_vietnam
 
 # The ``cases`` row: column → PostgreSQL type. The schema and the batched upsert are made from it.
 CASE_COLUMNS: dict[str, str] = {
@@ -25,10 +28,13 @@ CASE_COLUMNS: dict[str, str] = {
 }
 # Statuses in which the citizen is still waiting for a result (chờ kết quả).
 OPEN_STATUSES = ("received", "routed", "triage", "declined", "accepted", "in_progress", "reopened")
+DELIVERY_TYPES = ("NotificationSent", "NotificationFailed")
 
 
-def _ts(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
+def timestamp(value: str | None) -> datetime | None:
+    """A time an event carries, as the read model keeps it: one without a zone is Vietnam's, as the
+    contract reads it (old ProgressReported events carry such a ``committed_date``)."""
+    return in_vietnam(datetime.fromisoformat(value)) if value else None
 
 
 def opened_row(e: dict[str, Any]) -> dict[str, Any]:
@@ -41,22 +47,22 @@ def opened_row(e: dict[str, Any]) -> dict[str, Any]:
         "is_public": e["is_public"], "citizen_name": citizen.get("full_name"), "citizen_phone": citizen.get("phone"),
         "citizen_email": citizen.get("email"), "address": e["address"], "description": e["description"],
         "language": e.get("language", "vi"),
-        "received_at": _ts(e["received_at"]), "opened_at": _ts(e["occurred_at"]), "duplicates": 0,
-        "version": e["version"], "updated_at": _ts(e["occurred_at"]),
+        "received_at": timestamp(e["received_at"]), "opened_at": timestamp(e["occurred_at"]), "duplicates": 0,
+        "version": e["version"], "updated_at": timestamp(e["occurred_at"]),
     })
     return row
 
 
 def changes(e: dict[str, Any]) -> dict[str, Any]:
     """Columns of ``cases`` that an event (other than CaseOpened) sets."""
-    at = _ts(e["occurred_at"])
+    at = timestamp(e["occurred_at"])
     kind = e["event_type"]
     unit = e.get("unit") or {}
     if kind == "CaseRouted":
         return {"status": "routed", "unit_id": unit["id"], "unit_name": unit["name"],
                 "unit_admin_code": unit.get("admin_code"), "area_code": e.get("area_code"),
-                "area_name": e.get("area_name"), "routed_at": at, "reach_by": _ts(e["reach_by"]),
-                "resolve_by": _ts(e["resolve_by"]), "handler_id": None, "handler_name": None,
+                "area_name": e.get("area_name"), "routed_at": at, "reach_by": timestamp(e["reach_by"]),
+                "resolve_by": timestamp(e["resolve_by"]), "handler_id": None, "handler_name": None,
                 "escalation_level": None, "triage_reason": None}
     if kind == "CaseTriaged":
         return {"status": "triage", "triage_reason": e["reason"], "unit_id": None, "unit_name": None,
@@ -68,7 +74,7 @@ def changes(e: dict[str, Any]) -> dict[str, Any]:
     if kind == "CaseDeclined":
         return {"status": "declined"}
     if kind == "ProgressReported":
-        return {"status": "in_progress", "committed_date": _ts(e.get("committed_date"))}
+        return {"status": "in_progress", "committed_date": timestamp(e.get("committed_date"))}
     if kind == "CaseResolved":
         return {"status": "resolved", "resolved_at": at, "answer": e["answer"]}
     if kind == "CaseClosed":
@@ -100,5 +106,18 @@ def fold(row: dict[str, Any] | None, events: Iterable[dict[str, Any]]) -> dict[s
         if e["version"] > row["version"]:
             row.update(changes(e))
             row["version"] = e["version"]
-            row["updated_at"] = _ts(e["occurred_at"])
+            row["updated_at"] = timestamp(e["occurred_at"])
     return row
+
+
+def stored_columns(e: dict[str, Any]) -> dict[str, Any]:
+    """The columns of ``case_events`` (of ``deliveries``, for a delivery) an event is kept in beside
+    its body, as PostgreSQL gives them back. The API shows them, so ``verify`` checks them against the body."""
+    if e["event_type"] in DELIVERY_TYPES:
+        return {"delivery_id": UUID(str(e["delivery_id"])), "event_id": UUID(str(e["event_id"])),
+                "case_id": UUID(str(e["case_id"])), "cause_event_id": UUID(str(e["cause_event_id"])),
+                "recipient": e["recipient"], "channel": e["channel"],
+                "outcome": "sent" if e["event_type"] == "NotificationSent" else "failed", "attempts": e["attempts"],
+                "error": e.get("error"), "occurred_at": timestamp(e["occurred_at"]), "template": e.get("template")}
+    return {"event_id": UUID(str(e["event_id"])), "case_id": UUID(str(e["case_id"])), "version": e["version"],
+            "event_type": e["event_type"], "occurred_at": timestamp(e["occurred_at"]), "producer": e["producer"]}

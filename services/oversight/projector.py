@@ -15,9 +15,8 @@ import asyncpg
 import orjson
 
 from services.oversight.chain import audited_text, chain_hash
-from services.oversight.projection import CASE_COLUMNS, fold
+from services.oversight.projection import CASE_COLUMNS, DELIVERY_TYPES, fold, stored_columns, timestamp
 
-DELIVERY_TYPES = ("NotificationSent", "NotificationFailed")
 # Listeners (the audit stream's live follow) are told the new head when a batch commits.
 AUDIT_CHANNEL = "oversight_audit"
 # Kafka offsets by (topic, partition).
@@ -28,19 +27,21 @@ _UPSERT_CASES = (
     + ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(CASE_COLUMNS.values()))
     + ") ON CONFLICT (case_id) DO UPDATE SET "
     + ", ".join(f"{c} = EXCLUDED.{c}" for c in CASE_COLUMNS if c != "case_id"))
+# An event's ``stored_columns``, then its body. Times are given as the fold reads them, not as text for
+# PostgreSQL to read: the two read some differently (a comma before the fraction, an offset past 15:59).
 _INSERT_CASE_EVENTS = (
     "INSERT INTO case_events (event_id, case_id, version, event_type, occurred_at, producer, body)"
-    " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::text[]::timestamptz[], $6::text[],"
+    " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::timestamptz[], $6::text[],"
     " $7::text[]::jsonb[]) ON CONFLICT DO NOTHING RETURNING event_id")
 _INSERT_DELIVERIES = (
     "INSERT INTO deliveries (delivery_id, event_id, case_id, cause_event_id, recipient, channel, outcome, attempts,"
-    " error, occurred_at, body, template) SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[],"
-    " $5::text[], $6::text[], $7::text[], $8::int[], $9::text[], $10::text[]::timestamptz[], $11::text[]::jsonb[],"
-    " $12::text[])"
+    " error, occurred_at, template, body) SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[],"
+    " $5::text[], $6::text[], $7::text[], $8::int[], $9::text[], $10::timestamptz[], $11::text[],"
+    " $12::text[]::jsonb[])"
     " ON CONFLICT DO NOTHING RETURNING event_id")
 _INSERT_AUDIT = (
     "INSERT INTO audit_log (seq, event_id, event_type, case_id, occurred_at, canonical, prev_hash, hash)"
-    " SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::uuid[], $5::text[]::timestamptz[], $6::text[],"
+    " SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::uuid[], $5::timestamptz[], $6::text[],"
     " $7::text[], $8::text[])")
 _SAVE_OFFSETS = (
     "INSERT INTO consumer_offsets (topic, partition, next_offset, first_offset)"
@@ -94,15 +95,10 @@ class Projector:
         cases = [e for e in fresh if e["event_type"] not in DELIVERY_TYPES]
         deliveries = [e for e in fresh if e["event_type"] in DELIVERY_TYPES]
         stored: set[UUID] = set()
-        if cases:
-            stored.update(r[0] for r in await conn.fetch(_INSERT_CASE_EVENTS, *_columns(cases, lambda e: (
-                e["event_id"], e["case_id"], e["version"], e["event_type"], e["occurred_at"], e["producer"],
-                orjson.dumps(e).decode()))))
-        if deliveries:
-            stored.update(r[0] for r in await conn.fetch(_INSERT_DELIVERIES, *_columns(deliveries, lambda e: (
-                e["delivery_id"], e["event_id"], e["case_id"], e["cause_event_id"], e["recipient"], e["channel"],
-                "sent" if e["event_type"] == "NotificationSent" else "failed", e["attempts"], e.get("error"),
-                e["occurred_at"], orjson.dumps(e).decode(), e.get("template")))))
+        for events, insert in ((cases, _INSERT_CASE_EVENTS), (deliveries, _INSERT_DELIVERIES)):
+            if events:
+                stored.update(r[0] for r in await conn.fetch(insert, *_columns(events, lambda e: (
+                    *stored_columns(e).values(), orjson.dumps(e).decode()))))
         return [e for e in fresh if UUID(str(e["event_id"])) in stored]
 
     async def _project_cases(self, conn: asyncpg.Connection, events: list[dict[str, Any]]) -> None:
@@ -130,7 +126,8 @@ class Projector:
         for e in new:
             text = audited_text(e, self.audit_key)
             seq, prev, head = seq + 1, head, chain_hash(head, text)
-            rows.append((seq, e["event_id"], e["event_type"], e.get("case_id"), e["occurred_at"], text, prev, head))
+            rows.append((seq, e["event_id"], e["event_type"], e.get("case_id"), timestamp(e["occurred_at"]), text, prev,
+                         head))
             if seq % self.checkpoint_every == 0:
                 checkpoints.append((seq, head))
         if rows:

@@ -1,5 +1,6 @@
 """Checking that nothing was rewritten: the audit chain from its first record, every stored event
-against its audit record, and every case row against its events.
+(its body and the columns the API shows of it) against its audit record, and every case row against
+its events.
 
 All of it is read in one repeatable-read snapshot, so a projector committing meanwhile cannot
 make a sound history look broken. The answer names the first broken record (seq and event id).
@@ -12,11 +13,19 @@ import asyncpg
 import orjson
 
 from services.oversight.chain import Break, ChainWalk, audited
-from services.oversight.projection import CASE_COLUMNS, fold
+from services.oversight.projection import CASE_COLUMNS, DELIVERY_TYPES, fold, stored_columns
 
+# The columns of an event's row beside its body (``stored_columns``), by the table's alias below:
+# case_events (c) and deliveries (d). Each is read as <alias>_<column>.
+_STORED = {
+    "c": ("event_id", "case_id", "version", "event_type", "occurred_at", "producer"),
+    "d": ("delivery_id", "event_id", "case_id", "cause_event_id", "recipient", "channel", "outcome", "attempts",
+          "error", "occurred_at", "template"),
+}
 _AUDIT_WITH_EVENTS = (
-    "SELECT a.seq, a.event_id::text, a.canonical, a.prev_hash, a.hash, coalesce(c.body, d.body)::text AS body"
-    " FROM audit_log a LEFT JOIN case_events c ON c.event_id = a.event_id"
+    "SELECT a.seq, a.event_id::text, a.canonical, a.prev_hash, a.hash, coalesce(c.body, d.body)::text AS body, "
+    + ", ".join(f"{t}.{c} AS {t}_{c}" for t, columns in _STORED.items() for c in columns)
+    + " FROM audit_log a LEFT JOIN case_events c ON c.event_id = a.event_id"
     " LEFT JOIN deliveries d ON d.event_id = a.event_id ORDER BY a.seq")
 _UNAUDITED = (
     "SELECT event_id::text FROM case_events e WHERE NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.event_id = e.event_id)"
@@ -45,8 +54,10 @@ async def verify(pool: asyncpg.Pool, audit_key: bytes, checkpoint: tuple[int, st
     if unaudited:
         breaks.append(Break(walk.seq + 1, unaudited, "the event is in the read model but has no audit record"))
     first = min(breaks, key=lambda b: b.seq) if breaks else None
+    # Past the chain's end a checkpoint is mismatched unless the chain broke before it: a chain cut
+    # short (its head set back) does not pass through the checkpoints it passed through before.
     mismatched = [{"seq": s, "hash": h, "recomputed": walk.hashes.get(s)} for s, h in sorted(kept.items())
-                  if s <= walk.seq and walk.hashes.get(s) != h]
+                  if (s <= walk.seq or walk.broken is None) and walk.hashes.get(s) != h]
     report: dict[str, Any] = {
         "ok": first is None and case_mismatch is None and not mismatched,
         "checked_at": datetime.now(UTC).isoformat(), "records": head["seq"], "chained": walk.seq,
@@ -73,9 +84,24 @@ async def _walk_chain(conn: asyncpg.Connection, walk: ChainWalk, audit_key: byte
             continue
         if r["body"] is None:
             first = Break(r["seq"], r["event_id"], "the audited event is missing from the read model")
-        elif audited(orjson.loads(r["body"]), audit_key) != orjson.loads(r["canonical"]):
+            continue
+        body = orjson.loads(r["body"])
+        if audited(body, audit_key) != orjson.loads(r["canonical"]):
             first = Break(r["seq"], r["event_id"], "the stored event differs from its audit record (altered)")
+        elif altered := _columns_altered(body, r):
+            first = Break(r["seq"], r["event_id"],
+                          f"the stored event differs from its audit record in {', '.join(altered)} (altered)")
     return first
+
+
+def _columns_altered(body: dict[str, Any], r: asyncpg.Record) -> list[str]:
+    """The columns of an event's row that are not what its body says (the API shows them, not the body)."""
+    table = "d" if body.get("event_type") in DELIVERY_TYPES else "c"
+    try:
+        expected = stored_columns(body)
+    except (KeyError, TypeError, ValueError):  # a body rewritten with its audit record and chain
+        return list(_STORED[table])
+    return [c for c in _STORED[table] if r[f"{table}_{c}"] != expected[c]]
 
 
 async def _check_cases(conn: asyncpg.Connection) -> dict[str, Any] | None:

@@ -12,6 +12,7 @@ follow, the checkpoints to keep, and the check that nothing was rewritten.
   Anyone holding the records can recompute the chain; GENESIS (the first prev_hash) is 64 zeros.
 """
 
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -27,6 +28,7 @@ router = APIRouter(tags=["audit"], dependencies=[Depends(role_of)])
 RECORD = ("SELECT seq, event_id, event_type, case_id, occurred_at, canonical, prev_hash, hash FROM audit_log"
           " WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3")
 CHUNK = 1000
+SEQ_MAX = 2**63 - 1  # seq is a bigint: no record is past it
 
 
 async def _records(reader: Any, after: int, upto: int, limit: int) -> list[dict[str, Any]]:
@@ -36,7 +38,7 @@ async def _records(reader: Any, after: int, upto: int, limit: int) -> list[dict[
 @router.get("/v1/audit/events")
 async def audit_events(
     request: Request,
-    after: Annotated[int, Query(ge=0, description="Resume after this seq (0: from the first record)")] = 0,
+    after: Annotated[int, Query(ge=0, le=SEQ_MAX, description="Resume after this seq (0: from the first record)")] = 0,
     limit: Annotated[int | None, Query(ge=1, description="At most this many records (NDJSON only)")] = None,
     follow: Annotated[bool, Query(description="Stay open and send new records (Server-Sent Events)")] = False,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
@@ -44,7 +46,7 @@ async def audit_events(
     reader = request.app.state.reader
     head = await reader.fetchval("SELECT seq FROM audit_head WHERE id = 1")
     if follow or "text/event-stream" in request.headers.get("accept", ""):
-        start = max(after, int(last_event_id)) if last_event_id and last_event_id.isdigit() else after
+        start = max(after, _last_seq(last_event_id))
         return StreamingResponse(iter(()) if is_head(request.scope) else _follow(request, start),
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Audit-Head": str(head)})
@@ -61,6 +63,16 @@ async def audit_events(
 
     return StreamingResponse(iter(()) if is_head(request.scope) else lines(), media_type="application/x-ndjson",
                              headers={"X-Audit-Head": str(head)})
+
+
+def _last_seq(last_event_id: str | None) -> int:
+    """The seq of the last record a reconnecting client received (the ``id`` it was sent), 0 for none."""
+    if not last_event_id:
+        return 0
+    # Not str.isdigit(): "²" is a digit to it, and not to int().
+    if not re.fullmatch("[0-9]{1,19}", last_event_id) or int(last_event_id) > SEQ_MAX:
+        raise HTTPException(422, f"Last-Event-ID {last_event_id!r} is not the seq of a record of this trail")
+    return int(last_event_id)
 
 
 async def _follow(request: Request, after: int) -> AsyncIterator[bytes]:
@@ -84,7 +96,7 @@ async def _follow(request: Request, after: int) -> AsyncIterator[bytes]:
 @router.get("/v1/audit/checkpoints")
 async def checkpoints(
     request: Request,
-    after: Annotated[int, Query(ge=0, description="Only checkpoints past this seq")] = 0,
+    after: Annotated[int, Query(ge=0, le=SEQ_MAX, description="Only checkpoints past this seq")] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> dict[str, Any]:
     """The chain's head now and its checkpoints (head hash and record count at intervals), oldest first:

@@ -11,12 +11,14 @@ import base64
 import binascii
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
 import orjson
 from fastapi import HTTPException, Query
 
+from contracts.ids import normalise_tracking_code
 from contracts.text import VIETNAM, in_vietnam
 from services.oversight.projection import OPEN_STATUSES
 
@@ -66,11 +68,35 @@ def _moment(text: str | None, *, end_of_day: bool) -> datetime | None:
     try:
         if len(text) == 10:
             day = date.fromisoformat(text) + timedelta(days=1 if end_of_day else 0)
-            return datetime.combine(day, time(), VIETNAM)
-        moment = datetime.fromisoformat(text)
+            return _in_range(datetime.combine(day, time(), VIETNAM))
+        return _in_range(in_vietnam(datetime.fromisoformat(text)))
     except ValueError:
         raise HTTPException(422, f"not a date or date-time: {text!r} (YYYY-MM-DD or ISO 8601)") from None
-    return in_vietnam(moment)
+    except OverflowError:
+        raise HTTPException(422, f"{text!r} is past the dates cases are filed under (years 1 to 9999)") from None
+
+
+def _in_range(moment: datetime) -> datetime:
+    """The moment, if it is one in UTC too (how PostgreSQL is given it); OverflowError if not."""
+    moment.astimezone(UTC)
+    return moment
+
+
+def _text(name: str, value: str | None) -> str | None:
+    """A text filter as given; PostgreSQL's text cannot hold a NUL, so no case has one."""
+    if value is not None and "\x00" in value:
+        raise HTTPException(422, f"{name}: a NUL character is not text")
+    return value
+
+
+def _tracking_code(text: str | None) -> str | None:
+    """The code as the public lookup reads it (O, I, L and U read over the phone as 0, 1, 1 and V)."""
+    if not text:
+        return None
+    code = normalise_tracking_code(text)
+    if code is None:
+        raise HTTPException(422, f"not a valid tracking code: {text!r} (mã tra cứu không hợp lệ)")
+    return code
 
 
 def case_filter(
@@ -88,8 +114,9 @@ def case_filter(
     unknown = sorted(set(statuses) - set(STATUSES))
     if unknown:
         raise HTTPException(422, f"unknown status {', '.join(unknown)}; known: {', '.join(STATUSES)}")
-    return CaseFilter(area, unit, category, statuses, overdue, _moment(received_from, end_of_day=False),
-                      _moment(received_to, end_of_day=True), tracking_code.strip().upper() if tracking_code else None)
+    return CaseFilter(_text("area", area), _text("unit", unit), _text("category", category), statuses, overdue,
+                      _moment(received_from, end_of_day=False), _moment(received_to, end_of_day=True),
+                      _tracking_code(tracking_code))
 
 
 def public_filter(
@@ -105,7 +132,8 @@ def public_filter(
     for text in (received_from, received_to):
         if text and len(text) != 10:
             raise HTTPException(422, f"not a day: {text!r} (YYYY-MM-DD; the public figures count whole days)")
-    return CaseFilter(area=area, category=category, received_from=_moment(received_from, end_of_day=False),
+    return CaseFilter(area=_text("area", area), category=_text("category", category),
+                      received_from=_moment(received_from, end_of_day=False),
                       received_to=_moment(received_to, end_of_day=True))
 
 
@@ -152,8 +180,8 @@ def _encode(moment: datetime, case_id: Any) -> str:
 def _decode(cursor: str) -> tuple[datetime, str]:
     try:
         moment, case_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromisoformat(moment), str(case_id)
-    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
+        return _in_range(datetime.fromisoformat(moment)), str(UUID(str(case_id)))
+    except (ValueError, TypeError, OverflowError, binascii.Error, orjson.JSONDecodeError):
         raise HTTPException(422, "not a cursor this API gave out") from None
 
 

@@ -14,7 +14,8 @@ from tests.unit.oversight.story import CaseStory
 
 GENESIS = "0" * 64
 STORIES = [CaseStory().opened().routed().assigned().accepted().resolved() for _ in range(3)]
-EVENTS = sum(len(s.bodies()) for s in STORIES)  # 7 each: 5 case events and 2 deliveries
+FAILED = STORIES[2].delivered("citizen", "zalo", ok=False).deliveries[-1]  # the answer did not reach the citizen
+EVENTS = sum(len(s.bodies()) for s in STORIES)  # 7 each (5 case events and 2 deliveries), and the failed one
 
 
 @pytest.fixture
@@ -38,6 +39,10 @@ def trail(api, query=""):
     answer = api.get(f"/v1/audit/events{query}", role="front")
     assert answer.headers["content-type"] == "application/x-ndjson"
     return [json.loads(line) for line in answer.text.splitlines()], answer
+
+
+def seq_of(running, event):
+    return next(r["seq"] for r in trail(running)[0] if r["event_id"] == str(event.event_id))
 
 
 async def tamper(running, statement, *args):
@@ -136,6 +141,54 @@ async def test_a_case_row_altered_directly_is_named(fresh):
     assert not report["ok"] and report["first_broken"] is None
     assert report["case_mismatch"]["case_id"] == str(story.case_id)
     assert report["case_mismatch"]["columns"] == ["status", "unit_name"]
+
+
+async def test_a_failed_notice_shown_as_sent_is_named(fresh):
+    await tamper(fresh, "UPDATE deliveries SET outcome = 'sent', error = NULL WHERE event_id = $1", FAILED.event_id)
+    report = fresh.get("/v1/audit/verify", role="front").json()
+    assert not report["ok"]
+    assert report["first_broken"] == {
+        "seq": seq_of(fresh, FAILED), "event_id": str(FAILED.event_id),
+        "reason": "the stored event differs from its audit record in outcome, error (altered)"}
+
+
+async def test_an_event_shown_at_another_time_or_from_another_producer_is_named(fresh):
+    accepted = STORIES[1].events[3]
+    await tamper(fresh, "UPDATE case_events SET occurred_at = occurred_at - interval '1 day', producer = 'centre'"
+                        " WHERE event_id = $1", accepted.event_id)
+    report = fresh.get("/v1/audit/verify", role="council").json()
+    assert not report["ok"] and report["case_mismatch"] is None  # the case row is folded from the bodies
+    assert report["first_broken"] == {
+        "seq": seq_of(fresh, accepted), "event_id": str(accepted.event_id),
+        "reason": "the stored event differs from its audit record in occurred_at, producer (altered)"}
+
+
+async def test_a_chain_cut_short_does_not_pass_through_the_checkpoints_past_its_end(fresh):
+    """The last case taken out whole: its records, its events, its row, and the head set back."""
+    cut = EVENTS - len(STORIES[2].bodies())
+    assert seq_of(fresh, STORIES[2].events[0]) == cut + 1
+    conn = await asyncpg.connect(fresh.settings.dsn())
+    try:
+        await conn.execute("DELETE FROM audit_log WHERE seq > $1", cut)
+        await conn.execute("UPDATE audit_head SET seq = $1, hash = (SELECT hash FROM audit_log WHERE seq = $1)", cut)
+        for table in ("case_events", "deliveries", "cases"):
+            await conn.execute(f"DELETE FROM {table} WHERE case_id = $1", STORIES[2].case_id)
+    finally:
+        await conn.close()
+    report = fresh.get("/v1/audit/verify", role="council").json()
+    assert report["first_broken"] is None and report["case_mismatch"] is None and report["chained"] == cut
+    assert not report["ok"]
+    assert [(c["seq"], c["recomputed"]) for c in report["checkpoints"]["mismatched"]] == [(15, None), (20, None)]
+
+
+def test_a_resume_point_that_is_no_record_of_the_trail_is_refused(api):
+    past_bigint = 2**63
+    assert api.get(f"/v1/audit/checkpoints?after={past_bigint}", role="front").status_code == 422
+    assert api.get(f"/v1/audit/events?after={past_bigint}", role="front").status_code == 422
+    for last_event_id in ("²", str(past_bigint)):  # "²".isdigit() holds; int("²") fails
+        answer = api.get("/v1/audit/events?follow=true", role="front",
+                         headers={"Last-Event-ID": last_event_id.encode("latin-1")})
+        assert answer.status_code == 422 and "Last-Event-ID" in answer.json()["detail"]
 
 
 async def test_a_deleted_event_is_named(fresh):

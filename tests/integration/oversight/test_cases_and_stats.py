@@ -1,6 +1,7 @@
 """What HĐND and MTTQ read, over real HTTP on real PostgreSQL: the case list with its filters and
 pages, the CSV export, the statistics per unit with their ranking, and the overdue list."""
 
+import base64
 import csv
 import io
 from datetime import UTC, datetime, timedelta
@@ -46,6 +47,7 @@ def test_filters_by_unit_area_category_status_overdue_and_code(api):
     assert codes(api.get("/v1/cases?overdue=true")) == {A3.tracking_code}
     assert len(codes(api.get("/v1/cases?overdue=false"))) == 6
     assert codes(api.get(f"/v1/cases?tracking_code={B1.tracking_code.lower()}")) == {B1.tracking_code}
+    assert codes(api.get(f"/v1/cases?tracking_code={B1.tracking_code.replace('-', '')}")) == {B1.tracking_code}
     assert codes(api.get(f"/v1/cases?unit={QUAN_1.id}&status=closed")) == {A1.tracking_code}
 
 
@@ -63,6 +65,23 @@ def test_bad_filters_are_refused_with_the_reason(api):
     assert api.get("/v1/cases?from=yesterday").status_code == 422
     assert api.get("/v1/cases?cursor=not-a-cursor").status_code == 422
     assert api.get("/v1/cases?limit=501").status_code == 422
+
+
+# A cursor made up, not given out: its case id is not a UUID.
+MADE_UP_CURSOR = base64.urlsafe_b64encode(b'["2021-08-01T09:00:00+07:00","x"]').decode()
+
+
+@pytest.mark.parametrize("path", [
+    "/v1/public/stats/units?to=9999-12-31", "/v1/public/stats/units?from=0001-01-01",
+    "/v1/public/requests?to=9999-12-31", "/v1/public/requests?from=0001-01-01", "/v1/cases?from=0001-01-01",
+    "/v1/stats/units?to=9999-12-31", "/v1/cases.csv?from=0001-01-01",
+    "/v1/cases?area=760%00", "/v1/stats/overview?unit=%00", "/v1/public/stats/units?category=%00",
+    "/v1/public/requests?tracking_code=%00", "/v1/cases?tracking_code=ABCDE-FGHJK",
+    f"/v1/cases?cursor={MADE_UP_CURSOR}", f"/v1/stats/overdue?cursor={MADE_UP_CURSOR}",
+])
+def test_what_no_case_could_match_is_refused_with_the_reason(api, path):
+    answer = api.get(path)
+    assert answer.status_code == 422 and isinstance(answer.json()["detail"], str)
 
 
 async def test_pages_are_stable_newest_first_even_when_cases_arrive_between_them(api, feed):

@@ -66,7 +66,10 @@ def opened_but(**changes) -> bytes:
     opened_but(occurred_at=None),
     opened_but(version="1"),
     opened_but(confidence="NaN").replace(b'"NaN"', b"NaN"),
-], ids=["not a case", "no occurred_at", "version as text", "NaN"])
+    opened_but(occurred_at="2026-12-05T10:00:00z"),  # Python 3.11 does not read the small z
+    opened_but(event_id=f"{{{uuid.uuid4()}}}"),  # nor asyncpg an id in braces
+    opened_but(version=2**31),
+], ids=["not a case", "no occurred_at", "version as text", "NaN", "small z", "id in braces", "version past int4"])
 async def test_an_unreadable_record_is_dead_lettered_and_the_next_one_projected(garbage, live, kafka_bootstrap):
     dlq = AIOKafkaConsumer(topics.dlq(topics.CASE_EVENTS), bootstrap_servers=kafka_bootstrap,
                            auto_offset_reset="earliest", group_id=f"dlq-watch-{uuid.uuid4()}")

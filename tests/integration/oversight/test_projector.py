@@ -77,3 +77,14 @@ async def test_two_instances_projecting_at_once_make_one_sound_chain(pool):
     assert (await counts(pool))["audited"] == 6 * 10 * 4
     report = await verify(pool, b"")
     assert report["ok"], report
+
+
+async def test_a_time_postgresql_reads_otherwise_is_kept_as_the_fold_reads_it(pool):
+    """The contract reads a comma before the fraction and an offset past 15:59; PostgreSQL refused both."""
+    positions, bodies = batch([CaseStory().opened().routed()])
+    bodies[1]["occurred_at"] = "2026-12-05T10:00:00,5+16:00"
+    assert await Projector(pool).apply(positions, bodies) == 2
+    assert await pool.fetchval("SELECT c.routed_at = e.occurred_at FROM cases c JOIN case_events e USING (case_id)"
+                               " WHERE e.version = 2")
+    report = await verify(pool, b"")
+    assert report["ok"], report

@@ -1,8 +1,11 @@
 """Case list filters and cursors, without a database: what SQL a filter asks for, and cursors
 that round-trip and refuse forgeries."""
 
+import base64
 from datetime import datetime
+from uuid import uuid4
 
+import orjson
 import pytest
 from fastapi import HTTPException
 
@@ -16,11 +19,11 @@ def test_no_filter_is_everything_and_the_public_list_only_public_cases():
 
 def test_filters_become_numbered_arguments():
     where = case_filter(area="760", unit=None, category="water", status="routed, triage", overdue=True,
-                        received_from="2021-08-01", received_to="2021-08-31", tracking_code="7k3mq-9pdx4")
+                        received_from="2021-08-01", received_to="2021-08-31", tracking_code="r0b6s-x6293")
     sql, args = where.where(args=["first"])
     assert "area_code = $2" in sql and "category = $3" in sql and "tracking_code = $4" in sql
     assert "status = ANY($5::text[])" in sql and "resolve_by < now()" in sql
-    assert args[1:5] == ["760", "water", "7K3MQ-9PDX4", ["routed", "triage"]]
+    assert args[1:5] == ["760", "water", "R0B6S-X6293", ["routed", "triage"]]
     # Days are Vietnamese days, and the last one is taken in whole.
     assert args[5] == datetime(2021, 8, 1, tzinfo=VIETNAM) and args[6] == datetime(2021, 9, 1, tzinfo=VIETNAM)
 
@@ -48,4 +51,33 @@ def test_a_cursor_continues_after_the_last_row_of_its_page():
 def test_a_forged_cursor_is_refused():
     with pytest.raises(HTTPException) as refused:
         Page(cursor="bm90IGEgY3Vyc29y").clause("true", [])
+    assert refused.value.status_code == 422
+
+
+def test_a_tracking_code_is_read_as_the_public_lookup_reads_it():
+    # Without its dash, and with O for 0 as it is heard over the phone.
+    assert case_filter(tracking_code="RoB6SX6293").tracking_code == "R0B6S-X6293"
+    with pytest.raises(HTTPException) as refused:
+        case_filter(tracking_code="R0B6S-X6294")  # one character mistyped
+    assert refused.value.status_code == 422 and "tracking code" in refused.value.detail
+
+
+@pytest.mark.parametrize("filters", [
+    {"received_to": "9999-12-31"}, {"received_from": "0001-01-01"}, {"received_to": "9999-12-31T23:59:59-14:00"},
+    {"area": "760\x00"}, {"unit": "\x00"}, {"category": "water\x00"}, {"tracking_code": "R0B6S-X6293\x00"},
+], ids=["to the last day", "from the first day", "past 9999 in UTC", "NUL in area", "NUL in unit", "NUL in category",
+        "NUL in tracking code"])
+def test_what_postgresql_cannot_be_asked_is_refused_with_the_reason(filters):
+    with pytest.raises(HTTPException) as refused:
+        case_filter(**filters)
+    assert refused.value.status_code == 422 and refused.value.detail
+
+
+@pytest.mark.parametrize("cursor", [
+    ["2021-08-01T09:00:00+07:00", "not-a-uuid"], ["0001-01-01T00:00:00+07:00", str(uuid4())],
+], ids=["id not a UUID", "time before year 1 in UTC"])
+def test_a_made_up_cursor_is_refused(cursor):
+    made_up = base64.urlsafe_b64encode(orjson.dumps(cursor)).decode()
+    with pytest.raises(HTTPException) as refused:
+        Page(cursor=made_up).clause("true", [])
     assert refused.value.status_code == 422

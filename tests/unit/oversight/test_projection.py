@@ -1,5 +1,8 @@
 """How a case's events fold into the row HĐND, MTTQ and the centre see."""
 
+from datetime import datetime
+
+from contracts.text import VIETNAM
 from tests.unit.oversight.story import PHU_NHUAN, CaseStory
 
 from services.oversight.projection import CASE_COLUMNS, fold
@@ -44,3 +47,10 @@ def test_triage_duplicates_and_escalation():
 def test_events_of_a_case_never_opened_show_nothing():
     story = CaseStory().opened().routed()
     assert fold(None, [story.events[1].model_dump(mode="json")]) is None
+
+
+def test_a_committed_date_without_a_zone_is_a_day_in_vietnam():
+    # Old ProgressReported events carry "2026-12-05T00:00:00"; the contract reads it as Vietnam's time.
+    progress = CaseStory().opened().routed().accepted().progress().bodies()
+    progress[-1]["committed_date"] = "2026-12-05T00:00:00"
+    assert fold(None, progress)["committed_date"] == datetime(2026, 12, 5, tzinfo=VIETNAM)
