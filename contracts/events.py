@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 from contracts.envelope import Envelope
-from contracts.text import Text, VietnamDatetime
+from contracts.text import CommittedDate, Text, VietnamDatetime
 
 Channel = Literal["web", "zalo", "app", "phone", "open311"]
 
@@ -251,7 +251,7 @@ class UnitResponse(Envelope):
     handler_id: Text | None = None
     kind: Literal["accept", "decline", "progress", "resolve", "route", "close", "reopen"]
     note: Text = ""
-    committed_date: VietnamDatetime | None = None
+    committed_date: CommittedDate | None = None
     corrected_address: Text | None = Field(None, description="With decline: where the case really belongs")
     target_unit_id: Text | None = Field(None, description="With route (the centre only): the unit to take the case")
 

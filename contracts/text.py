@@ -8,11 +8,11 @@ models) failed on it and read the same batch again, for good.
 
 import re
 import unicodedata
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Annotated, Any
 
 import orjson
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
 
 # Line breaks and tabs are text; every other control character (Unicode Cc) is noise, or an attack on a log.
 _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -38,8 +38,24 @@ def in_vietnam(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=VIETNAM)
 
 
+def day_ends(value: Any) -> Any:
+    """A committed date given as a day alone ("2026-12-05") is the end of that day in Vietnam: a
+    unit that promises a result on the 5th has the whole 5th, and the citizen is not told it is
+    late on that morning. A time given with it, even midnight, is taken as given."""
+    if isinstance(value, str) and _DAY.fullmatch(value):
+        value = date.fromisoformat(value)
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return datetime.combine(value, time(23, 59, 59), VIETNAM)
+    return value
+
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 Text = Annotated[str, AfterValidator(nfc)]
 VietnamDatetime = Annotated[datetime, AfterValidator(in_vietnam)]
+# For what district services send only: a validator before pydantic's own parses the value as
+# Python, so a strict reader (oversight's) would refuse every time given as text. The router
+# writes ProgressReported's date whole, with its zone, so its readers need no such rule.
+CommittedDate = Annotated[datetime, BeforeValidator(day_ends), AfterValidator(in_vietnam)]
 
 
 def refuse_nul(raw: bytes) -> None:

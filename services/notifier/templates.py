@@ -49,7 +49,7 @@ TEMPLATES: dict[str, tuple[str, str, str, str]] = {
         "and will tell you when to expect it."),
     "apology_dated": (
         "[1022] Xin lỗi về phản ánh {code}",
-        "Tổng đài 1022 xin lỗi: phản ánh {code} chưa có kết quả đúng hạn. {unit} hẹn có kết quả trước ngày {date}.",
+        "Tổng đài 1022 xin lỗi: phản ánh {code} chưa có kết quả đúng hạn. {unit} hẹn có kết quả chậm nhất ngày {date}.",
         "[1022] Our apologies about request {code}",
         "The 1022 hotline apologises: request {code} has no result on time. {unit} commits to a result by {date}."),
     # Nothing of the case it repeats: the phone was typed, never verified, so whoever reads this
@@ -64,7 +64,7 @@ TEMPLATES: dict[str, tuple[str, str, str, str]] = {
 }
 
 # Words filled into the officials' messages, which are in Vietnamese only.
-DEADLINES = {"reach": "tiếp nhận", "resolve": "có kết quả"}
+DEADLINES = {"reach": "tiếp nhận", "resolve": "giải quyết"}
 LEVELS = {"unit_head": "lãnh đạo đơn vị", "centre": "Trung tâm 1022"}
 
 

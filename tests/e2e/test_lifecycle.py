@@ -184,10 +184,10 @@ async def test_a_units_note_is_kept_as_text_and_a_date_without_a_zone_is_vietnam
 
     events = await case_events(kafka_bootstrap, case, has("CaseResolved"))
     assert events[-2].note == "Đã liên hệ gia đình" and events[-1].answer == "Đã trao 20 kg gạo"
-    assert events[-2].committed_date == datetime(2026, 12, 5, tzinfo=VIETNAM)
+    assert events[-2].committed_date == datetime(2026, 12, 5, 23, 59, 59, tzinfo=VIETNAM)  # the whole day, Vietnam's
     row = wait_for(lambda: (r := oversight_get(mesh, f"/v1/cases/{case}").json()).get("status") == "resolved" and r,
                    60, what="the resolved case in oversight")
     assert row["answer"] == "Đã trao 20 kg gạo"
-    assert datetime.fromisoformat(row["committed_date"]) == datetime(2026, 12, 5, tzinfo=VIETNAM)
+    assert datetime.fromisoformat(row["committed_date"]) == datetime(2026, 12, 5, 23, 59, 59, tzinfo=VIETNAM)
     report = oversight_get(mesh, "/v1/audit/verify", timeout=120).json()
     assert report["ok"] and report["case_mismatch"] is None, report

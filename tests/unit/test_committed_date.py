@@ -1,0 +1,49 @@
+"""A date a district service commits to, as the mesh reads it."""
+
+import json
+import uuid
+from datetime import datetime
+
+import pytest
+
+from contracts.events import CASE_EVENT, UnitResponse
+from contracts.text import VIETNAM
+from services.notifier.templates import day, render
+from tests.unit.notifier.factories import Story
+
+
+def committed(value: str) -> datetime:
+    """The committed date of a progress report sent on the wire with ``value``."""
+    case = str(uuid.uuid4())
+    wire = {"event_id": str(uuid.uuid4()), "correlation_id": case, "producer": "district", "response_id": str(uuid.uuid4()),
+            "case_id": case, "unit_id": "hcm-q-phu-nhuan", "kind": "progress", "committed_date": value}
+    return UnitResponse.model_validate_json(json.dumps(wire)).committed_date
+
+
+def test_a_day_alone_gives_the_unit_the_whole_of_that_day_in_vietnam():
+    # Read as the day's first instant, "the 5th" made the citizen's apology go out on the 5th's morning.
+    assert committed("2026-12-05") == datetime(2026, 12, 5, 23, 59, 59, tzinfo=VIETNAM)
+    assert day(committed("2026-12-05")) == "05/12/2026"
+
+
+@pytest.mark.parametrize(("given", "meant"), [
+    ("2026-12-05T00:00:00", datetime(2026, 12, 5, tzinfo=VIETNAM)),
+    ("2026-12-05T17:00:00+07:00", datetime(2026, 12, 5, 17, tzinfo=VIETNAM)),
+    ("2026-12-05T10:00:00Z", datetime(2026, 12, 5, 17, tzinfo=VIETNAM)),
+])
+def test_a_date_with_a_time_is_taken_as_given(given, meant):
+    assert committed(given) == meant
+
+
+def test_the_citizen_is_told_the_day_itself_is_allowed():
+    _, text = render("apology_dated", "vi", code="7K3MQ-9PDX4", unit="UBND Phường 12", date=day(committed("2026-12-05")))
+    assert "chậm nhất ngày 05/12/2026" in text and "trước ngày" not in text
+
+
+def test_the_progress_report_the_router_writes_is_read_by_a_strict_reader():
+    # Oversight checks case events strictly; a rule that parsed dates before pydantic did refused them.
+    story = Story()
+    story.opened()
+    event = story.progress(committed("2026-12-05"))
+    again = CASE_EVENT.validate_json(event.model_dump_json(), strict=True)
+    assert again.committed_date == datetime(2026, 12, 5, 23, 59, 59, tzinfo=VIETNAM)
