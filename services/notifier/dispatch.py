@@ -12,6 +12,7 @@ import asyncio
 import logging
 import random
 import re
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -48,7 +49,9 @@ class Retry:
 
 
 class Dispatcher:
-    """Sends one channel's deliveries, at most ``concurrency`` at a time."""
+    """Sends one channel's deliveries, at most ``concurrency`` at a time, and at most a quarter of
+    them to one receiver: a district's service that hangs holds its own share of the slots while
+    the other districts' assignments go on."""
 
     def __init__(self, deliveries: DeliveryLog, providers: Providers, channel: str, *, policy: Policy, retry: Retry,
                  send_timeout: float, lease_seconds: float, concurrency: int, poll_seconds: float,
@@ -59,6 +62,8 @@ class Dispatcher:
         self.rng = rng or random.Random()
         self.wake = asyncio.Event()
         self.in_flight: set[asyncio.Task] = set()
+        self.per_receiver = max(1, concurrency // 4)
+        self.to: Counter[str] = Counter()  # sends in flight, by receiver (``Delivery.target``)
 
     async def run(self) -> None:
         while True:
@@ -67,18 +72,35 @@ class Dispatcher:
             if free > 0:
                 # The leases end no sooner than this: they are taken after it.
                 lease_ends = asyncio.get_running_loop().time() + self.lease_seconds
+                busy = [target for target, sending in self.to.items() if sending >= self.per_receiver]
                 try:
-                    token, claimed = await self.log.claim(self.channel, free, self.lease_seconds)
+                    token, claimed = await self.log.claim(self.channel, free, self.lease_seconds, busy)
                 except Exception:  # noqa: BLE001 - the database may come back; the work waits in it
                     log.exception("could not claim %s deliveries; trying again shortly", self.channel)
                     await asyncio.sleep(1.0)
                     continue
+                over = []
                 for delivery, attempts in claimed:
+                    if self.to[delivery.target] >= self.per_receiver:
+                        over.append(delivery.delivery_id)  # one claim took more than the receiver's share
+                        continue
+                    self.to[delivery.target] += 1
                     task = asyncio.create_task(self._send(delivery, attempts, token, lease_ends))
                     self.in_flight.add(task)
                     task.add_done_callback(self._done)
+                await self._give_back(token, over)
             # Woken by new work, by half the slots coming free, or by the clock for retries falling due.
             await wait_a_while(self.wake, self.poll_seconds)
+
+    async def _give_back(self, claim, delivery_ids: list) -> None:
+        """Let what waits its receiver's turn be claimed again at once, its try not counted; if the
+        database will not, its lease runs out first."""
+        if delivery_ids:
+            try:
+                await self.log.give_back(claim, delivery_ids)
+            except Exception:  # noqa: BLE001 - they are claimed again once their lease ends
+                log.warning("could not give back %d %s deliveries; they wait for their lease to end",
+                            len(delivery_ids), self.channel, exc_info=True)
 
     def _done(self, task: asyncio.Task) -> None:
         self.in_flight.discard(task)
@@ -92,6 +114,14 @@ class Dispatcher:
             await asyncio.wait(self.in_flight, timeout=self.send_timeout + 1)
 
     async def _send(self, delivery: Delivery, attempts: int, claim, lease_ends: float) -> None:
+        try:
+            await self._try(delivery, attempts, claim, lease_ends)
+        finally:
+            self.to[delivery.target] -= 1
+            if not self.to[delivery.target]:
+                del self.to[delivery.target]
+
+    async def _try(self, delivery: Delivery, attempts: int, claim, lease_ends: float) -> None:
         delivery_id = delivery.delivery_id
         try:
             if attempts > self.retry.max_attempts:

@@ -76,7 +76,7 @@ CLAIM = f"""
 WITH due AS (
     SELECT d.delivery_id FROM deliveries d
     WHERE d.channel = $1 AND d.status IN ('pending', 'sending') AND d.next_attempt_at <= now()
-      AND (d.lease_until IS NULL OR d.lease_until < now())
+      AND (d.lease_until IS NULL OR d.lease_until < now()) AND d.target <> ALL($5::text[])
       AND (d.recipient <> 'citizen' OR NOT EXISTS (
           SELECT 1 FROM deliveries e WHERE e.case_id = d.case_id AND e.recipient = 'citizen'
             AND e.status NOT IN ('sent', 'failed') AND e.seq < d.seq))
@@ -200,12 +200,18 @@ class DeliveryLog:
         new = await conn.fetch(INSERT, *(list(column) for column in zip(*map(_row, deliveries))))
         return len(new)
 
-    async def claim(self, channel: str, limit: int, lease_seconds: float) -> tuple[uuid.UUID, list[tuple[Delivery, int]]]:
-        """Lease up to ``limit`` due deliveries of a channel; each try is counted before it is made,
-        so a crash in the middle of a send leaves an honest count."""
+    async def claim(self, channel: str, limit: int, lease_seconds: float,
+                    busy: Sequence[str] = ()) -> tuple[uuid.UUID, list[tuple[Delivery, int]]]:
+        """Lease up to ``limit`` due deliveries of a channel, none to a receiver in ``busy``; each try
+        is counted before it is made, so a crash in the middle of a send leaves an honest count."""
         token = uuid.uuid4()
-        rows = await self.pool.fetch(CLAIM, channel, limit, token, lease_seconds)
+        rows = await self.pool.fetch(CLAIM, channel, limit, token, lease_seconds, list(busy))
         return token, [(_delivery(r), r["attempts"]) for r in rows]
+
+    async def give_back(self, claim: uuid.UUID, delivery_ids: Sequence[uuid.UUID]) -> None:
+        """Release deliveries claimed but not tried: due again at once, their try not counted."""
+        await self.pool.execute("UPDATE deliveries SET attempts = attempts - 1, lease_until = NULL, updated_at = now()"
+                                " WHERE delivery_id = ANY($1::uuid[]) AND claim = $2", list(delivery_ids), claim)
 
     async def sent(self, delivery_id: uuid.UUID, claim: uuid.UUID) -> None:
         await self._finish(_Finish(delivery_id, claim, "sent", None, False, 0.0))

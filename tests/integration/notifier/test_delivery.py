@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from contracts import topics
-from contracts.events import Citizen, NotifyChannel
+from contracts.events import Citizen, NotifyChannel, UnitRef
 from tests.integration.notifier.harness import Watch, as_router, ours, publish
 from tests.support.mesh import eventually
 from tests.unit.notifier.factories import Story
@@ -144,6 +144,33 @@ async def test_a_slow_provider_does_not_hold_up_the_other_channels(kafka_bootstr
     assert webhooks_took < 3.0, f"webhooks waited for the slow SMS gateway ({webhooks_took:.1f}s)"
     await outcomes.until(lambda _: len(sent("sms")) == 5, 30, "the SMS outcomes")
     assert time.monotonic() - began < 3.0 * 2, "the five slow SMS went out side by side"
+
+
+async def test_a_district_whose_service_hangs_does_not_hold_up_the_other_districts(kafka_bootstrap, start_notifier,
+                                                                                   stand_in, outcomes):
+    # Four slots for webhooks: without a share per receiver, the slow district's eight took all four.
+    hung = UnitRef(id="hcm-q-hung", name="UBND Quận Treo", admin_code="999")
+    stand_in.answer(f"/units/{hung.id}", lambda request, nth: (200, {"ok": True}, 3.0))  # within the time-out
+    start_notifier(NOTIFIER_CONCURRENCY="4")
+    stalled, others = [Story() for _ in range(8)], [Story() for _ in range(3)]
+    for story in stalled + others:
+        outcomes.cases.add(str(story.case_id))
+    await publish(kafka_bootstrap, [e for s in stalled for e in as_router(s.opened(), s.assigned(unit=hung))])
+    await eventually(lambda: stand_in.about(f"/units/{hung.id}", [s.case_id for s in stalled]), 20,
+                     "the slow district's first assignment")
+    began = time.monotonic()
+    await publish(kafka_bootstrap, [e for s in others for e in as_router(s.opened(), s.assigned())])
+
+    def webhooks_sent(stories):
+        cases = {str(s.case_id) for s in stories}
+        return [v for v, _ in outcomes.seen if v["channel"] == "webhook" and v["case_id"] in cases
+                and v["event_type"] == "NotificationSent"]
+    await outcomes.until(lambda _: len(webhooks_sent(others)) == 3, 30, "the other district's assignments")
+    assert time.monotonic() - began < 2.5, "the other district waited behind the slow one"
+    assert len(stand_in.about(f"/units/{hung.id}", [s.case_id for s in stalled])) <= 2, "its one slot, not four"
+    await outcomes.until(lambda _: len(webhooks_sent(stalled)) == 8, 60, "the slow district's, one at a time")
+    assert stand_in.arrivals(f"/units/{hung.id}", [s.case_id for s in stalled]).most_common(1)[0][1] == 1, \
+        "each sent once"
 
 
 async def test_zalo_and_smtp_refusals_are_told_apart_from_hiccups(kafka_bootstrap, start_notifier, stand_in, mailbox,
