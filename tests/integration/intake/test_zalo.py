@@ -129,7 +129,8 @@ async def test_the_webhook_answers_at_once_while_the_oa_api_is_slow(start_intake
         started = time.monotonic()
         await citizen.says("xin chào")
         took = time.monotonic() - started
-        assert took < 0.5, f"the webhook took {took:.2f}s"
+        # Well inside the OA's 3 s, not a speed figure: a loaded machine answers in tenths of a second.
+        assert took < oa.delay / 2, f"the webhook took {took:.2f}s: it waited for the OA API"
         assert "xin chào" in (await replies(oa, citizen.user_id, 1, timeout=15))[0]
 
 

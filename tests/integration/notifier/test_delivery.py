@@ -166,7 +166,8 @@ async def test_a_district_whose_service_hangs_does_not_hold_up_the_other_distric
         return [v for v, _ in outcomes.seen if v["channel"] == "webhook" and v["case_id"] in cases
                 and v["event_type"] == "NotificationSent"]
     await outcomes.until(lambda _: len(webhooks_sent(others)) == 3, 30, "the other district's assignments")
-    assert time.monotonic() - began < 2.5, "the other district waited behind the slow one"
+    # Behind the slow district they would wait for two rounds of its sends, 6 s.
+    assert time.monotonic() - began < 4.0, "the other district waited behind the slow one"
     assert len(stand_in.about(f"/units/{hung.id}", [s.case_id for s in stalled])) <= 2, "its one slot, not four"
     await outcomes.until(lambda _: len(webhooks_sent(stalled)) == 8, 60, "the slow district's, one at a time")
     assert stand_in.arrivals(f"/units/{hung.id}", [s.case_id for s in stalled]).most_common(1)[0][1] == 1, \
