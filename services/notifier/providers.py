@@ -49,30 +49,46 @@ class Answer:
 ANSWER_BYTES = 16 * 1024
 
 
-async def post(client: aiohttp.ClientSession, url: str, body: dict[str, Any], headers: dict[str, str]) -> Answer:
+async def post(client: aiohttp.ClientSession, url: str, body: dict[str, Any], headers: dict[str, str],
+               redirected: bool = False) -> Answer:
     """POST ``body`` as JSON; a 2xx is returned, anything else raised as Transient or Permanent.
 
-    A redirect is not followed: the client would repeat the POST as a GET without its body, and
-    the receiver's 200 to that would record a message as delivered that never was."""
+    Only a 307 or 308 is followed, once, with the same POST. After a 301, 302 or 303 the client
+    would repeat the POST as a GET without its body, and the receiver's 200 to that would record a
+    message as delivered that never was: such a receiver must be given its new address."""
     try:
         async with client.post(url, data=orjson.dumps(body), allow_redirects=False,
                                headers={**headers, "Content-Type": "application/json"}) as response:
-            text = (await response.content.read(ANSWER_BYTES)).decode(response.charset or "utf-8", errors="replace")
-            answer = Answer(response.status, text)
-            moved_to = response.headers.get("Location", "")
+            answer = Answer(response.status, _text(await _start_of(response.content), response.charset))
+            moved_to = URL(url).join(URL(response.headers.get("Location", "")))
     except (aiohttp.ClientError, asyncio.TimeoutError) as error:
         raise Transient(f"{type(error).__name__} talking to {URL(url).host}") from error
     if answer.status < 300:
         return answer
+    if answer.status in (307, 308) and not redirected:
+        return await post(client, str(moved_to), body, headers, redirected=True)
     if answer.status < 400:
-        where = URL(moved_to)
-        raise Permanent(f"HTTP {answer.status}: the receiver has moved"
-                        + (f" to {where.with_query(None).with_fragment(None)}" if where.is_absolute() else "")
-                        + "; its address must be updated here")
+        where = moved_to.with_user(None).with_query(None).with_fragment(None)
+        raise Permanent(f"HTTP {answer.status}: the receiver has moved to {where}; its address must be updated here")
     reason = f"HTTP {answer.status}: {answer.text[:200]}"
     if answer.status in (408, 425, 429) or answer.status >= 500:
         raise Transient(reason)
     raise Permanent(reason)
+
+
+async def _start_of(content: aiohttp.StreamReader) -> bytes:
+    """The answer up to ``ANSWER_BYTES``, however many pieces it comes in."""
+    start = b""
+    while len(start) < ANSWER_BYTES and (piece := await content.read(ANSWER_BYTES - len(start))):
+        start += piece
+    return start
+
+
+def _text(raw: bytes, charset: str | None) -> str:
+    try:
+        return raw.decode(charset or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know: the answer is still worth reading
+        return raw.decode("utf-8", errors="replace")
 
 
 class WebhookProvider:
