@@ -27,7 +27,9 @@ _ADDRESSES = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+|\+?\d[\d .-]{6,}\d")
 
 
 def redact(error: str, target: str) -> str:
-    """An error without the recipient's address or number in it: errors are published and shown."""
+    """An error without the recipient's address or number in it: errors are published and shown.
+    Nor with a NUL (a receiver's binary answer), which PostgreSQL's text cannot store."""
+    error = error.replace("\x00", "")
     if target:
         error = error.replace(target, "…")
     return _ADDRESSES.sub("…", error)[:500]
@@ -55,11 +57,15 @@ class Dispatcher:
 
     def __init__(self, deliveries: DeliveryLog, providers: Providers, channel: str, *, policy: Policy, retry: Retry,
                  send_timeout: float, lease_seconds: float, concurrency: int, poll_seconds: float,
-                 finished: asyncio.Event, counts: dict[str, int], rng: random.Random | None = None):
+                 finished: asyncio.Event, counts: dict[str, int], rng: random.Random | None = None,
+                 overdue_seconds: float = 0.0):
         self.log, self.providers, self.channel, self.policy, self.retry = deliveries, providers, channel, policy, retry
         self.send_timeout, self.lease_seconds, self.concurrency = send_timeout, lease_seconds, concurrency
         self.poll_seconds, self.finished, self.counts = poll_seconds, finished, counts
         self.rng = rng or random.Random()
+        # Only deliveries due this long ago are taken: for a channel this notifier has no provider
+        # for, what another notifier that has one leaves waiting that long.
+        self.overdue_seconds = overdue_seconds
         self.wake = asyncio.Event()
         self.in_flight: set[asyncio.Task] = set()
         self.per_receiver = max(1, concurrency // 4)
@@ -74,7 +80,8 @@ class Dispatcher:
                 lease_ends = asyncio.get_running_loop().time() + self.lease_seconds
                 busy = [target for target, sending in self.to.items() if sending >= self.per_receiver]
                 try:
-                    token, claimed = await self.log.claim(self.channel, free, self.lease_seconds, busy)
+                    token, claimed = await self.log.claim(self.channel, free, self.lease_seconds, busy,
+                                                          self.overdue_seconds)
                 except Exception:  # noqa: BLE001 - the database may come back; the work waits in it
                     log.exception("could not claim %s deliveries; trying again shortly", self.channel)
                     await asyncio.sleep(1.0)
@@ -88,19 +95,20 @@ class Dispatcher:
                     task = asyncio.create_task(self._send(delivery, attempts, token, lease_ends))
                     self.in_flight.add(task)
                     task.add_done_callback(self._done)
-                await self._give_back(token, over)
+                if over:
+                    await self._give_back(token, over)
+                    self.wake.set()  # other receivers' work may be waiting behind what was given back
             # Woken by new work, by half the slots coming free, or by the clock for retries falling due.
             await wait_a_while(self.wake, self.poll_seconds)
 
     async def _give_back(self, claim, delivery_ids: list) -> None:
         """Let what waits its receiver's turn be claimed again at once, its try not counted; if the
         database will not, its lease runs out first."""
-        if delivery_ids:
-            try:
-                await self.log.give_back(claim, delivery_ids)
-            except Exception:  # noqa: BLE001 - they are claimed again once their lease ends
-                log.warning("could not give back %d %s deliveries; they wait for their lease to end",
-                            len(delivery_ids), self.channel, exc_info=True)
+        try:
+            await self.log.give_back(claim, delivery_ids)
+        except Exception:  # noqa: BLE001 - they are claimed again once their lease ends
+            log.warning("could not give back %d %s deliveries; they wait for their lease to end",
+                        len(delivery_ids), self.channel, exc_info=True)
 
     def _done(self, task: asyncio.Task) -> None:
         self.in_flight.discard(task)

@@ -25,7 +25,8 @@ from services.notifier.store import DeliveryLog
 
 # A channel with no provider here still has a dispatcher, looking now and then: what was planned on
 # it under an earlier configuration goes on by the citizen's next route or fails with the reason,
-# instead of waiting for good and holding back the citizen's later messages. Nothing new is planned on it.
+# instead of waiting for good and holding back the citizen's later messages. Nothing new is planned on
+# it, and it takes only what has waited ``NOTIFIER_UNCONFIGURED_AFTER_SECONDS`` past its time.
 NO_PROVIDER_POLL_SECONDS = 5.0
 
 
@@ -90,7 +91,8 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
             Dispatcher(deliveries, providers, channel, policy=policy, retry=retry,
                        send_timeout=settings.send_timeout_seconds, lease_seconds=settings.lease_seconds,
                        concurrency=settings.concurrency, finished=announcer.wake, counts=notifier.counts,
-                       poll_seconds=settings.poll_seconds if channel in providers.by_channel else NO_PROVIDER_POLL_SECONDS)
+                       poll_seconds=settings.poll_seconds if channel in providers.by_channel else NO_PROVIDER_POLL_SECONDS,
+                       overdue_seconds=0.0 if channel in providers.by_channel else settings.unconfigured_after_seconds)
             for channel in sorted(CHANNEL_NAMES)]
         register(broker, notifier, settings)
         await start_when_reachable(broker.start)

@@ -48,6 +48,10 @@ class NotifierSettings(ServiceSettings):
     # Deliveries in flight per channel, so one slow provider cannot hold up the others.
     concurrency: int = 32
     poll_seconds: float = 0.25
+    # A delivery on a channel this notifier has no provider for is taken (to go on by the citizen's
+    # next route, or fail) once it has waited this long past its time: until then a notifier that
+    # has the provider, as in a rolling change of configuration, sends it.
+    unconfigured_after_seconds: float = 600.0
     max_batch: int = 500
     # Kafka may hold a fetch this long to gather a fuller batch: a message to a citizen or a unit a
     # tenth of a second later, for a fraction of the transactions per message under load.

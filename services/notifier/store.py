@@ -75,7 +75,8 @@ DELIVERY_COLUMNS = ("delivery_id, case_id, cause_event_id, correlation_id, recip
 CLAIM = f"""
 WITH due AS (
     SELECT d.delivery_id FROM deliveries d
-    WHERE d.channel = $1 AND d.status IN ('pending', 'sending') AND d.next_attempt_at <= now()
+    WHERE d.channel = $1 AND d.status IN ('pending', 'sending')
+      AND d.next_attempt_at <= now() - make_interval(secs => $6)
       AND (d.lease_until IS NULL OR d.lease_until < now()) AND d.target <> ALL($5::text[])
       AND (d.recipient <> 'citizen' OR NOT EXISTS (
           SELECT 1 FROM deliveries e WHERE e.case_id = d.case_id AND e.recipient = 'citizen'
@@ -200,12 +201,13 @@ class DeliveryLog:
         new = await conn.fetch(INSERT, *(list(column) for column in zip(*map(_row, deliveries))))
         return len(new)
 
-    async def claim(self, channel: str, limit: int, lease_seconds: float,
-                    busy: Sequence[str] = ()) -> tuple[uuid.UUID, list[tuple[Delivery, int]]]:
-        """Lease up to ``limit`` due deliveries of a channel, none to a receiver in ``busy``; each try
-        is counted before it is made, so a crash in the middle of a send leaves an honest count."""
+    async def claim(self, channel: str, limit: int, lease_seconds: float, busy: Sequence[str] = (),
+                    overdue_seconds: float = 0.0) -> tuple[uuid.UUID, list[tuple[Delivery, int]]]:
+        """Lease up to ``limit`` deliveries of a channel due at least ``overdue_seconds`` ago, none to a
+        receiver in ``busy``; each try is counted before it is made, so a crash in the middle of a
+        send leaves an honest count."""
         token = uuid.uuid4()
-        rows = await self.pool.fetch(CLAIM, channel, limit, token, lease_seconds, list(busy))
+        rows = await self.pool.fetch(CLAIM, channel, limit, token, lease_seconds, list(busy), overdue_seconds)
         return token, [(_delivery(r), r["attempts"]) for r in rows]
 
     async def give_back(self, claim: uuid.UUID, delivery_ids: Sequence[uuid.UUID]) -> None:

@@ -134,14 +134,14 @@ async def test_a_sent_message_is_recorded_through_a_blip_of_postgresql_and_not_s
     returning: list[asyncio.Task] = []
     taker = Taker(blip)
     dispatcher = Dispatcher(log, Providers({"sms": taker}), "sms", policy=POLICY, retry=Retry(4, 0.1, 0.5),
-                            send_timeout=1, lease_seconds=4, concurrency=4, poll_seconds=0.1,
+                            send_timeout=1, lease_seconds=8, concurrency=4, poll_seconds=0.1,
                             finished=asyncio.Event(), counts=dict.fromkeys(("sent", "failed", "retried"), 0),
                             rng=random.Random(7))
     one = delivery(uuid.uuid4())
     await log.add([one])
     running = asyncio.create_task(dispatcher.run())
     try:
-        await asyncio.sleep(7)  # the blip, then past the end of the lease
+        await asyncio.sleep(11)  # the blip, then past the end of the lease
     finally:
         running.cancel()
         await asyncio.gather(running, *returning, return_exceptions=True)

@@ -207,3 +207,8 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap():
 def test_words_for_sms_without_diacritics_and_times_in_vietnam():
     assert without_diacritics("Phản ánh đã được chuyển đến UBND Đức") == "Phan anh da duoc chuyen den UBND Duc"
     assert when(datetime(2026, 12, 5, 10, 30, tzinfo=UTC)) == "17:30 05/12/2026"
+
+
+def test_an_error_with_a_nul_can_be_stored():
+    # A receiver's binary answer in an error failed every outcome write it was batched with.
+    assert redact("HTTP 400: \x00\x01bad", "") == "HTTP 400: \x01bad"
