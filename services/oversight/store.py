@@ -40,6 +40,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     template text);
 ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS body jsonb;
 ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS template text;
+-- Rows kept before the column was: verify checks it against the body, as the API shows it.
+UPDATE deliveries SET template = body->>'template' WHERE template IS NULL AND body->>'template' IS NOT NULL;
 CREATE INDEX IF NOT EXISTS deliveries_case ON deliveries (case_id);
 CREATE TABLE IF NOT EXISTS audit_log (
     seq bigint PRIMARY KEY, event_id uuid NOT NULL UNIQUE, event_type text NOT NULL, case_id uuid,

@@ -8,6 +8,7 @@ import json
 import asyncpg
 import pytest
 
+from services.oversight.store import create_tables
 from tests.integration.oversight.support import DirectFeed, drop_database, serve, settings_for
 from tests.support.databases import fresh_database
 from tests.unit.oversight.story import CaseStory
@@ -150,6 +151,18 @@ async def test_a_failed_notice_shown_as_sent_is_named(fresh):
     assert report["first_broken"] == {
         "seq": seq_of(fresh, FAILED), "event_id": str(FAILED.event_id),
         "reason": "the stored event differs from its audit record in outcome, error (altered)"}
+
+
+async def test_deliveries_kept_before_their_template_column_pass_once_oversight_starts_again(fresh):
+    await tamper(fresh, "UPDATE deliveries SET template = NULL")  # as rows written before the column was
+    assert fresh.get("/v1/audit/verify", role="front").json()["first_broken"] is not None
+    conn = await asyncpg.connect(fresh.settings.dsn())
+    try:
+        await create_tables(conn)  # what an upgraded oversight runs as it starts
+    finally:
+        await conn.close()
+    report = fresh.get("/v1/audit/verify", role="front").json()
+    assert report["ok"], report
 
 
 async def test_an_event_shown_at_another_time_or_from_another_producer_is_named(fresh):

@@ -96,7 +96,7 @@ class CaseStory:
         fields = dict(event_id=ids.event_id("delivery-event", self.case_id, n), correlation_id=self.request_id,
                       producer="notifier", delivery_id=ids.event_id("delivery", self.case_id, n), case_id=self.case_id,
                       cause_event_id=cause.event_id, recipient=recipient, channel=channel, attempts=1,
-                      occurred_at=self.at + timedelta(seconds=2))
+                      occurred_at=self.at + timedelta(seconds=2), template=f"after-{cause.event_type}")
         self.deliveries.append(NotificationSent(**fields) if ok else
                                NotificationFailed(**fields, error="gateway timeout", permanent=False))
         return self
