@@ -10,15 +10,14 @@ from typing import Any
 
 import asyncpg
 
-from services.oversight.projection import CASE_COLUMNS
+from services.oversight.projection import CASE_COLUMNS, CASE_EVENT_COLUMNS, DELIVERY_COLUMNS
 
 # table → (key, compared columns). The audit log is compared by content: the same events with the
 # same audited text; its order (seq, hashes) follows the order the partitions happened to be read in.
 TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "cases": ("case_id", tuple(CASE_COLUMNS)),
-    "case_events": ("event_id", ("event_id", "case_id", "version", "event_type", "occurred_at", "producer", "body")),
-    "deliveries": ("delivery_id", ("delivery_id", "event_id", "case_id", "cause_event_id", "recipient", "channel",
-                                   "outcome", "attempts", "error", "occurred_at", "body", "template")),
+    "case_events": ("event_id", (*CASE_EVENT_COLUMNS, "body")),
+    "deliveries": ("delivery_id", (*DELIVERY_COLUMNS, "body")),
     "audit_log": ("event_id", ("event_id", "event_type", "case_id", "occurred_at", "canonical")),
     "consumer_offsets": ("topic || '/' || partition", ("topic", "partition", "next_offset", "first_offset")),
 }

@@ -110,6 +110,12 @@ def fold(row: dict[str, Any] | None, events: Iterable[dict[str, Any]]) -> dict[s
     return row
 
 
+# The columns an event is kept in beside its body, in ``case_events`` and in ``deliveries``.
+CASE_EVENT_COLUMNS = ("event_id", "case_id", "version", "event_type", "occurred_at", "producer")
+DELIVERY_COLUMNS = ("delivery_id", "event_id", "case_id", "cause_event_id", "recipient", "channel", "outcome",
+                    "attempts", "error", "occurred_at", "template")
+
+
 def stored_columns(e: dict[str, Any]) -> dict[str, Any]:
     """The columns of ``case_events`` (of ``deliveries``, for a delivery) an event is kept in beside
     its body, as PostgreSQL gives them back. The API shows them, so ``verify`` checks them against the body."""

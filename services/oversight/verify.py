@@ -13,15 +13,12 @@ import asyncpg
 import orjson
 
 from services.oversight.chain import Break, ChainWalk, audited
-from services.oversight.projection import CASE_COLUMNS, DELIVERY_TYPES, fold, stored_columns
+from services.oversight.projection import (CASE_COLUMNS, CASE_EVENT_COLUMNS, DELIVERY_COLUMNS, DELIVERY_TYPES, fold,
+                                           stored_columns)
 
 # The columns of an event's row beside its body (``stored_columns``), by the table's alias below:
 # case_events (c) and deliveries (d). Each is read as <alias>_<column>.
-_STORED = {
-    "c": ("event_id", "case_id", "version", "event_type", "occurred_at", "producer"),
-    "d": ("delivery_id", "event_id", "case_id", "cause_event_id", "recipient", "channel", "outcome", "attempts",
-          "error", "occurred_at", "template"),
-}
+_STORED = {"c": CASE_EVENT_COLUMNS, "d": DELIVERY_COLUMNS}
 _AUDIT_WITH_EVENTS = (
     "SELECT a.seq, a.event_id::text, a.canonical, a.prev_hash, a.hash, coalesce(c.body, d.body)::text AS body, "
     + ", ".join(f"{t}.{c} AS {t}_{c}" for t, columns in _STORED.items() for c in columns)
