@@ -38,6 +38,9 @@ def in_vietnam(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=VIETNAM)
 
 
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def day_ends(value: Any) -> Any:
     """A committed date given as a day alone ("2026-12-05") is the end of that day in Vietnam: a
     unit that promises a result on the 5th has the whole 5th, and the citizen is not told it is
@@ -49,7 +52,6 @@ def day_ends(value: Any) -> Any:
     return value
 
 
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 Text = Annotated[str, AfterValidator(nfc)]
 VietnamDatetime = Annotated[datetime, AfterValidator(in_vietnam)]
 # For what district services send only: a validator before pydantic's own parses the value as

@@ -189,7 +189,7 @@ def follow_on(failed: Delivery, record: CaseRecord, policy: Policy, error: str) 
     tried = [channel for channel, _ in routes]
     later = routes[tried.index(failed.channel) + 1:] if failed.channel in tried else routes
     for channel, key in later:
-        if channel != failed.channel and record.citizen.get(key) and channel in policy.channels:
+        if record.citizen.get(key) and channel in policy.channels:
             note = f"{CHANNEL_NAMES[failed.channel]} failed for good ({error}); sent by {CHANNEL_NAMES[channel]} instead"
             return replace(failed, delivery_id=ids.event_id("delivery", failed.delivery_id, "follow-on"), channel=channel,
                            target=record.citizen[key], note=note, undeliverable=None)

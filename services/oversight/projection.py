@@ -110,10 +110,15 @@ def fold(row: dict[str, Any] | None, events: Iterable[dict[str, Any]]) -> dict[s
     return row
 
 
-# The columns an event is kept in beside its body, in ``case_events`` and in ``deliveries``.
-CASE_EVENT_COLUMNS = ("event_id", "case_id", "version", "event_type", "occurred_at", "producer")
-DELIVERY_COLUMNS = ("delivery_id", "event_id", "case_id", "cause_event_id", "recipient", "channel", "outcome",
-                    "attempts", "error", "occurred_at", "template")
+# The columns an event is kept in beside its body, in ``case_events`` and in ``deliveries``: column →
+# PostgreSQL type, in the order ``stored_columns`` gives them. The inserts are made from these.
+CASE_EVENT_COLUMNS: dict[str, str] = {
+    "event_id": "uuid", "case_id": "uuid", "version": "int", "event_type": "text", "occurred_at": "timestamptz",
+    "producer": "text"}
+DELIVERY_COLUMNS: dict[str, str] = {
+    "delivery_id": "uuid", "event_id": "uuid", "case_id": "uuid", "cause_event_id": "uuid", "recipient": "text",
+    "channel": "text", "outcome": "text", "attempts": "int", "error": "text", "occurred_at": "timestamptz",
+    "template": "text"}
 
 
 def stored_columns(e: dict[str, Any]) -> dict[str, Any]:

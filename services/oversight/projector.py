@@ -15,7 +15,8 @@ import asyncpg
 import orjson
 
 from services.oversight.chain import audited_text, chain_hash
-from services.oversight.projection import CASE_COLUMNS, DELIVERY_TYPES, fold, stored_columns, timestamp
+from services.oversight.projection import (CASE_COLUMNS, CASE_EVENT_COLUMNS, DELIVERY_COLUMNS, DELIVERY_TYPES, fold,
+                                           stored_columns, timestamp)
 
 # Listeners (the audit stream's live follow) are told the new head when a batch commits.
 AUDIT_CHANNEL = "oversight_audit"
@@ -27,18 +28,19 @@ _UPSERT_CASES = (
     + ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(CASE_COLUMNS.values()))
     + ") ON CONFLICT (case_id) DO UPDATE SET "
     + ", ".join(f"{c} = EXCLUDED.{c}" for c in CASE_COLUMNS if c != "case_id"))
-# An event's ``stored_columns``, then its body. Times are given as the fold reads them, not as text for
-# PostgreSQL to read: the two read some differently (a comma before the fraction, an offset past 15:59).
-_INSERT_CASE_EVENTS = (
-    "INSERT INTO case_events (event_id, case_id, version, event_type, occurred_at, producer, body)"
-    " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::timestamptz[], $6::text[],"
-    " $7::text[]::jsonb[]) ON CONFLICT DO NOTHING RETURNING event_id")
-_INSERT_DELIVERIES = (
-    "INSERT INTO deliveries (delivery_id, event_id, case_id, cause_event_id, recipient, channel, outcome, attempts,"
-    " error, occurred_at, template, body) SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[],"
-    " $5::text[], $6::text[], $7::text[], $8::int[], $9::text[], $10::timestamptz[], $11::text[],"
-    " $12::text[]::jsonb[])"
-    " ON CONFLICT DO NOTHING RETURNING event_id")
+
+
+def _insert_events(table: str, columns: dict[str, str]) -> str:
+    """An event's ``stored_columns``, then its body, for a batch. Times are given as the fold reads
+    them, not as text for PostgreSQL to read: the two read some differently (a comma before the
+    fraction, an offset past 15:59)."""
+    return (f"INSERT INTO {table} ({', '.join(columns)}, body) SELECT * FROM unnest("
+            + ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(columns.values()))
+            + f", ${len(columns) + 1}::text[]::jsonb[]) ON CONFLICT DO NOTHING RETURNING event_id")
+
+
+_INSERT_CASE_EVENTS = _insert_events("case_events", CASE_EVENT_COLUMNS)
+_INSERT_DELIVERIES = _insert_events("deliveries", DELIVERY_COLUMNS)
 _INSERT_AUDIT = (
     "INSERT INTO audit_log (seq, event_id, event_type, case_id, occurred_at, canonical, prev_hash, hash)"
     " SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::uuid[], $5::timestamptz[], $6::text[],"
