@@ -3,6 +3,8 @@
 Handlers (đầu mối xử lý) hear of a new assignment and of an escalation on their unit's channels
 from the directory (``AssignmentIssued.notify``). Citizens hear, on the channel they came from,
 that their request was received, routed, resolved, and an apology when a deadline slips.
+An SMS is written as it is sent, within its budget of segments: a unit's long answer is cut short
+there (:func:`citizen_message`); every other channel carries the whole text.
 
 The notifier remembers what it needs of a case in a :class:`CaseRecord` — the citizen's contact
 above all, because only ``CaseOpened`` carries it. A record applies each case event once, in
@@ -10,13 +12,14 @@ order (by the case's version), and the deliveries an event yields are stored in 
 transaction as the record: a redelivered event yields nothing new.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from contracts import categories, ids, topics
-from services.notifier import templates
+from services.notifier import sms, templates
 from services.notifier.templates import render, when
 
 CHANNEL_NAMES = {"webhook": "webhook", "email": "e-mail", "zalo": "Zalo", "sms": "SMS", "push": "app push"}
@@ -51,6 +54,9 @@ class Policy:
     channels: frozenset[str]
     unit_webhook_url: str
     zalo_reply_window: timedelta
+    sms_max_segments: int = 3
+    sms_ascii: bool = False
+    public_lookup_url: str = ""  # with {code}: where a public request's answer can be read whole
 
 
 @dataclass
@@ -61,6 +67,7 @@ class CaseRecord:
     tracking_code: str | None = None
     channel: str | None = None
     citizen: dict[str, Any] = field(default_factory=dict)
+    is_public: bool = False  # the citizen let the request be public: only then does a public page show its answer
     language: str = "vi"
     last_heard_at: str | None = None  # the citizen's last message we know of, for Zalo's window
     unit: dict[str, Any] | None = None
@@ -86,28 +93,27 @@ def plan(record: CaseRecord, event: Any, policy: Policy, now: datetime) -> list[
     kind = event.event_type
     if kind == "CaseOpened":
         record.channel, record.citizen = event.channel, event.citizen.model_dump(exclude_none=True)
-        record.language = getattr(event, "language", "vi")
+        record.language, record.is_public = getattr(event, "language", "vi"), event.is_public
         record.last_heard_at = event.received_at.isoformat()
         return _to_citizen(record, event, policy, now, "received")
     if kind == "CaseRouted":
         record.unit, record.handler, record.notify = event.unit.model_dump(), None, []
         record.resolve_by, record.apologised = event.resolve_by.isoformat(), False
-        return _to_citizen(record, event, policy, now, "routed", unit=event.unit.name)
+        return _to_citizen(record, event, policy, now, "routed")
     if kind == "AssignmentIssued":
         record.unit, record.handler = event.unit.model_dump(), event.handler.model_dump()
         record.notify = [n.model_dump() for n in getattr(event, "notify", ())]
         record.resolve_by = event.resolve_by.isoformat()
         return []  # the handler hears of it from unit.assignments
     if kind == "CaseResolved":
-        return _to_citizen(record, event, policy, now, "resolved", unit=event.unit.name, answer=event.answer)
+        return _to_citizen(record, event, policy, now, "resolved")
     if kind == "ProgressReported" and event.committed_date is not None:
         committed = event.committed_date  # in Vietnam's time when the unit gave no zone (contracts/text.py)
         slipped = record.resolve_by is None or committed > datetime.fromisoformat(record.resolve_by)
         # The committed date is the deadline now (the router's too): its miss is apologised for afresh.
         record.resolve_by, record.apologised = committed.isoformat(), False
         if slipped:
-            return _to_citizen(record, event, policy, now, "apology_dated", unit=event.unit.name,
-                               date=templates.day(committed))
+            return _to_citizen(record, event, policy, now, "apology_dated")
         return []
     if kind == "CaseEscalated":
         out = _to_handlers(record, event, policy)
@@ -182,8 +188,9 @@ def citizen_route(record: CaseRecord, policy: Policy, now: datetime) -> tuple[st
 
 def follow_on(failed: Delivery, record: CaseRecord, policy: Policy, error: str) -> Delivery | None:
     """The same message to the citizen by the next route they left (in the order of
-    :func:`citizen_route`), after ``failed`` was refused for good on its channel; None when no
-    route is left. Its key is made from the failed one's: recorded twice, it is still one delivery."""
+    :func:`citizen_route`), after ``failed`` was refused for good on its channel, in that route's
+    words (an SMS's answer cut short, an e-mail's whole); None when no route is left. Its key is
+    made from the failed one's: recorded twice, it is still one delivery."""
     own = OWN_CHANNELS.get(record.channel or "")
     routes = ([own] if own else []) + list(FALLBACKS)
     tried = [channel for channel, _ in routes]
@@ -191,8 +198,12 @@ def follow_on(failed: Delivery, record: CaseRecord, policy: Policy, error: str) 
     for channel, key in later:
         if record.citizen.get(key) and channel in policy.channels:
             note = f"{CHANNEL_NAMES[failed.channel]} failed for good ({error}); sent by {CHANNEL_NAMES[channel]} instead"
-            return replace(failed, delivery_id=ids.event_id("delivery", failed.delivery_id, "follow-on"), channel=channel,
-                           target=record.citizen[key], note=note, undeliverable=None)
+            # A message of a template this notifier does not know (a rolling change) goes on as written.
+            subject, text = (citizen_message(record, failed.template, failed.payload, channel, policy)
+                             if failed.template in CITIZEN_VALUES else (failed.subject, failed.text))
+            return replace(failed, delivery_id=ids.event_id("delivery", failed.delivery_id, "follow-on"),
+                           channel=channel, target=record.citizen[key], subject=subject, text=text, note=note,
+                           undeliverable=None)
     return None
 
 
@@ -208,14 +219,42 @@ def _own_channel_blocked(record: CaseRecord, channel: str, policy: Policy, now: 
     return None
 
 
-def _to_citizen(record: CaseRecord, event: Any, policy: Policy, now: datetime, template: str,
-                **values: Any) -> list[Delivery]:
+# What each message to a citizen fills in, from its event as JSON (the delivery's payload): a
+# message that goes on by another route is written again in that route's words.
+CITIZEN_VALUES: dict[str, Callable[[dict[str, Any]], dict[str, str]]] = {
+    "received": lambda event: {},
+    "routed": lambda event: {"unit": event["unit"]["name"]},
+    "resolved": lambda event: {"unit": event["unit"]["name"], "answer": event["answer"]},
+    "apology": lambda event: {},
+    "apology_dated": lambda event: {"unit": event["unit"]["name"], "date": templates.day(event["committed_date"])},
+    "duplicate": lambda event: {},
+}
+
+
+def citizen_message(record: CaseRecord, template: str, event: dict[str, Any], channel: str,
+                    policy: Policy) -> tuple[str, str]:
+    """(subject, text) of a message to the citizen on ``channel``. An SMS is written as the route
+    takes it (without diacritics, with ``sms_ascii``) and within ``sms_max_segments``: a unit's
+    answer too long for that is cut short, and the reader told where to read it whole when a public
+    page shows it. What is recorded is what is sent. Every other channel carries the whole text."""
+    values = {"code": event["tracking_code"], **CITIZEN_VALUES[template](event)}
+    subject, text = render(template, record.language, **values)
+    if channel == "sms":
+        # Oversight's public lookup shows the answer of a request its citizen made public, no other's.
+        whole_at = policy.public_lookup_url.replace("{code}", values["code"]) if record.is_public else ""
+        text = sms.text(template, record.language, values, budget=policy.sms_max_segments,
+                        ascii_only=policy.sms_ascii, read_whole_at=whole_at)
+    return subject, text
+
+
+def _to_citizen(record: CaseRecord, event: Any, policy: Policy, now: datetime, template: str) -> list[Delivery]:
     route = citizen_route(record, policy, now)
     if route is None:
         return []
     channel, target, note, why = route
-    subject, text = render(template, record.language, code=event.tracking_code, **values)
-    return [_delivery(event, event.model_dump(mode="json"), topics.CASE_EVENTS, "citizen", channel, target, template,
+    payload = event.model_dump(mode="json")
+    subject, text = citizen_message(record, template, payload, channel, policy)
+    return [_delivery(event, payload, topics.CASE_EVENTS, "citizen", channel, target, template,
                       subject, text, note=note, undeliverable=why)]
 
 

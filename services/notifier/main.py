@@ -83,7 +83,9 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
                 if dispatcher.channel in providers.by_channel:
                     dispatcher.wake.set()
 
-        policy = Policy(settings.channels(), settings.unit_webhook_url, settings.zalo_reply_window)
+        policy = Policy(settings.channels(), settings.unit_webhook_url, settings.zalo_reply_window,
+                        sms_max_segments=settings.sms_max_segments, sms_ascii=settings.sms_ascii,
+                        public_lookup_url=settings.public_lookup_url)
         app.state.notifier = notifier = Notifier(deliveries, policy, on_new_work=wake_dispatchers)
         app.state.deliveries = deliveries
         retry = Retry(settings.max_attempts, settings.backoff_base_seconds, settings.backoff_max_seconds)

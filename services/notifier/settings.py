@@ -24,6 +24,14 @@ class NotifierSettings(ServiceSettings):
     unit_webhook_url: str = "http://127.0.0.1:8005/units/{unit_id}/assignments"
     sms_gateway_url: str = ""
     sms_ascii: bool = Field(False, description="Strip Vietnamese diacritics: brandname SMS routes often require it")
+    # An SMS takes at most this many segments (GSM 03.38: 160 GSM 7-bit characters or 70 UCS-2 in
+    # one, 153 or 67 in each of several): a unit's answer longer than that leaves room for is cut
+    # short. Gateways bill by segment, and brandname routes refuse messages over a few.
+    sms_max_segments: int = Field(3, ge=1)
+    # Where anyone may read a public request's answer by its tracking code, {code} filled in (a page
+    # over oversight's GET /v1/public/requests/{tracking_code}): an SMS whose answer was cut short
+    # says so, for a request its citizen made public. Empty: it says nothing of where.
+    public_lookup_url: str = ""
     push_gateway_url: str = ""
     # The Zalo OA message API (v3: https://openapi.zalo.me/v3.0/oa/message/cs) and the OA's access token.
     zalo_api_url: str = ""

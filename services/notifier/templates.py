@@ -63,6 +63,12 @@ TEMPLATES: dict[str, tuple[str, str, str, str]] = {
         "Updates will come under the tracking code you were given first."),
 }
 
+# The part of a message that is someone else's free text, of any length: an SMS carries as much of
+# its start as its budget of segments leaves room for (services/notifier/sms.py), never the fixed words.
+FREE_TEXT = {"resolved": "answer"}
+# Said after an answer an SMS cut short, when a public page shows it whole; by the reader's language.
+READ_IN_FULL = {"vi": "Xem đầy đủ: {url}", "en": "Xem đầy đủ / Read it all: {url}"}
+
 # Words filled into the officials' messages, which are in Vietnamese only.
 DEADLINES = {"reach": "tiếp nhận", "resolve": "giải quyết"}
 LEVELS = {"unit_head": "lãnh đạo đơn vị", "centre": "Trung tâm 1022"}

@@ -14,9 +14,10 @@ import pytest
 
 from contracts import topics
 from contracts.events import Citizen, NotifyChannel, UnitRef
+from services.notifier.sms import segments
 from tests.integration.notifier.harness import Watch, as_router, ours, publish
 from tests.support.mesh import eventually
-from tests.unit.notifier.factories import Story
+from tests.unit.notifier.factories import LONG_ANSWER, Story
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 
@@ -275,3 +276,24 @@ async def test_a_message_left_on_a_channel_no_longer_configured_goes_on_by_sms(k
     assert (refused["channel"], refused["template"]) == ("zalo", "received") and "not configured" in refused["error"]
     texts = [r.body["text"] for r in stand_in.about("/sms", [story.case_id])]
     assert len(texts) == 2 and story.tracking_code in texts[0] and "UBND Quận Phú Nhuận" in texts[1]
+
+
+async def test_a_long_answer_reaches_the_sms_gateway_cut_to_its_segments_and_the_app_whole(
+        kafka_bootstrap, start_notifier, stand_in, outcomes):
+    """The result of a web request goes by SMS within three segments; an app user's, whose device
+    the push gateway does not know, goes by push whole and then, refused, by SMS cut short."""
+    stand_in.answer("/push", lambda request, nth: (404, {"error": "unknown device"}, 0.0))
+    start_notifier()
+    web = Story(citizen=Citizen(phone="+84281022041"))
+    app = Story(channel="app", citizen=Citizen(app_user_id="app-404-long", phone="+84281022042"))
+    outcomes.cases.update({str(web.case_id), str(app.case_id)})
+    await publish(kafka_bootstrap, [pair for s in (web, app) for pair in as_router(s.opened(), s.routed(),
+                                                                                   s.resolved(LONG_ANSWER))])
+
+    await outcomes.until(lambda seen: len(seen) >= 3 + 6, 60, "three messages each, the app's refused and by SMS")
+    for story in (web, app):
+        *_, result = [r.body["text"] for r in stand_in.about("/sms", [story.case_id])]
+        assert segments(result) <= 3 and result.endswith("...")
+        assert result.startswith(f"Phản ánh {story.tracking_code} đã có kết quả từ UBND Quận Phú Nhuận: Ngày")
+    *_, pushed = stand_in.about("/push", [app.case_id])
+    assert pushed.body["text"].endswith(LONG_ANSWER)

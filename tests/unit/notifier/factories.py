@@ -9,16 +9,24 @@ from contracts.events import (AssignmentIssued, CaseEscalated, CaseMarkedDuplica
 
 UNIT = UnitRef(id="hcm-q-phu-nhuan", name="UBND Quận Phú Nhuận", admin_code="768")
 HANDLER = HandlerRef(id="pn-01", name="Nguyễn Văn An")
+# A unit's answer as units write them: longer than any SMS budget holds.
+LONG_ANSWER = (
+    "Ngày 25/11/2026, UBND Phường 12 đã phối hợp với Hội Liên hiệp Phụ nữ và Ban điều hành khu phố 3 đến tận nhà "
+    "bà Trần Thị Bích tại 12 Nguyễn Văn Trỗi để kiểm tra hoàn cảnh gia đình. Qua xác minh, hộ có 4 nhân khẩu, trong "
+    "đó có 2 trẻ em và 1 người cao tuổi, thu nhập bị ảnh hưởng do dịch bệnh. Phường đã trao 20kg gạo, 30 quả trứng, "
+    "5 thùng mì và 500.000 đồng tiền mặt từ Quỹ Vì người nghèo, đồng thời lập hồ sơ đề nghị Quận xét hỗ trợ theo "
+    "Nghị quyết 68/NQ-CP. Kết quả xét duyệt sẽ được thông báo trong 10 ngày làm việc. Mọi thắc mắc xin liên hệ cán bộ "
+    "Lao động - Thương binh và Xã hội phường, điện thoại 028 3844 1234, trong giờ hành chính.")
 
 
 class Story:
     """One case's events in order, each with the next version and a stable id."""
 
     def __init__(self, channel: str = "web", citizen: Citizen | None = None, language: str = "vi",
-                 received_at: datetime | None = None):
+                 received_at: datetime | None = None, is_public: bool = False):
         self.case_id = uuid.uuid4()
         self.tracking_code = ids.tracking_code(self.case_id)
-        self.channel, self.language = channel, language
+        self.channel, self.language, self.is_public = channel, language, is_public
         self.citizen = citizen if citizen is not None else Citizen(full_name="Trần Thị Bích", phone="+84903123456")
         self.received_at = received_at or datetime.now(UTC)
         self.version = 0
@@ -33,7 +41,7 @@ class Story:
         return CaseOpened(**self._common(), request_id=uuid.uuid4(), channel=self.channel, received_at=self.received_at,
                           category="essential_supplies", priority="high", description="Hết gạo.",
                           address="12 Nguyễn Văn Trỗi, Phường 12, Quận Phú Nhuận", citizen=self.citizen,
-                          is_public=False, language=self.language)
+                          is_public=self.is_public, language=self.language)
 
     def routed(self, unit: UnitRef = UNIT) -> CaseRouted:
         return CaseRouted(**self._common(), unit=unit, rule="district", reason="address", directory_version="t",

@@ -1,0 +1,100 @@
+"""An SMS's text as it is sent: what it costs as the network counts it (GSM 03.38), and a unit's
+answer cut short to fit a budget of segments.
+
+A text all in the GSM 7-bit default alphabet travels in septets: 160 in one segment, 153 in each
+segment of a longer one (the rest carries the header that joins them); a character of the
+extension table (``€ [ ] { } | ^ ~ \\`` and form feed) takes two. One character outside it — most
+of Vietnamese (ả, ộ, ư, đ…), "…", an emoji — sends the whole text as UCS-2: 70 UTF-16 code units in
+one segment, 67 in each of a longer one. Gateways bill by segment, and brandname routes refuse a
+message of more than a few.
+"""
+
+import re
+from collections.abc import Callable
+
+from services.notifier.templates import FREE_TEXT, READ_IN_FULL, render, without_diacritics
+
+GSM_BASIC = (  # the default alphabet, but for its escape to the extension table
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà")
+GSM_EXTENSION = "\f^{}\\[~]|€"
+_NOT_GSM = re.compile(f"[^{re.escape(GSM_BASIC + GSM_EXTENSION)}]")
+_EXTENDED = re.compile(f"[{re.escape(GSM_EXTENSION)}]")
+
+# Three dots, not "…": they are GSM 7-bit, so a cut never turns a GSM text into UCS-2 (the route
+# may take only ASCII, too); in a UCS-2 text they cost two code units more than "…".
+CUT_MARK = "..."
+# Longer than any word of Vietnamese or English: a "word" this long is a link or text without spaces.
+LONGEST_WORD = 30
+# What is left off the end of a cut start before the mark: a dangling comma or space reads badly.
+_LOOSE_ENDS = " \t\r\n.,;:-–—"
+
+
+def segments(text: str) -> int:
+    """How many segments ``text`` takes as one SMS."""
+    if _NOT_GSM.search(text) is None:
+        size = len(text) + len(_EXTENDED.findall(text))
+        single, each = 160, 153
+    else:
+        size = len(text.encode("utf-16-le")) // 2
+        single, each = 70, 67
+    return 1 if size <= single else -(-size // each)
+
+
+def text(template: str, language: str, values: dict[str, str], *, budget: int, ascii_only: bool = False,
+         read_whole_at: str = "") -> str:
+    """The text of an SMS as it is sent: without diacritics for a route that takes only ASCII, and
+    within ``budget`` segments. A message's free text (``templates.FREE_TEXT``, a unit's answer) too
+    long for that is cut short (:func:`shorten`), and followed by where to read it whole when
+    ``read_whole_at`` names a place; the fixed words are never cut."""
+    def as_sent(words: str) -> str:
+        return without_diacritics(words) if ascii_only else words
+
+    free = FREE_TEXT.get(template)
+    if free is None:
+        return as_sent(render(template, language, **values)[1])
+
+    def text_with(start: str, after: str = "") -> str:
+        return as_sent(render(template, language, **{**values, free: start})[1] + after)
+
+    # No longer start can fit: the rest of an answer of any length is never looked at. Stripped once
+    # here (character by character, as in the whole text), it is quick to strip again in each try.
+    head = as_sent(values[free][:160 * budget + 1])
+    if len(values[free]) <= 160 * budget and segments(whole := text_with(head)) <= budget:
+        return whole
+    after = "\n" + READ_IN_FULL[language].format(url=read_whole_at) if read_whole_at else ""
+    return shorten(lambda start: text_with(start, after), head, budget)
+
+
+def shorten(text_with: Callable[[str], str], free_text: str, budget: int) -> str:
+    """For a text too long as it is: ``text_with`` the longest start of ``free_text`` with which the
+    whole text takes at most ``budget`` segments, cut at a word boundary and ending in
+    :data:`CUT_MARK`. The rest of the text is never cut: if even the mark alone does not fit, the
+    text with the mark alone is sent.
+
+    ``text_with`` must grow with its argument (it does: it fills it into a template), so the
+    longest start that fits is found by halving: a few renderings of a few hundred characters.
+    """
+    def fits(n: int) -> bool:
+        return segments(text_with(free_text[:n].rstrip(_LOOSE_ENDS) + CUT_MARK)) <= budget
+
+    # No start longer than a budget's worth of the cheapest characters (a septet each) can fit.
+    fitting, too_long = 0, min(len(free_text), 160 * budget) + 1
+    while too_long - fitting > 1:
+        middle = (fitting + too_long) // 2
+        fitting, too_long = (middle, too_long) if fits(middle) else (fitting, middle)
+    return text_with(_word_start(free_text, fitting).rstrip(_LOOSE_ENDS) + CUT_MARK)
+
+
+def _word_start(text: str, n: int) -> str:
+    """The first ``n`` characters of ``text``, back to the end of the last whole word in them. When
+    not even the first word fits, nothing of it: unless it is longer than any word (a link, text
+    without spaces), which is cut where the room ends."""
+    start = text[:n]
+    if n >= len(text) or text[n].isspace():
+        return start
+    boundary = next((i for i in range(n - 1, 0, -1) if start[i].isspace()), 0)
+    if boundary:
+        return start[:boundary]
+    first_word = text.split(None, 1)[0] if text.strip() else ""
+    return start if len(first_word) > LONGEST_WORD else ""
