@@ -3,8 +3,9 @@
 Handlers (đầu mối xử lý) hear of a new assignment and of an escalation on their unit's channels
 from the directory (``AssignmentIssued.notify``). Citizens hear, on the channel they came from,
 that their request was received, routed, resolved, and an apology when a deadline slips.
-An SMS is written as it is sent, within its budget of segments: a unit's long answer is cut short
-there (:func:`citizen_message`); every other channel carries the whole text.
+An SMS is written as it is sent, within its budget of segments, and a Zalo message within 2,000
+characters: a unit's long answer or a citizen's long description is cut short there
+(:mod:`services.notifier.fitting`); every other channel carries the whole text.
 
 The notifier remembers what it needs of a case in a :class:`CaseRecord` — the citizen's contact
 above all, because only ``CaseOpened`` carries it. A record applies each case event once, in
@@ -19,7 +20,7 @@ from typing import Any
 from uuid import UUID
 
 from contracts import categories, ids, topics
-from services.notifier import sms, templates
+from services.notifier import fitting, templates
 from services.notifier.templates import render, when
 
 CHANNEL_NAMES = {"webhook": "webhook", "email": "e-mail", "zalo": "Zalo", "sms": "SMS", "push": "app push"}
@@ -130,14 +131,15 @@ def plan(record: CaseRecord, event: Any, policy: Policy, now: datetime) -> list[
 def for_assignment(event: Any, policy: Policy) -> list[Delivery]:
     """A new assignment, from ``unit.assignments``: to the unit's district service and its handler."""
     category = categories.load().get(event.category)
-    subject, text = render(
-        "assignment", "vi", code=event.tracking_code, handler=event.handler.name, unit=event.unit.name,
-        category=category.vi if category else event.category, address=event.address,
-        description=event.description, respond_by=when(event.respond_by), resolve_by=when(event.resolve_by))
+    values = {"code": event.tracking_code, "handler": event.handler.name, "unit": event.unit.name,
+              "category": category.vi if category else event.category, "address": event.address,
+              "description": event.description, "respond_by": when(event.respond_by),
+              "resolve_by": when(event.resolve_by)}
+    subject, text = render("assignment", "vi", **values)
     notify = [n.model_dump() for n in getattr(event, "notify", ())]
     payload = event.model_dump(mode="json")  # one event, a delivery to each of the unit's channels
-    return [_delivery(event, payload, topics.UNIT_ASSIGNMENTS, recipient, channel, target, "assignment", subject, text,
-                      undeliverable=why)
+    return [_delivery(event, payload, topics.UNIT_ASSIGNMENTS, recipient, channel, target, "assignment", subject,
+                      fitting.zalo("assignment", "vi", values) if channel == "zalo" else text, undeliverable=why)
             for recipient, channel, target, why in handler_routes(event.unit.id, notify, policy)]
 
 
@@ -234,16 +236,19 @@ CITIZEN_VALUES: dict[str, Callable[[dict[str, Any]], dict[str, str]]] = {
 def citizen_message(record: CaseRecord, template: str, event: dict[str, Any], channel: str,
                     policy: Policy) -> tuple[str, str]:
     """(subject, text) of a message to the citizen on ``channel``. An SMS is written as the route
-    takes it (without diacritics, with ``sms_ascii``) and within ``sms_max_segments``: a unit's
-    answer too long for that is cut short, and the reader told where to read it whole when a public
-    page shows it. What is recorded is what is sent. Every other channel carries the whole text."""
+    takes it (without diacritics, with ``sms_ascii``) and within ``sms_max_segments``, a Zalo message
+    within the OA's 2,000 characters: a unit's answer too long for that is cut short, and the reader
+    told where to read it whole when a public page shows it. What is recorded is what is sent.
+    Every other channel carries the whole text."""
     values = {"code": event["tracking_code"], **CITIZEN_VALUES[template](event)}
     subject, text = render(template, record.language, **values)
+    # Oversight's public lookup shows the answer of a request its citizen made public, no other's.
+    whole_at = policy.public_lookup_url.replace("{code}", values["code"]) if record.is_public else ""
     if channel == "sms":
-        # Oversight's public lookup shows the answer of a request its citizen made public, no other's.
-        whole_at = policy.public_lookup_url.replace("{code}", values["code"]) if record.is_public else ""
-        text = sms.text(template, record.language, values, budget=policy.sms_max_segments,
-                        ascii_only=policy.sms_ascii, read_whole_at=whole_at)
+        text = fitting.sms(template, record.language, values, budget=policy.sms_max_segments,
+                           ascii_only=policy.sms_ascii, read_whole_at=whole_at)
+    elif channel == "zalo":
+        text = fitting.zalo(template, record.language, values, read_whole_at=whole_at)
     return subject, text
 
 

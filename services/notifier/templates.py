@@ -63,9 +63,10 @@ TEMPLATES: dict[str, tuple[str, str, str, str]] = {
         "Updates will come under the tracking code you were given first."),
 }
 
-# The part of a message that is someone else's free text, of any length: an SMS carries as much of
-# its start as its budget of segments leaves room for (services/notifier/sms.py), never the fixed words.
-FREE_TEXT = {"resolved": "answer"}
+# The part of a message that is someone else's free text, of any length: an SMS or a Zalo message
+# carries as much of its start as its channel leaves room for (services/notifier/fitting.py), never
+# the fixed words.
+FREE_TEXT = {"resolved": "answer", "assignment": "description"}
 # Said after an answer an SMS cut short, when a public page shows it whole; by the reader's language.
 READ_IN_FULL = {"vi": "Xem đầy đủ: {url}", "en": "Xem đầy đủ / Read it all: {url}"}
 

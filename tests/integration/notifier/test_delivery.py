@@ -14,7 +14,7 @@ import pytest
 
 from contracts import topics
 from contracts.events import Citizen, NotifyChannel, UnitRef
-from services.notifier.sms import segments
+from services.notifier.fitting import segments
 from tests.integration.notifier.harness import Watch, as_router, ours, publish
 from tests.support.mesh import eventually
 from tests.unit.notifier.factories import LONG_ANSWER, Story

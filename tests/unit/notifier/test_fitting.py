@@ -1,17 +1,18 @@
-"""A unit's answer by SMS: within the budget of segments, cut short where it must be, whole elsewhere."""
+"""Someone's long free text by SMS or Zalo: within what the channel carries, cut short where it
+must be, whole elsewhere."""
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
 
-from contracts.events import Citizen
-from services.notifier.domain import CaseRecord, Delivery, Policy, follow_on, plan
+from contracts.events import Citizen, NotifyChannel
+from services.notifier.domain import CaseRecord, Delivery, Policy, follow_on, for_assignment, plan
 from services.notifier.settings import NotifierSettings
-from services.notifier.sms import segments
+from services.notifier.fitting import segments
 from tests.unit.notifier.factories import LONG_ANSWER, Story
 
-POLICY = Policy(frozenset({"webhook", "sms", "email", "push"}), "http://district/units/{unit_id}", timedelta(days=7))
+POLICY = Policy(frozenset({"webhook", "sms", "email", "push", "zalo"}), "http://district/units/{unit_id}", timedelta(days=7))
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 LOOKUP = "https://1022.tphcm.gov.vn/tra-cuu/{code}"
 
@@ -126,3 +127,25 @@ def test_a_cut_never_leaves_a_piece_of_a_word_but_text_without_spaces_is_cut_whe
     link = "https://phunhuan.hochiminhcity.gov.vn/ket-qua/" + "x" * 200
     kept = answer_kept(the_result(story, link, policy=policy).text, before)
     assert kept and link.startswith(kept)
+
+
+def test_a_zalo_citizen_gets_a_long_answer_within_the_oas_2000_characters_cut_between_words():
+    story = Story(channel="zalo", citizen=Citizen(zalo_user_id="z-1", phone="+84903123456"), received_at=NOW)
+    answer = " ".join([LONG_ANSWER] * 5)  # about 3,200 characters
+    told = the_result(story, answer)
+    assert told.channel == "zalo" and 1900 < len(told.text) <= 2000
+    kept = answer_kept(told.text, f"Phản ánh {story.tracking_code} đã có kết quả từ UBND Quận Phú Nhuận: ")
+    assert answer.startswith(kept) and not answer[len(kept)].isalnum()
+    assert the_result(Story(channel="zalo", citizen=Citizen(zalo_user_id="z-2"), received_at=NOW)).text.endswith(LONG_ANSWER)
+
+
+def test_a_handler_on_zalo_gets_a_long_description_cut_short_and_the_deadlines_whole():
+    story = Story()
+    description = " ".join([LONG_ANSWER] * 5)
+    assignment = story.assigned(notify=(NotifyChannel(channel="webhook"), NotifyChannel(channel="zalo", address="z-9")))
+    by_webhook, by_zalo = for_assignment(assignment.model_copy(update={"description": description}), POLICY)
+    assert (by_webhook.channel, by_zalo.channel) == ("webhook", "zalo")
+    assert description in by_webhook.text
+    assert len(by_zalo.text) <= 2000 and "Hạn tiếp nhận:" in by_zalo.text and "Hạn có kết quả:" in by_zalo.text
+    kept = by_zalo.text.split("Nội dung: ", 1)[1].split("... Hạn tiếp nhận", 1)[0]
+    assert len(kept) > 1500 and description.startswith(kept)
