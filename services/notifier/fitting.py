@@ -32,14 +32,25 @@ _LOOSE_ENDS = " \t\r\n.,;:-–—"
 
 
 def segments(text: str) -> int:
-    """How many segments ``text`` takes as one SMS."""
+    """How many segments ``text`` takes as one SMS. A character of two units (an extension-table
+    character in GSM, an emoji in UCS-2) is never split between two segments."""
     if _NOT_GSM.search(text) is None:
-        size = len(text) + len(_EXTENDED.findall(text))
-        single, each = 160, 153
+        size, single, each = len(text) + len(_EXTENDED.findall(text)), 160, 153
+        wide = GSM_EXTENSION
     else:
-        size = len(text.encode("utf-16-le")) // 2
-        single, each = 70, 67
-    return 1 if size <= single else -(-size // each)
+        size, single, each = len(text.encode("utf-16-le")) // 2, 70, 67
+        wide = "" if size == len(text) else None  # None: count each character beyond the BMP as two
+    if size <= single:
+        return 1
+    if wide == "" or (wide and size == len(text)):
+        return -(-size // each)
+    parts, room = 1, each
+    for character in text:
+        units = 2 if (character in wide if wide is not None else ord(character) > 0xFFFF) else 1
+        if units > room:
+            parts, room = parts + 1, each
+        room -= units
+    return parts
 
 
 # What the Zalo OA message API takes in one text message.
@@ -51,7 +62,7 @@ def sms(template: str, language: str, values: dict[str, str], *, budget: int, as
     """The text of an SMS as it is sent: without diacritics for a route that takes only ASCII, and
     within ``budget`` segments (:func:`fitted`)."""
     return fitted(template, language, values, fits=lambda text: segments(text) <= budget, longest=160 * budget,
-                  as_sent=without_diacritics if ascii_only else str, read_whole_at=read_whole_at)
+                  as_sent=without_diacritics if ascii_only else str, read_whole_at=read_whole_at, alone=True)
 
 
 def zalo(template: str, language: str, values: dict[str, str], *, read_whole_at: str = "") -> str:
@@ -61,24 +72,26 @@ def zalo(template: str, language: str, values: dict[str, str], *, read_whole_at:
 
 
 def fitted(template: str, language: str, values: dict[str, str], *, fits: Callable[[str], bool], longest: int,
-           as_sent: Callable[[str], str] = str, read_whole_at: str = "") -> str:
-    """The text of ``template`` as ``as_sent`` makes it, such that it ``fits``. A message's free text
+           as_sent: Callable[[str], str] = str, read_whole_at: str = "", alone: bool = False) -> str:
+    """The text of ``template`` as ``as_sent`` makes it, such that it ``fits``; in the reader's
+    language ``alone`` or, for an English reader, in both. A message's free text
     (``templates.FREE_TEXT``) too long for that is cut short (:func:`shorten`), and followed by where
     to read it whole when ``read_whole_at`` names a place; the fixed words are never cut. No start of
     the free text longer than ``longest`` characters fits."""
     free = FREE_TEXT.get(template)
     if free is None:
-        return as_sent(render(template, language, **values)[1])
+        return as_sent(render(template, language, alone=alone, **values)[1])
 
     def text_with(start: str, after: str = "") -> str:
-        return as_sent(render(template, language, **{**values, free: start})[1] + after)
+        return as_sent(render(template, language, alone=alone, **{**values, free: start})[1] + after)
 
     # No longer start can fit: the rest of a free text of any length is never looked at. Stripped
     # once here (character by character, as in the whole text), it is quick to strip again in each try.
     head = as_sent(values[free][:longest + 1])
     if len(values[free]) <= longest and fits(whole := text_with(head)):
         return whole
-    after = "\n" + READ_IN_FULL[language].format(url=read_whole_at) if read_whole_at else ""
+    words = READ_IN_FULL[language if alone or language == "vi" else "vi+en"]
+    after = "\n" + words.format(url=read_whole_at) if read_whole_at else ""
     return shorten(lambda start: text_with(start, after), head, fits, longest)
 
 
@@ -106,7 +119,7 @@ def _word_start(text: str, n: int) -> str:
     not even the first word fits, nothing of it: unless it is longer than any word (a link, text
     without spaces), which is cut where the room ends."""
     start = text[:n]
-    if n >= len(text) or text[n].isspace():
+    if n >= len(text) or text[n].isspace() or text[n] in _LOOSE_ENDS:
         return start
     boundary = next((i for i in range(n - 1, 0, -1) if start[i].isspace()), 0)
     if boundary:

@@ -67,8 +67,9 @@ TEMPLATES: dict[str, tuple[str, str, str, str]] = {
 # carries as much of its start as its channel leaves room for (services/notifier/fitting.py), never
 # the fixed words.
 FREE_TEXT = {"resolved": "answer", "assignment": "description"}
-# Said after an answer an SMS cut short, when a public page shows it whole; by the reader's language.
-READ_IN_FULL = {"vi": "Xem đầy đủ: {url}", "en": "Xem đầy đủ / Read it all: {url}"}
+# Said after an answer cut short, when a public page shows it whole: in Vietnamese, in English
+# alone (an English reader's SMS), in both (an English reader's Zalo message).
+READ_IN_FULL = {"vi": "Xem đầy đủ: {url}", "en": "Read it all: {url}", "vi+en": "Xem đầy đủ / Read it all: {url}"}
 
 # Words filled into the officials' messages, which are in Vietnamese only.
 DEADLINES = {"reach": "tiếp nhận", "resolve": "giải quyết"}
@@ -93,9 +94,12 @@ def day(moment: datetime | date | str) -> str:
     return moment.strftime("%d/%m/%Y")
 
 
-def render(template: str, language: str, **values: Any) -> tuple[str, str]:
-    """(subject, text) of a message; ``language`` is the reader's: ``vi`` or ``en``."""
+def render(template: str, language: str, *, alone: bool = False, **values: Any) -> tuple[str, str]:
+    """(subject, text) of a message; ``language`` is the reader's: ``vi`` or ``en``. With ``alone``,
+    in the reader's language only: an SMS has no room for two (and English alone is mostly GSM 7-bit)."""
     subject_vi, text_vi, subject_en, text_en = TEMPLATES[template]
+    if alone and language == "en":
+        return subject_en.format(**values), text_en.format(**values)
     subject, text = subject_vi.format(**values), text_vi.format(**values)
     if language == "en":
         subject = f"{subject} / {subject_en.format(**values)}"

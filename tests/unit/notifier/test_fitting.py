@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from contracts.events import Citizen, NotifyChannel
+from contracts.events import Citizen, NotifyChannel, UnitRef
 from services.notifier.domain import CaseRecord, Delivery, Policy, follow_on, for_assignment, plan
 from services.notifier.settings import NotifierSettings
 from services.notifier.fitting import segments
@@ -88,12 +88,30 @@ def test_a_public_request_cut_short_says_where_to_read_the_answer_whole():
     assert "Xem đầy đủ" not in the_result(Story(is_public=True), "Đã hỗ trợ 20kg gạo.", policy=policy).text
 
 
-def test_an_english_reader_gets_both_languages_within_the_budget():
+def test_an_english_reader_gets_the_answer_by_sms_in_english_alone_within_the_budget():
     story = Story(language="en")
-    vietnamese, english = the_result(story).text.split("\n\n")
-    assert segments(f"{vietnamese}\n\n{english}") <= 3
-    assert answer_kept(vietnamese, f"Phản ánh {story.tracking_code} đã có kết quả từ UBND Quận Phú Nhuận: ") \
-        == answer_kept(english, f"Request {story.tracking_code} has a result from UBND Quận Phú Nhuận: ")
+    sms = the_result(story)
+    assert segments(sms.text) <= 3 and "Phản ánh" not in sms.text
+    kept = answer_kept(sms.text, f"Request {story.tracking_code} has a result from UBND Quận Phú Nhuận: ")
+    assert len(kept) > 60 and LONG_ANSWER.startswith(kept)
+    mail = the_result(Story(language="en", citizen=Citizen(email="la@example.vn")))
+    assert mail.text.count(LONG_ANSWER) == 2, "an e-mail has room for both languages"
+
+
+@pytest.mark.parametrize("language", ["vi", "en"])
+def test_every_message_to_a_citizen_fits_three_segments_with_the_longest_unit_name(language):
+    # The directory's longest unit name, the public link and a long answer: what there is of the
+    # fixed words must still go in three segments, or a route that caps there refuses it for good.
+    unit = UnitRef(id="hcm-so-noi-vu", name="Sở Nội vụ TP.HCM (lao động, người có công)", admin_code="79")
+    policy = Policy(POLICY.channels, POLICY.unit_webhook_url, POLICY.zalo_reply_window, public_lookup_url=LOOKUP)
+    story, record = Story(language=language, is_public=True, received_at=NOW), CaseRecord()
+    events = (story.opened(), story.routed(unit),
+              story.progress(NOW + timedelta(days=9)).model_copy(update={"unit": unit}), story.escalated(),
+              story.resolved(LONG_ANSWER).model_copy(update={"unit": unit}), story.duplicate_of(Story()))
+    sent = [d for e in events for d in plan(record, e, policy, NOW) if d.recipient == "citizen"]
+    assert {d.template for d in sent} == {"received", "routed", "apology_dated", "apology", "resolved", "duplicate"}
+    for d in sent:
+        assert d.channel == "sms" and segments(d.text) <= 3, (d.template, segments(d.text), d.text)
 
 
 def test_a_result_that_goes_on_by_another_route_is_written_for_that_route():
@@ -114,6 +132,9 @@ def test_a_result_that_goes_on_by_another_route_is_written_for_that_route():
     ("ả" * 70, 1), ("ả" * 71, 2), ("ả" * 134, 2), ("ả" * 135, 3),  # UCS-2
     ("a" * 69 + "…", 1), ("a" * 70 + "…", 2),  # one character outside the alphabet makes it all UCS-2
     ("🙂" * 35, 1), ("🙂" * 36, 2),  # two UTF-16 code units each
+    # A two-unit character is not split between segments: it starts the next one.
+    ("a" * 152 + "[" + "b" * 305, 4), ("a" * 151 + "[" + "b" * 306, 3),
+    ("ả" * 66 + "🙂" + "ả" * 133, 4), ("ả" * 65 + "🙂" + "ả" * 134, 3),
 ])
 def test_segments_are_counted_as_gsm_03_38_does(text, count):
     assert segments(text) == count

@@ -107,11 +107,14 @@ def test_a_zalo_citizen_who_left_no_other_contact_has_no_next_route():
     assert follow_on(zalo, record, ALL, "Zalo error -213: User has not followed OA") is None
 
 
-def test_english_speakers_read_vietnamese_first_then_english():
-    story = Story(language="en")
+def test_english_speakers_read_vietnamese_first_then_english_but_by_sms_english_alone():
+    story = Story(language="en", citizen=Citizen(email="la@example.vn"))
     [d] = told(story, story.opened())
     vietnamese, english = d.text.split("\n\n")
     assert "Mã tra cứu" in vietnamese and "Tracking code" in english
+    story = Story(language="en")  # a phone only: an SMS has no room for two languages
+    [d] = told(story, story.opened())
+    assert d.channel == "sms" and d.text == f"The 1022 hotline received your request. Tracking code: {story.tracking_code}."
 
 
 @pytest.mark.parametrize("language", ["vi", "en"])
@@ -127,9 +130,10 @@ def test_a_repeat_report_tells_nothing_of_the_case_it_repeats(language):
         for secret in (victim.tracking_code, victim.tracking_code.replace("-", ""), "Phú Nhuận"):
             assert secret not in d.subject and secret not in d.text, (d.template, secret)
     notice = out[1]
-    assert stranger.tracking_code in notice.text and "cùng số điện thoại" in notice.text
-    assert "mã tra cứu bạn nhận được lần đầu" in notice.text
-    if language == "en":
+    assert notice.channel == "sms" and stranger.tracking_code in notice.text
+    if language == "vi":
+        assert "cùng số điện thoại" in notice.text and "mã tra cứu bạn nhận được lần đầu" in notice.text
+    else:  # by SMS, in English alone
         assert "same phone number" in notice.text and "tracking code you were given first" in notice.text
 
 
