@@ -5,7 +5,9 @@
 Starts its own services (as bench_e2e.py does), sends requests at the fixed rate in one-minute
 slices, and prints, every ``--every`` seconds, each service's resident memory, the requests
 answered 202 so far, those refused or failed, and how far the mesh lags behind (accepted but not
-yet in oversight). A leak shows as memory that keeps climbing while the lag stays flat. At the
+yet in oversight), and what PostgreSQL did in the interval: the WAL it wrote per request accepted,
+the full-page images in it per request, and the checkpoints it started. A leak shows as memory
+that keeps climbing while the lag stays flat. At the
 end it waits up to a minute for the lag to drain, says whether every accepted request arrived and
 how the others were answered (a 503 with Retry-After is intake's answer to a stall, which a channel
 adapter retries), and exits non-zero if an accepted request did not arrive.
@@ -32,7 +34,7 @@ import psutil
 
 sys.path.insert(0, os.path.dirname(__file__))
 from bench_e2e import Stamps, load, start_mesh  # noqa: E402
-from common import ROOT, drop_database  # noqa: E402
+from common import ADMIN_DSN, ROOT, drop_database  # noqa: E402
 
 # Not the tracing's own work, nor the import system's.
 NOT_THE_SERVICES = [tracemalloc.Filter(False, pattern)
@@ -64,6 +66,14 @@ def report_growth(first: dict[str, Path], last: dict[str, Path], top: int = 6) -
                 print(f"      {short(frame.filename)}:{frame.lineno}")
 
 
+async def postgres_counters(conn: asyncpg.Connection) -> tuple[float, float, int]:
+    """WAL bytes, the full-page images among its records and checkpoints, since statistics reset."""
+    row = await conn.fetchrow(
+        "SELECT w.wal_bytes, w.wal_fpi, b.checkpoints_timed + b.checkpoints_req AS checkpoints"
+        " FROM pg_stat_wal w, pg_stat_bgwriter b")
+    return float(row["wal_bytes"]), float(row["wal_fpi"]), int(row["checkpoints"])
+
+
 def short(filename: str) -> str:
     return filename.split("site-packages/")[-1].removeprefix(str(ROOT) + "/")
 
@@ -84,8 +94,15 @@ async def main() -> None:
     procs = {n: psutil.Process(p.pid) for n, p in mesh.procs.items() if n not in ("district", "gateways")}
     stamps, rng = Stamps(), random.Random(1022)
     db = await asyncpg.connect(oversight_dsn)
-    print(f"soak: {args.rate:g} req/s for {args.minutes:g} min; RSS in MiB")
-    print("  minute  " + "  ".join(f"{n:>9}" for n in procs) + "   accepted  not 202   lag")
+    admin = await asyncpg.connect(ADMIN_DSN)
+    settings = {r["name"]: r["setting"] + (r["unit"] or "") for r in await admin.fetch(
+        "SELECT name, setting, unit FROM pg_settings"
+        " WHERE name IN ('max_wal_size', 'checkpoint_timeout', 'wal_compression', 'fsync')")}
+    print(f"soak: {args.rate:g} req/s for {args.minutes:g} min; RSS in MiB;"
+          f" PostgreSQL {', '.join(f'{k}={v}' for k, v in sorted(settings.items()))}")
+    print("  minute  " + "  ".join(f"{n:>9}" for n in procs)
+          + "   accepted  not 202   lag  WAL KiB/req  images/req  checkpoints")
+    counters, accepted_before = await postgres_counters(admin), 0
     started = time.monotonic()
     next_report = started
     try:
@@ -95,8 +112,13 @@ async def main() -> None:
                 visible = await db.fetchval("SELECT count(*) FROM cases")
                 rss = "  ".join(f"{p.memory_info().rss / 2**20:9.0f}" for p in procs.values())
                 minute = (time.monotonic() - started) / 60
+                now = await postgres_counters(admin)
+                wal, images, checkpoints = (b - a for a, b in zip(counters, now))
+                requests = max(1, len(stamps.accepted) - accepted_before)
+                counters, accepted_before = now, len(stamps.accepted)
                 print(f"  {minute:6.1f}  {rss}   {len(stamps.accepted):8d}  {sum(stamps.errors.values()):7d}"
-                      f"  {len(stamps.accepted) - visible:5d}", flush=True)
+                      f"  {len(stamps.accepted) - visible:5d}  {wal / requests / 1024:11.1f}  {images / requests:10.1f}"
+                      f"  {checkpoints:11d}", flush=True)
                 next_report += args.every
                 if args.heap and not first_heap and minute >= args.minutes / 3:
                     first_heap = await snapshot(procs, heap_dir)
@@ -107,6 +129,7 @@ async def main() -> None:
         last_heap = await snapshot(procs, heap_dir) if first_heap else {}
     finally:
         await db.close()
+        await admin.close()
         for proc in extra:
             proc.terminate()
         mesh.stop_all()
