@@ -107,6 +107,15 @@ logging_collector = off
 # made while its table was empty, reads the whole table (the router's duplicate lookup, oversight's
 # and intake's lookups by id: 0.03-0.07 cores at 200 req/s, measured). A few databases: cheap.
 autovacuum_naptime = 5s
+# After a checkpoint, the first change to each page writes the whole page to the WAL. The event
+# store's and the read models' indexes are keyed by random UUIDs, so nearly every insert touches a
+# page not yet written since the last one: at the default 1 GB, checkpoints came every minute at
+# 100 req/s and the WAL rose to 95 KiB a request within 20 minutes (bench/soak.py). Fewer
+# checkpoints, and their page images compressed (BENCHMARKS.md, "WAL"). Crash recovery replays
+# at most max_wal_size: seconds at these rates.
+max_wal_size = 4GB
+checkpoint_timeout = 15min
+wal_compression = lz4
 log_line_prefix = '%m [%p] %q%u@%d '
 EOF
   chown "$PGUSER_OS:" "$PGDATA_DIR/mesh.conf"
