@@ -68,9 +68,11 @@ def report_growth(first: dict[str, Path], last: dict[str, Path], top: int = 6) -
 
 async def postgres_counters(conn: asyncpg.Connection) -> tuple[float, float, int]:
     """WAL bytes, the full-page images among its records and checkpoints, since statistics reset."""
-    row = await conn.fetchrow(
-        "SELECT w.wal_bytes, w.wal_fpi, b.checkpoints_timed + b.checkpoints_req AS checkpoints"
-        " FROM pg_stat_wal w, pg_stat_bgwriter b")
+    # PostgreSQL 17 moved the checkpoint counts to a view of their own.
+    checkpoints = ("SELECT num_timed + num_requested FROM pg_stat_checkpointer"
+                   if int(await conn.fetchval("SHOW server_version_num")) >= 170000 else
+                   "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter")
+    row = await conn.fetchrow(f"SELECT wal_bytes, wal_fpi, ({checkpoints}) AS checkpoints FROM pg_stat_wal")
     return float(row["wal_bytes"]), float(row["wal_fpi"]), int(row["checkpoints"])
 
 

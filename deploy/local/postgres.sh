@@ -112,7 +112,7 @@ autovacuum_naptime = 5s
 # page not yet written since the last one: at the default 1 GB, checkpoints came every minute at
 # 100 req/s and the WAL rose to 95 KiB a request within 20 minutes (bench/soak.py). Fewer
 # checkpoints, and their page images compressed (BENCHMARKS.md, "WAL"). Crash recovery replays
-# at most max_wal_size: seconds at these rates.
+# the WAL since the last completed checkpoint: up to about max_wal_size under steady load.
 max_wal_size = 4GB
 checkpoint_timeout = 15min
 wal_compression = lz4

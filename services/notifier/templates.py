@@ -67,6 +67,8 @@ TEMPLATES: dict[str, tuple[str, str, str, str]] = {
 # carries as much of its start as its channel leaves room for (services/notifier/fitting.py), never
 # the fixed words.
 FREE_TEXT = {"resolved": "answer", "assignment": "description"}
+# In the English part of a message in both languages, in the place of the free text given above it.
+GIVEN_ABOVE = "see above, in Vietnamese."
 # Said after an answer cut short, when a public page shows it whole: in Vietnamese, in English
 # alone (an English reader's SMS), in both (an English reader's Zalo message).
 READ_IN_FULL = {"vi": "Xem đầy đủ: {url}", "en": "Read it all: {url}", "vi+en": "Xem đầy đủ / Read it all: {url}"}
@@ -96,14 +98,16 @@ def day(moment: datetime | date | str) -> str:
 
 def render(template: str, language: str, *, alone: bool = False, **values: Any) -> tuple[str, str]:
     """(subject, text) of a message; ``language`` is the reader's: ``vi`` or ``en``. With ``alone``,
-    in the reader's language only: an SMS has no room for two (and English alone is mostly GSM 7-bit)."""
+    in the reader's language only: an SMS has no room for two."""
     subject_vi, text_vi, subject_en, text_en = TEMPLATES[template]
     if alone and language == "en":
         return subject_en.format(**values), text_en.format(**values)
     subject, text = subject_vi.format(**values), text_vi.format(**values)
     if language == "en":
-        subject = f"{subject} / {subject_en.format(**values)}"
-        text = f"{text}\n\n{text_en.format(**values)}"
+        # Someone's free text (a unit's answer, in Vietnamese) is given once, in the Vietnamese part.
+        in_english = {**values, FREE_TEXT[template]: GIVEN_ABOVE} if template in FREE_TEXT else values
+        subject = f"{subject} / {subject_en.format(**in_english)}"
+        text = f"{text}\n\n{text_en.format(**in_english)}"
     return subject, text
 
 
