@@ -8,6 +8,7 @@ cannot be parsed goes to ``<topic>.dlq`` with the error in its headers; the rest
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -163,11 +164,27 @@ async def parse_or_dead_letter(broker: KafkaBroker, records: Sequence[ConsumerRe
     return good
 
 
+# The records this process has put on a dead-letter topic, by their place in their source topic.
+# A batch read again after a failure (PostgreSQL down: it is read again every few seconds until it
+# is back) would otherwise put its bad records there once for each reading. Remembered only once the
+# broker has acknowledged the dead letter, so a dead letter that was not taken is sent again. Another
+# process that reads the batch again (after a rebalance) does not know of these: a dead letter's
+# x-source-* headers name its record, for whoever reads the topic.
+_DEAD_LETTERED: OrderedDict[tuple[str, int, int], None] = OrderedDict()
+_DEAD_LETTERED_KEPT = 4096
+
+
 async def dead_letter(broker: KafkaBroker, record: ConsumerRecord, error: BaseException) -> "asyncio.Future[Any]":
-    """Queue ``record`` for its dead-letter topic with the error; returns the ack to await."""
+    """Queue ``record`` for its dead-letter topic with the error; returns the ack to await. A
+    record this process has dead-lettered already is not sent again (its ack is at once)."""
+    source = (record.topic, record.partition, record.offset)
+    if source in _DEAD_LETTERED:
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
     reason = str(error).replace("\n", " ")[:2000]
     log.warning("dead-lettering %s[%s]@%s: %s", record.topic, record.partition, record.offset, type(error).__name__)
-    return await broker.publish(
+    ack = await broker.publish(
         record.value or b"",
         topic=dlq(record.topic),
         key=record.key,
@@ -180,6 +197,16 @@ async def dead_letter(broker: KafkaBroker, record: ConsumerRecord, error: BaseEx
         },
         no_confirm=True,
     )
+    ack.add_done_callback(lambda sent: _remember_dead_letter(source, sent))
+    return ack
+
+
+def _remember_dead_letter(source: tuple[str, int, int], sent: "asyncio.Future[Any]") -> None:
+    if sent.cancelled() or sent.exception() is not None:
+        return
+    _DEAD_LETTERED[source] = None
+    if len(_DEAD_LETTERED) > _DEAD_LETTERED_KEPT:
+        _DEAD_LETTERED.popitem(last=False)
 
 
 async def publish_all(broker: KafkaBroker, items: Sequence[tuple[str, bytes, bytes | None]],

@@ -1,0 +1,109 @@
+"""A batch read again while what it writes to is down puts its unreadable record on the dead-letter
+topic once, not once for each reading; a dead letter the broker did not take is sent again."""
+
+import asyncio
+import uuid
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from faststream.kafka import KafkaMessage
+from pydantic import BaseModel, TypeAdapter
+
+from contracts.messaging import consumer_options, kafka_broker, parse_or_dead_letter, pause_then_raise, records_of
+from contracts.topics import dlq
+from tests.support.mesh import eventually
+
+
+class Note(BaseModel):
+    text: str
+
+
+NOTE = TypeAdapter(Note)
+
+
+async def fresh_topic(kafka_bootstrap: str) -> str:
+    """A topic of one partition, and its dead-letter topic, for one test."""
+    topic = f"dead-letters-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 1, 1), NewTopic(dlq(topic), 1, 1)])
+    finally:
+        await admin.close()
+    return topic
+
+
+async def dead_letters_on(kafka_bootstrap: str, topic: str) -> list[bytes]:
+    consumer = AIOKafkaConsumer(dlq(topic), bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        batches = await consumer.getmany(timeout_ms=3000)
+        return [record.value for records in batches.values() for record in records]
+    finally:
+        await consumer.stop()
+
+
+async def test_a_bad_record_in_a_batch_read_again_is_dead_lettered_once(kafka_bootstrap):
+    topic, broker = await fresh_topic(kafka_bootstrap), kafka_broker(kafka_bootstrap, client_id="dead-letter-test")
+    readings, taken = 0, []
+
+    @broker.subscriber(topic, **consumer_options(f"{topic}-group"))
+    async def on_batch(_: list[bytes], message: KafkaMessage) -> None:
+        nonlocal readings
+        notes = await parse_or_dead_letter(broker, records_of(message), NOTE)
+        readings += 1
+        if readings <= 3:  # what the batch is recorded in is down: it is read again, three times
+            await pause_then_raise(RuntimeError("the database is down"))
+        taken.extend(n.text for n in notes)
+
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        for value in (b'{"text": "before"}', b"not json", b'{"text": "after"}'):  # one batch
+            await producer.send(topic, value)
+        await producer.flush()
+        await broker.start()
+        await eventually(lambda: "after" in taken, 60, "the batch to be taken once the database is back")
+        assert readings >= 4 and taken.count("before") == 1 and taken.count("after") == 1
+        assert await dead_letters_on(kafka_bootstrap, topic) == [b"not json"]
+    finally:
+        await producer.stop()
+        await broker.stop()
+
+
+async def test_a_dead_letter_the_broker_did_not_take_is_sent_again(kafka_bootstrap, monkeypatch):
+    topic, broker = await fresh_topic(kafka_bootstrap), kafka_broker(kafka_bootstrap, client_id="dead-letter-test")
+    readings, taken = 0, []
+    publish = broker.publish
+
+    async def refused_once(*args, **kwargs):
+        if readings == 0:  # the broker does not take the first dead letter
+            failed = asyncio.get_running_loop().create_future()
+            failed.set_exception(RuntimeError("NotEnoughReplicas"))
+            return failed
+        return await publish(*args, **kwargs)
+
+    monkeypatch.setattr(broker, "publish", refused_once)
+
+    @broker.subscriber(topic, **consumer_options(f"{topic}-group"))
+    async def on_batch(_: list[bytes], message: KafkaMessage) -> None:
+        nonlocal readings
+        try:
+            notes = await parse_or_dead_letter(broker, records_of(message), NOTE)
+        except RuntimeError as error:
+            readings += 1
+            await pause_then_raise(error)
+        readings += 1
+        taken.extend(n.text for n in notes)
+
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    await broker.start()
+    try:
+        await producer.send_and_wait(topic, b"not json either")
+        await producer.send_and_wait(topic, b'{"text": "good"}')
+        await eventually(lambda: "good" in taken, 60, "the good record")
+        assert await dead_letters_on(kafka_bootstrap, topic) == [b"not json either"]
+    finally:
+        await producer.stop()
+        await broker.stop()
