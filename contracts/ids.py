@@ -31,6 +31,15 @@ def case_id(request: uuid.UUID) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, f"case:{request}")
 
 
+def report_key(phone: str | None, case: uuid.UUID) -> bytes:
+    """The key a request is published under on ``intake.requests``. Every report from one phone has
+    the same key, so they meet in one partition and so in one router, in order: a repeat report is
+    recognised there even before the first has reached the ledger the routers share. A hash of the
+    number, not a secret (phone numbers can be enumerated): it keeps the number itself out of what
+    tools print of keys. A report without a phone is keyed by its case."""
+    return str(uuid.uuid5(NAMESPACE, f"reporter:{phone}") if phone else case).encode()
+
+
 def event_id(*parts: object) -> uuid.UUID:
     """A stable event id from what caused it, so that a replay re-emits the same id."""
     return uuid.uuid5(NAMESPACE, "event:" + ":".join(str(p) for p in parts))

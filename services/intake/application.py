@@ -16,7 +16,7 @@ import asyncpg
 from faststream.kafka import KafkaBroker
 from opentelemetry import trace
 
-from contracts import telemetry, topics
+from contracts import ids, telemetry, topics
 from contracts.events import RequestReceived
 from contracts.messaging import start_when_reachable
 from services.intake.domain import Problem, fingerprint, receipt, too_many
@@ -140,7 +140,7 @@ class Intake:
             try:
                 await asyncio.wait_for(
                     self.broker.publish(request.model_dump_json().encode(), topic=topics.INTAKE_REQUESTS,
-                                        key=str(request.case_id).encode()),
+                                        key=ids.report_key(request.citizen.phone, request.case_id)),
                     self.settings.publish_timeout_seconds,
                 )
             except (TimeoutError, asyncio.TimeoutError) as error:

@@ -144,6 +144,22 @@ async def test_a_second_report_of_the_same_trouble_is_linked_not_opened_again(me
     assert original[-1].duplicate_tracking_code == second["tracking_code"]
 
 
+async def test_repeat_reports_sent_together_open_one_case_even_with_two_routers(mesh, kafka_bootstrap, second_router):
+    # Each router knows its own new cases at once and the other's only once its relay has recorded
+    # them: two reports of one trouble sent together must still meet in one router.
+    phones = [f"0978{random.randrange(10**6):06d}" for _ in range(6)]
+    pairs = await asyncio.gather(*(asyncio.gather(
+        asyncio.to_thread(submit, mesh, phone=phone),
+        asyncio.to_thread(submit, mesh, phone=phone, address="45 Le Van Sy, P13, Phu Nhuan, HCM")) for phone in phones))
+    settled = lambda events: {"CaseRouted", "CaseMarkedDuplicate"} & set(kinds(events))  # noqa: E731
+    for one, other in pairs:
+        first, second = [await case_events(kafka_bootstrap, r["case_id"], settled, timeout=60) for r in (one, other)]
+        marked = [events for events in (first, second) if "CaseMarkedDuplicate" in kinds(events)]
+        assert len(marked) == 1, f"{one['tracking_code']} and {other['tracking_code']}: {kinds(first)}, {kinds(second)}"
+        original = one if marked[0] is second else other
+        assert str(marked[0][-1].original_case_id) == original["case_id"]
+
+
 async def test_only_the_unit_holding_a_case_may_answer_and_a_repeat_counts_once(mesh, kafka_bootstrap):
     case = submit(mesh)["case_id"]
     await case_events(kafka_bootstrap, case, has("AssignmentIssued"))
