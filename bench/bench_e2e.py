@@ -142,8 +142,9 @@ async def watch_kafka(group: str, stamps: Stamps, stop: asyncio.Event) -> None:
                         stamps.assigned.setdefault(case_id, now)
                         stamps.assigned_on_kafka.setdefault(case_id, record.timestamp / 1000)
                         stamps.decided.setdefault(case_id, datetime.fromisoformat(event["occurred_at"]).timestamp())
-                    else:  # a request's key is its case id
-                        stamps.received_on_kafka.setdefault(record.key.decode(), record.timestamp / 1000)
+                    else:  # a request's key is its reporter's: the case is in the record
+                        case_id = json.loads(record.value)["case_id"]
+                        stamps.received_on_kafka.setdefault(case_id, record.timestamp / 1000)
     finally:
         await consumer.stop()
 

@@ -170,14 +170,15 @@ async def parse_or_dead_letter(broker: KafkaBroker, records: Sequence[ConsumerRe
 # broker has acknowledged the dead letter, so a dead letter that was not taken is sent again. Another
 # process that reads the batch again (after a rebalance) does not know of these: a dead letter's
 # x-source-* headers name its record, for whoever reads the topic.
-_DEAD_LETTERED: OrderedDict[tuple[str, int, int], None] = OrderedDict()
+_DEAD_LETTERED: OrderedDict[tuple[str, int, int, int], None] = OrderedDict()
 _DEAD_LETTERED_KEPT = 4096
 
 
 async def dead_letter(broker: KafkaBroker, record: ConsumerRecord, error: BaseException) -> "asyncio.Future[Any]":
     """Queue ``record`` for its dead-letter topic with the error; returns the ack to await. A
     record this process has dead-lettered already is not sent again (its ack is at once)."""
-    source = (record.topic, record.partition, record.offset)
+    # Its place, and what it says: a topic made again (a test's) starts its offsets again.
+    source = (record.topic, record.partition, record.offset, hash(record.value))
     if source in _DEAD_LETTERED:
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         done.set_result(None)
@@ -201,7 +202,7 @@ async def dead_letter(broker: KafkaBroker, record: ConsumerRecord, error: BaseEx
     return ack
 
 
-def _remember_dead_letter(source: tuple[str, int, int], sent: "asyncio.Future[Any]") -> None:
+def _remember_dead_letter(source: tuple[str, int, int, int], sent: "asyncio.Future[Any]") -> None:
     if sent.cancelled() or sent.exception() is not None:
         return
     _DEAD_LETTERED[source] = None
