@@ -35,22 +35,27 @@ def segments(text: str) -> int:
     """How many segments ``text`` takes as one SMS. A character of two units (an extension-table
     character in GSM, an emoji in UCS-2) is never split between two segments."""
     if _NOT_GSM.search(text) is None:
-        size, single, each = len(text) + len(_EXTENDED.findall(text)), 160, 153
-        wide = GSM_EXTENSION
+        wide, single, each = len(_EXTENDED.findall(text)), 160, 153
+        is_wide: Callable[[str], bool] = GSM_EXTENSION.__contains__
     else:
-        size, single, each = len(text.encode("utf-16-le")) // 2, 70, 67
-        wide = "" if size == len(text) else None  # None: count each character beyond the BMP as two
+        wide, single, each = len(text.encode("utf-16-le")) // 2 - len(text), 70, 67
+        is_wide = _beyond_the_bmp
+    size = len(text) + wide
     if size <= single:
         return 1
-    if wide == "" or (wide and size == len(text)):
+    if not wide:
         return -(-size // each)
     parts, room = 1, each
     for character in text:
-        units = 2 if (character in wide if wide is not None else ord(character) > 0xFFFF) else 1
+        units = 2 if is_wide(character) else 1
         if units > room:
             parts, room = parts + 1, each
         room -= units
     return parts
+
+
+def _beyond_the_bmp(character: str) -> bool:
+    return ord(character) > 0xFFFF  # two UTF-16 code units
 
 
 # What the Zalo OA message API takes in one text message.
