@@ -15,6 +15,7 @@ from contracts.events import AuditCheckpoint
 from tests.integration.oversight.support import auth, drop_database, publish, serve, settings_for, wait_for
 from tests.support.databases import fresh_database
 from tests.support.kafka import send
+from tests.support.mesh import eventually
 from tests.unit.oversight.story import CaseStory
 
 
@@ -145,8 +146,13 @@ async def test_checkpoints_are_published_for_keeping(pg_admin_dsn, pg_port, kafk
             seq, head_hash = min(kept.items())
             report = running.get(f"/v1/audit/verify?seq={seq}&hash={head_hash}", role="front").json()
             assert report["checkpoint"]["matches"] and report["ok"]
-            stored = running.get("/v1/audit/checkpoints", role="front").json()["checkpoints"]
-            assert {c["seq"]: c["hash"] for c in stored if c["published"]}.items() >= kept.items()
+
+            def marked():
+                # Kafka's acknowledgement comes before the row is marked, so a keeper may read the
+                # record a moment before the API says it was published.
+                stored = running.get("/v1/audit/checkpoints", role="front").json()["checkpoints"]
+                return {c["seq"]: c["hash"] for c in stored if c["published"]}.items() >= kept.items()
+            await eventually(marked, 30, what="the received checkpoints shown as published")
     finally:
         await consumer.stop()
         await admin.delete_topics([topic])
