@@ -241,7 +241,7 @@ def run() -> None:
         print(f"  gateways    {mesh.url('gateways')}   SMS / push / Zalo stand-ins, mail server on"
               f" 127.0.0.1:{mesh.env['GATEWAYS_SMTP_PORT']}: GET /messages")
         print(f"  oversight tokens: {local / 'secrets.env'}   logs: {local / 'logs'}")
-        print("  demo requests (public status: GET /v1/public/requests/<code>):")
+        print(f"  demo requests (public status: {mesh.url('oversight')}/v1/public/requests/<code>):")
         for s in seeded:
             print(f"    {s.get('status')} {s.get('tracking_code', s)}")
         while not stopping:
