@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from contracts.runtime import wait_a_while
 from services.notifier.domain import Delivery, Policy, follow_on
-from services.notifier.providers import Permanent, Providers, Transient
+from services.notifier.providers import Permanent, Providers, Transient, Unanswered
 from services.notifier.store import DeliveryLog
 
 log = logging.getLogger(__name__)
@@ -141,28 +141,35 @@ class Dispatcher:
             try:
                 await asyncio.wait_for(self.providers.get(self.channel).send(delivery), self.send_timeout)
             except Permanent as error:
-                reason = redact(str(error), delivery.target)
-                if delivery.recipient == "citizen":
-                    await self._record(lease_ends, self.log.fail_over, delivery, claim, reason,
-                                       lambda record: follow_on(delivery, record, self.policy, reason))
-                else:
-                    await self._record(lease_ends, self.log.failed, delivery_id, claim, reason, permanent=True)
-                self._count("failed")
+                await self._give_up(delivery, claim, lease_ends, redact(str(error), delivery.target), permanent=True)
             except (Transient, TimeoutError) as error:
                 reason = redact(str(error) or type(error).__name__, delivery.target)
-                if attempts >= self.retry.max_attempts:
-                    await self._record(lease_ends, self.log.failed, delivery_id, claim,
-                                       f"{reason} (after {attempts} tries)", permanent=False)
-                    self._count("failed")
-                else:
+                if attempts < self.retry.max_attempts:
                     await self._record(lease_ends, self.log.retry_later, delivery_id, claim,
                                        self.retry.delay(attempts, self.rng), reason)
                     self.counts["retried"] += 1
+                elif isinstance(error, (Unanswered, TimeoutError)):
+                    # The last try may have reached the citizen: no second message by another route.
+                    await self._record(lease_ends, self.log.failed, delivery_id, claim,
+                                       f"{reason} (after {attempts} tries; the last unanswered)", permanent=False)
+                    self._count("failed")
+                else:
+                    await self._give_up(delivery, claim, lease_ends, f"{reason} (after {attempts} tries)",
+                                        permanent=False)
             else:
                 await self._record(lease_ends, self.log.sent, delivery_id, claim)
                 self._count("sent")
         except Exception:  # noqa: BLE001 - its lease runs out and it is tried again under the same key
             log.exception("delivery %s on %s: outcome not recorded; it will be tried again", delivery_id, self.channel)
+
+    async def _give_up(self, delivery: Delivery, claim, lease_ends: float, reason: str, permanent: bool) -> None:
+        """Fail a delivery its channel refused; a citizen's goes on by their next route, if they left one."""
+        if delivery.recipient == "citizen":
+            await self._record(lease_ends, self.log.fail_over, delivery, claim, reason,
+                               lambda record: follow_on(delivery, record, self.policy, reason), permanent=permanent)
+        else:
+            await self._record(lease_ends, self.log.failed, delivery.delivery_id, claim, reason, permanent=permanent)
+        self._count("failed")
 
     async def _record(self, lease_ends: float, write: Callable[..., Awaitable[object]], *args, **kwargs) -> None:
         """Write a try's outcome; while the database is away (a restart, a fail-over) keep trying,

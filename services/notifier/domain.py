@@ -190,7 +190,7 @@ def citizen_route(record: CaseRecord, policy: Policy, now: datetime) -> tuple[st
 
 def follow_on(failed: Delivery, record: CaseRecord, policy: Policy, error: str) -> Delivery | None:
     """The same message to the citizen by the next route they left (in the order of
-    :func:`citizen_route`), after ``failed`` was refused for good on its channel, in that route's
+    :func:`citizen_route`), after ``failed`` was refused on its channel for good or on every try, in that route's
     words (an SMS's answer cut short, an e-mail's whole); None when no route is left. Its key is
     made from the failed one's: recorded twice, it is still one delivery."""
     own = OWN_CHANNELS.get(record.channel or "")
@@ -199,7 +199,7 @@ def follow_on(failed: Delivery, record: CaseRecord, policy: Policy, error: str) 
     later = routes[tried.index(failed.channel) + 1:] if failed.channel in tried else routes
     for channel, key in later:
         if record.citizen.get(key) and channel in policy.channels:
-            note = f"{CHANNEL_NAMES[failed.channel]} failed for good ({error}); sent by {CHANNEL_NAMES[channel]} instead"
+            note = f"{CHANNEL_NAMES[failed.channel]} refused it ({error}); sent by {CHANNEL_NAMES[channel]} instead"
             # A message of a template this notifier does not know (a rolling change) goes on as written.
             subject, text = (citizen_message(record, failed.template, failed.payload, channel, policy)
                              if failed.template in CITIZEN_VALUES else (failed.subject, failed.text))

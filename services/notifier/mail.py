@@ -30,7 +30,7 @@ from email.mime.text import MIMEText
 from email.utils import formataddr, formatdate, parseaddr
 
 from services.notifier.domain import Delivery
-from services.notifier.providers import Permanent, Transient
+from services.notifier.providers import Permanent, Transient, Unanswered
 
 IDLE_SECONDS = 60.0
 
@@ -155,10 +155,11 @@ class MailProvider:
         return smtp
 
     def _send(self, delivery: Delivery, attempt: Attempt) -> None:
-        message, smtp = self.message(delivery), None  # built here too, off the event loop
+        message, smtp, lost = self.message(delivery), None, Transient  # built here too, off the event loop
         try:
             smtp = self._connection(attempt)
             attempt.hold(smtp)  # not cut short while it connected (a TCP connect cannot be)
+            lost = Unanswered  # from here the server may have taken the message before the connection went
             smtp.send_message(message)
         except smtplib.SMTPRecipientsRefused as error:
             codes = [code for code, _ in error.recipients.values()]
@@ -172,7 +173,7 @@ class MailProvider:
             if smtp is not None:
                 smtp.close()  # in an unknown state: not kept
                 smtp = None
-            raise Transient(f"{type(error).__name__} talking to the mail server") from error
+            raise lost(f"{type(error).__name__} talking to the mail server") from error
         finally:
             # A refusal leaves the connection good (smtplib reset the transaction); it is kept,
             # unless the send was cut short: then it may be shut, or half way through a command.

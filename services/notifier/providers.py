@@ -1,8 +1,9 @@
 """Providers behind one small interface: ``await provider.send(delivery)``.
 
-A provider raises :class:`Transient` for what may work on a later try (time-outs, refused
-connections, 5xx, 429) and :class:`Permanent` for what never will (a number that does not exist,
-any other 4xx). Every provider hands the delivery id to the receiver — ``Idempotency-Key`` over
+A provider raises :class:`Transient` for what may work on a later try (refused connections, 5xx,
+429), :class:`Unanswered` — a kind of Transient — when the message went out and no answer came
+back (a time-out, a connection dropped mid-answer), so the receiver may have taken it, and
+:class:`Permanent` for what never will (a number that does not exist, any other 4xx). Every provider hands the delivery id to the receiver — ``Idempotency-Key`` over
 HTTP, ``Message-ID`` by e-mail (see :mod:`services.notifier.mail`) — so a receiver that honours it
 drops a message sent again after a crash between its sending and its recording.
 """
@@ -22,6 +23,10 @@ from services.notifier.templates import without_diacritics
 
 class Transient(Exception):
     """Worth another try."""
+
+
+class Unanswered(Transient):
+    """Worth another try, but the receiver may have taken this one: it went out and no answer came."""
 
 
 class Permanent(Exception):
@@ -62,8 +67,10 @@ async def post(client: aiohttp.ClientSession, url: str, body: dict[str, Any], he
                                headers={**headers, "Content-Type": "application/json"}) as response:
             answer = Answer(response.status, _text(await _start_of(response.content), response.charset))
             moved_to = URL(url).join(URL(response.headers.get("Location", "")))
-    except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+    except aiohttp.ClientConnectorError as error:  # no connection: nothing was sent
         raise Transient(f"{type(error).__name__} talking to {URL(url).host}") from error
+    except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+        raise Unanswered(f"{type(error).__name__} talking to {URL(url).host}") from error
     if answer.status < 300:
         return answer
     if answer.status in (307, 308) and not redirected:

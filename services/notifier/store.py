@@ -119,7 +119,7 @@ WHERE d.delivery_id = f.delivery_id AND d.claim = f.claim
 
 # A citizen's delivery refused for good, when its message goes on by another route.
 FAIL_OVER = """
-UPDATE deliveries SET status = 'failed', last_error = $3, permanent = true, lease_until = NULL, finished_at = now(),
+UPDATE deliveries SET status = 'failed', last_error = $3, permanent = $4, lease_until = NULL, finished_at = now(),
     updated_at = now()
 WHERE delivery_id = $1 AND claim = $2 AND status IN ('pending', 'sending')
 RETURNING seq
@@ -225,9 +225,10 @@ class DeliveryLog:
         await self._finish(_Finish(delivery_id, claim, "failed", error, permanent, 0.0))
 
     async def fail_over(self, delivery: Delivery, claim: uuid.UUID, error: str,
-                        follow_on: Callable[[CaseRecord], Delivery | None]) -> Delivery | None:
-        """Fail a citizen's delivery for good and, in the same transaction, store what ``follow_on``
-        makes of it from the case's record: the same message by the citizen's next route. The
+                        follow_on: Callable[[CaseRecord], Delivery | None], permanent: bool = True) -> Delivery | None:
+        """Fail a citizen's delivery its channel refused (for good, or on every try) and, in the same
+        transaction, store what ``follow_on`` makes of it from the case's record: the same message by
+        the citizen's next route. The
         follow-on takes the failed one's place in the citizen's order (its ``seq``), so no later
         message overtakes it. Only the claim that made the try may; returns the follow-on stored."""
         async with self.pool.acquire() as conn, conn.transaction():
@@ -235,7 +236,7 @@ class DeliveryLog:
             after = follow_on(CaseRecord.from_json(orjson.loads(saved)) if saved else CaseRecord())
             if after is not None:
                 error = f"{error}; sent by {CHANNEL_NAMES[after.channel]} instead"
-            seq = await conn.fetchval(FAIL_OVER, delivery.delivery_id, claim, error)
+            seq = await conn.fetchval(FAIL_OVER, delivery.delivery_id, claim, error, permanent)
             if seq is None or after is None:
                 return None  # another claim has it, or the failure is final
             await self._insert(conn, [after])

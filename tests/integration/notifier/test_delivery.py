@@ -242,12 +242,45 @@ async def test_a_citizen_refused_for_good_on_their_own_channel_hears_by_sms_inst
             ("NotificationSent", "sms", "received"), ("NotificationSent", "sms", "routed")]
         assert all(v["permanent"] and v["error"].endswith("; sent by SMS instead")
                    for v in told if v["event_type"] == "NotificationFailed")
-        assert all("failed for good" in v["note"] for v in told if v["event_type"] == "NotificationSent")
+        assert all("refused it" in v["note"] for v in told if v["event_type"] == "NotificationSent")
         texts = [r.body["text"] for r in stand_in.about("/sms", [story.case_id])]
         assert len(texts) == 2, "each message once"
         assert story.tracking_code in texts[0] and "UBND Quận Phú Nhuận" in texts[1], "in order"
     await outcomes.quiet_for(1.0)
     assert len(outcomes.seen) == 8
+
+
+async def test_a_citizen_whose_sms_gateway_refuses_every_try_hears_by_email_but_never_twice(
+        kafka_bootstrap, start_notifier, stand_in, mailbox, outcomes):
+    """The SMS gateway is down (503) for one citizen's every try: the message goes on by the e-mail
+    they left. For another it takes the message and never answers: that one may have arrived, so it
+    fails without a second message by e-mail."""
+    def sms(request, nth):
+        if request.body["to"] == "+84281022041":
+            return 503, {"error": "gateway down"}, 0.0
+        if request.body["to"] == "+84281022042":
+            return 200, {"ok": True}, 5.0  # past the send time-out below
+        return 200, {"ok": True}, 0.0
+    stand_in.answer("/sms", sms)
+    start_notifier(NOTIFIER_SEND_TIMEOUT_SECONDS="1", NOTIFIER_LEASE_SECONDS="3")
+    down = Story(citizen=Citizen(phone="+84281022041", email="down@example.vn"))
+    silent = Story(citizen=Citizen(phone="+84281022042", email="silent@example.vn"))
+    outcomes.cases.update({str(down.case_id), str(silent.case_id)})
+    await publish(kafka_bootstrap, [pair for s in (down, silent) for pair in as_router(s.opened())])
+
+    seen = await outcomes.until(lambda seen: len(seen) >= 3, 60, "both failures and the e-mail")
+    told = sorted((v["case_id"], v["event_type"], v["channel"]) for v, _ in seen)
+    assert told == sorted([(str(down.case_id), "NotificationFailed", "sms"), (str(down.case_id), "NotificationSent", "email"),
+                           (str(silent.case_id), "NotificationFailed", "sms")])
+    by = {(v["case_id"], v["event_type"]): v for v, _ in seen}
+    refused, unanswered = by[str(down.case_id), "NotificationFailed"], by[str(silent.case_id), "NotificationFailed"]
+    assert refused["attempts"] == unanswered["attempts"] == 4 and not refused["permanent"] and not unanswered["permanent"]
+    assert "HTTP 503" in refused["error"] and refused["error"].endswith("; sent by e-mail instead")
+    assert "the last unanswered" in unanswered["error"] and "instead" not in unanswered["error"]
+    [mail] = mailbox.to("down@example.vn")
+    assert down.tracking_code in mail.get_payload(decode=True).decode()
+    await outcomes.quiet_for(2.0)
+    assert len(outcomes.seen) == 3 and mailbox.to("silent@example.vn") == []
 
 
 async def test_a_message_left_on_a_channel_no_longer_configured_goes_on_by_sms(kafka_bootstrap, start_notifier,

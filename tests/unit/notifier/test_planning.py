@@ -92,7 +92,7 @@ def test_a_message_refused_for_good_goes_on_by_the_citizens_next_route_until_non
     sms = follow_on(push, record, ALL, "HTTP 404: unknown device")
     assert (sms.channel, sms.target, sms.recipient, sms.subject, sms.text) == (
         "sms", "+84903123456", "citizen", push.subject, push.text)
-    assert "app push failed for good (HTTP 404: unknown device); sent by SMS instead" == sms.note
+    assert "app push refused it (HTTP 404: unknown device); sent by SMS instead" == sms.note
     assert follow_on(push, record, ALL, "HTTP 404").delivery_id == sms.delivery_id != push.delivery_id
     mail = follow_on(sms, record, ALL, "HTTP 400: unknown number")
     assert (mail.channel, mail.target) == ("email", "binh@example.vn")

@@ -1,13 +1,14 @@
 """What the notifier makes of a receiver's answer, over a real socket on loopback."""
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 from aiohttp import web
 
-from services.notifier.providers import Permanent, Transient, post
+from services.notifier.providers import Permanent, Transient, Unanswered, post
 
 
 @pytest.fixture
@@ -43,7 +44,20 @@ async def receiver() -> AsyncIterator[tuple[str, list[tuple[str, str]]]]:
         await response.write_eof()
         return response
 
+    async def silent(request: web.Request) -> web.Response:
+        await request.read()
+        await asyncio.sleep(3600)  # took the message, never answers
+        return web.Response(text="ok")
+
+    async def dropped(request: web.Request) -> web.Response:
+        await request.read()
+        request.transport.close()  # took the message, then the connection went
+        await asyncio.sleep(3600)
+        return web.Response(text="ok")
+
     app = web.Application()
+    app.router.add_post("/silent", silent)
+    app.router.add_post("/dropped", dropped)
     app.router.add_post("/old", moved)
     app.router.add_post("/kept", kept)
     app.router.add_post("/pieces", in_pieces)
@@ -91,3 +105,19 @@ async def test_an_answer_that_never_ends_is_read_no_further_than_its_start(recei
         with pytest.raises(Transient) as failed:
             await post(client, f"{url}/endless", {"case_id": "c"}, {})
     assert str(failed.value).startswith("HTTP 500: xxx")
+
+
+async def test_a_message_sent_without_an_answer_is_told_apart_from_one_that_never_left(receiver):
+    # A message that went out unanswered may have been taken: it is tried again on its own channel,
+    # under its key, but never sent on by another route (the citizen would hear it twice).
+    url, _ = receiver
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as client:
+        for path in ("/silent", "/dropped"):
+            with pytest.raises(Unanswered):
+                await post(client, f"{url}{path}", {"case_id": "c"}, {})
+        with socket.socket() as closed:
+            closed.bind(("127.0.0.1", 0))
+            nobody = closed.getsockname()[1]  # bound, never listening: the connection is refused
+            with pytest.raises(Transient) as refused:
+                await post(client, f"http://127.0.0.1:{nobody}/sms", {"case_id": "c"}, {})
+    assert not isinstance(refused.value, Unanswered)
