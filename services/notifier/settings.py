@@ -45,11 +45,13 @@ class NotifierSettings(ServiceSettings):
     smtp_starttls: bool = False
     mail_from: str = "tongdai1022@hcmc.invalid"
 
-    # Tries over about two minutes (1, 2, 4 … 64 s apart, give or take half): long enough for a
-    # gateway's hiccup; an outage longer than that is for people, through the dead-letter topic.
-    max_attempts: int = 8
+    # Tries over about an hour, 41 minutes at the least (1, 2, 4 … 256 s apart, then every 300 s,
+    # each wait between half and all of that): a gateway's outage of that length loses no message
+    # to a citizen who left only a phone. Past it a delivery fails, and goes on by the citizen's
+    # next route or to people through the dead-letter topic.
+    max_attempts: int = 25
     backoff_base_seconds: float = 1.0
-    backoff_max_seconds: float = 120.0
+    backoff_max_seconds: float = 300.0
     send_timeout_seconds: float = 10.0
     # A delivery being sent is leased for this long: if its sender dies, another takes it over after.
     lease_seconds: float = 30.0

@@ -8,6 +8,7 @@ import pytest
 from contracts.events import Citizen, NotifyChannel
 from services.notifier.dispatch import Retry, redact
 from services.notifier.domain import CaseRecord, Policy, follow_on, for_assignment, plan
+from services.notifier.settings import NotifierSettings
 from services.notifier.templates import day, when, without_diacritics
 from tests.unit.notifier.factories import Story
 
@@ -206,6 +207,18 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap():
     for attempts, step in ((1, 1), (2, 2), (3, 4), (4, 8), (5, 8)):
         delays = [retry.delay(attempts, rng) for _ in range(50)]
         assert all(step / 2 <= d <= step for d in delays) and len(set(delays)) > 1
+
+
+def test_by_default_a_message_outlasts_a_gateway_down_for_forty_minutes():
+    # A citizen who left only a phone has no other route: their messages wait out the outage.
+    settings = NotifierSettings()
+    retry = Retry(settings.max_attempts, settings.backoff_base_seconds, settings.backoff_max_seconds)
+
+    class Unlucky(random.Random):
+        def uniform(self, a: float, b: float) -> float:
+            return a  # every wait the shortest the jitter allows
+    shortest = sum(retry.delay(tries, Unlucky()) for tries in range(1, retry.max_attempts))
+    assert shortest >= 40 * 60
 
 
 def test_words_for_sms_without_diacritics_and_times_in_vietnam():
