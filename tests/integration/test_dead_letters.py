@@ -4,13 +4,14 @@ topic once, not once for each reading; a dead letter the broker did not take is 
 import asyncio
 import uuid
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream.kafka import KafkaMessage
 from pydantic import BaseModel, TypeAdapter
 
 from contracts.messaging import consumer_options, kafka_broker, parse_or_dead_letter, pause_then_raise, records_of
 from contracts.topics import dlq
+from tests.support.kafka import read_to_end
 from tests.support.mesh import eventually
 
 
@@ -34,13 +35,7 @@ async def fresh_topic(kafka_bootstrap: str) -> str:
 
 
 async def dead_letters_on(kafka_bootstrap: str, topic: str) -> list[bytes]:
-    consumer = AIOKafkaConsumer(dlq(topic), bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        batches = await consumer.getmany(timeout_ms=3000)
-        return [record.value for records in batches.values() for record in records]
-    finally:
-        await consumer.stop()
+    return [record.value for record in await read_to_end(kafka_bootstrap, dlq(topic))]
 
 
 async def test_a_bad_record_in_a_batch_read_again_is_dead_lettered_once(kafka_bootstrap):

@@ -5,7 +5,8 @@ import time
 import uuid
 from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts import topics
 from contracts.events import CASE_EVENT, UnitResponse
@@ -41,9 +42,54 @@ async def case_events(bootstrap: str, case_id: str, until: Callable[[list], bool
         await consumer.stop()
 
 
-async def _partitions(consumer: AIOKafkaConsumer) -> set[int]:
+async def read_to_end(bootstrap: str, topic: str, timeout: float = 30) -> list[ConsumerRecord]:
+    """Every record on ``topic`` up to where its partitions ended when this was called: all that a
+    publisher acknowledged before, however slowly the fetches come, and nothing published after."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in await _partitions(consumer, topic)]
+        assert partitions, f"topic {topic} has no partitions"
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends, out = await consumer.end_offsets(partitions), []
+        deadline = asyncio.get_running_loop().time() + timeout
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{topic}: not read to its end in {timeout}s; read {len(out)} records")
+            for tp, records in (await consumer.getmany(*partitions, timeout_ms=500)).items():
+                out += [r for r in records if r.offset < ends[tp]]
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def caught_up(bootstrap: str, group: str, names: list[str], timeout: float = 60) -> None:
+    """Wait until consumer group ``group`` has committed every record on the topics ``names`` that
+    was published before this call: what it does with them is done."""
+    consumer, admin = AIOKafkaConsumer(bootstrap_servers=bootstrap), AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await consumer.start()
+    await admin.start()
+    try:
+        partitions = [TopicPartition(name, p) for name in names for p in await _partitions(consumer, name)]
+        ends = await consumer.end_offsets(partitions)
+
+        async def done() -> bool:
+            committed = await admin.list_consumer_group_offsets(group)
+            return all(ends[tp] == 0 or (tp in committed and committed[tp].offset >= ends[tp]) for tp in partitions)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not await done():
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"group {group} did not catch up with {names} in {timeout}s")
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str = topics.CASE_EVENTS) -> set[int]:
     await consumer._client.force_metadata_update()  # noqa: SLF001 - no subscription to fetch it for us
-    return consumer.partitions_for_topic(topics.CASE_EVENTS) or set()
+    return consumer.partitions_for_topic(topic) or set()
 
 
 def kinds(events: list) -> list[str]:

@@ -242,17 +242,26 @@ class KafkaTail:
         """Read until ``until(seen)`` holds or ``timeout`` passes; everything read so far."""
         deadline = time.monotonic() + timeout
         while not until(self.seen) and time.monotonic() < deadline:
-            batch = await self.consumer.getmany(timeout_ms=200)
-            for records in batch.values():
-                for record in records:
-                    try:
-                        self.seen.append(RequestReceived.model_validate_json(record.value or b""))
-                    except ValueError:  # other suites put garbage here on purpose (dead-letter tests)
-                        continue
+            await self._fetch()
         return self.seen
 
+    async def _fetch(self) -> None:
+        for records in (await self.consumer.getmany(timeout_ms=200)).values():
+            for record in records:
+                try:
+                    self.seen.append(RequestReceived.model_validate_json(record.value or b""))
+                except ValueError:  # other suites put garbage here on purpose (dead-letter tests)
+                    continue
+
     async def settle(self, quiet: float = 1.5) -> list[RequestReceived]:
-        """Everything that arrives until nothing more has for ``quiet`` seconds."""
+        """Everything on the topic now (what intake answered 202 for is there, however slowly it is
+        fetched), then whatever arrives until nothing more has for ``quiet`` seconds."""
+        partitions = list(self.consumer.assignment())
+        ends = await self.consumer.end_offsets(partitions)
+        deadline = time.monotonic() + 30
+        while [tp for tp in partitions if await self.consumer.position(tp) < ends[tp]]:
+            assert time.monotonic() < deadline, "intake.requests not read to its end in 30 s"
+            await self._fetch()
         while True:
             before = len(self.seen)
             await self.read(lambda _: False, timeout=quiet)

@@ -126,26 +126,23 @@ async def test_an_unknown_number_is_not_retried(kafka_bootstrap, start_notifier,
 
 
 async def test_a_slow_provider_does_not_hold_up_the_other_channels(kafka_bootstrap, start_notifier, stand_in, outcomes):
-    stand_in.answer("/sms", lambda request, nth: (200, {"ok": True}, 3.0))
-    start_notifier()
+    stand_in.answer("/sms", lambda request, nth: (200, {"ok": True}, 6.0))
+    start_notifier(NOTIFIER_SEND_TIMEOUT_SECONDS="10", NOTIFIER_LEASE_SECONDS="15")  # slow, never cut short
     stories = [Story() for _ in range(5)]
     cases = {s.case_id for s in stories}
     events = []
     for story in stories:
         outcomes.cases.add(str(story.case_id))
         events += as_router(story.opened(), story.assigned())
-    began = time.monotonic()
     await publish(kafka_bootstrap, events)
 
     def sent(channel):
         return [v for v, _ in outcomes.seen if v["channel"] == channel and v["event_type"] == "NotificationSent"]
     await outcomes.until(lambda _: len(sent("webhook")) == 5, 20, "the webhooks")
-    webhooks_took = time.monotonic() - began
-    await eventually(lambda: len(stand_in.arrivals("/sms", cases)) == 5, 5, "the five SMS, all in flight at once")
-    assert sent("sms") == [], "the SMS gateway is still answering"
-    assert webhooks_took < 3.0, f"webhooks waited for the slow SMS gateway ({webhooks_took:.1f}s)"
+    assert sent("sms") == [], "the webhooks waited for the slow SMS gateway"
     await outcomes.until(lambda _: len(sent("sms")) == 5, 30, "the SMS outcomes")
-    assert time.monotonic() - began < 3.0 * 2, "the five slow SMS went out side by side"
+    arrived = sorted(r.at for r in stand_in.about("/sms", cases))
+    assert len(arrived) == 5 and arrived[-1] - arrived[0] < 6.0, "the five slow SMS went out side by side"
 
 
 async def test_a_district_whose_service_hangs_does_not_hold_up_the_other_districts(kafka_bootstrap, start_notifier,
@@ -153,7 +150,7 @@ async def test_a_district_whose_service_hangs_does_not_hold_up_the_other_distric
     # Four slots for webhooks: without a share per receiver, the slow district's eight took all four.
     hung = UnitRef(id="hcm-q-hung", name="UBND Quận Treo", admin_code="999")
     stand_in.answer(f"/units/{hung.id}", lambda request, nth: (200, {"ok": True}, 3.5))  # within the time-out
-    start_notifier(NOTIFIER_CONCURRENCY="4")
+    start_notifier(NOTIFIER_CONCURRENCY="4", NOTIFIER_SEND_TIMEOUT_SECONDS="10", NOTIFIER_LEASE_SECONDS="15")
     stalled, others = [Story() for _ in range(8)], [Story() for _ in range(3)]
     for story in stalled + others:
         outcomes.cases.add(str(story.case_id))
@@ -259,10 +256,10 @@ async def test_a_citizen_whose_sms_gateway_refuses_every_try_hears_by_email_but_
         if request.body["to"] == "+84281022041":
             return 503, {"error": "gateway down"}, 0.0
         if request.body["to"] == "+84281022042":
-            return 200, {"ok": True}, 5.0  # past the send time-out below
+            return 200, {"ok": True}, 20.0  # far past the send time-out below
         return 200, {"ok": True}, 0.0
     stand_in.answer("/sms", sms)
-    start_notifier(NOTIFIER_SEND_TIMEOUT_SECONDS="1", NOTIFIER_LEASE_SECONDS="3")
+    start_notifier(NOTIFIER_SEND_TIMEOUT_SECONDS="3", NOTIFIER_LEASE_SECONDS="5")
     down = Story(citizen=Citizen(phone="+84281022041", email="down@example.vn"))
     silent = Story(citizen=Citizen(phone="+84281022042", email="silent@example.vn"))
     outcomes.cases.update({str(down.case_id), str(silent.case_id)})
@@ -297,7 +294,7 @@ async def test_a_message_left_on_a_channel_no_longer_configured_goes_on_by_sms(k
     first.stop()
     # While another notifier may still have the provider (a rolling change), a fresh one is left alone.
     rolling = start_notifier(**slowly, NOTIFIER_ZALO_API_URL="")
-    await asyncio.sleep(8)
+    await outcomes.quiet_for(8)
     assert [v for v, _ in outcomes.seen if v["event_type"] == "NotificationFailed"] == []
     rolling.stop()
     start_notifier(**slowly, NOTIFIER_ZALO_API_URL="", NOTIFIER_UNCONFIGURED_AFTER_SECONDS="1")

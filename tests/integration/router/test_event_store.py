@@ -12,7 +12,6 @@ from types import SimpleNamespace
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from contracts import topics
 from contracts.categories import load as categories
@@ -29,7 +28,7 @@ from services.router.routing import route
 from services.router.settings import RouterSettings
 from services.router.timers import Timers
 from tests.support.databases import fresh_database
-from tests.support.kafka import response
+from tests.support.kafka import read_to_end, response
 
 ADDRESSES = ["45 Lê Văn Sỹ, Phường 13, Quận Phú Nhuận, TP.HCM", "88 Phan Văn Trị, Phường 10, Gò Vấp",
              "P. Thảo Điền, Q.2, Hồ Chí Minh", "Phường 1", "12 Lý Tự Trọng, P. Bến Nghé, Q.1, TPHCM"]
@@ -77,18 +76,7 @@ async def test_a_case_rebuilt_from_its_events_is_the_same_with_the_same_decision
 
 
 async def _published(bootstrap: str, case_ids: set[str]) -> list:
-    consumer = AIOKafkaConsumer(topics.CASE_EVENTS, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                group_id=f"it-{uuid.uuid4()}")
-    await consumer.start()
-    out = []
-    try:
-        while True:
-            batch = await consumer.getmany(timeout_ms=3000)
-            if not batch:
-                return out
-            out += [r for rs in batch.values() for r in rs if r.key.decode() in case_ids]
-    finally:
-        await consumer.stop()
+    return [r for r in await read_to_end(bootstrap, topics.CASE_EVENTS) if r.key.decode() in case_ids]
 
 
 @contextlib.asynccontextmanager

@@ -64,7 +64,7 @@ async def test_a_leader_cut_off_from_postgresql_hands_the_outbox_on(settings, ka
             assert len(opened) == 3
             last = (await asyncio.to_thread(s.desk.recorder.select_notifications, start=1, limit=1000))[-1].id
             await eventually(lambda: at(last), 45, "the new cases recorded by a relay that can")
-            assert standby.is_leader
+            await eventually(lambda: standby.is_leader, 10, "the standby to keep the lead")
             assert await s.conn.fetchval("SELECT count(*) FROM deadlines WHERE case_id = ANY($1::uuid[])",
                                          [c.id for c in opened]) > 0, "the ledger moved on with them"
         finally:
