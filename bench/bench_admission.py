@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import os
 import random
+import secrets
 import socket
 import subprocess
 import sys
@@ -38,7 +39,7 @@ async def main() -> None:
     database, port = await fresh_database("bench_admission"), free_port()
     env = {**os.environ, "INTAKE_MAX_IN_FLIGHT": "0", "INTAKE_PORT": str(port), "INTAKE_PG_DATABASE": database,
            "KAFKA_BOOTSTRAP_SERVERS": KAFKA, "PGPORT": str(PGPORT), "OTEL_TRACES_EXPORTER": "none",
-           "PYTHONPATH": str(ROOT)}
+           "PYTHONPATH": str(ROOT), "INTAKE_TRACKING_CODE_KEY": secrets.token_urlsafe(32)}
     proc = subprocess.Popen([sys.executable, "-m", "services.intake"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

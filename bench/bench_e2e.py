@@ -258,7 +258,8 @@ async def start_mesh(routers: int) -> tuple[Mesh, str, list[subprocess.Popen], l
            "OVERSIGHT_GROUP_ID": groups["oversight"], "DISTRICT_UNITS": "none",
            # The load generator is one sender: per-sender flood limits would refuse it.
            "INTAKE_SENDER_LIMIT": "1000000000",
-           "OVERSIGHT_TOKEN_CENTRE": "bench-" + suffix, "OVERSIGHT_AUDIT_KEY": secrets.token_urlsafe(32)}
+           "OVERSIGHT_TOKEN_CENTRE": "bench-" + suffix, "OVERSIGHT_AUDIT_KEY": secrets.token_urlsafe(32),
+           "INTAKE_TRACKING_CODE_KEY": secrets.token_urlsafe(32)}
     mesh = Mesh(env, ROOT / ".local" / "bench" / f"mesh-{suffix}",
                 ports={"intake": 17001, "router": 17002, "oversight": 17003, "notifier": 17004}, district_port=17005,
                 # The SMS and mail gateways' stand-ins, so the citizens' and handlers' messages are

@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import socket
 import statistics
 import subprocess
@@ -48,7 +49,8 @@ async def admin(pg: str, statement: str) -> None:
 def start_intake(kafka: str, pg_host: str, pg_port: str, database: str, port: int, log: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "INTAKE_HOST": "127.0.0.1", "INTAKE_PORT": str(port),
            "INTAKE_KAFKA_BOOTSTRAP": kafka, "INTAKE_PG_HOST": pg_host, "INTAKE_PG_PORT": pg_port,
-           "INTAKE_PG_DATABASE": database, "INTAKE_SENDER_LIMIT": "1000000000"}
+           "INTAKE_PG_DATABASE": database, "INTAKE_SENDER_LIMIT": "1000000000",
+           "INTAKE_TRACKING_CODE_KEY": secrets.token_urlsafe(32)}
     with open(log, "wb") as out:
         return subprocess.Popen([sys.executable, "-m", "services.intake"], cwd=ROOT, env=env, stdout=out,
                                 stderr=subprocess.STDOUT)

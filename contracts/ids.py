@@ -9,9 +9,12 @@ single mistyped character and almost every swap of two neighbours. Its 45 bits m
 sharing a code likely over a hotline's life, so intake gives a code only when no other request holds
 it, trying the request's next codes in order (``tracking_code(request, attempt)``) until one is free,
 and keeps the one it gave: the code of record is in intake's receipt and in RequestReceived, and
-nothing else should derive it from the request id.
+nothing else should derive it from the request id. Codes are keyed with a secret of intake's, so
+nobody else can: knowing a request's channel key does not give its code.
 """
 
+import hashlib
+import hmac
 import uuid
 
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:vn:hcmc:1022")
@@ -57,11 +60,20 @@ def _check_char(data: str) -> str:
     return ALPHABET[(n - total % n) % n]
 
 
-def tracking_code(request: uuid.UUID, attempt: int = 0) -> str:
+def tracking_code(request: uuid.UUID, attempt: int = 0, key: bytes = b"") -> str:
     """The tracking code of a request, e.g. ``7K3MQ-9PDX4``; ``attempt`` n > 0 gives the request's
-    n-th other code, for when the ones before it are held by other requests."""
-    source = request if attempt == 0 else uuid.uuid5(NAMESPACE, f"tracking-code:{request}:{attempt}")
-    value = source.int >> (128 - 5 * CODE_DATA_CHARS)
+    n-th other code, for when the ones before it are held by other requests.
+
+    Intake passes its ``key`` (``INTAKE_TRACKING_CODE_KEY``): the code is then an HMAC of the request
+    id, which anyone who knows the channel's key (a call id, an ``Idempotency-Key``) can compute, so
+    only intake can say which code a request has. Without a key the code is the request id's first
+    bits, as it was before intake had one; codes given that way stay in the receipts."""
+    if key:
+        digest = hmac.new(key, f"tracking-code:{request}:{attempt}".encode(), hashlib.sha256).digest()
+        value = int.from_bytes(digest[:8], "big") >> (64 - 5 * CODE_DATA_CHARS)
+    else:
+        source = request if attempt == 0 else uuid.uuid5(NAMESPACE, f"tracking-code:{request}:{attempt}")
+        value = source.int >> (128 - 5 * CODE_DATA_CHARS)
     data = "".join(ALPHABET[(value >> (5 * i)) & 31] for i in reversed(range(CODE_DATA_CHARS)))
     code = data + _check_char(data)
     return f"{code[:5]}-{code[5:]}"

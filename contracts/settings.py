@@ -16,6 +16,10 @@ SHARED = {"kafka_bootstrap": "KAFKA_BOOTSTRAP_SERVERS", "pg_host": "PGHOST", "pg
           "pg_user": "PGUSER", "pg_password": "PGPASSWORD"}
 
 
+class MissingSecret(RuntimeError):
+    """A secret the service will not run without is not set."""
+
+
 class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int

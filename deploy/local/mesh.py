@@ -193,7 +193,7 @@ def seed_demo(mesh: Mesh) -> list[dict]:
 def _new_secrets() -> dict[str, str]:
     made = {f"OVERSIGHT_TOKEN_{r}": secrets.token_urlsafe(24) for r in ("COUNCIL", "FRONT", "CENTRE")}
     made.update({
-        "OVERSIGHT_AUDIT_KEY": secrets.token_urlsafe(32),
+        "OVERSIGHT_AUDIT_KEY": secrets.token_urlsafe(32), "INTAKE_TRACKING_CODE_KEY": secrets.token_urlsafe(32),
         "INTAKE_ZALO_APP_ID": str(secrets.randbelow(10**15)), "INTAKE_ZALO_OA_SECRET_KEY": secrets.token_urlsafe(24),
         "INTAKE_APP_JWT_ALGORITHM": "HS256", "INTAKE_APP_JWT_KEY": secrets.token_urlsafe(32),
         "INTAKE_PHONE_OPERATOR_TOKENS": json.dumps({"op-001": secrets.token_urlsafe(24)}, separators=(",", ":")),
@@ -204,7 +204,8 @@ def _new_secrets() -> dict[str, str]:
 
 def secrets_env(path: Path) -> dict[str, str]:
     """This machine's secrets, made once and kept out of the repository: oversight tokens and audit
-    key, the Zalo OA app id and secret, the app's token key, an operator's token and an Open311 key.
+    key, the tracking codes' key, the Zalo OA app id and secret, the app's token key, an operator's
+    token and an Open311 key.
     A secret added in a later version is made and appended; the ones there are kept."""
     path.parent.mkdir(parents=True, exist_ok=True)
     kept = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line) if path.exists() else {}

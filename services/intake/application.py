@@ -46,7 +46,7 @@ def database_answers() -> Iterator[None]:
 
 
 def recorded(request: RequestReceived, tracking_code: str | None) -> RequestReceived:
-    """``request`` with the tracking code its receipt holds (its next one, when another request held its first)."""
+    """``request`` with the tracking code its receipt holds: built, a request has only a stand-in."""
     if tracking_code is None or tracking_code == request.tracking_code:
         return request
     return request.model_copy(update={"tracking_code": tracking_code})
@@ -72,7 +72,8 @@ class Intake:
     async def open_database_forever(self) -> None:
         async def open_() -> None:
             pool = await open_pool(self.settings.dsn(), self.settings.pg_pool_size)
-            self._receipts = Receipts(pool, self.settings.publish_timeout_seconds * 2)
+            self._receipts = Receipts(pool, self.settings.publish_timeout_seconds * 2,
+                                      self.settings.required_tracking_code_key())
             self.pool = pool
 
         await start_when_reachable(open_, "PostgreSQL")
@@ -102,8 +103,7 @@ class Intake:
             raise Unavailable("not connected yet")
         limit = None if sender is None else Limit(sender, self.settings.sender_limit, self.settings.sender_window_seconds)
         with database_answers():
-            claim = await self.receipts.claim(request.request_id, request.channel, request.tracking_code,
-                                              fingerprint(request), limit)
+            claim = await self.receipts.claim(request.request_id, request.channel, fingerprint(request), limit)
             if claim.wait is not None:
                 raise too_many(sender_field, claim.wait)
             if claim.state == "accepted":

@@ -99,7 +99,9 @@ class Submission(BaseModel):
 def build_request(channel: Channel, channel_key: str, submission: Submission, categories: dict[str, Category],
                   *, citizen_extra: dict[str, str] | None = None, received_at: datetime | None = None,
                   trace: dict[str, str] | None = None, received_by: str | None = None) -> RequestReceived:
-    """The RequestReceived for a submission; ids come from ``channel_key`` so retries agree."""
+    """The RequestReceived for a submission; ids come from ``channel_key`` so retries agree. Its
+    tracking code is a stand-in, derived without intake's key: ``Intake.submit`` gives the request
+    the code its receipt holds before anything is published or answered."""
     if submission.category not in categories:
         raise Problem("category", "Lĩnh vực không có trong danh sách: " + ", ".join(categories),
                       "Unknown category; valid ones: " + ", ".join(categories))

@@ -4,6 +4,7 @@ Zalo chatbot and the routes. Nothing connects before the app starts, so tests co
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from fastapi.templating import Jinja2Templates
 
 from contracts.categories import load as load_categories
 from contracts.messaging import kafka_broker
+from contracts.settings import MissingSecret
 from contracts.runtime import report_tasks_on_signal, settle_heap, snapshot_heap_on_signal
 from contracts.telemetry import setup_tracing
 from services.intake.api import install_admission_limit, install_body_limit, install_error_handlers, install_routes
@@ -32,6 +34,7 @@ def _oa_client(settings: IntakeSettings, http: httpx.AsyncClient) -> OAClient | 
 
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or IntakeSettings()
+    settings.required_tracking_code_key()  # refused here, before anything starts
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -75,5 +78,9 @@ def serve() -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s intake %(levelname)s %(name)s: %(message)s")
     settings = IntakeSettings()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning",
+    try:
+        app = create_app(settings)
+    except MissingSecret as refused:
+        sys.exit(f"intake: {refused}")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
                 timeout_keep_alive=settings.keep_alive_seconds)

@@ -3,6 +3,7 @@
 Secrets (the Zalo OA secret key and access token, the app's token key, operator tokens, Open311
 API keys) come only from the environment; nothing here has a usable default for them, and a channel
 whose secret is not configured refuses its requests rather than accepting unauthenticated ones.
+Intake itself does not start without the key of its tracking codes.
 """
 
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from contracts.settings import ServiceSettings
+from contracts.settings import MissingSecret, ServiceSettings
 
 
 class IntakeSettings(ServiceSettings):
@@ -68,6 +69,11 @@ class IntakeSettings(ServiceSettings):
     zalo_sweep_seconds: float = 2.0
     zalo_send_timeout_seconds: float = 5.0
 
+    # The key of tracking codes (contracts/ids.py): without it anyone who knows a request's channel
+    # key could compute its code and look it up. Intake does not start without one; changing it
+    # changes only the codes of requests still to come (given codes stay in the receipts).
+    tracking_code_key: SecretStr = SecretStr("")
+
     # The "Tổng đài 1022" app: tokens signed by its login service once the phone passed OTP.
     app_jwt_algorithm: str = "RS256"
     app_jwt_key: SecretStr = SecretStr("")
@@ -87,6 +93,13 @@ class IntakeSettings(ServiceSettings):
     # Request status comes from oversight's public lookup.
     oversight_url: str = "http://127.0.0.1:8003"
     oversight_timeout_seconds: float = 3.0
+
+    def required_tracking_code_key(self) -> bytes:
+        key = self.tracking_code_key.get_secret_value()
+        if not key.strip():
+            raise MissingSecret("INTAKE_TRACKING_CODE_KEY is not set: intake will not run without the key its "
+                                "tracking codes are made with (a long random secret)")
+        return key.encode()
 
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

@@ -160,11 +160,12 @@ class _Claiming:
     fingerprint: str
     limit: Limit | None
     attempt: int = 0
+    code_key: bytes = b""
 
     def next_code(self) -> "_Claiming":
         """The same claim with the request's next candidate code, its current one being held."""
         attempt = self.attempt + 1
-        return replace(self, tracking_code=ids.tracking_code(self.request_id, attempt), attempt=attempt)
+        return replace(self, tracking_code=ids.tracking_code(self.request_id, attempt, self.code_key), attempt=attempt)
 
 
 class Receipts:
@@ -177,11 +178,11 @@ class Receipts:
     may be taken over.
 
     The receipt holds the request's tracking code, given once and never to two requests; a request
-    whose code another holds tries its next (``ids.tracking_code(request_id, attempt)``).
+    whose code another holds tries its next (``ids.tracking_code(request_id, attempt, code_key)``).
     """
 
-    def __init__(self, pool: asyncpg.Pool, stale_after_seconds: float):
-        self.pool, self.stale_after = pool, stale_after_seconds
+    def __init__(self, pool: asyncpg.Pool, stale_after_seconds: float, code_key: bytes):
+        self.pool, self.stale_after, self.code_key = pool, stale_after_seconds, code_key
         # Requests that arrive together are claimed together, and those accepted together are
         # recorded together: a statement and a commit for each group, not for each request. A
         # claim is not tried again: had the failed try committed after all, the repeat would find
@@ -189,12 +190,12 @@ class Receipts:
         self._claim: GroupCommit[_Claiming, Claim] = GroupCommit(self._claim_all, retries=0)
         self.accept: GroupCommit[uuid.UUID, None] = GroupCommit(self._accept_all)
 
-    async def claim(self, request_id: uuid.UUID, channel: str, tracking_code: str, fingerprint: str,
+    async def claim(self, request_id: uuid.UUID, channel: str, fingerprint: str,
                     limit: Limit | None = None) -> Claim:
-        """Claim the request for publishing and, when it is ours, count it against ``limit``.
-
-        ``tracking_code`` is the request's first code; the claim says the one its receipt holds."""
-        claim = await self._claim(_Claiming(request_id, channel, tracking_code, fingerprint, limit))
+        """Claim the request for publishing and, when it is ours, count it against ``limit``; the
+        claim says the tracking code its receipt holds: the request's first that no other held."""
+        first_code = ids.tracking_code(request_id, 0, self.code_key)
+        claim = await self._claim(_Claiming(request_id, channel, first_code, fingerprint, limit, code_key=self.code_key))
         assert claim is not None  # _claim_all answers every item
         if claim.wait is not None:
             await self.release(request_id, limit)

@@ -3,13 +3,9 @@
 from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from contracts.settings import ServiceSettings
+from contracts.settings import MissingSecret, ServiceSettings
 
 ROLES = ("council", "front", "centre")
-
-
-class MissingSecret(RuntimeError):
-    """A secret oversight will not run without is not set."""
 
 
 class OversightSettings(ServiceSettings):

@@ -60,6 +60,7 @@ def build_mesh(kafka_bootstrap: str, pg_port: int, admin_dsn: str, log_dir: Path
         "OVERSIGHT_GROUP_ID": f"oversight-{suffix}",
         "OVERSIGHT_TOKEN_COUNCIL": TOKENS["council"], "OVERSIGHT_TOKEN_FRONT": TOKENS["front"],
         "OVERSIGHT_TOKEN_CENTRE": TOKENS["centre"], "OVERSIGHT_AUDIT_KEY": f"test-audit-key-{suffix}",
+        "INTAKE_TRACKING_CODE_KEY": f"test-tracking-code-key-{suffix}",
         # The district client only takes webhooks here; the tests answer for the units themselves.
         "DISTRICT_UNITS": "none",
         "OTEL_TRACES_EXPORTER": "otlp" if traces else "none", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",

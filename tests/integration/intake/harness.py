@@ -30,6 +30,7 @@ from services.intake.settings import IntakeSettings
 from services.intake.zalo_events import signature
 
 ROOT = Path(__file__).resolve().parents[3]
+TRACKING_CODE_KEY = secrets.token_urlsafe(32)  # made for this run: intake refuses to start without one
 
 
 @dataclass
@@ -60,12 +61,12 @@ class Secrets:
 
 
 def channel_env(keys: "Secrets") -> dict[str, str]:
-    """This run's channel secrets as the INTAKE_* variables a deployed intake reads."""
+    """This run's channel secrets, and the tracking codes' key, as the INTAKE_* variables a deployed intake reads."""
     return {"INTAKE_ZALO_APP_ID": keys.zalo_app_id, "INTAKE_ZALO_OA_SECRET_KEY": keys.zalo_secret,
             "INTAKE_ZALO_ACCESS_TOKEN": keys.zalo_token, "INTAKE_APP_JWT_ALGORITHM": "RS256",
             "INTAKE_APP_JWT_KEY": keys.app_public_pem(), "INTAKE_APP_JWT_ISSUER": "tongdai1022-app",
             "INTAKE_PHONE_OPERATOR_TOKENS": json.dumps(keys.operators),
-            "INTAKE_OPEN311_API_KEYS": json.dumps([keys.open311_key])}
+            "INTAKE_OPEN311_API_KEYS": json.dumps([keys.open311_key]), "INTAKE_TRACKING_CODE_KEY": TRACKING_CODE_KEY}
 
 
 class IntakeProcess:
@@ -123,7 +124,8 @@ def settings_for(kafka: str, pg_port: int, database: str, keys: Secrets, **overr
         pg_password="", publish_timeout_seconds=5.0, retry_after_seconds=3,
         zalo_app_id=keys.zalo_app_id, zalo_oa_secret_key=keys.zalo_secret, zalo_access_token=keys.zalo_token,
         zalo_sweep_seconds=0.5, app_jwt_algorithm="RS256", app_jwt_key=keys.app_public_pem(),
-        app_jwt_issuer="tongdai1022-app", phone_operator_tokens=keys.operators, open311_api_keys=[keys.open311_key])
+        app_jwt_issuer="tongdai1022-app", phone_operator_tokens=keys.operators, open311_api_keys=[keys.open311_key],
+        tracking_code_key=TRACKING_CODE_KEY)
     return IntakeSettings(**(values | overrides))
 
 

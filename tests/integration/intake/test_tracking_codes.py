@@ -10,9 +10,11 @@ import httpx
 import pytest
 
 from contracts import ids
+from tests.integration.intake.harness import TRACKING_CODE_KEY
 from tests.integration.intake.test_web import post
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+KEY = TRACKING_CODE_KEY.encode()
 
 # intake_receipts as intake made it before its codes were kept unique.
 RECEIPTS_BEFORE = """
@@ -38,11 +40,21 @@ async def hold(database, code: str) -> None:
                            uuid.uuid4(), code)
 
 
+async def test_knowing_a_requests_channel_key_is_not_enough_to_work_out_its_code(intake):
+    key = f"web-{uuid.uuid4()}"
+    request = ids.request_id("web", key)
+    async with httpx.AsyncClient(timeout=15) as client:
+        answer = await post(client, intake, key=key)
+    assert answer.status_code == 202
+    assert answer.json()["tracking_code"] == ids.tracking_code(request, 0, KEY), "made with intake's key"
+    assert answer.json()["tracking_code"] != ids.tracking_code(request), "what anyone with the channel key could make"
+
+
 async def test_a_code_another_request_holds_is_not_given_again_and_a_retry_gets_the_one_given(
         intake, database, tail):
     key = f"web-{uuid.uuid4()}"
     request = ids.request_id("web", key)
-    taken = ids.tracking_code(request)
+    taken = ids.tracking_code(request, 0, KEY)
     await hold(database, taken)
     async with httpx.AsyncClient(timeout=15) as client:
         first = await post(client, intake, key=key)
@@ -50,7 +62,7 @@ async def test_a_code_another_request_holds_is_not_given_again_and_a_retry_gets_
     assert first.status_code == 202 and again.status_code == 202
     code = first.json()["tracking_code"]
     assert code != taken and ids.normalise_tracking_code(code) == code
-    assert code == ids.tracking_code(request, 1), "the next code is the request's own, so it is always the same"
+    assert code == ids.tracking_code(request, 1, KEY), "the next code is the request's own, so it is always the same"
     assert again.json() == first.json()
     assert await database.fetchval("SELECT tracking_code FROM intake_receipts WHERE request_id = $1", request) == code
     await tail.settle()
@@ -62,7 +74,7 @@ async def test_requests_whose_first_codes_all_collide_get_distinct_codes_on_two_
         start_intake, monkeypatch, tail):
     real, shared = ids.tracking_code, uuid.uuid4()
     monkeypatch.setattr(ids, "tracking_code",
-                        lambda request, attempt=0: real(shared) if attempt == 0 else real(request, attempt))
+                        lambda request, attempt=0, key=b"": real(shared, 0, key) if attempt == 0 else real(request, attempt, key))
     one, two = start_intake(), start_intake()
     keys = [f"web-{uuid.uuid4()}" for _ in range(8)]
     async with httpx.AsyncClient(timeout=15) as client:
@@ -80,7 +92,7 @@ async def test_requests_whose_first_codes_all_collide_get_distinct_codes_on_two_
 async def test_a_database_already_holding_a_shared_code_starts_and_gives_that_code_to_nobody_else(
         start_intake, database, caplog):
     key = f"web-{uuid.uuid4()}"
-    shared = ids.tracking_code(ids.request_id("web", key))
+    shared = ids.tracking_code(ids.request_id("web", key), 0, KEY)
     await database.execute(RECEIPTS_BEFORE)
     await hold(database, shared)
     await hold(database, shared)
@@ -98,7 +110,7 @@ async def test_a_code_another_instance_is_giving_at_the_same_moment_is_not_given
         intake, database, intake_database):
     key = f"web-{uuid.uuid4()}"
     request = ids.request_id("web", key)
-    taken = ids.tracking_code(request)
+    taken = ids.tracking_code(request, 0, KEY)
     async with httpx.AsyncClient(timeout=15) as client:
         async with database.transaction():  # another instance's claim of that code, not committed yet
             await hold(database, taken)
@@ -109,4 +121,4 @@ async def test_a_code_another_instance_is_giving_at_the_same_moment_is_not_given
                     await asyncio.sleep(0.05)  # intake's claim waits to see whether that code is given
         answer = await pending
     assert answer.status_code == 202, answer.text
-    assert answer.json()["tracking_code"] == ids.tracking_code(request, 1)
+    assert answer.json()["tracking_code"] == ids.tracking_code(request, 1, KEY)

@@ -1,0 +1,39 @@
+"""Services that do not start without a secret of theirs, and say which.
+
+Oversight's audit key: without it a masked phone (``+849*****456``) is 10^5 guesses from the number
+behind the audit export's digest. Intake's tracking-code key: without it anyone who knows a
+request's channel key (a call id, an ``Idempotency-Key``) could work out its code and look it up.
+"""
+
+import secrets
+
+import pytest
+
+from contracts.settings import MissingSecret
+from services.intake import main as intake
+from services.intake.settings import IntakeSettings
+from services.oversight import main as oversight
+from services.oversight.settings import OversightSettings
+
+SERVICES = [pytest.param(oversight, OversightSettings, "audit_key", "OVERSIGHT_AUDIT_KEY", id="oversight"),
+            pytest.param(intake, IntakeSettings, "tracking_code_key", "INTAKE_TRACKING_CODE_KEY", id="intake")]
+
+
+@pytest.mark.parametrize("key", ["", "   "])
+@pytest.mark.parametrize(("service", "settings", "field", "variable"), SERVICES)
+def test_the_app_is_not_made_without_the_key(service, settings, field, variable, key):
+    with pytest.raises(MissingSecret, match=f"{variable} is not set"):
+        service.create_app(settings(**{field: key}))
+
+
+@pytest.mark.parametrize(("service", "settings", "field", "variable"), SERVICES)
+def test_the_service_exits_naming_the_variable(service, settings, field, variable, monkeypatch):
+    monkeypatch.setenv(variable, "")
+    with pytest.raises(SystemExit) as stopped:
+        service.serve()
+    assert f"{variable} is not set" in str(stopped.value.code)
+
+
+@pytest.mark.parametrize(("service", "settings", "field", "variable"), SERVICES)
+def test_with_a_key_the_app_is_made(service, settings, field, variable):
+    assert service.create_app(settings(**{field: secrets.token_urlsafe(32)})).title.startswith("1022 ")
