@@ -65,8 +65,8 @@ def tracking_code(request: uuid.UUID, attempt: int = 0, key: bytes = b"") -> str
     n-th other code, for when the ones before it are held by other requests.
 
     Intake passes its ``key`` (``INTAKE_TRACKING_CODE_KEY``): the code is then an HMAC of the request
-    id, which anyone who knows the channel's key (a call id, an ``Idempotency-Key``) can compute, so
-    only intake can say which code a request has. Without a key the code is the request id's first
+    id under it. Anyone who knows the channel's key (a call id, an ``Idempotency-Key``) can compute
+    the request id, but only intake can say which code the request has. Without a key the code is the request id's first
     bits, as it was before intake had one; codes given that way stay in the receipts."""
     if key:
         digest = hmac.new(key, f"tracking-code:{request}:{attempt}".encode(), hashlib.sha256).digest()

@@ -14,8 +14,8 @@ from fastapi.templating import Jinja2Templates
 
 from contracts.categories import load as load_categories
 from contracts.messaging import kafka_broker
-from contracts.settings import MissingSecret
 from contracts.runtime import report_tasks_on_signal, settle_heap, snapshot_heap_on_signal
+from contracts.settings import MissingSecret
 from contracts.telemetry import setup_tracing
 from services.intake.api import install_admission_limit, install_body_limit, install_error_handlers, install_routes
 from services.intake.application import Intake

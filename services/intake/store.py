@@ -195,7 +195,8 @@ class Receipts:
         """Claim the request for publishing and, when it is ours, count it against ``limit``; the
         claim says the tracking code its receipt holds: the request's first that no other held."""
         first_code = ids.tracking_code(request_id, 0, self.code_key)
-        claim = await self._claim(_Claiming(request_id, channel, first_code, fingerprint, limit, code_key=self.code_key))
+        claim = await self._claim(_Claiming(request_id, channel, first_code, fingerprint, limit,
+                                            code_key=self.code_key))
         assert claim is not None  # _claim_all answers every item
         if claim.wait is not None:
             await self.release(request_id, limit)

@@ -4,8 +4,9 @@ each as sent, failed, or put back for a later try with exponential backoff and j
 A try that is waiting for its next attempt holds nothing: it sits in the table with its time, so
 a slow or failing provider never holds up the Kafka consumer, nor the other channels. A sender
 that dies mid-send leaves its lease to run out; then the delivery is sent again under the same
-key, which the receiver can recognise. A citizen's message refused for good on one channel goes on
-by the citizen's next route (:func:`~services.notifier.domain.follow_on`).
+key, which the receiver can recognise. A citizen's message refused for good on one channel, or
+refused on every try with none of them unanswered, goes on by the citizen's next route
+(:func:`~services.notifier.domain.follow_on`).
 """
 
 import asyncio
@@ -144,11 +145,12 @@ class Dispatcher:
                 await self._give_up(delivery, claim, lease_ends, redact(str(error), delivery.target), permanent=True)
             except (Transient, TimeoutError) as error:
                 reason = redact(str(error) or type(error).__name__, delivery.target)
+                unanswered = isinstance(error, (Unanswered, TimeoutError))
                 if attempts < self.retry.max_attempts:
                     await self._record(lease_ends, self.log.retry_later, delivery_id, claim,
-                                       self.retry.delay(attempts, self.rng), reason)
+                                       self.retry.delay(attempts, self.rng), reason, maybe_taken=unanswered)
                     self.counts["retried"] += 1
-                elif isinstance(error, (Unanswered, TimeoutError)):
+                elif unanswered:
                     # The last try may have reached the citizen: no second message by another route.
                     await self._record(lease_ends, self.log.failed, delivery_id, claim,
                                        f"{reason} (after {attempts} tries; the last unanswered)", permanent=False)

@@ -40,7 +40,10 @@ def build_providers(settings: NotifierSettings, clients: contextlib.AsyncExitSta
         # aiohttp rather than httpx: a POST costs a fraction of the CPU, and the notifier makes one
         # per delivery (httpx was a quarter of the notifier's CPU under load).
         made = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=settings.concurrency),
-                                     timeout=aiohttp.ClientTimeout(total=settings.send_timeout_seconds))
+                                     # A connection not made in half the time is told apart from
+                                     # a send with no answer: nothing went, so another route may be taken.
+                                     timeout=aiohttp.ClientTimeout(total=settings.send_timeout_seconds,
+                                                                   connect=settings.send_timeout_seconds / 2))
         clients.push_async_callback(made.close)
         return made
 

@@ -1,11 +1,13 @@
 """Providers behind one small interface: ``await provider.send(delivery)``.
 
-A provider raises :class:`Transient` for what may work on a later try (refused connections, 5xx,
-429), :class:`Unanswered` — a kind of Transient — when the message went out and no answer came
-back (a time-out, a connection dropped mid-answer), so the receiver may have taken it, and
-:class:`Permanent` for what never will (a number that does not exist, any other 4xx). Every provider hands the delivery id to the receiver — ``Idempotency-Key`` over
-HTTP, ``Message-ID`` by e-mail (see :mod:`services.notifier.mail`) — so a receiver that honours it
-drops a message sent again after a crash between its sending and its recording.
+A provider raises :class:`Transient` for what may work on a later try and surely did not get
+through (no connection, 503, 429), :class:`Unanswered` — a kind of Transient — when the receiver
+may have taken the message though it did not say so (a time-out, a connection dropped mid-answer,
+500, 502, 504: a gateway behind a proxy may have got it), and :class:`Permanent` for what never
+will (a number that does not exist, any other 4xx). Every provider hands the delivery id to the
+receiver — ``Idempotency-Key`` over HTTP, ``Message-ID`` by e-mail (see
+:mod:`services.notifier.mail`) — so a receiver that honours it drops a message sent again after a
+crash between its sending and its recording.
 """
 
 import asyncio
@@ -67,7 +69,7 @@ async def post(client: aiohttp.ClientSession, url: str, body: dict[str, Any], he
                                headers={**headers, "Content-Type": "application/json"}) as response:
             answer = Answer(response.status, _text(await _start_of(response.content), response.charset))
             moved_to = URL(url).join(URL(response.headers.get("Location", "")))
-    except aiohttp.ClientConnectorError as error:  # no connection: nothing was sent
+    except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:  # no connection: nothing was sent
         raise Transient(f"{type(error).__name__} talking to {URL(url).host}") from error
     except (aiohttp.ClientError, asyncio.TimeoutError) as error:
         raise Unanswered(f"{type(error).__name__} talking to {URL(url).host}") from error
@@ -79,8 +81,10 @@ async def post(client: aiohttp.ClientSession, url: str, body: dict[str, Any], he
         where = moved_to.with_user(None).with_query(None).with_fragment(None)
         raise Permanent(f"HTTP {answer.status}: the receiver has moved to {where}; its address must be updated here")
     reason = f"HTTP {answer.status}: {answer.text[:200]}"
-    if answer.status in (408, 425, 429) or answer.status >= 500:
+    if answer.status in (408, 425, 429, 503):  # not taken: the receiver says so
         raise Transient(reason)
+    if answer.status >= 500:
+        raise Unanswered(reason)
     raise Permanent(reason)
 
 
@@ -131,8 +135,9 @@ class GatewayProvider:
 
 
 # Zalo answers HTTP 200 with an error code in the body; these codes may pass on a later try
-# (-32: rate limited; -201: access token expired, refreshed out of band; -1: Zalo's own failure).
-ZALO_TRANSIENT = {-1, -32, -201}
+# (-32: rate limited; -201: access token expired, refreshed out of band; -1: Zalo's own failure,
+# after which the message may or may not have gone). Any other code is final.
+ZALO_RETRIED: dict[int, type[Exception]] = {-32: Transient, -201: Transient, -1: Unanswered}
 
 
 class ZaloProvider:
@@ -148,13 +153,13 @@ class ZaloProvider:
         response = await post(self.client, self.url, body, {**headers_for(delivery), "access_token": self.access_token})
         try:
             answer = orjson.loads(response.text)
-        except orjson.JSONDecodeError as error:
-            raise Transient("Zalo answered something that is not JSON") from error
+        except orjson.JSONDecodeError as error:  # a 2xx all the same: it may have been taken
+            raise Unanswered("Zalo answered something that is not JSON") from error
         code = answer.get("error", 0) if isinstance(answer, dict) else 0
         if code == 0:
             return
         reason = f"Zalo error {code}: {str(answer.get('message', ''))[:200]}"
-        raise (Transient if code in ZALO_TRANSIENT else Permanent)(reason)
+        raise ZALO_RETRIED.get(code, Permanent)(reason)
 
 
 class Providers:

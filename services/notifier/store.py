@@ -44,6 +44,10 @@ CREATE TABLE IF NOT EXISTS deliveries (
 -- where PostgreSQL logs only the bytes that changed, not the whole row (its text and event) again.
 -- A delivery changes three times (claimed, finished, announced), a record with each case event.
 ALTER TABLE case_records SET (fillfactor = 50);
+-- Whether some try may have reached the receiver though none was recorded as sent: one that went
+-- out unanswered (a time-out, a dropped connection), or one whose sender died mid-try. Such a
+-- citizen's message never goes on by another route: they might hear it twice.
+ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS maybe_taken boolean NOT NULL DEFAULT false;
 ALTER TABLE deliveries SET (fillfactor = 50);
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (channel, next_attempt_at) WHERE status IN ('pending', 'sending');
 CREATE INDEX IF NOT EXISTS deliveries_by_case ON deliveries (case_id, seq);
@@ -83,7 +87,8 @@ WITH due AS (
             AND e.status NOT IN ('sent', 'failed') AND e.seq < d.seq))
     ORDER BY d.next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)
 UPDATE deliveries SET attempts = attempts + 1, claim = $3,
-    lease_until = now() + make_interval(secs => $4), updated_at = now()
+    lease_until = now() + make_interval(secs => $4), updated_at = now(),
+    maybe_taken = deliveries.maybe_taken OR deliveries.lease_until IS NOT NULL  -- a lease run out: its try unknown
 FROM due WHERE deliveries.delivery_id = due.delivery_id
 RETURNING {", ".join("deliveries." + c.strip() for c in DELIVERY_COLUMNS.split(","))}, deliveries.attempts
 """
@@ -111,19 +116,22 @@ RETURNING delivery_id
 FINISH = """
 UPDATE deliveries d SET status = f.status, last_error = f.error, permanent = f.permanent, lease_until = NULL,
     next_attempt_at = CASE WHEN f.status = 'pending' THEN now() + make_interval(secs => f.delay) ELSE d.next_attempt_at END,
-    finished_at = CASE WHEN f.status = 'pending' THEN NULL ELSE now() END, updated_at = now()
-FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::bool[], $6::float8[])
-    AS f(delivery_id, claim, status, error, permanent, delay)
+    finished_at = CASE WHEN f.status = 'pending' THEN NULL ELSE now() END, updated_at = now(),
+    maybe_taken = d.maybe_taken OR f.maybe_taken
+FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::bool[], $6::float8[], $7::bool[])
+    AS f(delivery_id, claim, status, error, permanent, delay, maybe_taken)
 WHERE d.delivery_id = f.delivery_id AND d.claim = f.claim
 """
 
-# A citizen's delivery refused for good, when its message goes on by another route.
+# A citizen's delivery refused, when its message goes on by another route.
 FAIL_OVER = """
 UPDATE deliveries SET status = 'failed', last_error = $3, permanent = $4, lease_until = NULL, finished_at = now(),
     updated_at = now()
 WHERE delivery_id = $1 AND claim = $2 AND status IN ('pending', 'sending')
 RETURNING seq
 """
+# Whether an earlier try of this claim's delivery may have reached the receiver.
+MAYBE_TAKEN = "SELECT maybe_taken FROM deliveries WHERE delivery_id = $1 AND claim = $2 FOR UPDATE"
 
 
 class _Finish(NamedTuple):
@@ -133,6 +141,7 @@ class _Finish(NamedTuple):
     error: str | None
     permanent: bool
     delay: float
+    maybe_taken: bool = False  # this try went out and no answer came
 
 
 @dataclass(frozen=True)
@@ -218,8 +227,9 @@ class DeliveryLog:
     async def sent(self, delivery_id: uuid.UUID, claim: uuid.UUID) -> None:
         await self._finish(_Finish(delivery_id, claim, "sent", None, False, 0.0))
 
-    async def retry_later(self, delivery_id: uuid.UUID, claim: uuid.UUID, delay: float, error: str) -> None:
-        await self._finish(_Finish(delivery_id, claim, "pending", error, False, delay))
+    async def retry_later(self, delivery_id: uuid.UUID, claim: uuid.UUID, delay: float, error: str,
+                          maybe_taken: bool = False) -> None:
+        await self._finish(_Finish(delivery_id, claim, "pending", error, False, delay, maybe_taken))
 
     async def failed(self, delivery_id: uuid.UUID, claim: uuid.UUID, error: str, permanent: bool) -> None:
         await self._finish(_Finish(delivery_id, claim, "failed", error, permanent, 0.0))
@@ -228,12 +238,16 @@ class DeliveryLog:
                         follow_on: Callable[[CaseRecord], Delivery | None], permanent: bool = True) -> Delivery | None:
         """Fail a citizen's delivery its channel refused (for good, or on every try) and, in the same
         transaction, store what ``follow_on`` makes of it from the case's record: the same message by
-        the citizen's next route. The
-        follow-on takes the failed one's place in the citizen's order (its ``seq``), so no later
-        message overtakes it. Only the claim that made the try may; returns the follow-on stored."""
+        the citizen's next route. The follow-on takes the failed one's place in the citizen's order
+        (its ``seq``), so no later message overtakes it. One refused on every try goes on only if
+        no try of it may have got through (``maybe_taken``). Only the claim that made the try may;
+        returns the follow-on stored."""
         async with self.pool.acquire() as conn, conn.transaction():
             saved = await conn.fetchval("SELECT record FROM case_records WHERE case_id = $1", delivery.case_id)
             after = follow_on(CaseRecord.from_json(orjson.loads(saved)) if saved else CaseRecord())
+            if after is not None and not permanent and await conn.fetchval(MAYBE_TAKEN, delivery.delivery_id, claim):
+                # Refused now, but an earlier try may have got through: not sent a second time elsewhere.
+                after, error = None, f"{error}; an earlier try went unanswered, so not sent by another route"
             if after is not None:
                 error = f"{error}; sent by {CHANNEL_NAMES[after.channel]} instead"
             seq = await conn.fetchval(FAIL_OVER, delivery.delivery_id, claim, error, permanent)

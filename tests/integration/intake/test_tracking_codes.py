@@ -73,8 +73,8 @@ async def test_a_code_another_request_holds_is_not_given_again_and_a_retry_gets_
 async def test_requests_whose_first_codes_all_collide_get_distinct_codes_on_two_instances_at_once(
         start_intake, monkeypatch, tail):
     real, shared = ids.tracking_code, uuid.uuid4()
-    monkeypatch.setattr(ids, "tracking_code",
-                        lambda request, attempt=0, key=b"": real(shared, 0, key) if attempt == 0 else real(request, attempt, key))
+    monkeypatch.setattr(ids, "tracking_code", lambda request, attempt=0, key=b"":
+                        real(shared, 0, key) if attempt == 0 else real(request, attempt, key))
     one, two = start_intake(), start_intake()
     keys = [f"web-{uuid.uuid4()}" for _ in range(8)]
     async with httpx.AsyncClient(timeout=15) as client:

@@ -151,6 +151,42 @@ async def test_a_sent_message_is_recorded_through_a_blip_of_postgresql_and_not_s
     assert await log.backlog() == {"unannounced": 1}
 
 
+
+async def test_a_message_some_try_of_which_may_have_got_through_does_not_go_on_by_another_route(log):
+    """Refused on its last try, but an earlier try's sender died mid-send (its lease ran out), or an
+    earlier try went unanswered: the citizen may have it, so it fails without a second message.
+    One refused on every try goes on by e-mail."""
+    citizen = {"phone": "+84903123456", "email": "binh@example.vn"}
+    cases = [uuid.uuid4() for _ in range(3)]
+    for case_id in cases:
+        await log.pool.execute("INSERT INTO case_records (case_id, version, record) VALUES ($1, 1, $2::jsonb)", case_id,
+                               orjson.dumps({"version": 1, "channel": "web", "citizen": citizen}).decode())
+    after_a_crash, after_no_answer, refused = (delivery(case_id) for case_id in cases)
+    await log.add([after_a_crash])
+    _, taken = await log.claim("sms", 10, lease_seconds=0.2)  # its sender dies: nothing is recorded
+    assert [d for d, _ in taken] == [after_a_crash]
+    await asyncio.sleep(0.5)
+    await log.add([after_no_answer, refused])
+    claim, taken = await log.claim("sms", 10, lease_seconds=30)
+    assert len(taken) == 3
+    await log.retry_later(after_no_answer.delivery_id, claim, 0.0, "TimeoutError", maybe_taken=True)
+    for other in (after_a_crash, refused):
+        await log.retry_later(other.delivery_id, claim, 0.0, "HTTP 503")
+    claim, taken = await log.claim("sms", 10, lease_seconds=30)
+    assert len(taken) == 3
+    went_on = {}
+    for failed in (after_a_crash, after_no_answer, refused):
+        def by_next_route(record, failed=failed):
+            return follow_on(failed, record, POLICY, "HTTP 503")
+        went_on[failed.delivery_id] = await log.fail_over(failed, claim, "HTTP 503 (after 3 tries)", by_next_route,
+                                                          permanent=False)
+    assert went_on[after_a_crash.delivery_id] is None and went_on[after_no_answer.delivery_id] is None
+    assert went_on[refused.delivery_id].channel == "email"
+    errors = dict(await log.pool.fetch("SELECT delivery_id, last_error FROM deliveries WHERE channel = 'sms'"))
+    for failed in (after_a_crash, after_no_answer):
+        assert errors[failed.delivery_id].endswith("an earlier try went unanswered, so not sent by another route")
+    assert errors[refused.delivery_id].endswith("sent by e-mail instead")
+
 async def test_a_delivery_an_older_notifier_left_sending_is_tried_once_its_lease_ended(log):
     left = delivery(uuid.uuid4(), "unit", "webhook")
     await log.add([left])

@@ -55,7 +55,12 @@ async def receiver() -> AsyncIterator[tuple[str, list[tuple[str, str]]]]:
         await asyncio.sleep(3600)
         return web.Response(text="ok")
 
+    async def status(request: web.Request) -> web.Response:
+        await request.read()
+        return web.json_response({"error": "status"}, status=int(request.match_info["code"]))
+
     app = web.Application()
+    app.router.add_post("/status/{code}", status)
     app.router.add_post("/silent", silent)
     app.router.add_post("/dropped", dropped)
     app.router.add_post("/old", moved)
@@ -112,7 +117,7 @@ async def test_a_message_sent_without_an_answer_is_told_apart_from_one_that_neve
     # under its key, but never sent on by another route (the citizen would hear it twice).
     url, _ = receiver
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as client:
-        for path in ("/silent", "/dropped"):
+        for path in ("/silent", "/dropped", "/status/500", "/status/502", "/status/504"):
             with pytest.raises(Unanswered):
                 await post(client, f"{url}{path}", {"case_id": "c"}, {})
         with socket.socket() as closed:
@@ -120,4 +125,8 @@ async def test_a_message_sent_without_an_answer_is_told_apart_from_one_that_neve
             nobody = closed.getsockname()[1]  # bound, never listening: the connection is refused
             with pytest.raises(Transient) as refused:
                 await post(client, f"http://127.0.0.1:{nobody}/sms", {"case_id": "c"}, {})
-    assert not isinstance(refused.value, Unanswered)
+        assert not isinstance(refused.value, Unanswered)
+        for code in (429, 503):  # the receiver says it did not take it
+            with pytest.raises(Transient) as refused:
+                await post(client, f"{url}/status/{code}", {"case_id": "c"}, {})
+            assert not isinstance(refused.value, Unanswered), code
