@@ -66,8 +66,9 @@ def tracking_code(request: uuid.UUID, attempt: int = 0, key: bytes = b"") -> str
 
     Intake passes its ``key`` (``INTAKE_TRACKING_CODE_KEY``): the code is then an HMAC of the request
     id under it. Anyone who knows the channel's key (a call id, an ``Idempotency-Key``) can compute
-    the request id, but only intake can say which code the request has. Without a key the code is the request id's first
-    bits, as it was before intake had one; codes given that way stay in the receipts."""
+    the request id, but only intake can say which code the request has. Without a key the code is
+    the request id's first bits, as it was before intake had one; codes given that way stay in the
+    receipts."""
     if key:
         digest = hmac.new(key, f"tracking-code:{request}:{attempt}".encode(), hashlib.sha256).digest()
         value = int.from_bytes(digest[:8], "big") >> (64 - 5 * CODE_DATA_CHARS)

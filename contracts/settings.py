@@ -9,7 +9,7 @@ name, wins over the shared one.
 import os
 from typing import Any
 
-from pydantic import model_validator
+from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings
 
 SHARED = {"kafka_bootstrap": "KAFKA_BOOTSTRAP_SERVERS", "pg_host": "PGHOST", "pg_port": "PGPORT",
@@ -18,6 +18,14 @@ SHARED = {"kafka_bootstrap": "KAFKA_BOOTSTRAP_SERVERS", "pg_host": "PGHOST", "pg
 
 class MissingSecret(RuntimeError):
     """A secret the service will not run without is not set."""
+
+
+def required_secret(secret: SecretStr, variable: str, why: str) -> bytes:
+    """``secret``'s value, or :class:`MissingSecret` naming ``variable`` when it is empty or blank."""
+    value = secret.get_secret_value()
+    if not value.strip():
+        raise MissingSecret(f"{variable} is not set: {why}")
+    return value.encode()
 
 
 class ServiceSettings(BaseSettings):

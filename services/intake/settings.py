@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from contracts.settings import MissingSecret, ServiceSettings
+from contracts.settings import ServiceSettings, required_secret
 
 
 class IntakeSettings(ServiceSettings):
@@ -95,11 +95,9 @@ class IntakeSettings(ServiceSettings):
     oversight_timeout_seconds: float = 3.0
 
     def required_tracking_code_key(self) -> bytes:
-        key = self.tracking_code_key.get_secret_value()
-        if not key.strip():
-            raise MissingSecret("INTAKE_TRACKING_CODE_KEY is not set: intake will not run without the key its "
-                                "tracking codes are made with (a long random secret)")
-        return key.encode()
+        return required_secret(self.tracking_code_key, "INTAKE_TRACKING_CODE_KEY",
+                               "intake will not run without the key its tracking codes are made with"
+                               " (a long random secret)")
 
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

@@ -165,7 +165,8 @@ class _Claiming:
     def next_code(self) -> "_Claiming":
         """The same claim with the request's next candidate code, its current one being held."""
         attempt = self.attempt + 1
-        return replace(self, tracking_code=ids.tracking_code(self.request_id, attempt, self.code_key), attempt=attempt)
+        code = ids.tracking_code(self.request_id, attempt, self.code_key)
+        return replace(self, tracking_code=code, attempt=attempt)
 
 
 class Receipts:

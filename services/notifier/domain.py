@@ -190,8 +190,8 @@ def citizen_route(record: CaseRecord, policy: Policy, now: datetime) -> tuple[st
 
 def follow_on(failed: Delivery, record: CaseRecord, policy: Policy, error: str) -> Delivery | None:
     """The same message to the citizen by the next route they left (in the order of
-    :func:`citizen_route`), after ``failed`` was refused on its channel for good or on every try, in that route's
-    words (an SMS's answer cut short, an e-mail's whole); None when no route is left. Its key is
+    :func:`citizen_route`), after ``failed`` was refused on its channel for good or on every try, in
+    that route's words (an SMS's answer cut short, an e-mail's whole); None when no route is left. Its key is
     made from the failed one's: recorded twice, it is still one delivery."""
     own = OWN_CHANNELS.get(record.channel or "")
     routes = ([own] if own else []) + list(FALLBACKS)

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from contracts.messaging import kafka_broker, keep_consumers_reading, start_when_reachable
 from contracts.postgres import connect, create_pool
 from contracts.runtime import report_tasks_on_signal, settle_heap, snapshot_heap_on_signal
+from contracts.settings import MissingSecret
 from contracts.telemetry import setup_tracing
 from services.oversight.api import routes
 from services.oversight.api.readonly import ReadOnly
@@ -20,7 +21,7 @@ from services.oversight.checkpoints import Checkpointer
 from services.oversight.feed import AuditFeed
 from services.oversight.handlers import register
 from services.oversight.projector import Projector
-from services.oversight.settings import MissingSecret, OversightSettings
+from services.oversight.settings import OversightSettings
 from services.oversight.store import migrate
 
 

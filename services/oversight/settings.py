@@ -3,7 +3,7 @@
 from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from contracts.settings import MissingSecret, ServiceSettings
+from contracts.settings import ServiceSettings, required_secret
 
 ROLES = ("council", "front", "centre")
 
@@ -45,11 +45,9 @@ class OversightSettings(ServiceSettings):
         """The audit key; without one oversight refuses to run. Unkeyed, a citizen's digest is no
         secret: HĐND and MTTQ see the phone masked (``+849*****456``) and could try the 10^5 numbers
         it hides against the audit export in a fraction of a second."""
-        key = self.audit_key.get_secret_value()
-        if not key.strip():
-            raise MissingSecret("OVERSIGHT_AUDIT_KEY is not set: oversight will not run without the key of the "
-                               "citizens' digests in the audit chain (a long random secret, never changed once used)")
-        return key.encode()
+        return required_secret(self.audit_key, "OVERSIGHT_AUDIT_KEY",
+                               "oversight will not run without the key of the citizens' digests in the audit"
+                               " chain (a long random secret, never changed once used)")
 
     def tokens(self) -> dict[str, str]:
         """Bearer token → role, for the roles that have a token."""

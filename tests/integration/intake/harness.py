@@ -61,12 +61,13 @@ class Secrets:
 
 
 def channel_env(keys: "Secrets") -> dict[str, str]:
-    """This run's channel secrets, and the tracking codes' key, as the INTAKE_* variables a deployed intake reads."""
+    """This run's channel secrets and tracking-code key as the INTAKE_* variables intake reads."""
     return {"INTAKE_ZALO_APP_ID": keys.zalo_app_id, "INTAKE_ZALO_OA_SECRET_KEY": keys.zalo_secret,
             "INTAKE_ZALO_ACCESS_TOKEN": keys.zalo_token, "INTAKE_APP_JWT_ALGORITHM": "RS256",
             "INTAKE_APP_JWT_KEY": keys.app_public_pem(), "INTAKE_APP_JWT_ISSUER": "tongdai1022-app",
             "INTAKE_PHONE_OPERATOR_TOKENS": json.dumps(keys.operators),
-            "INTAKE_OPEN311_API_KEYS": json.dumps([keys.open311_key]), "INTAKE_TRACKING_CODE_KEY": TRACKING_CODE_KEY}
+            "INTAKE_OPEN311_API_KEYS": json.dumps([keys.open311_key]),
+            "INTAKE_TRACKING_CODE_KEY": TRACKING_CODE_KEY}
 
 
 class IntakeProcess:
