@@ -16,6 +16,7 @@ import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from contracts.runtime import wait_a_while
 from services.notifier.domain import Delivery, Policy, follow_on
@@ -24,6 +25,7 @@ from services.notifier.store import DeliveryLog
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 _ADDRESSES = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+|\+?\d[\d .-]{6,}\d")
 
 
@@ -167,20 +169,23 @@ class Dispatcher:
     async def _give_up(self, delivery: Delivery, claim, lease_ends: float, reason: str, permanent: bool) -> None:
         """Fail a delivery its channel refused; a citizen's goes on by their next route, if they left one."""
         if delivery.recipient == "citizen":
-            await self._record(lease_ends, self.log.fail_over, delivery, claim, reason,
-                               lambda record: follow_on(delivery, record, self.policy, reason), permanent=permanent)
+            def next_route(failed: Delivery, record, why: str | None) -> Delivery | None:
+                return follow_on(failed, record, self.policy, reason, why)
+
+            went_on = await self._record(lease_ends, self.log.fail_over, delivery, claim, reason, next_route,
+                                         permanent=permanent)
+            self.counts["failed"] += max(0, len(went_on) - 1)  # the later messages moved with it
         else:
             await self._record(lease_ends, self.log.failed, delivery.delivery_id, claim, reason, permanent=permanent)
         self._count("failed")
 
-    async def _record(self, lease_ends: float, write: Callable[..., Awaitable[object]], *args, **kwargs) -> None:
+    async def _record(self, lease_ends: float, write: Callable[..., Awaitable[T]], *args, **kwargs) -> T:
         """Write a try's outcome; while the database is away (a restart, a fail-over) keep trying,
         backing off, until the lease ends: an outcome not written is a message sent again then."""
         pause, loop = 0.1, asyncio.get_running_loop()
         while True:
             try:
-                await write(*args, **kwargs)
-                return
+                return await write(*args, **kwargs)
             except Exception:  # noqa: BLE001 - tried again while the lease lasts, then raised
                 if loop.time() + pause >= lease_ends:
                     raise

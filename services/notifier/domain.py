@@ -188,18 +188,21 @@ def citizen_route(record: CaseRecord, policy: Policy, now: datetime) -> tuple[st
     return None
 
 
-def follow_on(failed: Delivery, record: CaseRecord, policy: Policy, error: str) -> Delivery | None:
+def follow_on(failed: Delivery, record: CaseRecord, policy: Policy, error: str,
+              why: str | None = None) -> Delivery | None:
     """The same message to the citizen by the next route they left (in the order of
     :func:`citizen_route`), after ``failed`` was refused on its channel for good or on every try, in
     that route's words (an SMS's answer cut short, an e-mail's whole); None when no route is left. Its key is
-    made from the failed one's: recorded twice, it is still one delivery."""
+    made from the failed one's: recorded twice, it is still one delivery. ``why`` replaces "<channel>
+    refused it (``error``)" in its note, for a message moved without being tried."""
     own = OWN_CHANNELS.get(record.channel or "")
     routes = ([own] if own else []) + list(FALLBACKS)
     tried = [channel for channel, _ in routes]
     later = routes[tried.index(failed.channel) + 1:] if failed.channel in tried else routes
     for channel, key in later:
         if record.citizen.get(key) and channel in policy.channels:
-            note = f"{CHANNEL_NAMES[failed.channel]} refused it ({error}); sent by {CHANNEL_NAMES[channel]} instead"
+            refused = why or f"{CHANNEL_NAMES[failed.channel]} refused it ({error})"
+            note = f"{refused}; sent by {CHANNEL_NAMES[channel]} instead"
             # A message of a template this notifier does not know (a rolling change) goes on as written.
             subject, text = (citizen_message(record, failed.template, failed.payload, channel, policy)
                              if failed.template in CITIZEN_VALUES else (failed.subject, failed.text))

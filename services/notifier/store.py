@@ -132,6 +132,19 @@ RETURNING seq
 """
 # Whether an earlier try of this claim's delivery may have reached the receiver.
 MAYBE_TAKEN = "SELECT maybe_taken FROM deliveries WHERE delivery_id = $1 AND claim = $2 FOR UPDATE"
+# The same citizen's later messages waiting on the channel and address that refused an earlier one on
+# every try; none that some try may have reached (``maybe_taken``), nor one leased (a lease that ran out
+# leaves its try unknown). They wait behind the earlier one, so they are seldom tried yet.
+WAITING_BEHIND = f"""
+SELECT {DELIVERY_COLUMNS}, seq FROM deliveries
+WHERE case_id = $1 AND recipient = 'citizen' AND channel = $2 AND target = $3 AND seq > $4
+  AND status IN ('pending', 'sending') AND lease_until IS NULL AND NOT maybe_taken
+ORDER BY seq FOR UPDATE
+"""
+MOVED = """
+UPDATE deliveries SET status = 'failed', last_error = $2, permanent = false, finished_at = now(), updated_at = now()
+WHERE delivery_id = $1
+"""
 
 
 class _Finish(NamedTuple):
@@ -235,16 +248,21 @@ class DeliveryLog:
         await self._finish(_Finish(delivery_id, claim, "failed", error, permanent, 0.0))
 
     async def fail_over(self, delivery: Delivery, claim: uuid.UUID, error: str,
-                        follow_on: Callable[[CaseRecord], Delivery | None], permanent: bool = True) -> Delivery | None:
+                        next_route: Callable[[Delivery, CaseRecord, str | None], Delivery | None],
+                        permanent: bool = True) -> list[Delivery]:
         """Fail a citizen's delivery its channel refused (for good, or on every try) and, in the same
-        transaction, store what ``follow_on`` makes of it from the case's record: the same message by
-        the citizen's next route. The follow-on takes the failed one's place in the citizen's order
-        (its ``seq``), so no later message overtakes it. One refused on every try goes on only if
-        no try of it may have got through (``maybe_taken``). Only the claim that made the try may;
-        returns the follow-on stored."""
+        transaction, store what ``next_route`` makes of it from the case's record: the same message by
+        the citizen's next route (:func:`~services.notifier.domain.follow_on`, whose third argument
+        says why a message moves untried). The follow-on takes the failed one's place in the
+        citizen's order (its ``seq``), so no later message overtakes it. One refused on every try goes
+        on only if no try of it may have got through (``maybe_taken``); the citizen's later messages
+        waiting on that channel and address then go on by the same route with it, rather than each
+        spending its own hour of tries there. Only the claim that made the try may; returns the
+        follow-ons stored, the failed delivery's first."""
         async with self.pool.acquire() as conn, conn.transaction():
             saved = await conn.fetchval("SELECT record FROM case_records WHERE case_id = $1", delivery.case_id)
-            after = follow_on(CaseRecord.from_json(orjson.loads(saved)) if saved else CaseRecord())
+            record = CaseRecord.from_json(orjson.loads(saved)) if saved else CaseRecord()
+            after, refused = next_route(delivery, record, None), error
             if after is not None and not permanent and await conn.fetchval(MAYBE_TAKEN, delivery.delivery_id, claim):
                 # Refused now, but an earlier try may have got through: not sent a second time elsewhere.
                 after, error = None, f"{error}; an earlier try went unanswered, so not sent by another route"
@@ -252,10 +270,22 @@ class DeliveryLog:
                 error = f"{error}; sent by {CHANNEL_NAMES[after.channel]} instead"
             seq = await conn.fetchval(FAIL_OVER, delivery.delivery_id, claim, error, permanent)
             if seq is None or after is None:
-                return None  # another claim has it, or the failure is final
-            await self._insert(conn, [after])
-            await conn.execute("UPDATE deliveries SET seq = $2 WHERE delivery_id = $1", after.delivery_id, seq)
-            return after
+                return []  # another claim has it, or the failure is final
+            moves = [(delivery, seq, after)]
+            if not permanent:
+                why = (f"not tried by {CHANNEL_NAMES[delivery.channel]}: it refused an earlier message to this"
+                       f" citizen on every try ({refused})")
+                for row in await conn.fetch(WAITING_BEHIND, delivery.case_id, delivery.channel, delivery.target, seq):
+                    later = _delivery(row)
+                    moved = next_route(later, record, why)
+                    if moved is not None:
+                        await conn.execute(MOVED, later.delivery_id,
+                                           f"{why}; sent by {CHANNEL_NAMES[moved.channel]} instead")
+                        moves.append((later, row["seq"], moved))
+            await self._insert(conn, [moved for _, _, moved in moves])
+            await conn.executemany("UPDATE deliveries SET seq = $2 WHERE delivery_id = $1",
+                                   [(moved.delivery_id, seq) for _, seq, moved in moves])
+            return [moved for _, _, moved in moves]
 
     async def _write_finishes(self, finishes: list[_Finish]) -> None:
         # In key order, so two notifiers finishing overlapping rows lock them in the same order.

@@ -287,6 +287,30 @@ async def test_a_citizen_whose_sms_gateway_refuses_every_try_hears_by_email_but_
     assert len(outcomes.seen) == 4 and mailbox.to("silent@example.vn") == mailbox.to("once@example.vn") == []
 
 
+async def test_a_citizens_later_messages_do_not_each_wait_out_the_sms_gateways_refusals(
+        kafka_bootstrap, start_notifier, stand_in, mailbox, outcomes):
+    """The SMS gateway refuses (503) every try for one citizen while their case is opened, routed
+    and resolved. Once the first message has had its tries, all three reach their e-mail, in order;
+    the later two never go to the SMS gateway, each to be refused as many times again."""
+    stand_in.answer("/sms", lambda request, nth: (503, {"error": "gateway down"}, 0.0))
+    start_notifier()
+    story = Story(citizen=Citizen(phone="+84281022044", email="later@example.vn"))
+    outcomes.cases.add(str(story.case_id))
+    await publish(kafka_bootstrap, as_router(story.opened(), story.routed(), story.resolved("Đã hỗ trợ 20kg gạo.")))
+
+    seen = await outcomes.until(lambda seen: len(seen) >= 6, 60, "three refusals and three e-mails")
+    failed = sorted((v["template"], v["attempts"]) for v, _ in seen if v["event_type"] == "NotificationFailed")
+    assert failed == [("received", 4), ("resolved", 0), ("routed", 0)]
+    assert sorted(v["template"] for v, _ in seen if v["event_type"] == "NotificationSent"
+                  and v["channel"] == "email") == ["received", "resolved", "routed"]
+    assert len(stand_in.about("/sms", [story.case_id])) == 4, "only the first message was tried by SMS"
+    mails = [m.get_payload(decode=True).decode() for m in mailbox.to("later@example.vn")]
+    assert len(mails) == 3
+    assert story.tracking_code in mails[0] and "UBND Quận Phú Nhuận" in mails[1] and "20kg gạo" in mails[2]
+    await outcomes.quiet_for(1.0)
+    assert len(outcomes.seen) == 6
+
+
 async def test_a_message_left_on_a_channel_no_longer_configured_goes_on_by_sms(kafka_bootstrap, start_notifier,
                                                                              stand_in, outcomes):
     """Zalo's setting is emptied while a Zalo citizen's message waits for its next try: it neither

@@ -1,6 +1,7 @@
 """The notifier's queue of deliveries on the real PostgreSQL: a claimed delivery is one notifier's
 until its lease ends, only the claim that made a try may finish it, a citizen's later message
-waits for the earlier one, a citizen's message refused for good goes on once and in its place,
+waits for the earlier one, a citizen's message refused for good goes on once and in its place
+(and, refused on every try, takes the later ones waiting behind it along),
 an outcome is written through a blip of PostgreSQL, deliveries a notifier of an older version left
 "sending" are tried, and notifiers starting together on an empty database all start; a status it
 does not know is refused."""
@@ -82,13 +83,13 @@ async def test_a_citizens_message_refused_for_good_goes_on_once_in_its_place(log
     claim, taken = await log.claim("push", 10, lease_seconds=30)
     assert [d for d, _ in taken] == [received]
 
-    def by_next_route(record):
-        return follow_on(received, record, POLICY, "HTTP 404: unknown device")
-    assert await log.fail_over(received, uuid.uuid4(), "HTTP 404", by_next_route) is None, "a claim that ran out"
-    sms = await log.fail_over(received, claim, "HTTP 404", by_next_route)
+    def by_next_route(failed, record, why):
+        return follow_on(failed, record, POLICY, "HTTP 404: unknown device", why)
+    assert await log.fail_over(received, uuid.uuid4(), "HTTP 404", by_next_route) == [], "a claim that ran out"
+    [sms] = await log.fail_over(received, claim, "HTTP 404", by_next_route)
     assert (sms.channel, sms.target, sms.text) == ("sms", "+84903123456", received.text)
     # Written again (its answer was lost), or by a second notifier: still one follow-on.
-    assert await log.fail_over(received, claim, "HTTP 404", by_next_route) is None
+    assert await log.fail_over(received, claim, "HTTP 404", by_next_route) == []
     assert (await log.claim("push", 10, lease_seconds=30))[1] == [], "routed must not overtake the follow-on"
     sms_claim, again = await log.claim("sms", 10, lease_seconds=30)
     assert again == [(sms, 1)]
@@ -176,16 +177,59 @@ async def test_a_message_some_try_of_which_may_have_got_through_does_not_go_on_b
     assert len(taken) == 3
     went_on = {}
     for failed in (after_a_crash, after_no_answer, refused):
-        def by_next_route(record, failed=failed):
-            return follow_on(failed, record, POLICY, "HTTP 503")
+        def by_next_route(failed, record, why):
+            return follow_on(failed, record, POLICY, "HTTP 503", why)
         went_on[failed.delivery_id] = await log.fail_over(failed, claim, "HTTP 503 (after 3 tries)", by_next_route,
                                                           permanent=False)
-    assert went_on[after_a_crash.delivery_id] is None and went_on[after_no_answer.delivery_id] is None
-    assert went_on[refused.delivery_id].channel == "email"
+    assert went_on[after_a_crash.delivery_id] == went_on[after_no_answer.delivery_id] == []
+    assert [d.channel for d in went_on[refused.delivery_id]] == ["email"]
     errors = dict(await log.pool.fetch("SELECT delivery_id, last_error FROM deliveries WHERE channel = 'sms'"))
     for failed in (after_a_crash, after_no_answer):
         assert errors[failed.delivery_id].endswith("an earlier try went unanswered, so not sent by another route")
     assert errors[refused.delivery_id].endswith("sent by e-mail instead")
+
+async def test_a_citizens_later_messages_waiting_on_a_channel_that_refused_every_try_go_on_with_it(log):
+    """SMS refused "received" on every try: "routed" and "resolved", waiting behind it for that
+    number, go on by e-mail with it, untried and in order, instead of each spending its own hour of
+    tries. One a try may have reached stays; so do another citizen's, and the unit's."""
+    case_id, other_case = uuid.uuid4(), uuid.uuid4()
+    citizen = {"phone": "+84903123456", "email": "an@example.vn"}
+    for c in (case_id, other_case):
+        await log.pool.execute("INSERT INTO case_records (case_id, version, record) VALUES ($1, 1, $2::jsonb)", c,
+                               orjson.dumps({"version": 1, "channel": "web", "citizen": citizen}).decode())
+    received, routed, resolved, reached = (delivery(case_id) for _ in range(4))
+    others, unit = delivery(other_case), delivery(case_id, "unit", "sms")
+    await log.add([received, routed, resolved, reached, others, unit])
+    await log.pool.execute("UPDATE deliveries SET maybe_taken = true WHERE delivery_id = $1", reached.delivery_id)
+    claim, taken = await log.claim("sms", 10, lease_seconds=30)
+    assert {d.delivery_id for d, _ in taken} == {received.delivery_id, others.delivery_id, unit.delivery_id}
+    await log.retry_later(others.delivery_id, claim, 60.0, "HTTP 503")
+    await log.sent(unit.delivery_id, claim)
+
+    def by_next_route(failed, record, why):
+        return follow_on(failed, record, POLICY, "HTTP 503 (after 25 tries)", why)
+    went_on = await log.fail_over(received, claim, "HTTP 503 (after 25 tries)", by_next_route, permanent=False)
+    assert [(d.channel, d.target, d.text) for d in went_on] == [("email", "an@example.vn", d.text)
+                                                                for d in (received, routed, resolved)]
+    assert "refused it (HTTP 503 (after 25 tries))" in went_on[0].note
+    assert all(d.note.startswith("not tried by SMS: it refused an earlier message to this citizen on every try")
+               for d in went_on[1:])
+    rows = {r["delivery_id"]: r for r in await log.pool.fetch("SELECT * FROM deliveries WHERE channel = 'sms'")}
+    assert [(rows[d.delivery_id]["status"], rows[d.delivery_id]["attempts"]) for d in (routed, resolved)] == [
+        ("failed", 0), ("failed", 0)]
+    assert rows[routed.delivery_id]["last_error"].endswith("; sent by e-mail instead")
+    assert rows[reached.delivery_id]["status"] == rows[others.delivery_id]["status"] == "pending"
+
+    order = []
+    for _ in range(3):  # one at a time, in the citizen's order
+        mail_claim, taken = await log.claim("email", 10, lease_seconds=30)
+        assert len(taken) == 1
+        order.append(taken[0][0])
+        await log.sent(taken[0][0].delivery_id, mail_claim)
+    assert order == went_on
+    # The message a try may have reached is the SMS's again, after the three it waited behind.
+    assert [d for d, _ in (await log.claim("sms", 10, lease_seconds=30))[1]] == [reached]
+
 
 async def test_a_delivery_an_older_notifier_left_sending_is_tried_once_its_lease_ended(log):
     left = delivery(uuid.uuid4(), "unit", "webhook")
