@@ -13,8 +13,16 @@ async def healthz(request: Request) -> dict:
 
 @router.get("/metrics")
 async def metrics(request: Request) -> PlainTextResponse:
+    """Counts since start; the backlog by channel and the age of its oldest delivery; and, for each
+    channel this notifier sends on, the tries in a row that failed: the figures to alert on when a
+    gateway is down or misconfigured, long before its messages' hour of tries runs out."""
     counts = request.app.state.notifier.counts
     backlog = await request.app.state.deliveries.backlog()
+    waiting = await request.app.state.deliveries.waiting()
     lines = [f"notifier_deliveries_{k}_total {v}\n" for k, v in counts.items()]
     lines += [f"notifier_deliveries_{k} {v}\n" for k, v in backlog.items()]
+    lines += [f'notifier_oldest_pending_seconds{{channel="{channel}"}} {age:.1f}\n'
+              for channel, (_, age) in sorted(waiting.items())]
+    lines += [f'notifier_failed_tries_in_a_row{{channel="{d.channel}"}} {d.failed_in_a_row}\n'
+              for d in request.app.state.dispatchers if d.channel in d.providers.by_channel]
     return PlainTextResponse("".join(lines))

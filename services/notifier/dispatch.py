@@ -26,6 +26,8 @@ from services.notifier.store import DeliveryLog
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# Failed tries in a row on a channel at which its dispatcher says so in the log, then every 10,000th.
+LOUD_AT = (10, 100, 1_000, 10_000)
 _ADDRESSES = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+|\+?\d[\d .-]{6,}\d")
 
 
@@ -73,6 +75,9 @@ class Dispatcher:
         self.in_flight: set[asyncio.Task] = set()
         self.per_receiver = max(1, concurrency // 4)
         self.to: Counter[str] = Counter()  # sends in flight, by receiver (``Delivery.target``)
+        # Tries in a row that failed, whatever the receiver: a gateway misconfigured or down shows
+        # here (and in /metrics) within minutes, though each of its messages is tried for an hour.
+        self.failed_in_a_row = 0
 
     async def run(self) -> None:
         while True:
@@ -144,9 +149,10 @@ class Dispatcher:
             try:
                 await asyncio.wait_for(self.providers.get(self.channel).send(delivery), self.send_timeout)
             except Permanent as error:
-                await self._give_up(delivery, claim, lease_ends, redact(str(error), delivery.target), permanent=True)
+                self._failed_try(reason := redact(str(error), delivery.target))
+                await self._give_up(delivery, claim, lease_ends, reason, permanent=True)
             except (Transient, TimeoutError) as error:
-                reason = redact(str(error) or type(error).__name__, delivery.target)
+                self._failed_try(reason := redact(str(error) or type(error).__name__, delivery.target))
                 unanswered = isinstance(error, (Unanswered, TimeoutError))
                 if attempts < self.retry.max_attempts:
                     await self._record(lease_ends, self.log.retry_later, delivery_id, claim,
@@ -161,6 +167,7 @@ class Dispatcher:
                     await self._give_up(delivery, claim, lease_ends, f"{reason} (after {attempts} tries)",
                                         permanent=False)
             else:
+                self._took_try()
                 await self._record(lease_ends, self.log.sent, delivery_id, claim)
                 self._count("sent")
         except Exception:  # noqa: BLE001 - its lease runs out and it is tried again under the same key
@@ -194,6 +201,19 @@ class Dispatcher:
                                 self.channel, exc_info=True)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 2.0)
+
+    def _failed_try(self, reason: str) -> None:
+        self.failed_in_a_row += 1
+        if self.failed_in_a_row in LOUD_AT or self.failed_in_a_row % LOUD_AT[-1] == 0:
+            # Only the kind of failure ("HTTP 503", "Zalo error -32", "TimeoutError"): the rest is the
+            # receiver's words, which may echo the message.
+            log.warning("%s: the last %d tries all failed, the last with %s", self.channel, self.failed_in_a_row,
+                        reason.split(":", 1)[0][:80])
+
+    def _took_try(self) -> None:
+        if self.failed_in_a_row >= LOUD_AT[0]:
+            log.warning("%s: a try went through again, after %d that failed", self.channel, self.failed_in_a_row)
+        self.failed_in_a_row = 0
 
     def _count(self, outcome: str) -> None:
         self.counts[outcome] += 1

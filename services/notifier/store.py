@@ -311,8 +311,13 @@ class DeliveryLog:
 
     async def backlog(self) -> dict[str, int]:
         """Deliveries waiting to be sent, by channel, and outcomes waiting to be announced."""
+        return {**{f"pending_{channel}": n for channel, (n, _) in (await self.waiting()).items()},
+                "unannounced": await self.pool.fetchval(
+                    "SELECT count(*) FROM deliveries WHERE NOT published AND status IN ('sent', 'failed')")}
+
+    async def waiting(self) -> dict[str, tuple[int, float]]:
+        """By channel, how many deliveries wait to be sent and for how many seconds the oldest has."""
         rows = await self.pool.fetch(
-            "SELECT channel, count(*) AS n FROM deliveries WHERE status IN ('pending', 'sending') GROUP BY channel")
-        unannounced = await self.pool.fetchval(
-            "SELECT count(*) FROM deliveries WHERE NOT published AND status IN ('sent', 'failed')")
-        return {**{f"pending_{r['channel']}": r["n"] for r in rows}, "unannounced": unannounced}
+            "SELECT channel, count(*) AS n, extract(epoch FROM now() - min(created_at))::float8 AS age"
+            " FROM deliveries WHERE status IN ('pending', 'sending') GROUP BY channel")
+        return {r["channel"]: (r["n"], r["age"]) for r in rows}

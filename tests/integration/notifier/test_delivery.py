@@ -293,7 +293,7 @@ async def test_a_citizens_later_messages_do_not_each_wait_out_the_sms_gateways_r
     and resolved. Once the first message has had its tries, all three reach their e-mail, in order;
     the later two never go to the SMS gateway, each to be refused as many times again."""
     stand_in.answer("/sms", lambda request, nth: (503, {"error": "gateway down"}, 0.0))
-    start_notifier()
+    notifier = start_notifier()
     story = Story(citizen=Citizen(phone="+84281022044", email="later@example.vn"))
     outcomes.cases.add(str(story.case_id))
     await publish(kafka_bootstrap, as_router(story.opened(), story.routed(), story.resolved("Đã hỗ trợ 20kg gạo.")))
@@ -309,6 +309,10 @@ async def test_a_citizens_later_messages_do_not_each_wait_out_the_sms_gateways_r
     assert story.tracking_code in mails[0] and "UBND Quận Phú Nhuận" in mails[1] and "20kg gạo" in mails[2]
     await outcomes.quiet_for(1.0)
     assert len(outcomes.seen) == 6
+    # What an operator's alert reads: the SMS gateway has failed every try of late, e-mail has not.
+    metrics = dict(line.split() for line in httpx.get(f"http://127.0.0.1:{notifier.port}/metrics").text.splitlines())
+    assert int(metrics['notifier_failed_tries_in_a_row{channel="sms"}']) >= 4
+    assert metrics['notifier_failed_tries_in_a_row{channel="email"}'] == "0"
 
 
 async def test_a_message_left_on_a_channel_no_longer_configured_goes_on_by_sms(kafka_bootstrap, start_notifier,

@@ -18,9 +18,10 @@ import pytest
 from contracts.postgres import create_pool
 from services.notifier.dispatch import Dispatcher, Retry
 from services.notifier.domain import Delivery, Policy, follow_on
-from services.notifier.providers import Providers
+from services.notifier.providers import Providers, Transient
 from services.notifier.store import DeliveryLog
 from tests.support.databases import drop_database, fresh_database
+from tests.support.mesh import eventually
 
 pytestmark = pytest.mark.postgres
 
@@ -229,6 +230,46 @@ async def test_a_citizens_later_messages_waiting_on_a_channel_that_refused_every
     assert order == went_on
     # The message a try may have reached is the SMS's again, after the three it waited behind.
     assert [d for d, _ in (await log.claim("sms", 10, lease_seconds=30))[1]] == [reached]
+
+
+class Gateway:
+    """A provider that refuses every message until it is mended."""
+
+    def __init__(self):
+        self.mended, self.taken = False, []
+
+    async def send(self, delivery: Delivery) -> None:
+        if not self.mended:
+            raise Transient("HTTP 503: gateway down for +84903123456")
+        self.taken.append(delivery.delivery_id)
+
+
+async def test_a_gateway_failing_every_try_is_told_within_its_first_tries_and_again_when_mended(log, caplog):
+    """Each message is tried for an hour, but the channel's tries failing in a row show at once:
+    counted for /metrics, and said in the log at the tenth, without the number; the count is back
+    to zero, and the log says so, when a try goes through."""
+    gateway = Gateway()
+    dispatcher = Dispatcher(log, Providers({"webhook": gateway}), "webhook", policy=POLICY,
+                            retry=Retry(25, 60.0, 300.0), send_timeout=1, lease_seconds=8, concurrency=16,
+                            poll_seconds=0.1, finished=asyncio.Event(),
+                            counts=dict.fromkeys(("sent", "failed", "retried"), 0), rng=random.Random(7))
+    await log.add([delivery(uuid.uuid4(), "unit", "webhook") for _ in range(12)])
+    running = asyncio.create_task(dispatcher.run())
+    try:
+        await eventually(lambda: dispatcher.failed_in_a_row == 12, 10, "every first try failed")
+        assert [r.getMessage() for r in caplog.records if "tries all failed" in r.getMessage()] == [
+            "webhook: the last 10 tries all failed, the last with HTTP 503"]
+        gateway.mended = True
+        late = delivery(uuid.uuid4(), "unit", "webhook")
+        await log.add([late])
+        dispatcher.wake.set()
+        await eventually(lambda: gateway.taken == [late.delivery_id], 10, "the new message sent")
+        assert dispatcher.failed_in_a_row == 0
+        assert any(r.getMessage() == "webhook: a try went through again, after 12 that failed"
+                   for r in caplog.records)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
 
 
 async def test_a_delivery_an_older_notifier_left_sending_is_tried_once_its_lease_ended(log):
