@@ -7,10 +7,12 @@ thread so the event loop never blocks. What a use case needs from the router's o
 
 import collections
 import logging
+import traceback
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -25,6 +27,8 @@ from services.router.routing import Decision, Rules, choose_handler, load_rules,
 log = logging.getLogger(__name__)
 # How long a router remembers the cases it opened, for linking a second report to them: longer
 # than the relay takes to record them in the ledger, where every router finds them.
+# How far from now a unit's committed date may be: further is taken for a mistyped date.
+COMMITMENT_HORIZON = timedelta(days=366)
 RECENT = timedelta(minutes=1)
 
 
@@ -96,9 +100,10 @@ class CaseDesk(Application):
         transaction; when one already exists (a redelivery, or another router instance was first)
         the batch is saved case by case.
 
-        With ``refused``, a request that cannot be opened for what it says (its routing raised) is
-        put there with why, to be dead-lettered, and the others are opened: one such request once
-        held up its whole batch, read again forever. The store's own errors still go up.
+        A request whose routing raises goes to triage with why. With ``refused``, one that cannot be
+        opened at all is put there with why, to be dead-lettered, and the others are opened: one
+        such request once held up its whole batch, read again forever. The store's own errors
+        still go up.
         """
         # What the ledger knew before the batch, this router's own cases the ledger may not have yet
         # (the relay records them a moment after they are published), and each case of the batch as
@@ -188,7 +193,10 @@ class CaseDesk(Application):
               open_reports: dict[tuple[str, str], list[dict]], batch: dict[str, Case]) -> list[Case]:
         """The case for ``request``, routed, or a duplicate linked to its open original (the cases
         to save); a case routed here is added to ``open_reports`` and ``batch`` for the requests after it."""
-        decision = route(request.address, request.category, self.directory, self.rules)
+        try:
+            decision = route(request.address, request.category, self.directory, self.rules)
+        except Exception as error:  # noqa: BLE001 - the citizen has their code: the case must exist
+            decision = self._unroutable(request, error)
         meta = meta_of(request)
         case = Case(case_id=request.case_id, meta=meta, payload={
             "tracking_code": request.tracking_code, "request_id": str(request.request_id),
@@ -218,6 +226,21 @@ class CaseDesk(Application):
             batch[str(case.id)] = case
         return [case]
 
+    def _unroutable(self, request: RequestReceived, error: Exception) -> Decision:
+        """Triage at the 1022 centre, with the category's priority and deadlines, for a request whose
+        routing raised: it was answered 202 with a tracking code, so its case is opened, not
+        dead-lettered where only an operator would find it. Logged by where it failed, without the
+        error's text (it may quote the address)."""
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        log.error("routing request %s raised %s at %s:%d; it goes to triage", request.request_id,
+                  type(error).__name__, Path(where.filename).name, where.lineno)
+        rule = self.rules.categories.get(request.category or "") or self.rules.fallback
+        return Decision.triage(self.directory.centre, self.directory.version,
+                               f"the address could not be read automatically ({type(error).__name__}): "
+                               "the 1022 centre decides", rule="triage:routing-failed", priority=rule.priority,
+                               reach_within=rule.reach_within, resolve_within=rule.resolve_within,
+                               rules_version=self.rules.version)
+
     @staticmethod
     def _open_original(request: RequestReceived, decision: Decision,
                        open_reports: Mapping[tuple[str, str], list[dict]]) -> dict | None:
@@ -237,7 +260,7 @@ class CaseDesk(Application):
                       reach_by=now + decision.reach_within, resolve_by=now + decision.resolve_within, meta=meta)
         handler = choose_handler(decision.unit, case.category, now, workload.open_cases, workload.last_assigned)
         if handler is None:
-            return  # nobody on duty with the skill: the unit head sees it unassigned; escalation follows
+            return  # a unit with no handlers: the unit head sees it unassigned; escalation follows
         case.issue_assignment(ids.event_id("assignment", case.id, case.version), {"id": handler.id, "name": handler.name},
                               decision.unit.notify_for(handler), meta)
         workload.took(handler.id, now)
@@ -251,6 +274,8 @@ class CaseDesk(Application):
             try:
                 case: Case = self.repository.get(response.case_id)
             except AggregateNotFoundError:
+                case = None
+            if not isinstance(case, Case):  # nor the directory's record, whose id is public
                 refused.append((response, f"no case {response.case_id}"))
                 continue
             if case.has_seen(response.event_id):
@@ -259,6 +284,12 @@ class CaseDesk(Application):
                 self._apply(case, response, now, meta_of(response), workload)
             except CaseError as error:
                 refused.append((response, str(error)))
+                continue
+            except Exception as error:  # noqa: BLE001 - the case's own rules, no I/O: it would fail again
+                # Read again, it would hold up every response behind it on its partition for good.
+                log.exception("response %s for case %s cannot be applied; it is dead-lettered",
+                              response.event_id, response.case_id)
+                refused.append((response, f"{type(error).__name__}: cannot be applied"))
                 continue
             self.save(case)
         return refused
@@ -270,6 +301,11 @@ class CaseDesk(Application):
         if r.kind == "accept":
             case.accept(r.unit_id, r.handler_id, meta)
         elif r.kind == "progress":
+            if r.committed_date is not None and abs(r.committed_date - now) > COMMITMENT_HORIZON:
+                # A slip of the keyboard (2062 for 2026; year 1, which no reader can even convert
+                # to UTC): the case's resolve deadline and its escalations would take it as given.
+                raise CaseError(f"committed date {r.committed_date.isoformat()} is more than "
+                                f"{COMMITMENT_HORIZON.days} days from now")
             case.report_progress(r.unit_id, r.note, r.committed_date.isoformat() if r.committed_date else None, meta)
         elif r.kind == "resolve":
             case.resolve(r.unit_id, r.note, meta)

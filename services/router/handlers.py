@@ -58,8 +58,9 @@ def register(broker: KafkaBroker, desk, pool, group_id: str, max_batch: int, sta
         finally:
             for span in spans:
                 span.end()
-        # A request whose routing fails will fail again: dead-lettered with why, for the centre to see
-        # and send again once mended, rather than holding up every request after it.
+        # A request that cannot be opened at all will fail again: dead-lettered with why, for the
+        # centre to see and send again once mended, rather than holding up every request after it.
+        # (One whose routing fails is opened, in triage: application.CaseDesk._unroutable.)
         await refuse(broker, topics.INTAKE_REQUESTS, refused, "Unroutable")
         stats["requests"] += len(requests)
         stats["opened"] += len(opened)

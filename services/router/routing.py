@@ -170,14 +170,20 @@ def _triage(directory: Directory, rules: Rules, rule: CategoryRule, rule_id: str
 def choose_handler(unit: Unit, category: str | None, now: datetime, open_cases: Mapping[str, int],
                    last_assigned: Mapping[str, datetime]) -> Handler | None:
     """Among the unit's handlers on duty at ``now`` with the skill for ``category``: the fewest open
-    cases, then the longest idle (never assigned is idlest), then by id. None if nobody qualifies.
+    cases, then the longest idle (never assigned is idlest), then by id. When nobody on duty has the
+    skill (the centre sent a case to a department outside its line), someone on duty, to pass it on;
+    when nobody is on duty, a handler with the skill, who finds it at the start of their shift, else
+    any. A case always has a handler, so its unit's service hears of it (``unit.assignments``) at
+    once, not at its first escalation. None only for a unit with no handlers at all.
 
     At the 1022 centre everyone on duty triages, whatever the category."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware: shifts are in Asia/Ho_Chi_Minh time")
     hour = now.astimezone(_hcmc()).hour
-    skilled = unit.kind == "centre" or category is None
-    on_duty = [h for h in unit.handlers if h.on_duty(hour) and (skilled or category in h.skills)]
+    everyone = unit.kind == "centre" or category is None
+    skilled = [h for h in unit.handlers if everyone or category in h.skills]
+    on_duty = ([h for h in skilled if h.on_duty(hour)] or [h for h in unit.handlers if h.on_duty(hour)]
+               or skilled or list(unit.handlers))
 
     def idle(h: Handler) -> tuple[int, float]:
         last = last_assigned.get(h.id)

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import asyncpg
 import pytest
 
-from contracts import topics
+from contracts import ids, topics
 from contracts.categories import load as categories
 from contracts.messaging import bulk_producer
 from contracts.postgres import create_pool
@@ -280,6 +280,46 @@ async def test_a_missed_committed_date_climbs_the_chain_again(settings, kafka_bo
     assert ("Escalated", "resolve/unit_head") in after_the_date, history
 
 
+async def test_responses_that_would_stop_the_router_are_refused_with_why_and_the_rest_applied(
+        settings, kafka_bootstrap, monkeypatch):
+    """A committed date in year 1 was recorded, then failed the relay's bookkeeping on every try:
+    nothing more was published, by any router. A response naming the directory's record, or one
+    whose corrected address made the routing raise, failed its batch, read again forever: every
+    response behind it on the partition waited. Each is refused with why; the good one is applied."""
+    async with stored_cases(settings, kafka_bootstrap, 2) as s:
+        await asyncio.to_thread(s.desk.install_directory)
+        relay = Relay(s.desk, s.producer, settings.dsn(), 0.05)
+        first, second = [await asyncio.to_thread(s.desk.repository.get, uuid.UUID(c)) for c in sorted(s.ids)]
+        real_route = application.route
+
+        def route_or_fail(address, *args, **kwargs):
+            if address == "an address that breaks the gazetteer":
+                raise IndexError("list index out of range")
+            return real_route(address, *args, **kwargs)
+
+        monkeypatch.setattr(application, "route", route_or_fail)
+        edition = ids.event_id("directory-edition", "hcmc-2021")
+        now = datetime.now(UTC)
+        responses = [
+            response(str(first.id), first.unit["id"], "progress", "Đang xử lý", committed_date="0001-01-01T00:00:00+07:00"),
+            response(str(first.id), first.unit["id"], "progress", "Đang xử lý", committed_date="2062-12-05"),
+            response(str(edition), first.unit["id"], "accept"),
+            response(str(second.id), second.unit["id"], "decline", "Sai địa bàn",
+                     corrected_address="an address that breaks the gazetteer"),
+            response(str(first.id), first.unit["id"], "progress", "Đang xử lý", committed_date=now + timedelta(days=3)),
+        ]
+        refused = await asyncio.to_thread(s.desk.answer, responses, now, Workload())
+        assert [(r.response_id, why.split(" ")[0]) for r, why in refused] == [
+            (responses[0].response_id, "committed"), (responses[1].response_id, "committed"),
+            (responses[2].response_id, "no"), (responses[3].response_id, "IndexError:")]
+        assert refused[1][1] == "committed date 2062-12-05T23:59:59+07:00 is more than 366 days from now"
+        await relay_all(relay, s.conn)  # the relay gets through, and records what it published
+        assert await s.conn.fetchval("SELECT position FROM outbox_position") == \
+            await asyncio.to_thread(s.desk.recorder.max_notification_id)
+        case = await asyncio.to_thread(s.desk.repository.get, first.id)
+        assert datetime.fromisoformat(case.resolve_by) == responses[-1].committed_date
+
+
 async def test_a_deadline_row_read_before_its_case_was_routed_again_escalates_nothing(settings, kafka_bootstrap):
     """The timers read the deadline rows the relay keeps. A case routed again (its unit declined and
     gave the right address) has new deadlines before the relay records them, perhaps on another
@@ -309,12 +349,13 @@ async def test_a_deadline_row_read_before_its_case_was_routed_again_escalates_no
     assert [tuple(r) for r in rows] == [("reach", "handler", True, True), ("resolve", "handler", True, True)]
 
 
-async def test_a_request_whose_routing_fails_is_refused_with_why_and_the_rest_are_opened(settings, monkeypatch):
+async def test_a_request_whose_routing_fails_goes_to_triage_with_why_and_the_rest_are_routed(settings, monkeypatch):
     """One request the routing cannot take (here it raises on its address) once failed its whole
-    batch, read again forever: no case behind it on that partition was opened."""
+    batch, read again forever; then it was dead-lettered, and its citizen, who had a tracking code,
+    had no case. It is opened in triage at the 1022 centre, with its category's priority."""
     desk = CaseDesk(load_directory("hcmc-2021"), settings.eventsourcing_env())
     batch = requests(4)
-    poison = batch[2]
+    poison = batch[1]  # vulnerable_person: urgent
     real_route = application.route
 
     def route_or_fail(address, category, *args, **kwargs):
@@ -325,10 +366,16 @@ async def test_a_request_whose_routing_fails_is_refused_with_why_and_the_rest_ar
     monkeypatch.setattr(application, "route", route_or_fail)
     refused = []
     opened = await asyncio.to_thread(desk.receive, batch, datetime.now(UTC), Workload(), None, refused)
-    assert sorted(str(c.id) for c in opened) == sorted(str(r.case_id) for r in batch if r is not poison)
-    assert [(r.request_id, why) for r, why in refused] == \
-        [(poison.request_id, "KeyError: 'an address the gazetteer has never seen the like of'")]
-    assert poison.case_id not in desk.repository
+    assert sorted(str(c.id) for c in opened) == sorted(str(r.case_id) for r in batch) and refused == []
+    case = await asyncio.to_thread(desk.repository.get, poison.case_id)
+    assert (case.status, case.priority) == ("triage", "urgent")
+    events = await asyncio.to_thread(lambda: list(desk.repository.event_store.get(poison.case_id)))
+    assert [type(e).__name__ for e in events] == ["Opened", "Triaged"]
+    assert events[-1].payload["reason"] == ("the address could not be read automatically (KeyError): "
+                                            "the 1022 centre decides")
+    for request in (r for r in batch if r is not poison):
+        other = await asyncio.to_thread(desk.repository.get, request.case_id)
+        assert other.status == real_route(request.address, request.category, desk.directory).outcome
     desk.close()
 
 

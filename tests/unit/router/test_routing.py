@@ -201,12 +201,26 @@ def test_then_the_longest_idle_and_never_assigned_is_idlest():
     assert choose_handler(_unit(b, a), "essential_supplies", NOON, {}, {}) == a  # then by id
 
 
-def test_only_handlers_on_shift_in_hcmc_time_and_with_the_skill_are_chosen():
+def test_handlers_on_shift_in_hcmc_time_and_with_the_skill_are_chosen_first():
     day, night = Handler("t/1/h01", "Day", SOCIAL, "day"), Handler("t/1/h02", "Night", SOCIAL, "night")
-    unit = _unit(day, night)
+    works = Handler("t/1/h03", "Works", frozenset({"water"}), "24h")
+    unit = _unit(day, night, works)
     assert choose_handler(unit, "vulnerable_person", NOON, {}, {}) == day
     assert choose_handler(unit, "vulnerable_person", MIDNIGHT, {}, {}) == night
-    assert choose_handler(unit, "water", NOON, {}, {}) is None
+    assert choose_handler(unit, "water", NOON, {"t/1/h03": 40}, {}) == works
+
+
+def test_a_case_outside_the_units_line_still_gets_a_handler_so_the_unit_hears_of_it():
+    """The centre sends a case to a department none of whose handlers has its skill: it went
+    unassigned, and the department's service (reading unit.assignments) never heard of it."""
+    day, night = Handler("t/1/h01", "Day", SOCIAL, "day"), Handler("t/1/h02", "Night", SOCIAL, "night")
+    assert choose_handler(_unit(day, night), "water", NOON, {}, {}) == day  # on duty, to pass it on
+    assert choose_handler(_unit(day, night), "water", MIDNIGHT, {}, {}) == night
+    # Nobody on duty: the one with the skill, who finds it when their shift starts.
+    works = Handler("t/1/h03", "Works", frozenset({"water"}), "day")
+    assert choose_handler(_unit(day, works), "water", MIDNIGHT, {}, {}) == works
+    assert choose_handler(_unit(day), "water", MIDNIGHT, {}, {}) == day
+    assert choose_handler(_unit(), "water", NOON, {}, {}) is None
 
 
 def test_every_centre_handler_on_duty_triages_any_category(d2021):
