@@ -154,6 +154,8 @@ class AssignmentIssued(CaseEventBase):
     respond_by: AwareDatetime
     resolve_by: AwareDatetime
     notify: tuple[NotifyChannel, ...] = Field((), description="How the unit's handlers hear of it; empty: by webhook")
+    also: tuple[UnitRef, ...] = Field((), description="Units told of the case as well, to act with the unit that "
+                                                      "holds it (a vulnerable person: the city's social department)")
 
 
 class CaseAccepted(CaseEventBase):

@@ -129,7 +129,8 @@ def plan(record: CaseRecord, event: Any, policy: Policy, now: datetime) -> list[
 
 
 def for_assignment(event: Any, policy: Policy) -> list[Delivery]:
-    """A new assignment, from ``unit.assignments``: to the unit's district service and its handler."""
+    """A new assignment, from ``unit.assignments``: to the unit's district service and its handler,
+    and a copy to each unit its rule tells as well (``also``), by that unit's webhook."""
     category = categories.load().get(event.category)
     values = {"code": event.tracking_code, "handler": event.handler.name, "unit": event.unit.name,
               "category": category.vi if category else event.category, "address": event.address,
@@ -138,9 +139,15 @@ def for_assignment(event: Any, policy: Policy) -> list[Delivery]:
     subject, text = render("assignment", "vi", **values)
     notify = [n.model_dump() for n in getattr(event, "notify", ())]
     payload = event.model_dump(mode="json")  # one event, a delivery to each of the unit's channels
-    return [_delivery(event, payload, topics.UNIT_ASSIGNMENTS, recipient, channel, target, "assignment", subject,
-                      fitting.zalo("assignment", "vi", values) if channel == "zalo" else text, undeliverable=why)
-            for recipient, channel, target, why in handler_routes(event.unit.id, notify, policy)]
+    out = [_delivery(event, payload, topics.UNIT_ASSIGNMENTS, recipient, channel, target, "assignment", subject,
+                     fitting.zalo("assignment", "vi", values) if channel == "zalo" else text, undeliverable=why)
+           for recipient, channel, target, why in handler_routes(event.unit.id, notify, policy)]
+    for unit in getattr(event, "also", ()):
+        subject, text = render("assignment_copy", "vi", to=unit.name, **values)
+        out += [_delivery(event, payload, topics.UNIT_ASSIGNMENTS, recipient, channel, target, "assignment_copy",
+                          subject, text, undeliverable=why, copy_to=unit.id)
+                for recipient, channel, target, why in handler_routes(unit.id, [], policy)]
+    return out
 
 
 def handler_routes(unit_id: str, notify: list[dict[str, Any]], policy: Policy) -> list[tuple[str, str, str, str | None]]:
@@ -279,10 +286,13 @@ def _to_handlers(record: CaseRecord, event: Any, policy: Policy) -> list[Deliver
 
 def _delivery(event: Any, payload: dict[str, Any], source_topic: str, recipient: str, channel: str, target: str,
               template: str, subject: str, text: str, note: str | None = None,
-              undeliverable: str | None = None) -> Delivery:
+              undeliverable: str | None = None, copy_to: str | None = None) -> Delivery:
     # A citizen gets one message per event whatever the channel, so a redelivery that would now
-    # choose another channel (Zalo's window closed meanwhile) still finds the first decision.
+    # choose another channel (Zalo's window closed meanwhile) still finds the first decision. A
+    # copy to another unit is its own delivery, though every unit's webhook be the same address.
     key = ("citizen",) if recipient == "citizen" else (recipient, channel, target)
+    if copy_to:
+        key += ("copy", copy_to)
     return Delivery(ids.event_id("delivery", event.event_id, *key), event.case_id, event.event_id,
                     event.correlation_id, recipient, channel, target, template, subject, text,
                     payload, source_topic, event.traceparent, note, undeliverable)

@@ -20,6 +20,14 @@ TEMPLATES: dict[str, tuple[str, str, str, str]] = {
         "[1022] New case {code}",
         "Case {code} for {handler} ({unit}): {category} at {address}. {description} "
         "Acknowledge by {respond_by}; result due {resolve_by}."),
+    # To a unit the category's rule tells as well (``AssignmentIssued.also``), by its webhook.
+    "assignment_copy": (
+        "[1022] Phối hợp xử lý phản ánh {code}",
+        "Gửi {to}: phản ánh {code} ({category}) tại {address} đã giao cho {unit} xử lý; đề nghị phối hợp. "
+        "Nội dung: {description} Hạn có kết quả: {resolve_by}.",
+        "[1022] Case {code}: for your action with {unit}",
+        "To {to}: case {code} ({category}) at {address} was given to {unit}; please act with them. "
+        "{description} Result due {resolve_by}."),
     "handler_escalated": (
         "[1022] Phản ánh {code} quá hạn",
         "Phản ánh {code} đã quá hạn {deadline} và được báo lên {level}. Đề nghị khẩn trương xử lý.",
@@ -66,7 +74,7 @@ TEMPLATES: dict[str, tuple[str, str, str, str]] = {
 # The part of a message that is someone else's free text, of any length: an SMS or a Zalo message
 # carries as much of its start as its channel leaves room for (services/notifier/fitting.py), never
 # the fixed words.
-FREE_TEXT = {"resolved": "answer", "assignment": "description"}
+FREE_TEXT = {"resolved": "answer", "assignment": "description", "assignment_copy": "description"}
 # In the English part of a message in both languages, in the place of the free text given above it.
 GIVEN_ABOVE = "see above, in Vietnamese."
 # Said after an answer cut short, when a public page shows it whole: in Vietnamese, in English

@@ -262,7 +262,7 @@ class CaseDesk(Application):
         if handler is None:
             return  # a unit with no handlers: the unit head sees it unassigned; escalation follows
         case.issue_assignment(ids.event_id("assignment", case.id, case.version), {"id": handler.id, "name": handler.name},
-                              decision.unit.notify_for(handler), meta)
+                              decision.unit.notify_for(handler), meta, also=[unit_ref(u) for u in decision.also])
         workload.took(handler.id, now)
 
     # --- the units' and the centre's answers -----------------------------------------------

@@ -121,7 +121,8 @@ class Case(Aggregate):
         self.decisions.append({"rule": "triage", "unit": None, "directory_version": payload["directory_version"]})
 
     def issue_assignment(self, assignment_id: UUID, handler: dict[str, Any], notify: Sequence[dict[str, Any]],
-                         meta: dict[str, Any]) -> None:
+                         meta: dict[str, Any], also: Sequence[dict[str, Any]] = ()) -> None:
+        """The case to ``handler``; ``also``, the units told of it as well (its rule's)."""
         if self.unit is None or self.status not in ("routed", "reopened"):
             raise CaseError("only a routed case can be assigned")
         self._assignment_issued(payload={
@@ -129,7 +130,7 @@ class Case(Aggregate):
             "category": self.category, "priority": self.priority, "description": self.description,
             "address": self.address, "citizen": self.citizen, "channel": self.channel,
             "respond_by": self.reach_by, "resolve_by": self.resolve_by, "tracking_code": self.tracking_code,
-            "notify": list(notify),
+            "notify": list(notify), "also": list(also),
         }, meta=meta)
 
     @event("AssignmentIssued")

@@ -5,7 +5,6 @@ The broker is shared: this notifier also reads other suites' cases, and their no
 ours. So every count below is about this test's own cases, as this test's notifier announced them.
 """
 
-import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 

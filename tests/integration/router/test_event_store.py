@@ -379,6 +379,24 @@ async def test_a_request_whose_routing_fails_goes_to_triage_with_why_and_the_res
     desk.close()
 
 
+async def test_a_vulnerable_persons_assignment_names_the_department_told_as_well(settings):
+    """The rule for a vulnerable person: the area's People's Committee takes the case, and the
+    city's social department is told. The assignment carries it, for the notifier to send the copy."""
+    desk = CaseDesk(load_directory("hcmc-2021"), settings.eventsourcing_env())
+    vulnerable, supplies = requests(2)[1], requests(1)[0]
+    assert (vulnerable.category, supplies.category) == ("vulnerable_person", "essential_supplies")
+    await asyncio.to_thread(desk.receive, [vulnerable, supplies], datetime.now(UTC), Workload())
+    issued = {}
+    for request in (vulnerable, supplies):
+        events = await asyncio.to_thread(lambda: list(desk.repository.event_store.get(request.case_id)))
+        [issued[request.category]] = [to_contract(e) for e in events if type(e).__name__ == "AssignmentIssued"]
+    department = desk.directory.department
+    assert [u.id for u in issued["vulnerable_person"].also] == [department.id]
+    assert issued["vulnerable_person"].unit.id != department.id
+    assert issued["essential_supplies"].also == ()
+    desk.close()
+
+
 async def test_installing_a_directory_is_an_event_recorded_once_per_version(settings):
     directory = load_directory("hcmc-2021")
     desk = CaseDesk(directory, settings.eventsourcing_env())

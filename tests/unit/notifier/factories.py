@@ -47,12 +47,13 @@ class Story:
         return CaseRouted(**self._common(), unit=unit, rule="district", reason="address", directory_version="t",
                           reach_by=self.received_at + timedelta(minutes=5), resolve_by=self.received_at + timedelta(days=5))
 
-    def assigned(self, notify: tuple[NotifyChannel, ...] = (), unit: UnitRef = UNIT) -> AssignmentIssued:
+    def assigned(self, notify: tuple[NotifyChannel, ...] = (), unit: UnitRef = UNIT,
+                 also: tuple[UnitRef, ...] = ()) -> AssignmentIssued:
         return AssignmentIssued(**self._common(), assignment_id=uuid.uuid4(), unit=unit, handler=HANDLER,
                                 category="essential_supplies", priority="high", description="Hết gạo.",
                                 address="12 Nguyễn Văn Trỗi", citizen=self.citizen, channel=self.channel,
                                 respond_by=self.received_at + timedelta(minutes=5),
-                                resolve_by=self.received_at + timedelta(days=5), notify=notify)
+                                resolve_by=self.received_at + timedelta(days=5), notify=notify, also=also)
 
     def progress(self, committed_date: datetime | None) -> ProgressReported:
         return ProgressReported(**self._common(), unit=UNIT, note="Đang xử lý.", committed_date=committed_date)

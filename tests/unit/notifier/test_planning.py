@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from contracts.events import Citizen, NotifyChannel
+from contracts.events import Citizen, NotifyChannel, UnitRef
 from services.notifier.dispatch import Retry, redact
 from services.notifier.domain import CaseRecord, Policy, follow_on, for_assignment, plan
 from services.notifier.settings import NotifierSettings
@@ -157,6 +157,22 @@ def test_a_new_assignment_goes_on_every_channel_the_unit_wants():
         ("handler", "email", "tiepnhan@phunhuan.example.vn", None), ("handler", "zalo", "zl-handler", None)]
     assert "no e-mail address" in out[3].undeliverable
     assert len({d.delivery_id for d in out}) == 4
+
+
+def test_a_unit_the_rule_tells_as_well_gets_a_copy_by_its_own_webhook():
+    """A vulnerable person's case goes to the ward, and the city's social department is told: the
+    routing's reason said so, and before, nobody told it."""
+    department = UnitRef(id="hcmc-2021/so-ldtbxh", name="Sở LĐTB-XH", admin_code="79")
+    story = Story()
+    main, copy = for_assignment(story.assigned(also=(department,)), ALL)
+    assert (main.template, main.target) == ("assignment", "http://district/units/hcm-q-phu-nhuan")
+    assert (copy.recipient, copy.channel, copy.target, copy.template) == (
+        "unit", "webhook", "http://district/units/hcmc-2021/so-ldtbxh", "assignment_copy")
+    assert copy.text.startswith("Gửi Sở LĐTB-XH: phản ánh") and "giao cho UBND Quận Phú Nhuận" in copy.text
+    assert copy.payload == main.payload, "the whole assignment, as its unit has it"
+    # One address for every unit's service: still two deliveries, each recorded and sent once.
+    shared = Policy(ALL.channels, "https://districts.example.vn/1022", ALL.zalo_reply_window)
+    assert len({d.delivery_id for d in for_assignment(story.assigned(also=(department,)), shared)}) == 2
 
 
 def test_an_escalation_reaches_the_handlers_and_the_citizen_hears_one_apology():
