@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import uuid
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
@@ -24,8 +25,8 @@ from services.intake.domain import Problem, build_request, sender_key, too_many
 from services.intake.oa_client import OAClient, SendFailed
 from services.intake.settings import IntakeSettings
 from services.intake.zalo_events import ZaloEvent, refused
-from services.intake.zalo_store import (ZaloInbox, lock_conversation, lock_unsent, mark_failed, mark_sent,
-                                        pending_events, save_step)
+from services.intake.zalo_store import (ZaloInbox, lease_replies, lock_conversation, mark_failed, mark_sent,
+                                        next_reply, pending_events, release_replies, save_step)
 
 log = logging.getLogger(__name__)
 SORRY = "Xin lỗi, tổng đài chưa thể tiếp nhận phản ánh này. Anh/chị vui lòng thử lại hoặc gọi 1022."
@@ -42,8 +43,8 @@ class Chatbot:
         # A dialogue step holds a pooled connection (the user's row lock) while it submits, which
         # takes another: at most a quarter of the pool does that at once, so the rest is always
         # there for the submissions, every other channel and the webhook itself. Sending replies
-        # holds one connection and takes no other: it is not counted, so a slow OA API never holds
-        # up the dialogue.
+        # holds a connection only for each short write, never while the OA API answers: it is not
+        # counted, so a slow OA API never holds up the dialogue.
         self.steps = asyncio.Semaphore(max(1, settings.pg_pool_size // 4))
 
     def _inbox(self) -> ZaloInbox:
@@ -111,14 +112,14 @@ class Chatbot:
                     # Read as the webhook read it (json.loads takes the lone surrogates Zalo may send).
                     incoming = ZaloEvent.model_validate(json.loads(row["body"])).incoming()
                 except ValueError as error:  # a verified event we cannot read must not block the user
-                    log.error("Zalo event %s skipped, unreadable: %s", row["event_key"], error)
+                    log.error("Zalo event %s skipped, unreadable: %s", row["event_key"], _what_failed(error))
                     continue
                 if incoming is None:
                     continue
                 try:
                     turn = step(conversation, incoming, self.categories, ttl)
                 except (ValidationError, ValueError) as error:
-                    log.error("Zalo dialogue could not take an event: %s", error)
+                    log.error("Zalo dialogue could not take an event: %s", _what_failed(error))
                     turn = Turn(Conversation(updated_at=incoming.at), [SORRY])
                 if turn.confirmed is not None:
                     turn.replies.append(await self._submit(user_id, turn, incoming.at))
@@ -139,25 +140,35 @@ class Chatbot:
         return RECEIVED.format(code=receipt["tracking_code"])
 
     async def deliver(self, user_id: str) -> None:
-        """Send the user's due replies in order; a reply that fails holds back the ones after it."""
+        """Send the user's due replies in order; a reply that fails holds back the ones after it.
+
+        One sender per user across instances, by a lease, and no pooled connection is held while
+        the OA API answers: a hanging OA API once held a connection per user being answered, until
+        the pool every channel uses was gone. Each reply is recorded as sent as soon as the OA API
+        took it, on its own: a shutdown or a database blip later in the round once undid that, and
+        the citizen got the replies again."""
         if self.oa is None:
             return
-        async with self.intake._pool().acquire() as conn, conn.transaction():
-            # One sender per user at a time, so replies never overtake each other.
-            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext('zalo-replies:' || $1))", user_id):
-                return
-            for reply in await lock_unsent(conn, user_id):
+        pool, holder = self.intake._pool(), uuid.uuid4()
+        lease = 2 * self.settings.zalo_send_timeout_seconds + 5  # a send, and the writes around it
+        if not await lease_replies(pool, user_id, holder, lease):
+            return  # another task or instance is sending them, in order
+        try:
+            while (reply := await next_reply(pool, user_id, holder, lease)) is not None:
                 try:
                     await self.oa.send_text(user_id, reply["text"])
                 except SendFailed as failure:
                     again = failure.retry and reply["attempts"] + 1 < MAX_SEND_ATTEMPTS
-                    await mark_failed(conn, reply["reply_id"], str(failure),
+                    await mark_failed(pool, reply["reply_id"], str(failure),
                                       min(300.0, 2.0 ** reply["attempts"]) if again else None)
                     log.warning("Zalo reply not sent (%s)%s", failure, "; will retry" if again else "; giving up")
                     if again:
                         return
                     continue
-                await mark_sent(conn, reply["reply_id"])
+                await mark_sent(pool, reply["reply_id"])
+        finally:
+            with contextlib.suppress(Exception):  # else the lease runs out on its own
+                await release_replies(pool, user_id, holder)
 
     async def sweep_forever(self) -> None:
         """Pick up dialogue steps and replies that no live task is doing (crash, outage, restart)."""
@@ -170,7 +181,7 @@ class Chatbot:
             sweeps += 1
             try:
                 for user_id in await self._inbox().users_with_work(older_than_seconds=every):
-                    await self.wake(user_id)
+                    self.wake(user_id)  # not awaited: a user whose OA sends hang holds up no other
                 if sweeps % PRUNE_EVERY_SWEEPS == 0:
                     await self._inbox().prune(self.settings.zalo_max_event_age_seconds * 2,
                                               self.settings.zalo_conversation_ttl_hours * 3600 * 2)
@@ -182,3 +193,12 @@ class Chatbot:
         if self.working:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*self.working.values(), return_exceptions=True), timeout)
+
+
+def _what_failed(error: Exception) -> str:
+    """An error as the log may keep it: its kind and, for a validation error, the fields that failed,
+    never the values (a citizen's words, phone, address, a file's name)."""
+    if isinstance(error, ValidationError):
+        return f"{type(error).__name__} in " + ", ".join(sorted({".".join(map(str, e["loc"])) or "?"
+                                                                  for e in error.errors()}))
+    return type(error).__name__

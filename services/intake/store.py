@@ -43,6 +43,9 @@ CREATE TABLE IF NOT EXISTS zalo_replies (
     created_at timestamptz NOT NULL DEFAULT now(), sent_at timestamptz, attempts int NOT NULL DEFAULT 0,
     last_error text, next_attempt_at timestamptz DEFAULT now());
 CREATE INDEX IF NOT EXISTS zalo_replies_unsent ON zalo_replies (user_id, reply_id) WHERE sent_at IS NULL;
+-- Who is sending a user's replies, until when: one sender per user across instances, holding no
+-- connection while the OA API answers.
+CREATE TABLE IF NOT EXISTS zalo_reply_leases (user_id text PRIMARY KEY, holder uuid NOT NULL, until timestamptz NOT NULL);
 """
 
 

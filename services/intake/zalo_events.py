@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from services.intake.dialogue import Incoming
-from services.intake.domain import Problem, nfc
+from services.intake.domain import Problem, nfc, web_link
 
 # Events that carry something the citizen did; the rest (delivery and seen receipts, the OA's own
 # messages echoed back) change nothing in a dialogue and are only acknowledged.
@@ -102,10 +102,20 @@ def _attachments(items: list[dict[str, Any]]) -> list[dict[str, str]]:
     for item in items:
         payload = item.get("payload") if isinstance(item.get("payload"), dict) else {}
         url = payload.get("url") or payload.get("href")
-        if isinstance(url, str) and url.startswith(("https://", "http://")) and len(url) <= 2000:
+        # A link a unit could not open is dropped here: kept, it failed the request at its
+        # confirmation, and the whole conversation with it.
+        if isinstance(url, str) and _openable(_text(url)):
             out.append({"url": _text(url), "media_type": _text(str(item.get("type") or "file"))[:50],
                         "name": _text(str(payload.get("name") or ""))[:200]})
     return out
+
+
+def _openable(url: str) -> bool:
+    try:
+        web_link(url)
+    except ValueError:
+        return False
+    return True
 
 
 def _location(items: list[dict[str, Any]]) -> dict[str, float] | None:

@@ -1,6 +1,7 @@
 """The Zalo chatbot's tables: the inbox of verified events, each user's conversation, and the
 replies still to send (an outbox, so a reply survives a crash or an OA API outage)."""
 
+import uuid
 from datetime import UTC, datetime
 
 import asyncpg
@@ -37,6 +38,7 @@ class ZaloInbox:
                                " AND created_at < now() - interval '7 days'")
             await conn.execute("DELETE FROM zalo_conversations WHERE updated_at < now() - make_interval(secs => $1::int)",
                                conversations_after_seconds)
+            await conn.execute("DELETE FROM zalo_reply_leases WHERE until < now() - interval '1 hour'")
 
 
 async def lock_conversation(conn: asyncpg.Connection, user_id: str) -> str | None:
@@ -61,21 +63,39 @@ async def save_step(conn: asyncpg.Connection, user_id: str, state: str, event_ke
                            [(user_id, text) for text in replies])
 
 
-async def lock_unsent(conn: asyncpg.Connection, user_id: str) -> list[asyncpg.Record]:
-    """The user's replies due now, in order, locked so that no other instance sends them too."""
-    return await conn.fetch("SELECT reply_id, text, attempts FROM zalo_replies WHERE user_id = $1"
-                            " AND sent_at IS NULL AND next_attempt_at <= now() ORDER BY reply_id"
-                            " FOR UPDATE SKIP LOCKED", user_id)
+async def lease_replies(pool: asyncpg.Pool, user_id: str, holder: uuid.UUID, seconds: float) -> bool:
+    """Take the sending of the user's replies for ``seconds``, unless another holds it; True if taken."""
+    return bool(await pool.fetchval(
+        "INSERT INTO zalo_reply_leases (user_id, holder, until) VALUES ($1, $2, now() + make_interval(secs => $3))"
+        " ON CONFLICT (user_id) DO UPDATE SET holder = EXCLUDED.holder, until = EXCLUDED.until"
+        " WHERE zalo_reply_leases.until < now() RETURNING true", user_id, holder, seconds))
 
 
-async def mark_sent(conn: asyncpg.Connection, reply_id: int) -> None:
-    await conn.execute("UPDATE zalo_replies SET sent_at = now(), attempts = attempts + 1 WHERE reply_id = $1",
+async def release_replies(pool: asyncpg.Pool, user_id: str, holder: uuid.UUID) -> None:
+    await pool.execute("DELETE FROM zalo_reply_leases WHERE user_id = $1 AND holder = $2", user_id, holder)
+
+
+async def next_reply(pool: asyncpg.Pool, user_id: str, holder: uuid.UUID, seconds: float) -> asyncpg.Record | None:
+    """The user's first reply not yet sent, if it is due and the lease is still ``holder``'s (renewed
+    for ``seconds``). One waiting for its next try holds back the replies after it: never out of order."""
+    row = await pool.fetchrow(
+        "WITH held AS (UPDATE zalo_reply_leases SET until = now() + make_interval(secs => $3)"
+        "   WHERE user_id = $1 AND holder = $2 RETURNING user_id)"
+        " SELECT reply_id, text, attempts, next_attempt_at <= now() AS due FROM zalo_replies"
+        " WHERE user_id = $1 AND sent_at IS NULL AND next_attempt_at IS NOT NULL AND EXISTS (SELECT 1 FROM held)"
+        " ORDER BY reply_id LIMIT 1", user_id, holder, seconds)
+    return row if row is not None and row["due"] else None
+
+
+async def mark_sent(pool: asyncpg.Pool, reply_id: int) -> None:
+    """Recorded on its own, as soon as the OA API took it: nothing that fails later sends it again."""
+    await pool.execute("UPDATE zalo_replies SET sent_at = now(), attempts = attempts + 1 WHERE reply_id = $1",
                        reply_id)
 
 
-async def mark_failed(conn: asyncpg.Connection, reply_id: int, error: str, retry_in: float | None) -> None:
+async def mark_failed(pool: asyncpg.Pool, reply_id: int, error: str, retry_in: float | None) -> None:
     """Count a failed try; ``retry_in`` None gives up on the reply (next_attempt_at is cleared)."""
-    await conn.execute(
+    await pool.execute(
         "UPDATE zalo_replies SET attempts = attempts + 1, last_error = $2,"
         " next_attempt_at = CASE WHEN $3::float8 IS NULL THEN NULL ELSE now() + make_interval(secs => $3::float8) END"
         " WHERE reply_id = $1", reply_id, error[:500], retry_in)

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -201,14 +202,17 @@ class StandIn:
 
 
 class ZaloOA(StandIn):
-    """The OA message API: takes every message (after ``delay`` seconds) and keeps the texts per user."""
+    """The OA message API: takes every message (after ``delay`` seconds, or ``delay_for(text)`` when
+    that is set) and keeps the texts per user."""
 
     def __init__(self, delay: float = 0.0):
         self.delay = delay
+        self.delay_for: Callable[[str], float] | None = None
         super().__init__(self._respond)
 
     def _respond(self, method: str, path: str, body: Any) -> tuple[int, Any]:
-        time.sleep(self.delay)
+        delay_for = self.delay_for
+        time.sleep(delay_for(body["message"]["text"]) if delay_for and body else self.delay)
         if method != "POST" or path != "/v3.0/oa/message/cs":
             return 404, {"error": -1, "message": "no such API"}
         return 200, {"error": 0, "message": "Success", "data": {"message_id": secrets.token_hex(8)}}

@@ -9,6 +9,7 @@ import time
 import httpx
 import pytest
 
+from services.intake.dialogue import WELCOME
 from tests.integration.intake.harness import unused_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -132,6 +133,50 @@ async def test_the_webhook_answers_at_once_while_the_oa_api_is_slow(start_intake
         # Well inside the OA's 10 s, not a speed figure: a loaded machine answers in tenths of a second.
         assert took < oa.delay / 2, f"the webhook took {took:.2f}s: it waited for the OA API"
         assert "xin chào" in (await replies(oa, citizen.user_id, 1, timeout=30))[0]
+
+
+async def test_a_hanging_oa_api_never_takes_the_pool_the_other_channels_use(start_intake, keys, oa):
+    """Each user's replies were sent holding a pooled connection for as long as the OA API took: four
+    users answered while it hung took a pool of four, and the Zalo webhook and every other channel
+    of intake waited on it."""
+    oa.delay = 8.0
+    intake = start_intake(pg_pool_size=4, zalo_send_timeout_seconds=15.0)
+    async with httpx.AsyncClient(timeout=30) as client:
+        for citizen in [Citizen(keys, intake, client) for _ in range(4)]:
+            await citizen.says("xin chào")
+        deadline = time.monotonic() + 10
+        while len(oa.bodies()) < 4:  # four users' replies on their way, the OA API not answering
+            assert time.monotonic() < deadline, "the replies did not go out"
+            await asyncio.sleep(0.05)
+        newcomer = Citizen(keys, intake, client)
+        started = time.monotonic()
+        fifth = await newcomer.send(newcomer.event("user_send_text", "alo"))
+        web = await client.post(intake.url + "/v1/channels/web/requests", headers={"Idempotency-Key": f"h-{secrets.token_hex(6)}"},
+                                json={"full_name": "Lê Văn Tám", "phone": "0934567892", "category": "lighting",
+                                      "address": "88 Phan Văn Trị, Phường 10, Gò Vấp", "description": "Đèn hỏng",
+                                      "is_public": False})
+        took = time.monotonic() - started
+    assert fifth.status_code == 200 and web.status_code == 202, web.text
+    # Well inside the OA's 8 s, not a speed figure: a loaded machine answers in tenths of a second.
+    assert took < oa.delay / 2, f"a Zalo message and a web request took {took:.2f}s: they waited on the OA API"
+
+
+async def test_a_reply_the_oa_api_took_is_not_sent_again_when_a_shutdown_cuts_the_round(start_intake, keys, oa):
+    """The welcome went out and the question after it was in flight when intake stopped. All of the
+    round's "sent" marks were one transaction, undone by the stop: the citizen got the welcome twice."""
+    oa.delay_for = lambda text: 0.0 if text == WELCOME else 60.0
+    first = start_intake(zalo_send_timeout_seconds=60.0)
+    async with httpx.AsyncClient(timeout=15) as client:
+        citizen = Citizen(keys, first, client)
+        await citizen.says("xin chào")
+        welcome, question = await replies(oa, citizen.user_id, 2)
+        assert welcome == WELCOME
+        first.stop()  # its sends are given a few seconds, then cut off
+        oa.delay_for = None
+        citizen.intake = start_intake()
+        await replies(oa, citizen.user_id, 3, timeout=30)
+        await asyncio.sleep(2.0)  # a few of its sweeps: nothing more goes out
+    assert oa.texts_to(citizen.user_id) == [WELCOME, question, question]
 
 
 async def test_a_flooding_zalo_user_gets_429(start_intake, keys):

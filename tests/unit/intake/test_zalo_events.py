@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from services.intake.domain import Problem
+from services.intake.domain import Problem, Submission
 from services.intake.zalo_events import signature, verified_event
 
 APP, SECRET, NOW = "3608465249409039670", "oa-secret-for-tests", 1_795_000_000_000
@@ -71,3 +71,17 @@ def test_events_that_do_not_concern_the_dialogue_are_only_acknowledged():
     follow = verify({k: v for k, v in EVENT.items() if k not in ("message", "sender")}
                     | {"event_name": "follow", "follower": {"id": "42"}})
     assert follow.user_id == "42" and follow.key == f"follow:42:{EVENT['timestamp']}" and follow.incoming().kind == "follow"
+
+
+def test_an_attachment_link_a_unit_could_not_open_is_dropped_when_it_arrives():
+    """Kept, a link without a host failed the whole request when the citizen confirmed, and the
+    conversation was lost with it; the one that can be opened is kept."""
+    attachments = [{"type": "image", "payload": {"url": url, "name": "anh.jpg"}}
+                   for url in ("https://", "https:///anh.jpg", "https://zalo.example.vn/anh.jpg")]
+    image = verify({**EVENT, "event_name": "user_send_image",
+                    "message": {"msg_id": "96d3cdf3af150460910", "attachments": attachments}})
+    incoming = image.incoming()
+    assert incoming.kind == "attachment"
+    assert [a["url"] for a in incoming.attachments] == ["https://zalo.example.vn/anh.jpg"]
+    Submission(full_name="Lê Văn Tám", phone="0934567891", address="88 Phan Văn Trị, Gò Vấp",
+               category="lighting", description="Đèn đường hỏng cả dãy", attachments=incoming.attachments)
