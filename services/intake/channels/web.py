@@ -5,6 +5,7 @@ that page sends nothing twice), and carries a key made when the form was shown, 
 or a resubmission gives the same tracking code.
 """
 
+import asyncio
 import hashlib
 import uuid
 from typing import Annotated
@@ -83,7 +84,7 @@ async def submit_form(request: Request) -> Response:
         with database_answers():
             for aid, upload in stored:
                 await intake(request).attachments.keep(aid, upload)
-        answer = await intake(request).submit(event, phone_or_client(event, request))
+        answer = await _submit_once_free(request, event)
     except (ValidationError, Problem) as error:
         status = error.status if isinstance(error, Problem) else 422
         headers = error.headers if isinstance(error, Problem) else None
@@ -95,6 +96,20 @@ async def submit_form(request: Request) -> Response:
                                   "reason_en": "The system is busy; please submit again in a few minutes"}])
     # The code the receipt holds: another request's may have been this one's first (contracts/ids.py).
     return RedirectResponse(f"/received/{answer['tracking_code']}?lang={lang}", status_code=303)
+
+
+async def _submit_once_free(request: Request, event) -> dict[str, str]:
+    """Submit the form's request; while the same request is being accepted (a double click), wait
+    for that answer instead of giving 409. The form shown again with the 409 had lost its files, and
+    sent again it was a new request: a second case, without them."""
+    deadline = asyncio.get_running_loop().time() + settings(request).publish_timeout_seconds + 1
+    while True:
+        try:
+            return await intake(request).submit(event, phone_or_client(event, request))
+        except Problem as problem:
+            if problem.status != 409 or asyncio.get_running_loop().time() >= deadline:
+                raise
+        await asyncio.sleep(0.2)  # the claim in progress is not counted against the sender
 
 
 @router.get("/received/{tracking_code}", response_class=HTMLResponse)

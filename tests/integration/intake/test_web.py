@@ -249,6 +249,26 @@ async def test_the_form_posts_with_an_upload_and_shows_the_tracking_code(intake,
         assert stored.headers["x-content-type-options"] == "nosniff"
 
 
+async def test_a_double_clicked_form_is_one_request_with_its_files(intake, tail):
+    """The second click came while the first was being accepted: it got the form back (409) without
+    its files, and sent again as it said, that was a second case with none. Both clicks now lead
+    to the one request's code."""
+    fields = {"form_key": str(uuid.uuid4()), "full_name": "Lê Thị Mai", "phone": "0987654322",
+              "address": "P. Thảo Điền, Q.2", "category": "vulnerable_person",
+              "description": "Cụ ông 85 tuổi sống một mình, cần người hỗ trợ.", "is_public": "0"}
+    async with httpx.AsyncClient(timeout=15) as client:
+        for _ in range(3):  # a few double clicks: each pair lands in one moment, its clicks in one claim
+            fields["form_key"] = str(uuid.uuid4())
+            answers = await asyncio.gather(*(client.post(intake.url + "/", data=fields,
+                                                         files={"files": ("ông.png", PNG, "image/png")})
+                                              for _ in range(2)))
+            assert [a.status_code for a in answers] == [303, 303], [a.text[:300] for a in answers]
+            assert answers[0].headers["location"] == answers[1].headers["location"]
+    await tail.settle()
+    mine = [e for e in tail.seen if e.citizen.phone == "+84987654322"]
+    assert len(mine) == 3 and all(len(e.attachments) == 1 for e in mine)
+
+
 async def test_a_form_with_mistakes_comes_back_filled_in_with_the_reasons(intake):
     fields = {"form_key": str(uuid.uuid4()), "full_name": "Trần Văn Nam", "phone": "123",
               "address": "45 Lê Văn Sỹ", "category": "covid_support", "description": "Chưa nhận hỗ trợ."}
