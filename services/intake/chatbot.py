@@ -92,7 +92,7 @@ class Chatbot:
             async with self.steps:
                 await self.converse(user_id)
         except Exception as error:  # noqa: BLE001 - the events stay unprocessed; the sweeper retries
-            log.warning("Zalo dialogue step postponed: %s: %s", type(error).__name__, error)
+            log.warning("Zalo dialogue step postponed: %s", _what_failed(error))
         try:
             await self.deliver(user_id)
         except Exception as error:  # noqa: BLE001 - the replies stay unsent; the sweeper retries
@@ -150,25 +150,37 @@ class Chatbot:
         if self.oa is None:
             return
         pool, holder = self.intake._pool(), uuid.uuid4()
-        lease = 2 * self.settings.zalo_send_timeout_seconds + 5  # a send, and the writes around it
+        send_timeout = self.settings.zalo_send_timeout_seconds
+        lease = 2 * send_timeout + 5  # a send, and the writes around it
         if not await lease_replies(pool, user_id, holder, lease):
             return  # another task or instance is sending them, in order
         try:
             while (reply := await next_reply(pool, user_id, holder, lease)) is not None:
                 try:
-                    await self.oa.send_text(user_id, reply["text"])
+                    # Within its lease, whatever the OA API does: httpx's time-out is per read, and
+                    # a reply sent past the lease could be sent again by whoever takes it next.
+                    await asyncio.wait_for(self.oa.send_text(user_id, reply["text"]), send_timeout)
+                except TimeoutError:
+                    failure = SendFailed("the OA API did not answer in time", retry=True)
+                    await self._failed(reply, failure)
+                    return
                 except SendFailed as failure:
-                    again = failure.retry and reply["attempts"] + 1 < MAX_SEND_ATTEMPTS
-                    await mark_failed(pool, reply["reply_id"], str(failure),
-                                      min(300.0, 2.0 ** reply["attempts"]) if again else None)
-                    log.warning("Zalo reply not sent (%s)%s", failure, "; will retry" if again else "; giving up")
-                    if again:
+                    if await self._failed(reply, failure):
                         return
                     continue
                 await mark_sent(pool, reply["reply_id"])
         finally:
             with contextlib.suppress(Exception):  # else the lease runs out on its own
                 await release_replies(pool, user_id, holder)
+
+    async def _failed(self, reply, failure: SendFailed) -> bool:
+        """Count a failed try of ``reply``; True when it is to be tried again later (it holds back
+        the replies after it), False when it is given up."""
+        again = failure.retry and reply["attempts"] + 1 < MAX_SEND_ATTEMPTS
+        await mark_failed(self.intake._pool(), reply["reply_id"], str(failure),
+                          min(300.0, 2.0 ** reply["attempts"]) if again else None)
+        log.warning("Zalo reply not sent (%s)%s", failure, "; will retry" if again else "; giving up")
+        return again
 
     async def sweep_forever(self) -> None:
         """Pick up dialogue steps and replies that no live task is doing (crash, outage, restart)."""

@@ -27,9 +27,17 @@ from services.router.routing import Decision, Rules, choose_handler, load_rules,
 log = logging.getLogger(__name__)
 # How long a router remembers the cases it opened, for linking a second report to them: longer
 # than the relay takes to record them in the ledger, where every router finds them.
+RECENT = timedelta(minutes=1)
 # How far from now a unit's committed date may be: further is taken for a mistyped date.
 COMMITMENT_HORIZON = timedelta(days=366)
-RECENT = timedelta(minutes=1)
+
+
+def where_it_failed(error: BaseException) -> str:
+    """An error as the log may keep it: its kind and the line that raised it, not its text, which
+    may quote what a citizen wrote (an address, a name)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return f"{type(error).__name__} at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames \
+        else type(error).__name__
 
 
 def meta_of(message: Any) -> dict[str, Any]:
@@ -123,7 +131,8 @@ class CaseDesk(Application):
             except Exception as error:
                 if refused is None:
                     raise
-                log.exception("request %s cannot be opened; it is dead-lettered", request.request_id)
+                log.error("request %s cannot be opened (%s); it is dead-lettered", request.request_id,
+                          where_it_failed(error))
                 refused.append((request, f"{type(error).__name__}: {error}"))
                 continue
             openable.append(request)
@@ -231,15 +240,26 @@ class CaseDesk(Application):
         routing raised: it was answered 202 with a tracking code, so its case is opened, not
         dead-lettered where only an operator would find it. Logged by where it failed, without the
         error's text (it may quote the address)."""
-        where = traceback.extract_tb(error.__traceback__)[-1]
-        log.error("routing request %s raised %s at %s:%d; it goes to triage", request.request_id,
-                  type(error).__name__, Path(where.filename).name, where.lineno)
-        rule = self.rules.categories.get(request.category or "") or self.rules.fallback
+        log.error("routing request %s raised %s; it goes to triage", request.request_id, where_it_failed(error))
+        return self._triage_after(error, request.category)
+
+    def _triage_after(self, error: Exception, category: str | None, before: str = "") -> Decision:
+        """Triage at the 1022 centre, with the category's priority and deadlines, after the routing
+        of an address raised."""
+        rule = self.rules.categories.get(category or "") or self.rules.fallback
         return Decision.triage(self.directory.centre, self.directory.version,
-                               f"the address could not be read automatically ({type(error).__name__}): "
+                               f"{before}the address could not be read automatically ({type(error).__name__}): "
                                "the 1022 centre decides", rule="triage:routing-failed", priority=rule.priority,
                                reach_within=rule.reach_within, resolve_within=rule.resolve_within,
                                rules_version=self.rules.version)
+
+    def _route_or_triage(self, address: str, category: str | None, case_id: uuid.UUID, before: str = "") -> Decision:
+        """``route()``, or triage when it raises: a unit's answer is not refused for the address."""
+        try:
+            return route(address, category, self.directory, self.rules)
+        except Exception as error:  # noqa: BLE001 - the answer stands; the centre decides where the case goes
+            log.error("routing case %s raised %s; it goes to triage", case_id, where_it_failed(error))
+            return self._triage_after(error, category, before)
 
     @staticmethod
     def _open_original(request: RequestReceived, decision: Decision,
@@ -287,9 +307,9 @@ class CaseDesk(Application):
                 continue
             except Exception as error:  # noqa: BLE001 - the case's own rules, no I/O: it would fail again
                 # Read again, it would hold up every response behind it on its partition for good.
-                log.exception("response %s for case %s cannot be applied; it is dead-lettered",
-                              response.event_id, response.case_id)
-                refused.append((response, f"{type(error).__name__}: cannot be applied"))
+                log.error("response %s for case %s cannot be applied (%s); it is dead-lettered",
+                          response.event_id, response.case_id, where_it_failed(error))
+                refused.append((response, f"{where_it_failed(error)}: cannot be applied"))
                 continue
             self.save(case)
         return refused
@@ -319,12 +339,21 @@ class CaseDesk(Application):
                 unit = self.directory.unit(r.target_unit_id or "")
             except KeyError:
                 raise CaseError(f"no unit {r.target_unit_id} in directory {self.directory.version}") from None
-            self._route(case, Decision.by_centre(unit, self.directory.version, case.category, r.note, self.rules), now, meta, workload)
+            self._route(case, Decision.by_centre(unit, self.directory.version, case.category, r.note, self.rules,
+                                                 also=self._also(case.category, unit)), now, meta, workload)
         elif r.kind == "close":
             case.close(r.note or "closed by the 1022 centre", meta)
         elif r.kind == "reopen":
             case.reopen(r.note, meta)
             self._route(case, self._back_to_unit(case), now, meta, workload)
+
+    def _also(self, category: str, unit: Any) -> tuple[Any, ...]:
+        """The units the category's rule tells as well, for a unit the centre chose: the department
+        and the centre, as a routed case's are (an area's unit is the one the address gives)."""
+        rule = self.rules.categories.get(category)
+        kinds = {"department": self.directory.department, "centre": self.directory.centre}
+        return tuple(dict.fromkeys(u for k in (rule.also if rule else ()) if (u := kinds.get(k)) is not None
+                                   and u != unit))
 
     def _back_to_unit(self, case: Case) -> Decision:
         """A reopened case goes back to the unit that resolved it, with fresh deadlines."""
@@ -333,15 +362,16 @@ class CaseDesk(Application):
         except KeyError:  # the directory changed since: route it afresh
             unit = None
         if unit is None:
-            return route(case.address, case.category, self.directory, self.rules)
+            return self._route_or_triage(case.address, case.category, case.id, "reopened by the citizen; ")
         return Decision.by_centre(unit, self.directory.version, case.category,
-                                  "reopened by the citizen: back to the unit that resolved it", self.rules)
+                                  "reopened by the citizen: back to the unit that resolved it", self.rules,
+                                  also=self._also(case.category, unit))
 
     def _reroute(self, case: Case, response: UnitResponse) -> Decision:
         """After a decline: the corrected address if the unit gave one and it leads elsewhere;
         otherwise the 1022 centre decides (never back to a unit that already declined)."""
         if response.corrected_address:
-            decision = route(response.corrected_address, case.category, self.directory, self.rules)
+            decision = self._route_or_triage(response.corrected_address, case.category, case.id)
             if decision.outcome == "routed" and decision.unit.id not in case.tried_units:
                 return decision
         return Decision.triage(self.directory.centre, self.directory.version,

@@ -78,12 +78,12 @@ class Decision:
 
     @classmethod
     def by_centre(cls, unit: Unit, directory_version: str, category: str, note: str,
-                  rules: "Rules | None" = None) -> "Decision":
+                  rules: "Rules | None" = None, also: tuple[Unit, ...] = ()) -> "Decision":
         """The 1022 centre's own decision (a case out of triage, a reopened case back to its unit),
-        with the category's priority and deadlines."""
+        with the category's priority and deadlines; ``also``, the units told as well."""
         rules = rules or load_rules()
         rule = rules.categories.get(category) or rules.fallback
-        return cls("routed", unit, (), "centre:decision", note or f"the 1022 centre sent it to {unit.name}",
+        return cls("routed", unit, also, "centre:decision", note or f"the 1022 centre sent it to {unit.name}",
                    unit.admin_code, unit.name, directory_version, rule.priority, rule.reach_within,
                    rule.resolve_within, rules.version)
 

@@ -285,7 +285,8 @@ async def test_responses_that_would_stop_the_router_are_refused_with_why_and_the
     """A committed date in year 1 was recorded, then failed the relay's bookkeeping on every try:
     nothing more was published, by any router. A response naming the directory's record, or one
     whose corrected address made the routing raise, failed its batch, read again forever: every
-    response behind it on the partition waited. Each is refused with why; the good one is applied."""
+    response behind it on the partition waited. The first three are refused with why; the decline
+    stands and its case goes to triage; the good one is applied."""
     async with stored_cases(settings, kafka_bootstrap, 2) as s:
         await asyncio.to_thread(s.desk.install_directory)
         relay = Relay(s.desk, s.producer, settings.dsn(), 0.05)
@@ -306,12 +307,21 @@ async def test_responses_that_would_stop_the_router_are_refused_with_why_and_the
             response(str(edition), first.unit["id"], "accept"),
             response(str(second.id), second.unit["id"], "decline", "Sai địa bàn",
                      corrected_address="an address that breaks the gazetteer"),
+            response(str(first.id), first.unit["id"], "resolve", "Đã hỗ trợ"),
             response(str(first.id), first.unit["id"], "progress", "Đang xử lý", committed_date=now + timedelta(days=3)),
         ]
+
+        def a_bug(*args, **kwargs):
+            raise ZeroDivisionError("a bug in the case's own rules")
+
+        monkeypatch.setattr(application.Case, "resolve", a_bug)
         refused = await asyncio.to_thread(s.desk.answer, responses, now, Workload())
         assert [(r.response_id, why.split(" ")[0]) for r, why in refused] == [
             (responses[0].response_id, "committed"), (responses[1].response_id, "committed"),
-            (responses[2].response_id, "no"), (responses[3].response_id, "IndexError:")]
+            (responses[2].response_id, "no"), (responses[4].response_id, "ZeroDivisionError")]
+        assert refused[3][1].startswith("ZeroDivisionError at test_event_store.py:")
+        declined = await asyncio.to_thread(s.desk.repository.get, second.id)
+        assert declined.status == "triage" and declined.tried_units == [second.unit["id"]]
         assert refused[1][1] == "committed date 2062-12-05T23:59:59+07:00 is more than 366 days from now"
         await relay_all(relay, s.conn)  # the relay gets through, and records what it published
         assert await s.conn.fetchval("SELECT position FROM outbox_position") == \
@@ -394,6 +404,18 @@ async def test_a_vulnerable_persons_assignment_names_the_department_told_as_well
     assert [u.id for u in issued["vulnerable_person"].also] == [department.id]
     assert issued["vulnerable_person"].unit.id != department.id
     assert issued["essential_supplies"].also == ()
+
+    # One the centre routes out of triage (its address named no single ward) tells it as well.
+    unclear = requests(2)[1].model_copy(update={"address": "Phường 1"})
+    assert unclear.category == "vulnerable_person"
+    [case] = await asyncio.to_thread(desk.receive, [unclear], datetime.now(UTC), Workload())
+    assert case.status == "triage"
+    ward = issued["vulnerable_person"].unit.id
+    assert await asyncio.to_thread(desk.answer, [response(str(case.id), desk.directory.centre.id, "route",
+                                                          target_unit_id=ward)], datetime.now(UTC), Workload()) == []
+    events = await asyncio.to_thread(lambda: list(desk.repository.event_store.get(case.id)))
+    [routed] = [to_contract(e) for e in events if type(e).__name__ == "AssignmentIssued"]
+    assert routed.unit.id == ward and [u.id for u in routed.also] == [department.id]
     desk.close()
 
 
