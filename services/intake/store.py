@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS zalo_replies (
 CREATE INDEX IF NOT EXISTS zalo_replies_unsent ON zalo_replies (user_id, reply_id) WHERE sent_at IS NULL;
 -- Who is sending a user's replies, until when: one sender per user across instances, holding no
 -- connection while the OA API answers.
-CREATE TABLE IF NOT EXISTS zalo_reply_leases (user_id text PRIMARY KEY, holder uuid NOT NULL, until timestamptz NOT NULL);
+CREATE TABLE IF NOT EXISTS zalo_reply_leases (
+    user_id text PRIMARY KEY, holder uuid NOT NULL, until timestamptz NOT NULL);
 """
 
 

@@ -151,7 +151,8 @@ async def test_a_hanging_oa_api_never_takes_the_pool_the_other_channels_use(star
         newcomer = Citizen(keys, intake, client)
         started = time.monotonic()
         fifth = await newcomer.send(newcomer.event("user_send_text", "alo"))
-        web = await client.post(intake.url + "/v1/channels/web/requests", headers={"Idempotency-Key": f"h-{secrets.token_hex(6)}"},
+        web = await client.post(intake.url + "/v1/channels/web/requests",
+                                headers={"Idempotency-Key": f"h-{secrets.token_hex(6)}"},
                                 json={"full_name": "Lê Văn Tám", "phone": "0934567892", "category": "lighting",
                                       "address": "88 Phan Văn Trị, Phường 10, Gò Vấp", "description": "Đèn hỏng",
                                       "is_public": False})

@@ -302,7 +302,8 @@ async def test_responses_that_would_stop_the_router_are_refused_with_why_and_the
         edition = ids.event_id("directory-edition", "hcmc-2021")
         now = datetime.now(UTC)
         responses = [
-            response(str(first.id), first.unit["id"], "progress", "Đang xử lý", committed_date="0001-01-01T00:00:00+07:00"),
+            response(str(first.id), first.unit["id"], "progress", "Đang xử lý",
+                     committed_date="0001-01-01T00:00:00+07:00"),
             response(str(first.id), first.unit["id"], "progress", "Đang xử lý", committed_date="2062-12-05"),
             response(str(edition), first.unit["id"], "accept"),
             response(str(second.id), second.unit["id"], "decline", "Sai địa bàn",
