@@ -76,6 +76,9 @@ class CaseRecord:
     notify: list[dict[str, Any]] = field(default_factory=list)
     resolve_by: str | None = None
     apologised: bool = False
+    # Channel → until when it is passed over for this citizen (ISO time): it refused every try of
+    # an earlier message, which went on by the next route (remember_refused).
+    refused: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "CaseRecord":
@@ -168,6 +171,8 @@ def handler_routes(unit_id: str, notify: list[dict[str, Any]], policy: Policy) -
     return out
 
 
+# How long a channel that refused every try of a citizen's message is passed over for their next ones.
+REFUSED_FOR = timedelta(hours=1)
 # The channel a citizen came in by, when the notifier can answer on it: (channel, contact field).
 OWN_CHANNELS = {"zalo": ("zalo", "zalo_user_id"), "app": ("push", "app_user_id")}
 FALLBACKS = (("sms", "phone"), ("email", "email"))
@@ -175,24 +180,46 @@ FALLBACKS = (("sms", "phone"), ("email", "email"))
 
 def citizen_route(record: CaseRecord, policy: Policy, now: datetime) -> tuple[str, str, str | None, str | None] | None:
     """(channel, target, note, why not) for the citizen: the channel they came from when it can
-    carry the message, else SMS, else e-mail. None when they left no way to reach them."""
+    carry the message, else SMS, else e-mail. A channel that lately refused every try of an earlier
+    message is passed over while another is left. None when they left no way to reach them."""
     citizen = record.citizen
     own, field_name = OWN_CHANNELS.get(record.channel or "", (None, None))
     own_target = citizen.get(field_name) if field_name else None
-    blocked = None
+    blocked = refused_own = None
     if own and own_target:
         blocked = _own_channel_blocked(record, own, policy, now)
-        if blocked is None:
+        refused_own = None if blocked else _refused_lately(record, own, now)
+        if blocked is None and refused_own is None:
             return own, own_target, None, None
-    for channel, key in FALLBACKS:
-        if citizen.get(key) and channel in policy.channels:
-            note = f"{blocked}; sent by {CHANNEL_NAMES[channel]} instead" if blocked else None
-            return channel, citizen[key], note, None
+    usable = [(channel, key) for channel, key in FALLBACKS if citizen.get(key) and channel in policy.channels]
+    fresh = [(channel, key) for channel, key in usable if _refused_lately(record, channel, now) is None]
+    if refused_own and not fresh:
+        return own, own_target, None, None  # every other route refused lately too: still the best
+    if usable:
+        channel, key = (fresh or usable)[0]
+        passed_over = [c for c, _ in usable[:usable.index((channel, key))]]
+        reason = blocked or refused_own or (_refused_lately(record, passed_over[0], now) if passed_over else None)
+        note = f"{reason}; sent by {CHANNEL_NAMES[channel]} instead" if reason else None
+        return channel, citizen[key], note, None
     if own and own_target:
         return own, own_target, blocked, f"{blocked}, and the citizen left no phone or e-mail we can use"
     if any(citizen.get(key) for _, key in FALLBACKS):
         return "sms", "", None, "no SMS or e-mail provider is configured here"
     return None
+
+
+def remember_refused(record: CaseRecord, channel: str, now: datetime) -> None:
+    """``channel`` refused every try of a message to this citizen, which went on by the next route:
+    their messages planned in the next ``REFUSED_FOR`` go by that route at once, not to wait out
+    another hour of tries on a channel that is likely still down."""
+    record.refused = {**record.refused, channel: (now + REFUSED_FOR).isoformat()}
+
+
+def _refused_lately(record: CaseRecord, channel: str, now: datetime) -> str | None:
+    until = record.refused.get(channel)
+    if until is None or now >= datetime.fromisoformat(until):
+        return None
+    return f"{CHANNEL_NAMES[channel]} refused every try of an earlier message; passed over until {when(until)}"
 
 
 def follow_on(failed: Delivery, record: CaseRecord, policy: Policy, error: str,

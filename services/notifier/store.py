@@ -11,13 +11,14 @@ Both tables hold personal data (the citizen's contact): nothing here is ever log
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import asyncpg
 import orjson
 
 from contracts.batching import GroupCommit
-from services.notifier.domain import CHANNEL_NAMES, CaseRecord, Delivery
+from services.notifier.domain import CHANNEL_NAMES, CaseRecord, Delivery, remember_refused
 
 SCHEMA = """
 DO $$ BEGIN
@@ -260,7 +261,8 @@ class DeliveryLog:
         spending its own hour of tries there. Only the claim that made the try may; returns the
         follow-ons stored, the failed delivery's first."""
         async with self.pool.acquire() as conn, conn.transaction():
-            saved = await conn.fetchval("SELECT record FROM case_records WHERE case_id = $1", delivery.case_id)
+            saved = await conn.fetchval("SELECT record FROM case_records WHERE case_id = $1 FOR UPDATE",
+                                        delivery.case_id)
             record = CaseRecord.from_json(orjson.loads(saved)) if saved else CaseRecord()
             after, refused = next_route(delivery, record, None), error
             if after is not None and not permanent and await conn.fetchval(MAYBE_TAKEN, delivery.delivery_id, claim):
@@ -272,6 +274,11 @@ class DeliveryLog:
             if seq is None or after is None:
                 return []  # another claim has it, or the failure is final
             moves = [(delivery, seq, after)]
+            if not permanent and saved:
+                # The citizen's next messages skip the channel for a while (domain.citizen_route).
+                remember_refused(record, delivery.channel, datetime.now(UTC))
+                await conn.execute("UPDATE case_records SET record = $2::jsonb, updated_at = now() WHERE case_id = $1",
+                                   delivery.case_id, orjson.dumps(record).decode())
             if not permanent:
                 why = (f"not tried by {CHANNEL_NAMES[delivery.channel]}: it refused an earlier message to this"
                        f" citizen on every try ({refused})")

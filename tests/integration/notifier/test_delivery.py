@@ -290,7 +290,8 @@ async def test_a_citizens_later_messages_do_not_each_wait_out_the_sms_gateways_r
         kafka_bootstrap, start_notifier, stand_in, mailbox, outcomes):
     """The SMS gateway refuses (503) every try for one citizen while their case is opened, routed
     and resolved. Once the first message has had its tries, all three reach their e-mail, in order;
-    the later two never go to the SMS gateway, each to be refused as many times again."""
+    the later two never go to the SMS gateway, each to be refused as many times again; nor does a
+    message planned soon after."""
     stand_in.answer("/sms", lambda request, nth: (503, {"error": "gateway down"}, 0.0))
     notifier = start_notifier()
     story = Story(citizen=Citizen(phone="+84281022044", email="later@example.vn"))
@@ -308,6 +309,13 @@ async def test_a_citizens_later_messages_do_not_each_wait_out_the_sms_gateways_r
     assert story.tracking_code in mails[0] and "UBND Quận Phú Nhuận" in mails[1] and "20kg gạo" in mails[2]
     await outcomes.quiet_for(1.0)
     assert len(outcomes.seen) == 6
+    # The unit then puts off its date: the apology goes by e-mail at once, not after another hour.
+    await publish(kafka_bootstrap, as_router(story.progress(datetime.now(UTC) + timedelta(days=10))))
+    seen = await outcomes.until(lambda seen: len(seen) >= 7, 30, "the apology by e-mail")
+    [(apology, _)] = [(v, h) for v, h in seen if v["template"] == "apology_dated"]
+    assert (apology["event_type"], apology["channel"], apology["attempts"]) == ("NotificationSent", "email", 1)
+    assert apology["note"].startswith("SMS refused every try of an earlier message; passed over until ")
+    assert len(stand_in.about("/sms", [story.case_id])) == 4
     # What an operator's alert reads: the SMS gateway has failed every try of late, e-mail has not.
     metrics = dict(line.split() for line in httpx.get(f"http://127.0.0.1:{notifier.port}/metrics").text.splitlines())
     assert int(metrics['notifier_failed_tries_in_a_row{channel="sms"}']) >= 4

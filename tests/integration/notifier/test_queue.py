@@ -97,6 +97,8 @@ async def test_a_citizens_message_refused_for_good_goes_on_once_in_its_place(log
     await log.sent(sms.delivery_id, sms_claim)
     assert [d for d, _ in (await log.claim("push", 10, lease_seconds=30))[1]] == [routed]
 
+    saved = orjson.loads(await log.pool.fetchval("SELECT record FROM case_records WHERE case_id = $1", case_id))
+    assert saved.get("refused", {}) == {}, "refused for good, by this device: nothing to remember of the channel"
     told = []
 
     async def publish(outcomes):
@@ -223,6 +225,9 @@ async def test_a_citizens_later_messages_waiting_on_a_channel_that_refused_every
         ("failed", 0), ("failed", 0)]
     assert rows[routed.delivery_id]["last_error"].endswith("; sent by e-mail instead")
     assert {rows[d.delivery_id]["status"] for d in (reached, leased, others)} == {"pending"}
+    # The citizen's messages planned in the next hour pass SMS over (domain.citizen_route).
+    record = orjson.loads(await log.pool.fetchval("SELECT record FROM case_records WHERE case_id = $1", case_id))
+    assert list(record["refused"]) == ["sms"] and record["version"] == 1
 
     order = []
     for _ in range(3):  # one at a time, in the citizen's order

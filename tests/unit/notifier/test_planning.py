@@ -7,7 +7,7 @@ import pytest
 
 from contracts.events import Citizen, NotifyChannel, UnitRef
 from services.notifier.dispatch import Retry, redact
-from services.notifier.domain import CaseRecord, Policy, follow_on, for_assignment, plan
+from services.notifier.domain import CaseRecord, Policy, follow_on, for_assignment, plan, remember_refused
 from services.notifier.settings import NotifierSettings
 from services.notifier.templates import day, when, without_diacritics
 from tests.unit.notifier.factories import Story
@@ -100,6 +100,41 @@ def test_a_message_refused_for_good_goes_on_by_the_citizens_next_route_until_non
     assert follow_on(mail, record, ALL, "550 no such mailbox") is None
     no_sms = Policy(ALL.channels - {"sms"}, ALL.unit_webhook_url, ALL.zalo_reply_window)
     assert follow_on(push, record, no_sms, "HTTP 404").channel == "email"
+
+
+def test_a_channel_that_refused_every_try_lately_is_passed_over_while_another_route_is_left():
+    """SMS refused every try of "received", which went on by e-mail; "resolved", planned soon after,
+    went to SMS again and waited out its own hour of tries there. For an hour it goes by e-mail."""
+    story = Story(citizen=Citizen(phone="+84903123456", email="binh@example.vn"))
+    record = CaseRecord()
+    told(story, story.opened(), story.routed(), record=record)
+    remember_refused(record, "sms", NOW)
+    [soon] = told(story, story.resolved(), record=record, now=NOW + timedelta(minutes=30))
+    assert (soon.channel, soon.target) == ("email", "binh@example.vn")
+    assert soon.note.startswith("SMS refused every try of an earlier message; passed over until ")
+    assert soon.note.endswith("; sent by e-mail instead")
+    later = Story(citizen=story.citizen)
+    record_later = CaseRecord(refused=dict(record.refused))
+    [after] = told(later, later.opened(), record=record_later, now=NOW + timedelta(minutes=61))
+    assert (after.channel, after.note) == ("sms", None), "an hour on, the SMS gateway is tried again"
+
+
+def test_a_channel_refused_lately_is_still_used_when_no_other_route_is_left():
+    only_phone = Story(citizen=Citizen(phone="+84903123456"))
+    record = CaseRecord()
+    told(only_phone, only_phone.opened(), record=record)
+    remember_refused(record, "sms", NOW)
+    [d] = told(only_phone, only_phone.routed(), record=record, now=NOW + timedelta(minutes=5))
+    assert (d.channel, d.undeliverable) == ("sms", None)
+    app = Story(channel="app", citizen=Citizen(app_user_id="app-9", phone="+84903123456"))
+    record = CaseRecord()
+    told(app, app.opened(), record=record)
+    remember_refused(record, "push", NOW)
+    [by_sms] = told(app, app.routed(), record=record, now=NOW + timedelta(minutes=5))
+    assert by_sms.channel == "sms" and by_sms.note.startswith("app push refused every try")
+    remember_refused(record, "sms", NOW)
+    [by_push] = told(app, app.resolved(), record=record, now=NOW + timedelta(minutes=5))
+    assert (by_push.channel, by_push.note) == ("push", None), "every route refused lately: its own channel"
 
 
 def test_a_zalo_citizen_who_left_no_other_contact_has_no_next_route():
