@@ -160,11 +160,9 @@ class Chatbot:
                     # Within its lease, whatever the OA API does: httpx's time-out is per read, and
                     # a reply sent past the lease could be sent again by whoever takes it next.
                     await asyncio.wait_for(self.oa.send_text(user_id, reply["text"]), send_timeout)
-                except TimeoutError:
-                    failure = SendFailed("the OA API did not answer in time", retry=True)
-                    await self._failed(reply, failure)
-                    return
-                except SendFailed as failure:
+                except (SendFailed, TimeoutError) as error:
+                    failure = error if isinstance(error, SendFailed) else \
+                        SendFailed("the OA API did not answer in time", retry=True)
                     if await self._failed(reply, failure):
                         return
                     continue

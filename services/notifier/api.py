@@ -3,6 +3,8 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
+from services.notifier.store import backlog_of
+
 router = APIRouter()
 
 
@@ -16,10 +18,10 @@ async def metrics(request: Request) -> PlainTextResponse:
     """Counts since start; the backlog by channel and the age of its oldest delivery; and, for each
     channel this notifier sends on, the tries in a row that failed: the figures to alert on when a
     gateway is down or misconfigured, long before its messages' hour of tries runs out."""
-    counts = request.app.state.notifier.counts
-    backlog = await request.app.state.deliveries.backlog()
-    waiting = await request.app.state.deliveries.waiting()
+    counts, deliveries = request.app.state.notifier.counts, request.app.state.deliveries
+    waiting = await deliveries.waiting()  # read once: the backlog's counts and its ages
     lines = [f"notifier_deliveries_{k}_total {v}\n" for k, v in counts.items()]
+    backlog = backlog_of(waiting, await deliveries.unannounced())
     lines += [f"notifier_deliveries_{k} {v}\n" for k, v in backlog.items()]
     lines += [f'notifier_oldest_pending_seconds{{channel="{channel}"}} {age:.1f}\n'
               for channel, (_, age) in sorted(waiting.items())]

@@ -197,8 +197,8 @@ def citizen_route(record: CaseRecord, policy: Policy, now: datetime) -> tuple[st
         return own, own_target, None, None  # every other route refused lately too: still the best
     if usable:
         channel, key = (fresh or usable)[0]
-        passed_over = [c for c, _ in usable[:usable.index((channel, key))]]
-        reason = blocked or refused_own or (_refused_lately(record, passed_over[0], now) if passed_over else None)
+        passed_over = usable[0][0] if (channel, key) != usable[0] else None
+        reason = blocked or refused_own or (passed_over and _refused_lately(record, passed_over, now))
         note = f"{reason}; sent by {CHANNEL_NAMES[channel]} instead" if reason else None
         return channel, citizen[key], note, None
     if own and own_target:

@@ -181,6 +181,11 @@ def _delivery(row: asyncpg.Record) -> Delivery:
                     orjson.loads(row["payload"]), row["source_topic"], row["traceparent"], row["note"])
 
 
+def backlog_of(waiting: dict[str, tuple[int, float]], unannounced: int) -> dict[str, int]:
+    """:meth:`DeliveryLog.backlog` from what :meth:`DeliveryLog.waiting` and ``unannounced`` gave."""
+    return {**{f"pending_{channel}": n for channel, (n, _) in waiting.items()}, "unannounced": unannounced}
+
+
 class DeliveryLog:
     def __init__(self, pool: asyncpg.Pool):
         self.pool = pool
@@ -318,9 +323,11 @@ class DeliveryLog:
 
     async def backlog(self) -> dict[str, int]:
         """Deliveries waiting to be sent, by channel, and outcomes waiting to be announced."""
-        return {**{f"pending_{channel}": n for channel, (n, _) in (await self.waiting()).items()},
-                "unannounced": await self.pool.fetchval(
-                    "SELECT count(*) FROM deliveries WHERE NOT published AND status IN ('sent', 'failed')")}
+        return backlog_of(await self.waiting(), await self.unannounced())
+
+    async def unannounced(self) -> int:
+        return await self.pool.fetchval(
+            "SELECT count(*) FROM deliveries WHERE NOT published AND status IN ('sent', 'failed')")
 
     async def waiting(self) -> dict[str, tuple[int, float]]:
         """By channel, how many deliveries wait to be sent and for how many seconds the oldest has."""
