@@ -84,6 +84,16 @@ def operator(authorization: str | None, settings: IntakeSettings) -> str:
     return names[found]
 
 
+def token_borrower(authorization: str | None, settings: IntakeSettings) -> None:
+    """The notifier borrowing the OA access token: 401 without the reader key; 503 when none is set."""
+    key = settings.zalo_token_reader_key.get_secret_value()
+    if not key:
+        raise Problem("Authorization", "Mã truy cập Zalo OA không được chia sẻ ở đây",
+                      "The OA access token is lent to no one here", status=503)
+    if _matches(bearer_token(authorization), [key]) is None:
+        raise Problem("Authorization", "Khóa không hợp lệ", "Unknown reader key", status=401, headers=BEARER)
+
+
 def open311_client(api_key: str | None, settings: IntakeSettings) -> None:
     """Open311 POSTs need a known api_key (GeoReport v2 answers 403); with no key configured the
     channel is closed (503, as the app and Zalo channels without their secrets), never open to all."""

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -17,24 +18,32 @@ from contracts.messaging import kafka_broker
 from contracts.runtime import report_tasks_on_signal, settle_heap, snapshot_heap_on_signal
 from contracts.settings import MissingSecret
 from contracts.telemetry import setup_tracing
+from contracts.zalo_token import FixedToken, TokenSource
 from services.intake.api import install_admission_limit, install_body_limit, install_error_handlers, install_routes
 from services.intake.application import Intake
 from services.intake.chatbot import Chatbot
 from services.intake.oa_client import OAClient
+from services.intake.oa_token import KeptToken
 from services.intake.settings import IntakeSettings
 
 TEMPLATES = Path(__file__).parent / "templates"
 
 
-def _oa_client(settings: IntakeSettings, http: httpx.AsyncClient) -> OAClient | None:
-    """The OA API client, when an access token is configured; without one, replies wait in the outbox."""
+def _oa_token(settings: IntakeSettings, intake: Intake, http: httpx.AsyncClient) -> TokenSource | None:
+    """The OA access token: kept fresh from a refresh token, or fixed; None when neither is configured."""
+    if seed := settings.zalo_refresh_token.get_secret_value():
+        return KeptToken(lambda: intake.pool, http, seed=seed, oauth_url=settings.zalo_oauth_url, app_id=settings.zalo_app_id,
+                         app_secret=settings.required_zalo_app_secret(),
+                         ahead=timedelta(seconds=settings.zalo_token_refresh_ahead_seconds))
     token = settings.zalo_access_token.get_secret_value()
-    return OAClient(http, settings.zalo_api_url, token) if token else None
+    return FixedToken(token) if token else None
 
 
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or IntakeSettings()
     settings.required_tracking_code_key()  # refused here, before anything starts
+    if settings.zalo_refresh_token.get_secret_value():
+        settings.required_zalo_app_secret()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -42,10 +51,13 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         broker = kafka_broker(settings.kafka_bootstrap, client_id="intake", tracer_provider=provider)
         app.state.http = http = httpx.AsyncClient(timeout=settings.zalo_send_timeout_seconds)
         app.state.intake = intake = Intake(broker, settings)
-        app.state.chatbot = chatbot = Chatbot(intake, _oa_client(settings, http), settings,
-                                              load_categories(settings.categories_file))
-        background = [asyncio.create_task(work) for work in (
-            intake.connect_forever(), intake.open_database_forever(), intake.tidy_forever(), chatbot.sweep_forever())]
+        app.state.oa_token = token = _oa_token(settings, intake, http)
+        oa = OAClient(http, settings.zalo_api_url, token) if token else None  # without, replies wait in the outbox
+        app.state.chatbot = chatbot = Chatbot(intake, oa, settings, load_categories(settings.categories_file))
+        work = [intake.connect_forever(), intake.open_database_forever(), intake.tidy_forever(), chatbot.sweep_forever()]
+        if isinstance(token, KeptToken):
+            work.append(token.keep_fresh_forever())
+        background = [asyncio.create_task(job) for job in work]
         settle_heap()
         report_tasks_on_signal()
         snapshot_heap_on_signal("intake")

@@ -7,8 +7,12 @@ refuses; the refusal is a non-zero ``error`` in the body.
 
 import httpx
 
+from contracts.zalo_token import INVALID_TOKEN, TokenSource
+
 # Zalo cuts consultation messages at 2,000 characters.
 MAX_TEXT = 2000
+# Zalo's rate limit: a later try may pass.
+RATE_LIMITED = -32
 
 
 class SendFailed(Exception):
@@ -20,15 +24,18 @@ class SendFailed(Exception):
 
 
 class OAClient:
-    def __init__(self, client: httpx.AsyncClient, base_url: str, access_token: str):
+    def __init__(self, client: httpx.AsyncClient, base_url: str, token: TokenSource):
         self.client = client
         self.url = base_url.rstrip("/") + "/v3.0/oa/message/cs"
-        self.access_token = access_token
+        self.token = token
 
     async def send_text(self, user_id: str, text: str) -> None:
+        access_token = await self.token.current()
+        if access_token is None:
+            raise SendFailed("no OA access token to hand", retry=True)
         body = {"recipient": {"user_id": user_id}, "message": {"text": text[:MAX_TEXT]}}
         try:
-            response = await self.client.post(self.url, json=body, headers={"access_token": self.access_token})
+            response = await self.client.post(self.url, json=body, headers={"access_token": access_token})
         except httpx.HTTPError as error:
             raise SendFailed(f"{type(error).__name__} talking to the OA API", retry=True) from error
         if response.status_code >= 500 or response.status_code == 429:
@@ -40,6 +47,9 @@ class OAClient:
         except ValueError:
             raise SendFailed("the OA API answered something that is not JSON", retry=True) from None
         error = answer.get("error", 0) if isinstance(answer, dict) else 0
+        if error == INVALID_TOKEN:  # expired or replaced: the next try goes with a fresh one
+            await self.token.refused(access_token)
         if error != 0:
-            # -32 is Zalo's rate limit; anything else (user blocked the OA, bad token) will not improve.
-            raise SendFailed(f"OA API error {error}: {str(answer.get('message', ''))[:200]}", retry=error == -32)
+            # Anything else (the user blocked the OA, a message Zalo will not take) will not improve.
+            raise SendFailed(f"OA API error {error}: {str(answer.get('message', ''))[:200]}",
+                             retry=error in (RATE_LIMITED, INVALID_TOKEN))

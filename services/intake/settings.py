@@ -1,9 +1,10 @@
 """Intake configuration, from ``INTAKE_*`` environment variables.
 
-Secrets (the Zalo OA secret key and access token, the app's token key, operator tokens, Open311
-API keys) come only from the environment; nothing here has a usable default for them, and a channel
-whose secret is not configured refuses its requests rather than accepting unauthenticated ones.
-Intake itself does not start without the key of its tracking codes.
+Secrets (the Zalo OA secret key, the OA's access or refresh token and the app's secret, the app's
+token key, operator tokens, Open311 API keys) come only from the environment; nothing here has a
+usable default for them, and a channel whose secret is not configured refuses its requests rather
+than accepting unauthenticated ones. Intake itself does not start without the key of its tracking
+codes, nor with a refresh token it could not refresh.
 """
 
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from contracts.settings import ServiceSettings, required_secret
+from contracts.settings import MissingSecret, ServiceSettings, required_secret
 
 
 class IntakeSettings(ServiceSettings):
@@ -60,7 +61,15 @@ class IntakeSettings(ServiceSettings):
     # Zalo Official Account "1022 TPHCM": webhook verification and the OA message API.
     zalo_app_id: str = ""
     zalo_oa_secret_key: SecretStr = SecretStr("")
+    # A fixed access token, replaced by hand; or, better, a refresh token from the OA's authorization
+    # with the app's secret key: intake then keeps the token fresh (services/intake/oa_token.py).
     zalo_access_token: SecretStr = SecretStr("")
+    zalo_refresh_token: SecretStr = SecretStr("")
+    zalo_app_secret: SecretStr = SecretStr("")
+    zalo_oauth_url: str = "https://oauth.zaloapp.com/v4/oa/access_token"
+    zalo_token_refresh_ahead_seconds: int = 3 * 3600
+    # The notifier's key to borrow the kept token (POST /internal/zalo/access-token); empty: lent to no one.
+    zalo_token_reader_key: SecretStr = SecretStr("")
     zalo_api_url: str = "https://openapi.zalo.me"
     # An event whose timestamp is older than this is a replay (or too late to answer): 401.
     zalo_max_event_age_seconds: int = 300
@@ -98,6 +107,13 @@ class IntakeSettings(ServiceSettings):
         return required_secret(self.tracking_code_key, "INTAKE_TRACKING_CODE_KEY",
                                "intake will not run without the key its tracking codes are made with"
                                " (a long random secret)")
+
+    def required_zalo_app_secret(self) -> str:
+        """The app's secret key, which refreshing the OA token needs once a refresh token is set."""
+        if not self.zalo_app_id:
+            raise MissingSecret("INTAKE_ZALO_APP_ID is not set: INTAKE_ZALO_REFRESH_TOKEN is refreshed as that app")
+        return required_secret(self.zalo_app_secret, "INTAKE_ZALO_APP_SECRET",
+                               "INTAKE_ZALO_REFRESH_TOKEN is refreshed with the app's secret key").decode()
 
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

@@ -47,6 +47,12 @@ CREATE INDEX IF NOT EXISTS zalo_replies_unsent ON zalo_replies (user_id, reply_i
 -- connection while the OA API answers.
 CREATE TABLE IF NOT EXISTS zalo_reply_leases (
     user_id text PRIMARY KEY, holder uuid NOT NULL, until timestamptz NOT NULL);
+-- The OA's access and refresh tokens, one pair for every instance (services/intake/oa_token.py),
+-- and the seeds from the configuration already taken.
+CREATE TABLE IF NOT EXISTS zalo_oa_token (
+    one boolean PRIMARY KEY DEFAULT true CHECK (one), access_token text NOT NULL, refresh_token text NOT NULL,
+    expires_at timestamptz NOT NULL, refreshed_at timestamptz NOT NULL);
+CREATE TABLE IF NOT EXISTS zalo_oa_seeds (seed_sha256 text PRIMARY KEY, seeded_at timestamptz NOT NULL DEFAULT now());
 """
 
 

@@ -13,12 +13,14 @@ from contracts.messaging import bulk_producer, kafka_broker, keep_consumers_read
 from contracts.postgres import create_pool
 from contracts.runtime import report_tasks_on_signal, settle_heap, snapshot_heap_on_signal
 from contracts.telemetry import setup_tracing
+from contracts.zalo_token import FixedToken, TokenSource
 from services.notifier.api import router
 from services.notifier.application import Announcer, Notifier
 from services.notifier.dispatch import Dispatcher, Retry
 from services.notifier.domain import CHANNEL_NAMES, Policy
 from services.notifier.handlers import register
 from services.notifier.mail import MailProvider
+from services.notifier.oa_token import BorrowedToken
 from services.notifier.providers import GatewayProvider, Provider, Providers, WebhookProvider, ZaloProvider
 from services.notifier.settings import NotifierSettings
 from services.notifier.store import DeliveryLog
@@ -53,7 +55,10 @@ def build_providers(settings: NotifierSettings, clients: contextlib.AsyncExitSta
     if settings.push_gateway_url:
         by_channel["push"] = GatewayProvider(client(), settings.push_gateway_url)
     if settings.zalo_api_url:
-        by_channel["zalo"] = ZaloProvider(client(), settings.zalo_api_url, settings.zalo_access_token)
+        http = client()
+        token: TokenSource = BorrowedToken(http, settings.zalo_token_url, settings.zalo_token_key.get_secret_value()) \
+            if settings.zalo_token_url else FixedToken(settings.zalo_access_token.get_secret_value())
+        by_channel["zalo"] = ZaloProvider(http, settings.zalo_api_url, token)
     if settings.smtp_host:
         mail = MailProvider(settings.smtp_host, settings.smtp_port, settings.mail_from,
                             timeout=settings.send_timeout_seconds, user=settings.smtp_user,

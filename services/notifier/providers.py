@@ -18,6 +18,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
+from contracts.zalo_token import INVALID_TOKEN, TokenSource
 from services.notifier import fitting
 from services.notifier.domain import Delivery
 from services.notifier.templates import without_diacritics
@@ -135,22 +136,25 @@ class GatewayProvider:
 
 
 # Zalo answers HTTP 200 with an error code in the body; these codes may pass on a later try
-# (-32: rate limited; -201: access token expired, refreshed out of band; -1: Zalo's own failure,
-# after which the message may or may not have gone). Any other code is final.
-ZALO_RETRIED: dict[int, type[Exception]] = {-32: Transient, -201: Transient, -1: Unanswered}
+# (-32: rate limited; -201: the access token is not valid, and the next try has a fresh one;
+# -1: Zalo's own failure, after which the message may or may not have gone). Any other code is final.
+ZALO_RETRIED: dict[int, type[Exception]] = {-32: Transient, INVALID_TOKEN: Transient, -1: Unanswered}
 
 
 class ZaloProvider:
     """The Zalo OA message API (v3, ``message/cs``): a text to a user who wrote to the OA."""
 
-    def __init__(self, client: aiohttp.ClientSession, url: str, access_token: str):
-        self.client, self.url, self.access_token = client, url, access_token
+    def __init__(self, client: aiohttp.ClientSession, url: str, token: TokenSource):
+        self.client, self.url, self.token = client, url, token
 
     async def send(self, delivery: Delivery) -> None:
+        access_token = await self.token.current()
+        if access_token is None:
+            raise Transient("no Zalo OA access token to hand")
         # The text is planned within the API's 2,000 characters (domain, fitting.zalo); the cut keeps
         # one planned before that off a refusal.
         body = {"recipient": {"user_id": delivery.target}, "message": {"text": delivery.text[:fitting.ZALO_CHARACTERS]}}
-        response = await post(self.client, self.url, body, {**headers_for(delivery), "access_token": self.access_token})
+        response = await post(self.client, self.url, body, {**headers_for(delivery), "access_token": access_token})
         try:
             answer = orjson.loads(response.text)
         except orjson.JSONDecodeError as error:  # a 2xx all the same: it may have been taken
@@ -158,6 +162,8 @@ class ZaloProvider:
         code = answer.get("error", 0) if isinstance(answer, dict) else 0
         if code == 0:
             return
+        if code == INVALID_TOKEN:
+            await self.token.refused(access_token)
         reason = f"Zalo error {code}: {str(answer.get('message', ''))[:200]}"
         raise ZALO_RETRIED.get(code, Permanent)(reason)
 

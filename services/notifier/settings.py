@@ -6,7 +6,7 @@ citizen who can only be reached on it is recorded as not reachable, with the rea
 
 from datetime import timedelta
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from contracts.settings import ServiceSettings
@@ -33,9 +33,13 @@ class NotifierSettings(ServiceSettings):
     # says so, for a request its citizen made public. Empty: it says nothing of where.
     public_lookup_url: str = ""
     push_gateway_url: str = ""
-    # The Zalo OA message API (v3: https://openapi.zalo.me/v3.0/oa/message/cs) and the OA's access token.
+    # The Zalo OA message API (v3: https://openapi.zalo.me/v3.0/oa/message/cs) and the OA's access
+    # token: borrowed from intake, which keeps it fresh (its POST /internal/zalo/access-token and the
+    # reader key intake knows as INTAKE_ZALO_TOKEN_READER_KEY), or fixed here and replaced by hand.
     zalo_api_url: str = ""
-    zalo_access_token: str = ""
+    zalo_token_url: str = ""
+    zalo_token_key: SecretStr = SecretStr("")
+    zalo_access_token: SecretStr = SecretStr("")
     # Zalo lets an OA answer a user freely for a while after the user's last message; later it refuses.
     zalo_reply_window_hours: float = 7 * 24
     smtp_host: str = ""

@@ -2,6 +2,7 @@
 
 The answer comes as soon as the event is verified and recorded (well under Zalo's 2-second
 budget); the chatbot's dialogue and its replies run afterwards (:mod:`services.intake.chatbot`).
+The notifier borrows the OA access token intake keeps fresh at ``POST /internal/zalo/access-token``.
 """
 
 import time
@@ -9,9 +10,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
+from services.intake.auth import token_borrower
 from services.intake.channels.common import settings
 from services.intake.domain import Problem
+from services.intake.oa_token import KeptToken
 from services.intake.zalo_events import verified_event
 
 router = APIRouter()
@@ -31,3 +35,22 @@ async def zalo_webhook(request: Request,
     if event.incoming() is not None:
         await request.app.state.chatbot.receive(event, body)
     return JSONResponse({"error": 0, "message": "ok"})
+
+
+class Borrowing(BaseModel):
+    # The digest (contracts.zalo_token.digest) of a token Zalo refused: replaced if still in use.
+    refused: str | None = Field(None, max_length=64)
+
+
+@router.post("/internal/zalo/access-token")
+async def lend_access_token(request: Request, borrowing: Borrowing | None = None,
+                            authorization: Annotated[str | None, Header()] = None) -> JSONResponse:
+    token_borrower(authorization, settings(request))
+    kept = request.app.state.oa_token
+    token = await kept.token(refused=borrowing.refused if borrowing else None) \
+        if isinstance(kept, KeptToken) else None
+    if token is None or not token.access_token:
+        raise Problem("", "Chưa có mã truy cập Zalo OA", "No OA access token is kept here (INTAKE_ZALO_REFRESH_TOKEN)",
+                      status=503, headers={"Retry-After": "30"})
+    return JSONResponse({"access_token": token.access_token, "expires_at": token.expires_at.isoformat()},
+                        headers={"Cache-Control": "no-store"})

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qsl
 from collections.abc import Callable
 from typing import Any
 
@@ -162,20 +163,23 @@ class RunningIntake:
 
 
 class StandIn:
-    """A local HTTP server that records what it is sent and answers from ``respond(method, path, body)``."""
+    """A local HTTP server that records what it is sent and answers from ``respond(method, path, body)``
+    (a JSON body, or a form's fields as a dict)."""
 
     def __init__(self, respond):
         self.received: list[tuple[str, str, dict[str, str], Any]] = []
         self.lock = threading.Lock()
+        self.respond = respond
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
             def _answer(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                body = json.loads(raw) if raw else None
+                form = (self.headers.get("Content-Type") or "").startswith("application/x-www-form-urlencoded")
+                body = (dict(parse_qsl(raw.decode())) if form else json.loads(raw)) if raw else None
                 with stand_in.lock:
                     stand_in.received.append((self.command, self.path, dict(self.headers), body))
-                status, answer = respond(self.command, self.path, body)
+                status, answer = stand_in.answer(self.command, self.path, dict(self.headers), body)
                 data = json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -192,6 +196,9 @@ class StandIn:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    def answer(self, method: str, path: str, headers: dict[str, str], body: Any) -> tuple[int, Any]:
+        return self.respond(method, path, body)
+
     def bodies(self) -> list[Any]:
         with self.lock:
             return [body for *_, body in self.received]
@@ -203,22 +210,77 @@ class StandIn:
 
 class ZaloOA(StandIn):
     """The OA message API: takes every message (after ``delay`` seconds, or ``delay_for(text)`` when
-    that is set) and keeps the texts per user."""
+    that is set) and keeps the texts per user.
+
+    Once :meth:`authorize` gave the app's secret it is also Zalo's OAuth server (``POST
+    /v4/oa/access_token``): each refresh token buys one pair, access tokens live ``lifetime``
+    seconds, and the message API answers -201 to a token it did not issue, that expired or that
+    was revoked. A refresh token tried again after its use is counted in ``reused``."""
 
     def __init__(self, delay: float = 0.0):
         self.delay = delay
         self.delay_for: Callable[[str], float] | None = None
-        super().__init__(self._respond)
+        self.app_secret: str | None = None
+        self.lifetime = 90000
+        self.expiry: dict[str, float] = {}  # access token -> time.monotonic() it expires
+        self.unspent: set[str] = set()
+        self.spent: set[str] = set()
+        self.reused: list[str] = []
+        self.refreshes = 0
+        self.took: list[tuple[str, str, str]] = []
+        super().__init__(None)
 
-    def _respond(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+    def authorize(self, app_secret: str, lifetime: int) -> str:
+        """The refresh token an operator gets by authorizing the OA for the app."""
+        self.app_secret, self.lifetime = app_secret, lifetime
+        seed = secrets.token_urlsafe(24)
+        self.unspent.add(seed)
+        return seed
+
+    def revoke(self) -> None:
+        """Every access token issued so far stops working (as when the OA's authorization changes)."""
+        with self.lock:
+            self.expiry.clear()
+
+    def answer(self, method: str, path: str, headers: dict[str, str], body: Any) -> tuple[int, Any]:
+        if path == "/v4/oa/access_token":
+            return 200, self._refresh(headers.get("secret_key"), body or {})
         delay_for = self.delay_for
         time.sleep(delay_for(body["message"]["text"]) if delay_for and body else self.delay)
         if method != "POST" or path != "/v3.0/oa/message/cs":
             return 404, {"error": -1, "message": "no such API"}
+        token = headers.get("access_token", "")
+        with self.lock:
+            if self.app_secret is not None and self.expiry.get(token, 0) < time.monotonic():
+                return 200, {"error": -201, "message": "Invalid access token"}
+            self.took.append((body["recipient"]["user_id"], body["message"]["text"], token))
         return 200, {"error": 0, "message": "Success", "data": {"message_id": secrets.token_hex(8)}}
 
+    def _refresh(self, secret_key: str | None, form: dict[str, str]) -> dict[str, Any]:
+        token = form.get("refresh_token", "")
+        with self.lock:
+            if secret_key != self.app_secret or form.get("grant_type") != "refresh_token":
+                return {"error": -14002, "error_name": "Invalid app secret"}
+            if token in self.spent:
+                self.reused.append(token)
+            if token not in self.unspent:
+                return {"error": -14014, "error_name": "Invalid refresh token"}
+            self.unspent.discard(token)
+            self.spent.add(token)
+            self.refreshes += 1
+            access, refresh = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+            self.expiry[access] = time.monotonic() + self.lifetime
+            self.unspent.add(refresh)
+        return {"access_token": access, "refresh_token": refresh, "expires_in": str(self.lifetime)}
+
+    def taken(self, user_id: str) -> list[tuple[str, str]]:
+        """The texts to ``user_id`` that the API took, in order, each with the access token it came with."""
+        with self.lock:
+            return [(text, token) for to, text, token in self.took if to == user_id]
+
     def texts_to(self, user_id: str) -> list[str]:
-        return [b["message"]["text"] for b in self.bodies() if b and b["recipient"]["user_id"] == user_id]
+        return [b["message"]["text"] for b in self.bodies()
+                if b and "recipient" in b and b["recipient"]["user_id"] == user_id]
 
 
 class KafkaTail:

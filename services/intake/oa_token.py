@@ -1,0 +1,166 @@
+"""The Zalo OA access token, kept fresh for every intake instance and lent to the notifier.
+
+An OA access token lives 25 hours. A refresh token buys a new pair once and is spent by it (Zalo
+OAuth v4: ``POST https://oauth.zaloapp.com/v4/oa/access_token``, header ``secret_key`` (the app's
+secret), form ``app_id``, ``grant_type=refresh_token``, ``refresh_token``; the answer carries
+``access_token``, ``refresh_token`` and ``expires_in`` seconds). Since a use spends it, the pair
+has one holder: the ``zalo_oa_token`` row in intake's database. Whoever refreshes holds the row's
+lock until Zalo answers and the new pair is written, in one transaction, so no two instances
+spend one refresh token. Only a crash between Zalo's answer and that commit loses the pair; then
+an operator authorizes the OA again and sets a new ``INTAKE_ZALO_REFRESH_TOKEN``.
+
+That variable seeds the row. A seed is taken once: an instance started later with the same one,
+or with an older one (a restart during a rolling change), leaves the kept pair alone.
+
+Each instance refreshes ahead of expiry (``INTAKE_ZALO_TOKEN_REFRESH_AHEAD_SECONDS``, at most half
+a token's life), also while nothing is sent, since the notifier borrows the token; and at once
+when Zalo refuses the token in use.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import httpx
+
+from contracts.zalo_token import digest
+
+log = logging.getLogger(__name__)
+
+# After a refresh that Zalo refused or did not answer, the next waits this long: a failing OAuth
+# server is not asked again for every reply.
+QUIET_AFTER_FAILURE_SECONDS = 30.0
+# Zalo's answer may come slowly, and one that comes too late has spent the refresh token all the
+# same: the refresh waits far longer than a send.
+REFRESH_TIMEOUT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Token:
+    access_token: str
+    expires_at: datetime
+    issued_at: datetime
+
+    def due(self, ahead: timedelta, now: datetime) -> bool:
+        """Time to refresh: within ``ahead`` of expiry, or past half its life if that comes first."""
+        return now >= self.expires_at - min(ahead, (self.expires_at - self.issued_at) / 2)
+
+
+class RefreshFailed(Exception):
+    """Zalo gave no new pair; the kept one stays."""
+
+
+class KeptToken:
+    """The :class:`~contracts.zalo_token.TokenSource` over the ``zalo_oa_token`` row."""
+
+    def __init__(self, pool: Callable[[], asyncpg.Pool | None], http: httpx.AsyncClient, *, seed: str,
+                 oauth_url: str, app_id: str, app_secret: str, ahead: timedelta):
+        self.pool, self.http, self.oauth_url = pool, http, oauth_url
+        self.seed, self.app_id, self.app_secret, self.ahead = seed, app_id, app_secret, ahead
+        self._seeded = False
+        self._kept: Token | None = None
+        self._looking = asyncio.Lock()
+        self._quiet_until = 0.0  # time.monotonic(): no refresh before this, after one failed
+
+    async def current(self) -> str | None:
+        token = await self.token()
+        return token.access_token or None if token else None
+
+    async def refused(self, access_token: str) -> None:
+        await self.token(refused=digest(access_token))
+
+    async def token(self, refused: str | None = None) -> Token | None:
+        """The token in use, refreshed first when it is due or ``refused`` (a :func:`digest`) names it."""
+        if self._usable(self._kept, refused):
+            return self._kept
+        async with self._looking:
+            if self._usable(self._kept, refused):
+                return self._kept
+            pool = self.pool()
+            if pool is None:
+                return self._kept
+            try:
+                if not self._seeded:
+                    await self._take_seed(pool)
+                self._kept = await self._look(pool, refused)
+            except (asyncpg.PostgresError, OSError) as error:
+                log.warning("Zalo OA token not read (%s); the one at hand is used", type(error).__name__)
+            return self._kept
+
+    def _usable(self, kept: Token | None, refused: str | None) -> bool:
+        if kept is None or (refused is not None and refused == digest(kept.access_token)):
+            return False
+        return not kept.due(self.ahead, datetime.now(UTC)) or time.monotonic() < self._quiet_until
+
+    async def _look(self, pool: asyncpg.Pool, refused: str | None) -> Token | None:
+        async with pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow("SELECT access_token, refresh_token, expires_at, refreshed_at"
+                                      " FROM zalo_oa_token FOR UPDATE")
+            if row is None:
+                return None
+            kept = Token(row["access_token"], row["expires_at"], row["refreshed_at"])
+            stale = kept.due(self.ahead, datetime.now(UTC)) or refused == digest(kept.access_token)
+            if not stale or time.monotonic() < self._quiet_until:
+                return kept
+            try:
+                fresh, refresh_token = await self._refresh(row["refresh_token"])
+            except RefreshFailed as failure:
+                self._quiet_until = time.monotonic() + QUIET_AFTER_FAILURE_SECONDS
+                log.error("Zalo OA token not refreshed (%s); the kept one, good until %s, stays", failure,
+                          kept.expires_at.isoformat())
+                return kept
+            await conn.execute("UPDATE zalo_oa_token SET access_token = $1, refresh_token = $2, expires_at = $3,"
+                               " refreshed_at = $4", fresh.access_token, refresh_token, fresh.expires_at,
+                               fresh.issued_at)
+        log.info("Zalo OA token refreshed; good until %s", fresh.expires_at.isoformat())
+        return fresh
+
+    async def _refresh(self, refresh_token: str) -> tuple[Token, str]:
+        """A new pair from Zalo for ``refresh_token``, which this spends."""
+        issued = datetime.now(UTC)
+        form = {"app_id": self.app_id, "grant_type": "refresh_token", "refresh_token": refresh_token}
+        try:
+            response = await self.http.post(self.oauth_url, data=form, headers={"secret_key": self.app_secret},
+                                            timeout=REFRESH_TIMEOUT_SECONDS)
+            answer = response.json()
+        except (httpx.HTTPError, ValueError) as error:
+            raise RefreshFailed(type(error).__name__) from error
+        answer = answer if isinstance(answer, dict) else {}
+        access, refresh = answer.get("access_token"), answer.get("refresh_token")
+        try:
+            seconds = int(answer.get("expires_in"))  # Zalo sends a string of seconds: "90000"
+        except (TypeError, ValueError):
+            seconds = 0
+        if not (isinstance(access, str) and access and isinstance(refresh, str) and refresh and seconds > 0):
+            # Zalo's error name and code say why (a spent or expired refresh token, a wrong secret);
+            # the answer holds no token then.
+            name = str(answer.get("error_name") or answer.get("message") or "")[:100]
+            raise RefreshFailed(f"HTTP {response.status_code}, Zalo error {answer.get('error')} {name}".rstrip())
+        return Token(access, issued + timedelta(seconds=seconds), issued), refresh
+
+    async def _take_seed(self, pool: asyncpg.Pool) -> None:
+        """Keep the pair the configured refresh token buys, unless that seed was taken before."""
+        async with pool.acquire() as conn, conn.transaction():
+            new = await conn.fetchval("INSERT INTO zalo_oa_seeds (seed_sha256) VALUES ($1)"
+                                      " ON CONFLICT DO NOTHING RETURNING true", digest(self.seed))
+            if new:  # due at once: its first use buys the pair, and learns when it expires
+                await conn.execute(
+                    "INSERT INTO zalo_oa_token (access_token, refresh_token, expires_at, refreshed_at)"
+                    " VALUES ('', $1, now(), now()) ON CONFLICT (one) DO UPDATE SET access_token = '',"
+                    " refresh_token = $1, expires_at = now(), refreshed_at = now()", self.seed)
+                log.info("Zalo OA token seeded from the configuration")
+        self._seeded = True
+
+    async def keep_fresh_forever(self, every_seconds: float = QUIET_AFTER_FAILURE_SECONDS) -> None:
+        """Look every ``every_seconds`` whether a refresh is due, so the token the notifier borrows
+        stays good while intake itself sends nothing."""
+        while True:
+            try:
+                await self.token()
+            except Exception as error:  # noqa: BLE001 - the next look tries again
+                log.warning("Zalo OA token not looked at (%s)", type(error).__name__)
+            await asyncio.sleep(every_seconds)

@@ -1,0 +1,110 @@
+"""The Zalo OA access token kept fresh: intake refreshes it against a local stand-in for Zalo's
+OAuth server, which spends each refresh token on its first use, over real HTTP and PostgreSQL.
+
+Zalo's access tokens live 25 hours. With only a fixed one configured, the chatbot and the
+notifier's Zalo messages stopped a day after each deploy, until someone pasted in a new token."""
+
+import asyncio
+import secrets
+import time
+
+import httpx
+import pytest
+
+from contracts.zalo_token import digest
+from tests.integration.intake.test_zalo import Citizen
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+APP_SECRET = secrets.token_urlsafe(24)
+READER_KEY = secrets.token_urlsafe(24)
+LEND = "/internal/zalo/access-token"
+
+
+def refreshing(oa, seed: str) -> dict:
+    """Intake's settings for keeping the token fresh from ``seed``, with no fixed token to fall back on."""
+    return {"zalo_refresh_token": seed, "zalo_app_secret": APP_SECRET, "zalo_access_token": "",
+            "zalo_oauth_url": oa.url + "/v4/oa/access_token", "zalo_token_reader_key": READER_KEY}
+
+
+async def taken(oa, user_id: str, count: int, timeout: float = 20) -> list[tuple[str, str]]:
+    deadline = time.monotonic() + timeout
+    while len(oa.taken(user_id)) < count:
+        assert time.monotonic() < deadline, f"expected {count} replies taken, got {oa.taken(user_id)}"
+        await asyncio.sleep(0.05)
+    return oa.taken(user_id)
+
+
+async def borrow(client: httpx.AsyncClient, intake, refused: str | None = None) -> str:
+    answer = await client.post(intake.url + LEND, json={"refused": refused} if refused else None,
+                               headers={"Authorization": f"Bearer {READER_KEY}"})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["cache-control"] == "no-store"
+    return answer.json()["access_token"]
+
+
+async def test_replies_keep_going_out_after_the_access_token_expires(start_intake, keys, oa):
+    seed = oa.authorize(APP_SECRET, lifetime=4)
+    intake = start_intake(**refreshing(oa, seed))
+    async with httpx.AsyncClient(timeout=15) as client:
+        citizen = Citizen(keys, intake, client)
+        await citizen.says("xin chào")
+        await taken(oa, citizen.user_id, 2)
+        await asyncio.sleep(4.5)  # the token those went with has expired
+        await citizen.says("Đèn đường hỏng cả dãy, buổi tối rất tối và nguy hiểm")
+        replies = await taken(oa, citizen.user_id, 3)
+    assert replies[0][1] != replies[2][1], "the reply after expiry went with a fresh token"
+    assert oa.reused == [], "a refresh token was tried after it was spent"
+
+
+async def test_a_refused_token_is_replaced_and_the_reply_goes_on_the_next_try(start_intake, keys, oa):
+    seed = oa.authorize(APP_SECRET, lifetime=90000)
+    intake = start_intake(**refreshing(oa, seed))
+    async with httpx.AsyncClient(timeout=15) as client:
+        citizen = Citizen(keys, intake, client)
+        await citizen.says("xin chào")
+        (_, before), _ = await taken(oa, citizen.user_id, 2)
+        oa.revoke()  # Zalo stops taking every token issued so far
+        await citizen.says("Đèn đường hỏng cả dãy, buổi tối rất tối và nguy hiểm")
+        replies = await taken(oa, citizen.user_id, 4)  # two to this message
+    assert [token for _, token in replies] == [before, before, replies[2][1], replies[2][1]] and replies[2][1] != before
+    assert oa.refreshes == 2 and oa.reused == []
+    assert len(oa.texts_to(citizen.user_id)) == 5, "one refused try, then each reply once"
+
+
+async def test_instances_told_of_one_refusal_at_once_buy_one_new_pair(start_intake, oa):
+    seed = oa.authorize(APP_SECRET, lifetime=90000)
+    first, second = start_intake(**refreshing(oa, seed)), start_intake(**refreshing(oa, seed))
+    async with httpx.AsyncClient(timeout=40) as client:
+        token = await borrow(client, first)
+        assert await borrow(client, second) == token, "both instances lend the one kept token"
+        bought = oa.refreshes
+        fresh = await asyncio.gather(*(borrow(client, instance, refused=digest(token))
+                                       for instance in (first, second) for _ in range(5)))
+    assert set(fresh) != {token} and len(set(fresh)) == 1
+    assert oa.refreshes == bought + 1 and oa.reused == []
+
+
+async def test_the_kept_pair_outlives_a_restart_and_a_spent_seed_is_not_taken_again(start_intake, oa):
+    seed = oa.authorize(APP_SECRET, lifetime=90000)
+    first = start_intake(**refreshing(oa, seed))
+    async with httpx.AsyncClient(timeout=15) as client:
+        token = await borrow(client, first)
+        first.stop()
+        again = start_intake(**refreshing(oa, seed))  # the same configuration, its seed spent
+        assert await borrow(client, again) == token
+        oa.revoke()
+        assert await borrow(client, again, refused=digest(token)) != token, "the kept refresh token bought a pair"
+    assert oa.refreshes == 2 and oa.reused == []
+
+
+async def test_the_token_is_lent_only_to_the_holder_of_the_reader_key(start_intake, oa):
+    seed = oa.authorize(APP_SECRET, lifetime=90000)
+    lending = start_intake(**refreshing(oa, seed))
+    closed = start_intake(**(refreshing(oa, seed) | {"zalo_token_reader_key": ""}))
+    async with httpx.AsyncClient(timeout=15) as client:
+        nobody = await client.post(lending.url + LEND)
+        wrong = await client.post(lending.url + LEND, headers={"Authorization": "Bearer " + secrets.token_urlsafe(24)})
+        not_here = await client.post(closed.url + LEND, headers={"Authorization": f"Bearer {READER_KEY}"})
+    assert nobody.status_code == 401 and wrong.status_code == 401
+    assert "access_token" not in wrong.text
+    assert not_here.status_code == 503
