@@ -82,7 +82,8 @@ def create_app(inbox: Inbox | None = None, zalo: ZaloTokens | None = None) -> Fa
         return {"status": "ok", "messages": len(inbox.seen)}
 
     @app.post("/zalo/oauth")
-    async def zalo_oauth(request: Request, secret_key: str | None = Header(None)) -> dict:
+    async def zalo_oauth(request: Request,
+                         secret_key: str | None = Header(None, convert_underscores=False)) -> dict:
         if zalo is None:
             return {"error": -14002, "error_name": "No Zalo app here"}
         return zalo.refresh(secret_key, {k: str(v) for k, v in (await request.form()).items()})
@@ -116,7 +117,8 @@ if __name__ == "__main__":
     mail.start()
     try:
         app_secret = os.environ.get("GATEWAYS_ZALO_APP_SECRET", "")
-        uvicorn.run(create_app(shared, ZaloTokens(app_secret) if app_secret else None), host="127.0.0.1", port=int(os.environ.get("GATEWAYS_PORT", "8006")),
+        uvicorn.run(create_app(shared, ZaloTokens(app_secret) if app_secret else None), host="127.0.0.1",
+                    port=int(os.environ.get("GATEWAYS_PORT", "8006")),
                     log_level="warning")
     finally:
         mail.stop()

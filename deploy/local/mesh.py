@@ -71,7 +71,9 @@ class Mesh:
     def _zalo_through_intake(self, gateways: str, intake_port: int) -> None:
         """Zalo as deployed: intake keeps the OA token fresh against the stand-ins' OAuth server, from
         a refresh token made here, and the notifier borrows it from intake."""
-        made = {"INTAKE_ZALO_APP_ID": str(secrets.randbelow(10**15)), "INTAKE_ZALO_APP_SECRET": secrets.token_urlsafe(24),
+        made = {"INTAKE_ZALO_APP_ID": str(secrets.randbelow(10**15)),
+                "INTAKE_ZALO_OA_SECRET_KEY": secrets.token_urlsafe(24),
+                "INTAKE_ZALO_APP_SECRET": secrets.token_urlsafe(24),
                 "INTAKE_ZALO_REFRESH_TOKEN": secrets.token_urlsafe(24),
                 "INTAKE_ZALO_TOKEN_READER_KEY": secrets.token_urlsafe(24)}
         for name, value in made.items():
@@ -106,7 +108,8 @@ class Mesh:
 
     def start_all(self, timeout: float = 90) -> None:
         # The gateways' stand-ins first: they are the outside world (Zalo's OAuth among it), there before us.
-        names = (["gateways"] if self.gateways_port else []) + list(self.ports) + (["district"] if self.district_port else [])
+        names = ((["gateways"] if self.gateways_port else []) + list(self.ports)
+                 + (["district"] if self.district_port else []))
         for name in names:
             self.start(name)
         for name in names:

@@ -32,8 +32,8 @@ TEMPLATES = Path(__file__).parent / "templates"
 def _oa_token(settings: IntakeSettings, intake: Intake, http: httpx.AsyncClient) -> TokenSource | None:
     """The OA access token: kept fresh from a refresh token, or fixed; None when neither is configured."""
     if seed := settings.zalo_refresh_token.get_secret_value():
-        return KeptToken(lambda: intake.pool, http, seed=seed, oauth_url=settings.zalo_oauth_url, app_id=settings.zalo_app_id,
-                         app_secret=settings.required_zalo_app_secret(),
+        return KeptToken(lambda: intake.pool, http, seed=seed, oauth_url=settings.zalo_oauth_url,
+                         app_id=settings.zalo_app_id, app_secret=settings.required_zalo_app_secret(),
                          ahead=timedelta(seconds=settings.zalo_token_refresh_ahead_seconds))
     token = settings.zalo_access_token.get_secret_value()
     return FixedToken(token) if token else None
@@ -54,7 +54,8 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         app.state.oa_token = token = _oa_token(settings, intake, http)
         oa = OAClient(http, settings.zalo_api_url, token) if token else None  # without, replies wait in the outbox
         app.state.chatbot = chatbot = Chatbot(intake, oa, settings, load_categories(settings.categories_file))
-        work = [intake.connect_forever(), intake.open_database_forever(), intake.tidy_forever(), chatbot.sweep_forever()]
+        work = [intake.connect_forever(), intake.open_database_forever(), intake.tidy_forever(),
+                chatbot.sweep_forever()]
         if isinstance(token, KeptToken):
             work.append(token.keep_fresh_forever())
         background = [asyncio.create_task(job) for job in work]

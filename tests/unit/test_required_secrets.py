@@ -39,8 +39,8 @@ def test_with_a_key_the_app_is_made(service, settings, field, variable):
     assert service.create_app(settings(**{field: secrets.token_urlsafe(32)})).title.startswith("1022 ")
 
 
-@pytest.mark.parametrize(("app_id", "app_secret", "variable"), [("", "s3cret", "INTAKE_ZALO_APP_ID"),
-                                                                 ("4291763606161179100", " ", "INTAKE_ZALO_APP_SECRET")])
+@pytest.mark.parametrize(("app_id", "app_secret", "variable"), [
+    ("", "s3cret", "INTAKE_ZALO_APP_ID"), ("4291763606161179100", " ", "INTAKE_ZALO_APP_SECRET")])
 def test_intake_is_not_made_with_a_refresh_token_it_could_not_refresh(app_id, app_secret, variable):
     """Else it would start, and the chatbot would fall silent when the first token expired."""
     settings = IntakeSettings(tracking_code_key=secrets.token_urlsafe(32), zalo_refresh_token="seed",

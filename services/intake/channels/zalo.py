@@ -50,7 +50,8 @@ async def lend_access_token(request: Request, borrowing: Borrowing | None = None
     token = await kept.token(refused=borrowing.refused if borrowing else None) \
         if isinstance(kept, KeptToken) else None
     if token is None or not token.access_token:
-        raise Problem("", "Chưa có mã truy cập Zalo OA", "No OA access token is kept here (INTAKE_ZALO_REFRESH_TOKEN)",
-                      status=503, headers={"Retry-After": "30"})
+        raise Problem("", "Chưa có mã truy cập Zalo OA",
+                      "No OA access token is kept here (INTAKE_ZALO_REFRESH_TOKEN)", status=503,
+                      headers={"Retry-After": "30"})
     return JSONResponse({"access_token": token.access_token, "expires_at": token.expires_at.isoformat()},
                         headers={"Cache-Control": "no-store"})
