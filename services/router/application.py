@@ -7,46 +7,27 @@ thread so the event loop never blocks. What a use case needs from the router's o
 
 import collections
 import logging
-import traceback
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, PersistenceError
 
 from contracts import ids
-from contracts.events import RequestReceived, UnitResponse
+from contracts.events import RequestReceived
+from services.router.answers import Answers
 from services.router.directory import Directory
-from services.router.domain import ESCALATION_STEP, Case, CaseError, DirectoryEdition
+from services.router.domain import ESCALATION_STEP, Case, DirectoryEdition
+from services.router.meta import meta_of, unit_ref, where_it_failed
 from services.router.routing import Decision, Rules, choose_handler, load_rules, route
 
 log = logging.getLogger(__name__)
 # How long a router remembers the cases it opened, for linking a second report to them: longer
 # than the relay takes to record them in the ledger, where every router finds them.
 RECENT = timedelta(minutes=1)
-# How far from now a unit's committed date may be: further is taken for a mistyped date.
-COMMITMENT_HORIZON = timedelta(days=366)
-
-
-def where_it_failed(error: BaseException) -> str:
-    """An error as the log may keep it: its kind and the line that raised it, not its text, which
-    may quote what a citizen wrote (an address, a name)."""
-    frames = traceback.extract_tb(error.__traceback__)
-    return f"{type(error).__name__} at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames \
-        else type(error).__name__
-
-
-def meta_of(message: Any) -> dict[str, Any]:
-    return {"correlation_id": str(message.correlation_id), "causation_id": str(message.event_id),
-            "traceparent": message.traceparent, "tracestate": message.tracestate}
-
-
-def unit_ref(unit: Any) -> dict[str, Any]:
-    return {"id": unit.id, "name": unit.name, "admin_code": unit.admin_code}
 
 
 @dataclass
@@ -61,8 +42,8 @@ class Workload:
         self.last_assigned[handler_id] = now
 
 
-class CaseDesk(Application):
-    """Bàn điều phối: where cases are opened, routed, assigned, answered and escalated."""
+class CaseDesk(Answers, Application):
+    """Bàn điều phối: where cases are opened, routed, assigned, answered (:class:`Answers`) and escalated."""
 
     name = "cases"
 
@@ -284,99 +265,6 @@ class CaseDesk(Application):
         case.issue_assignment(ids.event_id("assignment", case.id, case.version), {"id": handler.id, "name": handler.name},
                               decision.unit.notify_for(handler), meta, also=[unit_ref(u) for u in decision.also])
         workload.took(handler.id, now)
-
-    # --- the units' and the centre's answers -----------------------------------------------
-
-    def answer(self, responses: Iterable[UnitResponse], now: datetime, workload: Workload) -> list[tuple[UnitResponse, str]]:
-        """Apply responses; returns those refused, with why (they are not retried)."""
-        refused: list[tuple[UnitResponse, str]] = []
-        for response in responses:
-            try:
-                case: Case = self.repository.get(response.case_id)
-            except AggregateNotFoundError:
-                case = None
-            if not isinstance(case, Case):  # nor the directory's record, whose id is public
-                refused.append((response, f"no case {response.case_id}"))
-                continue
-            if case.has_seen(response.event_id):
-                continue  # a redelivered response: already applied
-            try:
-                self._apply(case, response, now, meta_of(response), workload)
-            except CaseError as error:
-                refused.append((response, str(error)))
-                continue
-            except Exception as error:  # noqa: BLE001 - the case's own rules, no I/O: it would fail again
-                # Read again, it would hold up every response behind it on its partition for good.
-                log.error("response %s for case %s cannot be applied (%s); it is dead-lettered",
-                          response.event_id, response.case_id, where_it_failed(error))
-                refused.append((response, f"{where_it_failed(error)}: cannot be applied"))
-                continue
-            self.save(case)
-        return refused
-
-    def _apply(self, case: Case, r: UnitResponse, now: datetime, meta: dict[str, Any], workload: Workload) -> None:
-        centre = self.directory.centre
-        if r.kind in ("route", "close", "reopen") and r.unit_id != centre.id:
-            raise CaseError(f"only the 1022 centre may {r.kind} a case")
-        if r.kind == "accept":
-            case.accept(r.unit_id, r.handler_id, meta)
-        elif r.kind == "progress":
-            if r.committed_date is not None and abs(r.committed_date - now) > COMMITMENT_HORIZON:
-                # A slip of the keyboard (2062 for 2026; year 1, which no reader can even convert
-                # to UTC): the case's resolve deadline and its escalations would take it as given.
-                raise CaseError(f"committed date {r.committed_date.isoformat()} is more than "
-                                f"{COMMITMENT_HORIZON.days} days from now")
-            case.report_progress(r.unit_id, r.note, r.committed_date.isoformat() if r.committed_date else None, meta)
-        elif r.kind == "resolve":
-            case.resolve(r.unit_id, r.note, meta)
-        elif r.kind == "decline":
-            case.decline(r.unit_id, r.note, meta)
-            self._route(case, self._reroute(case, r), now, meta, workload)
-        elif r.kind == "route":
-            if case.status != "triage":
-                raise CaseError(f"case is {case.status}; only a case in triage is routed by the centre")
-            try:
-                unit = self.directory.unit(r.target_unit_id or "")
-            except KeyError:
-                raise CaseError(f"no unit {r.target_unit_id} in directory {self.directory.version}") from None
-            self._route(case, Decision.by_centre(unit, self.directory.version, case.category, r.note, self.rules,
-                                                 also=self._also(case.category, unit)), now, meta, workload)
-        elif r.kind == "close":
-            case.close(r.note or "closed by the 1022 centre", meta)
-        elif r.kind == "reopen":
-            case.reopen(r.note, meta)
-            self._route(case, self._back_to_unit(case), now, meta, workload)
-
-    def _also(self, category: str, unit: Any) -> tuple[Any, ...]:
-        """The units the category's rule tells as well, for a unit the centre chose: the department
-        and the centre, as a routed case's are (an area's unit is the one the address gives)."""
-        rule = self.rules.categories.get(category)
-        kinds = {"department": self.directory.department, "centre": self.directory.centre}
-        return tuple(dict.fromkeys(u for k in (rule.also if rule else ()) if (u := kinds.get(k)) is not None
-                                   and u != unit))
-
-    def _back_to_unit(self, case: Case) -> Decision:
-        """A reopened case goes back to the unit that resolved it, with fresh deadlines."""
-        try:
-            unit = self.directory.unit(case.unit["id"]) if case.unit else None
-        except KeyError:  # the directory changed since: route it afresh
-            unit = None
-        if unit is None:
-            return self._route_or_triage(case.address, case.category, case.id, "reopened by the citizen; ")
-        return Decision.by_centre(unit, self.directory.version, case.category,
-                                  "reopened by the citizen: back to the unit that resolved it", self.rules,
-                                  also=self._also(case.category, unit))
-
-    def _reroute(self, case: Case, response: UnitResponse) -> Decision:
-        """After a decline: the corrected address if the unit gave one and it leads elsewhere;
-        otherwise the 1022 centre decides (never back to a unit that already declined)."""
-        if response.corrected_address:
-            decision = self._route_or_triage(response.corrected_address, case.category, case.id)
-            if decision.outcome == "routed" and decision.unit.id not in case.tried_units:
-                return decision
-        return Decision.triage(self.directory.centre, self.directory.version,
-                               f"declined by {response.unit_id}: {response.note}".strip(),
-                               rules_version=self.rules.version)
 
     # --- deadlines -------------------------------------------------------------------------
 
