@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, PersistenceError
+from eventsourcing.persistence import IntegrityError, PersistenceError, Recording
 
 from contracts import ids
 from contracts.events import RequestReceived
@@ -25,9 +25,9 @@ from services.router.meta import meta_of, unit_ref, where_it_failed
 from services.router.routing import Decision, Rules, choose_handler, load_rules, route
 
 log = logging.getLogger(__name__)
-# How long a router remembers the cases it opened, for linking a second report to them: longer
-# than the relay takes to record them in the ledger, where every router finds them.
-RECENT = timedelta(minutes=1)
+# A router remembers each case it opened, for linking a second report to it, until the relay has
+# recorded it in the ledger, where every router finds it; at most this long, should the relay stop.
+REMEMBERED_AT_MOST = timedelta(hours=1)
 
 
 @dataclass
@@ -53,9 +53,10 @@ class CaseDesk(Answers, Application):
         self.directory = directory
         self.rules = rules or load_rules()
         self.escalation_step = dict(escalation_step or ESCALATION_STEP)
-        # The cases this router opened lately, by (phone, category), and when, oldest first: see _recent_reports.
+        # The cases this router opened that the ledger may not have yet, by (phone, category), and
+        # when and as which notification, oldest first: see _recent_reports.
         self.recent: dict[tuple[str, str], list[dict]] = {}
-        self.remembered: collections.deque[tuple[datetime, tuple[str, str]]] = collections.deque()
+        self.remembered: collections.deque[tuple[datetime, int, tuple[str, str]]] = collections.deque()
 
     # --- the directory -----------------------------------------------------------------------
 
@@ -81,11 +82,13 @@ class CaseDesk(Answers, Application):
 
     def receive(self, requests: Sequence[RequestReceived], now: datetime, workload: Workload,
                 open_reports: Mapping[tuple[str, str], list[dict]] | None = None,
-                refused: list[tuple[RequestReceived, str]] | None = None) -> list[Case]:
+                refused: list[tuple[RequestReceived, str]] | None = None, recorded: int | None = None) -> list[Case]:
         """Open, route and assign a case for each new request; a request seen before changes nothing.
 
         A report with the same phone, area and category as an open case is opened as a duplicate
-        of it, and the open case records the link. All cases of a batch are saved in one
+        of it, and the open case records the link: an open case from ``open_reports`` (the ledger,
+        read with the notification it is ``recorded`` up to) or one this router opened that the
+        ledger did not have then. All cases of a batch are saved in one
         transaction; when one already exists (a redelivery, or another router instance was first)
         the batch is saved case by case.
 
@@ -97,7 +100,7 @@ class CaseDesk(Answers, Application):
         # What the ledger knew before the batch, this router's own cases the ledger may not have yet
         # (the relay records them a moment after they are published), and each case of the batch as
         # it is opened: a second report close behind the first is linked, not opened twice.
-        reports = self._recent_reports(requests, open_reports or {}, now)
+        reports = self._recent_reports(requests, open_reports or {}, now, recorded)
         batch: dict[str, Case] = {}
         cases: list[Case] = []
         listed: set[uuid.UUID] = set()  # an original several reports repeat is saved once
@@ -119,9 +122,10 @@ class CaseDesk(Answers, Application):
             openable.append(request)
         if not cases:
             return []
+        notified: dict[str, int] = {}  # the last notification of each case saved
         try:
-            self.save(*cases)
-            self._remember(reports, cases, now)
+            notified.update(_notifications(self.save(*cases)))
+            self._remember(reports, notified, now)
             return cases
         except IntegrityError:
             pass
@@ -129,16 +133,20 @@ class CaseDesk(Answers, Application):
         # each request is opened afresh and saved alone, skipping those already recorded.
         saved: list[Case] = []
         for request in openable:
-            saved.extend(self._open_alone(request, now, workload, reports))
-        self._remember(reports, saved, now)
+            saved.extend(self._open_alone(request, now, workload, reports, notified))
+        self._remember(reports, notified, now)
         return saved
 
     def _recent_reports(self, requests: Sequence[RequestReceived], open_reports: Mapping[tuple[str, str], list[dict]],
-                        now: datetime) -> dict[tuple[str, str], list[dict]]:
-        """The ledger's open reports, with the cases this router opened in the last minute that the
-        batch's requests could repeat; the rest of what it remembers is not looked at."""
-        while self.remembered and self.remembered[0][0] <= now - RECENT:
-            _, key = self.remembered.popleft()  # the oldest remembered case is its key's first
+                        now: datetime, recorded: int | None) -> dict[tuple[str, str], list[dict]]:
+        """The ledger's open reports, with the cases this router opened that the ledger had not
+        recorded and the batch's requests could repeat; the rest of what it remembers is not looked at.
+
+        A case is forgotten once the ledger has it (while the relay lags, however long, it is kept:
+        a minute's memory once let a second report opened during a Kafka hiccup become a second case)."""
+        while self.remembered and ((recorded is not None and self.remembered[0][1] <= recorded)
+                                   or self.remembered[0][0] <= now - REMEMBERED_AT_MOST):
+            _, _, key = self.remembered.popleft()  # the oldest remembered case is its key's first
             del self.recent[key][0]
             if not self.recent[key]:
                 del self.recent[key]
@@ -149,17 +157,19 @@ class CaseDesk(Answers, Application):
                 reports.setdefault(key, []).extend(r for r in mine if str(r["case_id"]) not in known)
         return reports
 
-    def _remember(self, reports: Mapping[tuple[str, str], list[dict]], saved: Sequence[Case], now: datetime) -> None:
-        unremembered = {str(c.id) for c in saved}
+    def _remember(self, reports: Mapping[tuple[str, str], list[dict]], notified: Mapping[str, int],
+                  now: datetime) -> None:
+        unremembered = dict(notified)
         for key, entries in reports.items():
             for r in entries:
-                if r.get("this_batch") and str(r["case_id"]) in unremembered:
-                    unremembered.discard(str(r["case_id"]))  # once, though a batch saved case by case lists it again
+                if r.get("this_batch") and (notification := unremembered.pop(str(r["case_id"]), None)) is not None:
+                    # once, though a batch saved case by case lists it again
                     self.recent.setdefault(key, []).append({"case_id": r["case_id"], "area_code": r["area_code"]})
-                    self.remembered.append((now, key))
+                    self.remembered.append((now, notification, key))
 
     def _open_alone(self, request: RequestReceived, now: datetime, workload: Workload,
-                    open_reports: dict[tuple[str, str], list[dict]], attempts: int = 3) -> list[Case]:
+                    open_reports: dict[tuple[str, str], list[dict]], notified: dict[str, int],
+                    attempts: int = 3) -> list[Case]:
         """Open and save one request's case, unless it is recorded already.
 
         A duplicate is saved with the open case it links to, and that case may change between
@@ -173,7 +183,7 @@ class CaseDesk(Answers, Application):
                 return []
             group = self._open(request, now, workload, open_reports, {})
             try:
-                self.save(*group)
+                notified.update(_notifications(self.save(*group)))
                 return group
             except IntegrityError as error:
                 failed = error
@@ -294,3 +304,12 @@ class CaseDesk(Answers, Application):
         self.save(case)
         return True
 
+
+def _notifications(recordings: Sequence[Recording] | None) -> dict[str, int]:
+    """The last notification of each case among ``recordings``: the relay's position passes it once
+    the case is in the ledger."""
+    last: dict[str, int] = {}
+    for recording in recordings or ():
+        case_id = str(recording.domain_event.originator_id)
+        last[case_id] = max(last.get(case_id, 0), recording.notification.id)
+    return last

@@ -47,11 +47,12 @@ def register(broker: KafkaBroker, desk, pool, group_id: str, max_batch: int, sta
         spans = [telemetry.start_span_from("router.open_case", r.traceparent, r.tracestate) for r in requests]
         try:
             # Both lookups at once: each is a round trip on the path of every new case.
-            reports, load = await asyncio.gather(
+            (reports, recorded), load = await asyncio.gather(
                 ledger.open_duplicates(pool, [(r.citizen.phone, r.category) for r in requests if r.citizen.phone]),
                 workload())
             refused: list[tuple[RequestReceived, str]] = []
-            opened = await asyncio.to_thread(desk.receive, requests, datetime.now(UTC), load, reports, refused)
+            opened = await asyncio.to_thread(desk.receive, requests, datetime.now(UTC), load, reports, refused,
+                                             recorded)
         except Exception as error:  # noqa: BLE001 - logged, then the batch is read again
             log.exception("could not open %d cases; the batch will be read again", len(requests))
             await pause_then_raise(error)

@@ -160,20 +160,25 @@ async def handler_load(pool: asyncpg.Pool) -> tuple[dict[str, int], dict[str, da
             {r["handler_id"]: r["last_assigned"] for r in rows if r["last_assigned"] is not None})
 
 
-async def open_duplicates(pool: asyncpg.Pool, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[dict]]:
-    """Open cases by (phone, category); the caller compares areas once it knows the new report's."""
+async def open_duplicates(pool: asyncpg.Pool,
+                          keys: Sequence[tuple[str, str]]) -> tuple[dict[tuple[str, str], list[dict]], int | None]:
+    """Open cases by (phone, category), and the notification the ledger is recorded up to, read
+    together (one snapshot): what the relay had recorded is surely in the list. The caller compares
+    areas once it knows the new report's."""
     if not keys:
-        return {}
+        return {}, None
     # By phone alone, the category checked here: joining the keys as a table cost ten times the
     # lookup in planning alone (0.55 ms for every batch of requests).
     wanted = set(keys)
-    rows = await pool.fetch("SELECT case_id, tracking_code, phone, category, area_code FROM reports"
-                            " WHERE open AND phone = ANY($1::text[])", list({phone for phone, _ in wanted}))
+    rows = await pool.fetch("SELECT p.position, r.case_id, r.tracking_code, r.phone, r.category, r.area_code"
+                            " FROM outbox_position p LEFT JOIN reports r ON r.open AND r.phone = ANY($1::text[])"
+                            " WHERE p.name = 'case.events'", list({phone for phone, _ in wanted}))
     out: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
-        if (r["phone"], r["category"]) in wanted:
-            out.setdefault((r["phone"], r["category"]), []).append(dict(r))
-    return out
+        if r["case_id"] is not None and (r["phone"], r["category"]) in wanted:
+            out.setdefault((r["phone"], r["category"]), []).append(
+                {k: r[k] for k in ("case_id", "tracking_code", "phone", "category", "area_code")})
+    return out, rows[0]["position"] if rows else None
 
 
 async def due(conn: asyncpg.Connection, limit: int = 100) -> list[asyncpg.Record]:

@@ -178,6 +178,26 @@ async def test_a_second_report_close_behind_the_first_is_linked_not_opened_again
     desk.close()
 
 
+async def test_a_second_report_while_the_relay_lags_for_minutes_is_linked_until_the_ledger_has_the_first(settings):
+    """The router remembered its own cases for one minute of wall clock, for the ledger to catch up:
+    with the relay held up longer (Kafka refusing its sends, a slow leader), a second report from the
+    same phone became a second case. It now forgets a case once the ledger has recorded it."""
+    desk = CaseDesk(load_directory("hcmc-2021"), settings.eventsourcing_env())
+    first, at = requests(1)[0], datetime.now(UTC)
+    await asyncio.to_thread(desk.receive, [first], at, Workload(), {}, None, 0)
+    again = same_trouble_again(first)
+    # Ten minutes on, the relay has recorded nothing: the ledger lists no open case of this phone.
+    await asyncio.to_thread(desk.receive, [again], at + timedelta(minutes=10), Workload(), {}, None, 0)
+    assert (await asyncio.to_thread(desk.repository.get, again.case_id)).status == "duplicate"
+
+    # The ledger has both now, and says the first is no longer open (resolved by its unit, say).
+    recorded = await asyncio.to_thread(desk.recorder.max_notification_id)
+    later = same_trouble_again(first)
+    await asyncio.to_thread(desk.receive, [later], at + timedelta(minutes=11), Workload(), {}, None, recorded)
+    assert (await asyncio.to_thread(desk.repository.get, later.case_id)).status == "routed"
+    desk.close()
+
+
 async def test_a_duplicate_whose_original_changes_as_it_is_saved_is_still_recorded(settings):
     """The second report of the same trouble is saved with the open case it links to. When that case
     changes between loading and saving (here its unit accepts it, from another router), the save

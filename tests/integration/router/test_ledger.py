@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from contracts.postgres import create_pool
-from services.router import ledger
+from services.router import ledger, outbox
 from tests.support.databases import drop_database, fresh_database
 from tests.unit.oversight.story import PHU_NHUAN, QUAN_1, CaseStory
 
@@ -19,11 +19,11 @@ pytestmark = pytest.mark.postgres
 
 @contextlib.asynccontextmanager
 async def ledger_database(admin_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    """A fresh database with the ledger's tables, dropped afterwards."""
+    """A fresh database with the ledger's tables and the relay's position, dropped afterwards."""
     name = await fresh_database(admin_dsn, "it_ledger")
     made = await create_pool(admin_dsn.rsplit("/", 1)[0] + "/" + name, min_size=1, max_size=2)
     try:
-        await made.execute(ledger.SCHEMA)
+        await made.execute(outbox.SCHEMA)
         yield made
     finally:
         await made.close()
@@ -82,10 +82,13 @@ async def test_a_duplicate_is_an_open_case_of_the_same_phone_and_category(pool):
     lighting = CaseStory(phone="+84903111111", category="lighting").opened().routed(QUAN_1).assigned()
     closed = CaseStory(phone="+84903222222", category="water").opened().routed(QUAN_1).assigned().accepted().resolved()
     await apply(pool, [water, lighting, closed])
-    found = await ledger.open_duplicates(pool, [("+84903111111", "water"), ("+84903222222", "water"),
-                                                ("+84903333333", "water")])
+    await pool.execute("UPDATE outbox_position SET position = 4022")
+    found, recorded = await ledger.open_duplicates(pool, [("+84903111111", "water"), ("+84903222222", "water"),
+                                                          ("+84903333333", "water")])
     assert {key: [c["case_id"] for c in cases] for key, cases in found.items()} == {
         ("+84903111111", "water"): [water.case_id]}
+    assert recorded == 4022
+    assert await ledger.open_duplicates(pool, [("+84903333333", "water")]) == ({}, 4022)
 
 
 def every_kind_of_change() -> list[CaseStory]:
