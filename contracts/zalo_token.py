@@ -2,15 +2,20 @@
 
 Zalo's OA access tokens live 25 hours. Intake keeps the token fresh (:mod:`services.intake.oa_token`)
 and lends it to the notifier over ``POST /internal/zalo/access-token``. A sender that Zalo refuses
-for a bad token (error -201) says which token it was, by :func:`digest`, so that only the token
-in use is replaced and a second refusal of an old token changes nothing.
+for a bad token says which token it was, by :func:`digest`, so that only the token in use is
+replaced and a second refusal of an old token changes nothing.
+
+Which of Zalo's error codes mean a bad token is not settled by any table we could check: -216
+("Access token is invalid") is the one Zalo's OA API table gives, and -124 the one its v3
+answers are reported with. Refreshing ahead of expiry does not depend on them; they only make a
+token Zalo stopped taking early (a changed authorization) be replaced at once.
 """
 
 import hashlib
 from typing import Protocol
 
-# Zalo's answer when the access token is not (or no longer) valid.
-INVALID_TOKEN = -201
+# Zalo's answers when the access token is not (or no longer) valid.
+TOKEN_REFUSED = frozenset({-216, -124})
 
 
 class TokenSource(Protocol):

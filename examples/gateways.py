@@ -4,8 +4,10 @@ server, for demos: they accept what the notifier sends, recognise a repeat by it
 
 With ``GATEWAYS_ZALO_APP_SECRET`` set they also stand in for Zalo's OAuth server
 (``POST /zalo/oauth``: a refresh token buys an access token and a new refresh token, once), and
-the Zalo message API takes only the access tokens issued here, answering -201 to any other; intake
+the Zalo message API takes only the access tokens issued here, answering -216 to any other; intake
 keeps its token fresh against them and the notifier borrows it from intake, as in a deployment.
+A refresh token from before the stand-ins' start is taken too (they keep nothing across a
+restart, intake does): after a restart intake's token is refused once and refreshed.
 
 Run: ``python -m examples.gateways`` (HTTP on ``GATEWAYS_PORT``, default 8006; SMTP on
 ``GATEWAYS_SMTP_PORT``, default 8025); ``GET /messages`` lists what arrived.
@@ -95,7 +97,7 @@ def create_app(inbox: Inbox | None = None, zalo: ZaloTokens | None = None) -> Fa
     @app.post("/{channel}")
     async def accept(channel: str, request: Request, idempotency_key: str | None = Header(None)) -> dict:
         if channel == "zalo" and zalo is not None and request.headers.get("access_token") not in zalo.issued:
-            return {"error": -201, "message": "Invalid access token"}
+            return {"error": -216, "message": "Access token is invalid"}
         body = await request.json()
         to = body.get("to") or (body.get("recipient") or {}).get("user_id")  # gateways / the Zalo API
         text = body.get("text") or (body.get("message") or {}).get("text")

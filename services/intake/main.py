@@ -52,7 +52,8 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         app.state.http = http = httpx.AsyncClient(timeout=settings.zalo_send_timeout_seconds)
         app.state.intake = intake = Intake(broker, settings)
         app.state.oa_token = token = _oa_token(settings, intake, http)
-        oa = OAClient(http, settings.zalo_api_url, token) if token else None  # without, replies wait in the outbox
+        # Without a token, replies wait in the outbox.
+        oa = OAClient(http, settings.zalo_api_url, token, settings.zalo_send_timeout_seconds / 2) if token else None
         app.state.chatbot = chatbot = Chatbot(intake, oa, settings, load_categories(settings.categories_file))
         work = [intake.connect_forever(), intake.open_database_forever(), intake.tidy_forever(),
                 chatbot.sweep_forever()]
@@ -69,6 +70,8 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+            if isinstance(token, KeptToken):
+                await token.settle()  # a refresh Zalo answered is written before the pool closes
             await broker.stop()
             await http.aclose()
             if intake.pool is not None:

@@ -5,9 +5,11 @@
 refuses; the refusal is a non-zero ``error`` in the body.
 """
 
+import asyncio
+
 import httpx
 
-from contracts.zalo_token import INVALID_TOKEN, TokenSource
+from contracts.zalo_token import TOKEN_REFUSED, TokenSource
 
 # Zalo cuts consultation messages at 2,000 characters.
 MAX_TEXT = 2000
@@ -24,13 +26,17 @@ class SendFailed(Exception):
 
 
 class OAClient:
-    def __init__(self, client: httpx.AsyncClient, base_url: str, token: TokenSource):
+    def __init__(self, client: httpx.AsyncClient, base_url: str, token: TokenSource, token_wait: float):
         self.client = client
         self.url = base_url.rstrip("/") + "/v3.0/oa/message/cs"
-        self.token = token
+        # How long a send waits for a token (intake's first, at its start): a part of the send's time.
+        self.token, self.token_wait = token, token_wait
 
     async def send_text(self, user_id: str, text: str) -> None:
-        access_token = await self.token.current()
+        try:
+            access_token = await asyncio.wait_for(self.token.current(), self.token_wait)
+        except TimeoutError:
+            access_token = None
         if access_token is None:
             raise SendFailed("no OA access token to hand", retry=True)
         body = {"recipient": {"user_id": user_id}, "message": {"text": text[:MAX_TEXT]}}
@@ -47,9 +53,9 @@ class OAClient:
         except ValueError:
             raise SendFailed("the OA API answered something that is not JSON", retry=True) from None
         error = answer.get("error", 0) if isinstance(answer, dict) else 0
-        if error == INVALID_TOKEN:  # expired or replaced: the next try goes with a fresh one
+        if error in TOKEN_REFUSED:  # replaced or withdrawn: the next try goes with a fresh one
             await self.token.refused(access_token)
         if error != 0:
             # Anything else (the user blocked the OA, a message Zalo will not take) will not improve.
             raise SendFailed(f"OA API error {error}: {str(answer.get('message', ''))[:200]}",
-                             retry=error in (RATE_LIMITED, INVALID_TOKEN))
+                             retry=error == RATE_LIMITED or error in TOKEN_REFUSED)

@@ -31,12 +31,16 @@ from contracts.zalo_token import digest
 
 log = logging.getLogger(__name__)
 
-# After a refresh that Zalo refused or did not answer, the next waits this long: a failing OAuth
-# server is not asked again for every reply.
+# After a refresh that Zalo refused or did not answer, or a database that did not answer, the next
+# try waits this long: a failing server is not asked again for every reply.
 QUIET_AFTER_FAILURE_SECONDS = 30.0
 # Zalo's answer may come slowly, and one that comes too late has spent the refresh token all the
-# same: the refresh waits far longer than a send.
+# same: the refresh waits far longer than a send, in a task of its own that no sender's time-out
+# cancels.
 REFRESH_TIMEOUT_SECONDS = 30.0
+# A lifetime for a token whose answer gave none that can be read: refreshed again at half of it.
+UNREAD_LIFETIME = timedelta(hours=1)
+DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,12 @@ class RefreshFailed(Exception):
 
 
 class KeptToken:
-    """The :class:`~contracts.zalo_token.TokenSource` over the ``zalo_oa_token`` row."""
+    """The :class:`~contracts.zalo_token.TokenSource` over the ``zalo_oa_token`` row.
+
+    Looking at the row and refreshing run in one task at a time (``_work``), owned here: a sender
+    waits for it with its own time-out, shielded, so a sender given up on never cuts a refresh
+    short between Zalo's answer and the write. A token still good is handed out while it is
+    refreshed."""
 
     def __init__(self, pool: Callable[[], asyncpg.Pool | None], http: httpx.AsyncClient, *, seed: str,
                  oauth_url: str, app_id: str, app_secret: str, ahead: timedelta):
@@ -63,61 +72,97 @@ class KeptToken:
         self.seed, self.app_id, self.app_secret, self.ahead = seed, app_id, app_secret, ahead
         self._seeded = False
         self._kept: Token | None = None
-        self._looking = asyncio.Lock()
-        self._quiet_until = 0.0  # time.monotonic(): no refresh before this, after one failed
+        # A pair Zalo gave that could not be written yet, with the refresh token it spent.
+        self._unstored: tuple[Token, str, str] | None = None
+        self._work: asyncio.Task | None = None
+        self._quiet_until = 0.0  # time.monotonic(): no new look before this, after a failure
 
     async def current(self) -> str | None:
         token = await self.token()
         return token.access_token or None if token else None
 
     async def refused(self, access_token: str) -> None:
-        await self.token(refused=digest(access_token))
+        """Start replacing ``access_token`` if it is the one in use; a sender's next try has the new one."""
+        self._start(digest(access_token))
 
     async def token(self, refused: str | None = None) -> Token | None:
-        """The token in use, refreshed first when it is due or ``refused`` (a :func:`digest`) names it."""
-        if self._usable(self._kept, refused):
-            return self._kept
-        async with self._looking:
-            if self._usable(self._kept, refused):
-                return self._kept
-            pool = self.pool()
-            if pool is None:
-                return self._kept
-            try:
-                if not self._seeded:
-                    await self._take_seed(pool)
-                self._kept = await self._look(pool, refused)
-            except (asyncpg.PostgresError, OSError) as error:
-                log.warning("Zalo OA token not read (%s); the one at hand is used", type(error).__name__)
-            return self._kept
+        """The token to send with: the kept one while it is good (refreshed in the background when
+        due), else the one the row holds or a refresh gives, waited for."""
+        kept, now = self._kept, datetime.now(UTC)
+        if kept is not None and kept.access_token and now < kept.expires_at and refused != digest(kept.access_token):
+            if kept.due(self.ahead, now) or self._unstored is not None:
+                self._start(None)
+            return kept
+        work = self._start(refused)
+        if work is not None:
+            await asyncio.shield(work)
+        return self._kept
 
-    def _usable(self, kept: Token | None, refused: str | None) -> bool:
-        if kept is None or (refused is not None and refused == digest(kept.access_token)):
-            return False
-        return not kept.due(self.ahead, datetime.now(UTC)) or time.monotonic() < self._quiet_until
+    def _start(self, refused: str | None) -> asyncio.Task | None:
+        """The look under way, or a new one unless a failure asked for quiet."""
+        if self._work is None or self._work.done():
+            if time.monotonic() < self._quiet_until:
+                return None
+            self._work = asyncio.create_task(self._look_and_keep(refused), name="zalo-oa-token")
+        return self._work
+
+    async def settle(self, timeout: float = REFRESH_TIMEOUT_SECONDS + 5) -> None:
+        """At shutdown: let a look under way finish, so a refresh Zalo answered is written."""
+        if self._work is not None and not self._work.done():
+            await asyncio.wait([self._work], timeout=timeout)
+
+    async def _look_and_keep(self, refused: str | None) -> None:
+        pool = self.pool()
+        if pool is None:
+            return
+        try:
+            if self._unstored is not None:
+                await self._store(pool, *self._unstored)
+            if not self._seeded:
+                await self._take_seed(pool)
+            self._kept = await self._look(pool, refused)
+        except DATABASE_ERRORS as error:
+            self._quiet_until = time.monotonic() + QUIET_AFTER_FAILURE_SECONDS
+            log.warning("Zalo OA token not read (%s); the one at hand is used", type(error).__name__)
 
     async def _look(self, pool: asyncpg.Pool, refused: str | None) -> Token | None:
-        async with pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow("SELECT access_token, refresh_token, expires_at, refreshed_at"
-                                      " FROM zalo_oa_token FOR UPDATE")
-            if row is None:
-                return None
-            kept = Token(row["access_token"], row["expires_at"], row["refreshed_at"])
-            stale = kept.due(self.ahead, datetime.now(UTC)) or refused == digest(kept.access_token)
-            if not stale or time.monotonic() < self._quiet_until:
-                return kept
-            try:
-                fresh, refresh_token = await self._refresh(row["refresh_token"])
-            except RefreshFailed as failure:
-                self._quiet_until = time.monotonic() + QUIET_AFTER_FAILURE_SECONDS
-                log.error("Zalo OA token not refreshed (%s); the kept one, good until %s, stays", failure,
-                          kept.expires_at.isoformat())
-                return kept
-            await conn.execute("UPDATE zalo_oa_token SET access_token = $1, refresh_token = $2, expires_at = $3,"
-                               " refreshed_at = $4", fresh.access_token, refresh_token, fresh.expires_at,
-                               fresh.issued_at)
+        fresh: Token | None = None
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                row = await conn.fetchrow("SELECT access_token, refresh_token, expires_at, refreshed_at"
+                                          " FROM zalo_oa_token FOR UPDATE")
+                if row is None:
+                    return None
+                kept = Token(row["access_token"], row["expires_at"], row["refreshed_at"])
+                if not (kept.due(self.ahead, datetime.now(UTC)) or refused == digest(kept.access_token)):
+                    return kept
+                try:
+                    fresh, refresh_token = await self._refresh(row["refresh_token"])
+                except RefreshFailed as failure:
+                    self._quiet_until = time.monotonic() + QUIET_AFTER_FAILURE_SECONDS
+                    log.error("Zalo OA token not refreshed (%s); the kept one, good until %s, stays", failure,
+                              kept.expires_at.isoformat())
+                    return kept
+                await conn.execute("UPDATE zalo_oa_token SET access_token = $1, refresh_token = $2,"
+                                   " expires_at = $3, refreshed_at = $4", fresh.access_token, refresh_token,
+                                   fresh.expires_at, fresh.issued_at)
+        except DATABASE_ERRORS as error:
+            if fresh is None:
+                raise
+            # Zalo spent the old refresh token: the new pair is all there is. Used from here, and
+            # written as soon as PostgreSQL takes it (every look tries first).
+            self._unstored = (fresh, refresh_token, row["refresh_token"])
+            log.error("Zalo OA token refreshed but not stored (%s); it is used and stored later", type(error).__name__)
         log.info("Zalo OA token refreshed; good until %s", fresh.expires_at.isoformat())
         return fresh
+
+    async def _store(self, pool: asyncpg.Pool, fresh: Token, refresh_token: str, spent: str) -> None:
+        """Write a pair a look could not, over the row it replaces (not over a seed set since)."""
+        await pool.execute("UPDATE zalo_oa_token SET access_token = $1, refresh_token = $2, expires_at = $3,"
+                           " refreshed_at = $4 WHERE refresh_token = $5", fresh.access_token, refresh_token,
+                           fresh.expires_at, fresh.issued_at, spent)
+        self._unstored = None
+        log.info("the refreshed Zalo OA token is stored")
 
     async def _refresh(self, refresh_token: str) -> tuple[Token, str]:
         """A new pair from Zalo for ``refresh_token``, which this spends."""
@@ -131,16 +176,19 @@ class KeptToken:
             raise RefreshFailed(type(error).__name__) from error
         answer = answer if isinstance(answer, dict) else {}
         access, refresh = answer.get("access_token"), answer.get("refresh_token")
-        try:
-            seconds = int(answer.get("expires_in"))  # Zalo sends a string of seconds: "90000"
-        except (TypeError, ValueError):
-            seconds = 0
-        if not (isinstance(access, str) and access and isinstance(refresh, str) and refresh and seconds > 0):
+        if not (isinstance(access, str) and access and isinstance(refresh, str) and refresh):
             # Zalo's error name and code say why (a spent or expired refresh token, a wrong secret);
             # the answer holds no token then.
             name = str(answer.get("error_name") or answer.get("message") or "")[:100]
             raise RefreshFailed(f"HTTP {response.status_code}, Zalo error {answer.get('error')} {name}".rstrip())
-        return Token(access, issued + timedelta(seconds=seconds), issued), refresh
+        try:
+            lifetime = timedelta(seconds=int(float(answer.get("expires_in"))))  # Zalo sends "90000"
+        except (TypeError, ValueError, OverflowError):
+            lifetime = timedelta(0)
+        if lifetime <= timedelta(0):  # the pair is good and the old refresh token spent: kept all the same
+            log.warning("Zalo gave no lifetime that can be read with its token; taken as %s", UNREAD_LIFETIME)
+            lifetime = UNREAD_LIFETIME
+        return Token(access, issued + lifetime, issued), refresh
 
     async def _take_seed(self, pool: asyncpg.Pool) -> None:
         """Keep the pair the configured refresh token buys, unless that seed was taken before."""

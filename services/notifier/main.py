@@ -4,6 +4,7 @@ dispatcher per channel, the announcer and the Kafka handlers."""
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -12,6 +13,7 @@ from fastapi import FastAPI
 from contracts.messaging import bulk_producer, kafka_broker, keep_consumers_reading, start_when_reachable
 from contracts.postgres import create_pool
 from contracts.runtime import report_tasks_on_signal, settle_heap, snapshot_heap_on_signal
+from contracts.settings import MissingSecret
 from contracts.telemetry import setup_tracing
 from contracts.zalo_token import FixedToken, TokenSource
 from services.notifier.api import router
@@ -54,11 +56,11 @@ def build_providers(settings: NotifierSettings, clients: contextlib.AsyncExitSta
         by_channel["sms"] = GatewayProvider(client(), settings.sms_gateway_url, ascii_only=settings.sms_ascii)
     if settings.push_gateway_url:
         by_channel["push"] = GatewayProvider(client(), settings.push_gateway_url)
-    if settings.zalo_api_url:
+    if "zalo" in settings.channels():
         http = client()
-        token: TokenSource = BorrowedToken(http, settings.zalo_token_url, settings.zalo_token_key.get_secret_value()) \
+        token: TokenSource = BorrowedToken(http, settings.zalo_token_url, settings.required_zalo_token_key()) \
             if settings.zalo_token_url else FixedToken(settings.zalo_access_token.get_secret_value())
-        by_channel["zalo"] = ZaloProvider(http, settings.zalo_api_url, token)
+        by_channel["zalo"] = ZaloProvider(http, settings.zalo_api_url, token, settings.send_timeout_seconds / 3)
     if settings.smtp_host:
         mail = MailProvider(settings.smtp_host, settings.smtp_port, settings.mail_from,
                             timeout=settings.send_timeout_seconds, user=settings.smtp_user,
@@ -71,6 +73,8 @@ def build_providers(settings: NotifierSettings, clients: contextlib.AsyncExitSta
 
 def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     settings = settings or NotifierSettings()
+    if "zalo" in settings.channels() and settings.zalo_token_url:
+        settings.required_zalo_token_key()  # refused here, before anything starts
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -137,4 +141,8 @@ def serve() -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s notifier %(levelname)s %(name)s: %(message)s")
     settings = NotifierSettings()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    try:
+        app = create_app(settings)
+    except MissingSecret as refused:
+        sys.exit(f"notifier: {refused}")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")

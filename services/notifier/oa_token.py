@@ -33,6 +33,7 @@ class BorrowedToken:
         self._keep_until = 0.0  # time.monotonic()
         self._quiet_until = 0.0
         self._asking = asyncio.Lock()
+        self._replacing: asyncio.Task | None = None
 
     async def current(self) -> str | None:
         if self._token is not None and time.monotonic() < self._keep_until:
@@ -43,6 +44,12 @@ class BorrowedToken:
             return self._token
 
     async def refused(self, access_token: str) -> None:
+        """Ask intake for another in the background: the refused send goes on to its next try, which
+        waits for the answer (as long as it waits for a token at all)."""
+        if access_token == self._token and (self._replacing is None or self._replacing.done()):
+            self._replacing = asyncio.create_task(self._replace(access_token), name="zalo-oa-token")
+
+    async def _replace(self, access_token: str) -> None:
         async with self._asking:
             if access_token == self._token:  # else another send has replaced it already
                 self._token = None

@@ -18,7 +18,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from contracts.zalo_token import INVALID_TOKEN, TokenSource
+from contracts.zalo_token import TOKEN_REFUSED, TokenSource
 from services.notifier import fitting
 from services.notifier.domain import Delivery
 from services.notifier.templates import without_diacritics
@@ -136,19 +136,27 @@ class GatewayProvider:
 
 
 # Zalo answers HTTP 200 with an error code in the body; these codes may pass on a later try
-# (-32: rate limited; -201: the access token is not valid, and the next try has a fresh one;
+# (-32: rate limited; a refused token, whose next try has a fresh one (contracts/zalo_token.py);
+# -201, read by some as a bad token and by others as a bad parameter, tried again as it always was;
 # -1: Zalo's own failure, after which the message may or may not have gone). Any other code is final.
-ZALO_RETRIED: dict[int, type[Exception]] = {-32: Transient, INVALID_TOKEN: Transient, -1: Unanswered}
+ZALO_RETRIED: dict[int, type[Exception]] = {-32: Transient, -201: Transient, -1: Unanswered,
+                                            **dict.fromkeys(TOKEN_REFUSED, Transient)}
 
 
 class ZaloProvider:
     """The Zalo OA message API (v3, ``message/cs``): a text to a user who wrote to the OA."""
 
-    def __init__(self, client: aiohttp.ClientSession, url: str, token: TokenSource):
-        self.client, self.url, self.token = client, url, token
+    def __init__(self, client: aiohttp.ClientSession, url: str, token: TokenSource, token_wait: float):
+        self.client, self.url = client, url
+        # How long a send waits for the token (borrowed from intake): a part of the send's time, so
+        # a slow lender never makes a send that did not go out look like one that may have.
+        self.token, self.token_wait = token, token_wait
 
     async def send(self, delivery: Delivery) -> None:
-        access_token = await self.token.current()
+        try:
+            access_token = await asyncio.wait_for(self.token.current(), self.token_wait)
+        except TimeoutError:
+            access_token = None
         if access_token is None:
             raise Transient("no Zalo OA access token to hand")
         # The text is planned within the API's 2,000 characters (domain, fitting.zalo); the cut keeps
@@ -162,7 +170,7 @@ class ZaloProvider:
         code = answer.get("error", 0) if isinstance(answer, dict) else 0
         if code == 0:
             return
-        if code == INVALID_TOKEN:
+        if code in TOKEN_REFUSED:
             await self.token.refused(access_token)
         reason = f"Zalo error {code}: {str(answer.get('message', ''))[:200]}"
         raise ZALO_RETRIED.get(code, Permanent)(reason)

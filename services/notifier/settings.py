@@ -9,7 +9,7 @@ from datetime import timedelta
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from contracts.settings import ServiceSettings
+from contracts.settings import ServiceSettings, required_secret
 
 
 class NotifierSettings(ServiceSettings):
@@ -78,12 +78,19 @@ class NotifierSettings(ServiceSettings):
             raise ValueError("NOTIFIER_LEASE_SECONDS must exceed NOTIFIER_SEND_TIMEOUT_SECONDS by more than a second")
         return self
 
+    def required_zalo_token_key(self) -> str:
+        """The key to borrow intake's token with, which NOTIFIER_ZALO_TOKEN_URL needs."""
+        return required_secret(self.zalo_token_key, "NOTIFIER_ZALO_TOKEN_KEY",
+                               "NOTIFIER_ZALO_TOKEN_URL is borrowed from with intake's reader key").decode()
+
     @property
     def zalo_reply_window(self) -> timedelta:
         return timedelta(hours=self.zalo_reply_window_hours)
 
     def channels(self) -> frozenset[str]:
         """The channels this notifier can send on."""
+        # Zalo without a token is not in use: every send would be refused.
+        zalo = self.zalo_api_url and (self.zalo_token_url or self.zalo_access_token.get_secret_value())
         configured = {"webhook": True, "sms": self.sms_gateway_url, "push": self.push_gateway_url,
-                      "zalo": self.zalo_api_url, "email": self.smtp_host}
+                      "zalo": zalo, "email": self.smtp_host}
         return frozenset(c for c, on in configured.items() if on)

@@ -1,6 +1,6 @@
 """A citizen on Zalo, end to end: the chatbot's replies (intake) and the citizen's messages about
 the case (the notifier) go out with the OA access token intake keeps fresh against the stand-ins'
-OAuth server, as deployed. The stand-in Zalo API answers -201 to any token it did not issue."""
+OAuth server, as deployed. The stand-in Zalo API answers -216 to any token it did not issue."""
 
 import json
 import secrets

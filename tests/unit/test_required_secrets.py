@@ -12,6 +12,8 @@ import pytest
 from contracts.settings import MissingSecret
 from services.intake import main as intake
 from services.intake.settings import IntakeSettings
+from services.notifier import main as notifier
+from services.notifier.settings import NotifierSettings
 from services.oversight import main as oversight
 from services.oversight.settings import OversightSettings
 
@@ -47,3 +49,16 @@ def test_intake_is_not_made_with_a_refresh_token_it_could_not_refresh(app_id, ap
                               zalo_app_id=app_id, zalo_app_secret=app_secret)
     with pytest.raises(MissingSecret, match=f"{variable} is not set"):
         intake.create_app(settings)
+
+
+def test_a_notifier_told_to_borrow_the_zalo_token_is_not_made_without_the_key():
+    """Else it would start, and be refused by intake every few seconds while Zalo messages waited."""
+    settings = NotifierSettings(zalo_api_url="http://127.0.0.1:9/zalo", zalo_token_url="http://127.0.0.1:9/lend")
+    with pytest.raises(MissingSecret, match="NOTIFIER_ZALO_TOKEN_KEY is not set"):
+        notifier.create_app(settings)
+
+
+def test_zalo_without_a_token_is_a_channel_not_in_use():
+    """Its messages go on by the citizen's next route at once, instead of 25 tries Zalo refuses."""
+    assert "zalo" not in NotifierSettings(zalo_api_url="http://127.0.0.1:9/zalo").channels()
+    assert "zalo" in NotifierSettings(zalo_api_url="http://127.0.0.1:9/zalo", zalo_access_token="t").channels()

@@ -45,13 +45,16 @@ class Borrowing(BaseModel):
 @router.post("/internal/zalo/access-token")
 async def lend_access_token(request: Request, borrowing: Borrowing | None = None,
                             authorization: Annotated[str | None, Header()] = None) -> JSONResponse:
+    """The token intake sends with: the kept one, refreshed first if ``refused`` names it, with when
+    it expires; or the fixed one, which has no known end."""
     token_borrower(authorization, settings(request))
-    kept = request.app.state.oa_token
-    token = await kept.token(refused=borrowing.refused if borrowing else None) \
-        if isinstance(kept, KeptToken) else None
-    if token is None or not token.access_token:
-        raise Problem("", "Chưa có mã truy cập Zalo OA",
-                      "No OA access token is kept here (INTAKE_ZALO_REFRESH_TOKEN)", status=503,
+    source = request.app.state.oa_token
+    if isinstance(source, KeptToken):
+        kept = await source.token(refused=borrowing.refused if borrowing else None)
+        access_token, expires_at = (kept.access_token, kept.expires_at.isoformat()) if kept else (None, None)
+    else:
+        access_token, expires_at = (await source.current() if source else None), None
+    if not access_token:
+        raise Problem("", "Chưa có mã truy cập Zalo OA", "No OA access token is kept here", status=503,
                       headers={"Retry-After": "30"})
-    return JSONResponse({"access_token": token.access_token, "expires_at": token.expires_at.isoformat()},
-                        headers={"Cache-Control": "no-store"})
+    return JSONResponse({"access_token": access_token, "expires_at": expires_at}, headers={"Cache-Control": "no-store"})

@@ -214,14 +214,16 @@ class ZaloOA(StandIn):
 
     Once :meth:`authorize` gave the app's secret it is also Zalo's OAuth server (``POST
     /v4/oa/access_token``): each refresh token buys one pair, access tokens live ``lifetime``
-    seconds, and the message API answers -201 to a token it did not issue, that expired or that
-    was revoked. A refresh token tried again after its use is counted in ``reused``."""
+    seconds (Zalo's answer comes after ``oauth_delay``), and the message API answers -216 to a token
+    it did not issue, that expired or that was revoked. A refresh token tried again after its use
+    is counted in ``reused``."""
 
     def __init__(self, delay: float = 0.0):
         self.delay = delay
         self.delay_for: Callable[[str], float] | None = None
         self.app_secret: str | None = None
         self.lifetime = 90000
+        self.oauth_delay = 0.0
         self.expiry: dict[str, float] = {}  # access token -> time.monotonic() it expires
         self.unspent: set[str] = set()
         self.spent: set[str] = set()
@@ -244,7 +246,9 @@ class ZaloOA(StandIn):
 
     def answer(self, method: str, path: str, headers: dict[str, str], body: Any) -> tuple[int, Any]:
         if path == "/v4/oa/access_token":
-            return 200, self._refresh(headers.get("secret_key"), body or {})
+            answer = self._refresh(headers.get("secret_key"), body or {})
+            time.sleep(self.oauth_delay)  # the token is spent, the answer still on its way
+            return 200, answer
         delay_for = self.delay_for
         time.sleep(delay_for(body["message"]["text"]) if delay_for and body else self.delay)
         if method != "POST" or path != "/v3.0/oa/message/cs":
@@ -252,7 +256,7 @@ class ZaloOA(StandIn):
         token = headers.get("access_token", "")
         with self.lock:
             if self.app_secret is not None and self.expiry.get(token, 0) < time.monotonic():
-                return 200, {"error": -201, "message": "Invalid access token"}
+                return 200, {"error": -216, "message": "Access token is invalid"}
             self.took.append((body["recipient"]["user_id"], body["message"]["text"], token))
         return 200, {"error": 0, "message": "Success", "data": {"message_id": secrets.token_hex(8)}}
 

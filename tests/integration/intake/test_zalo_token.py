@@ -8,6 +8,7 @@ import asyncio
 import secrets
 import time
 
+import asyncpg
 import httpx
 import pytest
 
@@ -108,3 +109,45 @@ async def test_the_token_is_lent_only_to_the_holder_of_the_reader_key(start_inta
     assert nobody.status_code == 401 and wrong.status_code == 401
     assert "access_token" not in wrong.text
     assert not_here.status_code == 503
+
+
+async def test_a_refresh_zalo_answers_slowly_is_kept_though_the_send_waiting_for_it_gave_up(start_intake, keys, oa):
+    """A reply's send gives up after its time-out. The refresh it was waiting for ran inside it and
+    was cut off after Zalo had spent the refresh token: the new pair was never written."""
+    seed = oa.authorize(APP_SECRET, lifetime=90000)
+    oa.oauth_delay = 2.5
+    intake = start_intake(zalo_send_timeout_seconds=1.0, **refreshing(oa, seed))
+    async with httpx.AsyncClient(timeout=40) as client:
+        citizen = Citizen(keys, intake, client)
+        await citizen.says("xin chào")
+        replies = await taken(oa, citizen.user_id, 2, timeout=30)
+        oa.oauth_delay = 0.0
+        oa.revoke()  # the pair must have been written for its refresh token to buy the next
+        fresh = await borrow(client, intake, refused=digest(replies[0][1]))
+    assert fresh != replies[0][1] and oa.refreshes == 2 and oa.reused == []
+
+
+async def test_a_refreshed_pair_postgresql_would_not_take_is_used_and_stored_once_it_does(start_intake, intake_database,
+                                                                                        pg_admin_dsn, oa):
+    """Zalo had spent the old refresh token; the write of the new pair failed and the pair was dropped."""
+    seed = oa.authorize(APP_SECRET, lifetime=90000)
+    intake = start_intake(**refreshing(oa, seed))
+    db = await asyncpg.connect(pg_admin_dsn.rsplit("/", 1)[0] + "/" + intake_database)
+    async with httpx.AsyncClient(timeout=15) as client:
+        first = await borrow(client, intake)
+        await db.execute("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
+                         " $$ BEGIN RAISE EXCEPTION 'disk full'; END $$;"
+                         " CREATE TRIGGER refuse BEFORE UPDATE ON zalo_oa_token FOR EACH ROW EXECUTE FUNCTION refuse()")
+        second = await borrow(client, intake, refused=digest(first))
+        assert second != first, "the new pair is used though it could not be written"
+        await db.execute("DROP TRIGGER refuse ON zalo_oa_token")
+        deadline = time.monotonic() + 20
+        while await db.fetchval("SELECT access_token FROM zalo_oa_token") != second:
+            assert time.monotonic() < deadline, "the new pair was never written"
+            assert await borrow(client, intake) == second
+            await asyncio.sleep(0.2)
+    await db.close()
+    oa.revoke()
+    async with httpx.AsyncClient(timeout=15) as client:
+        assert await borrow(client, start_intake(**refreshing(oa, seed)), refused=digest(second)) not in (first, second)
+    assert oa.refreshes == 3 and oa.reused == []
