@@ -5,7 +5,6 @@ thread so the event loop never blocks. What a use case needs from the router's o
 (handler load, open reports) is read beforehand and passed in as a snapshot.
 """
 
-import collections
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
@@ -14,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, PersistenceError, Recording
+from eventsourcing.persistence import IntegrityError, PersistenceError
 
 from contracts import ids
 from contracts.events import RequestReceived
@@ -22,12 +21,10 @@ from services.router.answers import Answers
 from services.router.directory import Directory
 from services.router.domain import ESCALATION_STEP, Case, DirectoryEdition
 from services.router.meta import meta_of, unit_ref, where_it_failed
+from services.router.recent import RecentCases, notifications, read_back
 from services.router.routing import Decision, Rules, choose_handler, load_rules, route
 
 log = logging.getLogger(__name__)
-# A router remembers each case it opened, for linking a second report to it, until the relay has
-# recorded it in the ledger, where every router finds it; at most this long, should the relay stop.
-REMEMBERED_AT_MOST = timedelta(hours=1)
 
 
 @dataclass
@@ -53,10 +50,8 @@ class CaseDesk(Answers, Application):
         self.directory = directory
         self.rules = rules or load_rules()
         self.escalation_step = dict(escalation_step or ESCALATION_STEP)
-        # The cases this router opened that the ledger may not have yet, by (phone, category), and
-        # when and as which notification, oldest first: see _recent_reports.
-        self.recent: dict[tuple[str, str], list[dict]] = {}
-        self.remembered: collections.deque[tuple[datetime, int, tuple[str, str]]] = collections.deque()
+        # The cases this router opened that the ledger may not have yet.
+        self.recent = RecentCases(lambda after: read_back(self.recorder, self.mapper, after))
 
     # --- the directory -----------------------------------------------------------------------
 
@@ -100,7 +95,7 @@ class CaseDesk(Answers, Application):
         # What the ledger knew before the batch, this router's own cases the ledger may not have yet
         # (the relay records them a moment after they are published), and each case of the batch as
         # it is opened: a second report close behind the first is linked, not opened twice.
-        reports = self._recent_reports(requests, open_reports or {}, now, recorded)
+        reports = self.recent.with_ledger(requests, open_reports or {}, now, recorded)
         batch: dict[str, Case] = {}
         cases: list[Case] = []
         listed: set[uuid.UUID] = set()  # an original several reports repeat is saved once
@@ -124,8 +119,8 @@ class CaseDesk(Answers, Application):
             return []
         notified: dict[str, int] = {}  # the last notification of each case saved
         try:
-            notified.update(_notifications(self.save(*cases)))
-            self._remember(reports, notified, now)
+            notified.update(notifications(self.save(*cases)))
+            self.recent.keep(reports, notified, now)
             return cases
         except IntegrityError:
             pass
@@ -134,38 +129,8 @@ class CaseDesk(Answers, Application):
         saved: list[Case] = []
         for request in openable:
             saved.extend(self._open_alone(request, now, workload, reports, notified))
-        self._remember(reports, notified, now)
+        self.recent.keep(reports, notified, now)
         return saved
-
-    def _recent_reports(self, requests: Sequence[RequestReceived], open_reports: Mapping[tuple[str, str], list[dict]],
-                        now: datetime, recorded: int | None) -> dict[tuple[str, str], list[dict]]:
-        """The ledger's open reports, with the cases this router opened that the ledger had not
-        recorded and the batch's requests could repeat; the rest of what it remembers is not looked at.
-
-        A case is forgotten once the ledger has it (while the relay lags, however long, it is kept:
-        a minute's memory once let a second report opened during a Kafka hiccup become a second case)."""
-        while self.remembered and ((recorded is not None and self.remembered[0][1] <= recorded)
-                                   or self.remembered[0][0] <= now - REMEMBERED_AT_MOST):
-            _, _, key = self.remembered.popleft()  # the oldest remembered case is its key's first
-            del self.recent[key][0]
-            if not self.recent[key]:
-                del self.recent[key]
-        reports = {k: list(v) for k, v in open_reports.items()}
-        for key in {(r.citizen.phone, r.category) for r in requests if r.citizen.phone}:
-            if mine := self.recent.get(key):
-                known = {str(r["case_id"]) for r in reports.get(key, ())}
-                reports.setdefault(key, []).extend(r for r in mine if str(r["case_id"]) not in known)
-        return reports
-
-    def _remember(self, reports: Mapping[tuple[str, str], list[dict]], notified: Mapping[str, int],
-                  now: datetime) -> None:
-        unremembered = dict(notified)
-        for key, entries in reports.items():
-            for r in entries:
-                if r.get("this_batch") and (notification := unremembered.pop(str(r["case_id"]), None)) is not None:
-                    # once, though a batch saved case by case lists it again
-                    self.recent.setdefault(key, []).append({"case_id": r["case_id"], "area_code": r["area_code"]})
-                    self.remembered.append((now, notification, key))
 
     def _open_alone(self, request: RequestReceived, now: datetime, workload: Workload,
                     open_reports: dict[tuple[str, str], list[dict]], notified: dict[str, int],
@@ -183,7 +148,7 @@ class CaseDesk(Answers, Application):
                 return []
             group = self._open(request, now, workload, open_reports, {})
             try:
-                notified.update(_notifications(self.save(*group)))
+                notified.update(notifications(self.save(*group)))
                 return group
             except IntegrityError as error:
                 failed = error
@@ -303,13 +268,3 @@ class CaseDesk(Answers, Application):
         case.escalate(deadline, level, f"{reason}; {level.replace('_', ' ')} informed", meta)
         self.save(case)
         return True
-
-
-def _notifications(recordings: Sequence[Recording] | None) -> dict[str, int]:
-    """The last notification of each case among ``recordings``: the relay's position passes it once
-    the case is in the ledger."""
-    last: dict[str, int] = {}
-    for recording in recordings or ():
-        case_id = str(recording.domain_event.originator_id)
-        last[case_id] = max(last.get(case_id, 0), recording.notification.id)
-    return last

@@ -198,6 +198,21 @@ async def test_a_second_report_while_the_relay_lags_for_minutes_is_linked_until_
     desk.close()
 
 
+async def test_a_router_started_while_the_relay_lags_links_a_second_report_to_a_case_opened_before(settings):
+    """What a router remembers goes with it: the router started after it knew nothing of the cases
+    the ledger did not have yet, and a second report of one became a second case."""
+    directory = load_directory("hcmc-2021")
+    before = CaseDesk(directory, settings.eventsourcing_env())
+    first = requests(1)[0]
+    await asyncio.to_thread(before.receive, [first], datetime.now(UTC), Workload(), {}, None, 0)
+    before.close()
+    after = CaseDesk(directory, settings.eventsourcing_env())  # the relay has recorded nothing yet
+    again = same_trouble_again(first)
+    await asyncio.to_thread(after.receive, [again], datetime.now(UTC), Workload(), {}, None, 0)
+    assert (await asyncio.to_thread(after.repository.get, again.case_id)).status == "duplicate"
+    after.close()
+
+
 async def test_a_duplicate_whose_original_changes_as_it_is_saved_is_still_recorded(settings):
     """The second report of the same trouble is saved with the open case it links to. When that case
     changes between loading and saving (here its unit accepts it, from another router), the save

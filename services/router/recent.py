@@ -1,0 +1,111 @@
+"""What a router remembers of the cases it opened, for linking a second report of the same trouble
+(same phone, category and area) to the first before the ledger has the first.
+
+Every router finds open cases in the ledger (:func:`services.router.ledger.open_duplicates`), which
+the relay fills a moment after publishing. Until then only the store and this memory hold a new
+case. A case is forgotten once the ledger's recorded position passes its last notification, or
+after :data:`REMEMBERED_AT_MOST` should the relay stop. A router starting reads back from the
+store the cases past that position, by any router (:func:`read_back`): what the router before it
+remembered went with it.
+"""
+
+import collections
+import logging
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from eventsourcing.persistence import Recording
+
+from contracts.events import RequestReceived
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]  # (phone, category)
+REMEMBERED_AT_MOST = timedelta(hours=1)
+# How much of the store past the ledger a starting router reads back: minutes of a relay's lag.
+READ_BACK_PAGE, READ_BACK_PAGES = 500, 20
+
+
+class RecentCases:
+    def __init__(self, read_back: Callable[[int], list[tuple[uuid.UUID, Key, str, int]]]):
+        self.read_back = read_back
+        # By (phone, category), the cases not yet known to be in the ledger; and when and as which
+        # notification each was remembered, oldest first.
+        self.recent: dict[Key, list[dict]] = {}
+        self.remembered: collections.deque[tuple[datetime, int, Key]] = collections.deque()
+        self.read = False  # whether the store past the ledger was read back since the start
+
+    def with_ledger(self, requests: Sequence[RequestReceived], open_reports: Mapping[Key, list[dict]],
+                    now: datetime, recorded: int | None) -> dict[Key, list[dict]]:
+        """The ledger's open reports (read with the notification it is ``recorded`` up to), with
+        the remembered cases the batch's requests could repeat; the rest is not looked at.
+
+        A case is kept while the relay lags, however long: a minute's memory once let a second
+        report opened during a Kafka hiccup become a second case."""
+        if not self.read and recorded is not None:
+            self.read = True
+            for case_id, key, area_code, notification in self.read_back(recorded):
+                self._add(key, case_id, area_code, notification, now)
+        while self.remembered and ((recorded is not None and self.remembered[0][1] <= recorded)
+                                   or self.remembered[0][0] <= now - REMEMBERED_AT_MOST):
+            _, _, key = self.remembered.popleft()  # the oldest remembered case is its key's first
+            del self.recent[key][0]
+            if not self.recent[key]:
+                del self.recent[key]
+        reports = {k: list(v) for k, v in open_reports.items()}
+        for key in {(r.citizen.phone, r.category) for r in requests if r.citizen.phone}:
+            if mine := self.recent.get(key):
+                known = {str(r["case_id"]) for r in reports.get(key, ())}
+                reports.setdefault(key, []).extend(r for r in mine if str(r["case_id"]) not in known)
+        return reports
+
+    def keep(self, reports: Mapping[Key, list[dict]], notified: Mapping[str, int], now: datetime) -> None:
+        """Remember the cases of the batch just saved (``notified``: each one's last notification)."""
+        unremembered = dict(notified)
+        for key, entries in reports.items():
+            for r in entries:
+                # Once, though a batch saved case by case lists it again.
+                if r.get("this_batch") and (notification := unremembered.pop(str(r["case_id"]), None)) is not None:
+                    self._add(key, r["case_id"], r["area_code"], notification, now)
+
+    def _add(self, key: Key, case_id: Any, area_code: str, notification: int, now: datetime) -> None:
+        self.recent.setdefault(key, []).append({"case_id": case_id, "area_code": area_code})
+        self.remembered.append((now, notification, key))
+
+
+def read_back(recorder: Any, mapper: Any, recorded: int) -> list[tuple[uuid.UUID, Key, str, int]]:
+    """The cases opened and routed in the store past notification ``recorded``, in the order they
+    were opened, each with its (phone, category), area and last notification read."""
+    cases: dict[uuid.UUID, dict[str, Any]] = {}
+    start = recorded + 1
+    for _ in range(READ_BACK_PAGES):
+        page = recorder.select_notifications(start=start, limit=READ_BACK_PAGE)
+        for n in page:
+            if n.topic.endswith(("Case.Opened", "Case.Routed")):
+                e = mapper.to_domain_event(n)
+                case = cases.setdefault(e.originator_id, {})
+                if n.topic.endswith("Case.Opened"):
+                    case["key"] = ((e.payload.get("citizen") or {}).get("phone"), e.payload.get("category"))
+                else:
+                    case["area_code"] = e.payload.get("area_code")
+                case["notification"] = n.id
+        if len(page) < READ_BACK_PAGE:
+            break
+        start = page[-1].id + 1
+    found = [(case_id, c["key"], c["area_code"], c["notification"]) for case_id, c in cases.items()
+             if c.get("key", (None,))[0] and "area_code" in c]
+    if found:
+        log.info("%d cases past the ledger's position read back for linking repeats", len(found))
+    return found
+
+
+def notifications(recordings: Sequence[Recording] | None) -> dict[str, int]:
+    """The last notification of each case among ``recordings``: the relay's position passes it once
+    the case is in the ledger."""
+    last: dict[str, int] = {}
+    for recording in recordings or ():
+        case_id = str(recording.domain_event.originator_id)
+        last[case_id] = max(last.get(case_id, 0), recording.notification.id)
+    return last
