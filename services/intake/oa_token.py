@@ -37,7 +37,7 @@ QUIET_AFTER_FAILURE_SECONDS = 30.0
 # Zalo's answer may come slowly, and one that comes too late has spent the refresh token all the
 # same: the refresh waits far longer than a send, in a task of its own that no sender's time-out
 # cancels.
-REFRESH_TIMEOUT_SECONDS = 30.0
+REFRESH_TIMEOUT_SECONDS = 20.0
 # A lifetime for a token whose answer gave none that can be read: refreshed again at half of it.
 UNREAD_LIFETIME = timedelta(hours=1)
 DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
@@ -74,6 +74,8 @@ class KeptToken:
         self._kept: Token | None = None
         # A pair Zalo gave that could not be written yet, with the refresh token it spent.
         self._unstored: tuple[Token, str, str] | None = None
+        # Digests of tokens Zalo refused: never handed out again, replaced at the next look.
+        self._refused: set[str] = set()
         self._work: asyncio.Task | None = None
         self._quiet_until = 0.0  # time.monotonic(): no new look before this, after a failure
 
@@ -83,35 +85,54 @@ class KeptToken:
 
     async def refused(self, access_token: str) -> None:
         """Start replacing ``access_token`` if it is the one in use; a sender's next try has the new one."""
-        self._start(digest(access_token))
+        self._refused.add(digest(access_token))
+        self._start()
 
     async def token(self, refused: str | None = None) -> Token | None:
         """The token to send with: the kept one while it is good (refreshed in the background when
-        due), else the one the row holds or a refresh gives, waited for."""
+        due), else the one the row holds or a refresh gives, waited for; None rather than one Zalo
+        refused (``refused`` names one, by its digest)."""
+        if refused is not None:
+            self._refused.add(refused)
         kept, now = self._kept, datetime.now(UTC)
-        if kept is not None and kept.access_token and now < kept.expires_at and refused != digest(kept.access_token):
+        if self._good(kept, now):
             if kept.due(self.ahead, now) or self._unstored is not None:
-                self._start(None)
+                self._start()
             return kept
-        work = self._start(refused)
-        if work is not None:
+        for _ in range(2):  # a look already under way may have read the row before the refusal came
+            work = self._start()
+            if work is None:
+                break
             await asyncio.shield(work)
-        return self._kept
+            if self._good(self._kept, datetime.now(UTC)):
+                break
+        return self._kept if self._kept is None or digest(self._kept.access_token) not in self._refused else None
 
-    def _start(self, refused: str | None) -> asyncio.Task | None:
+    def _good(self, kept: Token | None, now: datetime) -> bool:
+        return kept is not None and bool(kept.access_token) and now < kept.expires_at \
+            and digest(kept.access_token) not in self._refused
+
+    def _start(self) -> asyncio.Task | None:
         """The look under way, or a new one unless a failure asked for quiet."""
         if self._work is None or self._work.done():
             if time.monotonic() < self._quiet_until:
                 return None
-            self._work = asyncio.create_task(self._look_and_keep(refused), name="zalo-oa-token")
+            self._work = asyncio.create_task(self._look_and_keep(), name="zalo-oa-token")
         return self._work
 
-    async def settle(self, timeout: float = REFRESH_TIMEOUT_SECONDS + 5) -> None:
-        """At shutdown: let a look under way finish, so a refresh Zalo answered is written."""
+    async def settle(self, timeout: float = REFRESH_TIMEOUT_SECONDS + 2) -> None:
+        """At shutdown: let a look under way finish, so a refresh Zalo answered is written, and
+        write a pair held only here; say so loudly if it cannot be."""
         if self._work is not None and not self._work.done():
             await asyncio.wait([self._work], timeout=timeout)
+        if self._unstored is not None and (pool := self.pool()) is not None:
+            try:
+                await self._store(pool, *self._unstored)
+            except Exception as error:  # noqa: BLE001 - said below, loudly: nothing else can be done
+                log.critical("the refreshed Zalo OA token is lost (%s): authorize the OA again and set a new"
+                             " INTAKE_ZALO_REFRESH_TOKEN", type(error).__name__)
 
-    async def _look_and_keep(self, refused: str | None) -> None:
+    async def _look_and_keep(self) -> None:
         pool = self.pool()
         if pool is None:
             return
@@ -120,12 +141,12 @@ class KeptToken:
                 await self._store(pool, *self._unstored)
             if not self._seeded:
                 await self._take_seed(pool)
-            self._kept = await self._look(pool, refused)
-        except DATABASE_ERRORS as error:
+            self._kept = await self._look(pool)
+        except Exception as error:  # noqa: BLE001 - the next look, after a quiet while, tries again
             self._quiet_until = time.monotonic() + QUIET_AFTER_FAILURE_SECONDS
             log.warning("Zalo OA token not read (%s); the one at hand is used", type(error).__name__)
 
-    async def _look(self, pool: asyncpg.Pool, refused: str | None) -> Token | None:
+    async def _look(self, pool: asyncpg.Pool) -> Token | None:
         fresh: Token | None = None
         try:
             async with pool.acquire() as conn, conn.transaction():
@@ -134,7 +155,7 @@ class KeptToken:
                 if row is None:
                     return None
                 kept = Token(row["access_token"], row["expires_at"], row["refreshed_at"])
-                if not (kept.due(self.ahead, datetime.now(UTC)) or refused == digest(kept.access_token)):
+                if not (kept.due(self.ahead, datetime.now(UTC)) or digest(kept.access_token) in self._refused):
                     return kept
                 try:
                     fresh, refresh_token = await self._refresh(row["refresh_token"])
@@ -153,16 +174,20 @@ class KeptToken:
             # written as soon as PostgreSQL takes it (every look tries first).
             self._unstored = (fresh, refresh_token, row["refresh_token"])
             log.error("Zalo OA token refreshed but not stored (%s); it is used and stored later", type(error).__name__)
+        self._refused.clear()  # digests of tokens that will not come back
         log.info("Zalo OA token refreshed; good until %s", fresh.expires_at.isoformat())
         return fresh
 
     async def _store(self, pool: asyncpg.Pool, fresh: Token, refresh_token: str, spent: str) -> None:
         """Write a pair a look could not, over the row it replaces (not over a seed set since)."""
-        await pool.execute("UPDATE zalo_oa_token SET access_token = $1, refresh_token = $2, expires_at = $3,"
-                           " refreshed_at = $4 WHERE refresh_token = $5", fresh.access_token, refresh_token,
-                           fresh.expires_at, fresh.issued_at, spent)
+        status = await pool.execute("UPDATE zalo_oa_token SET access_token = $1, refresh_token = $2,"
+                                    " expires_at = $3, refreshed_at = $4 WHERE refresh_token = $5", fresh.access_token,
+                                    refresh_token, fresh.expires_at, fresh.issued_at, spent)
         self._unstored = None
-        log.info("the refreshed Zalo OA token is stored")
+        if status == "UPDATE 1":
+            log.info("the refreshed Zalo OA token is stored")
+        else:  # a new seed was set meanwhile: it is the one kept
+            log.warning("the refreshed Zalo OA token is not stored: a new seed replaced the pair it came from")
 
     async def _refresh(self, refresh_token: str) -> tuple[Token, str]:
         """A new pair from Zalo for ``refresh_token``, which this spends."""

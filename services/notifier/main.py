@@ -58,8 +58,10 @@ def build_providers(settings: NotifierSettings, clients: contextlib.AsyncExitSta
         by_channel["push"] = GatewayProvider(client(), settings.push_gateway_url)
     if "zalo" in settings.channels():
         http = client()
-        token: TokenSource = BorrowedToken(http, settings.zalo_token_url, settings.required_zalo_token_key()) \
-            if settings.zalo_token_url else FixedToken(settings.zalo_access_token.get_secret_value())
+        token: TokenSource = FixedToken(settings.zalo_access_token.get_secret_value())
+        if settings.zalo_token_url:
+            token = BorrowedToken(http, settings.zalo_token_url, settings.required_zalo_token_key())
+            clients.push_async_callback(token.close)  # runs before the session it uses closes
         by_channel["zalo"] = ZaloProvider(http, settings.zalo_api_url, token, settings.send_timeout_seconds / 3)
     if settings.smtp_host:
         mail = MailProvider(settings.smtp_host, settings.smtp_port, settings.mail_from,

@@ -22,6 +22,8 @@ ASK_BEFORE_EXPIRY_SECONDS = 600.0
 KEEP_AT_MOST_SECONDS = 3600.0
 # After intake did not lend one, not asked again for this long: the sends wait meanwhile.
 QUIET_AFTER_FAILURE_SECONDS = 5.0
+# Intake answers a refusal once Zalo has given a new pair, which may take it up to 20 s.
+REFUSAL_ANSWER_SECONDS = 30.0
 
 
 class BorrowedToken:
@@ -55,10 +57,18 @@ class BorrowedToken:
                 self._token = None
                 await self._borrow(refused=digest(access_token))
 
+    async def close(self) -> None:
+        """At shutdown, before the HTTP session closes: a replacement under way is dropped."""
+        if self._replacing is not None:
+            self._replacing.cancel()
+            await asyncio.gather(self._replacing, return_exceptions=True)
+
     async def _borrow(self, refused: str | None) -> None:
         body = {"refused": refused} if refused else {}
+        # A refusal waits for intake's refresh; a plain borrow takes what intake holds (the session's time-out).
+        longer = {"timeout": aiohttp.ClientTimeout(total=REFUSAL_ANSWER_SECONDS)} if refused else {}
         try:
-            async with self.client.post(self.url, data=orjson.dumps(body), headers={
+            async with self.client.post(self.url, data=orjson.dumps(body), **longer, headers={
                     "Authorization": f"Bearer {self.key}", "Content-Type": "application/json"}) as response:
                 answer = await response.json(content_type=None) if response.status == 200 else None
                 status = response.status

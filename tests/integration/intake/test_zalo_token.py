@@ -151,3 +151,19 @@ async def test_a_refreshed_pair_postgresql_would_not_take_is_used_and_stored_onc
     async with httpx.AsyncClient(timeout=15) as client:
         assert await borrow(client, start_intake(**refreshing(oa, seed)), refused=digest(second)) not in (first, second)
     assert oa.refreshes == 3 and oa.reused == []
+
+
+async def test_a_token_zalo_refused_is_not_lent_again_while_no_new_one_can_be_had(start_intake, oa):
+    """A refusal that came while a refresh could not be had (Zalo's OAuth failing) was forgotten,
+    and the refused token lent again: the notifier spent its tries on it."""
+    seed = oa.authorize(APP_SECRET, lifetime=90000)
+    intake = start_intake(**refreshing(oa, seed))
+    async with httpx.AsyncClient(timeout=40) as client:
+        token = await borrow(client, intake)
+        oa.app_secret = secrets.token_urlsafe(24)  # Zalo's OAuth refuses every refresh from now on
+        oa.revoke()
+        headers = {"Authorization": f"Bearer {READER_KEY}"}
+        refused = await client.post(intake.url + LEND, json={"refused": digest(token)}, headers=headers)
+        again = await client.post(intake.url + LEND, headers=headers)
+    assert refused.status_code == 503 and again.status_code == 503
+    assert token not in refused.text + again.text
