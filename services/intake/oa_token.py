@@ -41,6 +41,7 @@ REFRESH_TIMEOUT_SECONDS = 20.0
 # A lifetime for a token whose answer gave none that can be read: refreshed again at half of it.
 UNREAD_LIFETIME = timedelta(hours=1)
 DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+REFUSALS_KEPT = 64
 
 
 @dataclass(frozen=True)
@@ -85,15 +86,20 @@ class KeptToken:
 
     async def refused(self, access_token: str) -> None:
         """Start replacing ``access_token`` if it is the one in use; a sender's next try has the new one."""
-        self._refused.add(digest(access_token))
+        self._refuse(digest(access_token))
         self._start()
+
+    def _refuse(self, refused: str) -> None:
+        # A borrower names any digest it likes: a few are kept, cleared at each refresh.
+        if len(self._refused) < REFUSALS_KEPT:
+            self._refused.add(refused)
 
     async def token(self, refused: str | None = None) -> Token | None:
         """The token to send with: the kept one while it is good (refreshed in the background when
         due), else the one the row holds or a refresh gives, waited for; None rather than one Zalo
         refused (``refused`` names one, by its digest)."""
         if refused is not None:
-            self._refused.add(refused)
+            self._refuse(refused)
         kept, now = self._kept, datetime.now(UTC)
         if self._good(kept, now):
             if kept.due(self.ahead, now) or self._unstored is not None:
