@@ -11,6 +11,7 @@ answers are reported with. Refreshing ahead of expiry does not depend on them; t
 token Zalo stopped taking early (a changed authorization) be replaced at once.
 """
 
+import asyncio
 import hashlib
 from typing import Protocol
 
@@ -36,6 +37,15 @@ class FixedToken:
         return self.access_token or None
 
     async def refused(self, access_token: str) -> None:
+        return None
+
+
+async def token_within(source: TokenSource, seconds: float) -> str | None:
+    """The token to send with, or None when none comes within ``seconds`` (a part of a send's time):
+    a send that waited too long for its token is one that did not go out."""
+    try:
+        return await asyncio.wait_for(source.current(), seconds)
+    except TimeoutError:
         return None
 
 

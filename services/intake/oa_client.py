@@ -5,11 +5,9 @@
 refuses; the refusal is a non-zero ``error`` in the body.
 """
 
-import asyncio
-
 import httpx
 
-from contracts.zalo_token import TOKEN_REFUSED, TokenSource
+from contracts.zalo_token import TOKEN_REFUSED, TokenSource, token_within
 
 # Zalo cuts consultation messages at 2,000 characters.
 MAX_TEXT = 2000
@@ -33,10 +31,7 @@ class OAClient:
         self.token, self.token_wait = token, token_wait
 
     async def send_text(self, user_id: str, text: str) -> None:
-        try:
-            access_token = await asyncio.wait_for(self.token.current(), self.token_wait)
-        except TimeoutError:
-            access_token = None
+        access_token = await token_within(self.token, self.token_wait)
         if access_token is None:
             raise SendFailed("no OA access token to hand", retry=True)
         body = {"recipient": {"user_id": user_id}, "message": {"text": text[:MAX_TEXT]}}

@@ -38,12 +38,15 @@ class BorrowedToken:
         self._replacing: asyncio.Task | None = None
 
     async def current(self) -> str | None:
-        if self._token is not None and time.monotonic() < self._keep_until:
+        if self._fresh():
             return self._token
         async with self._asking:
-            if (self._token is None or time.monotonic() >= self._keep_until) and time.monotonic() >= self._quiet_until:
+            if not self._fresh() and time.monotonic() >= self._quiet_until:
                 await self._borrow(refused=None)
             return self._token
+
+    def _fresh(self) -> bool:
+        return self._token is not None and time.monotonic() < self._keep_until
 
     async def refused(self, access_token: str) -> None:
         """Ask intake for another in the background: the refused send goes on to its next try, which

@@ -18,7 +18,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from contracts.zalo_token import TOKEN_REFUSED, TokenSource
+from contracts.zalo_token import TOKEN_REFUSED, TokenSource, token_within
 from services.notifier import fitting
 from services.notifier.domain import Delivery
 from services.notifier.templates import without_diacritics
@@ -153,10 +153,7 @@ class ZaloProvider:
         self.token, self.token_wait = token, token_wait
 
     async def send(self, delivery: Delivery) -> None:
-        try:
-            access_token = await asyncio.wait_for(self.token.current(), self.token_wait)
-        except TimeoutError:
-            access_token = None
+        access_token = await token_within(self.token, self.token_wait)
         if access_token is None:
             raise Transient("no Zalo OA access token to hand")
         # The text is planned within the API's 2,000 characters (domain, fitting.zalo); the cut keeps

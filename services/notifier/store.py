@@ -279,12 +279,11 @@ class DeliveryLog:
             if seq is None or after is None:
                 return []  # another claim has it, or the failure is final
             moves = [(delivery, seq, after)]
-            if not permanent and saved:
-                # The citizen's next messages skip the channel for a while (domain.citizen_route).
-                remember_refused(record, delivery.channel, datetime.now(UTC))
-                await conn.execute("UPDATE case_records SET record = $2::jsonb, updated_at = now() WHERE case_id = $1",
-                                   delivery.case_id, orjson.dumps(record).decode())
             if not permanent:
+                if saved:  # the citizen's next messages skip the channel for a while (domain.citizen_route)
+                    remember_refused(record, delivery.channel, datetime.now(UTC))
+                    await conn.execute("UPDATE case_records SET record = $2::jsonb, updated_at = now()"
+                                       " WHERE case_id = $1", delivery.case_id, orjson.dumps(record).decode())
                 why = (f"not tried by {CHANNEL_NAMES[delivery.channel]}: it refused an earlier message to this"
                        f" citizen on every try ({refused})")
                 for row in await conn.fetch(WAITING_BEHIND, delivery.case_id, delivery.channel, delivery.target, seq):
