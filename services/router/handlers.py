@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from aiokafka import ConsumerRebalanceListener
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import TypeAdapter
@@ -32,6 +33,22 @@ async def refuse(broker: KafkaBroker, topic: str, refused: Sequence[tuple[Reques
     await asyncio.gather(*waits)
 
 
+class ReadBackOnAssignment(ConsumerRebalanceListener):
+    """Partitions moved to this router (another stopped, joined or fell out of the group): the
+    cases the other router opened there may not be in the ledger yet, and only the store has them
+    then. The desk reads them back at its next batch, so a second report is linked, not opened again."""
+
+    def __init__(self, desk) -> None:
+        self.desk = desk
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        pass
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        if assigned:
+            self.desk.recent.read_again()
+
+
 def register(broker: KafkaBroker, desk, pool, group_id: str, max_batch: int, stats: dict[str, int],
              gather_ms: int = 0) -> None:
     """Subscribe the router's handlers; called by ``create_app`` so nothing happens at import."""
@@ -39,7 +56,8 @@ def register(broker: KafkaBroker, desk, pool, group_id: str, max_batch: int, sta
     async def workload() -> Workload:
         return Workload(*await ledger.handler_load(pool))
 
-    @broker.subscriber(topics.INTAKE_REQUESTS, **consumer_options(group_id, max_records=max_batch, gather_ms=gather_ms))
+    @broker.subscriber(topics.INTAKE_REQUESTS, listener=ReadBackOnAssignment(desk),
+                       **consumer_options(group_id, max_records=max_batch, gather_ms=gather_ms))
     async def on_requests(_: list[bytes], message: KafkaMessage) -> None:
         requests = await parse_or_dead_letter(broker, records_of(message), REQUEST)
         if not requests:

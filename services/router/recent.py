@@ -4,9 +4,9 @@
 Every router finds open cases in the ledger (:func:`services.router.ledger.open_duplicates`), which
 the relay fills a moment after publishing. Until then only the store and this memory hold a new
 case. A case is forgotten once the ledger's recorded position passes its last notification, or
-after :data:`REMEMBERED_AT_MOST` should the relay stop. A router starting reads back from the
-store the cases past that position, by any router (:func:`read_back`): what the router before it
-remembered went with it.
+after :data:`REMEMBERED_AT_MOST` should the relay stop. A router starting, or given partitions
+another router had, reads back from the store the cases past that position, by any router
+(:func:`read_back`): what the router before it remembered went with it, or stays with the other.
 """
 
 import collections
@@ -35,7 +35,12 @@ class RecentCases:
         # notification each was remembered, oldest first.
         self.recent: dict[Key, list[dict]] = {}
         self.remembered: collections.deque[tuple[datetime, int, Key]] = collections.deque()
-        self.read = False  # whether the store past the ledger was read back since the start
+        self.read = False  # whether the store past the ledger was read back since the last assignment
+
+    def read_again(self) -> None:
+        """Read the store past the ledger back at the next batch: this router was given partitions,
+        and the cases another router opened there the ledger may not have yet."""
+        self.read = False
 
     def with_ledger(self, requests: Sequence[RequestReceived], open_reports: Mapping[Key, list[dict]],
                     now: datetime, recorded: int | None) -> dict[Key, list[dict]]:
@@ -71,7 +76,10 @@ class RecentCases:
                     self._add(key, r["case_id"], r["area_code"], notification, now)
 
     def _add(self, key: Key, case_id: Any, area_code: str, notification: int, now: datetime) -> None:
-        self.recent.setdefault(key, []).append({"case_id": case_id, "area_code": area_code})
+        cases = self.recent.setdefault(key, [])
+        if any(str(c["case_id"]) == str(case_id) for c in cases):
+            return  # remembered already, and read back again after a rebalance
+        cases.append({"case_id": case_id, "area_code": area_code})
         self.remembered.append((now, notification, key))
 
 

@@ -12,15 +12,17 @@ from types import SimpleNamespace
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from contracts import ids, topics
 from contracts.categories import load as categories
-from contracts.messaging import bulk_producer
+from contracts.messaging import bulk_producer, kafka_broker
 from contracts.postgres import create_pool
 from services.intake.domain import Submission, build_request
 from services.router import application
 from services.router.application import CaseDesk, Workload
 from services.router.directory import load_directory
+from services.router.handlers import register
 from services.router.main import _open_stores
 from services.router import ledger
 from services.router.outbox import SCHEMA, Relay, to_contract
@@ -211,6 +213,77 @@ async def test_a_router_started_while_the_relay_lags_links_a_second_report_to_a_
     await asyncio.to_thread(after.receive, [again], datetime.now(UTC), Workload(), {}, None, 0)
     assert (await asyncio.to_thread(after.repository.get, again.case_id)).status == "duplicate"
     after.close()
+
+
+async def test_a_router_given_another_routers_partitions_links_a_second_report_to_a_case_opened_there(
+        settings, kafka_bootstrap):
+    """Two routers share the requests' partitions, and the relay lags. One router read the store
+    back only when it started: when a partition moved to it from the other (a rebalance, on a
+    restart or when a router joins the group), a second report there of a case the other had just
+    opened became a second case. A real rebalance on Kafka now makes it read the store back."""
+    directory = load_directory("hcmc-2021")
+    here, there = (CaseDesk(directory, settings.eventsourcing_env()) for _ in range(2))
+    group = f"it-rebalance-{uuid.uuid4()}"
+    # Both of the router's groups start at their topics' ends: it reads no other test's messages.
+    await _start_at_the_end(kafka_bootstrap, topics.INTAKE_REQUESTS, group)
+    await _start_at_the_end(kafka_bootstrap, topics.UNIT_RESPONSES, f"{group}-responses")
+    broker = kafka_broker(kafka_bootstrap, client_id="it-rebalance")
+    pool = await create_pool(settings.dsn(), min_size=1, max_size=2)
+    register(broker, here, pool, group, 100, {"requests": 0, "opened": 0, "responses": 0, "refused": 0})
+    await broker.start()
+    try:
+        consumer = next(s.consumer for s in broker.subscribers if s.group_id == group)
+        everything = await _until(lambda: consumer.assignment(), "the router was given no partitions")
+        # This router has been running: it read the store back at its first batch.
+        await asyncio.to_thread(here.receive, requests(1), datetime.now(UTC), Workload(), {}, None, 0)
+        first = requests(1)[0]
+        await asyncio.to_thread(there.receive, [first], datetime.now(UTC), Workload(), {}, None, 0)
+        # The other router's partitions move: a member joins, and every partition is assigned anew.
+        other = AIOKafkaConsumer(topics.INTAKE_REQUESTS, bootstrap_servers=kafka_bootstrap, group_id=group,
+                                 enable_auto_commit=False)
+        await other.start()
+        try:
+            await _assigned(other)
+            await _until(lambda: consumer.assignment() and consumer.assignment() != everything,
+                         "the router's partitions were not assigned anew")
+            await _until(lambda: not here.recent.read, "the router was not told of its new partitions", 10)
+            again = same_trouble_again(first)
+            await asyncio.to_thread(here.receive, [again], datetime.now(UTC), Workload(), {}, None, 0)
+        finally:
+            await other.stop()
+        assert (await asyncio.to_thread(here.repository.get, again.case_id)).status == "duplicate"
+    finally:
+        await broker.stop()
+        await pool.close()
+        here.close()
+        there.close()
+
+
+async def _assigned(consumer: AIOKafkaConsumer, timeout: float = 60) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not consumer.assignment():
+        assert asyncio.get_running_loop().time() < deadline, "the consumer was given no partitions"
+        await consumer.getmany(timeout_ms=200)
+
+
+async def _until(condition, failure: str, timeout: float = 60):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not (held := condition()):
+        assert asyncio.get_running_loop().time() < deadline, failure
+        await asyncio.sleep(0.1)
+    return held
+
+
+async def _start_at_the_end(bootstrap: str, topic: str, group: str) -> None:
+    """Commit ``group``'s offsets at ``topic``'s end."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await _assigned(consumer)
+        partitions = consumer.assignment()
+        await consumer.commit(await consumer.end_offsets(list(partitions)))
+    finally:
+        await consumer.stop()
 
 
 async def test_a_duplicate_whose_original_changes_as_it_is_saved_is_still_recorded(settings):
