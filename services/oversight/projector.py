@@ -45,6 +45,9 @@ _INSERT_AUDIT = (
     "INSERT INTO audit_log (seq, event_id, event_type, case_id, occurred_at, canonical, prev_hash, hash)"
     " SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::uuid[], $5::timestamptz[], $6::text[],"
     " $7::text[], $8::text[])")
+# The events kept of each case past a version, by the case's index.
+_EARLIER_EVENTS = ("SELECT e.case_id, e.body::text AS body FROM unnest($1::uuid[], $2::int[]) AS b (case_id, past)"
+                   " JOIN case_events e ON e.case_id = b.case_id AND e.version > b.past")
 _SAVE_OFFSETS = (
     "INSERT INTO consumer_offsets (topic, partition, next_offset, first_offset)"
     " SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bigint[])"
@@ -112,6 +115,24 @@ class Projector:
             by_case.setdefault(UUID(str(e["case_id"])), []).append(e)
         current = {r["case_id"]: dict(r) for r in await conn.fetch(
             "SELECT * FROM cases WHERE case_id = ANY($1::uuid[])", list(by_case))}
+        # A case's events can reach oversight out of order across batches (a relay that failed over
+        # publishes again from where it had recorded). One older than the case's row, or a
+        # CaseOpened after events that follow it, was skipped by the fold: such a case is folded
+        # again from the start, with every event of it kept. A case new to the read model whose
+        # batch holds its versions from 1 on looks only past them, which finds nothing but rarely.
+        after = {}
+        for c, es in by_case.items():
+            versions = sorted(e["version"] for e in es)
+            if c not in current:
+                after[c] = versions[-1] if versions == list(range(1, len(versions) + 1)) else 0
+            elif versions[0] < current[c]["version"]:
+                after[c] = 0
+        if after:
+            in_batch = {UUID(str(e["event_id"])) for c in after for e in by_case[c]}
+            for r in await conn.fetch(_EARLIER_EVENTS, list(after), list(after.values())):
+                if UUID((e := orjson.loads(r["body"]))["event_id"]) not in in_batch:
+                    by_case[r["case_id"]].append(e)
+                    current.pop(r["case_id"], None)  # folded again from its first event
         changed = []
         for case_id, case_events in by_case.items():
             before = current.get(case_id)

@@ -88,3 +88,29 @@ async def test_a_time_postgresql_reads_otherwise_is_kept_as_the_fold_reads_it(po
                                " WHERE e.version = 2")
     report = await verify(pool, b"")
     assert report["ok"], report
+
+
+async def test_a_cases_events_out_of_order_across_batches_show_it_as_it_is(pool):
+    """A relay that fails over publishes again from where it had recorded, so a case's events can
+    come over two batches out of order. The fold skipped an event older than the case's row, and
+    everything before a late CaseOpened: oversight showed a resolved case as opened, or as having
+    no unit, until a rebuild. It is now folded again from the case's first event."""
+    projector = Projector(pool)
+    opened_late = CaseStory().opened().routed().assigned().accepted().resolved()
+    routed_late = CaseStory().opened().routed().assigned().accepted()
+    offsets = iter(range(100))
+    for story, late in ((opened_late, [0]), (routed_late, [1])):
+        bodies = [e.model_dump(mode="json") for e in story.events]
+        for part in ([b for i, b in enumerate(bodies) if i not in late], [bodies[i] for i in late]):
+            positions = [Position(topics.CASE_EVENTS, 0, next(offsets)) for _ in part]
+            assert await projector.apply(positions, part) == len(part)
+    rows = {r["case_id"]: r for r in await pool.fetch("SELECT case_id, status, unit_name, handler_name, version"
+                                                        " FROM cases")}
+    assert dict(rows[opened_late.case_id]) == {
+        "case_id": opened_late.case_id, "status": "resolved", "unit_name": "UBND Quận 1",
+        "handler_name": "Trần Thị Thảo", "version": 5}
+    assert dict(rows[routed_late.case_id]) == {
+        "case_id": routed_late.case_id, "status": "accepted", "unit_name": "UBND Quận 1",
+        "handler_name": "Trần Thị Thảo", "version": 4}
+    report = await verify(pool, b"")
+    assert report["ok"], report
