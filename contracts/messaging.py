@@ -149,6 +149,8 @@ async def parse_or_dead_letter(broker: KafkaBroker, records: Sequence[ConsumerRe
     """Parse each record; send the ones that fail to the topic's DLQ (acknowledged) and return the rest.
 
     ``check`` looks at each record's bytes first and raises ValueError for one the reader cannot take.
+    Any error reading a record is the record's: one the reader did not foresee (a RecursionError
+    from JSON nested deep, say) would otherwise fail its batch at every reading, for good.
     """
     good: list[T] = []
     waits = []
@@ -157,7 +159,7 @@ async def parse_or_dead_letter(broker: KafkaBroker, records: Sequence[ConsumerRe
             if check is not None:
                 check(record.value or b"")
             good.append(adapter.validate_json(record.value or b""))
-        except ValueError as error:  # ValidationError is one
+        except Exception as error:  # noqa: BLE001 - ValueError (ValidationError is one) and the unforeseen
             waits.append(await dead_letter(broker, record, error))
     if waits:
         await asyncio.gather(*waits)

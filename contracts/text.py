@@ -71,10 +71,17 @@ def refuse_nul(raw: bytes) -> None:
 
 
 def _holds_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_holds_nul(v) for v in value)
+    """Whether any string in ``value``, a key or a value at any depth, holds a NUL. A loop, not a
+    recursion: JSON nested a thousand deep (orjson reads it) would otherwise raise RecursionError."""
+    pending = [value]
+    while pending:
+        v = pending.pop()
+        if isinstance(v, str):
+            if "\x00" in v:
+                return True
+        elif isinstance(v, dict):
+            pending.extend(v.keys())
+            pending.extend(v.values())
+        elif isinstance(v, list):
+            pending.extend(v)
     return False

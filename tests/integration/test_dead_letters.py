@@ -10,6 +10,7 @@ from faststream.kafka import KafkaMessage
 from pydantic import BaseModel, TypeAdapter
 
 from contracts.messaging import consumer_options, kafka_broker, parse_or_dead_letter, pause_then_raise, records_of
+from contracts.text import refuse_nul
 from contracts.topics import dlq
 from tests.support.kafka import read_to_end
 from tests.support.mesh import eventually
@@ -99,6 +100,33 @@ async def test_a_dead_letter_the_broker_did_not_take_is_sent_again(kafka_bootstr
         await producer.send_and_wait(topic, b'{"text": "good"}')
         await eventually(lambda: "good" in taken, 60, "the good record")
         assert await dead_letters_on(kafka_bootstrap, topic) == [b"not json either"]
+    finally:
+        await producer.stop()
+        await broker.stop()
+
+
+async def test_a_record_nested_too_deep_for_a_check_is_dead_lettered_and_the_batch_goes_on(kafka_bootstrap):
+    """A NUL inside JSON nested 900 deep made the NUL check raise RecursionError, which is no
+    ValueError: the batch failed at every reading and nothing after it on the topic was read."""
+    topic, broker = await fresh_topic(kafka_bootstrap), kafka_broker(kafka_bootstrap, client_id="dead-letter-test")
+    taken: list[str] = []
+    deep = b'{"text": ' + b"[" * 900 + b'"\\u0000"' + b"]" * 900 + b"}"
+    deeper = b"[" * 5000 + b"]" * 5000  # past what orjson and pydantic read at all
+
+    @broker.subscriber(topic, **consumer_options(f"{topic}-group"))
+    async def on_batch(_: list[bytes], message: KafkaMessage) -> None:
+        taken.extend(n.text for n in await parse_or_dead_letter(broker, records_of(message), NOTE, refuse_nul))
+
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        for value in (b'{"text": "before"}', deep, deeper, b'{"text": "after"}'):
+            await producer.send(topic, value)
+        await producer.flush()
+        await broker.start()
+        await eventually(lambda: "after" in taken, 60, "the records after the deep one")
+        assert taken == ["before", "after"]
+        assert await dead_letters_on(kafka_bootstrap, topic) == [deep, deeper]
     finally:
         await producer.stop()
         await broker.stop()
