@@ -111,7 +111,7 @@ class Chatbot:
                 try:
                     # Read as the webhook read it (json.loads takes the lone surrogates Zalo may send).
                     incoming = ZaloEvent.model_validate(json.loads(row["body"])).incoming()
-                except ValueError as error:  # a verified event we cannot read must not block the user
+                except (ValueError, RecursionError) as error:  # a verified event we cannot read must not block the user
                     log.error("Zalo event %s skipped, unreadable: %s", row["event_key"], _what_failed(error))
                     continue
                 if incoming is None:

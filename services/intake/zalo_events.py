@@ -145,7 +145,7 @@ def verified_event(body: bytes, header: str | None, app_id: str, secret_key: str
     try:
         raw = json.loads(body)
         timestamp = str(raw["timestamp"]) if isinstance(raw, dict) else ""
-    except (ValueError, KeyError):
+    except (ValueError, KeyError, RecursionError):  # JSON nested past what json.loads reads
         raise forged from None
     expected = signature(app_id, body, timestamp, secret_key)
     if not hmac.compare_digest(header.strip().encode(), expected.encode()):

@@ -75,7 +75,7 @@ async def _fields(request: Request) -> dict[str, Any]:
     if request.headers.get("content-type", "").startswith("application/json"):
         try:
             data = json.loads(await request.body())
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past what json.loads reads
             raise Problem("body", "Nội dung không phải JSON hợp lệ", "The body is not valid JSON", status=400) from None
         if not isinstance(data, dict):
             raise Problem("body", "Phải là một đối tượng JSON", "Must be a JSON object", status=400)

@@ -98,6 +98,9 @@ async def test_open311_refusals_use_georeport_errors_naming_the_field(start_inta
         ufo = await post(service_code="ufo")
         nowhere = await post(address_string="", lat="", long="")
         no_text = await post(description="")
+        # json.loads raised RecursionError here, and the answer was a 500 with a traceback logged.
+        too_deep = await client.post(intake.url + "/open311/v2/requests.json", content=b"[" * 100_000,
+                                     headers={"Content-Type": "application/json"})
         unknown = await client.get(intake.url + "/open311/v2/requests/ZZZZZ-ZZZZZ.json")
         oversight_down = await client.get(intake.url + "/open311/v2/requests/"
                                           + ids.tracking_code(uuid.uuid4()) + ".json")
@@ -107,6 +110,7 @@ async def test_open311_refusals_use_georeport_errors_naming_the_field(start_inta
     assert nowhere.status_code == 400 and nowhere.json()[0]["field"] == "address_string"
     assert no_text.status_code == 400 and no_text.json()[0]["field"] == "description"
     assert no_text.json()[0]["reason_vi"] and no_text.json()[0]["code"] == 400
+    assert too_deep.status_code == 400 and too_deep.json()[0]["field"] == "body"
     assert unknown.status_code == 404
     assert oversight_down.status_code == 503 and oversight_down.headers["Retry-After"]
 
