@@ -3,17 +3,21 @@
 Without it an overloaded intake queues every request it is sent, and each waits longer than the
 last until its sender gives up — a minute at five times its capacity, with nobody told to come back.
 With it, the submissions it can serve are served at their usual speed and the rest are refused
-before their bodies are read, with Retry-After, which the channel adapters honour (retrying with
-the same Idempotency-Key accepts the request once).
+once their bodies are in, before any is parsed, with Retry-After, which the channel adapters
+honour (retrying with the same Idempotency-Key accepts the request once). A submission whose body
+is still arriving holds no place: a few hundred connections that send headers and then nothing
+once held every place, and every channel was refused until they closed.
 
 Only the channel APIs are limited, where a program sends and retries. The web form (a person
 waiting at a page) and the Zalo webhook (whose platform does not send an event twice) are not.
 
 Each channel's body is also capped (:class:`BodyLimit`): it is read only up to its channel's
 limit, and a larger one is refused with 413 as soon as it passes it, whether it declared its
-length or not. Read and parsed whole, a 50 MB JSON body took intake 190 MB of memory.
+length or not. Read and parsed whole, a 50 MB JSON body took intake 190 MB of memory. A body that
+does not arrive in time is refused with 408.
 """
 
+import asyncio
 import logging
 import time
 
@@ -58,10 +62,13 @@ class AdmissionLimit:
 
 class BodyLimit:
     """ASGI middleware: a POST to one of ``limits``' paths is read here, up to that path's limit,
-    and handed on whole; ``refuse`` answers one that declares or sends more, reading no further."""
+    and handed on whole; ``refuse`` answers one that declares or sends more, reading no further,
+    and ``too_slow`` one whose body has not arrived in ``read_seconds``."""
 
-    def __init__(self, app: ASGIApp, limits: dict[str, int], refuse: ASGIApp):
-        self.app, self.limits, self.refuse = app, limits, refuse
+    def __init__(self, app: ASGIApp, limits: dict[str, int], refuse: ASGIApp, too_slow: ASGIApp,
+                 read_seconds: float):
+        self.app, self.limits, self.refuse, self.too_slow = app, limits, refuse, too_slow
+        self.read_seconds = read_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = self.limits.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
@@ -73,15 +80,22 @@ class BodyLimit:
             await self.refuse(scope, receive, send)
             return
         body, more = bytearray(), True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return  # nobody is left to answer
-            body += message.get("body", b"")
-            if len(body) > limit:
-                await self.refuse(scope, receive, send)
-                return
-            more = message.get("more_body", False)
+        try:
+            async with asyncio.timeout(self.read_seconds):
+                while more:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return  # nobody is left to answer
+                    body += message.get("body", b"")
+                    if len(body) > limit:
+                        break
+                    more = message.get("more_body", False)
+        except TimeoutError:
+            await self.too_slow(scope, receive, send)
+            return
+        if len(body) > limit:
+            await self.refuse(scope, receive, send)
+            return
         await self.app(scope, _replay(bytes(body), receive), send)
 
 

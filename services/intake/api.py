@@ -75,7 +75,7 @@ def install_error_handlers(application: FastAPI) -> None:
 
 
 def install_admission_limit(application: FastAPI, limit: int, retry_after_seconds: int) -> None:
-    """Refuse channel submissions past ``limit`` in flight with 503, before reading their bodies."""
+    """Refuse channel submissions past ``limit`` in flight with 503, before parsing their bodies."""
     problem = {"field": "", "reason_vi": "Hệ thống đang quá tải, vui lòng thử lại sau ít giây",
                "reason_en": "Too many requests in progress; retry after the time given"}
 
@@ -89,17 +89,27 @@ def install_admission_limit(application: FastAPI, limit: int, retry_after_second
 
 
 def install_body_limit(application: FastAPI, settings: IntakeSettings) -> None:
-    """Refuse a channel's body past its limit with 413, reading no further than the limit."""
+    """Refuse a channel's body past its limit with 413, reading no further than the limit, and one
+    that has not arrived in ``body_read_seconds`` with 408."""
     limits = {"/v1/channels/web/requests": settings.max_body_bytes,
               "/v1/channels/app/requests": settings.max_body_bytes,
               "/v1/channels/phone/requests": settings.max_body_bytes,
               "/open311/v2/requests.json": settings.open311_max_body_bytes,
-              "/v1/channels/zalo/webhook": settings.zalo_max_body_bytes}
+              "/v1/channels/zalo/webhook": settings.zalo_max_body_bytes,
+              "/internal/zalo/access-token": 1024}  # read before its key is checked
     answers = {path: _refusal_at(path, 413, [{"field": "body", "reason_vi": f"Nội dung gửi quá lớn (tối đa {limit} byte)",
                                               "reason_en": f"The body is too large (at most {limit} bytes)"}])
                for path, limit in limits.items()}
+    seconds = settings.body_read_seconds
+    late = {"field": "body", "reason_vi": f"Nội dung gửi không đến kịp trong {seconds:g} giây",
+            "reason_en": f"The body did not arrive within {seconds:g} seconds"}
+    slow = {path: _refusal_at(path, 408, [late], {"Connection": "close"}) for path in limits}
 
     async def refuse(scope: Scope, receive: Receive, send: Send) -> None:
         await answers[scope["path"]](scope, receive, send)
 
-    application.add_middleware(BodyLimit, limits=limits, refuse=refuse)
+    async def too_slow(scope: Scope, receive: Receive, send: Send) -> None:
+        await slow[scope["path"]](scope, receive, send)
+
+    application.add_middleware(BodyLimit, limits=limits, refuse=refuse, too_slow=too_slow,
+                               read_seconds=seconds)

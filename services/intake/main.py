@@ -83,9 +83,10 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     app.state.templates = Jinja2Templates(directory=TEMPLATES)
     install_routes(app)
     install_error_handlers(app)
-    # Added last, the admission limit is the outer one: past it, a body is not read at all.
-    install_body_limit(app, settings)
+    # Added last, the body limit is the outer one: a submission holds a place in flight only once
+    # its body is in, so connections that send headers and then nothing cannot take every place.
     install_admission_limit(app, settings.max_in_flight, settings.retry_after_seconds)
+    install_body_limit(app, settings)
     return app
 
 

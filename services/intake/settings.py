@@ -36,6 +36,10 @@ class IntakeSettings(ServiceSettings):
     open311_max_body_bytes: int = 128 * 1024
     # Zalo sends an event once and never again: ample room for what a future event may carry.
     zalo_max_body_bytes: int = 256 * 1024
+    # How long a body may take to arrive once its request's headers have; past it, 408. A slot in
+    # flight is taken only once the body is in, so connections that send nothing cannot fill them.
+    # 64 KB at 3 KB/s (a poor mobile link) takes 22 s.
+    body_read_seconds: float = 30.0
     # How long a client's idle connection is kept open. uvicorn's default, 5 s, is shorter than
     # HTTP clients keep theirs (aiohttp 15 s, Go 90 s) and than load balancers' idle timeouts
     # (60 s is common): a client that reuses a connection just as intake closes it gets a

@@ -66,3 +66,26 @@ async def test_past_its_limit_intake_refuses_at_once_and_the_retry_is_accepted_o
     published = tail.with_ids(request_ids)
     assert sorted(str(r.request_id) for r in published) == sorted(request_ids), "each accepted request once"
     assert {r.citizen.phone for r in published} == {"+84903000001", "+84903000003"}
+
+
+async def test_connections_that_send_headers_and_then_nothing_take_no_place_in_flight(start_intake):
+    """A place in flight was taken before the body was read, and the body read had no end: a few
+    connections sending headers and then nothing (a stalled upload, or someone doing it on purpose)
+    took every place, and every channel's submissions were refused with 503 while they stayed open."""
+    intake = start_intake(max_in_flight=2)
+    host, port = intake.url.removeprefix("http://").split(":")
+    stalled = []
+    try:
+        for _ in range(4):
+            _, writer = await asyncio.open_connection(host, int(port))
+            writer.write(b"POST /v1/channels/web/requests HTTP/1.1\r\nHost: intake\r\n"
+                         b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
+            await writer.drain()
+            stalled.append(writer)
+        await asyncio.sleep(1)  # their headers are read, and their bodies awaited
+        async with httpx.AsyncClient(timeout=30) as client:
+            answer = await post(client, intake, {**REQUEST, "phone": "0903 000 007"})
+        assert answer.status_code == 202, answer.text
+    finally:
+        for writer in stalled:
+            writer.close()

@@ -110,3 +110,21 @@ async def test_the_longest_request_a_citizen_can_write_fits_under_the_limit(inta
                                    headers={"Content-Type": "application/json", "Idempotency-Key": str(uuid.uuid4())})
     assert answer.status_code == 202, answer.text
     assert len(body) > LIMITS["/v1/channels/web/requests"] // 2
+
+
+@pytest.mark.parametrize("path", ["/v1/channels/web/requests", "/internal/zalo/access-token"])
+async def test_a_body_that_does_not_arrive_in_time_is_refused_with_408(start_intake, path):
+    intake = start_intake(body_read_seconds=1)
+    head = (f"POST {path} HTTP/1.1\r\nHost: intake\r\nContent-Type: application/json\r\n"
+            "Content-Length: 1000\r\n")
+    status, headers, body = await answer_to(intake, head, b'{"full_name": ')
+    assert status == 408 and headers["connection"] == "close"
+    problem = json.loads(body)["errors"][0]
+    assert problem["field"] == "body" and "within 1 seconds" in problem["reason_en"]
+
+
+async def test_the_token_lenders_body_is_capped_before_its_key_is_checked(intake):
+    head = ("POST /internal/zalo/access-token HTTP/1.1\r\nHost: intake\r\nContent-Type: application/json\r\n"
+            "Content-Length: 2147483648\r\n")
+    status, _, body = await answer_to(intake, head, b'{"refused": "')
+    assert status == 413 and json.loads(body)["errors"][0]["field"] == "body"
