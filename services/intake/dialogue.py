@@ -107,7 +107,9 @@ def match_category(text: str, categories: dict[str, Category]) -> str | None:
     """The category a reply names: its number in the list, its code, or (part of) its name."""
     wanted = plain(text)
     listed = list(categories.values())
-    if wanted.isdigit() and 1 <= int(wanted) <= len(listed):
+    # isdigit() takes "②" and "²", which int() refuses: the conversation, and what the citizen had
+    # typed, was thrown away. Three digits are ample, and keep int() from a number thousands long.
+    if wanted.isdecimal() and len(wanted) <= 3 and 1 <= int(wanted) <= len(listed):
         return listed[int(wanted) - 1].code
     exact = [c.code for c in listed if wanted in (plain(c.vi), plain(c.en), c.code.replace("_", " "))]
     if len(exact) == 1:

@@ -51,6 +51,18 @@ def test_a_wrong_answer_is_explained_and_asked_again():
     assert chat.state.stage == "phone"
 
 
+def test_a_digit_int_cannot_read_is_asked_again_and_nothing_typed_is_lost():
+    """"②" and "²" pass isdigit() but not int(): the step raised, and the chatbot threw the
+    conversation away with an apology. A number thousands of digits long did the same."""
+    chat = Chat()
+    chat.send(text="Nhà tôi hết gạo, 5 người")
+    for odd in ("②", "²", "9" * 5000):
+        assert "Chưa rõ lĩnh vực" in chat.send(text=odd)[0]
+    assert chat.state.stage == "category" and chat.state.description == "Nhà tôi hết gạo, 5 người"
+    chat.send(text="１")  # a full-width one is a one
+    assert chat.state.category == "essential_supplies"
+
+
 def test_cancel_and_restart_at_any_point():
     chat = Chat()
     chat.send(text="1")
