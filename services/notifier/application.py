@@ -12,7 +12,9 @@ What "exactly once, in effect" rests on:
   recorded, the message is sent again when the lease runs out — with the same
   ``Idempotency-Key`` (``Message-ID`` by e-mail). A receiver that keeps the keys it has seen
   (the district services, a gateway that supports it) drops the repeat; one that does not (Zalo's
-  API, a plain SMTP server) may show it twice. That window is one send long and only opens on a crash.
+  API, a plain SMTP server) may show it twice. That happens on a crash, and on a send that went out
+  and got no answer (a time-out, a dropped connection, a 5xx): it is tried again on its own
+  channel, never by another route. A 2xx is a delivery even if the rest of its answer breaks off.
 - Announcing is at least once, with one event id per outcome: oversight keeps the first.
 """
 

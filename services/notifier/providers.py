@@ -3,9 +3,9 @@
 A provider raises :class:`Transient` for what may work on a later try and surely did not get
 through (no connection, 503, 429), :class:`Unanswered` — a kind of Transient — when the receiver
 may have taken the message though it did not say so (a time-out, a connection dropped mid-answer,
-500, 502, 504: a gateway behind a proxy may have got it), and :class:`Permanent` for what never
-will (a number that does not exist, any other 4xx). Every provider hands the delivery id to the
-receiver — ``Idempotency-Key`` over HTTP, ``Message-ID`` by e-mail (see
+500, 502, 504: a gateway behind a proxy may have got it; 409: the same key is being processed),
+and :class:`Permanent` for what never will (a number that does not exist, any other 4xx). Every
+provider hands the delivery id to the receiver — ``Idempotency-Key`` over HTTP, ``Message-ID`` by e-mail (see
 :mod:`services.notifier.mail`) — so a receiver that honours it drops a message sent again after a
 crash between its sending and its recording.
 """
@@ -59,8 +59,12 @@ ANSWER_BYTES = 16 * 1024
 
 
 async def post(client: aiohttp.ClientSession, url: str, body: dict[str, Any], headers: dict[str, str],
-               redirected: bool = False) -> Answer:
+               redirected: bool = False, answer_needed: bool = False) -> Answer:
     """POST ``body`` as JSON; a 2xx is returned, anything else raised as Transient or Permanent.
+
+    A 2xx is the receiver's word that it took the message: an answer whose body then breaks off or
+    comes too slowly is a 2xx all the same (text empty), unless ``answer_needed`` (Zalo says in
+    the body whether it took it). Read as "maybe taken", each such answer sent the message again.
 
     Only a 307 or 308 is followed, once, with the same POST. After a 301, 302 or 303 the client
     would repeat the POST as a GET without its body, and the receiver's 200 to that would record a
@@ -68,23 +72,35 @@ async def post(client: aiohttp.ClientSession, url: str, body: dict[str, Any], he
     try:
         async with client.post(url, data=orjson.dumps(body), allow_redirects=False,
                                headers={**headers, "Content-Type": "application/json"}) as response:
-            answer = Answer(response.status, _text(await _start_of(response.content), response.charset))
-            moved_to = URL(url).join(URL(response.headers.get("Location", "")))
+            status, location = response.status, response.headers.get("Location", "")
+            try:
+                answer = Answer(status, _text(await _start_of(response.content), response.charset))
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                if status >= 300 or answer_needed:
+                    raise
+                answer = Answer(status, "")
     except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:  # no connection: nothing was sent
         raise Transient(f"{type(error).__name__} talking to {URL(url).host}") from error
     except (aiohttp.ClientError, asyncio.TimeoutError) as error:
         raise Unanswered(f"{type(error).__name__} talking to {URL(url).host}") from error
     if answer.status < 300:
         return answer
-    if answer.status in (307, 308) and not redirected:
-        return await post(client, str(moved_to), body, headers, redirected=True)
     if answer.status < 400:
+        try:
+            moved_to = URL(url).join(URL(location))
+        except ValueError:
+            raise Permanent(f"HTTP {answer.status}: the receiver has moved, to an address not readable") from None
+        if answer.status in (307, 308) and not redirected:
+            return await post(client, str(moved_to), body, headers, redirected=True, answer_needed=answer_needed)
         where = moved_to.with_user(None).with_query(None).with_fragment(None)
         raise Permanent(f"HTTP {answer.status}: the receiver has moved to {where}; its address must be updated here")
     reason = f"HTTP {answer.status}: {answer.text[:200]}"
     if answer.status in (408, 425, 429, 503):  # not taken: the receiver says so
         raise Transient(reason)
-    if answer.status >= 500:
+    # 409 to a request with an Idempotency-Key: one under the same key is still being processed
+    # (the IETF draft's meaning), so an earlier try was taken. Asked again later under the key, the
+    # receiver answers as it answered that one.
+    if answer.status >= 500 or (answer.status == 409 and "Idempotency-Key" in headers):
         raise Unanswered(reason)
     raise Permanent(reason)
 
@@ -159,7 +175,8 @@ class ZaloProvider:
         # The text is planned within the API's 2,000 characters (domain, fitting.zalo); the cut keeps
         # one planned before that off a refusal.
         body = {"recipient": {"user_id": delivery.target}, "message": {"text": delivery.text[:fitting.ZALO_CHARACTERS]}}
-        response = await post(self.client, self.url, body, {**headers_for(delivery), "access_token": access_token})
+        response = await post(self.client, self.url, body, {**headers_for(delivery), "access_token": access_token},
+                              answer_needed=True)
         try:
             answer = orjson.loads(response.text)
         except orjson.JSONDecodeError as error:  # a 2xx all the same: it may have been taken

@@ -59,7 +59,30 @@ async def receiver() -> AsyncIterator[tuple[str, list[tuple[str, str]]]]:
         await request.read()
         return web.json_response({"error": "status"}, status=int(request.match_info["code"]))
 
+    async def taken_then_broken(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse(status=200, headers={"Content-Length": "100"})
+        await response.prepare(request)
+        await response.write(b'{"queued": ')
+        request.transport.close()  # the answer breaks off after its status
+        return response
+
+    async def taken_then_slow(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse(status=200)
+        await response.prepare(request)
+        await response.write(b'{"queued": ')
+        await asyncio.sleep(3600)  # the rest of the answer never comes
+        return response
+
+    async def created_elsewhere(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=201, headers={"Location": "http://a:99999/x"})
+
     app = web.Application()
+    app.router.add_post("/broken", taken_then_broken)
+    app.router.add_post("/slow", taken_then_slow)
+    app.router.add_post("/created", created_elsewhere)
     app.router.add_post("/status/{code}", status)
     app.router.add_post("/silent", silent)
     app.router.add_post("/dropped", dropped)
@@ -120,6 +143,12 @@ async def test_a_message_sent_without_an_answer_is_told_apart_from_one_that_neve
         for path in ("/silent", "/dropped", "/status/500", "/status/502", "/status/504"):
             with pytest.raises(Unanswered):
                 await post(client, f"{url}{path}", {"case_id": "c"}, {})
+        # The same key is being processed (a 409 was a refusal for good, and the message went by
+        # another route too); without a key, 409 is the receiver's refusal.
+        with pytest.raises(Unanswered):
+            await post(client, f"{url}/status/409", {"case_id": "c"}, {"Idempotency-Key": "k"})
+        with pytest.raises(Permanent):
+            await post(client, f"{url}/status/409", {"case_id": "c"}, {})
         with socket.socket() as closed:
             closed.bind(("127.0.0.1", 0))
             nobody = closed.getsockname()[1]  # bound, never listening: the connection is refused
@@ -130,3 +159,17 @@ async def test_a_message_sent_without_an_answer_is_told_apart_from_one_that_neve
             with pytest.raises(Transient) as refused:
                 await post(client, f"{url}/status/{code}", {"case_id": "c"}, {})
             assert not isinstance(refused.value, Unanswered), code
+
+
+async def test_a_2xx_whose_answer_breaks_off_or_stalls_is_a_delivery(receiver):
+    """The receiver said it took the message; the rest of its answer is not needed. Read as "maybe
+    taken", each such answer sent the message again, up to 25 times; and a 201 whose Location could
+    not be read failed outside any outcome, so the message was claimed and sent again, every 30 s."""
+    url, _ = receiver
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as client:
+        for path in ("/broken", "/slow"):
+            assert (await post(client, f"{url}{path}", {"case_id": "c"}, {})).status == 200, path
+        assert (await post(client, f"{url}/created", {"case_id": "c"}, {})).status == 201
+        for path in ("/broken", "/slow"):  # Zalo says in the body whether it took the message
+            with pytest.raises(Unanswered):
+                await post(client, f"{url}{path}", {"case_id": "c"}, {}, answer_needed=True)
