@@ -156,10 +156,12 @@ async def test_a_sent_message_is_recorded_through_a_blip_of_postgresql_and_not_s
 
 
 
-async def test_a_message_some_try_of_which_may_have_got_through_does_not_go_on_by_another_route(log):
+@pytest.mark.parametrize("permanent", [False, True], ids=["refused on every try", "refused for good"])
+async def test_a_message_some_try_of_which_may_have_got_through_does_not_go_on_by_another_route(log, permanent):
     """Refused on its last try, but an earlier try's sender died mid-send (its lease ran out), or an
     earlier try went unanswered: the citizen may have it, so it fails without a second message.
-    One refused on every try goes on by e-mail."""
+    One refused on every try goes on by e-mail. A refusal for good after such a try (a notifier
+    without the channel configured took it over, say) sent it by e-mail as well: twice."""
     citizen = {"phone": "+84903123456", "email": "binh@example.vn"}
     cases = [uuid.uuid4() for _ in range(3)]
     for case_id in cases:
@@ -183,7 +185,7 @@ async def test_a_message_some_try_of_which_may_have_got_through_does_not_go_on_b
         def by_next_route(failed, record, why):
             return follow_on(failed, record, POLICY, "HTTP 503", why)
         went_on[failed.delivery_id] = await log.fail_over(failed, claim, "HTTP 503 (after 3 tries)", by_next_route,
-                                                          permanent=False)
+                                                          permanent=permanent)
     assert went_on[after_a_crash.delivery_id] == went_on[after_no_answer.delivery_id] == []
     assert [d.channel for d in went_on[refused.delivery_id]] == ["email"]
     errors = dict(await log.pool.fetch("SELECT delivery_id, last_error FROM deliveries WHERE channel = 'sms'"))
