@@ -20,7 +20,8 @@ from typing import TypeVar
 
 from contracts.runtime import wait_a_while
 from services.notifier.domain import Delivery, Policy, follow_on
-from services.notifier.providers import Permanent, Providers, Transient, Unanswered
+from services.notifier.providers import NotConfigured, Permanent, Providers, Transient, Unanswered
+from services.notifier.settings import SEND_GRACE
 from services.notifier.store import DeliveryLog
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ class Dispatcher:
     async def stop(self) -> None:
         """Let the sends in flight finish (each is bounded by the send time-out)."""
         if self.in_flight:
-            await asyncio.wait(self.in_flight, timeout=self.send_timeout + 1)
+            await asyncio.wait(self.in_flight, timeout=self.send_timeout + SEND_GRACE + 1)
 
     async def _send(self, delivery: Delivery, attempts: int, claim, lease_ends: float) -> None:
         try:
@@ -147,10 +148,12 @@ class Dispatcher:
                 self._count("failed")
                 return
             try:
-                await asyncio.wait_for(self.providers.get(self.channel).send(delivery), self.send_timeout)
+                await asyncio.wait_for(self.providers.get(self.channel).send(delivery), self.send_timeout + SEND_GRACE)
             except Permanent as error:
                 self._failed_try(reason := redact(str(error), delivery.target))
-                await self._give_up(delivery, claim, lease_ends, reason, permanent=True)
+                # A channel not configured here refused nothing: like a channel refusing every try,
+                # its message goes on by another route only if no earlier try may have got through.
+                await self._give_up(delivery, claim, lease_ends, reason, permanent=not isinstance(error, NotConfigured))
             except (Transient, TimeoutError) as error:
                 self._failed_try(reason := redact(str(error) or type(error).__name__, delivery.target))
                 unanswered = isinstance(error, (Unanswered, TimeoutError))

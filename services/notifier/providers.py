@@ -36,6 +36,11 @@ class Permanent(Exception):
     """Never worth another try."""
 
 
+class NotConfigured(Permanent):
+    """Not tried: this notifier has no provider for the channel. Says nothing of an earlier try,
+    which another notifier, configured, may have made and the citizen may have."""
+
+
 class Provider(Protocol):
     async def send(self, delivery: Delivery) -> None: ...
 
@@ -62,9 +67,9 @@ async def post(client: aiohttp.ClientSession, url: str, body: dict[str, Any], he
                redirected: bool = False, answer_needed: bool = False) -> Answer:
     """POST ``body`` as JSON; a 2xx is returned, anything else raised as Transient or Permanent.
 
-    A 2xx is the receiver's word that it took the message: an answer whose body then breaks off or
-    comes too slowly is a 2xx all the same (text empty), unless ``answer_needed`` (Zalo says in
-    the body whether it took it). Read as "maybe taken", each such answer sent the message again.
+    The status is the receiver's word: an answer whose body then breaks off or comes too slowly is
+    read by its status all the same (text empty), unless it is a 2xx and ``answer_needed`` (Zalo
+    says in the body whether it took it). Read as "maybe taken", each such 2xx sent the message again.
 
     Only a 307 or 308 is followed, once, with the same POST. After a 301, 302 or 303 the client
     would repeat the POST as a GET without its body, and the receiver's 200 to that would record a
@@ -76,9 +81,9 @@ async def post(client: aiohttp.ClientSession, url: str, body: dict[str, Any], he
             try:
                 answer = Answer(status, _text(await _start_of(response.content), response.charset))
             except (aiohttp.ClientError, asyncio.TimeoutError):
-                if status >= 300 or answer_needed:
+                if answer_needed and status < 300:
                     raise
-                answer = Answer(status, "")
+                answer = Answer(status, "")  # the status says what became of the message
     except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:  # no connection: nothing was sent
         raise Transient(f"{type(error).__name__} talking to {URL(url).host}") from error
     except (aiohttp.ClientError, asyncio.TimeoutError) as error:
@@ -199,5 +204,5 @@ class Providers:
     def get(self, channel: str) -> Provider:
         provider = self.by_channel.get(channel)
         if provider is None:
-            raise Permanent(f"channel {channel} is not configured here")
+            raise NotConfigured(f"channel {channel} is not configured here")
         return provider

@@ -12,6 +12,12 @@ from pydantic_settings import SettingsConfigDict
 from contracts.settings import ServiceSettings, required_secret
 
 
+# How much longer than its time-out a send is given before it is cut off. The providers' own
+# time-outs (the HTTP client's, SMTP's) come first and know what they cut: a receiver's 2xx whose
+# body then stalls is a delivery. Cut off from outside at the same moment, it was "maybe taken",
+# and sent again.
+SEND_GRACE = 2.0
+
 class NotifierSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="NOTIFIER_")
 
@@ -74,8 +80,9 @@ class NotifierSettings(ServiceSettings):
     @model_validator(mode="after")
     def _lease_outlives_a_send(self) -> "NotifierSettings":
         # A lease shorter than a send would let a second sender take a delivery still in flight.
-        if self.lease_seconds <= self.send_timeout_seconds + 1:
-            raise ValueError("NOTIFIER_LEASE_SECONDS must exceed NOTIFIER_SEND_TIMEOUT_SECONDS by more than a second")
+        if self.lease_seconds <= self.send_timeout_seconds + SEND_GRACE + 1:
+            raise ValueError(f"NOTIFIER_LEASE_SECONDS must exceed NOTIFIER_SEND_TIMEOUT_SECONDS by more than"
+                             f" {SEND_GRACE + 1:g} seconds")
         return self
 
     def required_zalo_token_key(self) -> str:

@@ -58,7 +58,7 @@ def fault_mesh(kafka_bootstrap, pg_port, pg_admin_dsn, stand_in, tmp_path_factor
                           "NOTIFIER_ZALO_API_URL": stand_in.url + "/zalo", "NOTIFIER_ZALO_ACCESS_TOKEN": "fault-token",
                           "NOTIFIER_SMTP_HOST": "127.0.0.1", "NOTIFIER_SMTP_PORT": str(stand_in.smtp_port),
                           # A send cut off by a crash is retried when its lease runs out.
-                          "NOTIFIER_LEASE_SECONDS": "8", "NOTIFIER_SEND_TIMEOUT_SECONDS": "5",
+                          "NOTIFIER_LEASE_SECONDS": "9", "NOTIFIER_SEND_TIMEOUT_SECONDS": "5",
                       })
     try:
         mesh.start_all()

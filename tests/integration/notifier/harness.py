@@ -32,7 +32,7 @@ def notifier_env(kafka_bootstrap: str, pg_port: int, database: str, group_id: st
         "NOTIFIER_SMS_GATEWAY_URL": stand_in.url + "/sms", "NOTIFIER_PUSH_GATEWAY_URL": stand_in.url + "/push",
         "NOTIFIER_ZALO_API_URL": stand_in.url + "/zalo", "NOTIFIER_ZALO_ACCESS_TOKEN": "test-token",
         "NOTIFIER_MAX_ATTEMPTS": "4", "NOTIFIER_BACKOFF_BASE_SECONDS": "0.1", "NOTIFIER_BACKOFF_MAX_SECONDS": "0.5",
-        "NOTIFIER_SEND_TIMEOUT_SECONDS": "4", "NOTIFIER_LEASE_SECONDS": "6", "NOTIFIER_POLL_SECONDS": "0.1",
+        "NOTIFIER_SEND_TIMEOUT_SECONDS": "4", "NOTIFIER_LEASE_SECONDS": "8", "NOTIFIER_POLL_SECONDS": "0.1",
         "OTEL_TRACES_EXPORTER": "none",
     }
     if mailbox:

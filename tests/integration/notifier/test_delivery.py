@@ -258,7 +258,7 @@ async def test_a_citizen_whose_sms_gateway_refuses_every_try_hears_by_email_but_
             return 200, {"ok": True}, 20.0  # far past the send time-out below
         return 200, {"ok": True}, 0.0
     stand_in.answer("/sms", sms)
-    start_notifier(NOTIFIER_SEND_TIMEOUT_SECONDS="3", NOTIFIER_LEASE_SECONDS="5")
+    start_notifier(NOTIFIER_SEND_TIMEOUT_SECONDS="3", NOTIFIER_LEASE_SECONDS="7")
     down = Story(citizen=Citizen(phone="+84281022041", email="down@example.vn"))
     silent = Story(citizen=Citizen(phone="+84281022042", email="silent@example.vn"))
     once = Story(citizen=Citizen(phone="+84281022043", email="once@example.vn"))

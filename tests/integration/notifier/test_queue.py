@@ -156,12 +156,10 @@ async def test_a_sent_message_is_recorded_through_a_blip_of_postgresql_and_not_s
 
 
 
-@pytest.mark.parametrize("permanent", [False, True], ids=["refused on every try", "refused for good"])
-async def test_a_message_some_try_of_which_may_have_got_through_does_not_go_on_by_another_route(log, permanent):
+async def test_a_message_some_try_of_which_may_have_got_through_does_not_go_on_by_another_route(log):
     """Refused on its last try, but an earlier try's sender died mid-send (its lease ran out), or an
     earlier try went unanswered: the citizen may have it, so it fails without a second message.
-    One refused on every try goes on by e-mail. A refusal for good after such a try (a notifier
-    without the channel configured took it over, say) sent it by e-mail as well: twice."""
+    One refused on every try goes on by e-mail."""
     citizen = {"phone": "+84903123456", "email": "binh@example.vn"}
     cases = [uuid.uuid4() for _ in range(3)]
     for case_id in cases:
@@ -185,13 +183,43 @@ async def test_a_message_some_try_of_which_may_have_got_through_does_not_go_on_b
         def by_next_route(failed, record, why):
             return follow_on(failed, record, POLICY, "HTTP 503", why)
         went_on[failed.delivery_id] = await log.fail_over(failed, claim, "HTTP 503 (after 3 tries)", by_next_route,
-                                                          permanent=permanent)
+                                                          permanent=False)
     assert went_on[after_a_crash.delivery_id] == went_on[after_no_answer.delivery_id] == []
     assert [d.channel for d in went_on[refused.delivery_id]] == ["email"]
     errors = dict(await log.pool.fetch("SELECT delivery_id, last_error FROM deliveries WHERE channel = 'sms'"))
     for failed in (after_a_crash, after_no_answer):
         assert errors[failed.delivery_id].endswith("an earlier try went unanswered, so not sent by another route")
     assert errors[refused.delivery_id].endswith("sent by e-mail instead")
+
+async def test_a_notifier_without_the_channel_sends_on_by_another_route_only_what_no_try_may_have_reached(log):
+    """A notifier without SMS configured takes over SMS messages (another's lease ran out, or a
+    rolling change dropped its settings). That is no refusal by the receiver: a message whose
+    earlier try went unanswered may be on the citizen's phone, and went by e-mail too."""
+    citizen = {"phone": "+84903123456", "email": "binh@example.vn"}
+    cases = [uuid.uuid4() for _ in range(2)]
+    for case_id in cases:
+        await log.pool.execute("INSERT INTO case_records (case_id, version, record) VALUES ($1, 1, $2::jsonb)", case_id,
+                               orjson.dumps({"version": 1, "channel": "web", "citizen": citizen}).decode())
+    unanswered, untried = (delivery(case_id) for case_id in cases)
+    await log.add([unanswered])
+    claim, _ = await log.claim("sms", 10, lease_seconds=30)
+    await log.retry_later(unanswered.delivery_id, claim, 0.0, "TimeoutError", maybe_taken=True)
+    await log.add([untried])
+    dispatcher = Dispatcher(log, Providers({}), "sms", policy=POLICY, retry=Retry(4, 0.1, 0.5),
+                            send_timeout=1, lease_seconds=8, concurrency=4, poll_seconds=0.1,
+                            finished=asyncio.Event(), counts=dict.fromkeys(("sent", "failed", "retried"), 0),
+                            rng=random.Random(7))
+    running = asyncio.create_task(dispatcher.run())
+    try:
+        await eventually(lambda: dispatcher.counts["failed"] >= 2, 30, "both SMS messages to end")
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    mails = {r["case_id"] for r in await log.pool.fetch("SELECT case_id FROM deliveries WHERE channel = 'email'")}
+    assert mails == {untried.case_id}, "only the message no try may have reached goes by e-mail"
+    error = await log.pool.fetchval("SELECT last_error FROM deliveries WHERE delivery_id = $1", unanswered.delivery_id)
+    assert "not configured here" in error and error.endswith("so not sent by another route")
+
 
 async def test_a_citizens_later_messages_waiting_on_a_channel_that_refused_every_try_go_on_with_it(log):
     """SMS refused "received" on every try: "routed" and "resolved", waiting behind it for that

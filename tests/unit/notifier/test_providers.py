@@ -9,6 +9,7 @@ import pytest
 from aiohttp import web
 
 from services.notifier.providers import Permanent, Transient, Unanswered, post
+from services.notifier.settings import SEND_GRACE
 
 
 @pytest.fixture
@@ -61,7 +62,8 @@ async def receiver() -> AsyncIterator[tuple[str, list[tuple[str, str]]]]:
 
     async def taken_then_broken(request: web.Request) -> web.StreamResponse:
         await request.read()
-        response = web.StreamResponse(status=200, headers={"Content-Length": "100"})
+        status = int(request.query.get("status", "200"))
+        response = web.StreamResponse(status=status, headers={"Content-Length": "100"})
         await response.prepare(request)
         await response.write(b'{"queued": ')
         request.transport.close()  # the answer breaks off after its status
@@ -170,6 +172,21 @@ async def test_a_2xx_whose_answer_breaks_off_or_stalls_is_a_delivery(receiver):
         for path in ("/broken", "/slow"):
             assert (await post(client, f"{url}{path}", {"case_id": "c"}, {})).status == 200, path
         assert (await post(client, f"{url}/created", {"case_id": "c"}, {})).status == 201
+        with pytest.raises(Transient) as busy:  # a 503 says it did not take it, however its body ends
+            await post(client, f"{url}/broken?status=503", {"case_id": "c"}, {})
+        assert not isinstance(busy.value, Unanswered)
         for path in ("/broken", "/slow"):  # Zalo says in the body whether it took the message
             with pytest.raises(Unanswered):
                 await post(client, f"{url}{path}", {"case_id": "c"}, {}, answer_needed=True)
+
+
+async def test_a_2xx_whose_answer_stalls_is_a_delivery_with_the_notifiers_own_time_outs(receiver):
+    """As the notifier runs: its HTTP client's time-out is the send time-out (rounded up to the
+    second by aiohttp past 5 s), and the dispatcher cuts a send off from outside. Cut off at the same
+    moment, the stalled 2xx came out as a time-out, "maybe taken", and was sent again."""
+    url, _ = receiver
+    send_timeout = 5.0
+    timeout = aiohttp.ClientTimeout(total=send_timeout, connect=send_timeout / 2)
+    async with aiohttp.ClientSession(timeout=timeout) as client:
+        answer = await asyncio.wait_for(post(client, f"{url}/slow", {"case_id": "c"}, {}), send_timeout + SEND_GRACE)
+    assert answer.status == 200
