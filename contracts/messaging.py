@@ -149,8 +149,8 @@ async def parse_or_dead_letter(broker: KafkaBroker, records: Sequence[ConsumerRe
     """Parse each record; send the ones that fail to the topic's DLQ (acknowledged) and return the rest.
 
     ``check`` looks at each record's bytes first and raises ValueError for one the reader cannot take.
-    Any error reading a record is the record's: one the reader did not foresee (a RecursionError
-    from JSON nested deep, say) would otherwise fail its batch at every reading, for good.
+    A RecursionError (JSON nested deep) is the record's too: it would fail its batch at every
+    reading, for good. Any other error is a fault of the reader's, and the batch is read again.
     """
     good: list[T] = []
     waits = []
@@ -159,7 +159,7 @@ async def parse_or_dead_letter(broker: KafkaBroker, records: Sequence[ConsumerRe
             if check is not None:
                 check(record.value or b"")
             good.append(adapter.validate_json(record.value or b""))
-        except Exception as error:  # noqa: BLE001 - ValueError (ValidationError is one) and the unforeseen
+        except (ValueError, RecursionError) as error:  # ValidationError is a ValueError
             waits.append(await dead_letter(broker, record, error))
     if waits:
         await asyncio.gather(*waits)
