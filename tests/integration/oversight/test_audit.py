@@ -210,3 +210,28 @@ async def test_a_deleted_event_is_named(fresh):
     report = fresh.get("/v1/audit/verify", role="centre").json()
     assert report["first_broken"] == {"seq": 1, "event_id": str(first.event_id),
                                       "reason": "the audited event is missing from the read model"}
+
+
+async def test_an_audit_records_own_columns_altered_are_named(fresh):
+    """The hash covers the audited text, but the trail serves its event type, case and time from
+    columns beside it, which verify never compared: another case's record passed as sound."""
+    accepted = STORIES[1].events[3]
+    await tamper(fresh, "UPDATE audit_log SET case_id = $2, event_type = 'CaseResolved' WHERE event_id = $1",
+                 accepted.event_id, STORIES[0].case_id)
+    report = fresh.get("/v1/audit/verify", role="council").json()
+    assert not report["ok"]
+    assert report["first_broken"] == {
+        "seq": seq_of(fresh, accepted), "event_id": str(accepted.event_id),
+        "reason": "the audit record's event_type, case_id differ from its hashed text (altered)"}
+
+
+async def test_a_delivery_added_under_a_case_events_id_is_named(fresh):
+    """A row added to deliveries with the id of a real case event showed in the case's timeline, and
+    verify read only the case event of that id: it passed."""
+    opened = STORIES[0].events[0]
+    await tamper(fresh, "INSERT INTO deliveries (delivery_id, event_id, case_id, recipient, channel, outcome, attempts,"
+                        " error, occurred_at, template) VALUES (gen_random_uuid(), $1, $2, 'citizen', 'sms', 'failed',"
+                        " 5, 'unreachable', now(), 'case_resolved')", opened.event_id, opened.case_id)
+    report = fresh.get("/v1/audit/verify", role="council").json()
+    assert not report["ok"] and report["first_broken"]["event_id"] == str(opened.event_id)
+    assert "both as a case event and as a delivery" in report["first_broken"]["reason"]
