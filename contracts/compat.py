@@ -1,8 +1,9 @@
 """Schema generation and the backward-compatibility check of committed JSON Schemas.
 
 ``python -m contracts.compat`` rewrites ``contracts/schemas/``. A change breaks an old reader when
-it removes a property the old schema had, makes a new property required, or changes the type of
-an existing one; :func:`breaking_changes` lists such changes.
+it removes a property the old schema had, makes a new property required, changes the type of an
+existing one, or lets a string be longer than it was bounded to; :func:`breaking_changes` lists
+such changes. A bound added narrows only what writers may send, which no reader minds.
 """
 
 import json
@@ -26,9 +27,23 @@ def _models(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return models
 
 
-def _shape(prop: dict[str, Any]) -> Any:
-    """What a reader relies on in a property: its type and reference, not its text."""
-    return {k: v for k, v in prop.items() if k not in {"title", "description", "default", "examples"}}
+_NOT_RELIED_ON = {"title", "description", "default", "examples", "maxLength"}
+
+
+def _shape(prop: Any) -> Any:
+    """What a reader relies on in a property: its type and reference, not its text, nor a length
+    bound (checked apart: a bound added only narrows what writers send)."""
+    if isinstance(prop, list):
+        return [_shape(p) for p in prop]
+    if not isinstance(prop, dict):
+        return prop
+    return {k: _shape(v) for k, v in prop.items() if k not in _NOT_RELIED_ON}
+
+
+def _max_length(prop: dict[str, Any]) -> int | None:
+    """The longest string a property allows, if it is bounded (directly or as a member of anyOf)."""
+    bounds = [prop.get("maxLength")] + [p.get("maxLength") for p in prop.get("anyOf", []) if isinstance(p, dict)]
+    return min((b for b in bounds if b is not None), default=None)
 
 
 def breaking_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -45,6 +60,8 @@ def breaking_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
                 problems.append(f"{model}.{name}: removed")
             elif _shape(prop) != _shape(new_props[name]):
                 problems.append(f"{model}.{name}: type changed")
+            elif (bound := _max_length(prop)) is not None and (_max_length(new_props[name]) or bound + 1) > bound:
+                problems.append(f"{model}.{name}: longer strings allowed than a reader takes")
         for name in set(new_schema.get("required", ())) - set(old_schema.get("required", ())):
             problems.append(f"{model}.{name}: newly required")
     return problems

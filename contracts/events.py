@@ -249,13 +249,17 @@ class UnitResponse(Envelope):
     event_type: Literal["UnitResponse"] = "UnitResponse"
     response_id: uuid.UUID
     case_id: uuid.UUID
-    unit_id: Text
-    handler_id: Text | None = None
+    # Each text has a bound, as a citizen's request has: a note of megabytes was stored in the case's
+    # event and then could not be published, which held up every event after it.
+    unit_id: Annotated[Text, Field(max_length=200)]
+    handler_id: Annotated[Text, Field(max_length=200)] | None = None
     kind: Literal["accept", "decline", "progress", "resolve", "route", "close", "reopen"]
-    note: Text = ""
+    note: Annotated[Text, Field(max_length=5000)] = ""
     committed_date: CommittedDate | None = None
-    corrected_address: Text | None = Field(None, description="With decline: where the case really belongs")
-    target_unit_id: Text | None = Field(None, description="With route (the centre only): the unit to take the case")
+    corrected_address: Annotated[Text, Field(max_length=500)] | None = Field(
+        None, description="With decline: where the case really belongs")
+    target_unit_id: Annotated[Text, Field(max_length=200)] | None = Field(
+        None, description="With route (the centre only): the unit to take the case")
 
 
 # --- notify.deliveries -----------------------------------------------------------------------

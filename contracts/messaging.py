@@ -174,6 +174,8 @@ async def parse_or_dead_letter(broker: KafkaBroker, records: Sequence[ConsumerRe
 # x-source-* headers name its record, for whoever reads the topic.
 _DEAD_LETTERED: OrderedDict[tuple[str, int, int, int], None] = OrderedDict()
 _DEAD_LETTERED_KEPT = 4096
+# The most of a record a dead letter carries: well under what a producer sends (1 MiB).
+DEAD_LETTER_BYTES = 512 * 1024
 
 
 async def dead_letter(broker: KafkaBroker, record: ConsumerRecord, error: BaseException) -> "asyncio.Future[Any]":
@@ -187,19 +189,20 @@ async def dead_letter(broker: KafkaBroker, record: ConsumerRecord, error: BaseEx
         return done
     reason = str(error).replace("\n", " ")[:2000]
     log.warning("dead-lettering %s[%s]@%s: %s", record.topic, record.partition, record.offset, type(error).__name__)
-    ack = await broker.publish(
-        record.value or b"",
-        topic=dlq(record.topic),
-        key=record.key,
-        headers={
-            "x-error": reason,
-            "x-error-type": type(error).__name__,
-            "x-source-topic": record.topic,
-            "x-source-partition": str(record.partition),
-            "x-source-offset": str(record.offset),
-        },
-        no_confirm=True,
-    )
+    value = record.value or b""
+    headers = {
+        "x-error": reason,
+        "x-error-type": type(error).__name__,
+        "x-source-topic": record.topic,
+        "x-source-partition": str(record.partition),
+        "x-source-offset": str(record.offset),
+    }
+    if len(value) > DEAD_LETTER_BYTES:
+        # A record its sender compressed may be far larger than a producer sends uncompressed
+        # (1 MiB): sent whole, its dead letter failed every time, and its batch was read forever.
+        # The whole record stays in its topic, at the offset the headers give.
+        value, headers["x-truncated-from"] = value[:DEAD_LETTER_BYTES], str(len(value))
+    ack = await broker.publish(value, topic=dlq(record.topic), key=record.key, headers=headers, no_confirm=True)
     ack.add_done_callback(lambda sent: _remember_dead_letter(source, sent))
     return ack
 

@@ -2,6 +2,7 @@
 topic once, not once for each reading; a dead letter the broker did not take is sent again."""
 
 import asyncio
+import json
 import uuid
 
 from aiokafka import AIOKafkaProducer
@@ -9,7 +10,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream.kafka import KafkaMessage
 from pydantic import BaseModel, TypeAdapter
 
-from contracts.messaging import consumer_options, kafka_broker, parse_or_dead_letter, pause_then_raise, records_of
+from contracts.events import UnitResponse
+from contracts.messaging import (DEAD_LETTER_BYTES, consumer_options, kafka_broker, parse_or_dead_letter,
+                                 pause_then_raise, records_of)
 from contracts.text import refuse_nul
 from contracts.topics import dlq
 from tests.support.kafka import read_to_end
@@ -21,6 +24,7 @@ class Note(BaseModel):
 
 
 NOTE = TypeAdapter(Note)
+RESPONSE = TypeAdapter(UnitResponse)
 
 
 async def fresh_topic(kafka_bootstrap: str) -> str:
@@ -127,6 +131,41 @@ async def test_a_record_nested_too_deep_for_a_check_is_dead_lettered_and_the_bat
         await eventually(lambda: "after" in taken, 60, "the records after the deep one")
         assert taken == ["before", "after"]
         assert await dead_letters_on(kafka_bootstrap, topic) == [deep, deeper]
+    finally:
+        await producer.stop()
+        await broker.stop()
+
+
+async def test_a_unit_response_too_long_is_dead_lettered_in_part_and_the_batch_goes_on(kafka_bootstrap):
+    """A district service's response with a note of megabytes, compressed by its producer: the
+    router stored the note in the case's event, which could not be published, and nothing after
+    it was. Its texts are bounded now, so it is refused; its dead letter, sent whole, was past
+    what a producer sends, failed every time, and held up its batch for good."""
+    topic, broker = await fresh_topic(kafka_bootstrap), kafka_broker(kafka_bootstrap, client_id="dead-letter-test")
+    taken: list[str] = []
+    response = {"event_id": str(uuid.uuid4()), "correlation_id": str(uuid.uuid4()), "producer": "district-760",
+                "occurred_at": "2026-12-04T10:00:00+07:00", "response_id": str(uuid.uuid4()),
+                "case_id": str(uuid.uuid4()), "unit_id": "hcmc-2021/760", "kind": "progress"}
+    huge = json.dumps({**response, "note": "Đang xử lý. " * 200_000}).encode()
+    fine = json.dumps({**response, "response_id": str(uuid.uuid4()), "note": "Đang xử lý."}).encode()
+
+    @broker.subscriber(topic, **consumer_options(f"{topic}-group"))
+    async def on_batch(_: list[bytes], message: KafkaMessage) -> None:
+        taken.extend(r.note for r in await parse_or_dead_letter(broker, records_of(message), RESPONSE))
+
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, compression_type="gzip",
+                                max_request_size=8 * 1024 * 1024)
+    await producer.start()
+    try:
+        for value in (huge, fine):
+            await producer.send(topic, value)
+        await producer.flush()
+        await broker.start()
+        await eventually(lambda: "Đang xử lý." in taken, 60, "the response after the long one")
+        [letter] = await read_to_end(kafka_bootstrap, dlq(topic))
+        assert len(letter.value) == DEAD_LETTER_BYTES and letter.value == huge[:DEAD_LETTER_BYTES]
+        assert dict(letter.headers)["x-truncated-from"] == str(len(huge)).encode()
+        assert b"note" in dict(letter.headers)["x-error"]
     finally:
         await producer.stop()
         await broker.stop()

@@ -33,3 +33,16 @@ def test_adding_an_optional_field_is_fine():
     new = json.loads(json.dumps(old))
     new["properties"]["extra_note"] = {"type": "string", "default": ""}
     assert compat.breaking_changes(old, new) == []
+
+
+def test_a_length_bound_may_be_added_or_tightened_but_not_loosened_or_dropped():
+    """UnitResponse's texts were bounded after its schema was committed: that narrows only what the
+    units may send. A bound a reader relied on, dropped or raised, would let it be sent more."""
+    now = compat.current()["UnitResponse"]
+    unbounded = json.loads(json.dumps(now))
+    del unbounded["properties"]["note"]["maxLength"]
+    looser = json.loads(json.dumps(now))
+    looser["properties"]["note"]["maxLength"] = 50_000
+    assert compat.breaking_changes(unbounded, now) == []
+    assert compat.breaking_changes(now, unbounded) == ["UnitResponse.note: longer strings allowed than a reader takes"]
+    assert compat.breaking_changes(now, looser) == ["UnitResponse.note: longer strings allowed than a reader takes"]
