@@ -168,6 +168,8 @@ class CaseDeclined(CaseEventBase):
     event_type: Literal["CaseDeclined"] = "CaseDeclined"
     unit: UnitRef
     reason: str
+    corrected_address: str | None = Field(
+        None, description="Where the declining unit says the case is: the case's address from here on")
 
 
 class ProgressReported(CaseEventBase):

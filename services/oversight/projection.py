@@ -72,7 +72,7 @@ def changes(e: dict[str, Any]) -> dict[str, Any]:
     if kind == "CaseAccepted":
         return {"status": "accepted", "accepted_at": at}
     if kind == "CaseDeclined":
-        return {"status": "declined"}
+        return {"status": "declined", **({"address": e["corrected_address"]} if e.get("corrected_address") else {})}
     if kind == "ProgressReported":
         return {"status": "in_progress", "committed_date": timestamp(e.get("committed_date"))}
     if kind == "CaseResolved":

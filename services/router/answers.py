@@ -71,7 +71,7 @@ class Answers:
         elif r.kind == "resolve":
             case.resolve(r.unit_id, r.note, meta)
         elif r.kind == "decline":
-            case.decline(r.unit_id, r.note, meta)
+            case.decline(r.unit_id, r.note, meta, r.corrected_address)
             self._route(case, self._reroute(case, r), now, meta, workload)
         elif r.kind == "route":
             if case.status != "triage":

@@ -155,17 +155,22 @@ class Case(Aggregate):
         self.causes.append(meta.get("causation_id"))
         self.status = "accepted"
 
-    def decline(self, unit_id: str, reason: str, meta: dict[str, Any]) -> None:
+    def decline(self, unit_id: str, reason: str, meta: dict[str, Any], corrected_address: str | None = None) -> None:
+        """The unit will not take the case; ``corrected_address``, where it says the case really is,
+        becomes the case's address: its next unit's handler is sent there, not to the old one."""
         self._check_holder(unit_id)
         if self.status not in ("routed", "accepted", "reopened"):
             raise CaseError(f"case is {self.status}; it cannot be declined")
-        self._declined(payload={"unit": self.unit, "reason": reason, "tracking_code": self.tracking_code}, meta=meta)
+        correction = {"corrected_address": corrected_address} if corrected_address else {}
+        self._declined(payload={"unit": self.unit, "reason": reason, "tracking_code": self.tracking_code,
+                                **correction}, meta=meta)
 
     @event("Declined")
     def _declined(self, payload: dict[str, Any], meta: dict[str, Any]) -> None:
         self.causes.append(meta.get("causation_id"))
         self.status = "received"
         self.handler = None
+        self.address = payload.get("corrected_address") or self.address
 
     def report_progress(self, unit_id: str, note: str, committed_date: str | None, meta: dict[str, Any]) -> None:
         self._check_holder(unit_id)

@@ -79,6 +79,10 @@ async def test_a_decline_with_the_right_address_reroutes_and_without_goes_to_the
     events = await case_events(kafka_bootstrap, rerouted, has("CaseDeclined", "AssignmentIssued", "AssignmentIssued"))
     assert kinds(events)[3:] == ["CaseDeclined", "CaseRouted", "AssignmentIssued"]
     assert events[4].unit.id == GO_VAP
+    # Gò Vấp's handler is sent to the corrected address: the assignment carried the first one.
+    assert events[3].corrected_address == events[5].address == "88 Phan Văn Trị, Phường 10, Quận Gò Vấp"
+    wait_for(lambda: oversight_get(mesh, f"/v1/cases/{rerouted}").json().get("address") == events[5].address, 30,
+             what="oversight to show the rerouted case at its corrected address")
 
     events = await case_events(kafka_bootstrap, to_centre, has("CaseTriaged"))
     assert kinds(events)[3:] == ["CaseDeclined", "CaseTriaged"]
