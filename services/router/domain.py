@@ -183,9 +183,13 @@ class Case(Aggregate):
     def _progress(self, payload: dict[str, Any], meta: dict[str, Any]) -> None:
         self.causes.append(meta.get("causation_id"))
         self.status = "in_progress"
-        if payload.get("committed_date"):
-            # The unit's own date is the deadline now, and a miss of it climbs the chain afresh.
-            self.resolve_by = payload["committed_date"]
+        committed = payload.get("committed_date")
+        same = self.resolve_by and committed and datetime.fromisoformat(committed) == datetime.fromisoformat(self.resolve_by)
+        if committed and not same:
+            # The unit's own date is the deadline now, and a miss of it climbs the chain afresh. The
+            # same date said again (a routine report) changes nothing: it restarted the chain, so a
+            # missed date reached the unit head again and again, and the centre never.
+            self.resolve_by = committed
             self.escalations.pop("resolve", None)
 
     def resolve(self, unit_id: str, answer: str, meta: dict[str, Any]) -> None:

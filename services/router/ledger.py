@@ -22,6 +22,8 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS deadlines (
     case_id uuid NOT NULL, kind text NOT NULL, due_at timestamptz NOT NULL, level text NOT NULL DEFAULT 'handler',
     active boolean NOT NULL DEFAULT true, PRIMARY KEY (case_id, kind));
+-- The date the unit committed to, once it has: said again, it does not restart the chain.
+ALTER TABLE deadlines ADD COLUMN IF NOT EXISTS committed timestamptz;
 CREATE INDEX IF NOT EXISTS deadlines_due ON deadlines (due_at) WHERE active;
 CREATE TABLE IF NOT EXISTS case_handler (
     case_id uuid PRIMARY KEY, handler_id text NOT NULL, unit_id text NOT NULL,
@@ -97,7 +99,8 @@ _SET = {
     "deadline": "INSERT INTO deadlines (case_id, kind, due_at, level, active)"
                 " SELECT case_id, kind, due_at, 'handler', true FROM unnest($1::uuid[], $2::text[], $3::timestamptz[])"
                 " AS u(case_id, kind, due_at)"
-                " ON CONFLICT (case_id, kind) DO UPDATE SET due_at = EXCLUDED.due_at, level = 'handler', active = true",
+                " ON CONFLICT (case_id, kind) DO UPDATE SET due_at = EXCLUDED.due_at, level = 'handler', active = true,"
+                " committed = NULL",
     "assignment": "INSERT INTO case_handler (case_id, handler_id, unit_id, assigned_at, open)"
                   " SELECT *, true FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[])"
                   " ON CONFLICT (case_id) DO UPDATE SET handler_id = EXCLUDED.handler_id, unit_id = EXCLUDED.unit_id,"
@@ -108,10 +111,11 @@ _SET = {
                     " GROUP BY handler_id ON CONFLICT (handler_id)"
                     " DO UPDATE SET last_assigned = GREATEST(handler_seen.last_assigned, EXCLUDED.last_assigned)",
     "reached": f"UPDATE deadlines d SET active = false FROM {_CASES} WHERE d.case_id = u.case_id AND d.kind = 'reach'",
-    # The unit committed to a date: that is the deadline now, and its escalation starts again.
-    "committed": "UPDATE deadlines d SET due_at = u.due_at, level = 'handler', active = true"
+    # The unit committed to a date: that is the deadline now, and its escalation starts again,
+    # unless the date is the one it had committed to (Case._progress decides the same).
+    "committed": "UPDATE deadlines d SET due_at = u.due_at, level = 'handler', active = true, committed = u.due_at"
                  " FROM unnest($1::uuid[], $2::timestamptz[]) AS u(case_id, due_at)"
-                 " WHERE d.case_id = u.case_id AND d.kind = 'resolve'",
+                 " WHERE d.case_id = u.case_id AND d.kind = 'resolve' AND d.committed IS DISTINCT FROM u.due_at",
     "deactivate": f"UPDATE deadlines d SET active = false FROM {_CASES} WHERE d.case_id = u.case_id",
     "close_handler": f"UPDATE case_handler c SET open = false FROM {_CASES} WHERE c.case_id = u.case_id",
     # Only ever up the chain: a late or repeated escalation never lowers the level reached. Where it

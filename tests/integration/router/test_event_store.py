@@ -388,6 +388,37 @@ async def test_a_missed_committed_date_climbs_the_chain_again(settings, kafka_bo
     assert ("Escalated", "resolve/unit_head") in after_the_date, history
 
 
+async def test_a_committed_date_said_again_does_not_climb_the_chain_again(settings, kafka_bootstrap):
+    """A unit misses the date it committed to and the unit head is told; its next routine report
+    says the same date. That restarted the chain at the handler: the unit head was told again at
+    once, and the centre's step a day on was put off for as long as the unit kept reporting."""
+    async with stored_cases(settings, kafka_bootstrap, 1, at=LONG_AGO) as s:
+        relay = Relay(s.desk, s.producer, settings.dsn(), 0.05)
+        case_id = uuid.UUID(next(iter(s.ids)))
+        case = await asyncio.to_thread(s.desk.repository.get, case_id)
+        now = datetime.now(UTC)
+        unit = case.unit["id"]
+        missed = now - timedelta(hours=1)
+        await asyncio.to_thread(s.desk.answer, [response(str(case_id), unit, "accept")], now, Workload())
+        await asyncio.to_thread(s.desk.answer, [response(str(case_id), unit, "progress", "Đang làm",
+                                                         committed_date=missed)], now, Workload())
+        pool = await create_pool(settings.dsn(), min_size=1, max_size=2)
+        try:
+            await relay_all(relay, s.conn)
+            await Timers(s.desk, pool, 60).tick()  # the date was missed: the unit head is told
+            await asyncio.to_thread(s.desk.answer, [response(str(case_id), unit, "progress", "Vẫn đang làm",
+                                                             committed_date=missed)], now, Workload())
+            await relay_all(relay, s.conn)
+            await Timers(s.desk, pool, 60).tick()
+            level = await pool.fetchval("SELECT level FROM deadlines WHERE case_id = $1 AND kind = 'resolve'", case_id)
+        finally:
+            await pool.close()
+        history = await escalations_of(s.desk, case_id)
+    after_the_date = history[[n for n, _ in history].index("ProgressReported") + 1:]
+    assert after_the_date.count(("Escalated", "resolve/unit_head")) == 1, history
+    assert level == "unit_head", "the centre's step is a day on from the first miss, not put off"
+
+
 async def test_responses_that_would_stop_the_router_are_refused_with_why_and_the_rest_applied(
         settings, kafka_bootstrap, monkeypatch):
     """A committed date in year 1 was recorded, then failed the relay's bookkeeping on every try:
