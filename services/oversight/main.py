@@ -80,6 +80,7 @@ def create_app(settings: OversightSettings | None = None) -> FastAPI:
     app = FastAPI(title="1022 oversight (read only)", version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.tokens = settings.tokens()
     app.state.recent = Recent(settings.stats_cache_seconds)
+    app.state.public_figures = asyncio.Semaphore(1)
     app.include_router(routes())
     app.add_middleware(ReadOnly)
     return app

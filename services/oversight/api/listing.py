@@ -20,10 +20,12 @@ from fastapi import HTTPException, Query
 
 from contracts.ids import normalise_tracking_code
 from contracts.text import VIETNAM, in_vietnam
+from contracts.categories import load as categories
 from services.oversight.projection import OPEN_STATUSES
 
 STATUSES = (*OPEN_STATUSES, "resolved", "closed", "duplicate")
-OVERDUE = f"(status IN ({', '.join(repr(s) for s in OPEN_STATUSES)}) AND resolve_by < now())"
+OPEN = f"status IN ({', '.join(repr(s) for s in OPEN_STATUSES)})"
+OVERDUE = f"({OPEN} AND resolve_by < now())"
 SORTS = {"received": ("received_at", "DESC", "<"), "deadline": ("resolve_by", "ASC", ">")}
 
 
@@ -38,10 +40,12 @@ class CaseFilter:
     received_to: datetime | None = None
     tracking_code: str | None = None
 
-    def where(self, *, public_only: bool = False, args: list[Any] | None = None) -> tuple[str, list[Any]]:
-        """The SQL condition (``true`` when none) and its arguments, numbered after ``args``."""
+    def where(self, *, public_only: bool = False, open_only: bool = False,
+              args: list[Any] | None = None) -> tuple[str, list[Any]]:
+        """The SQL condition (``true`` when none) and its arguments, numbered after ``args``.
+        ``open_only`` keeps the open cases, in the words of the open cases' deadline index."""
         args = list(args or [])
-        parts = ["is_public"] if public_only else []
+        parts = (["is_public"] if public_only else []) + ([OPEN] if open_only else [])
 
         def arg(value: Any) -> str:
             args.append(value)
@@ -132,6 +136,11 @@ def public_filter(
     for text in (received_from, received_to):
         if text and len(text) != 10:
             raise HTTPException(422, f"not a day: {text!r} (YYYY-MM-DD; the public figures count whole days)")
+    # Each distinct filter is figures computed afresh over the whole history: only real ones are taken.
+    if category is not None and category not in categories():
+        raise HTTPException(422, f"no category {category[:50]!r}; /v1/categories lists them")
+    if area is not None and not (area.isascii() and area.isdigit() and len(area) <= 6):
+        raise HTTPException(422, "area: a GSO code of a district or ward (digits)")
     return CaseFilter(area=_text("area", area), category=_text("category", category),
                       received_from=_moment(received_from, end_of_day=False),
                       received_to=_moment(received_to, end_of_day=True))
@@ -187,8 +196,11 @@ def _decode(cursor: str) -> tuple[datetime, str]:
 
 async def fetch_page(reader: Any, where: CaseFilter, at: Page, columns: Sequence[str],
                      show: Callable[[Any], dict[str, Any]], *, public_only: bool = False) -> dict[str, Any]:
-    """One page of cases: ``items`` (each through ``show``), ``next_cursor`` and ``limit``."""
-    condition, args = where.where(public_only=public_only)
+    """One page of cases: ``items`` (each through ``show``), ``next_cursor`` and ``limit``.
+
+    The public list by deadline is of open requests: a deadline is what is still due, and so every
+    page reads the open cases' deadline index rather than sorting every public case."""
+    condition, args = where.where(public_only=public_only, open_only=public_only and at.sort == "deadline")
     clause, args = at.clause(condition, args)
     rows, next_cursor = at.cut(await reader.fetch(f"SELECT {', '.join(columns)} FROM cases {clause}", *args))
     return {"items": [show(r) for r in rows], "next_cursor": next_cursor, "limit": at.limit}

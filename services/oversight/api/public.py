@@ -78,5 +78,6 @@ async def public_requests(request: Request, where: Annotated[CaseFilter, Depends
 async def public_ranking(request: Request, where: Annotated[CaseFilter, Depends(public_filter)]) -> dict[str, Any]:
     """The units' on-time rates and ranking, as the city publishes them (counts over all requests),
     by area, category and days only: a tracking code once narrowed them to one private request."""
-    figures = await unit_figures(request, where)
+    # One computed at a time for the public: a stream of new filters cannot take the readers' pool.
+    figures = await unit_figures(request, where, request.app.state.public_figures)
     return {"as_of": figures["as_of"], "units": [{k: u[k] for k in PUBLIC_FIGURES} for u in figures["units"]]}

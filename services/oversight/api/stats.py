@@ -11,6 +11,7 @@ Ranking: on-time rate (highest first), then fewer overdue now, then faster media
 Figures per unit and by area are computed at most every ``OVERSIGHT_STATS_CACHE_SECONDS`` (``as_of``).
 """
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -44,9 +45,16 @@ async def _aggregate(reader: Any, query: str, args: list[Any]) -> list[Any]:
         return await conn.fetch(query, *args)
 
 
-async def unit_figures(request: Request, where: CaseFilter) -> dict[str, Any]:
-    """Every unit's figures, ranked (1 = best); what the oversight and the public rankings share."""
-    return await request.app.state.recent.get(f"units {where!r}", lambda: _unit_figures(request.app.state.reader, where))
+async def unit_figures(request: Request, where: CaseFilter, gate: asyncio.Semaphore | None = None) -> dict[str, Any]:
+    """Every unit's figures, ranked (1 = best); what the oversight and the public rankings share.
+    ``gate`` bounds how many are computed at once (the public's: anyone may ask for new filters)."""
+    async def compute() -> dict[str, Any]:
+        if gate is None:
+            return await _unit_figures(request.app.state.reader, where)
+        async with gate:
+            return await _unit_figures(request.app.state.reader, where)
+
+    return await request.app.state.recent.get(f"units {where!r}", compute)
 
 
 async def _unit_figures(reader: Any, where: CaseFilter) -> dict[str, Any]:

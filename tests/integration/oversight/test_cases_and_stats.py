@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.oversight.api.listing import VIETNAM
+from services.oversight.projection import OPEN_STATUSES
 from tests.unit.oversight.story import PHU_NHUAN, QUAN_1, CaseStory
 
 NOW = datetime.now(UTC)
@@ -77,6 +78,8 @@ MADE_UP_CURSOR = base64.urlsafe_b64encode(b'["2021-08-01T09:00:00+07:00","x"]').
     "/v1/stats/units?to=9999-12-31", "/v1/cases.csv?from=0001-01-01",
     "/v1/cases?area=760%00", "/v1/stats/overview?unit=%00", "/v1/public/stats/units?category=%00",
     "/v1/public/requests?tracking_code=%00", "/v1/cases?tracking_code=ABCDE-FGHJK",
+    # Each new public filter is figures computed over the whole history: only real ones are taken.
+    "/v1/public/stats/units?category=ufo", "/v1/public/stats/units?area=760%20OR%201",
     f"/v1/cases?cursor={MADE_UP_CURSOR}", f"/v1/stats/overdue?cursor={MADE_UP_CURSOR}",
 ])
 def test_what_no_case_could_match_is_refused_with_the_reason(api, path):
@@ -158,3 +161,14 @@ def test_one_case_and_its_timeline(api):
         [("handler", "webhook", "sent"), ("citizen", "sms", "sent")]
     assert timeline["events"][0]["body"]["citizen"] == {"full_name": "N. T. H***", "phone": "+849*****456"}
     assert api.get("/v1/cases/00000000-0000-0000-0000-000000000000").status_code == 404
+
+
+def test_the_public_list_by_deadline_is_of_open_requests(api):
+    """By deadline, every page sorted all public cases with a deadline (no index has them all):
+    anyone could make each page read the whole history. A deadline is what is still due."""
+    everything = api.get("/v1/public/requests?limit=500", role=None).json()["items"]
+    by_deadline = api.get("/v1/public/requests?sort=deadline&limit=500", role=None).json()["items"]
+    open_ones = [c["tracking_code"] for c in everything if c["status"] in OPEN_STATUSES and c["resolve_by"]]
+    assert open_ones and any(c["status"] not in OPEN_STATUSES for c in everything)
+    assert sorted(c["tracking_code"] for c in by_deadline) == sorted(open_ones)
+    assert [c["resolve_by"] for c in by_deadline] == sorted(c["resolve_by"] for c in by_deadline)
