@@ -151,9 +151,10 @@ class Dispatcher:
                 await asyncio.wait_for(self.providers.get(self.channel).send(delivery), self.send_timeout + SEND_GRACE)
             except Permanent as error:
                 self._failed_try(reason := redact(str(error), delivery.target))
-                # A channel not configured here refused nothing: like a channel refusing every try,
-                # its message goes on by another route only if no earlier try may have got through.
-                await self._give_up(delivery, claim, lease_ends, reason, permanent=not isinstance(error, NotConfigured))
+                # A channel not configured here refused nothing: its message goes on by another route
+                # only if no earlier try (another notifier's) may have got through.
+                await self._give_up(delivery, claim, lease_ends, reason, permanent=True,
+                                    untried=isinstance(error, NotConfigured))
             except (Transient, TimeoutError) as error:
                 self._failed_try(reason := redact(str(error) or type(error).__name__, delivery.target))
                 unanswered = isinstance(error, (Unanswered, TimeoutError))
@@ -176,14 +177,16 @@ class Dispatcher:
         except Exception:  # noqa: BLE001 - its lease runs out and it is tried again under the same key
             log.exception("delivery %s on %s: outcome not recorded; it will be tried again", delivery_id, self.channel)
 
-    async def _give_up(self, delivery: Delivery, claim, lease_ends: float, reason: str, permanent: bool) -> None:
-        """Fail a delivery its channel refused; a citizen's goes on by their next route, if they left one."""
+    async def _give_up(self, delivery: Delivery, claim, lease_ends: float, reason: str, permanent: bool,
+                       untried: bool = False) -> None:
+        """Fail a delivery its channel refused (``untried``: that could not try it); a citizen's goes
+        on by their next route, if they left one."""
         if delivery.recipient == "citizen":
             def next_route(failed: Delivery, record, why: str | None) -> Delivery | None:
                 return follow_on(failed, record, self.policy, reason, why)
 
             went_on = await self._record(lease_ends, self.log.fail_over, delivery, claim, reason, next_route,
-                                         permanent=permanent)
+                                         permanent=permanent, untried=untried)
             self.counts["failed"] += max(0, len(went_on) - 1)  # the later messages moved with it
         else:
             await self._record(lease_ends, self.log.failed, delivery.delivery_id, claim, reason, permanent=permanent)

@@ -255,22 +255,24 @@ class DeliveryLog:
 
     async def fail_over(self, delivery: Delivery, claim: uuid.UUID, error: str,
                         next_route: Callable[[Delivery, CaseRecord, str | None], Delivery | None],
-                        permanent: bool = True) -> list[Delivery]:
+                        permanent: bool = True, untried: bool = False) -> list[Delivery]:
         """Fail a citizen's delivery its channel refused (for good, or on every try) and, in the same
         transaction, store what ``next_route`` makes of it from the case's record: the same message by
         the citizen's next route (:func:`~services.notifier.domain.follow_on`, whose third argument
         says why a message moves untried). The follow-on takes the failed one's place in the
         citizen's order (its ``seq``), so no later message overtakes it. One refused on every try goes
-        on only if no try of it may have got through (``maybe_taken``); the citizen's later messages
-        waiting on that channel and address then go on by the same route with it, rather than each
-        spending its own hour of tries there. Only the claim that made the try may; returns the
-        follow-ons stored, the failed delivery's first."""
+        on only if no try of it may have got through (``maybe_taken``), as does one this notifier
+        could not try (``untried``: the channel is not configured here). For one refused on every
+        try, the citizen's later messages waiting on that channel and address then go on by the
+        same route with it, rather than each spending its own hour of tries there. Only the claim
+        that made the try may; returns the follow-ons stored, the failed delivery's first."""
         async with self.pool.acquire() as conn, conn.transaction():
             saved = await conn.fetchval("SELECT record FROM case_records WHERE case_id = $1 FOR UPDATE",
                                         delivery.case_id)
             record = CaseRecord.from_json(orjson.loads(saved)) if saved else CaseRecord()
             after, refused = next_route(delivery, record, None), error
-            if after is not None and not permanent and await conn.fetchval(MAYBE_TAKEN, delivery.delivery_id, claim):
+            if (after is not None and (untried or not permanent)
+                    and await conn.fetchval(MAYBE_TAKEN, delivery.delivery_id, claim)):
                 # Refused now, but an earlier try may have got through: not sent a second time elsewhere.
                 after, error = None, f"{error}; an earlier try went unanswered, so not sent by another route"
             if after is not None:

@@ -156,10 +156,12 @@ async def test_a_sent_message_is_recorded_through_a_blip_of_postgresql_and_not_s
 
 
 
-async def test_a_message_some_try_of_which_may_have_got_through_does_not_go_on_by_another_route(log):
+@pytest.mark.parametrize("permanent", [False, True], ids=["refused on every try", "refused for good"])
+async def test_a_message_some_try_of_which_may_have_got_through_does_not_go_on_by_another_route(log, permanent):
     """Refused on its last try, but an earlier try's sender died mid-send (its lease ran out), or an
     earlier try went unanswered: the citizen may have it, so it fails without a second message.
-    One refused on every try goes on by e-mail."""
+    One refused on every try goes on by e-mail. A receiver's refusal for good ("no such number")
+    says the earlier try did not reach the citizen either: all go on by e-mail, or none would."""
     citizen = {"phone": "+84903123456", "email": "binh@example.vn"}
     cases = [uuid.uuid4() for _ in range(3)]
     for case_id in cases:
@@ -183,7 +185,10 @@ async def test_a_message_some_try_of_which_may_have_got_through_does_not_go_on_b
         def by_next_route(failed, record, why):
             return follow_on(failed, record, POLICY, "HTTP 503", why)
         went_on[failed.delivery_id] = await log.fail_over(failed, claim, "HTTP 503 (after 3 tries)", by_next_route,
-                                                          permanent=False)
+                                                          permanent=permanent)
+    if permanent:
+        assert all([d.channel for d in moved] == ["email"] for moved in went_on.values()), went_on
+        return
     assert went_on[after_a_crash.delivery_id] == went_on[after_no_answer.delivery_id] == []
     assert [d.channel for d in went_on[refused.delivery_id]] == ["email"]
     errors = dict(await log.pool.fetch("SELECT delivery_id, last_error FROM deliveries WHERE channel = 'sms'"))
@@ -217,6 +222,10 @@ async def test_a_notifier_without_the_channel_sends_on_by_another_route_only_wha
         await asyncio.gather(running, return_exceptions=True)
     mails = {r["case_id"] for r in await log.pool.fetch("SELECT case_id FROM deliveries WHERE channel = 'email'")}
     assert mails == {untried.case_id}, "only the message no try may have reached goes by e-mail"
+    # Nothing refused it: the citizen's SMS is not passed over for an hour by the notifiers that have it.
+    records = [orjson.loads(r["record"]) for r in await log.pool.fetch(
+        "SELECT record FROM case_records WHERE case_id = ANY($1)", cases)]
+    assert records and not any(r.get("refused") for r in records)
     error = await log.pool.fetchval("SELECT last_error FROM deliveries WHERE delivery_id = $1", unanswered.delivery_id)
     assert "not configured here" in error and error.endswith("so not sent by another route")
 
