@@ -43,6 +43,12 @@ ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS template text;
 -- Rows kept before the column was: verify checks it against the body, as the API shows it.
 UPDATE deliveries SET template = body->>'template' WHERE template IS NULL AND body->>'template' IS NOT NULL;
 CREATE INDEX IF NOT EXISTS deliveries_case ON deliveries (case_id);
+-- A unit's corrected address (CaseDeclined, since 2026-12-04) projected by an oversight that did not
+-- know the field yet: the case's address is its last correction, as the fold makes it.
+UPDATE cases c SET address = d.corrected FROM (
+    SELECT DISTINCT ON (case_id) case_id, body->>'corrected_address' AS corrected FROM case_events
+    WHERE event_type = 'CaseDeclined' AND body->>'corrected_address' IS NOT NULL ORDER BY case_id, version DESC) d
+WHERE c.case_id = d.case_id AND c.address IS DISTINCT FROM d.corrected;
 CREATE TABLE IF NOT EXISTS audit_log (
     seq bigint PRIMARY KEY, event_id uuid NOT NULL UNIQUE, event_type text NOT NULL, case_id uuid,
     occurred_at timestamptz NOT NULL, canonical text NOT NULL, prev_hash text NOT NULL, hash text NOT NULL);

@@ -235,3 +235,24 @@ async def test_a_delivery_added_under_a_case_events_id_is_named(fresh):
     report = fresh.get("/v1/audit/verify", role="council").json()
     assert not report["ok"] and report["first_broken"]["event_id"] == str(opened.event_id)
     assert "both as a case event and as a delivery" in report["first_broken"]["reason"]
+
+
+async def test_a_corrected_address_an_older_oversight_did_not_project_is_mended_as_oversight_starts(fresh):
+    """The router may be upgraded first: an oversight that did not know CaseDeclined's corrected
+    address kept the first one, and verify then named the case as altered once oversight was new."""
+    story = CaseStory().opened().routed().assigned().declined("88 Phan Văn Trị, Phường 10, Gò Vấp").routed()
+    feed = DirectFeed(fresh.settings)
+    feed.offsets = dict.fromkeys(feed.offsets, 10_000)  # past what the fixture's history took
+    assert await feed.apply([story]) == len(story.bodies())
+    await tamper(fresh, "UPDATE cases SET address = $2 WHERE case_id = $1", story.case_id, story.address)
+    before = fresh.get("/v1/audit/verify", role="front").json()
+    assert before["case_mismatch"]["columns"] == ["address"], before
+    conn = await asyncpg.connect(fresh.settings.dsn())
+    try:
+        await create_tables(conn)  # what an upgraded oversight runs as it starts
+    finally:
+        await conn.close()
+    mended = fresh.get(f"/v1/cases/{story.case_id}", role="centre").json()
+    assert mended["address"] == "88 Phan Văn Trị, Phường 10, Gò Vấp"
+    report = fresh.get("/v1/audit/verify", role="front").json()
+    assert report["ok"], report

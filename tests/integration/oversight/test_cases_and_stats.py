@@ -78,8 +78,8 @@ MADE_UP_CURSOR = base64.urlsafe_b64encode(b'["2021-08-01T09:00:00+07:00","x"]').
     "/v1/stats/units?to=9999-12-31", "/v1/cases.csv?from=0001-01-01",
     "/v1/cases?area=760%00", "/v1/stats/overview?unit=%00", "/v1/public/stats/units?category=%00",
     "/v1/public/requests?tracking_code=%00", "/v1/cases?tracking_code=ABCDE-FGHJK",
-    # Each new public filter is figures computed over the whole history: only real ones are taken.
-    "/v1/public/stats/units?category=ufo", "/v1/public/stats/units?area=760%20OR%201",
+    # Each new public filter is figures computed over the whole history: an area must be a code.
+    "/v1/public/stats/units?area=760%20OR%201",
     f"/v1/cases?cursor={MADE_UP_CURSOR}", f"/v1/stats/overdue?cursor={MADE_UP_CURSOR}",
 ])
 def test_what_no_case_could_match_is_refused_with_the_reason(api, path):

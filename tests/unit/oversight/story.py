@@ -81,8 +81,9 @@ class CaseStory:
     def triaged(self) -> "CaseStory":
         return self._add(CaseTriaged, 1, reason="địa chỉ không rõ", directory_version="hcmc-2021.1")
 
-    def declined(self) -> "CaseStory":
-        return self._add(CaseDeclined, 10, unit=self.unit, reason="không thuộc địa bàn")
+    def declined(self, corrected_address: str | None = None) -> "CaseStory":
+        return self._add(CaseDeclined, 10, unit=self.unit, reason="không thuộc địa bàn",
+                         corrected_address=corrected_address)
 
     def escalated(self) -> "CaseStory":
         return self._add(CaseEscalated, 10, deadline="resolve", level="unit_head", reason="quá hạn")
