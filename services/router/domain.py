@@ -21,6 +21,11 @@ LEVELS = ("handler", "unit_head", "centre")
 ESCALATION_STEP = {"reach": timedelta(minutes=10), "resolve": timedelta(days=1)}
 
 
+def _same_moment(a: str, b: str) -> bool:
+    """Whether two ISO times are one instant, in whatever zones they are written."""
+    return datetime.fromisoformat(a) == datetime.fromisoformat(b)
+
+
 class CaseError(Exception):
     """A command the case refuses in its present state."""
 
@@ -184,8 +189,7 @@ class Case(Aggregate):
         self.causes.append(meta.get("causation_id"))
         self.status = "in_progress"
         committed = payload.get("committed_date")
-        same = self.resolve_by and committed and datetime.fromisoformat(committed) == datetime.fromisoformat(self.resolve_by)
-        if committed and not same:
+        if committed and not (self.resolve_by and _same_moment(committed, self.resolve_by)):
             # The unit's own date is the deadline now, and a miss of it climbs the chain afresh. The
             # same date said again (a routine report) changes nothing: it restarted the chain, so a
             # missed date reached the unit head again and again, and the centre never.
