@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.intake.admission import LIMITED, AdmissionLimit, BodyLimit
 from services.intake.application import Unavailable
@@ -81,11 +81,15 @@ def install_admission_limit(application: FastAPI, limit: int, retry_after_second
 
     # The same answer every time for a path: made once, not per refusal.
     answers = {path: _refusal_at(path, 503, [problem], {"Retry-After": str(retry_after_seconds)}) for path in LIMITED}
+    application.add_middleware(AdmissionLimit, limit=limit, refuse=_by_path(answers))
 
-    async def refuse(scope: Scope, receive: Receive, send: Send) -> None:
+
+def _by_path(answers: dict[str, ASGIApp]) -> ASGIApp:
+    """An ASGI app that gives each path its answer, made beforehand."""
+    async def answer(scope: Scope, receive: Receive, send: Send) -> None:
         await answers[scope["path"]](scope, receive, send)
 
-    application.add_middleware(AdmissionLimit, limit=limit, refuse=refuse)
+    return answer
 
 
 def install_body_limit(application: FastAPI, settings: IntakeSettings) -> None:
@@ -104,12 +108,5 @@ def install_body_limit(application: FastAPI, settings: IntakeSettings) -> None:
     late = {"field": "body", "reason_vi": f"Nội dung gửi không đến kịp trong {seconds:g} giây",
             "reason_en": f"The body did not arrive within {seconds:g} seconds"}
     slow = {path: _refusal_at(path, 408, [late], {"Connection": "close"}) for path in limits}
-
-    async def refuse(scope: Scope, receive: Receive, send: Send) -> None:
-        await answers[scope["path"]](scope, receive, send)
-
-    async def too_slow(scope: Scope, receive: Receive, send: Send) -> None:
-        await slow[scope["path"]](scope, receive, send)
-
-    application.add_middleware(BodyLimit, limits=limits, refuse=refuse, too_slow=too_slow,
+    application.add_middleware(BodyLimit, limits=limits, refuse=_by_path(answers), too_slow=_by_path(slow),
                                read_seconds=seconds)

@@ -120,16 +120,16 @@ class Projector:
         # CaseOpened after events that follow it, was skipped by the fold: such a case is folded
         # again from the start, with every event of it kept. A case new to the read model whose
         # batch holds its versions from 1 on looks only past them, which finds nothing but rarely.
-        after = {}
+        past: dict[UUID, int] = {}  # case → the version its stored events are looked for past
         for c, es in by_case.items():
             versions = sorted(e["version"] for e in es)
             if c not in current:
-                after[c] = versions[-1] if versions == list(range(1, len(versions) + 1)) else 0
+                past[c] = versions[-1] if versions == list(range(1, len(versions) + 1)) else 0
             elif versions[0] < current[c]["version"]:
-                after[c] = 0
-        if after:
-            in_batch = {UUID(str(e["event_id"])) for c in after for e in by_case[c]}
-            for r in await conn.fetch(_EARLIER_EVENTS, list(after), list(after.values())):
+                past[c] = 0
+        if past:
+            in_batch = {UUID(str(e["event_id"])) for c in past for e in by_case[c]}
+            for r in await conn.fetch(_EARLIER_EVENTS, list(past), list(past.values())):
                 if UUID((e := orjson.loads(r["body"]))["event_id"]) not in in_batch:
                     by_case[r["case_id"]].append(e)
                     current.pop(r["case_id"], None)  # folded again from its first event

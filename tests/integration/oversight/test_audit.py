@@ -46,6 +46,15 @@ def seq_of(running, event):
     return next(r["seq"] for r in trail(running)[0] if r["event_id"] == str(event.event_id))
 
 
+async def start_again(running):
+    """What an upgraded oversight runs on its database as it starts."""
+    conn = await asyncpg.connect(running.settings.dsn())
+    try:
+        await create_tables(conn)
+    finally:
+        await conn.close()
+
+
 async def tamper(running, statement, *args):
     conn = await asyncpg.connect(running.settings.dsn())
     try:
@@ -156,11 +165,7 @@ async def test_a_failed_notice_shown_as_sent_is_named(fresh):
 async def test_deliveries_kept_before_their_template_column_pass_once_oversight_starts_again(fresh):
     await tamper(fresh, "UPDATE deliveries SET template = NULL")  # as rows written before the column was
     assert fresh.get("/v1/audit/verify", role="front").json()["first_broken"] is not None
-    conn = await asyncpg.connect(fresh.settings.dsn())
-    try:
-        await create_tables(conn)  # what an upgraded oversight runs as it starts
-    finally:
-        await conn.close()
+    await start_again(fresh)
     report = fresh.get("/v1/audit/verify", role="front").json()
     assert report["ok"], report
 
@@ -247,11 +252,7 @@ async def test_a_corrected_address_an_older_oversight_did_not_project_is_mended_
     await tamper(fresh, "UPDATE cases SET address = $2 WHERE case_id = $1", story.case_id, story.address)
     before = fresh.get("/v1/audit/verify", role="front").json()
     assert before["case_mismatch"]["columns"] == ["address"], before
-    conn = await asyncpg.connect(fresh.settings.dsn())
-    try:
-        await create_tables(conn)  # what an upgraded oversight runs as it starts
-    finally:
-        await conn.close()
+    await start_again(fresh)
     mended = fresh.get(f"/v1/cases/{story.case_id}", role="centre").json()
     assert mended["address"] == "88 Phan Văn Trị, Phường 10, Gò Vấp"
     report = fresh.get("/v1/audit/verify", role="front").json()
