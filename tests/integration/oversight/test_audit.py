@@ -153,6 +153,18 @@ async def test_a_case_row_altered_directly_is_named(fresh):
     assert report["case_mismatch"]["columns"] == ["status", "unit_name"]
 
 
+async def test_an_event_rewritten_past_what_can_be_folded_is_a_named_mismatch_not_an_error(fresh):
+    story = STORIES[0]
+    opened = story.events[0]
+    await tamper(fresh, "UPDATE case_events SET body = body - 'occurred_at' WHERE event_id = $1", opened.event_id)
+    answer = fresh.get("/v1/audit/verify", role="council")
+    assert answer.status_code == 200
+    report = answer.json()
+    assert not report["ok"] and report["first_broken"]["event_id"] == str(opened.event_id)
+    assert report["case_mismatch"]["case_id"] == str(story.case_id)
+    assert "cannot be folded" in report["case_mismatch"]["reason"]
+
+
 async def test_a_failed_notice_shown_as_sent_is_named(fresh):
     await tamper(fresh, "UPDATE deliveries SET outcome = 'sent', error = NULL WHERE event_id = $1", FAILED.event_id)
     report = fresh.get("/v1/audit/verify", role="front").json()

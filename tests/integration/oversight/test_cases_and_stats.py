@@ -1,15 +1,19 @@
 """What HĐND and MTTQ read, over real HTTP on real PostgreSQL: the case list with its filters and
 pages, the CSV export, the statistics per unit with their ranking, and the overdue list."""
 
+import asyncio
 import base64
 import csv
 import io
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 
+from services.oversight.api import stats
 from services.oversight.api.listing import VIETNAM
 from services.oversight.projection import OPEN_STATUSES
+from tests.support.mesh import eventually
 from tests.unit.oversight.story import PHU_NHUAN, QUAN_1, CaseStory
 
 NOW = datetime.now(UTC)
@@ -172,3 +176,27 @@ def test_the_public_list_by_deadline_is_of_open_requests(api):
     assert open_ones and any(c["status"] not in OPEN_STATUSES for c in everything)
     assert sorted(c["tracking_code"] for c in by_deadline) == sorted(open_ones)
     assert [c["resolve_by"] for c in by_deadline] == sorted(c["resolve_by"] for c in by_deadline)
+
+
+async def test_the_publics_figures_are_computed_one_at_a_time_and_a_caller_who_cannot_wait_is_told_to_return(
+        api, monkeypatch):
+    """Each new public filter is figures over the whole history: while one is being computed (here
+    held up by a lock on the cases), the next waits its turn, then is answered 503 with Retry-After."""
+    monkeypatch.setattr(stats, "GATE_WAIT_SECONDS", 0.5)
+    holder = await asyncpg.connect(api.settings.dsn())
+    try:
+        locked = holder.transaction()
+        await locked.start()
+        await holder.execute("LOCK TABLE cases IN ACCESS EXCLUSIVE MODE")
+        first = asyncio.create_task(asyncio.to_thread(api.get, "/v1/public/stats/units?from=2026-01-01", role=None))
+        waiting = "SELECT count(*) FROM pg_locks WHERE relation = 'cases'::regclass AND NOT granted"
+        await eventually(lambda: holder.fetchval(waiting), 30, "the first figures waiting on the lock")
+        second = await asyncio.to_thread(api.get, "/v1/public/stats/units?from=2026-02-01", role=None)
+        assert second.status_code == 503 and second.headers["retry-after"] == "5"
+        assert "try again" in second.json()["detail"]
+        await locked.rollback()
+        assert (await first).status_code == 200
+    finally:
+        await holder.close()
+    # Once the first is done, the next is computed.
+    assert api.get("/v1/public/stats/units?from=2026-02-01", role=None).status_code == 200
