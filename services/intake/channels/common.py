@@ -28,11 +28,22 @@ def client_sender(request: Request) -> str:
     return sender_key("client", request.client.host if request.client else "unknown")
 
 
+def typed_sender(request: Request, typed: str | None) -> str:
+    """The rate-limit key of an anonymous sender who typed ``typed`` (a phone number, a device id):
+    that value from that address, or the address alone. Nobody checks what the public types, so
+    keyed by the number alone anyone could lock a citizen out of the hotline by sending 20 requests
+    with it; keyed by the address alone, everyone behind one carrier's NAT would share 20."""
+    if not typed:
+        return client_sender(request)
+    return sender_key("typed", f"{request.client.host if request.client else 'unknown'} {typed}")
+
+
 def phone_or_client(event: RequestReceived, request: Request) -> str:
-    return sender_key("phone", event.citizen.phone) if event.citizen.phone else client_sender(request)
+    return typed_sender(request, event.citizen.phone)
 
 
-async def accept(request: Request, event: RequestReceived, sender: str, sender_field: str = "phone") -> JSONResponse:
+async def accept(request: Request, event: RequestReceived, sender: str | None,
+                 sender_field: str = "phone") -> JSONResponse:
     """Submit and answer 202 with the receipt, once Kafka holds the request."""
     receipt = await intake(request).submit(event, sender, sender_field)
     return JSONResponse(receipt, status_code=202)

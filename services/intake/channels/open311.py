@@ -19,9 +19,9 @@ from contracts.events import Attachment
 from contracts.text import VIETNAM, Text
 from services.intake.auth import open311_client
 from services.intake.application import database_answers
-from services.intake.channels.common import categories, client_sender, intake, settings
+from services.intake.channels.common import categories, intake, settings, typed_sender
 from services.intake.channels.open311_status import request_status
-from services.intake.domain import CheckedLocation, Problem, Submission, build_request, check_key, sender_key
+from services.intake.domain import CheckedLocation, Problem, Submission, build_request, check_key
 from services.intake.problems import Invalid, problems_of
 
 router = APIRouter(prefix="/open311/v2")
@@ -120,9 +120,7 @@ async def post_request(request: Request,
         # GeoReport answers 400 for a request it cannot take, 403 for a bad api_key.
         status = error.status if isinstance(error, Problem) and error.status != 422 else 400
         raise Invalid(problems_of(error, GEOREPORT_NAMES), status) from None
-    sender = (sender_key("phone", event.citizen.phone) if event.citizen.phone
-              else sender_key("open311", report.device_id or report.email) if report.device_id or report.email
-              else client_sender(request))
+    sender = typed_sender(request, event.citizen.phone or report.device_id or report.email)
     try:
         receipt = await intake(request).submit(event, sender)
     except Problem as error:

@@ -52,7 +52,9 @@ async def phone_request(request: Request, body: PhoneCall,
     event = build_request("phone", check_key(body.call_id, "call_id"), submission, categories(request),
                           received_by=f"{body.source}:{signed_in}")
     callback = caller or event.citizen.phone
-    # Counted by the number that called, or else the one given; a withheld call with neither is
-    # counted by its operator's desk, which a person staffs.
-    return await accept(request, event, sender_key("phone", callback) if callback else sender_key("operator", signed_in),
-                        "caller_number" if caller else "phone")
+    # Counted by the number that called, or else the one given (the web's typed numbers are counted
+    # apart: they cannot lock a caller out). A withheld call with neither is counted by its
+    # operator's desk, which a person staffs; the callbot, which takes the overflow, is not limited.
+    sender = (sender_key("phone", callback) if callback
+              else None if body.source == "callbot" else sender_key("operator", signed_in))
+    return await accept(request, event, sender, "caller_number" if caller else "phone")

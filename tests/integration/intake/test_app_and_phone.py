@@ -75,6 +75,30 @@ async def test_a_flooding_app_user_gets_429(start_intake, keys):
     assert [a.status_code for a in answers] == [202, 202, 429] and answers[2].headers["Retry-After"]
 
 
+async def test_nobody_can_lock_a_citizens_number_out_of_the_hotline_by_typing_it_into_the_web_form(start_intake, keys):
+    """The web's phone numbers are what anyone typed: 20 junk requests with a citizen's number once
+    refused that citizen on every channel, their own call to 1022 included, for ten minutes."""
+    intake = start_intake(sender_limit=2)
+    victim = "0912 555 010"
+    async with httpx.AsyncClient(timeout=15) as client:
+        async def web(address: str) -> int:
+            body = BODY | {"phone": victim, "description": f"Tin rác {uuid.uuid4().hex[:6]}."}
+            headers = {"Idempotency-Key": str(uuid.uuid4()), "X-Forwarded-For": address}
+            return (await client.post(intake.url + "/v1/channels/web/requests", json=body, headers=headers)).status_code
+
+        flood = [await web("127.0.0.21") for _ in range(3)]
+        from_home = await web("127.0.0.22")
+        calls = await client.post(intake.url + "/v1/channels/phone/requests", json=call(caller_number=victim),
+                                  headers={"Authorization": f"Bearer {keys.operators['op-017']}"})
+        callbot = [await client.post(intake.url + "/v1/channels/phone/requests",
+                                     json=call("callbot-1", source="callbot", caller_number="withheld"),
+                                     headers={"Authorization": f"Bearer {keys.operators['callbot-1']}"})
+                   for _ in range(3)]
+    assert flood == [202, 202, 429], "the flooder is still limited"
+    assert from_home == 202 and calls.status_code == 202, calls.text
+    assert [a.status_code for a in callbot] == [202] * 3, "the callbot takes the overflow of withheld calls"
+
+
 async def test_an_operator_types_in_a_call_once_however_often_it_is_saved(intake, keys, tail):
     body = call()
     headers = {"Authorization": f"Bearer {keys.operators['op-017']}"}
