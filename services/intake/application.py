@@ -10,7 +10,7 @@ one the receipt holds, which is the request's first code unless another request 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import asyncpg
 from faststream.kafka import KafkaBroker
@@ -97,8 +97,10 @@ class Intake:
     def attachments(self) -> Attachments:
         return Attachments(self._pool())
 
-    async def submit(self, request: RequestReceived, sender: str | None, sender_field: str = "phone") -> dict[str, str]:
-        """Accept ``request`` once; ``sender`` is its rate-limit key (None: already limited upstream)."""
+    async def submit(self, request: RequestReceived, sender: str | None, sender_field: str = "phone",
+                     before_publish: Callable[[], Awaitable[None]] | None = None) -> dict[str, str]:
+        """Accept ``request`` once; ``sender`` is its rate-limit key (None: already limited upstream).
+        ``before_publish`` (the form's files kept) runs once the request is let in, before Kafka has it."""
         if not self.connected:
             raise Unavailable("not connected yet")
         limit = None if sender is None else Limit(sender, self.settings.sender_limit, self.settings.sender_window_seconds)
@@ -117,6 +119,9 @@ class Intake:
                               headers={"Retry-After": "1"})
         request = recorded(request, claim.tracking_code)
         try:
+            if before_publish is not None:
+                with database_answers():
+                    await before_publish()
             await self.publish(request)
         except Unavailable:
             with contextlib.suppress(*DATABASE_DOWN):

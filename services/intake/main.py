@@ -39,6 +39,10 @@ def _oa_token(settings: IntakeSettings, intake: Intake, http: httpx.AsyncClient)
     return FixedToken(token) if token else None
 
 
+# At most this many status lookups at once in an instance; more wait up to oversight's time-out, then 503.
+LOOKUP_CONNECTIONS = 16
+
+
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or IntakeSettings()
     settings.required_tracking_code_key()  # refused here, before anything starts
@@ -50,6 +54,10 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         provider = setup_tracing("intake")
         broker = kafka_broker(settings.kafka_bootstrap, client_id="intake", tracer_provider=provider)
         app.state.http = http = httpx.AsyncClient(timeout=settings.zalo_send_timeout_seconds)
+        # Open311's status lookups ask oversight with connections of their own: anyone may send
+        # them, and Zalo's replies and token refreshes must never wait behind them for a connection.
+        app.state.lookups = lookups = httpx.AsyncClient(timeout=settings.oversight_timeout_seconds,
+                                                        limits=httpx.Limits(max_connections=LOOKUP_CONNECTIONS))
         app.state.intake = intake = Intake(broker, settings)
         app.state.oa_token = token = _oa_token(settings, intake, http)
         # Without a token, replies wait in the outbox.
@@ -74,6 +82,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
                 await token.settle()  # a refresh Zalo answered is written before the pool closes
             await broker.stop()
             await http.aclose()
+            await lookups.aclose()
             if intake.pool is not None:
                 await intake.pool.close()
             provider.shutdown()

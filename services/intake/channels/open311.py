@@ -57,7 +57,8 @@ class GeoReportRequest(BaseModel):
         if not self.address_string and (self.lat is None or self.long is None):
             raise Problem("address_string", "Cần địa chỉ hoặc tọa độ (lat, long)", "An address_string or lat and long is required", status=400)
         location = CheckedLocation(latitude=self.lat, longitude=self.long) if self.lat is not None and self.long is not None else None
-        name = " ".join(p for p in (self.first_name, self.last_name) if p) or None
+        # Each name may be 100 characters; a submission's name 200, so the two with their space are cut to it.
+        name = " ".join(p for p in (self.first_name, self.last_name) if p)[:200] or None
         return Submission(full_name=name, phone=self.phone, email=self.email, category=self.service_code,
                           address=self.address_string or f"{self.lat}, {self.long}", description=self.description,
                           location=location, attachments=[Attachment(url=self.media_url)] if self.media_url else [])
@@ -135,7 +136,7 @@ async def post_request(request: Request,
 
 async def _status(request: Request, service_request_id: str) -> dict[str, Any]:
     with database_answers():
-        return await request_status(request.app.state.http, settings(request), categories(request),
+        return await request_status(request.app.state.lookups, settings(request), categories(request),
                                     intake(request).receipts, service_request_id)
 
 

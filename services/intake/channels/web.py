@@ -20,6 +20,7 @@ from contracts.text import Text
 from services.intake.application import Unavailable, database_answers
 from services.intake.channels.common import accept, categories, intake, phone_or_client, settings
 from services.intake.channels.web_form import form_page, read_uploads, received_page
+from services.intake.store import Upload
 from services.intake.domain import Problem, Submission, build_request, check_key
 from services.intake.problems import problems_of
 
@@ -81,10 +82,7 @@ async def submit_form(request: Request) -> Response:
         # sends a new request, not a conflicting retry.
         content = hashlib.sha256(submission.model_dump_json().encode()).hexdigest()[:16]
         event = build_request("web", f"{key}-{content}", submission, categories(request))
-        with database_answers():
-            for aid, upload in stored:
-                await intake(request).attachments.keep(aid, upload)
-        answer = await _submit_once_free(request, event)
+        answer = await _submit_once_free(request, event, stored)
     except (ValidationError, Problem) as error:
         status = error.status if isinstance(error, Problem) else 422
         headers = error.headers if isinstance(error, Problem) else None
@@ -98,14 +96,19 @@ async def submit_form(request: Request) -> Response:
     return RedirectResponse(f"/received/{answer['tracking_code']}?lang={lang}", status_code=303)
 
 
-async def _submit_once_free(request: Request, event) -> dict[str, str]:
-    """Submit the form's request; while the same request is being accepted (a double click), wait
-    for that answer instead of giving 409. The form shown again with the 409 had lost its files, and
+async def _submit_once_free(request: Request, event, stored: list[tuple[uuid.UUID, Upload]]) -> dict[str, str]:
+    """Submit the form's request, its files kept once it is let in (a request refused, by the limit
+    or otherwise, keeps none); while the same request is being accepted (a double click), wait for
+    that answer instead of giving 409. The form shown again with the 409 had lost its files, and
     sent again it was a new request: a second case, without them."""
+    async def keep_files() -> None:
+        for aid, upload in stored:
+            await intake(request).attachments.keep(aid, upload)
+
     deadline = asyncio.get_running_loop().time() + settings(request).publish_timeout_seconds + 1
     while True:
         try:
-            return await intake(request).submit(event, phone_or_client(event, request))
+            return await intake(request).submit(event, phone_or_client(event, request), before_publish=keep_files)
         except Problem as problem:
             if problem.status != 409 or asyncio.get_running_loop().time() >= deadline:
                 raise
@@ -127,7 +130,8 @@ async def attachment(request: Request, attachment_id: uuid.UUID) -> Response:
     if row is None:
         raise Problem("attachment_id", "Không có tệp đính kèm này", "No such attachment", status=404)
     # Served as a download that the browser must not reinterpret: uploads are the public's files.
-    name = row["name"].encode("ascii", "replace").decode().replace('"', "'")
+    # A header value is printable ASCII: a line feed in a name once made every download of it a 500.
+    name = "".join(c if c.isascii() and c.isprintable() else "?" for c in row["name"]).replace('"', "'")
     return Response(row["content"], media_type=row["media_type"],
                     headers={"Content-Disposition": f'attachment; filename="{name}"',
                              "X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=86400"})

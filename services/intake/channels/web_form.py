@@ -66,7 +66,7 @@ async def read_uploads(files: list[Any], settings: IntakeSettings) -> list[Uploa
         if media_type is None:
             raise Problem("files", "Chỉ nhận ảnh (JPEG, PNG, GIF, WebP) hoặc PDF",
                           "Only images (JPEG, PNG, GIF, WebP) or PDF documents are accepted", status=415)
-        name = nfc("".join(c for c in file.filename if not "\ud800" <= c <= "\udfff"))[:200] or "attachment"
+        name = nfc("".join(c for c in file.filename if c.isprintable()))[:200] or "attachment"
         uploads.append(Upload(name=name, media_type=media_type, content=content,
                               sha256=hashlib.sha256(content).hexdigest()))
     return uploads

@@ -170,3 +170,17 @@ async def test_without_an_idempotency_key_only_the_very_same_report_is_the_same_
     assert retried.json()[0]["service_request_id"] == code != renamed.json()[0]["service_request_id"]
     assert keyed.status_code == 202
     assert reused.status_code == 400 and reused.json()[0]["field"] == "Idempotency-Key", reused.text
+
+
+async def test_a_report_with_the_longest_names_georeport_allows_is_taken(intake, keys, tail):
+    """Each name may be 100 characters; the two together were 201, one more than a citizen's name
+    may be, and the report was refused with 400 on first_name."""
+    first, last = "Nguyễn " * 14 + "Ho", "Trần " * 19 + "Thịnh"
+    assert len(first) == len(last) == 100
+    async with httpx.AsyncClient(timeout=15) as client:
+        answer = await client.post(intake.url + "/open311/v2/requests.json",
+                                   data=report(keys, first_name=first, last_name=last))
+    assert answer.status_code == 202, answer.text
+    await tail.settle()
+    [event] = [e for e in tail.seen if e.tracking_code == answer.json()[0]["service_request_id"]]
+    assert event.citizen.full_name == f"{first} {last}"[:200]

@@ -269,6 +269,41 @@ async def test_a_double_clicked_form_is_one_request_with_its_files(intake, tail)
     assert len(mine) == 3 and all(len(e.attachments) == 1 for e in mine)
 
 
+async def test_a_form_refused_for_its_sender_keeps_none_of_its_files(start_intake, pg_port, intake_database):
+    """The files were stored before the sender's limit was checked, and kept for good: anyone could
+    fill the database 25 MiB a post while being refused with 429."""
+    intake = start_intake(sender_limit=1)
+    files = [bytes(PNG + bytes([n])) for n in range(2)]  # two files, as two posts' own
+    async with httpx.AsyncClient(timeout=15) as client:
+        answers = [await client.post(intake.url + "/", files={"files": (f"ảnh {n}.png", content, "image/png")},
+                                     data={"form_key": str(uuid.uuid4()), "full_name": "Lê Thị Mai",
+                                           "phone": "0987654323", "address": "P. Thảo Điền, Q.2",
+                                           "category": "vulnerable_person", "description": f"Lần {n}."})
+                   for n, content in enumerate(files)]
+    assert [a.status_code for a in answers] == [303, 429]
+    conn = await asyncpg.connect(f"postgresql://mesh@127.0.0.1:{pg_port}/{intake_database}")
+    try:
+        kept = await conn.fetch("SELECT content FROM intake_attachments")
+    finally:
+        await conn.close()
+    assert [r["content"] for r in kept] == files[:1]
+
+
+async def test_a_file_whose_name_has_a_line_break_can_still_be_downloaded(intake, pg_port, intake_database):
+    attachment_id = uuid.uuid4()
+    conn = await asyncpg.connect(f"postgresql://mesh@127.0.0.1:{pg_port}/{intake_database}")
+    try:
+        await conn.execute("INSERT INTO intake_attachments (attachment_id, name, media_type, size, sha256, content)"
+                           " VALUES ($1, $2, 'image/png', $3, '', $4)",
+                           attachment_id, "ảnh\nhỏng\t.png", len(PNG), PNG)
+    finally:
+        await conn.close()
+    async with httpx.AsyncClient(timeout=15) as client:
+        answer = await client.get(f"{intake.url}/v1/attachments/{attachment_id}")
+    assert answer.status_code == 200 and answer.content == PNG
+    assert answer.headers["content-disposition"] == 'attachment; filename="?nh?h?ng?.png"'
+
+
 async def test_a_form_with_mistakes_comes_back_filled_in_with_the_reasons(intake):
     fields = {"form_key": str(uuid.uuid4()), "full_name": "Trần Văn Nam", "phone": "123",
               "address": "45 Lê Văn Sỹ", "category": "covid_support", "description": "Chưa nhận hỗ trợ."}

@@ -5,12 +5,14 @@ import asyncio
 import json
 import secrets
 import time
+import uuid
 
 import httpx
 import pytest
 
+from contracts import ids
 from services.intake.dialogue import WELCOME
-from tests.integration.intake.harness import unused_port
+from tests.integration.intake.harness import StandIn, unused_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 OA_ID = "388613280878808645"
@@ -160,6 +162,31 @@ async def test_a_hanging_oa_api_never_takes_the_pool_the_other_channels_use(star
     assert fifth.status_code == 200 and web.status_code == 202, web.text
     # Well inside the OA's 8 s, not a speed figure: a loaded machine answers in tenths of a second.
     assert took < oa.delay / 2, f"a Zalo message and a web request took {took:.2f}s: they waited on the OA API"
+
+
+async def test_status_lookups_against_a_hanging_oversight_never_hold_up_a_zalo_reply(start_intake, keys, oa):
+    """Open311's status lookups, which anyone may send, asked oversight through the client Zalo's
+    replies use: 100 lookups waiting on a slow oversight took every connection, and citizens on Zalo
+    heard nothing back."""
+    hanging = StandIn(lambda *_: (time.sleep(12), (404, {"detail": "no request"}))[1])
+    intake = start_intake(oversight_url=hanging.url, oversight_timeout_seconds=10.0)
+    codes = [ids.tracking_code(uuid.uuid4()) for _ in range(120)]
+    try:
+        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=200)) as client:
+            lookups = [asyncio.create_task(client.get(f"{intake.url}/open311/v2/requests/{code}.json"))
+                       for code in codes]
+            deadline = time.monotonic() + 10
+            while len(hanging.received) < 16:  # lookups on their way, oversight not answering
+                assert time.monotonic() < deadline, "the lookups did not reach oversight"
+                await asyncio.sleep(0.05)
+            citizen = Citizen(keys, intake, client)
+            await citizen.says("xin chào")
+            # Well inside oversight's 12 s, not a speed figure: the reply goes out as soon as it is made.
+            assert "xin chào" in (await replies(oa, citizen.user_id, 1, timeout=6))[0]
+            answers = await asyncio.gather(*lookups)
+        assert {a.status_code for a in answers} <= {503}, "a lookup oversight did not answer is 503"
+    finally:
+        hanging.close()
 
 
 async def test_a_reply_the_oa_api_took_is_not_sent_again_when_a_shutdown_cuts_the_round(start_intake, keys, oa):
