@@ -28,13 +28,14 @@ from services.oversight.store import migrate
 def create_app(settings: OversightSettings | None = None) -> FastAPI:
     settings = settings or OversightSettings()
     audit_key = settings.required_audit_key()  # refused here, before anything starts
+    reader_password = settings.required_reader_password()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         provider = setup_tracing("oversight")
         owner = await connect(settings.dsn())
         try:
-            await migrate(owner, settings.reader_user)
+            await migrate(owner, settings.reader_user, reader_password)
         finally:
             await owner.close()
         # The API's pool belongs to a role that may only SELECT, and its sessions are read only too.
@@ -44,7 +45,7 @@ def create_app(settings: OversightSettings | None = None) -> FastAPI:
         app.state.feed = feed = AuditFeed(settings.dsn(reader=True))
         app.state.audit_key = audit_key
         app.state.verify_lock = asyncio.Lock()
-        app.state.projector = None
+        app.state.projector, app.state.consuming = None, False
         writer, broker, background = None, None, []
         await feed.start()
         if settings.consume:
@@ -54,11 +55,17 @@ def create_app(settings: OversightSettings | None = None) -> FastAPI:
                                                         checkpoint_every=settings.checkpoint_every)
             broker = kafka_broker(settings.kafka_bootstrap, client_id="oversight", tracer_provider=provider)
             register(broker, projector, settings.group_id, settings.max_batch, settings.gather_ms)
-            await start_when_reachable(broker.start)
-            background = [asyncio.create_task(
-                Checkpointer(writer, broker, settings.kafka_bootstrap, settings.checkpoint_topic,
-                             settings.checkpoint_seconds).run()),
-                asyncio.create_task(keep_consumers_reading(broker), name="keep-consumers-reading")]
+
+            async def consume() -> None:
+                # The API serves from PostgreSQL alone: it is up while Kafka is not, and /healthz says so.
+                await start_when_reachable(broker.start)
+                app.state.consuming = True
+                await asyncio.gather(
+                    Checkpointer(writer, broker, settings.kafka_bootstrap, settings.checkpoint_topic,
+                                 settings.checkpoint_seconds).run(),
+                    keep_consumers_reading(broker))
+
+            background = [asyncio.create_task(consume(), name="consume")]
         settle_heap()
         report_tasks_on_signal()
         snapshot_heap_on_signal("oversight")
@@ -69,7 +76,7 @@ def create_app(settings: OversightSettings | None = None) -> FastAPI:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             if broker:
-                await broker.stop()
+                await broker.stop()  # also one still trying to reach Kafka
             await feed.stop()
             await app.state.reader.close()
             if writer:
@@ -80,7 +87,9 @@ def create_app(settings: OversightSettings | None = None) -> FastAPI:
     app = FastAPI(title="1022 oversight (read only)", version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.tokens = settings.tokens()
     app.state.recent = Recent(settings.stats_cache_seconds)
+    # The public's share of the readers' pool of 8 (api/turns.py): one ranking, two pages of requests at a time.
     app.state.public_figures = asyncio.Semaphore(1)
+    app.state.public_pages = asyncio.Semaphore(2)
     app.include_router(routes())
     app.add_middleware(ReadOnly)
     return app

@@ -1,6 +1,6 @@
 """Oversight configuration, from ``OVERSIGHT_*`` environment variables."""
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from contracts.settings import ServiceSettings, required_secret
@@ -14,9 +14,10 @@ class OversightSettings(ServiceSettings):
     port: int = 8003
     group_id: str = "oversight"
     pg_database: str = "oversight"
-    # The API reads through a role that may only SELECT; the projection writes as the owner.
+    # The API reads through a role that may only SELECT; the projection writes as the owner. Oversight
+    # gives the role this password as it starts; one is needed wherever the owner has one (PGPASSWORD).
     reader_user: str = "oversight_reader"
-    reader_password: str = ""
+    reader_password: SecretStr = SecretStr("")
     max_batch: int = 1000
     # Kafka may hold a fetch this long to gather a fuller batch: the read model a tenth of a second
     # behind, for a fraction of the transactions and audit-chain rounds per event under load.
@@ -31,15 +32,24 @@ class OversightSettings(ServiceSettings):
     # never change it: the digests already chained were made with it. Oversight will not start without it.
     audit_key: SecretStr = SecretStr("")
     # A checkpoint (head hash and count) every N records, and at least every T seconds when the head moved.
-    checkpoint_every: int = 1000
-    checkpoint_seconds: float = 60.0
+    checkpoint_every: int = Field(1000, ge=1)
+    checkpoint_seconds: float = Field(60.0, gt=0)
     # Statistics over the whole history are recomputed at most this often (0: on every request).
     stats_cache_seconds: float = 5.0
     # Where checkpoints are published for HĐND and MTTQ to keep; empty: only the table and the API.
     checkpoint_topic: str = "audit.checkpoints.v1"
 
     def dsn(self, reader: bool = False) -> str:
-        return self.dsn_as(self.reader_user, self.reader_password) if reader else super().dsn()
+        return self.dsn_as(self.reader_user, self.reader_password.get_secret_value()) if reader else super().dsn()
+
+    def required_reader_password(self) -> str:
+        """The reader role's password: none is needed where the database trusts its clients (the owner
+        has no password either); where the owner has one, the API's role could not log in without."""
+        if not self.pg_password:
+            return self.reader_password.get_secret_value()
+        return required_secret(self.reader_password, "OVERSIGHT_READER_PASSWORD",
+                               "the database asks for passwords (PGPASSWORD is set), and the API's read-only"
+                               " role is given this one as oversight starts").decode()
 
     def required_audit_key(self) -> bytes:
         """The audit key; without one oversight refuses to run. Unkeyed, a citizen's digest is no

@@ -66,9 +66,13 @@ READ_TABLES = ("cases", "case_events", "deliveries", "audit_log", "audit_head", 
 MIGRATION_LOCK = 1022_0003
 
 
-async def migrate(conn: asyncpg.Connection, reader_role: str) -> None:
-    """Create the tables, and a role that may SELECT them and nothing else (the API's)."""
+async def migrate(conn: asyncpg.Connection, reader_role: str, reader_password: str = "") -> None:
+    """Create the tables, and a role that may SELECT them and nothing else (the API's), with
+    ``reader_password`` when one is given (set again at each start, so a new one takes effect)."""
     await _ensure_role(conn, reader_role)
+    if reader_password:
+        await conn.execute(await conn.fetchval("SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)",
+                                               reader_role, reader_password))
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
         await create_tables(conn)

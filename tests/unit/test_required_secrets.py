@@ -62,3 +62,20 @@ def test_zalo_without_a_token_is_a_channel_not_in_use():
     """Its messages go on by the citizen's next route at once, instead of 25 tries Zalo refuses."""
     assert "zalo" not in NotifierSettings(zalo_api_url="http://127.0.0.1:9/zalo").channels()
     assert "zalo" in NotifierSettings(zalo_api_url="http://127.0.0.1:9/zalo", zalo_access_token="t").channels()
+
+
+def test_oversight_is_not_made_where_the_database_asks_for_passwords_and_its_reader_has_none():
+    """Its read-only role was made without a password: where PostgreSQL asks for one (a password
+    for the owner, as in deploy/compose.yaml), the API could not log in and oversight never came up."""
+    key = secrets.token_urlsafe(32)
+    with pytest.raises(MissingSecret, match="OVERSIGHT_READER_PASSWORD is not set"):
+        oversight.create_app(OversightSettings(audit_key=key, pg_password="owner's"))
+    made = oversight.create_app(OversightSettings(audit_key=key, pg_password="owner's", reader_password="reader's"))
+    assert made.title.startswith("1022 ")
+
+
+@pytest.mark.parametrize("setting", [{"checkpoint_every": 0}, {"checkpoint_seconds": 0}])
+def test_oversight_refuses_checkpoint_settings_that_would_stop_its_projection(setting):
+    """Every 0 records divided by zero in each batch, which was rolled back and read again for good."""
+    with pytest.raises(ValueError, match="greater than"):
+        OversightSettings(audit_key=secrets.token_urlsafe(32), **setting)

@@ -12,4 +12,6 @@ async def healthz(request: Request) -> dict[str, Any]:
     reader = request.app.state.reader
     head = await reader.fetchval("SELECT seq FROM audit_head WHERE id = 1")
     projector = request.app.state.projector
-    return {"status": "ok", "audit_head": head, "projected": projector.applied if projector else None}
+    # consuming: whether the projection reads Kafka (None: this instance serves the API only).
+    return {"status": "ok", "audit_head": head, "projected": projector.applied if projector else None,
+            "consuming": request.app.state.consuming if projector else None}

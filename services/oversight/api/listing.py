@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
+import asyncpg
 import orjson
 from fastapi import HTTPException, Query
 
@@ -197,8 +198,25 @@ async def fetch_page(reader: Any, where: CaseFilter, at: Page, columns: Sequence
     """One page of cases: ``items`` (each through ``show``), ``next_cursor`` and ``limit``.
 
     The public list by deadline is of open requests: a deadline is what is still due, and so every
-    page reads the open cases' deadline index rather than sorting every public case."""
+    page reads the open cases' deadline index rather than sorting every public case. The public's
+    page is read for at most :data:`PUBLIC_PAGE_SECONDS`: a filter no index serves (a category no
+    public request has) reads every public case, and is answered 503 past it."""
     condition, args = where.where(public_only=public_only, open_only=public_only and at.sort == "deadline")
     clause, args = at.clause(condition, args)
-    rows, next_cursor = at.cut(await reader.fetch(f"SELECT {', '.join(columns)} FROM cases {clause}", *args))
+    query = f"SELECT {', '.join(columns)} FROM cases {clause}"
+    if not public_only:
+        rows = await reader.fetch(query, *args)
+    else:
+        try:
+            async with reader.acquire() as conn, conn.transaction(readonly=True):
+                await conn.execute(f"SET LOCAL statement_timeout = {int(PUBLIC_PAGE_SECONDS * 1000)}")
+                rows = await conn.fetch(query, *args)
+        except asyncpg.QueryCanceledError:
+            raise HTTPException(503, "this list took too long to read; narrow it by area or days, or try again later",
+                                headers={"Retry-After": "30"}) from None
+    rows, next_cursor = at.cut(rows)
     return {"items": [show(r) for r in rows], "next_cursor": next_cursor, "limit": at.limit}
+
+
+# How long the public's page of requests may take to read.
+PUBLIC_PAGE_SECONDS = 5.0

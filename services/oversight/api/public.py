@@ -15,6 +15,7 @@ from contracts.ids import normalise_tracking_code
 from services.oversight.api.access import jsonable
 from services.oversight.api.listing import CaseFilter, Page, case_filter, fetch_page, page, public_filter
 from services.oversight.api.stats import unit_figures
+from services.oversight.api.turns import turn
 
 router = APIRouter(tags=["public"])
 
@@ -70,8 +71,10 @@ async def public_status(request: Request, tracking_code: str) -> dict[str, Any]:
 @router.get("/v1/public/requests")
 async def public_requests(request: Request, where: Annotated[CaseFilter, Depends(case_filter)],
                           at: Annotated[Page, Depends(page)]) -> dict[str, Any]:
-    """Requests their citizens marked public, with the list filters and cursor; never a not-public one."""
-    return await fetch_page(request.app.state.reader, where, at, PUBLIC_COLUMNS, public_case, public_only=True)
+    """Requests their citizens marked public, with the list filters and cursor; never a not-public one.
+    A few pages are read at a time (turns.py), each for at most a few seconds (listing.py)."""
+    async with turn(request.app.state.public_pages):
+        return await fetch_page(request.app.state.reader, where, at, PUBLIC_COLUMNS, public_case, public_only=True)
 
 
 @router.get("/v1/public/stats/units")

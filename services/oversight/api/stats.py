@@ -15,11 +15,12 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from services.oversight.api.access import present, role_of
 from services.oversight.api.cases import LIST_COLUMNS
 from services.oversight.api.listing import OVERDUE, CaseFilter, Page, case_filter, fetch_page
+from services.oversight.api.turns import turn
 from services.oversight.projection import OPEN_STATUSES
 
 router = APIRouter(tags=["statistics"])
@@ -49,28 +50,16 @@ async def unit_figures(request: Request, where: CaseFilter, gate: asyncio.Semaph
     """Every unit's figures, ranked (1 = best); what the oversight and the public rankings share.
 
     ``gate`` (the public's, which anyone may ask of with new filters) computes them one at a time
-    under a cache key of their own, so a signed-in caller never waits behind the public's; one that
-    cannot start within :data:`GATE_WAIT_SECONDS` is answered 503 with Retry-After."""
+    under a cache key of their own, so a signed-in caller never waits behind the public's (turns.py)."""
     if gate is None:
         return await request.app.state.recent.get(f"units {where!r}",
                                                   lambda: _unit_figures(request.app.state.reader, where))
 
     async def gated() -> dict[str, Any]:
-        try:
-            await asyncio.wait_for(gate.acquire(), GATE_WAIT_SECONDS)
-        except TimeoutError:
-            raise HTTPException(503, "busy computing other figures; try again shortly",
-                                headers={"Retry-After": "5"}) from None
-        try:
+        async with turn(gate):
             return await _unit_figures(request.app.state.reader, where)
-        finally:
-            gate.release()
 
     return await request.app.state.recent.get(f"public units {where!r}", gated)
-
-
-# How long a public request waits for the figures being computed for others before it is told to come back.
-GATE_WAIT_SECONDS = 10.0
 
 
 async def _unit_figures(reader: Any, where: CaseFilter) -> dict[str, Any]:

@@ -165,6 +165,19 @@ async def test_an_event_rewritten_past_what_can_be_folded_is_a_named_mismatch_no
     assert "cannot be folded" in report["case_mismatch"]["reason"]
 
 
+@pytest.mark.parametrize("rewrite", ["'[]'::jsonb", "jsonb_set(body, '{citizen}', '\"tampered\"')"],
+                         ids=["a list for the event", "a text for the citizen"])
+async def test_an_event_rewritten_into_another_shape_is_named_not_an_error(fresh, rewrite):
+    story = STORIES[1]
+    opened = story.events[0]
+    await tamper(fresh, f"UPDATE case_events SET body = {rewrite} WHERE event_id = $1", opened.event_id)
+    answer = fresh.get("/v1/audit/verify", role="front")
+    assert answer.status_code == 200, answer.text
+    report = answer.json()
+    assert not report["ok"] and report["first_broken"]["event_id"] == str(opened.event_id)
+    assert report["case_mismatch"]["case_id"] == str(story.case_id)
+
+
 async def test_a_failed_notice_shown_as_sent_is_named(fresh):
     await tamper(fresh, "UPDATE deliveries SET outcome = 'sent', error = NULL WHERE event_id = $1", FAILED.event_id)
     report = fresh.get("/v1/audit/verify", role="front").json()

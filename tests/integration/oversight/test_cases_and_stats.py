@@ -3,6 +3,7 @@ pages, the CSV export, the statistics per unit with their ranking, and the overd
 
 import asyncio
 import base64
+import contextlib
 import csv
 import io
 from datetime import UTC, datetime, timedelta
@@ -10,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from services.oversight.api import stats
+from services.oversight.api import listing, turns
 from services.oversight.api.listing import VIETNAM
 from services.oversight.projection import OPEN_STATUSES
 from tests.support.mesh import eventually
@@ -178,25 +179,45 @@ def test_the_public_list_by_deadline_is_of_open_requests(api):
     assert [c["resolve_by"] for c in by_deadline] == sorted(c["resolve_by"] for c in by_deadline)
 
 
-async def test_the_publics_figures_are_computed_one_at_a_time_and_a_caller_who_cannot_wait_is_told_to_return(
-        api, monkeypatch):
-    """Each new public filter is figures over the whole history: while one is being computed (here
-    held up by a lock on the cases), the next waits its turn, then is answered 503 with Retry-After."""
-    monkeypatch.setattr(stats, "GATE_WAIT_SECONDS", 0.5)
+@contextlib.asynccontextmanager
+async def held_up(api, paths):
+    """``paths`` asked for by the public while the cases are locked (as a long query would hold them
+    up), until each waits on the lock; yields the answers to come. The lock goes as the block ends."""
     holder = await asyncpg.connect(api.settings.dsn())
     try:
-        locked = holder.transaction()
-        await locked.start()
-        await holder.execute("LOCK TABLE cases IN ACCESS EXCLUSIVE MODE")
-        first = asyncio.create_task(asyncio.to_thread(api.get, "/v1/public/stats/units?from=2026-01-01", role=None))
-        waiting = "SELECT count(*) FROM pg_locks WHERE relation = 'cases'::regclass AND NOT granted"
-        await eventually(lambda: holder.fetchval(waiting), 30, "the first figures waiting on the lock")
+        async with holder.transaction():
+            await holder.execute("LOCK TABLE cases IN ACCESS EXCLUSIVE MODE")
+            asked = [asyncio.create_task(asyncio.to_thread(api.get, path, role=None)) for path in paths]
+            waiting = "SELECT count(*) >= $1 FROM pg_locks WHERE relation = 'cases'::regclass AND NOT granted"
+            await eventually(lambda: holder.fetchval(waiting, len(paths)), 30, "the requests waiting on the lock")
+            yield asked
+    finally:
+        await holder.close()
+
+
+async def test_the_publics_figures_are_computed_one_at_a_time_and_a_caller_who_cannot_wait_is_told_to_return(
+        api, monkeypatch):
+    """Each new public filter is figures over the whole history: while one is being computed, the
+    next waits its turn, then is answered 503 with Retry-After."""
+    monkeypatch.setattr(turns, "GATE_WAIT_SECONDS", 0.5)
+    async with held_up(api, ["/v1/public/stats/units?from=2026-01-01"]) as [first]:
         second = await asyncio.to_thread(api.get, "/v1/public/stats/units?from=2026-02-01", role=None)
         assert second.status_code == 503 and second.headers["retry-after"] == "5"
         assert "try again" in second.json()["detail"]
-        await locked.rollback()
-        assert (await first).status_code == 200
-    finally:
-        await holder.close()
+    assert (await first).status_code == 200
     # Once the first is done, the next is computed.
     assert api.get("/v1/public/stats/units?from=2026-02-01", role=None).status_code == 200
+
+
+async def test_the_publics_pages_are_read_a_few_at_a_time_and_each_for_a_few_seconds(api, monkeypatch):
+    """A filter no index serves (a category no public request has) read every public case; a few
+    dozen such pages at once held every connection HĐND, MTTQ and the centre read through."""
+    monkeypatch.setattr(turns, "GATE_WAIT_SECONDS", 0.5)
+    monkeypatch.setattr(listing, "PUBLIC_PAGE_SECONDS", 3.0)
+    async with held_up(api, [f"/v1/public/requests?category=nothing-{n}" for n in range(2)]) as slow:
+        third = await asyncio.to_thread(api.get, "/v1/public/requests?category=nothing-3", role=None)
+        assert third.status_code == 503 and third.headers["retry-after"] == "5"
+        cut_short = await asyncio.gather(*slow)
+        assert [a.status_code for a in cut_short] == [503, 503] and "narrow it" in cut_short[0].json()["detail"]
+        assert all(a.headers["retry-after"] for a in cut_short)
+    assert api.get("/v1/public/requests?category=nothing-4", role=None).json()["items"] == []
