@@ -145,6 +145,9 @@ class CaseDesk(Answers, Application):
         for _ in range(attempts):
             if request.case_id in self.repository:
                 log.info("case %s already recorded: a redelivered request, or another router's", request.case_id)
+                # Saved by another router, or by this one unawares (a save retried after its answer
+                # was lost): not remembered here, so the store is read back at the next batch.
+                self.recent.read_again()
                 return []
             group = self._open(request, now, workload, open_reports, {})
             try:
@@ -184,7 +187,10 @@ class CaseDesk(Answers, Application):
                 case.mark_duplicate_of(str(first.id), first.tracking_code, meta)
                 first.link_duplicate(str(request.request_id), request.tracking_code, meta)
                 return [case, first]
-        self._route(case, decision, now, meta, workload)
+        # The citizen's days run from receipt, however long the request waited for a router (an
+        # outage, a backlog): counted from its opening, a case received in a two-hour outage was
+        # given two hours more, and its lateness hidden from escalation and the published rates.
+        self._route(case, decision, now, meta, workload, received=min(request.received_at, now))
         if decision.outcome == "routed" and request.citizen.phone:
             open_reports.setdefault((request.citizen.phone, request.category), []).append(
                 {"case_id": case.id, "area_code": decision.area_code, "this_batch": True})
@@ -227,13 +233,17 @@ class CaseDesk(Answers, Application):
                 return report
         return None
 
-    def _route(self, case: Case, decision: Decision, now: datetime, meta: dict[str, Any], workload: Workload) -> None:
+    def _route(self, case: Case, decision: Decision, now: datetime, meta: dict[str, Any], workload: Workload,
+               received: datetime | None = None) -> None:
+        """Route or triage ``case``. The unit has its time to take the case from now; the result is
+        due ``resolve_within`` after ``received`` (a new case's receipt; a case routed again: now)."""
         if decision.outcome == "triage":
             case.send_to_triage(decision.reason, decision.directory_version, meta)
             return
         case.route_to(unit_ref(decision.unit), area_code=decision.area_code, area_name=decision.area_name,
                       rule=decision.rule, reason=decision.reason, directory_version=decision.directory_version,
-                      reach_by=now + decision.reach_within, resolve_by=now + decision.resolve_within, meta=meta)
+                      reach_by=now + decision.reach_within, resolve_by=(received or now) + decision.resolve_within,
+                      meta=meta)
         handler = choose_handler(decision.unit, case.category, now, workload.open_cases, workload.last_assigned)
         if handler is None:
             return  # a unit with no handlers: the unit head sees it unassigned; escalation follows

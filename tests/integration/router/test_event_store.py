@@ -200,6 +200,60 @@ async def test_a_second_report_while_the_relay_lags_for_minutes_is_linked_until_
     desk.close()
 
 
+async def test_a_case_another_router_saved_first_is_remembered_for_the_reports_after_it(settings):
+    """A request both routers read (a batch still in hand across a rebalance) is saved by the other
+    first: this one finds it recorded and skips it, and, having read the store back before, knew
+    nothing of it. A second report, before the ledger had the first, became a second case."""
+    directory = load_directory("hcmc-2021")
+    here, there = (CaseDesk(directory, settings.eventsourcing_env()) for _ in range(2))
+    await asyncio.to_thread(here.receive, requests(1), datetime.now(UTC), Workload(), {}, None, 0)  # read back
+    first = requests(1)[0]
+    await asyncio.to_thread(there.receive, [first], datetime.now(UTC), Workload(), {}, None, 0)
+    assert await asyncio.to_thread(here.receive, [first], datetime.now(UTC), Workload(), {}, None, 0) == []
+    again = same_trouble_again(first)
+    await asyncio.to_thread(here.receive, [again], datetime.now(UTC), Workload(), {}, None, 0)
+    assert (await asyncio.to_thread(here.repository.get, again.case_id)).status == "duplicate"
+    here.close()
+    there.close()
+
+
+async def test_a_read_back_that_failed_is_tried_again_at_the_next_batch(settings, monkeypatch):
+    """A router marked the store as read back before reading it: when the read failed (PostgreSQL
+    restarting), the batch came again but the read did not, and a second report of a case another
+    router had just opened became a second case."""
+    directory = load_directory("hcmc-2021")
+    before = CaseDesk(directory, settings.eventsourcing_env())
+    first = requests(1)[0]
+    await asyncio.to_thread(before.receive, [first], datetime.now(UTC), Workload(), {}, None, 0)
+    after = CaseDesk(directory, settings.eventsourcing_env())
+    reading = after.recent.read_back
+    monkeypatch.setattr(after.recent, "read_back", lambda _: (_ for _ in ()).throw(ConnectionError("restarting")))
+    again = same_trouble_again(first)
+    with pytest.raises(ConnectionError):
+        await asyncio.to_thread(after.receive, [again], datetime.now(UTC), Workload(), {}, None, 0)
+    monkeypatch.setattr(after.recent, "read_back", reading)
+    await asyncio.to_thread(after.receive, [again], datetime.now(UTC), Workload(), {}, None, 0)  # read again
+    assert (await asyncio.to_thread(after.repository.get, again.case_id)).status == "duplicate"
+    before.close()
+    after.close()
+
+
+async def test_a_requests_days_run_from_its_receipt_however_long_it_waited_for_a_router(settings):
+    """Counted from the case's opening, a request received during a two-hour outage was given two
+    hours more: its lateness hidden from escalation and from the published on-time rates."""
+    directory = load_directory("hcmc-2021")
+    desk = CaseDesk(directory, settings.eventsourcing_env())
+    [request] = requests(1)
+    request = request.model_copy(update={"received_at": request.received_at - timedelta(hours=2)})
+    now = datetime.now(UTC)
+    [case] = await asyncio.to_thread(desk.receive, [request], now, Workload())
+    decision = route(request.address, request.category, directory)
+    assert decision.outcome == "routed"
+    assert datetime.fromisoformat(case.resolve_by) == request.received_at + decision.resolve_within
+    assert datetime.fromisoformat(case.reach_by) == now + decision.reach_within, "the unit's time to take it is its own"
+    desk.close()
+
+
 async def test_a_router_started_while_the_relay_lags_links_a_second_report_to_a_case_opened_before(settings):
     """What a router remembers goes with it: the router started after it knew nothing of the cases
     the ledger did not have yet, and a second report of one became a second case."""
