@@ -7,6 +7,7 @@ name, wins over the shared one.
 """
 
 import os
+from urllib.parse import quote
 from typing import Any
 
 from pydantic import SecretStr, model_validator
@@ -52,5 +53,6 @@ class ServiceSettings(BaseSettings):
 
     def dsn_as(self, user: str, password: str) -> str:
         """The service's database, as another role (oversight's API reads as one that may only SELECT)."""
-        auth = f"{user}:{password}@" if password else f"{user}@"
+        # Quoted: a password with "/" in it made the URL unreadable (its text in the error), one with "@" another host.
+        auth = f"{quote(user, safe='')}:{quote(password, safe='')}@" if password else f"{quote(user, safe='')}@"
         return f"postgresql://{auth}{self.pg_host}:{self.pg_port}/{self.pg_database}"

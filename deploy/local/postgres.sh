@@ -80,6 +80,8 @@ init_cluster() {
   cat >"$PGDATA_DIR.tmp/pg_hba.conf" <<'EOF'
 # Written by deploy/local/postgres.sh: loopback-only development cluster.
 # TYPE  DATABASE     USER  ADDRESS        METHOD
+# One role logs in with a password: the tests of oversight giving its read-only role one.
+host    all          oversight_reader_checked   127.0.0.1/32   scram-sha-256
 local   all          all                  trust
 host    all          all   127.0.0.1/32   trust
 host    all          all   ::1/128        trust

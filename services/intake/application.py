@@ -72,7 +72,9 @@ class Intake:
     async def open_database_forever(self) -> None:
         async def open_() -> None:
             pool = await open_pool(self.settings.dsn(), self.settings.pg_pool_size)
-            self._receipts = Receipts(pool, self.settings.publish_timeout_seconds * 2,
+            # A claim is held while a form's files are kept and while Kafka is asked (each at most
+            # the publish time-out): past both, and a margin, it was left by a crash.
+            self._receipts = Receipts(pool, self.settings.publish_timeout_seconds * 3,
                                       self.settings.required_tracking_code_key())
             self.pool = pool
 
@@ -121,7 +123,10 @@ class Intake:
         try:
             if before_publish is not None:
                 with database_answers():
-                    await before_publish()
+                    try:  # within the claim's time, as the publish is: a slow pool is a 503, not a 409 later
+                        await asyncio.wait_for(before_publish(), self.settings.publish_timeout_seconds)
+                    except TimeoutError as error:
+                        raise Unavailable("PostgreSQL did not keep the files in time") from error
             await self.publish(request)
         except Unavailable:
             with contextlib.suppress(*DATABASE_DOWN):

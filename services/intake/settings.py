@@ -97,6 +97,9 @@ class IntakeSettings(ServiceSettings):
 
     # Operators (and callbots) of the 1022 centre: operator id -> bearer token.
     phone_operator_tokens: dict[str, SecretStr] = Field(default_factory=dict)
+    # Which of them are callbots: they take the overflow, and a withheld call they enter is not
+    # counted against their desk (a person's desk is limited like any sender).
+    phone_callbots: list[str] = Field(default_factory=list)
     # IVR branches whose calls are requests for help ("bấm phím 2": support).
     phone_ivr_branches: list[int] = Field(default_factory=lambda: [2])
 

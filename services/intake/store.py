@@ -185,7 +185,7 @@ class Receipts:
     A claim is ``pending`` while one instance publishes; it becomes ``accepted`` after Kafka's
     acknowledgement, and is deleted when the publish fails or the sender is over their limit, so
     nothing is half-accepted, and the sender's count for it is given back. A pending claim older
-    than ``stale_after_seconds`` (intake gives twice its publish timeout) was left by a crash and
+    than ``stale_after_seconds`` (intake gives three times its publish timeout) was left by a crash and
     may be taken over.
 
     The receipt holds the request's tracking code, given once and never to two requests; a request

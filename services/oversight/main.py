@@ -6,7 +6,9 @@ import contextlib
 import logging
 import sys
 from collections.abc import AsyncIterator
+from typing import Any
 
+import asyncpg
 from fastapi import FastAPI
 
 from contracts.messaging import kafka_broker, keep_consumers_reading, start_when_reachable
@@ -22,7 +24,9 @@ from services.oversight.feed import AuditFeed
 from services.oversight.handlers import register
 from services.oversight.projector import Projector
 from services.oversight.settings import OversightSettings
-from services.oversight.store import migrate
+from services.oversight.store import migrate, set_password
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: OversightSettings | None = None) -> FastAPI:
@@ -38,10 +42,7 @@ def create_app(settings: OversightSettings | None = None) -> FastAPI:
             await migrate(owner, settings.reader_user, reader_password)
         finally:
             await owner.close()
-        # The API's pool belongs to a role that may only SELECT, and its sessions are read only too.
-        app.state.reader = await create_pool(
-            settings.dsn(reader=True), min_size=1, max_size=8,
-            server_settings={"default_transaction_read_only": "on", "application_name": "oversight-api"})
+        app.state.reader = await _reader_pool(settings, reader_password)
         app.state.feed = feed = AuditFeed(settings.dsn(reader=True))
         app.state.audit_key = audit_key
         app.state.verify_lock = asyncio.Lock()
@@ -93,6 +94,27 @@ def create_app(settings: OversightSettings | None = None) -> FastAPI:
     app.include_router(routes())
     app.add_middleware(ReadOnly)
     return app
+
+
+async def _reader_pool(settings: OversightSettings, password: str) -> asyncpg.Pool:
+    """The API's pool: a role that may only SELECT, its sessions read only too. A role made before
+    its password was set, or given another since, is given the configured one and tried again."""
+    def pool() -> Any:
+        return create_pool(settings.dsn(reader=True), min_size=1, max_size=8,
+                           server_settings={"default_transaction_read_only": "on", "application_name": "oversight-api"})
+
+    try:
+        return await pool()
+    except (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError):
+        if not password:
+            raise
+    log.warning("the read-only role %s could not log in; giving it the configured password", settings.reader_user)
+    owner = await connect(settings.dsn())
+    try:
+        await set_password(owner, settings.reader_user, password)
+    finally:
+        await owner.close()
+    return await pool()
 
 
 def serve() -> None:

@@ -6,6 +6,11 @@ one schema, so one transaction changes them together. The rebuild makes the same
 of its own by running :data:`SCHEMA` with another ``search_path``.
 """
 
+import base64
+import hashlib
+import hmac
+import secrets
+
 import asyncpg
 
 from services.oversight.chain import GENESIS
@@ -67,12 +72,10 @@ MIGRATION_LOCK = 1022_0003
 
 
 async def migrate(conn: asyncpg.Connection, reader_role: str, reader_password: str = "") -> None:
-    """Create the tables, and a role that may SELECT them and nothing else (the API's), with
-    ``reader_password`` when one is given (set again at each start, so a new one takes effect)."""
-    await _ensure_role(conn, reader_role)
-    if reader_password:
-        await conn.execute(await conn.fetchval("SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)",
-                                               reader_role, reader_password))
+    """Create the tables, and a role that may SELECT them and nothing else (the API's), given
+    ``reader_password`` if it makes the role (main.py gives it again should the role not log in with it)."""
+    if await _ensure_role(conn, reader_role) and reader_password:
+        await set_password(conn, reader_role, reader_password)
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
         await create_tables(conn)
@@ -101,11 +104,35 @@ async def grant_reader(conn: asyncpg.Connection, reader_role: str, schema: str =
     await conn.execute(f'GRANT SELECT ON {", ".join(f"{schema}.{t}" for t in READ_TABLES)} TO "{reader_role}"')
 
 
-async def _ensure_role(conn: asyncpg.Connection, role: str) -> None:
-    """Roles are cluster-wide: another database's oversight may be creating it at the same moment."""
+async def _ensure_role(conn: asyncpg.Connection, role: str) -> bool:
+    """Whether this call made the role. Roles are cluster-wide: another database's oversight may be
+    creating it at the same moment."""
     if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
-        return
+        return False
     try:
         await conn.execute(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE')
     except (asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
-        pass
+        return False
+    return True
+
+
+async def set_password(conn: asyncpg.Connection, role: str, password: str) -> None:
+    """Give ``role`` ``password``, sent as its SCRAM-SHA-256 verifier: the statement (which a server
+    logging DDL writes down) never holds the password itself."""
+    statement = await conn.fetchval("SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)",
+                                    role, scram_verifier(password))
+    await conn.execute(statement)
+
+
+def scram_verifier(password: str, salt: bytes | None = None, iterations: int = 4096) -> str:
+    """What PostgreSQL keeps of a SCRAM-SHA-256 password (RFC 5802, 7677), made here rather than by
+    the server from the password in the clear. An ASCII password is as SASLprep would have it."""
+    salt = salt or secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode()
+
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(hashlib.sha256(client_key).digest())}:{b64(server_key)}"

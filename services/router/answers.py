@@ -80,8 +80,11 @@ class Answers:
                 unit = self.directory.unit(r.target_unit_id or "")
             except KeyError:
                 raise CaseError(f"no unit {r.target_unit_id} in directory {self.directory.version}") from None
+            # A case the centre routes first has its days from receipt, as one routed at once would.
+            first = case.received_at is not None and not case.tried_units
+            received = min(datetime.fromisoformat(case.received_at), now) if first else None
             self._route(case, Decision.by_centre(unit, self.directory.version, case.category, r.note, self.rules,
-                                                 also=self._also(case.category, unit)), now, meta, workload)
+                                                 also=self._also(case.category, unit)), now, meta, workload, received)
         elif r.kind == "close":
             case.close(r.note or "closed by the 1022 centre", meta)
         elif r.kind == "reopen":

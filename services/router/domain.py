@@ -52,6 +52,7 @@ class Case(Aggregate):
         self.citizen: dict[str, Any] = payload["citizen"]
         self.is_public: bool = payload["is_public"]
         self.language: str = payload.get("language", "vi")
+        self.received_at: str | None = payload.get("received_at")
         self.status = "received"
         self.unit: dict[str, Any] | None = None
         self.handler: dict[str, Any] | None = None

@@ -50,8 +50,14 @@ class RecentCases:
         A case is kept while the relay lags, however long: a minute's memory once let a second
         report opened during a Kafka hiccup become a second case."""
         if not self.read and recorded is not None:
-            found = self.read_back(recorded)  # counted as read once it is: a read that fails comes again
+            # Marked first, so that partitions given meanwhile (read_again, from the loop) ask again;
+            # unmarked should it fail (PostgreSQL restarting), so that the batch read again reads it.
             self.read = True
+            try:
+                found = self.read_back(recorded)
+            except BaseException:
+                self.read = False
+                raise
             for case_id, key, area_code, notification in found:
                 self._add(key, case_id, area_code, notification, now)
         while self.remembered and ((recorded is not None and self.remembered[0][1] <= recorded)

@@ -36,3 +36,14 @@ def test_a_services_own_variable_wins_over_the_shared_one(settings, monkeypatch)
     loaded = settings()
     assert (loaded.pg_port, loaded.kafka_bootstrap) == (55500, "127.0.0.1:29092")
     assert settings(pg_port=55501).pg_port == 55501, "a value passed by name wins over both"
+
+
+@pytest.mark.parametrize("password", ["ab/c+d", "p@ss:w0rd?#%"])
+def test_a_password_of_any_characters_reaches_postgresql_as_it_is(password):
+    """Put in the URL as it was, "ab/c+d" made it unreadable (and its text went into the error), and
+    "p@ss" sent the connection to another host."""
+    from urllib.parse import unquote, urlsplit
+
+    url = urlsplit(RouterSettings(pg_host="127.0.0.1", pg_port=55433, pg_user="mesh", pg_password=password).dsn())
+    assert (url.hostname, url.port, url.path) == ("127.0.0.1", 55433, "/router")
+    assert (unquote(url.username), unquote(url.password)) == ("mesh", password)

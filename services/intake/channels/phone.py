@@ -54,7 +54,8 @@ async def phone_request(request: Request, body: PhoneCall,
     callback = caller or event.citizen.phone
     # Counted by the number that called, or else the one given (the web's typed numbers are counted
     # apart: they cannot lock a caller out). A withheld call with neither is counted by its
-    # operator's desk, which a person staffs; the callbot, which takes the overflow, is not limited.
+    # operator's desk, which a person staffs; a callbot's (by its token, not by what it says it
+    # is), which takes the overflow, is not limited.
     sender = (sender_key("phone", callback) if callback
-              else None if body.source == "callbot" else sender_key("operator", signed_in))
+              else None if signed_in in config.phone_callbots else sender_key("operator", signed_in))
     return await accept(request, event, sender, "caller_number" if caller else "phone")

@@ -105,7 +105,8 @@ async def _submit_once_free(request: Request, event, stored: list[tuple[uuid.UUI
         for aid, upload in stored:
             await intake(request).attachments.keep(aid, upload)
 
-    deadline = asyncio.get_running_loop().time() + settings(request).publish_timeout_seconds + 1
+    # The claim is held while the files are kept and while Kafka is asked, each at most the time-out.
+    deadline = asyncio.get_running_loop().time() + 2 * settings(request).publish_timeout_seconds + 1
     while True:
         try:
             return await intake(request).submit(event, phone_or_client(event, request), before_publish=keep_files)

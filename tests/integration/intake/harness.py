@@ -67,7 +67,7 @@ def channel_env(keys: "Secrets") -> dict[str, str]:
     return {"INTAKE_ZALO_APP_ID": keys.zalo_app_id, "INTAKE_ZALO_OA_SECRET_KEY": keys.zalo_secret,
             "INTAKE_ZALO_ACCESS_TOKEN": keys.zalo_token, "INTAKE_APP_JWT_ALGORITHM": "RS256",
             "INTAKE_APP_JWT_KEY": keys.app_public_pem(), "INTAKE_APP_JWT_ISSUER": "tongdai1022-app",
-            "INTAKE_PHONE_OPERATOR_TOKENS": json.dumps(keys.operators),
+            "INTAKE_PHONE_OPERATOR_TOKENS": json.dumps(keys.operators), "INTAKE_PHONE_CALLBOTS": '["callbot-1"]',
             "INTAKE_OPEN311_API_KEYS": json.dumps([keys.open311_key]),
             "INTAKE_TRACKING_CODE_KEY": TRACKING_CODE_KEY}
 
@@ -127,7 +127,8 @@ def settings_for(kafka: str, pg_port: int, database: str, keys: Secrets, **overr
         pg_password="", publish_timeout_seconds=5.0, retry_after_seconds=3,
         zalo_app_id=keys.zalo_app_id, zalo_oa_secret_key=keys.zalo_secret, zalo_access_token=keys.zalo_token,
         zalo_sweep_seconds=0.5, app_jwt_algorithm="RS256", app_jwt_key=keys.app_public_pem(),
-        app_jwt_issuer="tongdai1022-app", phone_operator_tokens=keys.operators, open311_api_keys=[keys.open311_key],
+        app_jwt_issuer="tongdai1022-app", phone_operator_tokens=keys.operators, phone_callbots=["callbot-1"],
+        open311_api_keys=[keys.open311_key],
         tracking_code_key=TRACKING_CODE_KEY)
     return IntakeSettings(**(values | overrides))
 

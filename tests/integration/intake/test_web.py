@@ -289,6 +289,29 @@ async def test_a_form_refused_for_its_sender_keeps_none_of_its_files(start_intak
     assert [r["content"] for r in kept] == files[:1]
 
 
+async def test_a_form_whose_files_cannot_be_kept_in_time_is_told_to_come_back_and_then_taken(
+        start_intake, pg_port, intake_database):
+    """Keeping the files holds the request's claim as the publish does: with no end to it, a slow
+    database left the claim pending, and the citizen's second click got the form back (409)."""
+    intake = start_intake(publish_timeout_seconds=1.0)
+    fields = {"form_key": str(uuid.uuid4()), "full_name": "Lê Thị Mai", "phone": "0987654324",
+              "address": "P. Thảo Điền, Q.2", "category": "vulnerable_person", "description": "Cần hỗ trợ."}
+    blocker = await asyncpg.connect(f"postgresql://mesh@127.0.0.1:{pg_port}/{intake_database}")
+    async with httpx.AsyncClient(timeout=30) as client:
+        async def submit():
+            return await client.post(intake.url + "/", data=fields, files={"files": ("ảnh.png", PNG, "image/png")})
+
+        try:
+            async with blocker.transaction():
+                await blocker.execute("LOCK TABLE intake_attachments IN ACCESS EXCLUSIVE MODE")
+                slow = await submit()
+        finally:
+            await blocker.close()
+        again = await submit()
+    assert slow.status_code == 503 and slow.headers["retry-after"]
+    assert again.status_code == 303, again.text[:300]
+
+
 async def test_a_file_whose_name_has_a_line_break_can_still_be_downloaded(intake, pg_port, intake_database):
     attachment_id = uuid.uuid4()
     conn = await asyncpg.connect(f"postgresql://mesh@127.0.0.1:{pg_port}/{intake_database}")

@@ -238,6 +238,30 @@ async def test_a_read_back_that_failed_is_tried_again_at_the_next_batch(settings
     after.close()
 
 
+async def test_partitions_given_while_the_store_is_read_back_have_it_read_again(settings):
+    """The rebalance listener asks for a read-back from the event loop while a batch, in its worker
+    thread, may be reading: a case the other router opened after that read was never read back."""
+    directory = load_directory("hcmc-2021")
+    here, there = (CaseDesk(directory, settings.eventsourcing_env()) for _ in range(2))
+    first = requests(1)[0]
+    reading = here.recent.read_back
+
+    def read_while_partitions_move(recorded):
+        found = reading(recorded)
+        there.receive([first], datetime.now(UTC), Workload(), {}, None, 0)  # opened there, after the read
+        here.recent.read_again()  # ... and its partition given here
+        return found
+
+    here.recent.read_back = read_while_partitions_move
+    await asyncio.to_thread(here.receive, requests(1), datetime.now(UTC), Workload(), {}, None, 0)
+    here.recent.read_back = reading
+    again = same_trouble_again(first)
+    await asyncio.to_thread(here.receive, [again], datetime.now(UTC), Workload(), {}, None, 0)
+    assert (await asyncio.to_thread(here.repository.get, again.case_id)).status == "duplicate"
+    here.close()
+    there.close()
+
+
 async def test_a_requests_days_run_from_its_receipt_however_long_it_waited_for_a_router(settings):
     """Counted from the case's opening, a request received during a two-hour outage was given two
     hours more: its lateness hidden from escalation and from the published on-time rates."""
@@ -251,6 +275,16 @@ async def test_a_requests_days_run_from_its_receipt_however_long_it_waited_for_a
     assert decision.outcome == "routed"
     assert datetime.fromisoformat(case.resolve_by) == request.received_at + decision.resolve_within
     assert datetime.fromisoformat(case.reach_by) == now + decision.reach_within, "the unit's time to take it is its own"
+
+    # One the centre routes out of triage an hour on: its days too, from receipt.
+    unclear = requests(1)[0].model_copy(update={"address": "Phường 1"})
+    unclear = unclear.model_copy(update={"received_at": unclear.received_at - timedelta(hours=2)})
+    [triaged] = await asyncio.to_thread(desk.receive, [unclear], now, Workload())
+    assert triaged.status == "triage"
+    routing = response(str(triaged.id), desk.directory.centre.id, "route", target_unit_id=case.unit["id"])
+    await asyncio.to_thread(desk.answer, [routing], now + timedelta(hours=1), Workload())
+    routed = await asyncio.to_thread(desk.repository.get, triaged.id)
+    assert datetime.fromisoformat(routed.resolve_by) == unclear.received_at + decision.resolve_within
     desk.close()
 
 
