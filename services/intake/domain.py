@@ -96,6 +96,14 @@ class Submission(BaseModel):
                            name=a.name and nfc(a.name)[:200]) for a in value]
 
 
+def _addressable(email: str) -> bool:
+    """One "@" between a name and a domain, nothing blank or unprintable: a line break kept in it
+    became a header of its own in the mail the citizen was sent."""
+    name, at, domain = email.partition("@")
+    readable = all(c.isprintable() and not c.isspace() for c in email)
+    return bool(name and at and domain) and "@" not in domain and readable
+
+
 def build_request(channel: Channel, channel_key: str, submission: Submission, categories: dict[str, Category],
                   *, citizen_extra: dict[str, str] | None = None, received_at: datetime | None = None,
                   trace: dict[str, str] | None = None, received_by: str | None = None) -> RequestReceived:
@@ -106,6 +114,8 @@ def build_request(channel: Channel, channel_key: str, submission: Submission, ca
         raise Problem("category", "Lĩnh vực không có trong danh sách: " + ", ".join(categories),
                       "Unknown category; valid ones: " + ", ".join(categories))
     phone = e164(submission.phone) if submission.phone else None
+    if submission.email and not _addressable(submission.email):
+        raise Problem("email", "Địa chỉ e-mail không hợp lệ", "Not an e-mail address")
     request = ids.request_id(channel, channel_key)
     return RequestReceived(
         event_id=ids.event_id("received", request),

@@ -113,7 +113,10 @@ def plan(record: CaseRecord, event: Any, policy: Policy, now: datetime) -> list[
         return _to_citizen(record, event, policy, now, "resolved")
     if kind == "ProgressReported" and event.committed_date is not None:
         committed = event.committed_date  # in Vietnam's time when the unit gave no zone (contracts/text.py)
-        slipped = record.resolve_by is None or committed > datetime.fromisoformat(record.resolve_by)
+        before = datetime.fromisoformat(record.resolve_by) if record.resolve_by else None
+        if before == committed:
+            return []  # the date it had committed to, said again: nothing new, and its miss apologised for once
+        slipped = before is None or committed > before
         # The committed date is the deadline now (the router's too): its miss is apologised for afresh.
         record.resolve_by, record.apologised = committed.isoformat(), False
         if slipped:

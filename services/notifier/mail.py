@@ -19,6 +19,7 @@ copies, and a record saying none arrived.
 
 import asyncio
 import contextlib
+import email.errors
 import queue
 import smtplib
 import socket
@@ -161,13 +162,19 @@ class MailProvider:
             attempt.hold(smtp)  # not cut short while it connected (a TCP connect cannot be)
             lost = Unanswered  # from here the server may have taken the message before the connection went
             smtp.send_message(message)
+        except (smtplib.SMTPNotSupportedError, email.errors.MessageError) as error:
+            # Before a word of it was sent: an address the server cannot take (non-ASCII, no SMTPUTF8)
+            # or a header that cannot be written (a line break in it).
+            raise Permanent(f"the message cannot be sent as addressed: {type(error).__name__}") from error
         except smtplib.SMTPRecipientsRefused as error:
             codes = [code for code, _ in error.recipients.values()]
             kind = Permanent if all(code >= 500 for code in codes) else Transient
             raise kind(f"SMTP refused the recipient ({', '.join(map(str, codes))})") from error
         except smtplib.SMTPResponseException as error:
-            # 5xx will be refused again; 4xx (greylisting, a full queue) may pass later.
-            kind = Permanent if error.smtp_code >= 500 else Transient
+            # 5xx will be refused again; 4xx (greylisting, a full queue) may pass later; a refused
+            # login is this notifier's password, not the message: mended, it goes.
+            login = isinstance(error, smtplib.SMTPAuthenticationError)
+            kind = Permanent if error.smtp_code >= 500 and not login else Transient
             raise kind(f"SMTP {error.smtp_code}: {error.smtp_error.decode(errors='replace')[:200]}") from error
         except (smtplib.SMTPException, OSError) as error:
             if smtp is not None:

@@ -11,6 +11,7 @@ crash between its sending and its recording.
 """
 
 import asyncio
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -64,7 +65,7 @@ ANSWER_BYTES = 16 * 1024
 
 
 async def post(client: aiohttp.ClientSession, url: str, body: dict[str, Any], headers: dict[str, str],
-               redirected: bool = False, answer_needed: bool = False) -> Answer:
+               redirected: bool = False, answer_needed: bool = False, within: float | None = None) -> Answer:
     """POST ``body`` as JSON; a 2xx is returned, anything else raised as Transient or Permanent.
 
     The status is the receiver's word: an answer whose body then breaks off or comes too slowly is
@@ -73,9 +74,17 @@ async def post(client: aiohttp.ClientSession, url: str, body: dict[str, Any], he
 
     Only a 307 or 308 is followed, once, with the same POST. After a 301, 302 or 303 the client
     would repeat the POST as a GET without its body, and the receiver's 200 to that would record a
-    message as delivered that never was: such a receiver must be given its new address."""
+    message as delivered that never was: such a receiver must be given its new address.
+
+    ``within``: the seconds the send has left (the client's time-out when not given), for both legs
+    of a redirect together: the dispatcher cuts a send off at its time-out and a little more, and a
+    send cut off after it went out is sent again."""
+    started = time.monotonic()
+    total = client.timeout.total if within is None else within
+    limits = {} if within is None else {"timeout": aiohttp.ClientTimeout(
+        total=within, connect=min(within, client.timeout.connect or within))}
     try:
-        async with client.post(url, data=orjson.dumps(body), allow_redirects=False,
+        async with client.post(url, data=orjson.dumps(body), allow_redirects=False, **limits,
                                headers={**headers, "Content-Type": "application/json"}) as response:
             status, location = response.status, response.headers.get("Location", "")
             try:
@@ -96,11 +105,18 @@ async def post(client: aiohttp.ClientSession, url: str, body: dict[str, Any], he
         except ValueError:
             raise Permanent(f"HTTP {answer.status}: the receiver has moved, to an address not readable") from None
         if answer.status in (307, 308) and not redirected:
-            return await post(client, str(moved_to), body, headers, redirected=True, answer_needed=answer_needed)
+            left = None if total is None else total - (time.monotonic() - started)
+            if left is not None and left <= 0:
+                raise Transient(f"HTTP {answer.status}: no time left to follow it")
+            return await post(client, str(moved_to), body, headers, redirected=True, answer_needed=answer_needed,
+                              within=left)
         where = moved_to.with_user(None).with_query(None).with_fragment(None)
         raise Permanent(f"HTTP {answer.status}: the receiver has moved to {where}; its address must be updated here")
     reason = f"HTTP {answer.status}: {answer.text[:200]}"
-    if answer.status in (408, 425, 429, 503):  # not taken: the receiver says so
+    # Not taken, the receiver says so; and 401, 403, 407: this notifier's credentials, not the
+    # message, were refused (a key expired at 2 a.m.), so each message waits out its hour of tries
+    # for them to be mended rather than failing for good at once.
+    if answer.status in (401, 403, 407, 408, 425, 429, 503):
         raise Transient(reason)
     # 409 to a request with an Idempotency-Key: one under the same key is still being processed
     # (the IETF draft's meaning), so an earlier try was taken. Asked again later under the key, the
@@ -174,14 +190,17 @@ class ZaloProvider:
         self.token, self.token_wait = token, token_wait
 
     async def send(self, delivery: Delivery) -> None:
+        started = time.monotonic()
         access_token = await token_within(self.token, self.token_wait)
         if access_token is None:
             raise Transient("no Zalo OA access token to hand")
+        # The wait for the token is a part of the send's time, not more of it.
+        left = None if self.client.timeout.total is None else self.client.timeout.total - (time.monotonic() - started)
         # The text is planned within the API's 2,000 characters (domain, fitting.zalo); the cut keeps
         # one planned before that off a refusal.
         body = {"recipient": {"user_id": delivery.target}, "message": {"text": delivery.text[:fitting.ZALO_CHARACTERS]}}
         response = await post(self.client, self.url, body, {**headers_for(delivery), "access_token": access_token},
-                              answer_needed=True)
+                              answer_needed=True, within=left)
         try:
             answer = orjson.loads(response.text)
         except orjson.JSONDecodeError as error:  # a 2xx all the same: it may have been taken

@@ -36,3 +36,13 @@ def test_retries_build_the_same_request():
     one = build_request("web", "same-key", Submission(**BASE), load())
     two = build_request("web", "same-key", Submission(**BASE), load())
     assert (one.request_id, one.case_id, one.tracking_code, one.event_id) == (two.request_id, two.case_id, two.tracking_code, two.event_id)
+
+
+@pytest.mark.parametrize("email", ["binh@example.vn\nBcc: everyone@example.vn", "binh", "a@b@c", "@example.vn",
+                                   "bình @example.vn"])
+def test_an_e_mail_address_nobody_could_write_to_is_refused(email):
+    """A line break kept in it became a header of its own in the mail the citizen was sent."""
+    with pytest.raises(Problem) as refused:
+        build_request("web", "k", Submission(**{**BASE, "email": email}), load())
+    assert refused.value.field == "email"
+    assert build_request("web", "k", Submission(**{**BASE, "email": "bình@ví-dụ.vn"}), load()).citizen.email

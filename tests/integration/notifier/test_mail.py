@@ -3,6 +3,7 @@ notifier keeps its connection to the mail server rather than opening one per mes
 connection the server has dropped meanwhile costs nothing but a new one."""
 
 import asyncio
+import dataclasses
 import socket
 import uuid
 from email import message_from_bytes, policy
@@ -13,6 +14,7 @@ from aiosmtpd.controller import Controller
 
 from services.notifier.domain import Delivery
 from services.notifier.mail import MailProvider
+from services.notifier.providers import Permanent
 
 
 class Server:
@@ -112,3 +114,18 @@ async def test_a_send_cut_short_by_its_time_out_never_arrives_later_nor_twice():
     finally:
         slow.stop()
     assert [m["Message-ID"] for _, m in slow.mails] == [f"<{late.delivery_id}@notifier.1022>"]
+
+
+async def test_an_address_that_cannot_be_written_is_refused_for_good_not_tried_for_an_hour(server):
+    """A line break in a citizen's e-mail address raised while the message was written, before a
+    word was sent; read as "maybe taken", it was claimed again and again, 25 times, holding back
+    that citizen's later messages. The message goes on, and the server's mail is untouched."""
+    mail = MailProvider("127.0.0.1", server.port, "Tổng đài 1022 <tongdai1022@hcmc.example>", timeout=5)
+    broken = dataclasses.replace(delivery(1), target="binh@example.vn\nBcc: everyone@example.vn")
+    try:
+        with pytest.raises(Permanent):
+            await mail.send(broken)
+        await mail.send(delivery(2))
+    finally:
+        mail.close()
+    assert [m["Subject"] for _, m in server.mails] == [delivery(2).subject]

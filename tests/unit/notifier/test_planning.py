@@ -232,6 +232,20 @@ def test_a_missed_committed_date_is_apologised_for_too():
     assert [d.template for d in again if d.recipient == "citizen"] == ["apology"]
 
 
+def test_a_committed_date_said_again_brings_no_second_apology_for_its_miss():
+    """A unit restating the date it had missed (its routine report) reset the record, and the
+    escalation on to the centre apologised to the citizen a second time for the same miss."""
+    story, record = Story(), CaseRecord()
+    told(story, story.opened(), story.routed(), story.assigned(), record=record)
+    committed = story.received_at + timedelta(days=9)
+    assert [d.template for d in told(story, story.progress(committed), record=record)] == ["apology_dated"]
+    first = told(story, story.escalated("resolve", "unit_head"), record=record)
+    assert told(story, story.progress(committed), record=record) == []
+    second = told(story, story.escalated("resolve", "centre"), record=record)
+    assert [d.template for d in first if d.recipient == "citizen"] == ["apology"]
+    assert [d.template for d in second if d.recipient == "citizen"] == []
+
+
 def test_a_missed_acknowledgement_is_not_the_citizens_business():
     story, record = Story(), CaseRecord()
     told(story, story.opened(), story.routed(), story.assigned(), record=record)

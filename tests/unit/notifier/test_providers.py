@@ -77,6 +77,16 @@ async def receiver() -> AsyncIterator[tuple[str, list[tuple[str, str]]]]:
         await asyncio.sleep(3600)  # the rest of the answer never comes
         return response
 
+    async def late_moved(request: web.Request) -> web.Response:
+        await request.read()
+        await asyncio.sleep(0.6)
+        raise web.HTTPTemporaryRedirect(location="/late-new")
+
+    async def late_new(request: web.Request) -> web.Response:
+        await request.read()
+        await asyncio.sleep(0.6)
+        return web.Response(text="ok")
+
     async def created_elsewhere(request: web.Request) -> web.Response:
         await request.read()
         return web.Response(status=201, headers={"Location": "http://a:99999/x"})
@@ -85,6 +95,8 @@ async def receiver() -> AsyncIterator[tuple[str, list[tuple[str, str]]]]:
     app.router.add_post("/broken", taken_then_broken)
     app.router.add_post("/slow", taken_then_slow)
     app.router.add_post("/created", created_elsewhere)
+    app.router.add_post("/late-moved", late_moved)
+    app.router.add_post("/late-new", late_new)
     app.router.add_post("/status/{code}", status)
     app.router.add_post("/silent", silent)
     app.router.add_post("/dropped", dropped)
@@ -161,6 +173,29 @@ async def test_a_message_sent_without_an_answer_is_told_apart_from_one_that_neve
             with pytest.raises(Transient) as refused:
                 await post(client, f"{url}/status/{code}", {"case_id": "c"}, {})
             assert not isinstance(refused.value, Unanswered), code
+
+
+async def test_a_gateway_refusing_the_notifiers_own_credentials_is_tried_again_not_given_up(receiver):
+    """An SMS gateway key that expired at 2 a.m. failed every citizen's message for good at its first
+    try; a refused key is this notifier's to mend, and each message waits out its hour of tries."""
+    url, _ = receiver
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as client:
+        for code in (401, 403, 407):
+            with pytest.raises(Transient) as refused:
+                await post(client, f"{url}/status/{code}", {"case_id": "c"}, {})
+            assert not isinstance(refused.value, Unanswered), code
+        with pytest.raises(Permanent):  # the message's own fault: an unknown number, say
+            await post(client, f"{url}/status/404", {"case_id": "c"}, {})
+
+
+async def test_a_redirect_is_followed_within_the_sends_own_time_not_a_fresh_one(receiver):
+    """The second leg of a 307 had the client's whole time-out again: a send could outlast the
+    dispatcher's cut, and one cut off after it went out is sent again (Zalo does not drop repeats)."""
+    url, _ = receiver
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as client:
+        with pytest.raises(Unanswered):  # 0.6 s to the redirect, 0.6 s more for the answer: past 1 s
+            await post(client, f"{url}/late-moved", {"case_id": "c"}, {})
+        assert (await post(client, f"{url}/late-moved", {"case_id": "c"}, {}, within=2)).text == "ok"
 
 
 async def test_a_2xx_whose_answer_breaks_off_or_stalls_is_a_delivery(receiver):
