@@ -12,7 +12,11 @@ BENCH_ENV := MESH_STATE_DIR=$(CURDIR)/.local/bench KAFKA_PORT=29092 KAFKA_CONTRO
 
 $(STAMP): pyproject.toml
 	@command -v python3.11 >/dev/null || { echo "Python 3.11 is required" >&2; exit 1; }
-	@test -x $(PY) || python3.11 -m venv .venv
+	@# Debian's python3.11 makes no venv without python3.11-venv (ensurepip); a venv made without it has no pip.
+	@python3.11 -c 'import ensurepip' 2>/dev/null || { test "$$(id -u)" = 0 && apt-get update -qq \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3.11-venv; } \
+	  || { echo "python3.11-venv is required: apt-get install python3.11-venv" >&2; exit 1; }
+	@test -x .venv/bin/pip || { rm -rf .venv; python3.11 -m venv .venv; }
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $(STAMP)
@@ -32,21 +36,23 @@ down:
 infra-test: $(STAMP)
 	deploy/local/install-browser.sh
 	$(TEST_ENV) deploy/local/down.sh >/dev/null 2>&1 || true
+	$(TEST_ENV) deploy/local/postgres.sh wipe >/dev/null 2>&1 || true  # nothing to wipe on a fresh machine
 	rm -rf .local/test
 	$(TEST_ENV) deploy/local/up.sh
 	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:19092 $(PY) deploy/topics.py
 
+# The suite's Kafka and PostgreSQL are stopped however pytest ends, Ctrl-C and a killed CI job included.
+STOP_TEST_INFRA := trap '$(TEST_ENV) deploy/local/down.sh >/dev/null 2>&1' EXIT INT TERM
+
 test: infra-test
-	$(TEST_ENV) $(PY) -m pytest -ra; status=$$?; \
-	  $(TEST_ENV) deploy/local/down.sh >/dev/null 2>&1; exit $$status
+	$(STOP_TEST_INFRA); $(TEST_ENV) $(PY) -m pytest -ra
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
 
 # One layer at a time, each on a freshly made test Kafka and PostgreSQL.
 test-integration test-e2e test-faults test-benchmarks: test-%: infra-test
-	$(TEST_ENV) $(PY) -m pytest -ra tests/$*; status=$$?; \
-	  $(TEST_ENV) deploy/local/down.sh >/dev/null 2>&1; exit $$status
+	$(STOP_TEST_INFRA); $(TEST_ENV) $(PY) -m pytest -ra tests/$*
 
 schemas: $(STAMP)
 	$(PY) -m contracts.compat
@@ -67,4 +73,6 @@ soak: $(STAMP)
 	$(BENCH_ENV) $(PY) bench/soak.py --rate 100 --minutes 30
 
 clean: down
+	$(TEST_ENV) deploy/local/down.sh >/dev/null 2>&1 || true
+	$(BENCH_ENV) deploy/local/down.sh >/dev/null 2>&1 || true
 	rm -rf .local .venv

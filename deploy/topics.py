@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from contracts import topics  # noqa: E402
 
+TOPIC_ALREADY_EXISTS = 36  # Kafka's error code: another run made it meanwhile
 KEEP_FOREVER = {topics.CASE_EVENTS, topics.NOTIFY_DELIVERIES, topics.AUDIT_CHECKPOINTS}
 
 
@@ -37,7 +38,21 @@ async def main() -> None:
                 config["retention.ms"] = "-1"
             wanted.append(NewTopic(name, partitions, replication, topic_configs=config))
         if wanted:
-            await admin.create_topics(wanted)
+            # The broker answers each topic's outcome rather than raising: a refused one (a setting
+            # the cluster cannot meet) would leave services to start without it.
+            answer = await admin.create_topics(wanted)
+            refused = [f"{e[0]}: error {e[1]} {e[2] if len(e) > 2 and e[2] else ''}".strip()
+                       for e in answer.topic_errors if e[1] not in (0, TOPIC_ALREADY_EXISTS)]
+            if refused:
+                sys.exit("topics: not created: " + "; ".join(refused))
+            missing = set(topics.all_with_dead_letters())
+            for _ in range(50):
+                missing -= set(await admin.list_topics())
+                if not missing:
+                    break
+                await asyncio.sleep(0.2)
+            if missing:
+                sys.exit("topics: created, yet not listed by the cluster: " + ", ".join(sorted(missing)))
         print(f"topics: {len(wanted)} created, {len(existing & set(topics.all_with_dead_letters()))} already there")
     finally:
         await admin.close()

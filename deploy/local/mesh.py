@@ -277,6 +277,17 @@ def run() -> None:
         (local / "mesh.pid").unlink(missing_ok=True)
 
 
+def running() -> None:
+    """Exit 0, naming it, if a mesh started by ``make run`` is running here; else 1."""
+    pid_file = ROOT / ".local" / "mesh.pid"
+    try:
+        pid = int(pid_file.read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        sys.exit(1)
+    print(f"a mesh is already running here (pid {pid}); `make down` stops it", file=sys.stderr)
+
+
 def stop_running() -> None:
     pid_file = ROOT / ".local" / "mesh.pid"
     if pid_file.exists():
@@ -292,4 +303,4 @@ def stop_running() -> None:
 
 
 if __name__ == "__main__":
-    {"run": run, "stop": stop_running}[sys.argv[1] if len(sys.argv) > 1 else "run"]()
+    {"run": run, "stop": stop_running, "running": running}[sys.argv[1] if len(sys.argv) > 1 else "run"]()

@@ -7,6 +7,7 @@
 #   deploy/local/postgres.sh wait     # block until it accepts connections (<= PG_WAIT_SECS, 60)
 #   deploy/local/postgres.sh status   # exit 0 if running
 #   deploy/local/postgres.sh stop     # pg_ctl stop -m fast
+#   deploy/local/postgres.sh wipe     # stop, and delete the cluster wherever it lives (the suite's fresh start)
 #
 # Env: PGPORT (55432), PG_WAIT_SECS (60).
 # Cluster in <root>/.local/pg/data, socket in <root>/.local/pg/run, log <root>/.local/pg/postgres.log.
@@ -205,6 +206,14 @@ cmd_kill() {
   fi
 }
 
+# Stopped and deleted where it is, which may be outside the state folder (above): deleting that
+# folder alone left a moved cluster, its databases and its settings, to the next run.
+cmd_wipe() {
+  cmd_stop
+  rm -rf "$PGBASE"
+  log "wiped $PGBASE"
+}
+
 cmd_status() {
   if is_running; then log "running on 127.0.0.1:$PORT"; return 0; fi
   log "not running"; return 3
@@ -216,5 +225,6 @@ case "${1:-}" in
   kill) cmd_kill ;;
   status) cmd_status ;;
   wait) cmd_wait ;;
-  *) echo "usage: $0 start|stop|kill|status|wait" >&2; exit 2 ;;
+  wipe) cmd_wipe ;;
+  *) echo "usage: $0 start|stop|kill|status|wait|wipe" >&2; exit 2 ;;
 esac

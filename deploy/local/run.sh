@@ -7,6 +7,9 @@ cd "$ROOT"
 if [[ "${1:-run}" == "stop" ]]; then
   exec .venv/bin/python deploy/local/mesh.py stop
 fi
+# A second `make run` would find the first's services on its ports and, leaving, stop the Kafka and
+# PostgreSQL the first is using: it stops here instead, before it owns anything.
+if .venv/bin/python deploy/local/mesh.py running; then exit 1; fi
 trap 'deploy/local/down.sh' EXIT
 # Ctrl-C or a TERM for the whole process group reaches this shell at once: it hands the stop to
 # mesh.py and waits until the services are down before the EXIT trap stops Kafka and PostgreSQL,

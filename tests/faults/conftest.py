@@ -15,10 +15,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class Infra:
-    """Kafka and PostgreSQL as `make test` started them, to crash and bring back."""
+    """Kafka and PostgreSQL as `make test` started them, to crash and bring back: the suite's own
+    (its state directory and ports), never the demo's, however pytest was started."""
+
+    def __init__(self, kafka_port: int, pg_port: int):
+        self.env = {**os.environ, "MESH_STATE_DIR": os.environ.get("MESH_STATE_DIR", str(ROOT / ".local" / "test")),
+                    "KAFKA_PORT": str(kafka_port), "PGPORT": str(pg_port),
+                    "KAFKA_CONTROLLER_PORT": os.environ.get("KAFKA_CONTROLLER_PORT", "19093")}
 
     def _run(self, script: str, *args: str) -> None:
-        subprocess.run([str(ROOT / "deploy" / "local" / script), *args], check=True, env=os.environ,
+        subprocess.run([str(ROOT / "deploy" / "local" / script), *args], check=True, env=self.env,
                        stdout=subprocess.DEVNULL, timeout=180)
 
     def crash_kafka(self) -> None:
@@ -37,7 +43,7 @@ class Infra:
 
 @pytest.fixture(scope="module")
 def infra(kafka_bootstrap, pg_port):
-    return Infra()
+    return Infra(int(kafka_bootstrap.rsplit(":", 1)[1]), pg_port)
 
 
 @pytest.fixture(scope="module")

@@ -51,7 +51,9 @@ def build_mesh(kafka_bootstrap: str, pg_port: int, admin_dsn: str, log_dir: Path
     parked_at = time.time()
     asyncio.run(park())
     env = {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "PGPORT": str(pg_port),
+        # The suite's own, whatever the caller's environment names (a CI image's PGHOST, PGPASSWORD).
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "PGHOST": "127.0.0.1", "PGPORT": str(pg_port), "PGUSER": "mesh",
+        "PGPASSWORD": "",
         "ROUTER_PG_DATABASE": names["router"], "NOTIFIER_PG_DATABASE": names["notifier"],
         "OVERSIGHT_PG_DATABASE": names["oversight"], "INTAKE_PG_DATABASE": names["intake"],
         # Every test request comes from 127.0.0.1; the per-sender limits have tests of their own.
