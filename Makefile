@@ -41,7 +41,7 @@ infra-test: $(STAMP)
 	$(TEST_ENV) deploy/local/up.sh
 	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:19092 $(PY) deploy/topics.py
 
-# The suite's Kafka and PostgreSQL are stopped however pytest ends, Ctrl-C and a killed CI job included.
+# The suite's Kafka and PostgreSQL are stopped however pytest ends: failing, Ctrl-C, or its job's processes sent TERM.
 STOP_TEST_INFRA := trap '$(TEST_ENV) deploy/local/down.sh >/dev/null 2>&1' EXIT INT TERM
 
 test: infra-test

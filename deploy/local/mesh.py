@@ -282,8 +282,11 @@ def running() -> None:
     pid_file = ROOT / ".local" / "mesh.pid"
     try:
         pid = int(pid_file.read_text())
-        os.kill(pid, 0)
+        # Ours, not a process that was given the number after ours died without removing the file.
+        if b"mesh.py" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            raise ProcessLookupError(pid)
     except (OSError, ValueError):
+        pid_file.unlink(missing_ok=True)
         sys.exit(1)
     print(f"a mesh is already running here (pid {pid}); `make down` stops it", file=sys.stderr)
 
@@ -291,6 +294,12 @@ def running() -> None:
 def stop_running() -> None:
     pid_file = ROOT / ".local" / "mesh.pid"
     if pid_file.exists():
+        try:
+            if b"mesh.py" not in Path(f"/proc/{int(pid_file.read_text())}/cmdline").read_bytes():
+                raise ProcessLookupError
+        except (OSError, ValueError):
+            pid_file.unlink(missing_ok=True)  # left by a mesh that died: nothing of ours to stop
+            return
         try:
             os.kill(int(pid_file.read_text()), signal.SIGTERM)
         except ProcessLookupError:

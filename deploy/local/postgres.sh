@@ -209,6 +209,7 @@ cmd_kill() {
 # Stopped and deleted where it is, which may be outside the state folder (above): deleting that
 # folder alone left a moved cluster, its databases and its settings, to the next run.
 cmd_wipe() {
+  [[ -n "${MESH_STATE_DIR:-}" ]] || die "wipe is for a state folder of its own (MESH_STATE_DIR): not the demo's cases"
   cmd_stop
   rm -rf "$PGBASE"
   log "wiped $PGBASE"

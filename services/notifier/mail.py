@@ -20,6 +20,7 @@ copies, and a record saying none arrived.
 import asyncio
 import contextlib
 import email.errors
+import email.policy
 import queue
 import smtplib
 import socket
@@ -85,10 +86,13 @@ class MailProvider:
         # The classic (compat32) message: its headers are stored as given, where EmailMessage's
         # default policy parsed each one again through the header registry — a fifth of the
         # notifier's CPU under load. Non-ASCII subjects and bodies are encoded all the same.
-        message = MIMEText(delivery.text, "plain", "utf-8")
+        # An address that is not ASCII (bình@…) goes only by SMTPUTF8, which the classic message
+        # cannot be written for: such a message is made under the SMTP policy.
+        plain = delivery.target.isascii()
+        message = MIMEText(delivery.text, "plain", "utf-8", policy=None if plain else email.policy.SMTP)
         message["From"] = self.from_header
         message["To"] = delivery.target
-        message["Subject"] = Header(delivery.subject, "utf-8")
+        message["Subject"] = Header(delivery.subject, "utf-8") if plain else delivery.subject
         message["Date"] = formatdate(usegmt=True)
         message["Message-ID"] = f"<{delivery.delivery_id}@notifier.1022>"
         message["X-Idempotency-Key"] = str(delivery.delivery_id)
@@ -161,11 +165,12 @@ class MailProvider:
             smtp = self._connection(attempt)
             attempt.hold(smtp)  # not cut short while it connected (a TCP connect cannot be)
             lost = Unanswered  # from here the server may have taken the message before the connection went
-            smtp.send_message(message)
-        except (smtplib.SMTPNotSupportedError, email.errors.MessageError) as error:
-            # Before a word of it was sent: an address the server cannot take (non-ASCII, no SMTPUTF8)
-            # or a header that cannot be written (a line break in it).
-            raise Permanent(f"the message cannot be sent as addressed: {type(error).__name__}") from error
+            try:
+                smtp.send_message(message)
+            except (smtplib.SMTPNotSupportedError, email.errors.MessageError) as error:
+                # Before a word of it was sent: an address the server cannot take (not ASCII, and
+                # no SMTPUTF8) or a header that cannot be written (a line break in it).
+                raise Permanent(f"the message cannot be sent as addressed: {type(error).__name__}") from error
         except smtplib.SMTPRecipientsRefused as error:
             codes = [code for code, _ in error.recipients.values()]
             kind = Permanent if all(code >= 500 for code in codes) else Transient

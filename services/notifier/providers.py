@@ -81,8 +81,9 @@ async def post(client: aiohttp.ClientSession, url: str, body: dict[str, Any], he
     send cut off after it went out is sent again."""
     started = time.monotonic()
     total = client.timeout.total if within is None else within
+    # A connection not made in half the time is still told apart from a send with no answer.
     limits = {} if within is None else {"timeout": aiohttp.ClientTimeout(
-        total=within, connect=min(within, client.timeout.connect or within))}
+        total=within, connect=min(within / 2, client.timeout.connect or within))}
     try:
         async with client.post(url, data=orjson.dumps(body), allow_redirects=False, **limits,
                                headers={**headers, "Content-Type": "application/json"}) as response:
@@ -196,6 +197,8 @@ class ZaloProvider:
             raise Transient("no Zalo OA access token to hand")
         # The wait for the token is a part of the send's time, not more of it.
         left = None if self.client.timeout.total is None else self.client.timeout.total - (time.monotonic() - started)
+        if left is not None and left <= 0:  # aiohttp reads a time-out of 0 as none at all
+            raise Transient("no time left to send after waiting for the Zalo token")
         # The text is planned within the API's 2,000 characters (domain, fitting.zalo); the cut keeps
         # one planned before that off a refusal.
         body = {"recipient": {"user_id": delivery.target}, "message": {"text": delivery.text[:fitting.ZALO_CHARACTERS]}}

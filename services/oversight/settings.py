@@ -3,7 +3,7 @@
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from contracts.settings import ServiceSettings, required_secret
+from contracts.settings import MissingSecret, ServiceSettings, required_secret
 
 ROLES = ("council", "front", "centre")
 
@@ -45,8 +45,11 @@ class OversightSettings(ServiceSettings):
     def required_reader_password(self) -> str:
         """The reader role's password: none is needed where the database trusts its clients (the owner
         has no password either); where the owner has one, the API's role could not log in without."""
+        password = self.reader_password.get_secret_value()
+        if not password.isascii():  # given as its SCRAM verifier, made here without SASLprep (store.py)
+            raise MissingSecret("OVERSIGHT_READER_PASSWORD must be ASCII (a long random one, e.g. base64)")
         if not self.pg_password:
-            return self.reader_password.get_secret_value()
+            return password
         return required_secret(self.reader_password, "OVERSIGHT_READER_PASSWORD",
                                "the database asks for passwords (PGPASSWORD is set), and the API's read-only"
                                " role is given this one as oversight starts").decode()

@@ -72,6 +72,9 @@ def test_oversight_is_not_made_where_the_database_asks_for_passwords_and_its_rea
         oversight.create_app(OversightSettings(audit_key=key, pg_password="owner's"))
     made = oversight.create_app(OversightSettings(audit_key=key, pg_password="owner's", reader_password="reader's"))
     assert made.title.startswith("1022 ")
+    # Its verifier is made here, and PostgreSQL would read a password that is not ASCII otherwise.
+    with pytest.raises(MissingSecret, match="must be ASCII"):
+        oversight.create_app(OversightSettings(audit_key=key, pg_password="owner's", reader_password="mật khẩu"))
 
 
 @pytest.mark.parametrize("setting", [{"checkpoint_every": 0}, {"checkpoint_seconds": 0}])

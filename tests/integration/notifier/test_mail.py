@@ -14,13 +14,14 @@ from aiosmtpd.controller import Controller
 
 from services.notifier.domain import Delivery
 from services.notifier.mail import MailProvider
-from services.notifier.providers import Permanent
+from services.notifier.providers import Permanent, Transient, Unanswered
 
 
 class Server:
     """An SMTP server that keeps each mail with the connection (peer address) it came on."""
 
-    def __init__(self) -> None:
+    def __init__(self, utf8: bool = False) -> None:
+        self.utf8 = utf8  # whether it offers SMTPUTF8 (addresses that are not ASCII)
         self.mails: list[tuple[Any, Any]] = []
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
@@ -32,7 +33,7 @@ class Server:
         return "250 OK"
 
     def start(self) -> None:
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=self.utf8)
         self.controller.start()
 
     def stop(self) -> None:
@@ -129,3 +130,39 @@ async def test_an_address_that_cannot_be_written_is_refused_for_good_not_tried_f
     finally:
         mail.close()
     assert [m["Subject"] for _, m in server.mails] == [delivery(2).subject]
+
+
+@pytest.mark.parametrize("utf8", [True, False], ids=["a server with SMTPUTF8", "one without"])
+async def test_an_address_that_is_not_ascii_goes_where_the_server_takes_it_and_is_refused_where_not(utf8):
+    """Intake takes bình@ví-dụ.vn. Written as the classic message, its mail raised TypeError on a
+    server offering SMTPUTF8, outside every outcome, and was claimed again 25 times."""
+    server = Server(utf8=utf8)
+    server.start()
+    mail = MailProvider("127.0.0.1", server.port, "Tổng đài 1022 <tongdai1022@hcmc.example>", timeout=5)
+    to_binh = dataclasses.replace(delivery(1), target="bình@ví-dụ.vn")
+    try:
+        if utf8:
+            await mail.send(to_binh)
+            [(_, arrived)] = server.mails
+            assert arrived["To"] == "bình@ví-dụ.vn" and arrived["Subject"] == to_binh.subject
+            assert arrived.get_content().strip() == to_binh.text
+        else:
+            with pytest.raises(Permanent):
+                await mail.send(to_binh)
+            await mail.send(delivery(2))  # the connection is as good as before
+            assert [m["Subject"] for _, m in server.mails] == [delivery(2).subject]
+    finally:
+        mail.close()
+        server.stop()
+
+
+async def test_a_server_not_offering_starttls_as_configured_is_tried_again_not_refused_for_good(server):
+    """Its mail server's settings are the notifier's to mend: each message waits out its tries."""
+    mail = MailProvider("127.0.0.1", server.port, "Tổng đài 1022 <tongdai1022@hcmc.example>", timeout=5,
+                        starttls=True)
+    try:
+        with pytest.raises(Transient) as failed:
+            await mail.send(delivery(1))
+        assert not isinstance(failed.value, Unanswered) and server.mails == []
+    finally:
+        mail.close()
