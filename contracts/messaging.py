@@ -7,9 +7,10 @@ cannot be parsed goes to ``<topic>.dlq`` with the error in its headers; the rest
 """
 
 import asyncio
+import dataclasses
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import lru_cache
 from typing import Any, TypeVar
 
@@ -113,6 +114,32 @@ def bulk_producer(bootstrap_servers: str, *, client_id: str) -> AIOKafkaProducer
                             request_timeout_ms=10_000, partitioner=partition_for)
 
 
+async def readable_headers(message: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    """faststream's parser, given records whose headers it can read. It decodes every header as
+    UTF-8 before any code of the mesh runs: one header in another encoding (TCVN3, say) or with no
+    value raised there, and the whole batch around it was skipped unread, never dead-lettered, its
+    offsets committed with the next batch's. Such a header is read with replacement characters."""
+    batch = message if isinstance(message, tuple) else (message,)
+    if all(_readable(r.headers) for r in batch):
+        return await original(message)
+    mended = tuple(r if _readable(r.headers) else dataclasses.replace(r, headers=_mended(r.headers)) for r in batch)
+    return await original(mended if isinstance(message, tuple) else mended[0])
+
+
+def _readable(headers: Sequence[tuple[str, Any]]) -> bool:
+    try:
+        for _, value in headers:
+            value.decode()
+    except (AttributeError, UnicodeDecodeError):
+        return False
+    return True
+
+
+def _mended(headers: Sequence[tuple[str, Any]]) -> tuple[tuple[str, bytes], ...]:
+    return tuple((name, (value or b"").decode(errors="replace").encode() if isinstance(value, bytes | None)
+                  else str(value).encode()) for name, value in headers)
+
+
 async def raw_body(message: Any) -> Any:
     """Decoder that leaves bytes alone: parsing is the handler's, so bad input can be dead-lettered."""
     return message.body
@@ -135,6 +162,7 @@ def consumer_options(group_id: str, *, max_records: int = 500, batch_timeout_ms:
         **gather,
         "auto_offset_reset": "earliest",
         "ack_policy": AckPolicy.NACK_ON_ERROR,
+        "parser": readable_headers,
         "decoder": raw_body,
     }
 
@@ -145,10 +173,12 @@ def records_of(message: Any) -> tuple[ConsumerRecord, ...]:
 
 
 async def parse_or_dead_letter(broker: KafkaBroker, records: Sequence[ConsumerRecord], adapter: TypeAdapter[T],
-                               check: Callable[[bytes], None] | None = None) -> list[T]:
+                               check: Callable[[bytes], None] | None = None,
+                               accept: Callable[[T], None] | None = None) -> list[T]:
     """Parse each record; send the ones that fail to the topic's DLQ (acknowledged) and return the rest.
 
-    ``check`` looks at each record's bytes first and raises ValueError for one the reader cannot take.
+    ``check`` looks at each record's bytes first and raises ValueError for one the reader cannot
+    take; ``accept`` does the same with the parsed event (a value the reader's database cannot hold).
     A RecursionError (JSON nested deep) is the record's too: it would fail its batch at every
     reading, for good. Any other error is a fault of the reader's, and the batch is read again.
     """
@@ -158,7 +188,10 @@ async def parse_or_dead_letter(broker: KafkaBroker, records: Sequence[ConsumerRe
         try:
             if check is not None:
                 check(record.value or b"")
-            good.append(adapter.validate_json(record.value or b""))
+            parsed = adapter.validate_json(record.value or b"")
+            if accept is not None:
+                accept(parsed)
+            good.append(parsed)
         except (ValueError, RecursionError) as error:  # ValidationError is a ValueError
             waits.append(await dead_letter(broker, record, error))
     if waits:
@@ -176,6 +209,7 @@ _DEAD_LETTERED: OrderedDict[tuple[str, int, int, int], None] = OrderedDict()
 _DEAD_LETTERED_KEPT = 4096
 # The most of a record a dead letter carries: well under what a producer sends (1 MiB).
 DEAD_LETTER_BYTES = 512 * 1024
+DEAD_LETTER_KEY_BYTES = 1024
 
 
 async def dead_letter(broker: KafkaBroker, record: ConsumerRecord, error: BaseException) -> "asyncio.Future[Any]":
@@ -202,7 +236,10 @@ async def dead_letter(broker: KafkaBroker, record: ConsumerRecord, error: BaseEx
         # (1 MiB): sent whole, its dead letter failed every time, and its batch was read forever.
         # The whole record stays in its topic, at the offset the headers give.
         value, headers["x-truncated-from"] = value[:DEAD_LETTER_BYTES], str(len(value))
-    ack = await broker.publish(value, topic=dlq(record.topic), key=record.key, headers=headers, no_confirm=True)
+    key = record.key
+    if key is not None and len(key) > DEAD_LETTER_KEY_BYTES:  # a key is an id: a huge one sank its dead letter
+        key, headers["x-key-truncated-from"] = key[:DEAD_LETTER_KEY_BYTES], str(len(key))
+    ack = await broker.publish(value, topic=dlq(record.topic), key=key, headers=headers, no_confirm=True)
     ack.add_done_callback(lambda sent: _remember_dead_letter(source, sent))
     return ack
 
@@ -245,8 +282,10 @@ async def pause_then_raise(error: BaseException) -> None:
     raise error
 
 
-async def start_when_reachable(start: Any, what: str = "Kafka") -> None:
-    """Await ``start()`` until it succeeds: a service comes up before Kafka does and waits for it."""
+async def start_when_reachable(start: Any, what: str = "Kafka", stop: Any = None) -> None:
+    """Await ``start()`` until it succeeds: a service comes up before Kafka does and waits for it.
+    ``stop()`` undoes a start that failed part way: a broker starts each of its subscribers again,
+    and one started before the failure went on reading unwatched beside its replacement."""
     delay = 0.5
     while True:
         try:
@@ -254,6 +293,11 @@ async def start_when_reachable(start: Any, what: str = "Kafka") -> None:
             return
         except Exception as error:  # noqa: BLE001 - logged; we try again
             log.warning("%s not reachable yet (%s); retrying in %.1fs", what, type(error).__name__, delay)
+            if stop is not None:
+                try:
+                    await stop()
+                except Exception as stopping:  # noqa: BLE001 - what did start is let go as far as it can be
+                    log.warning("stopping a partial start failed: %s", type(stopping).__name__)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10)
 

@@ -23,12 +23,20 @@ log = logging.getLogger(__name__)
 ASSIGNMENT = TypeAdapter(AssignmentIssued)
 
 
+def storable(event: Any) -> None:
+    """ValueError for an event the notifier cannot record: its case's version is PostgreSQL's int,
+    and a version past it failed the batch's transaction at every reading, for good."""
+    version = getattr(event, "version", 0)
+    if not -(2**31) <= version < 2**31:
+        raise ValueError("version is past what PostgreSQL's int holds")
+
+
 def register(broker: KafkaBroker, notifier: Notifier, settings: NotifierSettings) -> None:
     options = consumer_options(settings.group_id, max_records=settings.max_batch, gather_ms=settings.gather_ms)
 
     async def take(message: KafkaMessage, adapter: TypeAdapter, use: Callable[[Sequence[Any]], Awaitable[None]]) -> None:
         # What the notifier records is PostgreSQL text: a NUL there would fail the batch for good.
-        events = await parse_or_dead_letter(broker, records_of(message), adapter, refuse_nul)
+        events = await parse_or_dead_letter(broker, records_of(message), adapter, refuse_nul, storable)
         # Each event's trace goes on through the notifier (its context is in the envelope).
         spans = [telemetry.start_span_from(f"notifier.record {e.event_type}", e.traceparent, e.tracestate)
                  for e in events]

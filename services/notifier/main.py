@@ -111,7 +111,7 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
                        overdue_seconds=0.0 if channel in providers.by_channel else settings.unconfigured_after_seconds)
             for channel in sorted(CHANNEL_NAMES)]
         register(broker, notifier, settings)
-        await start_when_reachable(broker.start)
+        await start_when_reachable(broker.start, stop=broker.stop)
         await start_when_reachable(producer.start)
         tasks = [asyncio.create_task(d.run(), name=f"dispatch-{d.channel}") for d in dispatchers]
         tasks.append(asyncio.create_task(announcer.run(), name="announce"))

@@ -59,7 +59,7 @@ def create_app(settings: OversightSettings | None = None) -> FastAPI:
 
             async def consume() -> None:
                 # The API serves from PostgreSQL alone: it is up while Kafka is not, and /healthz says so.
-                await start_when_reachable(broker.start)
+                await start_when_reachable(broker.start, stop=broker.stop)
                 app.state.consuming = True
                 await asyncio.gather(
                     Checkpointer(writer, broker, settings.kafka_bootstrap, settings.checkpoint_topic,

@@ -43,7 +43,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         register(broker, desk, pool, settings.group_id, settings.max_batch, stats, settings.gather_ms)
         app.state.desk, app.state.relay, app.state.timers, app.state.stats = desk, relay, timers, stats
         app.state.broker_running = False
-        await start_when_reachable(broker.start)
+        await start_when_reachable(broker.start, stop=broker.stop)
         await start_when_reachable(producer.start)
         app.state.broker_running = True
         background = [asyncio.create_task(relay.run()), asyncio.create_task(timers.run()),

@@ -157,15 +157,47 @@ async def test_a_unit_response_too_long_is_dead_lettered_in_part_and_the_batch_g
                                 max_request_size=8 * 1024 * 1024)
     await producer.start()
     try:
-        for value in (huge, fine):
-            await producer.send(topic, value)
+        # Its key too is past what a dead letter can carry beside half a megabyte of its value.
+        await producer.send(topic, huge, key=b"k" * 600_000)
+        await producer.send(topic, fine)
         await producer.flush()
         await broker.start()
         await eventually(lambda: "Đang xử lý." in taken, 60, "the response after the long one")
         [letter] = await read_to_end(kafka_bootstrap, dlq(topic))
         assert len(letter.value) == DEAD_LETTER_BYTES and letter.value == huge[:DEAD_LETTER_BYTES]
         assert dict(letter.headers)["x-truncated-from"] == str(len(huge)).encode()
+        assert letter.key == b"k" * 1024 and dict(letter.headers)["x-key-truncated-from"] == b"600000"
         assert b"note" in dict(letter.headers)["x-error"]
+    finally:
+        await producer.stop()
+        await broker.stop()
+
+
+async def test_a_header_in_another_encoding_or_with_no_value_loses_nothing_around_it(kafka_bootstrap):
+    """faststream decodes every header as UTF-8 before the mesh's code runs: one in TCVN3 or with
+    no value raised there, and the whole batch around it was skipped unread, its offsets committed
+    with the next batch's. Every record is now read, that one with its header as best it can be."""
+    topic, broker = await fresh_topic(kafka_bootstrap), kafka_broker(kafka_bootstrap, client_id="dead-letter-test")
+    taken, seen_headers = [], []
+
+    @broker.subscriber(topic, **consumer_options(f"{topic}-group"))
+    async def on_batch(_: list[bytes], message: KafkaMessage) -> None:
+        notes = await parse_or_dead_letter(broker, records_of(message), NOTE)
+        seen_headers.extend(dict(r.headers).get("x-unit") for r in records_of(message))
+        taken.extend(n.text for n in notes)
+
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        await producer.send(topic, b'{"text": "before"}')
+        await producer.send(topic, b'{"text": "tcvn3"}', headers=[("x-unit", "Qu\xb8n 1".encode("latin-1"))])
+        await producer.send(topic, b'{"text": "empty"}', headers=[("x-unit", None)])
+        await producer.send(topic, b'{"text": "after"}', headers=[("x-unit", "Quận 3".encode())])
+        await producer.flush()
+        await broker.start()
+        await eventually(lambda: "after" in taken, 60, "the batch to be read")
+        assert sorted(taken) == ["after", "before", "empty", "tcvn3"]
+        assert seen_headers[-1] == "Quận 3".encode() and "Qu\ufffdn 1".encode() in seen_headers
     finally:
         await producer.stop()
         await broker.stop()

@@ -294,3 +294,17 @@ def test_words_for_sms_without_diacritics_and_times_in_vietnam():
 def test_an_error_with_a_nul_can_be_stored():
     # A receiver's binary answer in an error failed every outcome write it was batched with.
     assert redact("HTTP 400: \x00\x01bad", "") == "HTTP 400: \x01bad"
+
+
+def test_an_event_whose_version_the_notifiers_database_cannot_hold_is_refused_before_it_is_recorded():
+    """Recorded, a version past PostgreSQL's int failed its batch's transaction at every reading:
+    the partition stopped for good. Refused here, it is dead-lettered and the batch goes on."""
+    from contracts.events import CASE_EVENT
+    from services.notifier.handlers import storable
+
+    story = Story()
+    routed = story.routed()
+    storable(routed)
+    for version in (2**31, -(2**31) - 1):
+        with pytest.raises(ValueError, match="past what PostgreSQL's int holds"):
+            storable(CASE_EVENT.validate_json(routed.model_copy(update={"version": version}).model_dump_json()))
