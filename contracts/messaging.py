@@ -162,6 +162,10 @@ def consumer_options(group_id: str, *, max_records: int = 500, batch_timeout_ms:
         **gather,
         "auto_offset_reset": "earliest",
         "ack_policy": AckPolicy.NACK_ON_ERROR,
+        # No handler of the mesh answers: a record's reply_to header (a district's, say) made
+        # faststream publish an empty record to the topic it named, and one that does not exist
+        # failed the batch after its effect, at every reading.
+        "no_reply": True,
         "parser": readable_headers,
         "decoder": raw_body,
     }

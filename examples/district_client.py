@@ -68,7 +68,7 @@ def create_app() -> FastAPI:
         if not reads_kafka:
             yield
             return
-        await start_when_reachable(broker.start)
+        await start_when_reachable(broker.start, stop=broker.stop)
         yield
         await broker.stop()
 
