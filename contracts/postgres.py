@@ -35,3 +35,9 @@ async def create_pool(dsn: str, *, min_size: int, max_size: int, server_settings
 async def connect(dsn: str, *, server_settings: dict[str, str] | None = None, **kwargs: Any) -> asyncpg.Connection:
     """A connection of its own (a session lock, LISTEN), with the same liveness settings."""
     return await asyncpg.connect(dsn, server_settings={**LIVENESS, **(server_settings or {})}, **kwargs)
+
+
+def fits_int(value: object) -> bool:
+    """Whether PostgreSQL's int (int4) holds ``value``: a version or a count past it failed the whole
+    transaction it was written in, at every reading of its batch."""
+    return isinstance(value, int) and -(2**31) <= value < 2**31

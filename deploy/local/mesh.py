@@ -19,6 +19,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+PID_FILE = ROOT / ".local" / "mesh.pid"  # the running `make run`'s
 PR_SET_PDEATHSIG = 1
 
 
@@ -249,7 +250,7 @@ def run() -> None:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    (local / "mesh.pid").write_text(str(os.getpid()))
+    PID_FILE.write_text(str(os.getpid()))
     try:
         mesh.start_all()
         seeded = seed_demo(mesh)
@@ -274,41 +275,43 @@ def run() -> None:
     finally:
         print("stopping the services ...")
         mesh.stop_all()
-        (local / "mesh.pid").unlink(missing_ok=True)
+        PID_FILE.unlink(missing_ok=True)
+
+
+def _our_pid() -> int | None:
+    """The pid of the mesh ``make run`` started here, if it is running; a file left by one that died
+    (its number perhaps given to another process since) is removed."""
+    try:
+        pid = int(PID_FILE.read_text())
+        if b"mesh.py" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return pid
+    except (OSError, ValueError):
+        pass
+    PID_FILE.unlink(missing_ok=True)
+    return None
 
 
 def running() -> None:
     """Exit 0, naming it, if a mesh started by ``make run`` is running here; else 1."""
-    pid_file = ROOT / ".local" / "mesh.pid"
-    try:
-        pid = int(pid_file.read_text())
-        # Ours, not a process that was given the number after ours died without removing the file.
-        if b"mesh.py" not in Path(f"/proc/{pid}/cmdline").read_bytes():
-            raise ProcessLookupError(pid)
-    except (OSError, ValueError):
-        pid_file.unlink(missing_ok=True)
+    pid = _our_pid()
+    if pid is None:
         sys.exit(1)
     print(f"a mesh is already running here (pid {pid}); `make down` stops it", file=sys.stderr)
 
 
 def stop_running() -> None:
-    pid_file = ROOT / ".local" / "mesh.pid"
-    if pid_file.exists():
-        try:
-            if b"mesh.py" not in Path(f"/proc/{int(pid_file.read_text())}/cmdline").read_bytes():
-                raise ProcessLookupError
-        except (OSError, ValueError):
-            pid_file.unlink(missing_ok=True)  # left by a mesh that died: nothing of ours to stop
+    pid = _our_pid()
+    if pid is None:
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        PID_FILE.unlink(missing_ok=True)
+        return
+    for _ in range(100):
+        if not PID_FILE.exists():
             return
-        try:
-            os.kill(int(pid_file.read_text()), signal.SIGTERM)
-        except ProcessLookupError:
-            pid_file.unlink(missing_ok=True)
-            return
-        for _ in range(100):
-            if not pid_file.exists():
-                return
-            time.sleep(0.3)
+        time.sleep(0.3)
 
 
 if __name__ == "__main__":

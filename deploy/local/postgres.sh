@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Local PostgreSQL cluster for development and CI, without Docker, from Debian's postgresql
 # packages (install.sh). PostgreSQL refuses to run as root, so the server runs as Debian's
-# `postgres` system user. Loopback only, trust auth (no passwords anywhere), durable (fsync on).
+# `postgres` system user. Loopback only, trust auth (no passwords, but for one test role that logs
+# in over SCRAM: oversight_reader_checked), durable (fsync on).
 #
 #   deploy/local/postgres.sh start    # initdb once, start, ensure role `mesh` + its databases
 #   deploy/local/postgres.sh wait     # block until it accepts connections (<= PG_WAIT_SECS, 60)
@@ -77,7 +78,7 @@ init_cluster() {
   mkdir -p "$PGDATA_DIR.tmp" && chown "$PGUSER_OS:" "$PGDATA_DIR.tmp" && chmod 700 "$PGDATA_DIR.tmp"
   as_pg "$PGBIN/initdb" -D "$PGDATA_DIR.tmp" -U postgres -E UTF8 --locale="$locale" \
     --auth=trust >"$PGBASE/initdb.log" 2>&1 || { tail -n 20 "$PGBASE/initdb.log" >&2; die "initdb failed"; }
-  # Loopback only, trust: a dev cluster; no passwords live in the repo.
+  # Loopback only, trust but for the one test role: a dev cluster; no passwords live in the repo.
   cat >"$PGDATA_DIR.tmp/pg_hba.conf" <<'EOF'
 # Written by deploy/local/postgres.sh: loopback-only development cluster.
 # TYPE  DATABASE     USER  ADDRESS        METHOD

@@ -15,6 +15,7 @@ from pydantic import TypeAdapter
 from contracts import telemetry, topics
 from contracts.events import CASE_EVENT, AssignmentIssued
 from contracts.messaging import consumer_options, parse_or_dead_letter, pause_then_raise, records_of
+from contracts.postgres import fits_int
 from contracts.text import refuse_nul
 from services.notifier.application import Notifier
 from services.notifier.settings import NotifierSettings
@@ -26,8 +27,7 @@ ASSIGNMENT = TypeAdapter(AssignmentIssued)
 def storable(event: Any) -> None:
     """ValueError for an event the notifier cannot record: its case's version is PostgreSQL's int,
     and a version past it failed the batch's transaction at every reading, for good."""
-    version = getattr(event, "version", 0)
-    if not -(2**31) <= version < 2**31:
+    if not fits_int(getattr(event, "version", 0)):
         raise ValueError("version is past what PostgreSQL's int holds")
 
 

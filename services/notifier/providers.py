@@ -1,10 +1,11 @@
 """Providers behind one small interface: ``await provider.send(delivery)``.
 
 A provider raises :class:`Transient` for what may work on a later try and surely did not get
-through (no connection, 503, 429), :class:`Unanswered` — a kind of Transient — when the receiver
-may have taken the message though it did not say so (a time-out, a connection dropped mid-answer,
-500, 502, 504: a gateway behind a proxy may have got it; 409: the same key is being processed),
-and :class:`Permanent` for what never will (a number that does not exist, any other 4xx). Every
+through (no connection, 503, 429; 401, 403, 407: the notifier's own credentials),
+:class:`Unanswered` — a kind of Transient — when the receiver may have taken the message though it
+did not say so (a time-out, a connection dropped mid-answer, 500, 502, 504: a gateway behind a
+proxy may have got it; 409: the same key is being processed), and :class:`Permanent` for what never
+will (a number that does not exist, any other 4xx). Every
 provider hands the delivery id to the receiver — ``Idempotency-Key`` over HTTP, ``Message-ID`` by e-mail (see
 :mod:`services.notifier.mail`) — so a receiver that honours it drops a message sent again after a
 crash between its sending and its recording.

@@ -17,6 +17,7 @@ from faststream.kafka.annotations import KafkaMessage
 from contracts import telemetry, topics
 from contracts.events import CASE_EVENT, DELIVERY
 from contracts.messaging import consumer_options, dead_letter, pause_then_raise, records_of
+from contracts.postgres import fits_int
 from contracts.text import refuse_nul
 from services.oversight.projection import DELIVERY_TYPES, changes, opened_row, timestamp
 from services.oversight.projector import Projector
@@ -27,7 +28,6 @@ TOPICS = tuple(ADAPTERS)
 # Ids written to uuid columns; the contract also reads "{…}", "urn:uuid:…" and 32 bare hex digits.
 _IDS = ("event_id", "case_id", "delivery_id", "cause_event_id")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
-_INT4 = (-(2**31), 2**31 - 1)
 
 
 def body_of(record: ConsumerRecord) -> dict[str, Any]:
@@ -64,7 +64,7 @@ def _projectable(body: dict[str, Any]) -> None:
         if name in body and not (isinstance(body[name], str) and _UUID.fullmatch(body[name])):
             raise ValueError(f"{name} is not a UUID as the mesh writes one (8-4-4-4-12 hex digits)")
     for name in ("attempts",) if delivery else ("version",):
-        if name in body and not (isinstance(body[name], int) and _INT4[0] <= body[name] <= _INT4[1]):
+        if name in body and not fits_int(body[name]):
             raise ValueError(f"{name} is past what PostgreSQL's int holds")
     row = opened_row(body) if kind == "CaseOpened" else {} if delivery else changes(body)
     for value in (timestamp(body["occurred_at"]), *row.values()):

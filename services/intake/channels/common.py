@@ -38,9 +38,6 @@ def typed_sender(request: Request, typed: str | None) -> str:
     return sender_key("typed", f"{request.client.host if request.client else 'unknown'} {typed}")
 
 
-def phone_or_client(event: RequestReceived, request: Request) -> str:
-    return typed_sender(request, event.citizen.phone)
-
 
 async def accept(request: Request, event: RequestReceived, sender: str | None,
                  sender_field: str = "phone") -> JSONResponse:

@@ -18,7 +18,7 @@ from contracts import ids
 from contracts.events import Attachment
 from contracts.text import Text
 from services.intake.application import Unavailable, database_answers
-from services.intake.channels.common import accept, categories, intake, phone_or_client, settings
+from services.intake.channels.common import accept, categories, intake, settings, typed_sender
 from services.intake.channels.web_form import form_page, read_uploads, received_page
 from services.intake.store import Upload
 from services.intake.domain import Problem, Submission, build_request, check_key
@@ -38,7 +38,7 @@ class WebSubmission(Submission):
 async def web_request(request: Request, body: WebSubmission,
                       idempotency_key: Annotated[str | None, Header()] = None) -> Response:
     event = build_request("web", check_key(idempotency_key), body, categories(request))
-    return await accept(request, event, phone_or_client(event, request))
+    return await accept(request, event, typed_sender(request, event.citizen.phone))
 
 
 def _lang(request: Request) -> str:
@@ -97,10 +97,10 @@ async def submit_form(request: Request) -> Response:
 
 
 async def _submit_once_free(request: Request, event, stored: list[tuple[uuid.UUID, Upload]]) -> dict[str, str]:
-    """Submit the form's request, its files kept once it is let in (a request refused, by the limit
-    or otherwise, keeps none); while the same request is being accepted (a double click), wait for
-    that answer instead of giving 409. The form shown again with the 409 had lost its files, and
-    sent again it was a new request: a second case, without them."""
+    """Submit the form's request, its files kept once it is let in (one refused before that, by the
+    sender's limit or a conflict, keeps none); while the same request is being accepted (a double
+    click), wait for that answer instead of giving 409. The form shown again with the 409 had lost
+    its files, and sent again it was a new request: a second case, without them."""
     async def keep_files() -> None:
         for aid, upload in stored:
             await intake(request).attachments.keep(aid, upload)
@@ -109,7 +109,8 @@ async def _submit_once_free(request: Request, event, stored: list[tuple[uuid.UUI
     deadline = asyncio.get_running_loop().time() + 2 * settings(request).publish_timeout_seconds + 1
     while True:
         try:
-            return await intake(request).submit(event, phone_or_client(event, request), before_publish=keep_files)
+            return await intake(request).submit(event, typed_sender(request, event.citizen.phone),
+                                                before_publish=keep_files)
         except Problem as problem:
             if problem.status != 409 or asyncio.get_running_loop().time() >= deadline:
                 raise

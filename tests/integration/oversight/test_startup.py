@@ -22,6 +22,7 @@ def test_the_api_answers_while_kafka_cannot_be_reached(pg_admin_dsn, pg_port):
         assert health.status_code == 200 and health.json()["consuming"] is False
         assert running.get("/v1/public/requests/ABCDE-FGHJK", role=None).status_code in (400, 404)
         assert running.get("/v1/cases", role="council").json()["items"] == []
+        assert running.get("/", role=None).status_code == 200  # the dashboard
 
 
 # The one role the suite's PostgreSQL asks a password of (deploy/local/postgres.sh), over SCRAM-SHA-256.
@@ -32,7 +33,8 @@ CHECKED = "oversight_reader_checked"
                          ids=["made by oversight", "made before, another password"])
 async def test_the_reader_role_logs_in_with_the_password_it_is_given(pg_admin_dsn, pg_port, kafka_bootstrap, before):
     """The read-only role was made without a password: wherever PostgreSQL asks for one, the API
-    could not log in and oversight never came up. The password is sent as its verifier only."""
+    could not log in and oversight never came up. (That only its verifier is sent:
+    tests/unit/oversight/test_reader_password.py.)"""
     password = secrets.token_urlsafe(16) + "/+@"  # what a URL would have to quote
     admin = await asyncpg.connect(pg_admin_dsn)
     await admin.execute(f"DROP ROLE IF EXISTS {CHECKED}")

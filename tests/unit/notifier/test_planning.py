@@ -298,7 +298,8 @@ def test_an_error_with_a_nul_can_be_stored():
 
 def test_an_event_whose_version_the_notifiers_database_cannot_hold_is_refused_before_it_is_recorded():
     """Recorded, a version past PostgreSQL's int failed its batch's transaction at every reading:
-    the partition stopped for good. Refused here, it is dead-lettered and the batch goes on."""
+    the partition stopped for good. It is refused with ValueError, which the handler's
+    parse_or_dead_letter dead-letters."""
     from contracts.events import CASE_EVENT
     from services.notifier.handlers import storable
 
