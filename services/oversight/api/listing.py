@@ -208,14 +208,20 @@ async def fetch_page(reader: Any, where: CaseFilter, at: Page, columns: Sequence
         rows = await reader.fetch(query, *args)
     else:
         try:
-            async with reader.acquire() as conn, conn.transaction(readonly=True):
-                await conn.execute(f"SET LOCAL statement_timeout = {int(PUBLIC_PAGE_SECONDS * 1000)}")
-                rows = await conn.fetch(query, *args)
+            rows = await fetch_with(reader, query, args, f"statement_timeout = {int(PUBLIC_PAGE_SECONDS * 1000)}")
         except asyncpg.QueryCanceledError:
             raise HTTPException(503, "this list took too long to read; narrow it by area or days, or try again later",
                                 headers={"Retry-After": "30"}) from None
     rows, next_cursor = at.cut(rows)
     return {"items": [show(r) for r in rows], "next_cursor": next_cursor, "limit": at.limit}
+
+
+async def fetch_with(reader: Any, query: str, args: Sequence[Any], setting: str) -> list[Any]:
+    """``query``'s rows, read in a read-only transaction of its own under ``setting`` (a SET LOCAL:
+    more memory for a sort, a time-out)."""
+    async with reader.acquire() as conn, conn.transaction(readonly=True):
+        await conn.execute(f"SET LOCAL {setting}")
+        return await conn.fetch(query, *args)
 
 
 # How long the public's page of requests may take to read.
