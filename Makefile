@@ -8,18 +8,27 @@ TEST_ENV := MESH_STATE_DIR=$(CURDIR)/.local/test KAFKA_PORT=19092 KAFKA_CONTROLL
 BENCH_ENV := MESH_STATE_DIR=$(CURDIR)/.local/bench KAFKA_PORT=29092 KAFKA_CONTROLLER_PORT=29093 PGPORT=55434 \
 	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:29092
 
-.PHONY: run down test test-unit test-integration test-e2e test-faults test-benchmarks bench soak schemas infra infra-test clean
+.PHONY: lock run down test test-unit test-integration test-e2e test-faults test-benchmarks bench soak schemas infra infra-test clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@command -v python3.11 >/dev/null || { echo "Python 3.11 is required" >&2; exit 1; }
 	@# Debian's python3.11 makes no venv without python3.11-venv (ensurepip); a venv made without it has no pip.
 	@python3.11 -c 'import ensurepip' 2>/dev/null || { test "$$(id -u)" = 0 && apt-get update -qq \
 	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3.11-venv; } \
 	  || { echo "python3.11-venv is required: apt-get install python3.11-venv" >&2; exit 1; }
 	@test -x .venv/bin/pip || { rm -rf .venv; python3.11 -m venv .venv; }
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -c constraints.txt pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
 	@touch $(STAMP)
+
+# constraints.txt, remade from pyproject.toml's pins in a fresh environment (needs PyPI).
+lock:
+	rm -rf .local/lock && python3.11 -m venv .local/lock
+	.local/lock/bin/python -m pip install -q --upgrade pip
+	.local/lock/bin/python -m pip install -q -e '.[test]'
+	{ sed -n '/^#/p' constraints.txt; .local/lock/bin/python -m pip freeze --all --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf .local/lock
 
 infra: $(STAMP)
 	deploy/local/up.sh
