@@ -1,5 +1,9 @@
--- One database per service, all owned by the mesh role (compose and Kubernetes set-ups).
-CREATE DATABASE router OWNER mesh;
-CREATE DATABASE notifier OWNER mesh;
-CREATE DATABASE oversight OWNER mesh;
-CREATE DATABASE intake OWNER mesh;
+-- The mesh's role and one database per service, owned by it. Safe to run again: what exists is
+-- left as it is. Run by PostgreSQL's own entrypoint in compose, by deploy/local/postgres.sh for
+-- `make run` and the tests, and once by the administrator of a managed PostgreSQL (psql -f).
+-- The role needs CREATEROLE: oversight makes its read-only role itself. Its password is set apart
+-- (compose makes the role from POSTGRES_USER / POSTGRES_PASSWORD; elsewhere \password mesh).
+SELECT 'CREATE ROLE mesh LOGIN CREATEROLE' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'mesh') \gexec
+SELECT format('CREATE DATABASE %I OWNER mesh', name)
+  FROM unnest(ARRAY['router', 'notifier', 'oversight', 'intake']) AS name
+ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = name) \gexec

@@ -9,8 +9,10 @@ the audit checkpoints.
 import asyncio
 import os
 import sys
+import time
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
@@ -20,13 +22,36 @@ TOPIC_ALREADY_EXISTS = 36  # Kafka's error code: another run made it meanwhile
 KEEP_FOREVER = {topics.CASE_EVENTS, topics.NOTIFY_DELIVERIES, topics.AUDIT_CHECKPOINTS}
 
 
+async def cluster(bootstrap: str, replication: int, wait_seconds: float) -> AIOKafkaAdminClient:
+    """An admin client once the cluster answers with enough brokers for the replication asked.
+
+    Started beside a cluster (compose starts everything at once, Kubernetes a Job), the first tries
+    meet no broker, or fewer than three, and a topic asked for with replication 3 would be refused.
+    """
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="mesh-topics")
+        try:
+            await admin.start()
+            brokers = len((await admin.describe_cluster())["brokers"])
+            if brokers >= replication:
+                return admin
+            why = f"{brokers} broker(s) up, {replication} needed for the replication asked"
+        except KafkaError as error:
+            why = f"no answer from {bootstrap}: {error!r}"
+        await admin.close()
+        if time.monotonic() >= deadline:
+            sys.exit(f"topics: {why}; gave up after {wait_seconds:.0f} s")
+        print(f"topics: {why}; trying again", file=sys.stderr)
+        await asyncio.sleep(2.0)
+
+
 async def main() -> None:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     partitions = int(os.environ.get("MESH_TOPIC_PARTITIONS", topics.PARTITIONS))
     replication = int(os.environ.get("MESH_TOPIC_REPLICATION", "1"))
     min_isr = os.environ.get("MESH_TOPIC_MIN_ISR", "1")
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="mesh-topics")
-    await admin.start()
+    admin = await cluster(bootstrap, replication, float(os.environ.get("MESH_TOPIC_WAIT_SECONDS", "120")))
     try:
         existing = set(await admin.list_topics())
         wanted = []

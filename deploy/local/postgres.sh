@@ -130,13 +130,9 @@ ensure_databases() {
       IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$DB_ROLE') THEN
         CREATE ROLE $DB_ROLE LOGIN SUPERUSER;
       END IF; END \$\$;"
-  local db
-  for db in "${DATABASES[@]}"; do
-    if [[ -z "$(psql_ -d postgres -tA -c "SELECT 1 FROM pg_database WHERE datname = '$db'")" ]]; then
-      psql_ -d postgres -c "CREATE DATABASE $db OWNER $DB_ROLE"
-      log "created database $db"
-    fi
-  done
+  # The same file compose and a managed PostgreSQL are set up with. Read from stdin: the postgres
+  # user may not be able to read the checkout.
+  psql_ -d postgres < "$ROOT/deploy/postgres-init.sql"
 }
 
 cmd_start() {

@@ -1,0 +1,42 @@
+"""`deploy/topics.py` started beside a cluster that is not ready (compose starts everything at once,
+Kubernetes a Job): it waits for enough brokers, and gives up saying why, instead of failing at its
+first try or asking one broker for topics with three replicas."""
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "topics.py"
+pytestmark = pytest.mark.kafka
+
+
+def topics(bootstrap: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, **env})
+
+
+def test_it_waits_for_as_many_brokers_as_the_replication_asked_and_then_gives_up(kafka_bootstrap):
+    made = topics(kafka_bootstrap, MESH_TOPIC_REPLICATION="3", MESH_TOPIC_WAIT_SECONDS="3")
+    assert made.returncode == 1
+    # Asked more than once, while it waited, and then the reason it stopped.
+    assert made.stderr.count("1 broker(s) up, 3 needed") >= 2
+    assert "gave up after 3 s" in made.stderr
+
+
+def test_against_the_suites_broker_it_finds_every_topic_there(kafka_bootstrap):
+    made = topics(kafka_bootstrap)
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.strip().startswith("topics: 0 created")
+
+
+def test_with_no_broker_it_keeps_asking_until_its_time_is_up():
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{unused.getsockname()[1]}"
+    made = topics(closed, MESH_TOPIC_WAIT_SECONDS="3")
+    assert made.returncode == 1
+    assert made.stderr.count(f"no answer from {closed}") >= 2
