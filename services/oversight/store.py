@@ -17,7 +17,7 @@ from services.oversight.chain import GENESIS
 from services.oversight.projection import CASE_COLUMNS, OPEN_STATUSES
 
 _CASE_DEFAULTS = {"is_public": "NOT NULL DEFAULT false", "duplicates": "NOT NULL DEFAULT 0", "status": "NOT NULL",
-                  "version": "NOT NULL", "tracking_code": "NOT NULL UNIQUE", "case_id": "PRIMARY KEY",
+                  "version": "NOT NULL", "tracking_code": "NOT NULL", "case_id": "PRIMARY KEY",
                   "updated_at": "NOT NULL"}
 _OPEN = "(" + ", ".join(f"'{s}'" for s in OPEN_STATUSES) + ")"
 
@@ -30,6 +30,10 @@ ALTER TABLE consumer_offsets ADD COLUMN IF NOT EXISTS first_offset bigint;
 CREATE TABLE IF NOT EXISTS cases ({", ".join(f"{c} {t} {_CASE_DEFAULTS.get(c, '')}".strip() for c, t in CASE_COLUMNS.items())});
 -- Lists walk an index in their order (newest first, case id breaking ties); the selective filters
 -- (unit, area) have their own. Every index costs each update of a case, so there are few.
+-- Not unique: an older intake gave a few codes to more than one request, and those are on Kafka for
+-- good. Unique, the second such case failed its batch at every reading and stopped the projection.
+ALTER TABLE cases DROP CONSTRAINT IF EXISTS cases_tracking_code_key;
+CREATE INDEX IF NOT EXISTS cases_tracking_code ON cases (tracking_code);
 CREATE INDEX IF NOT EXISTS cases_received ON cases (received_at DESC, case_id DESC);
 CREATE INDEX IF NOT EXISTS cases_unit ON cases (unit_id, received_at DESC, case_id DESC);
 CREATE INDEX IF NOT EXISTS cases_area ON cases (area_code, received_at DESC, case_id DESC);

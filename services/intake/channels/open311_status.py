@@ -36,6 +36,9 @@ async def request_status(http: httpx.AsyncClient, settings: IntakeSettings, cate
         if await receipts.known(code):
             return {"service_request_id": code, "status": "open", "status_notes": "Đã tiếp nhận / Received"}
         raise _not_found()
+    if response.status_code == 409:  # a code an older intake gave to more than one request
+        raise Problem("service_request_id", "Mã này được cấp cho nhiều phản ánh, vui lòng gọi 1022",
+                      "This id was given to more than one request: please call 1022", status=409)
     if response.status_code != 200:
         raise Unavailable(f"oversight answered {response.status_code}")
     try:

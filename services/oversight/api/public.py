@@ -55,11 +55,16 @@ async def public_status(request: Request, tracking_code: str) -> dict[str, Any]:
     code = normalise_tracking_code(tracking_code)
     if code is None:
         raise HTTPException(400, "not a valid tracking code (mã tra cứu không hợp lệ)")
-    row = await request.app.state.reader.fetchrow(
+    rows = await request.app.state.reader.fetch(
         "SELECT tracking_code, category, status, area_name, unit_name, received_at, updated_at, resolve_by,"
-        " resolved_at, is_public, answer FROM cases WHERE tracking_code = $1", code)
-    if row is None:
+        " resolved_at, is_public, answer FROM cases WHERE tracking_code = $1 LIMIT 2", code)
+    if not rows:
         raise HTTPException(404, "no request with this tracking code yet (chưa có phản ánh với mã này)")
+    if len(rows) > 1:
+        # A code an older intake gave twice: either answer could be another citizen's request.
+        raise HTTPException(409, "this tracking code was given to more than one request: please call 1022"
+                                 " (mã này được cấp cho nhiều phản ánh, vui lòng gọi 1022)")
+    [row] = rows
     dates = {k: jsonable(row[k]) for k in ("received_at", "updated_at", "resolve_by", "resolved_at")}
     if not row["is_public"]:
         return {"tracking_code": row["tracking_code"], "is_public": False, **_status(row["status"]), **dates}

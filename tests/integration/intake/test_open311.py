@@ -18,6 +18,8 @@ def oversight():
 
     def respond(method, path, _body):
         code = path.rsplit("/", 1)[-1]
+        if statuses.get(code) == "shared":
+            return 409, {"detail": "given to more than one request"}
         return (200, statuses[code]) if code in statuses else (404, {"detail": "no request"})
 
     stand_in = StandIn(respond)
@@ -75,6 +77,17 @@ async def test_a_form_encoded_report_becomes_one_request_and_reads_back(start_in
     assert event.channel == "open311" and event.category == "water" and event.citizen.full_name == "An Võ"
     assert event.location.latitude == pytest.approx(10.7769) and event.citizen.phone == "+84978123123"
     assert event.attachments[0].url == "https://example.org/ong-nuoc.jpg"
+
+
+async def test_a_code_an_older_intake_gave_twice_is_refused_with_the_number_to_call(start_intake, oversight):
+    """Oversight will not say which request it is (409): asking again would not help, so not 503."""
+    intake = start_intake(oversight_url=oversight.url)
+    code = ids.tracking_code(uuid.uuid4())
+    oversight.statuses[code] = "shared"
+    async with httpx.AsyncClient(timeout=15) as client:
+        answer = await client.get(intake.url + f"/open311/v2/requests/{code}.json")
+    assert answer.status_code == 409 and "Retry-After" not in answer.headers
+    assert "1022" in answer.json()[0]["description"]
 
 
 async def test_a_json_report_with_an_idempotency_key_is_taken_too(intake, keys, tail):

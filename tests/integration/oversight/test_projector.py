@@ -114,3 +114,32 @@ async def test_a_cases_events_out_of_order_across_batches_show_it_as_it_is(pool)
         "handler_name": "Trần Thị Thảo", "version": 4}
     report = await verify(pool, b"")
     assert report["ok"], report
+
+
+async def test_two_cases_with_one_tracking_code_are_both_projected(pool):
+    """An older intake gave a few codes to more than one request, and Kafka keeps those for good. A
+    unique code in the read model failed the second such case's batch at every reading: the
+    projection stopped there, and every later case with it."""
+    first = CaseStory().opened().routed()
+    second = CaseStory()
+    second.tracking_code = first.tracking_code
+    second.opened().routed()
+    later = CaseStory().opened()
+    projector = Projector(pool, audit_key=AUDIT_KEY.encode())
+    await projector.apply(*batch([first]))
+    await projector.apply(*batch([second, later], first_offset=10))
+    assert await pool.fetchval("SELECT count(*) FROM cases WHERE tracking_code = $1", first.tracking_code) == 2
+    assert (await counts(pool))["cases"] == 3
+    assert (await verify(pool, AUDIT_KEY.encode()))["ok"]
+
+
+async def test_a_database_made_when_codes_were_unique_takes_a_shared_code_after_migrating(pool):
+    async with pool.acquire() as conn:
+        await conn.execute("ALTER TABLE cases DROP CONSTRAINT IF EXISTS cases_tracking_code_key;"
+                           " ALTER TABLE cases ADD CONSTRAINT cases_tracking_code_key UNIQUE (tracking_code)")
+        await migrate(conn, "oversight_reader")
+    first = CaseStory().opened()
+    second = CaseStory()
+    second.tracking_code = first.tracking_code
+    await Projector(pool).apply(*batch([first, second.opened()]))
+    assert (await counts(pool))["cases"] == 2
