@@ -24,7 +24,7 @@ from services.intake.dialogue import RECEIVED, Conversation, Turn, step
 from services.intake.domain import Problem, build_request, sender_key, too_many
 from services.intake.oa_client import OAClient, SendFailed
 from services.intake.settings import IntakeSettings
-from services.intake.zalo_events import ZaloEvent, refused
+from services.intake.zalo_events import ZaloEvent
 from services.intake.zalo_store import (ZaloInbox, lease_replies, lock_conversation, mark_failed, mark_sent,
                                         next_reply, pending_events, release_replies, save_step)
 
@@ -51,14 +51,19 @@ class Chatbot:
         return ZaloInbox(self.intake._pool())
 
     async def receive(self, event: ZaloEvent, body: bytes) -> None:
-        """Take a verified event: 429 for a flooding user, 401 for an event already taken."""
+        """Take a verified event: 429 for a flooding user. An event already taken is answered as
+        taken (200) and does nothing again: Zalo sends an event again when its answer came late,
+        and refused, it would go on sending it; counted, it would push the citizen over the limit."""
         with database_answers():
+            inbox = self._inbox()
+            if await inbox.seen(event.key):
+                return
             wait = await self.intake.rate_limits.hit(sender_key("zalo", event.user_id), self.settings.zalo_message_limit,
                                                      self.settings.zalo_window_seconds)
             if wait is not None:
                 raise too_many("sender.id", wait)
-            if not await self._inbox().record(event.key, event.user_id, event.event_name, event.sent_at_ms, body):
-                raise refused("Sự kiện Zalo này đã được nhận trước đó", "Replayed Zalo event: msg_id already seen")
+            if not await inbox.record(event.key, event.user_id, event.event_name, event.sent_at_ms, body):
+                return  # the same event, taken meanwhile by another request
         self.wake(event.user_id)
 
     def wake(self, user_id: str) -> asyncio.Task:

@@ -11,8 +11,12 @@ class ZaloInbox:
     def __init__(self, pool: asyncpg.Pool):
         self.pool = pool
 
+    async def seen(self, key: str) -> bool:
+        """Whether an event with this key is kept (kept past its age window: an older one is refused)."""
+        return await self.pool.fetchval("SELECT EXISTS (SELECT FROM zalo_events WHERE event_key = $1)", key)
+
     async def record(self, key: str, user_id: str, event_name: str, sent_at_ms: int, body: bytes) -> bool:
-        """Keep a verified event; False when its key was seen before (a replay)."""
+        """Keep a verified event; False when its key was seen before (sent again)."""
         sent_at = datetime.fromtimestamp(sent_at_ms / 1000, UTC)
         row = await self.pool.fetchrow(
             "INSERT INTO zalo_events (event_key, user_id, event_name, sent_at, body) VALUES ($1, $2, $3, $4, $5)"
