@@ -11,6 +11,7 @@ the event staying up.
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import uuid
@@ -30,7 +31,6 @@ from services.intake.zalo_store import (ZaloInbox, lease_replies, lock_conversat
 
 log = logging.getLogger(__name__)
 SORRY = "Xin lỗi, tổng đài chưa thể tiếp nhận phản ánh này. Anh/chị vui lòng thử lại hoặc gọi 1022."
-MAX_SEND_ATTEMPTS = 8
 PRUNE_EVERY_SWEEPS = 30
 
 
@@ -117,7 +117,9 @@ class Chatbot:
                     # Read as the webhook read it (json.loads takes the lone surrogates Zalo may send).
                     incoming = ZaloEvent.model_validate(json.loads(row["body"])).incoming()
                 except (ValueError, RecursionError) as error:  # a verified event we cannot read must not block the user
-                    log.error("Zalo event %s skipped, unreadable: %s", row["event_key"], _what_failed(error))
+                    # By a digest of its key: a key without a msg_id holds the citizen's Zalo id.
+                    log.error("Zalo event %s skipped, unreadable: %s",
+                              hashlib.sha256(row["event_key"].encode()).hexdigest()[:16], _what_failed(error))
                     continue
                 if incoming is None:
                     continue
@@ -179,11 +181,10 @@ class Chatbot:
     async def _failed(self, reply, failure: SendFailed) -> bool:
         """Count a failed try of ``reply``; True when it is to be tried again later (it holds back
         the replies after it), False when it is given up."""
-        again = failure.retry and reply["attempts"] + 1 < MAX_SEND_ATTEMPTS
-        await mark_failed(self.intake._pool(), reply["reply_id"], str(failure),
-                          min(300.0, 2.0 ** reply["attempts"]) if again else None)
-        log.warning("Zalo reply not sent (%s)%s", failure, "; will retry" if again else "; giving up")
-        return again
+        wait = retry_in(reply["attempts"], reply["age"], failure.retry, self.settings.zalo_conversation_ttl_hours * 3600)
+        await mark_failed(self.intake._pool(), reply["reply_id"], str(failure), wait)
+        log.warning("Zalo reply not sent (%s)%s", failure, "; will retry" if wait is not None else "; giving up")
+        return wait is not None
 
     async def sweep_forever(self) -> None:
         """Pick up dialogue steps and replies that no live task is doing (crash, outage, restart)."""
@@ -208,6 +209,15 @@ class Chatbot:
         if self.working:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*self.working.values(), return_exceptions=True), timeout)
+
+
+def retry_in(attempts: int, age_seconds: float, retry: bool, give_up_after: float) -> float | None:
+    """Seconds until a failed reply's next try (1, 2, 4 … 256, then every 300), or None to give up:
+    at once on a refusal no later try can change, else once the reply is as old as a conversation
+    may be. Eight tries once gave up after two minutes of an OA API or token outage, and every reply
+    the citizen was waiting for (the questions, the tracking code) was dropped one after another."""
+    wait = min(300.0, 2.0 ** attempts)
+    return wait if retry and age_seconds + wait < give_up_after else None
 
 
 def _what_failed(error: Exception) -> str:

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 from contracts.categories import Category
 from services.intake.domain import Problem, Submission, e164, nfc
+from services.intake.oa_client import MAX_TEXT
 
 IDLE, CONFIRM = "idle", "confirm"
 ASKED = ("category", "address", "phone", "description")
@@ -119,12 +120,21 @@ def match_category(text: str, categories: dict[str, Category]) -> str | None:
 
 
 def read_back(c: Conversation, categories: dict[str, Category]) -> str:
-    lines = ["Xin kiểm tra lại thông tin phản ánh:",
-             f"• Lĩnh vực: {categories[c.category].vi if c.category in categories else c.category}",
-             f"• Địa chỉ: {c.address}", f"• Số điện thoại: {c.phone}", f"• Nội dung: {c.description}"]
-    if c.attachments:
-        lines.append(f"• Tệp đính kèm: {len(c.attachments)}")
-    return "\n".join(lines + [CONFIRM_HOW])
+    """What the citizen is asked to confirm, within one Zalo message. A description too long for it
+    is shown cut (it is sent whole): cut by Zalo instead, the message lost its end, and with it how
+    to confirm."""
+    def text(description: str) -> str:
+        lines = ["Xin kiểm tra lại thông tin phản ánh:",
+                 f"• Lĩnh vực: {categories[c.category].vi if c.category in categories else c.category}",
+                 f"• Địa chỉ: {c.address}", f"• Số điện thoại: {c.phone}", f"• Nội dung: {description}"]
+        if c.attachments:
+            lines.append(f"• Tệp đính kèm: {len(c.attachments)}")
+        return "\n".join(lines + [CONFIRM_HOW])
+
+    whole = text(c.description or "")
+    if len(whole) <= MAX_TEXT:
+        return whole
+    return text((c.description or "")[:len(c.description or "") - (len(whole) - MAX_TEXT) - 1] + "…")
 
 
 def _command(text: str) -> str | None:

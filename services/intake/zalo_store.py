@@ -85,7 +85,8 @@ async def next_reply(pool: asyncpg.Pool, user_id: str, holder: uuid.UUID, second
     row = await pool.fetchrow(
         "WITH held AS (UPDATE zalo_reply_leases SET until = now() + make_interval(secs => $3)"
         "   WHERE user_id = $1 AND holder = $2 RETURNING user_id)"
-        " SELECT reply_id, text, attempts, next_attempt_at <= now() AS due FROM zalo_replies"
+        " SELECT reply_id, text, attempts, next_attempt_at <= now() AS due,"
+        "   extract(epoch FROM now() - created_at)::float8 AS age FROM zalo_replies"
         " WHERE user_id = $1 AND sent_at IS NULL AND next_attempt_at IS NOT NULL AND EXISTS (SELECT 1 FROM held)"
         " ORDER BY reply_id LIMIT 1", user_id, holder, seconds)
     return row if row is not None and row["due"] else None

@@ -1,7 +1,9 @@
 """The Zalo chatbot's dialogue, step by step, without Zalo, PostgreSQL or Kafka."""
 
 from contracts.categories import load
-from services.intake.dialogue import CONFIRM, Conversation, Incoming, match_category, plain, step
+from services.intake.dialogue import CONFIRM, CONFIRM_HOW, Conversation, Incoming, match_category, plain, step
+from services.intake.domain import nfc
+from services.intake.oa_client import MAX_TEXT
 
 CATEGORIES = load()
 DAY = 24 * 3600
@@ -110,3 +112,28 @@ def test_categories_are_understood_without_diacritics_or_by_number():
     assert match_category("đi", CATEGORIES) is None  # too short to tell
     assert match_category("công", CATEGORIES) is None  # "Chiếu sáng công cộng", "Vận tải công cộng", …
     assert plain("Đồng Ý!") == "dong y"
+
+
+def test_a_long_description_is_read_back_cut_and_the_way_to_confirm_stays_in_the_message():
+    """Zalo takes 2,000 characters a message and the dialogue 5,000 of description: Zalo cut the
+    read-back's end, "ĐỒNG Ý" with it, and the citizen was not told how to send the request."""
+    chat = Chat()
+    chat.send("follow")
+    chat.send(text="2")
+    chat.send(text="45 Lê Văn Sỹ, P.13, Q.3, " + "hẻm sâu " * 55)
+    chat.send(text="0912 345 678")
+    story = "Nhà tôi năm người, hết gạo từ hôm qua. " * 100
+    read_back = chat.send(text=story)[-1]
+    assert len(read_back) == MAX_TEXT and read_back.endswith(CONFIRM_HOW)
+    assert "…" in read_back and "+84912345678" in read_back
+    chat.send(text="ĐỒNG Ý")
+    assert chat.confirmed.description == nfc(story).strip()[:5000], "the request keeps what was written"
+
+
+def test_a_description_that_fits_is_read_back_whole():
+    chat = Chat()
+    chat.send("follow")
+    for said in ("2", "45 Lê Văn Sỹ, P.13, Q.3", "0912 345 678"):
+        chat.send(text=said)
+    read_back = chat.send(text="Chưa nhận được hỗ trợ gói 2")[-1]
+    assert "• Nội dung: Chưa nhận được hỗ trợ gói 2\n" in read_back and "…" not in read_back
