@@ -58,8 +58,8 @@ class Chatbot:
             inbox = self._inbox()
             if await inbox.seen(event.key):
                 return
-            wait = await self.intake.rate_limits.hit(sender_key("zalo", event.user_id), self.settings.zalo_message_limit,
-                                                     self.settings.zalo_window_seconds)
+            wait = await self.intake.rate_limits.hit(sender_key("zalo", event.user_id),
+                                                     self.settings.zalo_message_limit, self.settings.zalo_window_seconds)
             if wait is not None:
                 raise too_many("sender.id", wait)
             if not await inbox.record(event.key, event.user_id, event.event_name, event.sent_at_ms, body):
@@ -181,7 +181,8 @@ class Chatbot:
     async def _failed(self, reply, failure: SendFailed) -> bool:
         """Count a failed try of ``reply``; True when it is to be tried again later (it holds back
         the replies after it), False when it is given up."""
-        wait = retry_in(reply["attempts"], reply["age"], failure.retry, self.settings.zalo_conversation_ttl_hours * 3600)
+        ttl = self.settings.zalo_conversation_ttl_hours * 3600
+        wait = retry_in(reply["attempts"], reply["age"], failure.retry, ttl)
         await mark_failed(self.intake._pool(), reply["reply_id"], str(failure), wait)
         log.warning("Zalo reply not sent (%s)%s", failure, "; will retry" if wait is not None else "; giving up")
         return wait is not None
