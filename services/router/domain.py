@@ -163,9 +163,11 @@ class Case(Aggregate):
 
     def decline(self, unit_id: str, reason: str, meta: dict[str, Any], corrected_address: str | None = None) -> None:
         """The unit will not take the case; ``corrected_address``, where it says the case really is,
-        becomes the case's address: its next unit's handler is sent there, not to the old one."""
+        becomes the case's address: its next unit's handler is sent there, not to the old one. Also
+        once the unit has reported progress: a first "đang xem" without an accept, or work that showed
+        the case is not the unit's, once left it no way to hand the case back."""
         self._check_holder(unit_id)
-        if self.status not in ("routed", "accepted", "reopened"):
+        if self.status not in ("routed", "accepted", "in_progress", "reopened"):
             raise CaseError(f"case is {self.status}; it cannot be declined")
         correction = {"corrected_address": corrected_address} if corrected_address else {}
         self._declined(payload={"unit": self.unit, "reason": reason, "tracking_code": self.tracking_code,

@@ -90,3 +90,15 @@ def test_replaying_the_events_gives_the_same_state():
     assert replayed.__dict__ == case.__dict__
     assert [d["unit"] for d in replayed.decisions] == [UNIT["id"], OTHER["id"]]
     assert replayed.tried_units == [UNIT["id"], OTHER["id"]]
+
+
+@pytest.mark.parametrize("accepted_first", [False, True])
+def test_a_unit_that_reported_progress_can_still_hand_the_case_back(accepted_first):
+    case = routed()
+    if accepted_first:
+        case.accept(UNIT["id"], None, meta(2))
+    case.report_progress(UNIT["id"], "đang xem", None, meta(3))
+    case.decline(UNIT["id"], "không thuộc địa bàn", meta(4), corrected_address="5 Lê Lợi, Quận 1")
+    assert case.status == "received" and case.address == "5 Lê Lợi, Quận 1"
+    with pytest.raises(CaseError):
+        case.decline(UNIT["id"], "again", meta(5))
