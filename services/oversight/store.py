@@ -27,6 +27,10 @@ CREATE TABLE IF NOT EXISTS consumer_offsets (
     topic text NOT NULL, partition int NOT NULL, next_offset bigint NOT NULL, first_offset bigint,
     PRIMARY KEY (topic, partition));
 ALTER TABLE consumer_offsets ADD COLUMN IF NOT EXISTS first_offset bigint;
+-- Rows from before the column: the projection read those partitions from their first records (its
+-- group starts at the earliest), which is where the rebuild begins them too. Left empty, the two
+-- differed in this column for good, and a rebuild never reported the read models equal.
+UPDATE consumer_offsets SET first_offset = 0 WHERE first_offset IS NULL;
 CREATE TABLE IF NOT EXISTS cases ({", ".join(f"{c} {t} {_CASE_DEFAULTS.get(c, '')}".strip() for c, t in CASE_COLUMNS.items())});
 -- Lists walk an index in their order (newest first, case id breaking ties); the selective filters
 -- (unit, area) have their own. Every index costs each update of a case, so there are few.

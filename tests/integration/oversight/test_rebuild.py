@@ -13,6 +13,7 @@ import pytest
 
 from contracts import topics
 from services.oversight.rebuild import rebuild
+from services.oversight.store import migrate
 from tests.integration.oversight.support import AUDIT_KEY, publish, scratch_database, serve, settings_for, wait_for
 from tests.support.mesh import park_group_at_end
 from tests.unit.oversight.story import PHU_NHUAN, CaseStory
@@ -51,6 +52,19 @@ def test_the_command_reports_equality_as_json(live):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert json.loads(done.stdout)["equal"] is True
+
+
+async def test_a_database_made_before_positions_kept_where_they_began_is_rebuilt_equal(live):
+    """Its positions' first offsets were empty, and stayed so: the rebuild, which begins such a
+    partition at its first record, never found the read models equal."""
+    conn = await asyncpg.connect(live.settings.dsn())
+    try:
+        await conn.execute("UPDATE consumer_offsets SET first_offset = NULL")
+        await migrate(conn, live.settings.reader_user)
+    finally:
+        await conn.close()
+    report = await rebuild(live.settings)
+    assert report["equal"], json.dumps(report, indent=1)
 
 
 async def test_an_altered_live_row_is_found_and_a_swap_puts_the_rebuilt_ones_in_place(live):
