@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRebalanceListener, ConsumerRecord
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
@@ -75,8 +75,44 @@ def _projectable(body: dict[str, Any]) -> None:
                 raise ValueError(f"{value.isoformat()} is not a time between the years 1 and 9999 in UTC") from None
 
 
+class ResumeWhereProjected(ConsumerRebalanceListener):
+    """Each partition given to this consumer is read from where the read models stand in it, not
+    from the group's committed offset. The two part when the database is restored from a backup
+    (or moved to another cluster): it stands behind Kafka, and the records between were never
+    projected, never audited, while verify said the chain was sound. Ahead of Kafka (a crash
+    between the projection's commit and Kafka's), it skips what the projection would skip anyway.
+    A partition the read models never read from starts as the group's does."""
+
+    def __init__(self, projector: Projector) -> None:
+        self.projector = projector
+        self.subscriber: Any = None  # set once subscribed: its consumer is the one to move
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        pass
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        if not assigned or self.subscriber is None:
+            return
+        consumer = self.subscriber.consumer
+        stands = await self.projector.positions([(tp.topic, tp.partition) for tp in assigned])
+        for tp in assigned:
+            at = stands.get((tp.topic, tp.partition))
+            if at is None:
+                continue
+            committed = await consumer.committed(tp)
+            if committed is not None and at < committed:
+                log.warning("%s/%d: the read models stand at %d, Kafka's group at %d: reading the %d records between",
+                            tp.topic, tp.partition, at, committed, committed - at)
+            consumer.seek(tp, at)
+
+
 def register(broker: KafkaBroker, projector: Projector, group_id: str, max_batch: int, gather_ms: int = 0) -> None:
-    @broker.subscriber(*TOPICS, **consumer_options(group_id, max_records=max_batch, gather_ms=gather_ms))
+    resume = ResumeWhereProjected(projector)
+    subscriber = broker.subscriber(*TOPICS, listener=resume,
+                                   **consumer_options(group_id, max_records=max_batch, gather_ms=gather_ms))
+    resume.subscriber = subscriber
+
+    @subscriber
     async def on_events(_: list[bytes], message: KafkaMessage) -> None:
         records = records_of(message)
         bodies: list[dict[str, Any] | None] = []

@@ -95,6 +95,14 @@ class Projector:
         self.applied += len(new)
         return len(new)
 
+    async def positions(self, partitions: Sequence[tuple[str, int]]) -> Offsets:
+        """Where the read models stand in each of ``partitions`` that they have read from."""
+        rows = await self.pool.fetch(
+            "SELECT topic, partition, next_offset FROM consumer_offsets"
+            " WHERE (topic, partition) IN (SELECT * FROM unnest($1::text[], $2::int[]))",
+            [t for t, _ in partitions], [p for _, p in partitions])
+        return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+
     async def _store_events(self, conn: asyncpg.Connection, fresh: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Keep every event; return those not kept before, in batch order."""
         cases = [e for e in fresh if e["event_type"] not in DELIVERY_TYPES]
