@@ -130,7 +130,7 @@ async def test_a_missed_deadline_climbs_once_per_step_even_with_two_routers(mesh
         events = await case_events(kafka_bootstrap, case, has("CaseEscalated", "CaseEscalated", "CaseEscalated"),
                                    timeout=60)
         await asyncio.sleep(3)  # a second timer firing the same step would show by now
-        events = await case_events(kafka_bootstrap, case, has("CaseEscalated"), timeout=10)
+        events = await case_events(kafka_bootstrap, case, has("CaseEscalated"), timeout=30, complete=True)
         steps = [(e.deadline, e.level) for e in events if e.event_type == "CaseEscalated"]
         assert [s for s in steps if s[0] == "reach"] == [("reach", "unit_head"), ("reach", "centre")]
         assert len(steps) == len(set(steps)), f"a deadline step escalated twice: {steps}"

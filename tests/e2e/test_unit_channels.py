@@ -36,3 +36,5 @@ async def test_a_district_hears_by_webhook_and_its_handler_by_e_mail(mesh, kafka
         return {(d["recipient"], d["channel"]) for d in timeline.json()["deliveries"] if d["outcome"] == "sent"}
     wait_for(lambda: {("unit", "webhook"), ("handler", "email")} <= sent(), 30,
              what="both of the unit's deliveries in oversight")
+    # Counted again once the notifier has recorded it sent: a second send would be there by now.
+    assert len(arrived(mesh, "email", own_mail, receipt["tracking_code"])) == 1

@@ -73,11 +73,13 @@ async def test_a_bad_record_in_a_batch_read_again_is_dead_lettered_once(kafka_bo
 
 async def test_a_dead_letter_the_broker_did_not_take_is_sent_again(kafka_bootstrap, monkeypatch):
     topic, broker = await fresh_topic(kafka_bootstrap), kafka_broker(kafka_bootstrap, client_id="dead-letter-test")
-    readings, taken = 0, []
+    readings, taken, refusals = 0, [], 0
     publish = broker.publish
 
     async def refused_once(*args, **kwargs):
+        nonlocal refusals
         if readings == 0:  # the broker does not take the first dead letter
+            refusals += 1
             failed = asyncio.get_running_loop().create_future()
             failed.set_exception(RuntimeError("NotEnoughReplicas"))
             return failed
@@ -103,6 +105,7 @@ async def test_a_dead_letter_the_broker_did_not_take_is_sent_again(kafka_bootstr
         await producer.send_and_wait(topic, b"not json either")
         await producer.send_and_wait(topic, b'{"text": "good"}')
         await eventually(lambda: "good" in taken, 60, "the good record")
+        assert refusals == 1, "the dead letter went through the broker that refused it"
         assert await dead_letters_on(kafka_bootstrap, topic) == [b"not json either"]
     finally:
         await producer.stop()

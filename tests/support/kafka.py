@@ -13,8 +13,10 @@ from contracts.events import CASE_EVENT, UnitResponse
 
 
 async def case_events(bootstrap: str, case_id: str, until: Callable[[list], bool], timeout: float = 30,
-                      since_seconds: float = 900) -> list:
-    """The case's events on ``case.events`` (from ``since_seconds`` ago) once ``until(events)`` holds."""
+                      since_seconds: float = 900, complete: bool = False) -> list:
+    """The case's events on ``case.events`` (from ``since_seconds`` ago) once ``until(events)`` holds;
+    ``complete``: and once every partition is read to where it ended at the call, so an event
+    published before the call (a second of one kind, say) cannot be missed for stopping early."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     partitions = [TopicPartition(topics.CASE_EVENTS, p) for p in await _partitions(consumer)]
@@ -34,7 +36,7 @@ async def case_events(bootstrap: str, case_id: str, until: Callable[[list], bool
                         event = CASE_EVENT.validate_json(record.value)
                         seen[str(event.event_id)] = event  # an outbox re-publish repeats an event id
             events = sorted(seen.values(), key=lambda e: e.version)
-            if until(events):
+            if until(events) and not (complete and [tp for tp in partitions if await consumer.position(tp) < ends[tp]]):
                 return events
             if asyncio.get_running_loop().time() > deadline:
                 raise AssertionError(f"case {case_id}: timed out; saw {[e.event_type for e in events]}")
