@@ -4,6 +4,7 @@ A batch from both topics is projected in one transaction; a record that cannot b
 topic's dead-letter topic first and counts as read. If projecting fails, the batch is read again.
 """
 
+import asyncio
 import logging
 import re
 from datetime import UTC, datetime
@@ -81,29 +82,52 @@ class ResumeWhereProjected(ConsumerRebalanceListener):
     (or moved to another cluster): it stands behind Kafka, and the records between were never
     projected, never audited, while verify said the chain was sound. Ahead of Kafka (a crash
     between the projection's commit and Kafka's), it skips what the projection would skip anyway.
-    A partition the read models never read from starts as the group's does."""
+    A partition the read models never read from starts as the group's does.
+
+    The partitions are paused first, before anything is awaited: aiokafka starts fetching from the
+    committed offsets as soon as they are assigned, and a batch read from there would move the
+    stored position past the records this is for. Until the positions are read (the database may
+    be down) they stay paused, and the positions are asked for again in the background: the
+    listener itself returns at once, since the group's heartbeat waits for it."""
+
+    RETRY_SECONDS = 2.0
 
     def __init__(self, projector: Projector) -> None:
         self.projector = projector
         self.subscriber: Any = None  # set once subscribed: its consumer is the one to move
+        self.resuming: asyncio.Task | None = None
 
     async def on_partitions_revoked(self, revoked) -> None:
-        pass
+        if self.resuming is not None:
+            self.resuming.cancel()
+            self.resuming = None
 
     async def on_partitions_assigned(self, assigned) -> None:
         if not assigned or self.subscriber is None:
             return
         consumer = self.subscriber.consumer
-        stands = await self.projector.positions([(tp.topic, tp.partition) for tp in assigned])
+        consumer.pause(*assigned)
+        if not await self._resume(consumer, assigned):
+            self.resuming = asyncio.get_running_loop().create_task(self._resume_when_readable(consumer, assigned))
+
+    async def _resume(self, consumer: Any, assigned) -> bool:
+        try:
+            stands = await asyncio.wait_for(
+                self.projector.positions([(tp.topic, tp.partition) for tp in assigned]), self.RETRY_SECONDS * 5)
+        except Exception as error:  # noqa: BLE001 - asked again in the background, the partitions paused
+            log.warning("where the read models stand could not be read (%s); the partitions wait",
+                        type(error).__name__)
+            return False
+        mine = consumer.assignment()
         for tp in assigned:
-            at = stands.get((tp.topic, tp.partition))
-            if at is None:
-                continue
-            committed = await consumer.committed(tp)
-            if committed is not None and at < committed:
-                log.warning("%s/%d: the read models stand at %d, Kafka's group at %d: reading the %d records between",
-                            tp.topic, tp.partition, at, committed, committed - at)
-            consumer.seek(tp, at)
+            if tp in mine and (at := stands.get((tp.topic, tp.partition))) is not None:
+                consumer.seek(tp, at)
+        consumer.resume(*[tp for tp in assigned if tp in mine])
+        return True
+
+    async def _resume_when_readable(self, consumer: Any, assigned) -> None:
+        while not await self._resume(consumer, assigned):
+            await asyncio.sleep(self.RETRY_SECONDS)
 
 
 def register(broker: KafkaBroker, projector: Projector, group_id: str, max_batch: int, gather_ms: int = 0) -> None:

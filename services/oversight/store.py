@@ -36,8 +36,13 @@ CREATE TABLE IF NOT EXISTS cases ({", ".join(f"{c} {t} {_CASE_DEFAULTS.get(c, ''
 -- (unit, area) have their own. Every index costs each update of a case, so there are few.
 -- Not unique: an older intake gave a few codes to more than one request, and those are on Kafka for
 -- good. Unique, the second such case failed its batch at every reading and stopped the projection.
-ALTER TABLE cases DROP CONSTRAINT IF EXISTS cases_tracking_code_key;
+-- Looked up first: ALTER TABLE locks the table against every read before it checks, on every start.
 CREATE INDEX IF NOT EXISTS cases_tracking_code ON cases (tracking_code);
+DO $$ BEGIN
+    IF EXISTS (SELECT FROM pg_constraint WHERE conrelid = 'cases'::regclass AND conname = 'cases_tracking_code_key') THEN
+        ALTER TABLE cases DROP CONSTRAINT cases_tracking_code_key;
+    END IF;
+END $$;
 CREATE INDEX IF NOT EXISTS cases_received ON cases (received_at DESC, case_id DESC);
 CREATE INDEX IF NOT EXISTS cases_unit ON cases (unit_id, received_at DESC, case_id DESC);
 CREATE INDEX IF NOT EXISTS cases_area ON cases (area_code, received_at DESC, case_id DESC);
