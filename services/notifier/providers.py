@@ -12,6 +12,7 @@ crash between its sending and its recording.
 """
 
 import asyncio
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -65,6 +66,31 @@ class Answer:
 ANSWER_BYTES = 16 * 1024
 
 
+
+# A receiver's own code for a refusal: one token, no spaces (a gateway's "INVALID_SENDER", -124).
+_CODE = re.compile(r"[A-Za-z0-9_.:-]{1,40}")
+_CODE_FIELDS = ("code", "error_code", "errorCode", "error", "status", "reason")
+
+
+def refusal(status: int, text: str) -> str:
+    """What a receiver's refusal is recorded and published as: its status and, if it gave one, its
+    own code for it; never its words. A district's service that echoes what it was sent (a 422
+    listing the fields it could not take) put the citizen's name and address into an error that
+    NotificationFailed carries to oversight, where overseers read it."""
+    try:
+        answer = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        answer = text.strip()
+    if isinstance(answer, dict):
+        for field in _CODE_FIELDS:
+            value = answer.get(field)
+            if isinstance(value, (int, str)) and not isinstance(value, bool) and _CODE.fullmatch(str(value)):
+                return f"HTTP {status}: {field} {value}"
+    elif isinstance(answer, str) and _CODE.fullmatch(answer):
+        return f"HTTP {status}: {answer}"
+    return f"HTTP {status}"
+
+
 async def post(client: aiohttp.ClientSession, url: str, body: dict[str, Any], headers: dict[str, str],
                redirected: bool = False, answer_needed: bool = False, within: float | None = None) -> Answer:
     """POST ``body`` as JSON; a 2xx is returned, anything else raised as Transient or Permanent.
@@ -95,6 +121,10 @@ async def post(client: aiohttp.ClientSession, url: str, body: dict[str, Any], he
                 if answer_needed and status < 300:
                     raise
                 answer = Answer(status, "")  # the status says what became of the message
+    except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as error:
+        # An address no try can reach (a directory's typo): counted as "sent, no answer", it was
+        # tried for an hour and dead-lettered as unanswered, the centre learning of it that late.
+        raise Permanent(f"{type(error).__name__}: the address is not one a message can be sent to") from error
     except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:  # no connection: nothing was sent
         raise Transient(f"{type(error).__name__} talking to {URL(url).host}") from error
     except (aiohttp.ClientError, asyncio.TimeoutError) as error:
@@ -114,7 +144,7 @@ async def post(client: aiohttp.ClientSession, url: str, body: dict[str, Any], he
                               within=left)
         where = moved_to.with_user(None).with_query(None).with_fragment(None)
         raise Permanent(f"HTTP {answer.status}: the receiver has moved to {where}; its address must be updated here")
-    reason = f"HTTP {answer.status}: {answer.text[:200]}"
+    reason = refusal(answer.status, answer.text)
     # Not taken, the receiver says so; and 401, 403, 407: this notifier's credentials, not the
     # message, were refused (a key expired at 2 a.m.), so each message waits out its hour of tries
     # for them to be mended rather than failing for good at once.
