@@ -176,10 +176,13 @@ class MailProvider:
             kind = Permanent if all(code >= 500 for code in codes) else Transient
             raise kind(f"SMTP refused the recipient ({', '.join(map(str, codes))})") from error
         except smtplib.SMTPResponseException as error:
-            # 5xx will be refused again; 4xx (greylisting, a full queue) may pass later; a refused
-            # login is this notifier's password, not the message: mended, it goes.
-            login = isinstance(error, smtplib.SMTPAuthenticationError)
-            kind = Permanent if error.smtp_code >= 500 and not login else Transient
+            # 5xx to the message will be refused again; 4xx (greylisting, a full queue) may pass
+            # later. A 5xx to this notifier's own set-up (the greeting, EHLO, STARTTLS, its login,
+            # its sender address) is the notifier's to mend, not the message's: mended, it goes.
+            # Taken as the message's, a mail server that refused the configured sender failed
+            # every handler's and citizen's e-mail for good at its first try.
+            own = smtp is None or isinstance(error, (smtplib.SMTPAuthenticationError, smtplib.SMTPSenderRefused))
+            kind = Permanent if error.smtp_code >= 500 and not own else Transient
             raise kind(f"SMTP {error.smtp_code}: {error.smtp_error.decode(errors='replace')[:200]}") from error
         except (smtplib.SMTPException, OSError) as error:
             if smtp is not None:

@@ -166,3 +166,37 @@ async def test_a_server_not_offering_starttls_as_configured_is_tried_again_not_r
         assert not isinstance(failed.value, Unanswered) and server.mails == []
     finally:
         mail.close()
+
+
+class RefusingServer(Server):
+    """A mail server that refuses the notifier's sender address, or the message itself."""
+
+    def __init__(self, refuse: str) -> None:
+        super().__init__()
+        self.refuse = refuse
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: list) -> str:  # noqa: N802
+        if self.refuse == "sender":
+            return "553 5.7.1 Sender address not allowed"
+        envelope.mail_from = address
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        return "554 5.6.0 Message content rejected" if self.refuse == "message" else await super().handle_DATA(
+            server, session, envelope)
+
+
+@pytest.mark.parametrize(("refused", "kind"), [("sender", Transient), ("message", Permanent)])
+async def test_a_refused_sender_is_the_notifiers_to_mend_and_a_refused_message_is_final(refused, kind):
+    """A mail server refusing the configured sender address failed every e-mail for good at once;
+    like a refused login, it is now tried again while it is mended. A message refused is final."""
+    server = RefusingServer(refused)
+    server.start()
+    mail = MailProvider("127.0.0.1", server.port, "Tổng đài 1022 <tongdai1022@hcmc.example>", timeout=5)
+    try:
+        with pytest.raises((Transient, Permanent)) as failed:
+            await mail.send(delivery(1))
+        assert type(failed.value) is kind and server.mails == []
+    finally:
+        mail.close()
+        server.stop()
