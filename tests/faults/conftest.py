@@ -3,7 +3,9 @@ tests kill and restart (``deploy/local/kafka.sh`` and ``postgres.sh`` with the s
 environment), and a stand-in that records every message the notifier sends."""
 
 import os
+import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ class Infra:
     (its state directory and ports), never the demo's, however pytest was started."""
 
     def __init__(self, kafka_port: int, pg_port: int):
+        self.kafka_port, self.pg_port = kafka_port, pg_port
         self.env = {**os.environ, "MESH_STATE_DIR": os.environ.get("MESH_STATE_DIR", str(ROOT / ".local" / "test")),
                     "KAFKA_PORT": str(kafka_port), "PGPORT": str(pg_port),
                     "KAFKA_CONTROLLER_PORT": os.environ.get("KAFKA_CONTROLLER_PORT", "19093")}
@@ -27,8 +30,22 @@ class Infra:
         subprocess.run([str(ROOT / "deploy" / "local" / script), *args], check=True, env=self.env,
                        stdout=subprocess.DEVNULL, timeout=180)
 
+    @staticmethod
+    def _gone(port: int, what: str) -> None:
+        """The scripts say "not running" and succeed when they find nothing to kill: a crash that
+        killed nothing would leave the scenario testing nothing."""
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                probe.settimeout(0.5)
+                if probe.connect_ex(("127.0.0.1", port)) != 0:
+                    return
+            time.sleep(0.1)
+        raise AssertionError(f"{what} still answers on port {port} after it was killed")
+
     def crash_kafka(self) -> None:
         self._run("kafka.sh", "kill")
+        self._gone(self.kafka_port, "Kafka")
 
     def start_kafka(self) -> None:
         self._run("kafka.sh", "start")
@@ -36,6 +53,7 @@ class Infra:
 
     def crash_postgres(self) -> None:
         self._run("postgres.sh", "kill")
+        self._gone(self.pg_port, "PostgreSQL")
 
     def start_postgres(self) -> None:
         self._run("postgres.sh", "start")

@@ -6,6 +6,7 @@ was sent the same message twice.
 The streams add up to more than 10,000 requests over the module."""
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -38,7 +39,8 @@ def last_errors(mesh, per_service: int = 5) -> str:
     return "\n".join(out) or "  (none)"
 
 
-def restart(mesh, name: str, how: int = signal.SIGKILL) -> None:
+def restart(mesh, stream: Stream, name: str, how: int = signal.SIGKILL) -> None:
+    assert stream.sending, f"the load had stopped before {name} was killed"
     mesh.kill(name, how)
     time.sleep(0.5)
     mesh.start(name)
@@ -120,9 +122,13 @@ async def settle_and_check(mesh, stream: Stream, stand_in, pg_port: int, repeats
 
 
 def run(mesh, fault) -> Stream:
-    stream = Stream(mesh.url("intake"), PER_SCENARIO, RATE).start()
+    """At least PER_SCENARIO requests, and for as long as the fault takes: every kill meets a load."""
+    stream = Stream(mesh.url("intake"), PER_SCENARIO, RATE).start(hold=True)
     time.sleep(2)
-    fault(stream)
+    try:
+        fault(stream)
+    finally:
+        stream.release()
     return stream.join()
 
 
@@ -136,7 +142,7 @@ def test_router_killed_five_times(fault_mesh, stand_in, pg_port):
     def fault(stream):
         for _ in range(5):
             time.sleep(1.5)
-            restart(fault_mesh, "router")
+            restart(fault_mesh, stream, "router")
     scenario(fault_mesh, stand_in, pg_port, fault)
 
 
@@ -144,13 +150,14 @@ def test_notifier_killed_five_times(fault_mesh, stand_in, pg_port):
     def fault(stream):
         for _ in range(5):
             time.sleep(1.5)
-            restart(fault_mesh, "notifier")
+            restart(fault_mesh, stream, "notifier")
     scenario(fault_mesh, stand_in, pg_port, fault)
 
 
 def test_kafka_broker_killed_and_restarted(fault_mesh, stand_in, pg_port, infra):
     def fault(stream):
         time.sleep(3)
+        assert stream.sending
         infra.crash_kafka()
         time.sleep(3)
         infra.start_kafka()
@@ -160,6 +167,7 @@ def test_kafka_broker_killed_and_restarted(fault_mesh, stand_in, pg_port, infra)
 def test_postgres_restarted(fault_mesh, stand_in, pg_port, infra):
     def fault(stream):
         time.sleep(3)
+        assert stream.sending
         infra.crash_postgres()
         time.sleep(2)
         infra.start_postgres()
@@ -169,16 +177,22 @@ def test_postgres_restarted(fault_mesh, stand_in, pg_port, infra):
 def test_oversight_killed_and_its_read_models_rebuilt(fault_mesh, stand_in, pg_port):
     def fault(stream):
         time.sleep(4)
+        assert stream.sending
         fault_mesh.kill("oversight")
-        subprocess.run([sys.executable, "-m", "services.oversight", "rebuild"], cwd=fault_mesh.env["PYTHONPATH"],
-                       env=fault_mesh.env, check=True, timeout=300, stdout=subprocess.DEVNULL)
+        # Rebuilt and put in place (--swap): the checks after it read the rebuilt read models.
+        rebuilt = subprocess.run([sys.executable, "-m", "services.oversight", "rebuild", "--swap"],
+                                 cwd=fault_mesh.env["PYTHONPATH"], env=fault_mesh.env, check=True, timeout=300,
+                                 capture_output=True, text=True)
+        report = json.loads(rebuilt.stdout)
+        assert report["equal"] and report["swapped"], rebuilt.stdout
         fault_mesh.start("oversight")
         fault_mesh.wait_healthy("oversight", 120)
     scenario(fault_mesh, stand_in, pg_port, fault)
 
 
-async def _rewind(bootstrap: str, group: str, topic_names: tuple[str, ...], since: float) -> None:
-    """Move a (stopped) group's committed offsets back to the first record written after ``since``."""
+async def _rewind(bootstrap: str, group: str, topic_names: tuple[str, ...], since: float) -> dict:
+    """Move a (stopped) group's committed offsets back to the first record written after ``since``;
+    the offsets, by (topic, partition)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -189,9 +203,22 @@ async def _rewind(bootstrap: str, group: str, topic_names: tuple[str, ...], sinc
         consumer.assign(partitions)
         found = await consumer.offsets_for_times({tp: int(since * 1000) for tp in partitions})
         ends = await consumer.end_offsets(partitions)
-        await consumer.commit({tp: (found[tp].offset if found[tp] else ends[tp]) for tp in partitions})
+        back = {tp: (found[tp].offset if found[tp] else ends[tp]) for tp in partitions}
+        await consumer.commit(back)
+        return {(tp.topic, tp.partition): offset for tp, offset in back.items()}
     finally:
         await consumer.stop()
+
+
+async def _rewind_oversight(database: str, back: dict) -> None:
+    """Oversight reads each partition from where its read models stand, not from the group's offset:
+    its stored positions go back too, so it is given everything again and must recognise it."""
+    conn = await asyncpg.connect(database)
+    try:
+        await conn.executemany("UPDATE consumer_offsets SET next_offset = $3 WHERE topic = $1 AND partition = $2",
+                               [(t, p, o) for (t, p), o in back.items()])
+    finally:
+        await conn.close()
 
 
 def test_consumer_offsets_reset_so_everything_is_delivered_again(fault_mesh, stand_in, pg_port, kafka_bootstrap):
@@ -208,7 +235,9 @@ def test_consumer_offsets_reset_so_everything_is_delivered_again(fault_mesh, sta
         for name, entries in groups.items():
             for group, topic_names in entries:
                 # Back to where this mesh began: everything it ever consumed is delivered again.
-                asyncio.run(_rewind(kafka_bootstrap, group, topic_names, since=fault_mesh.parked_at))
+                back = asyncio.run(_rewind(kafka_bootstrap, group, topic_names, since=fault_mesh.parked_at))
+                if name == "oversight":
+                    asyncio.run(_rewind_oversight(dsn(fault_mesh, "oversight", pg_port), back))
         for name in groups:
             fault_mesh.start(name)
         for name in groups:

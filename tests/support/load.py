@@ -28,11 +28,22 @@ class Stream:
         self.retries = 0
         self.failed: list[str] = []
         self.rng = random.Random(uuid.uuid4().int)
+        # Held, the stream goes on past ``count`` until released, at a fifth of the rate: a fault
+        # that takes longer than ``count`` requests (five restarts of a service that takes seconds
+        # to start) still meets a flowing load, without a backlog that takes minutes to work off.
+        self.held = threading.Event()
+        self.sending = False
         self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
 
-    def start(self) -> "Stream":
+    def start(self, hold: bool = False) -> "Stream":
+        if hold:
+            self.held.set()
+        self.sending = True
         self.thread.start()
         return self
+
+    def release(self) -> None:
+        self.held.clear()
 
     def join(self) -> "Stream":
         self.thread.join()
@@ -47,11 +58,14 @@ class Stream:
                                          timeout=aiohttp.ClientTimeout(total=20)) as session:
             started = time.monotonic()
             tasks = []
-            for i in range(self.count):
-                delay = started + i / self.rate - time.monotonic()
+            while len(tasks) < self.count or self.held.is_set():
+                n = len(tasks)
+                due = n / self.rate if n < self.count else self.count / self.rate + (n - self.count) * 5 / self.rate
+                delay = started + due - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                tasks.append(asyncio.create_task(self._one(session, i)))
+                tasks.append(asyncio.create_task(self._one(session, n)))
+            self.count, self.sending = len(tasks), False
             await asyncio.gather(*tasks)
 
     async def _one(self, session: aiohttp.ClientSession, i: int) -> None:
