@@ -86,9 +86,10 @@ class ResumeWhereProjected(ConsumerRebalanceListener):
 
     The partitions are paused first, before anything is awaited: aiokafka starts fetching from the
     committed offsets as soon as they are assigned, and a batch read from there would move the
-    stored position past the records this is for. Until the positions are read (the database may
-    be down) they stay paused, and the positions are asked for again in the background: the
-    listener itself returns at once, since the group's heartbeat waits for it."""
+    stored position past the records this is for. The positions are read in the background, and
+    asked for again until the database answers, the partitions paused meanwhile: the listener
+    returns at once, since the group's heartbeat waits for it (a listener waiting on a database
+    that hangs had the consumer put out of the group, again and again)."""
 
     RETRY_SECONDS = 2.0
 
@@ -107,8 +108,7 @@ class ResumeWhereProjected(ConsumerRebalanceListener):
             return
         consumer = self.subscriber.consumer
         consumer.pause(*assigned)
-        if not await self._resume(consumer, assigned):
-            self.resuming = asyncio.get_running_loop().create_task(self._resume_when_readable(consumer, assigned))
+        self.resuming = asyncio.get_running_loop().create_task(self._resume_when_readable(consumer, assigned))
 
     async def _resume(self, consumer: Any, assigned) -> bool:
         try:

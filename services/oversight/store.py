@@ -21,12 +21,23 @@ _CASE_DEFAULTS = {"is_public": "NOT NULL DEFAULT false", "duplicates": "NOT NULL
                   "updated_at": "NOT NULL"}
 _OPEN = "(" + ", ".join(f"'{s}'" for s in OPEN_STATUSES) + ")"
 
+
+
+def _add_column(table: str, column: str, kind: str) -> str:
+    """A column added where it is missing, looked up first: ALTER TABLE ... ADD COLUMN IF NOT EXISTS
+    locks the table against every read before it checks, and held it for the rest of the migration
+    at every start, while the other instance's API read it."""
+    return (f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = '{table}'::regclass"
+            f" AND attname = '{column}' AND NOT attisdropped) THEN ALTER TABLE {table} ADD COLUMN {column} {kind};"
+            " END IF; END $$;")
+
+
 SCHEMA = f"""
 -- Where the projection stands in each partition, and where it began there (the rebuild replays from it).
 CREATE TABLE IF NOT EXISTS consumer_offsets (
     topic text NOT NULL, partition int NOT NULL, next_offset bigint NOT NULL, first_offset bigint,
     PRIMARY KEY (topic, partition));
-ALTER TABLE consumer_offsets ADD COLUMN IF NOT EXISTS first_offset bigint;
+{_add_column("consumer_offsets", "first_offset", "bigint")}
 -- Rows from before the column: the projection read those partitions from their first records (its
 -- group starts at the earliest), which is where the rebuild begins them too. Left empty, the two
 -- differed in this column for good, and a rebuild never reported the read models equal.
@@ -39,7 +50,8 @@ CREATE TABLE IF NOT EXISTS cases ({", ".join(f"{c} {t} {_CASE_DEFAULTS.get(c, ''
 -- Looked up first: ALTER TABLE locks the table against every read before it checks, on every start.
 CREATE INDEX IF NOT EXISTS cases_tracking_code ON cases (tracking_code);
 DO $$ BEGIN
-    IF EXISTS (SELECT FROM pg_constraint WHERE conrelid = 'cases'::regclass AND conname = 'cases_tracking_code_key') THEN
+    IF EXISTS (SELECT FROM pg_constraint
+               WHERE conrelid = 'cases'::regclass AND conname = 'cases_tracking_code_key') THEN
         ALTER TABLE cases DROP CONSTRAINT cases_tracking_code_key;
     END IF;
 END $$;
@@ -56,8 +68,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     delivery_id uuid PRIMARY KEY, event_id uuid NOT NULL UNIQUE, case_id uuid NOT NULL, cause_event_id uuid,
     recipient text, channel text, outcome text, attempts int, error text, occurred_at timestamptz, body jsonb,
     template text);
-ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS body jsonb;
-ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS template text;
+{_add_column("deliveries", "body", "jsonb")}
+{_add_column("deliveries", "template", "text")}
 -- Rows kept before the column was: verify checks it against the body, as the API shows it.
 UPDATE deliveries SET template = body->>'template' WHERE template IS NULL AND body->>'template' IS NOT NULL;
 CREATE INDEX IF NOT EXISTS deliveries_case ON deliveries (case_id);
