@@ -56,14 +56,16 @@ class Chatbot:
         and refused, it would go on sending it; counted, it would push the citizen over the limit."""
         with database_answers():
             inbox = self._inbox()
-            # Kept first, counted only once kept: two copies arriving together are one event.
-            if not await inbox.record(event.key, event.user_id, event.event_name, event.sent_at_ms, body):
+            if await inbox.seen(event.key):
                 return
-            wait = await self.intake.rate_limits.hit(sender_key("zalo", event.user_id),
-                                                     self.settings.zalo_message_limit, self.settings.zalo_window_seconds)
+            # Counted before it is kept: kept first and dropped again when refused, a copy answered
+            # 200 meanwhile was lost with it, or the dialogue had already taken it.
+            limit, window = self.settings.zalo_message_limit, self.settings.zalo_window_seconds
+            wait = await self.intake.rate_limits.hit(sender_key("zalo", event.user_id), limit, window)
             if wait is not None:
-                await inbox.forget(event.key)
                 raise too_many("sender.id", wait)
+            if not await inbox.record(event.key, event.user_id, event.event_name, event.sent_at_ms, body):
+                return  # a copy that arrived together with it, kept first (both were counted)
         self.wake(event.user_id)
 
     def wake(self, user_id: str) -> asyncio.Task:

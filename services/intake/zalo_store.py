@@ -11,9 +11,9 @@ class ZaloInbox:
     def __init__(self, pool: asyncpg.Pool):
         self.pool = pool
 
-    async def forget(self, key: str) -> None:
-        """Drop an event not yet worked on (refused after it was kept: the citizen's limit)."""
-        await self.pool.execute("DELETE FROM zalo_events WHERE event_key = $1 AND processed_at IS NULL", key)
+    async def seen(self, key: str) -> bool:
+        """Whether an event with this key is kept (kept past its age window: an older one is refused)."""
+        return await self.pool.fetchval("SELECT EXISTS (SELECT FROM zalo_events WHERE event_key = $1)", key)
 
     async def record(self, key: str, user_id: str, event_name: str, sent_at_ms: int, body: bytes) -> bool:
         """Keep a verified event; False when its key was seen before (sent again)."""
