@@ -181,7 +181,9 @@ class MailProvider:
             # its sender address) is the notifier's to mend, not the message's: mended, it goes.
             # Taken as the message's, a mail server that refused the configured sender failed
             # every handler's and citizen's e-mail for good at its first try.
-            own = smtp is None or isinstance(error, (smtplib.SMTPAuthenticationError, smtplib.SMTPSenderRefused))
+            # (EHLO is sent with the first mail when the connection needed no STARTTLS or login.)
+            own = smtp is None or isinstance(error, (smtplib.SMTPAuthenticationError, smtplib.SMTPSenderRefused,
+                                                     smtplib.SMTPHeloError))
             kind = Permanent if error.smtp_code >= 500 and not own else Transient
             raise kind(f"SMTP {error.smtp_code}: {error.smtp_error.decode(errors='replace')[:200]}") from error
         except (smtplib.SMTPException, OSError) as error:

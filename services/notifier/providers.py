@@ -81,12 +81,13 @@ def refusal(status: int, text: str) -> str:
         answer = orjson.loads(text)
     except orjson.JSONDecodeError:
         answer = text.strip()
-    if isinstance(answer, dict):
-        for field in _CODE_FIELDS:
-            value = answer.get(field)
-            if isinstance(value, (int, str)) and not isinstance(value, bool) and _CODE.fullmatch(str(value)):
-                return f"HTTP {status}: {field} {value}"
-    elif isinstance(answer, str) and _CODE.fullmatch(answer):
+    for where in (answer, *(answer.values() if isinstance(answer, dict) else ())):  # {"error": {"code": …}}
+        if isinstance(where, dict):
+            for field in _CODE_FIELDS:
+                value = where.get(field)
+                if isinstance(value, (int, str)) and not isinstance(value, bool) and _CODE.fullmatch(str(value)):
+                    return f"HTTP {status}: {field} {value}"
+    if isinstance(answer, (int, str)) and not isinstance(answer, bool) and _CODE.fullmatch(str(answer)):
         return f"HTTP {status}: {answer}"
     return f"HTTP {status}"
 

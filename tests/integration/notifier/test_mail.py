@@ -175,6 +175,19 @@ class RefusingServer(Server):
         super().__init__()
         self.refuse = refuse
 
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,  # noqa: N802
+                          responses: list[str]) -> list[str]:
+        if self.refuse == "greeting":
+            return ["550 5.7.1 Not accepting mail from this host"]
+        session.host_name = hostname  # as aiosmtpd's own EHLO does
+        return responses
+
+    async def handle_HELO(self, server: Any, session: Any, envelope: Any, hostname: str) -> str:  # noqa: N802
+        if self.refuse == "greeting":
+            return "550 5.7.1 Not accepting mail from this host"
+        session.host_name = hostname
+        return f"250 {server.hostname}"
+
     async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: list) -> str:  # noqa: N802
         if self.refuse == "sender":
             return "553 5.7.1 Sender address not allowed"
@@ -186,7 +199,7 @@ class RefusingServer(Server):
             server, session, envelope)
 
 
-@pytest.mark.parametrize(("refused", "kind"), [("sender", Transient), ("message", Permanent)])
+@pytest.mark.parametrize(("refused", "kind"), [("greeting", Transient), ("sender", Transient), ("message", Permanent)])
 async def test_a_refused_sender_is_the_notifiers_to_mend_and_a_refused_message_is_final(refused, kind):
     """A mail server refusing the configured sender address failed every e-mail for good at once;
     like a refused login, it is now tried again while it is mended. A message refused is final."""

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from services.notifier.providers import Permanent, Transient, Unanswered, post
+from services.notifier.providers import Permanent, Transient, Unanswered, post, refusal
 from services.notifier.settings import SEND_GRACE
 
 
@@ -251,3 +251,14 @@ async def test_an_address_no_message_can_be_sent_to_fails_at_once_not_after_an_h
             with pytest.raises(Permanent) as refused:
                 await post(client, address, {"case_id": "c"}, {})
             assert not isinstance(refused.value, Unanswered), address
+
+
+@pytest.mark.parametrize(("answer", "recorded"), [
+    ('{"error": "INVALID_SENDER", "message": "sender Trần Văn A not allowed"}', "HTTP 400: error INVALID_SENDER"),
+    ('{"error": {"code": -124, "message": "Nguyễn Thị Hoa, 12 Lê Lợi"}}', "HTTP 400: code -124"),
+    ("-124", "HTTP 400: -124"),
+    ("Số điện thoại 0903 123 456 của Nguyễn Thị Hoa không tồn tại", "HTTP 400"),
+    ('{"detail": [{"input": "Nguyễn Thị Hoa"}]}', "HTTP 400"),
+])
+def test_a_gateways_own_code_is_kept_and_its_sentences_are_not(answer, recorded):
+    assert refusal(400, answer) == recorded
