@@ -32,13 +32,11 @@ class Stream:
         # that takes longer than ``count`` requests (five restarts of a service that takes seconds
         # to start) still meets a flowing load, without a backlog that takes minutes to work off.
         self.held = threading.Event()
-        self.sending = False
         self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
 
     def start(self, hold: bool = False) -> "Stream":
         if hold:
             self.held.set()
-        self.sending = True
         self.thread.start()
         return self
 
@@ -65,7 +63,7 @@ class Stream:
                 if delay > 0:
                     await asyncio.sleep(delay)
                 tasks.append(asyncio.create_task(self._one(session, n)))
-            self.count, self.sending = len(tasks), False
+            self.count = len(tasks)
             await asyncio.gather(*tasks)
 
     async def _one(self, session: aiohttp.ClientSession, i: int) -> None:
