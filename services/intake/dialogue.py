@@ -131,10 +131,10 @@ def read_back(c: Conversation, categories: dict[str, Category]) -> str:
             lines.append(f"• Tệp đính kèm: {len(c.attachments)}")
         return "\n".join(lines + [CONFIRM_HOW])
 
-    whole = text(c.description or "")
-    if len(whole) <= MAX_TEXT:
-        return whole
-    return text((c.description or "")[:len(c.description or "") - (len(whole) - MAX_TEXT) - 1] + "…")
+    description = c.description or ""
+    whole = text(description)
+    over = len(whole) - MAX_TEXT
+    return whole if over <= 0 else text(description[:len(description) - over - 1] + "…")
 
 
 def _command(text: str) -> str | None:

@@ -66,7 +66,6 @@ class Answer:
 ANSWER_BYTES = 16 * 1024
 
 
-
 # A receiver's own code for a refusal: one token, no spaces (a gateway's "INVALID_SENDER", -124).
 _CODE = re.compile(r"[A-Za-z0-9_.:-]{1,40}")
 _CODE_FIELDS = ("code", "error_code", "errorCode", "error", "status", "reason")
@@ -81,15 +80,15 @@ def refusal(status: int, text: str) -> str:
         answer = orjson.loads(text)
     except orjson.JSONDecodeError:
         answer = text.strip()
+    def is_code(value: Any) -> bool:
+        return isinstance(value, (int, str)) and not isinstance(value, bool) and bool(_CODE.fullmatch(str(value)))
+
     for where in (answer, *(answer.values() if isinstance(answer, dict) else ())):  # {"error": {"code": …}}
         if isinstance(where, dict):
             for field in _CODE_FIELDS:
-                value = where.get(field)
-                if isinstance(value, (int, str)) and not isinstance(value, bool) and _CODE.fullmatch(str(value)):
-                    return f"HTTP {status}: {field} {value}"
-    if isinstance(answer, (int, str)) and not isinstance(answer, bool) and _CODE.fullmatch(str(answer)):
-        return f"HTTP {status}: {answer}"
-    return f"HTTP {status}"
+                if is_code(where.get(field)):
+                    return f"HTTP {status}: {field} {where[field]}"
+    return f"HTTP {status}: {answer}" if is_code(answer) else f"HTTP {status}"
 
 
 async def post(client: aiohttp.ClientSession, url: str, body: dict[str, Any], headers: dict[str, str],
