@@ -165,8 +165,10 @@ async def test_an_event_rewritten_past_what_can_be_folded_is_a_named_mismatch_no
     assert "cannot be folded" in report["case_mismatch"]["reason"]
 
 
-@pytest.mark.parametrize("rewrite", ["'[]'::jsonb", "jsonb_set(body, '{citizen}', '\"tampered\"')"],
-                         ids=["a list for the event", "a text for the citizen"])
+@pytest.mark.parametrize("rewrite", [
+    "'[]'::jsonb", "jsonb_set(body, '{citizen}', '\"tampered\"')", "body || '{\"x\": 1e400}'::jsonb",
+    "jsonb_set(body, '{citizen}', (repeat('[', 300) || repeat(']', 300))::jsonb)"],
+    ids=["a list for the event", "a text for the citizen", "a number beyond a double", "a citizen nested deep"])
 async def test_an_event_rewritten_into_another_shape_is_named_not_an_error(fresh, rewrite):
     story = STORIES[1]
     opened = story.events[0]
