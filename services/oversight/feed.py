@@ -23,6 +23,7 @@ class AuditFeed:
         self.dsn = dsn
         self.poll_seconds = poll_seconds
         self.head = 0
+        self.notices = 0  # heard so far
         self._moved = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -41,8 +42,17 @@ class AuditFeed:
             return
         await wait_a_while(self._moved, self.poll_seconds)
 
+    def nothing_past(self, seq: int, notices: int) -> None:
+        """The trail, read when ``notices`` had been heard, held nothing past ``seq``. A head above
+        it is stale (a notice not from the projector, a database restored from a backup) and would
+        wake followers at once, again and again, each time taking a reader's connection for nothing.
+        A notice heard since that read is believed."""
+        if notices == self.notices:
+            self.head = min(self.head, seq)
+
     def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         self.head = max(self.head, int(payload))
+        self.notices += 1
         # Wake every waiter, then arm a fresh event for the next notice.
         moved, self._moved = self._moved, asyncio.Event()
         moved.set()

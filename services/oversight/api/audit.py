@@ -81,11 +81,14 @@ async def _follow(request: Request, after: int) -> AsyncIterator[bytes]:
     yield b"retry: 2000\n\n"
     last = after
     while True:
+        notices = feed.notices
         chunk = await _records(reader, last, 2**62, CHUNK)
         for record in chunk:
             yield b"id: %d\nevent: audit\ndata: %s\n\n" % (record["seq"], orjson.dumps(record))
         if chunk:
             last = chunk[-1]["seq"]
+        else:
+            feed.nothing_past(last, notices)
         if len(chunk) < CHUNK:
             if await request.is_disconnected():
                 return

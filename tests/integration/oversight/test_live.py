@@ -122,6 +122,35 @@ async def test_the_audit_trail_is_followed_live_and_resumed_from_the_last_event_
     assert [r for _, r in resumed] == [r for _, r in received[2:4]]
 
 
+async def test_a_head_above_the_trail_does_not_wake_followers_again_and_again(live, kafka_bootstrap):
+    """A notice of a head the trail does not have (a database restored from a backup under a
+    running oversight, or anyone who may connect sending one) woke each follower at once, for good:
+    keep-alives by the thousand, each taking a reader's connection for nothing."""
+    head = live.get("/healthz").json()["audit_head"]
+    headers = {**auth("council"), "Accept": "text/event-stream"}
+    with httpx.stream("GET", f"{live.url}/v1/audit/events?after={head}", headers=headers,
+                      timeout=httpx.Timeout(10, read=60)) as stream:
+        lines = stream.iter_lines()
+        assert next(lines) == "retry: 2000"
+        conn = await asyncpg.connect(live.settings.dsn())
+        try:
+            await conn.execute("SELECT pg_notify('oversight_audit', '999999999')")
+        finally:
+            await conn.close()
+        story = CaseStory().opened().routed()
+        await publish(kafka_bootstrap, [story])
+        mine = {str(b["event_id"]) for b in story.bodies()}
+        seen, keep_alives = set(), 0
+        for line in lines:  # the story's records still come, live
+            keep_alives += line == ": keep-alive"
+            if line.startswith("data: "):
+                seen.add(json.loads(line[6:])["event_id"])
+            if mine <= seen:
+                break
+    # A wake per notice or per five-second look; the story's records were a few seconds away.
+    assert keep_alives < 50, keep_alives
+
+
 async def test_checkpoints_are_published_for_keeping(pg_admin_dsn, pg_port, kafka_bootstrap):
     topic = f"audit.checkpoints.test-{uuid.uuid4().hex[:8]}"
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
