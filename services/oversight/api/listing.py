@@ -70,8 +70,13 @@ def _moment(text: str | None, *, end_of_day: bool) -> datetime | None:
     if not text:
         return None
     try:
-        if len(text) == 10:
-            day = date.fromisoformat(text) + timedelta(days=1 if end_of_day else 0)
+        # A day in any of ISO 8601's spellings (20210701, 2021-W26-4 too) is the whole day.
+        day = date.fromisoformat(text)
+    except ValueError:
+        day = None
+    try:
+        if day is not None:
+            day += timedelta(days=1 if end_of_day else 0)
             return _in_range(datetime.combine(day, time(), VIETNAM))
         return _in_range(in_vietnam(datetime.fromisoformat(text)))
     except ValueError:

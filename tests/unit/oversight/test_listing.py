@@ -28,6 +28,12 @@ def test_filters_become_numbered_arguments():
     assert args[5] == datetime(2021, 8, 1, tzinfo=VIETNAM) and args[6] == datetime(2021, 9, 1, tzinfo=VIETNAM)
 
 
+@pytest.mark.parametrize("day", ["2021-07-01", "20210701", "2021-W26-4"])
+def test_a_day_however_iso_spells_it_is_taken_whole(day):
+    _, args = case_filter(received_from=day, received_to=day).where()
+    assert args == [datetime(2021, 7, 1, tzinfo=VIETNAM), datetime(2021, 7, 2, tzinfo=VIETNAM)]
+
+
 def test_unknown_statuses_and_dates_are_refused():
     with pytest.raises(HTTPException) as refused:
         case_filter(status="lost")
