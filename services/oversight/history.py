@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from services.oversight.handlers import TOPICS, body_of
-from services.oversight.projector import Offsets, Projector
+from services.oversight.projector import Clash, Offsets, Projector
 
 
 class History:
@@ -82,7 +82,11 @@ class History:
                     bodies.append(self._body(record))
                     self.positions[key] = record.offset + 1
             if records:
-                await projector.apply(records, bodies)
+                try:
+                    await projector.apply(records, bodies)
+                except Clash as clash:  # the live consumer dead-lettered these too
+                    self.unreadable += len(clash.indexes)
+                    await projector.apply(records, clash.without(bodies))
             self.consumer.pause(*self.partitions)
 
     def _body(self, record: Any) -> dict[str, Any] | None:

@@ -54,6 +54,27 @@ _SAVE_OFFSETS = (
     " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = GREATEST(consumer_offsets.next_offset, EXCLUDED.next_offset)")
 
 
+class Clash(Exception):
+    """Records of the batch (by index) whose event id is another kind's: a delivery under a case
+    event's id, or the other way round. The audit trail files each id once, so such a record failed
+    its batch at every reading, and the projection stopped there for good. Its reader dead-letters
+    these and applies the batch again without them."""
+
+    def __init__(self, indexes: list[int]):
+        super().__init__(f"{len(indexes)} records under event ids of another kind")
+        self.indexes = indexes
+
+    def without(self, bodies: Sequence[dict[str, Any] | None]) -> list[dict[str, Any] | None]:
+        """The batch's bodies with the clashing records' set aside (None, as a dead letter's)."""
+        return [None if i in self.indexes else b for i, b in enumerate(bodies)]
+
+    @staticmethod
+    def reason(body: dict[str, Any]) -> ValueError:
+        """Why one record is set aside, for its dead letter."""
+        other = "a case event" if _is_delivery(body) else "a delivery record"
+        return ValueError(f"event id {body['event_id']} is already {other}'s: the audit trail files an id once")
+
+
 class Position(Protocol):
     """Where a record came from: a Kafka ``ConsumerRecord`` has these, and so do the rebuild's."""
 
@@ -74,7 +95,25 @@ class Projector:
         self.applied = 0
 
     async def apply(self, records: Sequence[Position], bodies: Sequence[dict[str, Any] | None]) -> int:
-        """Apply one batch; ``bodies[i]`` is the parsed record ``records[i]`` (None: dead-lettered)."""
+        """Apply one batch; ``bodies[i]`` is the parsed record ``records[i]`` (None: dead-lettered).
+        Raises :class:`Clash`, having applied nothing, for records another kind's ids."""
+        if within := _clashing_within(bodies):
+            raise Clash(within)
+        try:
+            return await self._apply(records, bodies)
+        except asyncpg.UniqueViolationError as error:
+            if error.constraint_name != "audit_log_event_id_key":
+                raise
+            ids = [UUID(str(b["event_id"])) for b in bodies if b is not None]
+            audited = {r["event_id"]: r["event_type"] in DELIVERY_TYPES for r in await self.pool.fetch(
+                "SELECT event_id, event_type FROM audit_log WHERE event_id = ANY($1::uuid[])", ids)}
+            clashing = [i for i, b in enumerate(bodies) if b is not None and audited.get(
+                UUID(str(b["event_id"])), _is_delivery(b)) != _is_delivery(b)]
+            if not clashing:
+                raise
+            raise Clash(clashing) from error
+
+    async def _apply(self, records: Sequence[Position], bodies: Sequence[dict[str, Any] | None]) -> int:
         async with self.pool.acquire() as conn, conn.transaction():
             # The head's row lock serialises every batch of every instance: the chain has one order,
             # and the positions read next cannot be stale.
@@ -167,6 +206,17 @@ class Projector:
             await conn.executemany("INSERT INTO audit_checkpoints (seq, hash) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                                    checkpoints)
         return seq, head
+
+
+def _is_delivery(body: dict[str, Any]) -> bool:
+    return body["event_type"] in DELIVERY_TYPES
+
+
+def _clashing_within(bodies: Sequence[dict[str, Any] | None]) -> list[int]:
+    """The bodies whose event id an earlier body of the batch has as another kind."""
+    kinds: dict[UUID, bool] = {}
+    return [i for i, b in enumerate(bodies) if b is not None
+            and kinds.setdefault(UUID(str(b["event_id"])), _is_delivery(b)) != _is_delivery(b)]
 
 
 def _unseen(records: Sequence[Position], bodies: Sequence[dict[str, Any] | None],

@@ -88,6 +88,30 @@ async def test_an_unreadable_record_is_dead_lettered_and_the_next_one_projected(
         await dlq.stop()
 
 
+async def test_a_delivery_under_a_case_events_id_is_dead_lettered_and_what_follows_projected(live, kafka_bootstrap):
+    dlq = AIOKafkaConsumer(topics.dlq(topics.NOTIFY_DELIVERIES), bootstrap_servers=kafka_bootstrap,
+                           auto_offset_reset="earliest", group_id=f"dlq-watch-{uuid.uuid4()}")
+    await dlq.start()
+    try:
+        first = CaseStory().opened().routed()
+        await publish(kafka_bootstrap, [first])
+        shown(live, first)
+        clashing = CaseStory().opened().delivered("handler", "email")
+        clashing.deliveries[0] = clashing.deliveries[0].model_copy(update={"event_id": first.events[0].event_id})
+        after = CaseStory().opened().routed()
+        await publish(kafka_bootstrap, [clashing, after])
+        shown(live, after)
+        found = None
+        while found is None:
+            fetched = await dlq.getmany(timeout_ms=20_000)
+            assert fetched, "nothing was dead-lettered"
+            found = next((r for rs in fetched.values() for r in rs if r.key == str(clashing.case_id).encode()), None)
+        assert "already a case event's" in dict(found.headers)["x-error"].decode()
+        assert live.get("/v1/audit/verify", role="council").json()["ok"]
+    finally:
+        await dlq.stop()
+
+
 def sse_events(lines, done):
     """Read Server-Sent Events until ``done(records)``; (id, record) pairs. Other tests' events come
     through the same topics, so the stream carries theirs as well."""

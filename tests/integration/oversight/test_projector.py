@@ -7,7 +7,7 @@ import asyncpg
 import pytest
 
 from contracts import topics
-from services.oversight.projector import Projector
+from services.oversight.projector import Clash, Projector
 from services.oversight.store import migrate
 from services.oversight.verify import verify
 from tests.integration.oversight.support import AUDIT_KEY, Position, drop_database
@@ -68,6 +68,28 @@ async def test_an_unreadable_record_counts_as_read_and_the_rest_of_the_batch_goe
     assert await projector.apply(positions, bodies) == 1
     offsets = await pool.fetchval("SELECT next_offset FROM consumer_offsets WHERE topic = $1", topics.CASE_EVENTS)
     assert offsets == 2
+
+
+@pytest.mark.parametrize("together", [True, False], ids=["in one batch", "in a later batch"])
+async def test_a_delivery_under_a_case_events_id_is_set_aside_and_the_rest_projected(pool, together):
+    """The audit trail files an event id once. A delivery record published under a case event's id
+    (a notifier's bug, a hostile producer) failed its batch at every reading: the projection stopped
+    there for good. In one batch, the later of the two was dropped without a word."""
+    projector = Projector(pool)
+    first = CaseStory().opened().routed()
+    second = CaseStory().opened().routed().delivered("handler", "email")
+    positions, bodies = batch([first, second] if together else [second], first_offset=10)
+    clashing = next(i for i, b in enumerate(bodies) if b["event_type"].startswith("Notification"))
+    bodies[clashing]["event_id"] = str(first.events[0].event_id)
+    if not together:
+        await projector.apply(*batch([first]))
+    with pytest.raises(Clash) as clash:
+        await projector.apply(positions, bodies)
+    assert clash.value.indexes == [clashing] and "already a case event's" in str(clash.value.reason(bodies[clashing]))
+    assert await projector.apply(positions, clash.value.without(bodies)) == len(bodies) - 1
+    assert await counts(pool) == {"cases": 2, "events": 4, "deliveries": 0, "audited": 4}
+    report = await verify(pool, b"")
+    assert report["ok"], report
 
 
 async def test_two_instances_projecting_at_once_make_one_sound_chain(pool):
