@@ -29,7 +29,6 @@ async def metrics(request: Request) -> PlainTextResponse:
     lines = [f"router_{name}_total {value}" for name, value in state.stats.items()]
     lines += [f"router_outbox_published_total {state.relay.published}",
               f"router_outbox_position {state.relay.position}",
-              f"router_outbox_dead_lettered_total {state.relay.dead_lettered}",
               f"router_outbox_leader {int(state.relay.is_leader)}",
               f"router_escalations_total {state.timers.escalated}"]
     return PlainTextResponse("\n".join(lines) + "\n")

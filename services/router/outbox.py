@@ -11,24 +11,15 @@ lock and the one that holds it relays, the others stand by and take over if it d
 The relay is woken by the event store itself: every insert, by any router instance, sends a NOTIFY
 on the store's channel as it commits, and the leader LISTENs on it. Between notifications it does
 not ask the database anything; a slow poll remains as a safety net.
-
-A stored event this code cannot turn into a contract event (one whose class a new version renamed,
-or that a stricter contract refuses) would stop the relay at it for good, and with it every case of
-the city. It is put on ``case.events.dlq`` instead, with the error and its place in the store (not its
-contents, which hold the citizen's details), and the relay goes on. Once the code is mended, setting
-``outbox_position`` back before that notification publishes it and everything after it again, which
-consumers take as repeats.
 """
 
 import asyncio
-import json
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from pydantic import ValidationError
 
 from contracts import ids, topics
 from contracts.events import CASE_EVENT
@@ -134,7 +125,6 @@ class Relay:
         self.wake = asyncio.Event()
         self.position = 0
         self.published = 0
-        self.dead_lettered = 0
         self.is_leader = False
         self.recording: asyncio.Task | None = None
 
@@ -190,30 +180,17 @@ class Relay:
         if not notifications:
             await self._recorded()  # nothing new: the stored position catches up
             return 0
-        events, unusable = self._contract_events(notifications)
-        await self._publish(events, unusable)
+        # Only the cases' events are published; the directory's installs stay in the store.
+        events = [to_contract(e) for n in notifications
+                  if type(e := self.desk.mapper.to_domain_event(n)).__name__ in CONTRACT_TYPES]
+        await self._publish(events)
         # The batch is recorded while the next one is read and published, so a new case does not
         # wait for the last batch's bookkeeping; batches are recorded one at a time, in order.
         await self._recorded()
         self.recording = asyncio.create_task(self._record(conn, events, notifications[-1].id))
         self.position = notifications[-1].id
         self.published += len(events)
-        self.dead_lettered += len(unusable)
         return len(notifications)
-
-    def _contract_events(self, notifications: Sequence[Any]) -> tuple[list[Any], list[tuple[Any, Exception]]]:
-        """The cases' events of a batch as contract events (the directory's installs stay in the
-        store), and the notifications that could not be read or made one, each with its error."""
-        events, unusable = [], []
-        for n in notifications:
-            try:
-                if type(e := self.desk.mapper.to_domain_event(n)).__name__ in CONTRACT_TYPES:
-                    events.append(to_contract(e))
-            except Exception as error:  # noqa: BLE001 - the stored event's, and the same at every reading
-                log.error("notification %s (%s) cannot be published (%s); dead-lettered", n.id, n.topic,
-                          type(error).__name__)
-                unusable.append((n, error))
-        return events, unusable
 
     async def _record(self, conn: asyncpg.Connection, events: Sequence[Any], position: int) -> None:
         async with conn.transaction():
@@ -228,33 +205,12 @@ class Relay:
             await asyncio.shield(self.recording)
             self.recording = None
 
-    async def _publish(self, events: Sequence[Any], unusable: Sequence[tuple[Any, Exception]] = ()) -> None:
-        """Every message with its case's trace context in the headers, and the dead letters;
-        returns once all are acknowledged."""
+    async def _publish(self, events: Sequence[Any]) -> None:
+        """Every message with its case's trace context in the headers; returns once all are acknowledged."""
         items, headers = [], []
         for event in events:
             context = {k: v for k, v in (("traceparent", event.traceparent), ("tracestate", event.tracestate)) if v}
             for message in messages_for(event):
                 items.append(message)
                 headers.append(context)
-        for notification, error in unusable:
-            items.append(dead_letter_of(notification))
-            headers.append({"x-error": _reason(error), "x-error-type": type(error).__name__,
-                            "x-source-notification": str(notification.id)})
         await send_all(self.producer, items, headers)
-
-
-def _reason(error: Exception) -> str:
-    """What went wrong, without the values: a validation error's text quotes the citizen's details."""
-    if isinstance(error, ValidationError):
-        where = (f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors(include_input=False))
-        return "; ".join(where)[:2000]
-    return str(error).replace("\n", " ")[:2000]
-
-
-def dead_letter_of(notification: Any) -> tuple[str, bytes, bytes]:
-    """The dead letter of a stored event that cannot be published: where it is in the store."""
-    case_id = str(notification.originator_id)
-    value = {"notification_id": notification.id, "case_id": case_id, "version": notification.originator_version,
-             "stored_topic": notification.topic}
-    return topics.dlq(topics.CASE_EVENTS), case_id.encode(), json.dumps(value).encode()
