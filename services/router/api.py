@@ -1,5 +1,9 @@
 """The router's HTTP edge: health and metrics only (its real work is on Kafka)."""
 
+import time
+from datetime import UTC, datetime
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
@@ -10,7 +14,10 @@ router = APIRouter()
 async def healthz(request: Request) -> JSONResponse:
     state = request.app.state
     ok = state.broker_running
-    return JSONResponse({"status": "ok" if ok else "starting", "outbox_leader": state.relay.is_leader,
+    relay = state.relay
+    failing = relay.failing_since and datetime.fromtimestamp(relay.failing_since, UTC).isoformat()
+    return JSONResponse({"status": "ok" if ok else "starting", "outbox_leader": relay.is_leader,
+                         "outbox_failing_since": failing, "outbox_failure": relay.failure,
                          "directory_version": state.desk.directory.version}, status_code=200 if ok else 503)
 
 
@@ -30,5 +37,11 @@ async def metrics(request: Request) -> PlainTextResponse:
     lines += [f"router_outbox_published_total {state.relay.published}",
               f"router_outbox_position {state.relay.position}",
               f"router_outbox_leader {int(state.relay.is_leader)}",
+              f"router_outbox_failing_seconds {failing_for(state.relay):.0f}",
               f"router_escalations_total {state.timers.escalated}"]
     return PlainTextResponse("\n".join(lines) + "\n")
+
+
+def failing_for(relay: Any) -> float:
+    """How long the outbox relay has not got past a failure (0: it is not failing)."""
+    return time.time() - relay.failing_since if relay.failing_since else 0.0

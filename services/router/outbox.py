@@ -11,10 +11,17 @@ lock and the one that holds it relays, the others stand by and take over if it d
 The relay is woken by the event store itself: every insert, by any router instance, sends a NOTIFY
 on the store's channel as it commits, and the leader LISTENs on it. Between notifications it does
 not ask the database anything; a slow poll remains as a safety net.
+
+A relay that fails starts again from the stored position, however often it takes: a stored event
+this code cannot read (one a newer router wrote, in a rolling upgrade) holds every case after it
+until a router that reads it leads, and is never skipped, since consumers take only events newer than
+what they have. Such a stall is shown: ``failing_since`` and ``failure`` (in ``/healthz`` and
+``router_outbox_failing_seconds``) say since when the leader has not got past a failure, and which.
 """
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -125,6 +132,8 @@ class Relay:
         self.wake = asyncio.Event()
         self.position = 0
         self.published = 0
+        self.failing_since: float | None = None  # time.time() of the first failure since the relay last got on
+        self.failure: str | None = None  # the last failure's kind
         self.is_leader = False
         self.recording: asyncio.Task | None = None
 
@@ -135,9 +144,11 @@ class Relay:
                 await self._lead()
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as error:
                 log.exception("outbox relay failed; restarting from the stored position")
                 self.is_leader = False
+                self.failing_since = self.failing_since or time.time()
+                self.failure = type(error).__name__
                 await asyncio.sleep(1.0)
 
     async def _lead(self) -> None:
@@ -145,6 +156,7 @@ class Relay:
         try:
             await create_schema(conn)
             while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
+                self.failing_since = self.failure = None  # another router leads: the stall, if any, is its to show
                 await asyncio.sleep(1.0)
             self.is_leader = True
             await conn.add_listener(self.desk.recorder.channel_name, self._notified)
@@ -179,6 +191,7 @@ class Relay:
             self.desk.recorder.select_notifications, start=self.position + 1, limit=self.batch)
         if not notifications:
             await self._recorded()  # nothing new: the stored position catches up
+            self.failing_since = self.failure = None
             return 0
         # Only the cases' events are published; the directory's installs stay in the store.
         events = [to_contract(e) for n in notifications
@@ -197,6 +210,7 @@ class Relay:
             # The router's own tables move with the position: a re-publish re-applies, harmlessly.
             await ledger.apply(conn, events, self.desk.escalation_step)
             await conn.execute("UPDATE outbox_position SET position = $1 WHERE name = 'case.events'", position)
+        self.failing_since = self.failure = None  # got on
 
     async def _recorded(self) -> None:
         """Wait for the batch being recorded, if any; its failure is the relay's."""
