@@ -161,6 +161,11 @@ class CaseDesk(Answers, Application):
               open_reports: dict[tuple[str, str], list[dict]], batch: dict[str, Case]) -> list[Case]:
         """The case for ``request``, routed, or a duplicate linked to its open original (the cases
         to save); a case routed here is added to ``open_reports`` and ``batch`` for the requests after it."""
+        if str(request.case_id) in batch:
+            # The same request twice in one batch (intake published it again on a retry): a second
+            # copy of its case replaced the first in ``batch``, and a repeat after it was linked
+            # to that copy, which is never saved: the original never recorded the link.
+            return []
         try:
             decision = route(request.address, request.category, self.directory, self.rules)
         except Exception as error:  # noqa: BLE001 - the citizen has their code: the case must exist
