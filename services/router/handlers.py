@@ -15,6 +15,7 @@ from pydantic import TypeAdapter
 from contracts import telemetry, topics
 from contracts.events import RequestReceived, UnitResponse
 from contracts.messaging import consumer_options, parse_or_dead_letter, pause_then_raise, records_of
+from contracts.text import refuse_nul
 from services.router import ledger
 from services.router.application import Workload
 
@@ -59,7 +60,9 @@ def register(broker: KafkaBroker, desk, pool, group_id: str, max_batch: int, sta
     @broker.subscriber(topics.INTAKE_REQUESTS, listener=ReadBackOnAssignment(desk),
                        **consumer_options(group_id, max_records=max_batch, gather_ms=gather_ms))
     async def on_requests(_: list[bytes], message: KafkaMessage) -> None:
-        requests = await parse_or_dead_letter(broker, records_of(message), REQUEST)
+        # A NUL (a producer that does not clean text as intake does) would be kept by the event
+        # store and then fail the ledger's row at every try, holding up every case published after it.
+        requests = await parse_or_dead_letter(broker, records_of(message), REQUEST, refuse_nul)
         if not requests:
             return
         spans = [telemetry.start_span_from("router.open_case", r.traceparent, r.tracestate) for r in requests]
