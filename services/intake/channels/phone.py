@@ -51,11 +51,15 @@ async def phone_request(request: Request, body: PhoneCall,
     submission = Submission(**body.model_dump(include=set(Submission.model_fields)) | {"phone": body.phone or caller})
     event = build_request("phone", check_key(body.call_id, "call_id"), submission, categories(request),
                           received_by=f"{body.source}:{signed_in}")
-    callback = caller or event.citizen.phone
-    # Counted by the number that called, or else the one given (the web's typed numbers are counted
-    # apart: they cannot lock a caller out). A withheld call with neither is counted by its
-    # operator's desk, which a person staffs; a callbot's (by its token, not by what it says it
-    # is), which takes the overflow, is not limited.
-    sender = (sender_key("phone", callback) if callback
-              else None if signed_in in config.phone_callbots else sender_key("operator", signed_in))
+    # Counted by the number that called. The number a withheld caller gives is nobody's to vouch for,
+    # like the web's typed numbers: it is counted apart, with the desk or callbot that took it, so
+    # that calls saying "call me back on" a citizen's number cannot lock that citizen's own calls out.
+    # A withheld call with neither is counted by its operator's desk, which a person staffs; a
+    # callbot's (by its token, not by what it says it is), which takes the overflow, is not limited.
+    if caller:
+        sender = sender_key("phone", caller)
+    elif event.citizen.phone:
+        sender = sender_key("phone-given", f"{signed_in} {event.citizen.phone}")
+    else:
+        sender = None if signed_in in config.phone_callbots else sender_key("operator", signed_in)
     return await accept(request, event, sender, "caller_number" if caller else "phone")

@@ -77,7 +77,8 @@ async def test_a_flooding_app_user_gets_429(start_intake, keys):
 
 async def test_nobody_can_lock_a_citizens_number_out_of_the_hotline_by_typing_it_into_the_web_form(start_intake, keys):
     """The web's phone numbers are what anyone typed: 20 junk requests with a citizen's number once
-    refused that citizen on every channel, their own call to 1022 included, for ten minutes."""
+    refused that citizen on every channel, their own call to 1022 included, for ten minutes. So did
+    20 calls from a withheld number giving the citizen's as the one to call back on."""
     intake = start_intake(sender_limit=2)
     victim = "0912 555 010"
     async with httpx.AsyncClient(timeout=15) as client:
@@ -88,6 +89,11 @@ async def test_nobody_can_lock_a_citizens_number_out_of_the_hotline_by_typing_it
 
         flood = [await web("127.0.0.21") for _ in range(3)]
         from_home = await web("127.0.0.22")
+        # ... nor by withholding their own number and asking to be called back on the citizen's.
+        call_me_back = [(await client.post(
+            intake.url + "/v1/channels/phone/requests", headers={"Authorization": f"Bearer {keys.operators['callbot-1']}"},
+            json=call("callbot-1", source="callbot", caller_number="withheld", phone=victim))).status_code
+            for _ in range(3)]
         calls = await client.post(intake.url + "/v1/channels/phone/requests", json=call(caller_number=victim),
                                   headers={"Authorization": f"Bearer {keys.operators['op-017']}"})
         async def withheld(operator: str) -> int:
@@ -98,6 +104,7 @@ async def test_nobody_can_lock_a_citizens_number_out_of_the_hotline_by_typing_it
         callbot = [await withheld("callbot-1") for _ in range(3)]
         a_person_saying_callbot = [await withheld("op-042") for _ in range(3)]
     assert flood == [202, 202, 429], "the flooder is still limited"
+    assert call_me_back == [202, 202, 429], "and so are the calls giving the number"
     assert from_home == 202 and calls.status_code == 202, calls.text
     assert callbot == [202] * 3, "the callbot takes the overflow of withheld calls"
     assert a_person_saying_callbot == [202, 202, 429], "a callbot by its token, not by what the body says"
