@@ -99,10 +99,17 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     return app
 
 
+def set_up_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s intake %(levelname)s %(name)s: %(message)s")
+    # httpx logs each request's URL at INFO, and an Open311 status lookup's URL holds the tracking
+    # code, which opens a private request's status: the logs would gather them.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
 def serve() -> None:
     import uvicorn
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s intake %(levelname)s %(name)s: %(message)s")
+    set_up_logging()
     settings = IntakeSettings()
     try:
         app = create_app(settings)
