@@ -21,6 +21,7 @@ from contracts.telemetry import setup_tracing
 from contracts.zalo_token import FixedToken, TokenSource
 from services.intake.api import install_admission_limit, install_body_limit, install_error_handlers, install_routes
 from services.intake.application import Intake
+from services.intake.channels.open311 import LIST_LOOKUPS
 from services.intake.chatbot import Chatbot
 from services.intake.oa_client import OAClient
 from services.intake.oa_token import KeptToken
@@ -56,6 +57,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         app.state.http = http = httpx.AsyncClient(timeout=settings.zalo_send_timeout_seconds)
         # Open311's status lookups ask oversight with connections of their own: anyone may send
         # them, and Zalo's replies and token refreshes must never wait behind them for a connection.
+        app.state.list_lookups = asyncio.Semaphore(LIST_LOOKUPS)
         app.state.lookups = lookups = httpx.AsyncClient(timeout=settings.oversight_timeout_seconds,
                                                         limits=httpx.Limits(max_connections=LOOKUP_CONNECTIONS))
         app.state.intake = intake = Intake(broker, settings)

@@ -6,6 +6,7 @@ Bodies may be form-encoded (as the specification says) or JSON; answers are JSON
 GeoReport's list of ``{code, description}``, with the field and both languages added.
 """
 
+import asyncio
 import hashlib
 import json
 from datetime import date, datetime
@@ -18,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from contracts.events import Attachment
 from contracts.text import VIETNAM, Text
 from services.intake.auth import open311_client
-from services.intake.application import database_answers
+from services.intake.application import Unavailable, database_answers
 from services.intake.channels.common import categories, intake, settings, typed_sender
 from services.intake.channels.open311_status import request_status
 from services.intake.domain import CheckedLocation, Problem, Submission, build_request, check_key
@@ -26,6 +27,10 @@ from services.intake.problems import Invalid, problems_of
 
 router = APIRouter(prefix="/open311/v2")
 # Our names for what GeoReport calls otherwise, so a refusal names the field the client sent.
+# Lists of codes looked up at once in an instance (each of up to 50 lookups, one after another),
+# and how long one waits for its turn before 503: the other connections stay the single codes'.
+LIST_LOOKUPS = 2
+LIST_WAIT_SECONDS = 5.0
 GEOREPORT_NAMES = {"category": "service_code", "address": "address_string", "attachments": "media_url",
                    "full_name": "first_name", "location": "lat", "channel_key": "Idempotency-Key"}
 
@@ -151,11 +156,24 @@ async def get_requests(request: Request,
     """Requests by id only: listing other citizens' requests is not offered."""
     if not service_request_id:
         raise Problem("service_request_id", "Cần mã tra cứu (service_request_id)", "service_request_id is required", status=400)
-    found = []
-    for code in service_request_id.split(",")[:50]:
-        try:
-            found.append(await _status(request, code))
-        except Problem as problem:
-            if problem.status != 404:
-                raise
-    return found
+    codes = service_request_id.split(",")[:50]
+    if len(codes) == 1:
+        return await get_request(request, codes[0])
+    # A list is up to 50 lookups, and anyone may send one: lists take turns, so that a flood of
+    # them cannot take every connection to oversight from the citizens looking up their one code.
+    gate: asyncio.Semaphore = request.app.state.list_lookups
+    try:
+        await asyncio.wait_for(gate.acquire(), LIST_WAIT_SECONDS)
+    except TimeoutError:
+        raise Unavailable("busy with other lists of codes") from None
+    try:
+        found = []
+        for code in codes:
+            try:
+                found.append(await _status(request, code))
+            except Problem as problem:
+                if problem.status != 404:
+                    raise
+        return found
+    finally:
+        gate.release()

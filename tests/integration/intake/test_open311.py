@@ -1,6 +1,8 @@
 """Open311 GeoReport v2 over real HTTP: services, posting (form-encoded and JSON) onto the real
 Kafka topic, and reading a request back with its status from a stand-in for oversight."""
 
+import asyncio
+import threading
 import uuid
 
 import httpx
@@ -197,3 +199,42 @@ async def test_a_report_with_the_longest_names_georeport_allows_is_taken(intake,
     await tail.settle()
     [event] = [e for e in tail.seen if e.tracking_code == answer.json()[0]["service_request_id"]]
     assert event.citizen.full_name == f"{first} {last}"[:200]
+
+
+async def test_lists_of_codes_take_turns_and_leave_oversights_connections_to_single_lookups(start_intake):
+    """A list is up to 50 lookups and anyone may send one: a flood of lists held every connection
+    to oversight, and a citizen looking up their one code was answered 503."""
+    held, lock = threading.Event(), threading.Lock()
+    in_flight, most = [0], [0]
+    mine = ids.tracking_code(uuid.uuid4())
+
+    def respond(method, path, _body):
+        code = path.rsplit("/", 1)[-1]
+        if code == mine:
+            return 200, {"tracking_code": code, "category": "water", "status": "routed"}
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        held.wait(30)  # oversight slow to answer the lists' codes
+        with lock:
+            in_flight[0] -= 1
+        return 404, {"detail": "no request"}
+
+    slow = StandIn(respond)
+    intake = start_intake(oversight_url=slow.url)
+    try:
+        async with httpx.AsyncClient(timeout=60) as client:
+            codes = ",".join(ids.tracking_code(uuid.uuid4()) for _ in range(3))
+            lists = [asyncio.create_task(client.get(intake.url + "/open311/v2/requests.json",
+                                                    params={"service_request_id": codes})) for _ in range(20)]
+            await asyncio.sleep(1)  # the lists have come in and are waiting on oversight or their turn
+            single = await client.get(intake.url + f"/open311/v2/requests/{mine}.json")
+            held.set()
+            answers = await asyncio.gather(*lists)
+    finally:
+        held.set()
+        slow.close()
+    assert single.status_code == 200 and single.json()[0]["service_request_id"] == mine
+    assert most[0] <= 2, f"{most[0]} lists' lookups at oversight at once"
+    assert {a.status_code for a in answers} <= {200, 503} and any(a.status_code == 200 for a in answers)
+    assert all(a.headers.get("Retry-After") for a in answers if a.status_code == 503)
