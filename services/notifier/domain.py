@@ -75,6 +75,9 @@ class CaseRecord:
     handler: dict[str, Any] | None = None
     notify: list[dict[str, Any]] = field(default_factory=list)
     resolve_by: str | None = None
+    # When the routing gave the case's result to be due: a unit's committed date before it is no
+    # lateness to apologise for, however often the unit moves it.
+    due_by: str | None = None
     apologised: bool = False
     # Channel → until when it is passed over for this citizen (ISO time): it refused every try of
     # an earlier message, which went on by the next route (remember_refused).
@@ -102,12 +105,13 @@ def plan(record: CaseRecord, event: Any, policy: Policy, now: datetime) -> list[
         return _to_citizen(record, event, policy, now, "received")
     if kind == "CaseRouted":
         record.unit, record.handler, record.notify = event.unit.model_dump(), None, []
-        record.resolve_by, record.apologised = event.resolve_by.isoformat(), False
+        record.resolve_by = record.due_by = event.resolve_by.isoformat()
+        record.apologised = False
         return _to_citizen(record, event, policy, now, "routed")
     if kind == "AssignmentIssued":
         record.unit, record.handler = event.unit.model_dump(), event.handler.model_dump()
         record.notify = [n.model_dump() for n in getattr(event, "notify", ())]
-        record.resolve_by = event.resolve_by.isoformat()
+        record.resolve_by = record.due_by = event.resolve_by.isoformat()
         return []  # the handler hears of it from unit.assignments
     if kind == "CaseResolved":
         return _to_citizen(record, event, policy, now, "resolved")
@@ -116,7 +120,10 @@ def plan(record: CaseRecord, event: Any, policy: Policy, now: datetime) -> list[
         before = datetime.fromisoformat(record.resolve_by) if record.resolve_by else None
         if before == committed:
             return []  # the date it had committed to, said again: nothing new, and its miss apologised for once
-        slipped = before is None or committed > before
+        due = datetime.fromisoformat(record.due_by) if record.due_by else None
+        # Later than the unit had said, and later than the case was due: moved within its time,
+        # the citizen was told it had no result on time when nothing was late.
+        slipped = (before is None or committed > before) and (due is None or committed > due)
         # The committed date is the deadline now (the router's too): its miss is apologised for afresh.
         record.resolve_by, record.apologised = committed.isoformat(), False
         if slipped:

@@ -262,6 +262,19 @@ def test_a_later_committed_date_brings_an_apology_with_the_new_date():
     assert d.template == "apology_dated" and day(later) in d.text and "xin lỗi" in d.text
 
 
+def test_a_committed_date_moved_within_the_cases_time_is_no_lateness_to_apologise_for():
+    """A unit that promised day 2 and then day 3 of a case due on day 5 had the citizen told, at
+    once, that their request had no result on time."""
+    story, record = Story(), CaseRecord()
+    told(story, story.opened(), story.routed(), story.assigned(), record=record)
+    due = datetime.fromisoformat(record.resolve_by)
+    sooner, a_day_on, past_due = due - timedelta(days=2), due - timedelta(days=1), due + timedelta(days=4)
+    assert told(story, story.progress(sooner), record=record) == []
+    assert told(story, story.progress(a_day_on), record=record) == []
+    [d] = told(story, story.progress(past_due), record=record)
+    assert d.template == "apology_dated" and day(past_due) in d.text
+
+
 def test_errors_are_published_without_the_recipients_number_or_address():
     error = "HTTP 404: unknown number 0903123456 (+84903123456), mail binh@example.vn"
     assert redact(error, "+84903123456") == "HTTP 404: unknown number … (…), mail …"
