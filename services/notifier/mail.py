@@ -22,6 +22,7 @@ import contextlib
 import email.errors
 import email.policy
 import queue
+import re
 import smtplib
 import socket
 import threading
@@ -172,9 +173,13 @@ class MailProvider:
                 # no SMTPUTF8) or a header that cannot be written (a line break in it).
                 raise Permanent(f"the message cannot be sent as addressed: {type(error).__name__}") from error
         except smtplib.SMTPRecipientsRefused as error:
-            codes = [code for code, _ in error.recipients.values()]
-            kind = Permanent if all(code >= 500 for code in codes) else Transient
-            raise kind(f"SMTP refused the recipient ({', '.join(map(str, codes))})") from error
+            refusals = [(code, _enhanced(text)) for code, text in error.recipients.values()]
+            # Mail servers check the client and the sender at RCPT TO too (Postfix by default):
+            # "554 5.7.1 Relay access denied", "553 5.1.8 Sender address rejected" are this
+            # notifier's set-up refused, to be tried again while it is mended, not the recipient's.
+            own = any(_own_refusal(code, enhanced) for code, enhanced in refusals)
+            kind = Permanent if all(code >= 500 for code, _ in refusals) and not own else Transient
+            raise kind(f"SMTP refused the recipient ({', '.join(f'{c} {e}'.strip() for c, e in refusals)})") from error
         except smtplib.SMTPResponseException as error:
             # 5xx to the message will be refused again; 4xx (greylisting, a full queue) may pass
             # later. A 5xx to this notifier's own set-up (the greeting, EHLO, STARTTLS, its login,
@@ -185,7 +190,9 @@ class MailProvider:
             own = smtp is None or isinstance(error, (smtplib.SMTPAuthenticationError, smtplib.SMTPSenderRefused,
                                                      smtplib.SMTPHeloError))
             kind = Permanent if error.smtp_code >= 500 and not own else Transient
-            raise kind(f"SMTP {error.smtp_code}: {error.smtp_error.decode(errors='replace')[:200]}") from error
+            # The code, not the server's words: a content filter quoting the message would put the
+            # citizen's words where overseers read the outcome.
+            raise kind(f"SMTP {error.smtp_code} {_enhanced(error.smtp_error)}".strip()) from error
         except (smtplib.SMTPException, OSError) as error:
             if smtp is not None:
                 smtp.close()  # in an unknown state: not kept
@@ -205,3 +212,18 @@ def _quit(smtp: smtplib.SMTP) -> None:
     with contextlib.suppress(smtplib.SMTPException, OSError):
         smtp.quit()
     smtp.close()
+
+
+_ENHANCED = re.compile(rb"\s*([245]\.\d{1,3}\.\d{1,3})\b")
+
+
+def _enhanced(text: bytes | str) -> str:
+    """The enhanced status code a reply starts with (RFC 3463), or nothing."""
+    found = _ENHANCED.match(text if isinstance(text, bytes) else text.encode())
+    return found.group(1).decode() if found else ""
+
+
+def _own_refusal(code: int, enhanced: str) -> bool:
+    """Whether a refusal at RCPT TO is of this notifier (relaying, its sender), not of the recipient:
+    RFC 3463's security and policy class (X.7.*), and the bad sender address codes (X.1.7, X.1.8)."""
+    return code >= 500 and (enhanced[2:4] == "7." or enhanced[2:] in ("1.7", "1.8"))

@@ -135,7 +135,7 @@ async def post(client: aiohttp.ClientSession, url: str, body: dict[str, Any], he
         try:
             moved_to = URL(url).join(URL(location))
         except ValueError:
-            raise Permanent(f"HTTP {answer.status}: the receiver has moved, to an address not readable") from None
+            raise Transient(f"HTTP {answer.status}: the receiver has moved, to an address not readable") from None
         if answer.status in (307, 308) and not redirected:
             left = None if total is None else total - (time.monotonic() - started)
             if left is not None and left <= 0:
@@ -143,7 +143,10 @@ async def post(client: aiohttp.ClientSession, url: str, body: dict[str, Any], he
             return await post(client, str(moved_to), body, headers, redirected=True, answer_needed=answer_needed,
                               within=left)
         where = moved_to.with_user(None).with_query(None).with_fragment(None)
-        raise Permanent(f"HTTP {answer.status}: the receiver has moved to {where}; its address must be updated here")
+        # This notifier's address for the receiver is out of date: like its refused credentials,
+        # its to mend, and each message waits out its hour of tries for that (a gateway's address
+        # set to http:// behind a redirect to https:// failed every SMS for good at once).
+        raise Transient(f"HTTP {answer.status}: the receiver has moved to {where}; its address must be updated here")
     reason = refusal(answer.status, answer.text)
     # Not taken, the receiver says so; and 401, 403, 407: this notifier's credentials, not the
     # message, were refused (a key expired at 2 a.m.), so each message waits out its hour of tries
@@ -244,7 +247,7 @@ class ZaloProvider:
             return
         if code in TOKEN_REFUSED:
             await self.token.refused(access_token)
-        reason = f"Zalo error {code}: {str(answer.get('message', ''))[:200]}"
+        reason = f"Zalo error {code}"  # its code, not its words (refusal())
         raise ZALO_RETRIED.get(code, Permanent)(reason)
 
 

@@ -194,15 +194,32 @@ class RefusingServer(Server):
         envelope.mail_from = address
         return "250 OK"
 
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,  # noqa: N802
+                          options: list) -> str:
+        # Postfix checks the client and the sender at RCPT TO by default (smtpd_delay_reject).
+        if self.refuse in RCPT_REFUSALS:
+            return RCPT_REFUSALS[self.refuse]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         return "554 5.6.0 Message content rejected" if self.refuse == "message" else await super().handle_DATA(
             server, session, envelope)
 
 
-@pytest.mark.parametrize(("refused", "kind"), [("greeting", Transient), ("sender", Transient), ("message", Permanent)])
+RCPT_REFUSALS = {"relaying": "554 5.7.1 <binh@example.vn>: Relay access denied",
+                 "sender at recipient": "553 5.1.8 <tongdai1022@hcmc.example>: Sender address rejected",
+                 "recipient": "550 5.1.1 <binh@example.vn>: Recipient address rejected: User unknown"}
+
+
+@pytest.mark.parametrize(("refused", "kind"), [
+    ("greeting", Transient), ("sender", Transient), ("relaying", Transient), ("sender at recipient", Transient),
+    ("recipient", Permanent), ("message", Permanent)])
 async def test_a_refused_sender_is_the_notifiers_to_mend_and_a_refused_message_is_final(refused, kind):
-    """A mail server refusing the configured sender address failed every e-mail for good at once;
-    like a refused login, it is now tried again while it is mended. A message refused is final."""
+    """A mail server refusing the configured sender address, or relaying for this notifier, failed
+    every e-mail for good at once; like a refused login, it is now tried again while it is mended.
+    A recipient or a message refused is final. Either way the outcome gives the server's codes,
+    never its words (a content filter may quote the message)."""
     server = RefusingServer(refused)
     server.start()
     mail = MailProvider("127.0.0.1", server.port, "Tổng đài 1022 <tongdai1022@hcmc.example>", timeout=5)
@@ -210,6 +227,9 @@ async def test_a_refused_sender_is_the_notifiers_to_mend_and_a_refused_message_i
         with pytest.raises((Transient, Permanent)) as failed:
             await mail.send(delivery(1))
         assert type(failed.value) is kind and server.mails == []
+        assert "5." in str(failed.value)
+        words = set(str(failed.value).lower().replace(":", " ").split())
+        assert not {"rejected", "denied", "accepting", "binh"} & words
     finally:
         mail.close()
         server.stop()

@@ -120,12 +120,13 @@ async def receiver() -> AsyncIterator[tuple[str, list[tuple[str, str]]]]:
     await runner.cleanup()
 
 
-async def test_a_receiver_that_moved_is_a_permanent_failure_not_a_delivery(receiver):
+async def test_a_receiver_that_moved_is_not_a_delivery_and_is_the_notifiers_address_to_mend(receiver):
     # Following the redirect would repeat the POST as a GET without the assignment, and the new
-    # address's 200 would record the unit as told.
+    # address's 200 would record the unit as told. Nor is it the message's failure: refused for good,
+    # a gateway set to http:// behind a redirect to https:// failed every SMS at once.
     url, seen = receiver
     async with aiohttp.ClientSession() as client:
-        with pytest.raises(Permanent) as failed:
+        with pytest.raises(Transient) as failed:
             await post(client, f"{url}/old", {"case_id": "c"}, {})
     assert seen == [("POST", "/old")]
     assert f"moved to {url}/new" in str(failed.value)
