@@ -73,6 +73,14 @@ def build_providers(settings: NotifierSettings, clients: contextlib.AsyncExitSta
     return Providers(by_channel)
 
 
+def concurrency_for(channel: str, providers: Providers, settings: NotifierSettings) -> int:
+    """How many of a channel's sends go at once: no more than its provider takes at once. Mail is
+    sent by a few threads, and a send waiting for one ran out its time-out before it started: cut,
+    counted as a try that went unanswered (no other route then), and the mail maybe sent twice."""
+    provider = providers.by_channel.get(channel)
+    return min(settings.concurrency, getattr(provider, "at_once", settings.concurrency))
+
+
 def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     settings = settings or NotifierSettings()
     if "zalo" in settings.channels() and settings.zalo_token_url:
@@ -106,7 +114,8 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
         dispatchers += [
             Dispatcher(deliveries, providers, channel, policy=policy, retry=retry,
                        send_timeout=settings.send_timeout_seconds, lease_seconds=settings.lease_seconds,
-                       concurrency=settings.concurrency, finished=announcer.wake, counts=notifier.counts,
+                       concurrency=concurrency_for(channel, providers, settings), finished=announcer.wake,
+                       counts=notifier.counts,
                        poll_seconds=settings.poll_seconds if channel in providers.by_channel else NO_PROVIDER_POLL_SECONDS,
                        overdue_seconds=0.0 if channel in providers.by_channel else settings.unconfigured_after_seconds)
             for channel in sorted(CHANNEL_NAMES)]

@@ -1,6 +1,7 @@
 """What the notifier makes of a receiver's answer, over a real socket on loopback."""
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator
 
@@ -9,7 +10,8 @@ import pytest
 from aiohttp import web
 
 from services.notifier.providers import Permanent, Transient, Unanswered, post, refusal
-from services.notifier.settings import SEND_GRACE
+from services.notifier.main import build_providers, concurrency_for
+from services.notifier.settings import SEND_GRACE, NotifierSettings
 
 
 @pytest.fixture
@@ -263,3 +265,16 @@ async def test_an_address_no_message_can_be_sent_to_fails_at_once_not_after_an_h
 ])
 def test_a_gateways_own_code_is_kept_and_its_sentences_are_not(answer, recorded):
     assert refusal(400, answer) == recorded
+
+
+async def test_no_more_mail_is_sent_at_once_than_the_mail_provider_has_threads_for():
+    """The dispatcher sent 32 e-mails at once into 8 threads: a send waiting for one ran out its
+    time-out before it began, and was counted as a try that went unanswered (a handler's e-mail
+    then failed with no other route, and a slow server could get it twice)."""
+    settings = NotifierSettings(smtp_host="127.0.0.1", sms_gateway_url="http://127.0.0.1:9/sms")
+    async with contextlib.AsyncExitStack() as clients:
+        providers = build_providers(settings, clients)
+        mail = providers.by_channel["email"]
+        threads = mail.threads._max_workers  # noqa: SLF001 - the pool's own count
+        assert concurrency_for("email", providers, settings) == threads < settings.concurrency
+        assert concurrency_for("sms", providers, settings) == settings.concurrency
