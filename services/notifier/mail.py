@@ -180,7 +180,7 @@ class MailProvider:
             # notifier's set-up refused, to be tried again while it is mended, not the recipient's.
             own = any(_own_refusal(code, enhanced) for code, enhanced in refusals)
             kind = Permanent if all(code >= 500 for code, _ in refusals) and not own else Transient
-            raise kind(f"SMTP refused the recipient ({', '.join(f'{c} {e}'.strip() for c, e in refusals)})") from error
+            raise kind(f"SMTP refused the recipient: {', '.join(_status(c, e) for c, e in refusals)}") from error
         except smtplib.SMTPResponseException as error:
             # 5xx to the message will be refused again; 4xx (greylisting, a full queue) may pass
             # later. A 5xx to this notifier's own set-up (the greeting, EHLO, STARTTLS, its login,
@@ -193,7 +193,7 @@ class MailProvider:
             kind = Permanent if error.smtp_code >= 500 and not own else Transient
             # The code, not the server's words: a content filter quoting the message would put the
             # citizen's words where overseers read the outcome.
-            raise kind(f"SMTP {error.smtp_code} {_enhanced(error.smtp_error)}".strip()) from error
+            raise kind(f"SMTP {_status(error.smtp_code, _enhanced(error.smtp_error))}") from error
         except (smtplib.SMTPException, OSError) as error:
             if smtp is not None:
                 smtp.close()  # in an unknown state: not kept
@@ -222,6 +222,11 @@ def _enhanced(text: bytes | str) -> str:
     """The enhanced status code a reply starts with (RFC 3463), or nothing."""
     found = _ENHANCED.match(text if isinstance(text, bytes) else text.encode())
     return found.group(1).decode() if found else ""
+
+
+def _status(code: int, enhanced: str) -> str:
+    """``550 (5.1.1)``: kept apart, the two read as a phone number to redact() and were masked."""
+    return f"{code} ({enhanced})" if enhanced else str(code)
 
 
 def _own_refusal(code: int, enhanced: str) -> bool:
