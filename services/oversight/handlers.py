@@ -21,7 +21,7 @@ from contracts.messaging import consumer_options, dead_letter, pause_then_raise,
 from contracts.postgres import fits_int
 from contracts.text import refuse_nul
 from services.oversight.projection import DELIVERY_TYPES, changes, opened_row, timestamp
-from services.oversight.projector import Clash, Projector
+from services.oversight.projector import Projector
 
 log = logging.getLogger(__name__)
 ADAPTERS = {topics.CASE_EVENTS: CASE_EVENT, topics.NOTIFY_DELIVERIES: DELIVERY}
@@ -151,15 +151,14 @@ def register(broker: KafkaBroker, projector: Projector, group_id: str, max_batch
             bodies.append(body)
             spans.append(telemetry.start_span_from(f"oversight.project {body['event_type']}", body.get("traceparent"),
                                                    body.get("tracestate")))
+
+        async def set_aside(i: int, why: ValueError) -> None:
+            await (await dead_letter(broker, records[i], why))
+
         try:
             for wait in waits:
                 await wait
-            try:
-                await projector.apply(records, bodies)
-            except Clash as clash:
-                await asyncio.gather(*[await dead_letter(broker, records[i], clash.reason(bodies[i]))
-                                       for i in clash.indexes])
-                await projector.apply(records, clash.without(bodies))
+            await projector.apply(records, bodies, set_aside)
         except Exception as error:  # noqa: BLE001 - logged; the batch is read again
             log.exception("could not project %d records; the batch will be read again", len(records))
             await pause_then_raise(error)

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from services.oversight.handlers import TOPICS, body_of
-from services.oversight.projector import Clash, Offsets, Projector
+from services.oversight.projector import Offsets, Projector
 
 
 class History:
@@ -30,6 +30,8 @@ class History:
         self.beginnings: Offsets = {}
         self.started: Offsets = {}
         self.unreadable = 0
+        # (topic, partition, offset) of the records the live projection set aside (store.py).
+        self.set_aside: set[tuple[str, int, int]] = set()
 
     async def start(self) -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="oversight-rebuild")
@@ -82,15 +84,17 @@ class History:
                     bodies.append(self._body(record))
                     self.positions[key] = record.offset + 1
             if records:
-                try:
-                    await projector.apply(records, bodies)
-                except Clash as clash:  # the live consumer dead-lettered these too
-                    self.unreadable += len(clash.indexes)
-                    await projector.apply(records, clash.without(bodies))
+                await projector.apply(records, bodies, self._set_aside)
             self.consumer.pause(*self.partitions)
+
+    async def _set_aside(self, _i: int, _why: ValueError) -> None:
+        self.unreadable += 1  # the live consumer dead-lettered it too
 
     def _body(self, record: Any) -> dict[str, Any] | None:
         """What the live consumer projects of a record; None for what it dead-lettered."""
+        if (record.topic, record.partition, record.offset) in self.set_aside:
+            self.unreadable += 1
+            return None
         try:
             return body_of(record)
         except ValueError:  # ValidationError is one

@@ -7,7 +7,8 @@ after a crash changes nothing; outbox re-publishes are recognised by event id. E
 one statement over arrays (``unnest``) whatever the batch size, not a round trip per event.
 """
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -18,6 +19,7 @@ from services.oversight.chain import audited_text, chain_hash
 from services.oversight.projection import (CASE_COLUMNS, CASE_EVENT_COLUMNS, DELIVERY_COLUMNS, DELIVERY_TYPES, fold,
                                            stored_columns, timestamp)
 
+log = logging.getLogger(__name__)
 # Listeners (the audit stream's live follow) are told the new head when a batch commits.
 AUDIT_CHANNEL = "oversight_audit"
 # Kafka offsets by (topic, partition).
@@ -54,25 +56,12 @@ _SAVE_OFFSETS = (
     " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = GREATEST(consumer_offsets.next_offset, EXCLUDED.next_offset)")
 
 
-class Clash(Exception):
-    """Records of the batch (by index) whose event id is another kind's: a delivery under a case
-    event's id, or the other way round. The audit trail files each id once, so such a record failed
-    its batch at every reading, and the projection stopped there for good. Its reader dead-letters
-    these and applies the batch again without them."""
+# Awaited for each record set aside (its index in the batch, and why): its dead letter.
+SetAside = Callable[[int, ValueError], Awaitable[Any]]
 
-    def __init__(self, indexes: list[int]):
-        super().__init__(f"{len(indexes)} records under event ids of another kind")
-        self.indexes = indexes
 
-    def without(self, bodies: Sequence[dict[str, Any] | None]) -> list[dict[str, Any] | None]:
-        """The batch's bodies with the clashing records' set aside (None, as a dead letter's)."""
-        return [None if i in self.indexes else b for i, b in enumerate(bodies)]
-
-    @staticmethod
-    def reason(body: dict[str, Any]) -> ValueError:
-        """Why one record is set aside, for its dead letter."""
-        other = "a case event" if _is_delivery(body) else "a delivery record"
-        return ValueError(f"event id {body['event_id']} is already {other}'s: the audit trail files an id once")
+_SET_ASIDE = ('INSERT INTO set_aside (topic, partition, "offset", event_id, reason) VALUES ($1, $2, $3, $4, $5)'
+              " ON CONFLICT DO NOTHING")
 
 
 class Position(Protocol):
@@ -94,26 +83,48 @@ class Projector:
         self.notify = notify
         self.applied = 0
 
-    async def apply(self, records: Sequence[Position], bodies: Sequence[dict[str, Any] | None]) -> int:
+    async def apply(self, records: Sequence[Position], bodies: Sequence[dict[str, Any] | None],
+                    set_aside: SetAside | None = None) -> int:
         """Apply one batch; ``bodies[i]`` is the parsed record ``records[i]`` (None: dead-lettered).
-        Raises :class:`Clash`, having applied nothing, for records another kind's ids."""
-        if within := _clashing_within(bodies):
-            raise Clash(within)
-        try:
-            return await self._apply(records, bodies)
-        except asyncpg.UniqueViolationError as error:
-            if error.constraint_name != "audit_log_event_id_key":
-                raise
-            ids = [UUID(str(b["event_id"])) for b in bodies if b is not None]
-            audited = {r["event_id"]: r["event_type"] in DELIVERY_TYPES for r in await self.pool.fetch(
-                "SELECT event_id, event_type FROM audit_log WHERE event_id = ANY($1::uuid[])", ids)}
-            clashing = [i for i, b in enumerate(bodies) if b is not None and audited.get(
-                UUID(str(b["event_id"])), _is_delivery(b)) != _is_delivery(b)]
-            if not clashing:
-                raise
-            raise Clash(clashing) from error
 
-    async def _apply(self, records: Sequence[Position], bodies: Sequence[dict[str, Any] | None]) -> int:
+        The audit trail files an event id once, across both topics. A record under an id it holds
+        as the other kind (a delivery under a case event's id, or the other way round) failed its
+        batch at every reading, and the projection stopped there for good. Such a record is set
+        aside (``set_aside(i, why)`` is awaited: its dead letter) and the batch applied without it.
+        In one batch, the case event is kept and the delivery set aside; across batches, the
+        first applied is kept. Which were set aside is kept in ``set_aside``, for the rebuild."""
+        bodies = list(bodies)
+        aside: list[tuple[int, str, str]] = []  # (index, event id, why)
+        while True:
+            clashing = _clashing_within(bodies)
+            if not clashing:
+                try:
+                    return await self._apply(records, bodies, aside)
+                except asyncpg.UniqueViolationError as error:
+                    if error.constraint_name != "audit_log_event_id_key" or not (
+                            clashing := await self._clashing_audited(bodies)):
+                        raise
+            for i in clashing:
+                other = "a case event" if _is_delivery(bodies[i]) else "a delivery record"
+                why = ValueError(f"event id {bodies[i]['event_id']} is already {other}'s: the audit trail files"
+                                 " an id once")
+                log.error("%s[%s]@%s set aside: its event id is already %s's", records[i].topic,
+                          records[i].partition, records[i].offset, other)
+                if set_aside is not None:
+                    await set_aside(i, why)
+                aside.append((i, str(bodies[i]["event_id"]), str(why)))
+                bodies[i] = None
+
+    async def _clashing_audited(self, bodies: Sequence[dict[str, Any] | None]) -> list[int]:
+        """The bodies whose event id the audit trail holds as the other kind."""
+        ids = [UUID(str(b["event_id"])) for b in bodies if b is not None]
+        audited = {r["event_id"]: r["event_type"] in DELIVERY_TYPES for r in await self.pool.fetch(
+            "SELECT event_id, event_type FROM audit_log WHERE event_id = ANY($1::uuid[])", ids)}
+        return [i for i, b in enumerate(bodies) if b is not None
+                and audited.get(UUID(str(b["event_id"])), _is_delivery(b)) != _is_delivery(b)]
+
+    async def _apply(self, records: Sequence[Position], bodies: Sequence[dict[str, Any] | None],
+                     aside: Sequence[tuple[int, str, str]] = ()) -> int:
         async with self.pool.acquire() as conn, conn.transaction():
             # The head's row lock serialises every batch of every instance: the chain has one order,
             # and the positions read next cannot be stale.
@@ -126,6 +137,12 @@ class Projector:
             await self._project_cases(conn, [e for e in new if e["event_type"] not in DELIVERY_TYPES])
             seq, head_hash = await self._append_audit(conn, new, head["seq"], head["hash"])
             await conn.execute("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1", seq, head_hash)
+            # Only those read for the first time: one read again was kept or set aside then.
+            kept_aside = [(records[i].topic, records[i].partition, records[i].offset, event_id, why)
+                          for i, event_id, why in aside
+                          if records[i].offset >= positions.get((records[i].topic, records[i].partition), 0)]
+            if kept_aside:
+                await conn.executemany(_SET_ASIDE, kept_aside)
             if advanced:
                 await conn.execute(_SAVE_OFFSETS, *(list(c) for c in zip(*(
                     (t, p, o, first[(t, p)]) for (t, p), o in advanced.items()))))
@@ -213,10 +230,15 @@ def _is_delivery(body: dict[str, Any]) -> bool:
 
 
 def _clashing_within(bodies: Sequence[dict[str, Any] | None]) -> list[int]:
-    """The bodies whose event id an earlier body of the batch has as another kind."""
-    kinds: dict[UUID, bool] = {}
-    return [i for i, b in enumerate(bodies) if b is not None
-            and kinds.setdefault(UUID(str(b["event_id"])), _is_delivery(b)) != _is_delivery(b)]
+    """The deliveries whose event id a case event of the same batch has."""
+    kinds: dict[str, set[bool]] = {}
+    for b in bodies:
+        if b is not None:
+            kinds.setdefault(str(b["event_id"]).lower(), set()).add(_is_delivery(b))
+    if all(len(k) == 1 for k in kinds.values()):
+        return []
+    return [i for i, b in enumerate(bodies) if b is not None and _is_delivery(b)
+            and len(kinds[str(b["event_id"]).lower()]) == 2]
 
 
 def _unseen(records: Sequence[Position], bodies: Sequence[dict[str, Any] | None],

@@ -85,7 +85,11 @@ async def _walk_chain(conn: asyncpg.Connection, walk: ChainWalk, audit_key: byte
             break
         if first is not None:
             continue
-        canonical = orjson.loads(r["canonical"])
+        try:
+            canonical = orjson.loads(r["canonical"])
+        except UNREADABLE:  # a text the projector never wrote, chained again over it
+            first = Break(r["seq"], r["event_id"], "the audit record's text cannot be read (altered)")
+            continue
         if altered := _record_altered(canonical, r):
             # The trail serves these columns beside the hashed text; the hash covers only the text.
             first = Break(r["seq"], r["event_id"],
