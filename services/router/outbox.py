@@ -16,7 +16,8 @@ A relay that fails starts again from the stored position, however often it takes
 this code cannot read (one a newer router wrote, in a rolling upgrade) holds every case after it
 until a router that reads it leads, and is never skipped, since consumers take only events newer than
 what they have. Such a stall is shown: ``failing_since`` and ``failure`` (in ``/healthz`` and
-``router_outbox_failing_seconds``) say since when the leader has not got past a failure, and which.
+``router_outbox_failing_seconds``) say, on every router that met it, since when the outbox has not
+got past it, and what it was.
 """
 
 import asyncio
@@ -47,6 +48,7 @@ CREATE TABLE IF NOT EXISTS outbox_position (
 );
 INSERT INTO outbox_position (name, position) VALUES ('case.events', 0) ON CONFLICT DO NOTHING;
 """ + ledger.SCHEMA
+_POSITION = "SELECT position FROM outbox_position WHERE name = 'case.events'"
 # Held while the tables are made: routers starting together on an empty database would race.
 SCHEMA_LOCK = 1022_0002
 
@@ -132,8 +134,10 @@ class Relay:
         self.wake = asyncio.Event()
         self.position = 0
         self.published = 0
+        self.recorded = 0  # the stored position, as last read or recorded
         self.failing_since: float | None = None  # time.time() of the first failure since the relay last got on
         self.failure: str | None = None  # the last failure's kind
+        self.stuck_at = 0  # the stored position when that failure came
         self.is_leader = False
         self.recording: asyncio.Task | None = None
 
@@ -147,7 +151,8 @@ class Relay:
             except Exception as error:
                 log.exception("outbox relay failed; restarting from the stored position")
                 self.is_leader = False
-                self.failing_since = self.failing_since or time.time()
+                if self.failing_since is None:
+                    self.failing_since, self.stuck_at = time.time(), self.recorded
                 self.failure = type(error).__name__
                 await asyncio.sleep(1.0)
 
@@ -156,11 +161,15 @@ class Relay:
         try:
             await create_schema(conn)
             while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
-                self.failing_since = self.failure = None  # another router leads: the stall, if any, is its to show
+                # Another router leads. A stall is shown by every router that met it until the stored
+                # position passes where it was met: the lead passes from one failing router to the
+                # next every second or so, and each would otherwise show a failure a second old.
+                if self.failing_since is not None and await conn.fetchval(_POSITION) > self.stuck_at:
+                    self.failing_since = self.failure = None
                 await asyncio.sleep(1.0)
             self.is_leader = True
             await conn.add_listener(self.desk.recorder.channel_name, self._notified)
-            self.position = await conn.fetchval("SELECT position FROM outbox_position WHERE name = 'case.events'")
+            self.position = self.recorded = await conn.fetchval(_POSITION)
             log.info("outbox relay leading from notification %s", self.position)
             while True:
                 # Cleared before the round, not after: cases saved while it runs wake the next one
@@ -210,6 +219,7 @@ class Relay:
             # The router's own tables move with the position: a re-publish re-applies, harmlessly.
             await ledger.apply(conn, events, self.desk.escalation_step)
             await conn.execute("UPDATE outbox_position SET position = $1 WHERE name = 'case.events'", position)
+        self.recorded = position
         self.failing_since = self.failure = None  # got on
 
     async def _recorded(self) -> None:

@@ -14,27 +14,32 @@ NEWER = "services.router.domain:Case.Transferred"  # a kind only a newer router 
 
 
 async def test_an_event_the_relay_cannot_read_holds_it_there_and_says_so_until_it_can(settings, kafka_bootstrap):
+    """Two routers, as the manifests run: the lead passes from one failing router to the other every
+    second or so, and each must go on showing the stall from when it first met it."""
     async with stored_cases(settings, kafka_bootstrap, 3) as s:
         table = s.desk.recorder.events_table_name
         held = s.stored[len(s.stored) // 2]
         known = await s.conn.fetchval(f"SELECT topic FROM {table} WHERE notification_id = $1", held.id)
         await s.conn.execute(f"UPDATE {table} SET topic = $1 WHERE notification_id = $2", NEWER, held.id)
-        relay = Relay(s.desk, s.producer, settings.dsn(), 0.05)
-        running = asyncio.create_task(relay.run())
+        relays = [Relay(s.desk, s.producer, settings.dsn(), 0.05) for _ in range(2)]
+        running = [asyncio.create_task(relay.run()) for relay in relays]
         try:
-            await eventually(lambda: relay.failure == "TopicError", 30, what="the relay to show its failure")
-            assert failing_for(relay) > 0
-            await asyncio.sleep(2.5)  # it tries again and again, and holds there each time
+            await eventually(lambda: all(r.failure == "TopicError" for r in relays), 30,
+                             what="both routers to have met the failure")
+            await asyncio.sleep(2.5)  # they try again and again, in turn, and hold there each time
             assert await s.conn.fetchval("SELECT position FROM outbox_position") < held.id
-            assert failing_for(relay) >= 2
+            assert all(failing_for(r) >= 2.5 for r in relays), [failing_for(r) for r in relays]
+            assert all(r.failure == "TopicError" for r in relays)
 
             # A router that reads it (here: the event as this one knows it) takes it on from there.
             await s.conn.execute(f"UPDATE {table} SET topic = $1 WHERE notification_id = $2", known, held.id)
             last = s.stored[-1].id
-            await eventually(lambda: relay.position == last and relay.failing_since is None, 30,
-                             what="the relay to get past it")
+            await eventually(lambda: max(r.position for r in relays) == last, 30, what="the relay to get past it")
+            await eventually(lambda: all(r.failing_since is None for r in relays), 30,
+                             what="neither router to show a failure")
         finally:
-            running.cancel()
-            await asyncio.gather(running, return_exceptions=True)
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
     published = {(r.key.decode(), json.loads(r.value)["version"]) for r in await _published(kafka_bootstrap, s.ids)}
     assert published == {(str(n.originator_id), n.originator_version) for n in s.stored}  # the held one too
