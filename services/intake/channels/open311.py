@@ -157,15 +157,14 @@ async def get_requests(request: Request,
     if not service_request_id:
         raise Problem("service_request_id", "Cần mã tra cứu (service_request_id)", "service_request_id is required", status=400)
     codes = service_request_id.split(",")[:50]
-    if len(codes) == 1:
-        return await get_request(request, codes[0])
     # A list is up to 50 lookups, and anyone may send one: lists take turns, so that a flood of
     # them cannot take every connection to oversight from the citizens looking up their one code.
-    gate: asyncio.Semaphore = request.app.state.list_lookups
-    try:
-        await asyncio.wait_for(gate.acquire(), LIST_WAIT_SECONDS)
-    except TimeoutError:
-        raise Unavailable("busy with other lists of codes") from None
+    gate: asyncio.Semaphore | None = request.app.state.list_lookups if len(codes) > 1 else None
+    if gate is not None:
+        try:
+            await asyncio.wait_for(gate.acquire(), LIST_WAIT_SECONDS)
+        except TimeoutError:
+            raise Unavailable("busy with other lists of codes") from None
     try:
         found = []
         for code in codes:
@@ -176,4 +175,5 @@ async def get_requests(request: Request,
                     raise
         return found
     finally:
-        gate.release()
+        if gate is not None:
+            gate.release()

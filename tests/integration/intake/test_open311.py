@@ -71,6 +71,9 @@ async def test_a_form_encoded_report_becomes_one_request_and_reads_back(start_in
         done = (await client.get(intake.url + f"/open311/v2/requests/{code.lower()}.json")).json()
         listed = (await client.get(intake.url + "/open311/v2/requests.json",
                                    params={"service_request_id": f"{code},ZZZZZ-ZZZZZ"})).json()
+        unknown = await client.get(intake.url + "/open311/v2/requests.json",
+                                   params={"service_request_id": ids.tracking_code(uuid.uuid4())})
+    assert unknown.status_code == 200 and unknown.json() == []  # a list of what is known, if only one is asked
     assert done[0]["status"] == "closed" and done[0]["agency_responsible"] == "UBND Quận 1"
     assert done[0]["service_name"] == "Cấp thoát nước" and listed == done
 
