@@ -41,8 +41,9 @@ async def live_position(conn: asyncpg.Connection, history: History) -> Offsets:
     partitions it has not read yet where the live one began in them, and sets aside what it did."""
     rows = await conn.fetch("SELECT topic, partition, next_offset, first_offset FROM public.consumer_offsets")
     history.begin_at({(r["topic"], r["partition"]): r["first_offset"] or 0 for r in rows})
-    history.set_aside = {(r["topic"], r["partition"], r["offset"]) for r in await conn.fetch(
-        'SELECT topic, partition, "offset" FROM public.set_aside')}
+    if await conn.fetchval("SELECT to_regclass('public.set_aside') IS NOT NULL"):  # not before an upgraded start
+        history.set_aside = {(r["topic"], r["partition"], r["offset"]) for r in await conn.fetch(
+            'SELECT topic, partition, "offset" FROM public.set_aside')}
     return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
 
 
