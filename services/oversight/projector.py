@@ -60,10 +60,6 @@ _SAVE_OFFSETS = (
 SetAside = Callable[[int, ValueError], Awaitable[Any]]
 
 
-_SET_ASIDE = ('INSERT INTO set_aside (topic, partition, "offset", event_id, reason) VALUES ($1, $2, $3, $4, $5)'
-              " ON CONFLICT DO NOTHING")
-
-
 class Position(Protocol):
     """Where a record came from: a Kafka ``ConsumerRecord`` has these, and so do the rebuild's."""
 
@@ -92,14 +88,13 @@ class Projector:
         batch at every reading, and the projection stopped there for good. Such a record is set
         aside (``set_aside(i, why)`` is awaited: its dead letter) and the batch applied without it.
         In one batch, the case event is kept and the delivery set aside; across batches, the
-        first applied is kept. Which were set aside is kept in ``set_aside``, for the rebuild."""
+        first applied is kept; the audit trail says which (the rebuild sets aside the same)."""
         bodies = list(bodies)
-        aside: list[tuple[int, str, str]] = []  # (index, event id, why)
         while True:
             clashing = _clashing_within(bodies)
             if not clashing:
                 try:
-                    return await self._apply(records, bodies, aside)
+                    return await self._apply(records, bodies)
                 except asyncpg.UniqueViolationError as error:
                     if error.constraint_name != "audit_log_event_id_key" or not (
                             clashing := await self._clashing_audited(bodies)):
@@ -112,19 +107,12 @@ class Projector:
                           records[i].partition, records[i].offset, other)
                 if set_aside is not None:
                     await set_aside(i, why)
-                aside.append((i, str(bodies[i]["event_id"]), str(why)))
                 bodies[i] = None
 
     async def _clashing_audited(self, bodies: Sequence[dict[str, Any] | None]) -> list[int]:
-        """The bodies whose event id the audit trail holds as the other kind."""
-        ids = [UUID(str(b["event_id"])) for b in bodies if b is not None]
-        audited = {r["event_id"]: r["event_type"] in DELIVERY_TYPES for r in await self.pool.fetch(
-            "SELECT event_id, event_type FROM audit_log WHERE event_id = ANY($1::uuid[])", ids)}
-        return [i for i, b in enumerate(bodies) if b is not None
-                and audited.get(UUID(str(b["event_id"])), _is_delivery(b)) != _is_delivery(b)]
+        return await clashing_audited(self.pool, "audit_log", bodies)
 
-    async def _apply(self, records: Sequence[Position], bodies: Sequence[dict[str, Any] | None],
-                     aside: Sequence[tuple[int, str, str]] = ()) -> int:
+    async def _apply(self, records: Sequence[Position], bodies: Sequence[dict[str, Any] | None]) -> int:
         async with self.pool.acquire() as conn, conn.transaction():
             # The head's row lock serialises every batch of every instance: the chain has one order,
             # and the positions read next cannot be stale.
@@ -137,12 +125,6 @@ class Projector:
             await self._project_cases(conn, [e for e in new if e["event_type"] not in DELIVERY_TYPES])
             seq, head_hash = await self._append_audit(conn, new, head["seq"], head["hash"])
             await conn.execute("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1", seq, head_hash)
-            # Only those read for the first time: one read again was kept or set aside then.
-            kept_aside = [(records[i].topic, records[i].partition, records[i].offset, event_id, why)
-                          for i, event_id, why in aside
-                          if records[i].offset >= positions.get((records[i].topic, records[i].partition), 0)]
-            if kept_aside:
-                await conn.executemany(_SET_ASIDE, kept_aside)
             if advanced:
                 await conn.execute(_SAVE_OFFSETS, *(list(c) for c in zip(*(
                     (t, p, o, first[(t, p)]) for (t, p), o in advanced.items()))))
@@ -223,6 +205,16 @@ class Projector:
             await conn.executemany("INSERT INTO audit_checkpoints (seq, hash) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                                    checkpoints)
         return seq, head
+
+
+async def clashing_audited(reader: Any, audit_log: str, bodies: Sequence[dict[str, Any] | None]) -> list[int]:
+    """The bodies whose event id ``audit_log`` holds as the other kind (a delivery under a case event's
+    id, or the other way round)."""
+    ids = [UUID(str(b["event_id"])) for b in bodies if b is not None]
+    audited = {r["event_id"]: r["event_type"] in DELIVERY_TYPES for r in await reader.fetch(
+        f"SELECT event_id, event_type FROM {audit_log} WHERE event_id = ANY($1::uuid[])", ids)}
+    return [i for i, b in enumerate(bodies) if b is not None
+            and audited.get(UUID(str(b["event_id"])), _is_delivery(b)) != _is_delivery(b)]
 
 
 def _is_delivery(body: dict[str, Any]) -> bool:

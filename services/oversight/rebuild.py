@@ -38,12 +38,9 @@ SWAPPED = ("cases", "case_events", "deliveries")
 
 async def live_position(conn: asyncpg.Connection, history: History) -> Offsets:
     """Where the live projection stands in each partition it has read; the rebuild starts the
-    partitions it has not read yet where the live one began in them, and sets aside what it did."""
+    partitions it has not read yet where the live one began in them."""
     rows = await conn.fetch("SELECT topic, partition, next_offset, first_offset FROM public.consumer_offsets")
     history.begin_at({(r["topic"], r["partition"]): r["first_offset"] or 0 for r in rows})
-    if await conn.fetchval("SELECT to_regclass('public.set_aside') IS NOT NULL"):  # not before an upgraded start
-        history.set_aside = {(r["topic"], r["partition"], r["offset"]) for r in await conn.fetch(
-            'SELECT topic, partition, "offset" FROM public.set_aside')}
     return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
 
 

@@ -89,12 +89,6 @@ INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '{GENESIS}') ON CONFLICT DO
 CREATE TABLE IF NOT EXISTS audit_checkpoints (
     seq bigint PRIMARY KEY, hash text NOT NULL, made_at timestamptz NOT NULL DEFAULT now(),
     published boolean NOT NULL DEFAULT false);
--- The records the projection set aside (dead-lettered), their event id already the other kind's in
--- the audit trail: which one was kept follows the order they were read in, and the rebuild, which
--- reads in batches of its own, sets the same ones aside.
-CREATE TABLE IF NOT EXISTS set_aside (
-    topic text NOT NULL, partition int NOT NULL, "offset" bigint NOT NULL, event_id uuid NOT NULL,
-    reason text NOT NULL, PRIMARY KEY (topic, partition, "offset"));
 """
 
 READ_TABLES = ("cases", "case_events", "deliveries", "audit_log", "audit_head", "audit_checkpoints")

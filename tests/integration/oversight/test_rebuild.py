@@ -47,8 +47,10 @@ async def history(live, kafka_bootstrap):
         await eventually(lambda: conn.fetchval("SELECT 1 FROM deliveries WHERE event_id = $1", bogus), 60,
                          what="the bogus delivery to be projected")
         await publish(kafka_bootstrap, [CLASHING])
-        await eventually(lambda: conn.fetchval("SELECT 1 FROM set_aside WHERE event_id = $1", bogus), 60,
-                         what="the case event under the delivery's id to be set aside")
+        routed = CLASHING.events[1].event_id  # read after its CaseOpened, set aside
+        await eventually(lambda: conn.fetchval("SELECT 1 FROM case_events WHERE event_id = $1", routed), 60,
+                         what="the case event after the one under the delivery's id to be projected")
+        assert not await conn.fetchval("SELECT 1 FROM case_events WHERE event_id = $1", bogus)
     finally:
         await conn.close()
 
