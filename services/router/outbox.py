@@ -164,7 +164,8 @@ class Relay:
                 # Another router leads. A stall is shown by every router that met it until the stored
                 # position passes where it was met: the lead passes from one failing router to the
                 # next every second or so, and each would otherwise show a failure a second old.
-                if self.failing_since is not None and await conn.fetchval(_POSITION) > self.stuck_at:
+                # One met with nothing left to publish (PostgreSQL restarted on a quiet night) is over.
+                if self.failing_since is not None and await self._got_past(conn):
                     self.failing_since = self.failure = None
                 await asyncio.sleep(1.0)
             self.is_leader = True
@@ -191,6 +192,12 @@ class Relay:
                 await conn.close(timeout=5)
             except Exception:  # noqa: BLE001 - a connection that will not close politely is dropped
                 conn.terminate()
+
+    async def _got_past(self, conn: asyncpg.Connection) -> bool:
+        """Whether the outbox has got past where this router's failure was met, or has nothing to publish."""
+        stored = await conn.fetchval(_POSITION)
+        newest = await asyncio.to_thread(self.desk.recorder.max_notification_id)
+        return stored > self.stuck_at or stored >= (newest or 0)
 
     def _notified(self, *_: Any) -> None:
         self.wake.set()

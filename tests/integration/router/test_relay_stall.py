@@ -4,6 +4,7 @@ lost for good), and says so until a router that reads it leads."""
 
 import asyncio
 import json
+import time
 
 from services.router.api import failing_for
 from services.router.outbox import Relay
@@ -43,3 +44,28 @@ async def test_an_event_the_relay_cannot_read_holds_it_there_and_says_so_until_i
             await asyncio.gather(*running, return_exceptions=True)
     published = {(r.key.decode(), json.loads(r.value)["version"]) for r in await _published(kafka_bootstrap, s.ids)}
     assert published == {(str(n.originator_id), n.originator_version) for n in s.stored}  # the held one too
+
+
+async def test_a_failure_met_with_nothing_left_to_publish_is_over_once_another_router_leads(settings, kafka_bootstrap):
+    """A leader whose connection dropped on a quiet night (nothing to publish) became a standby
+    that showed the failure, growing, until the next case was relayed: hours of a false alert."""
+    async with stored_cases(settings, kafka_bootstrap, 2) as s:
+        leader = Relay(s.desk, s.producer, settings.dsn(), 0.05)
+        leading = asyncio.create_task(leader.run())
+        failed = Relay(s.desk, s.producer, settings.dsn(), 0.05)
+        standing_by = None
+        try:
+            await eventually(lambda: leader.position == s.stored[-1].id, 30,
+                             what="the leader to publish everything")
+            await asyncio.sleep(0.5)  # its position recorded
+            # As a leader whose connection had just dropped leaves itself: failed where all was published.
+            failed.failing_since, failed.failure = time.time(), "ConnectionDoesNotExistError"
+            failed.stuck_at = s.stored[-1].id
+            standing_by = asyncio.create_task(failed.run())
+            await eventually(lambda: failed.failing_since is None, 30, what="the standby to see nothing is held up")
+            assert not failed.is_leader and failing_for(failed) == 0
+        finally:
+            for task in (leading, standing_by):
+                if task is not None:
+                    task.cancel()
+            await asyncio.gather(*(t for t in (leading, standing_by) if t), return_exceptions=True)
