@@ -176,9 +176,10 @@ class MailProvider:
         except smtplib.SMTPRecipientsRefused as error:
             refusals = [(code, _enhanced(text)) for code, text in error.recipients.values()]
             # Mail servers check the client and the sender at RCPT TO too (Postfix by default):
-            # "554 5.7.1 Relay access denied", "553 5.1.8 Sender address rejected" are this
+            # "554 5.7.1 Relay access denied", "553 5.1.8 Sender address rejected", and without an
+            # enhanced code Exim's "550 relay not permitted", "550 Sender verify failed", are this
             # notifier's set-up refused, to be tried again while it is mended, not the recipient's.
-            own = any(_own_refusal(code, enhanced) for code, enhanced in refusals)
+            own = any(_own_refusal(code, _enhanced(text), text) for code, text in error.recipients.values())
             kind = Permanent if all(code >= 500 for code, _ in refusals) and not own else Transient
             raise kind(f"SMTP refused the recipient: {', '.join(_status(c, e) for c, e in refusals)}") from error
         except smtplib.SMTPResponseException as error:
@@ -229,7 +230,15 @@ def _status(code: int, enhanced: str) -> str:
     return f"{code} ({enhanced})" if enhanced else str(code)
 
 
-def _own_refusal(code: int, enhanced: str) -> bool:
+_SET_UP_WORDS = re.compile(rb"\b(relay|relaying|sender)\b", re.IGNORECASE)
+
+
+def _own_refusal(code: int, enhanced: str, text: bytes) -> bool:
     """Whether a refusal at RCPT TO is of this notifier (relaying, its sender), not of the recipient:
-    RFC 3463's security and policy class (X.7.*), and the bad sender address codes (X.1.7, X.1.8)."""
-    return code >= 500 and (enhanced[2:4] == "7." or enhanced[2:] in ("1.7", "1.8"))
+    RFC 3463's security and policy class (X.7.*), the bad sender address codes (X.1.7, X.1.8), and,
+    from a server that gives no enhanced code, words of relaying or of the sender."""
+    if code < 500:
+        return False
+    if enhanced:
+        return enhanced[2:4] == "7." or enhanced[2:] in ("1.7", "1.8")
+    return _SET_UP_WORDS.search(text if isinstance(text, bytes) else text.encode()) is not None
