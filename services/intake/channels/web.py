@@ -74,7 +74,10 @@ async def submit_form(request: Request) -> Response:
     try:
         form = await request.form(max_files=settings(request).max_uploads + 1, max_fields=40,
                                   max_part_size=FIELD_BYTES)
-    except HTTPException:  # a field past FIELD_BYTES, too many fields or files: not a form of ours
+    except HTTPException as error:  # a field past FIELD_BYTES, too many fields or files, or no multipart
+        if "maximum size" not in str(error.detail):
+            return form_page(request, lang, {"form_key": str(uuid.uuid4())}, status=400, errors=[Problem(
+                "body", "Không đọc được biểu mẫu", "The form could not be read").as_dict()])
         return form_page(request, lang, {"form_key": str(uuid.uuid4())}, status=413,
                          errors=[Problem("body", "Nội dung biểu mẫu quá dài", "The form is too long").as_dict()])
     values = {k: v for k, v in form.items() if isinstance(v, str)}

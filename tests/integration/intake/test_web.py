@@ -366,5 +366,8 @@ async def test_a_form_field_past_what_a_citizen_can_write_is_refused_before_the_
                                   files={"files": ("a.png", PNG, "image/png")})
         padded = await client.post(intake.url + "/", files={"files": ("a.png", PNG, "image/png")},
                                    data=fields | {"form_key": str(uuid.uuid4()), "description": "x" * 300_000})
+        broken = await client.post(intake.url + "/", content=b"full_name=An", headers={
+            "Content-Type": "multipart/form-data"})  # no boundary: not too long, just not a form
     assert taken.status_code == 303, taken.text
     assert padded.status_code == 413 and "quá dài" in padded.text
+    assert broken.status_code == 400 and "Không đọc được" in broken.text
