@@ -362,8 +362,8 @@ async def test_a_form_field_past_what_a_citizen_can_write_is_refused_before_the_
     fields = {"full_name": "Lê Thị Mai", "phone": "0987654321", "address": "P. Thảo Điền, Q.2",
               "category": "essential_supplies", "is_public": "0"}
     async with httpx.AsyncClient(timeout=15) as client:
-        taken = await client.post(intake.url + "/", data=fields | {"form_key": str(uuid.uuid4()), "description": longest},
-                                  files={"files": ("a.png", PNG, "image/png")})
+        taken = await client.post(intake.url + "/", files={"files": ("a.png", PNG, "image/png")},
+                                  data=fields | {"form_key": str(uuid.uuid4()), "description": longest})
         padded = await client.post(intake.url + "/", files={"files": ("a.png", PNG, "image/png")},
                                    data=fields | {"form_key": str(uuid.uuid4()), "description": "x" * 300_000})
         broken = await client.post(intake.url + "/", content=b"full_name=An", headers={
