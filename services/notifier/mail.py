@@ -174,14 +174,14 @@ class MailProvider:
                 # no SMTPUTF8) or a header that cannot be written (a line break in it).
                 raise Permanent(f"the message cannot be sent as addressed: {type(error).__name__}") from error
         except smtplib.SMTPRecipientsRefused as error:
-            refusals = [(code, _enhanced(text)) for code, text in error.recipients.values()]
+            refusals = [(code, _enhanced(text), text) for code, text in error.recipients.values()]
             # Mail servers check the client and the sender at RCPT TO too (Postfix by default):
             # "554 5.7.1 Relay access denied", "553 5.1.8 Sender address rejected", and without an
             # enhanced code Exim's "550 relay not permitted", "550 Sender verify failed", are this
             # notifier's set-up refused, to be tried again while it is mended, not the recipient's.
-            own = any(_own_refusal(code, _enhanced(text), text) for code, text in error.recipients.values())
-            kind = Permanent if all(code >= 500 for code, _ in refusals) and not own else Transient
-            raise kind(f"SMTP refused the recipient: {', '.join(_status(c, e) for c, e in refusals)}") from error
+            own = any(_own_refusal(*refusal) for refusal in refusals)
+            kind = Permanent if all(code >= 500 for code, _, _ in refusals) and not own else Transient
+            raise kind(f"SMTP refused the recipient: {', '.join(_status(c, e) for c, e, _ in refusals)}") from error
         except smtplib.SMTPResponseException as error:
             # 5xx to the message will be refused again; 4xx (greylisting, a full queue) may pass
             # later. A 5xx to this notifier's own set-up (the greeting, EHLO, STARTTLS, its login,
@@ -219,9 +219,9 @@ def _quit(smtp: smtplib.SMTP) -> None:
 _ENHANCED = re.compile(rb"\s*([245]\.\d{1,3}\.\d{1,3})\b")
 
 
-def _enhanced(text: bytes | str) -> str:
+def _enhanced(text: bytes) -> str:
     """The enhanced status code a reply starts with (RFC 3463), or nothing."""
-    found = _ENHANCED.match(text if isinstance(text, bytes) else text.encode())
+    found = _ENHANCED.match(text)
     return found.group(1).decode() if found else ""
 
 
@@ -241,4 +241,4 @@ def _own_refusal(code: int, enhanced: str, text: bytes) -> bool:
         return False
     if enhanced:
         return enhanced[2:4] == "7." or enhanced[2:] in ("1.7", "1.8")
-    return _SET_UP_WORDS.search(text if isinstance(text, bytes) else text.encode()) is not None
+    return _SET_UP_WORDS.search(text) is not None

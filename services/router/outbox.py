@@ -166,7 +166,7 @@ class Relay:
                 # next every second or so, and each would otherwise show a failure a second old.
                 # One met with nothing left to publish (PostgreSQL restarted on a quiet night) is over.
                 if self.failing_since is not None and await self._got_past(conn):
-                    self.failing_since = self.failure = None
+                    self._got_on()
                 await asyncio.sleep(1.0)
             self.is_leader = True
             await conn.add_listener(self.desk.recorder.channel_name, self._notified)
@@ -193,6 +193,9 @@ class Relay:
             except Exception:  # noqa: BLE001 - a connection that will not close politely is dropped
                 conn.terminate()
 
+    def _got_on(self) -> None:
+        self.failing_since = self.failure = None
+
     async def _got_past(self, conn: asyncpg.Connection) -> bool:
         """Whether the outbox has got past where this router's failure was met, or has nothing to publish."""
         stored = await conn.fetchval(_POSITION)
@@ -207,7 +210,7 @@ class Relay:
             self.desk.recorder.select_notifications, start=self.position + 1, limit=self.batch)
         if not notifications:
             await self._recorded()  # nothing new: the stored position catches up
-            self.failing_since = self.failure = None
+            self._got_on()
             return 0
         # Only the cases' events are published; the directory's installs stay in the store.
         events = [to_contract(e) for n in notifications
@@ -227,7 +230,7 @@ class Relay:
             await ledger.apply(conn, events, self.desk.escalation_step)
             await conn.execute("UPDATE outbox_position SET position = $1 WHERE name = 'case.events'", position)
         self.recorded = position
-        self.failing_since = self.failure = None  # got on
+        self._got_on()
 
     async def _recorded(self) -> None:
         """Wait for the batch being recorded, if any; its failure is the relay's."""

@@ -7,8 +7,10 @@ GeoReport's list of ``{code, description}``, with the field and both languages a
 """
 
 import asyncio
+import contextlib
 import hashlib
 import json
+from collections.abc import AsyncIterator
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -157,23 +159,26 @@ async def get_requests(request: Request,
     if not service_request_id:
         raise Problem("service_request_id", "Cần mã tra cứu (service_request_id)", "service_request_id is required", status=400)
     codes = service_request_id.split(",")[:50]
-    # A list is up to 50 lookups, and anyone may send one: lists take turns, so that a flood of
-    # them cannot take every connection to oversight from the citizens looking up their one code.
-    gate: asyncio.Semaphore | None = request.app.state.list_lookups if len(codes) > 1 else None
-    if gate is not None:
-        try:
-            await asyncio.wait_for(gate.acquire(), LIST_WAIT_SECONDS)
-        except TimeoutError:
-            raise Unavailable("busy with other lists of codes") from None
-    try:
-        found = []
+    found = []
+    async with _list_turn(request.app.state.list_lookups) if len(codes) > 1 else contextlib.nullcontext():
         for code in codes:
             try:
                 found.append(await _status(request, code))
             except Problem as problem:
                 if problem.status != 404:
                     raise
-        return found
+    return found
+
+
+@contextlib.asynccontextmanager
+async def _list_turn(gate: asyncio.Semaphore) -> AsyncIterator[None]:
+    """A list is up to 50 lookups, and anyone may send one: lists take turns, so that a flood of
+    them cannot take every connection to oversight from the citizens looking up their one code."""
+    try:
+        await asyncio.wait_for(gate.acquire(), LIST_WAIT_SECONDS)
+    except TimeoutError:
+        raise Unavailable("busy with other lists of codes") from None
+    try:
+        yield
     finally:
-        if gate is not None:
-            gate.release()
+        gate.release()

@@ -60,26 +60,28 @@ FIELD_BYTES = 64 * 1024
 @router.post("/", response_class=HTMLResponse)
 async def submit_form(request: Request) -> Response:
     lang = _lang(request)
+
+    def unread(status: int, field: str, vi: str, en: str) -> Response:
+        """The form refused before its fields are read: shown again empty, with why."""
+        return form_page(request, lang, {"form_key": str(uuid.uuid4())}, status=status,
+                         errors=[Problem(field, vi, en).as_dict()])
+
     limit = settings(request).max_upload_bytes * settings(request).max_uploads + 1024 * 1024
     declared = request.headers.get("content-length", "")
     if not declared.isdigit():
         # A browser always declares a form's length. A body streamed without one would be parsed,
         # its files spooled to disk, with no end in sight: it is refused before a byte is read.
-        return form_page(request, lang, {"form_key": str(uuid.uuid4())}, status=411,
-                         errors=[Problem("body", "Thiếu độ dài nội dung (Content-Length)",
-                                         "The form must be sent with a Content-Length").as_dict()])
+        return unread(411, "body", "Thiếu độ dài nội dung (Content-Length)",
+                      "The form must be sent with a Content-Length")
     if int(declared) > limit:
-        return form_page(request, lang, {"form_key": str(uuid.uuid4())}, status=413,
-                         errors=[Problem("files", "Tệp đính kèm quá lớn", "Attachments too large").as_dict()])
+        return unread(413, "files", "Tệp đính kèm quá lớn", "Attachments too large")
     try:
         form = await request.form(max_files=settings(request).max_uploads + 1, max_fields=40,
                                   max_part_size=FIELD_BYTES)
     except HTTPException as error:  # a field past FIELD_BYTES, too many fields or files, or no multipart
-        if "maximum size" not in str(error.detail):
-            return form_page(request, lang, {"form_key": str(uuid.uuid4())}, status=400, errors=[Problem(
-                "body", "Không đọc được biểu mẫu", "The form could not be read").as_dict()])
-        return form_page(request, lang, {"form_key": str(uuid.uuid4())}, status=413,
-                         errors=[Problem("body", "Nội dung biểu mẫu quá dài", "The form is too long").as_dict()])
+        if "maximum size" in str(error.detail):
+            return unread(413, "body", "Nội dung biểu mẫu quá dài", "The form is too long")
+        return unread(400, "body", "Không đọc được biểu mẫu", "The form could not be read")
     values = {k: v for k, v in form.items() if isinstance(v, str)}
     try:
         key = check_key(values.get("form_key"), field="form_key")

@@ -48,4 +48,5 @@ class _Kept:
         if not self.future.done():
             return False  # being computed: wait for it
         failed = self.future.cancelled() or self.future.exception() is not None
-        return failed or self.finished is None or now - self.finished >= seconds
+        # finished is set by a callback a moment after the value: until then it is fresh.
+        return failed or (self.finished is not None and now - self.finished >= seconds)
