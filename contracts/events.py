@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
-from contracts.envelope import Envelope
-from contracts.text import CommittedDate, Text, VietnamDatetime
+from contracts.envelope import Envelope, utcnow
+from contracts.text import CommittedDate, Text, UnitMoment, VietnamDatetime
 
 Channel = Literal["web", "zalo", "app", "phone", "open311"]
 
@@ -249,6 +249,7 @@ class UnitResponse(Envelope):
     """
 
     event_type: Literal["UnitResponse"] = "UnitResponse"
+    occurred_at: UnitMoment = Field(default_factory=utcnow)
     response_id: uuid.UUID
     case_id: uuid.UUID
     # Each text has a bound, as a citizen's request has: a note of megabytes was stored in the case's

@@ -12,10 +12,13 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Annotated, Any
 
 import orjson
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
-# Line breaks and tabs are text; every other control character (Unicode Cc) is noise, or an attack on a log.
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Line breaks and tabs are text; every other control character (Unicode Cc) is noise, or an attack on a log,
+# as are the marks that reverse the order text is shown in (a note read right to left in a log or a list).
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x84\x86-\x9f\u202a-\u202e\u2066-\u2069]")
+# Every other way to write a line break is written as one: an old Mac's CR, NEL, and Unicode's separators.
+_BREAKS = re.compile("\r\n?|[\x85\u2028\u2029]")
 VIETNAM = timezone(timedelta(hours=7))  # no daylight saving since 1975
 
 
@@ -29,7 +32,7 @@ def nfc(text: str) -> str:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError("contains characters that are not text") from None
-    return unicodedata.normalize("NFC", _CONTROLS.sub("", text.replace("\r\n", "\n"))).strip()
+    return unicodedata.normalize("NFC", _CONTROLS.sub("", _BREAKS.sub("\n", text))).strip()
 
 
 def in_vietnam(moment: datetime) -> datetime:
@@ -38,18 +41,35 @@ def in_vietnam(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=VIETNAM)
 
 
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DAY = re.compile(r"\d{4}-?\d{2}-?\d{2}")
+
+
+def iso_moment(value: Any) -> Any:
+    """A time as text in any of ISO 8601's spellings Python reads: pydantic's own parser refuses
+    an offset of hours alone ("2026-12-05 10:00:00+07", PostgreSQL's way of writing one) and the
+    basic format ("20261205T100000+0700"). Other values are left to pydantic."""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    return value
 
 
 def day_ends(value: Any) -> Any:
-    """A committed date given as a day alone ("2026-12-05") is the end of that day in Vietnam: a
-    unit that promises a result on the 5th has the whole 5th, and the citizen is not told it is
-    late on that morning. A time given with it, even midnight, is taken as given."""
+    """A committed date given as a day alone ("2026-12-05", or "20261205") is the end of that day in
+    Vietnam: a unit that promises a result on the 5th has the whole 5th, and the citizen is not told
+    it is late on that morning. A time given with it, even midnight, is taken as given.
+
+    A number is refused: pydantic would read 20261205 as seconds since 1970 (a day in August 1970)."""
+    if isinstance(value, (int, float)) or (isinstance(value, str) and value.strip().isdigit()
+                                           and not _DAY.fullmatch(value)):
+        raise ValueError("a date is ISO 8601 text (2026-12-05, or with its time and zone), not a number")
     if isinstance(value, str) and _DAY.fullmatch(value):
         value = date.fromisoformat(value)
     if isinstance(value, date) and not isinstance(value, datetime):
         return datetime.combine(value, time(23, 59, 59), VIETNAM)
-    return value
+    return iso_moment(value)
 
 
 Text = Annotated[str, AfterValidator(nfc)]
@@ -58,6 +78,8 @@ VietnamDatetime = Annotated[datetime, AfterValidator(in_vietnam)]
 # Python, so a strict reader (oversight's) would refuse every time given as text. The router
 # writes ProgressReported's date whole, with its zone, so its readers need no such rule.
 CommittedDate = Annotated[datetime, BeforeValidator(day_ends), AfterValidator(in_vietnam)]
+# When a district service says it answered: any ISO 8601 spelling with its zone (see iso_moment).
+UnitMoment = Annotated[AwareDatetime, BeforeValidator(iso_moment)]
 
 
 def refuse_nul(raw: bytes) -> None:

@@ -12,7 +12,7 @@ from services.notifier.templates import day, render
 from tests.unit.notifier.factories import Story
 
 
-def committed(value: str) -> datetime:
+def committed(value: str | int | float) -> datetime:
     """The committed date of a progress report sent on the wire with ``value``."""
     case = str(uuid.uuid4())
     wire = {"event_id": str(uuid.uuid4()), "correlation_id": case, "producer": "district", "response_id": str(uuid.uuid4()),
@@ -33,6 +33,31 @@ def test_a_day_alone_gives_the_unit_the_whole_of_that_day_in_vietnam():
 ])
 def test_a_date_with_a_time_is_taken_as_given(given, meant):
     assert committed(given) == meant
+
+
+@pytest.mark.parametrize(("given", "meant"), [
+    ("20261205", datetime(2026, 12, 5, 23, 59, 59, tzinfo=VIETNAM)),  # ISO 8601's basic day
+    ("2026-12-05 17:00:00+07", datetime(2026, 12, 5, 17, tzinfo=VIETNAM)),  # PostgreSQL's way of writing it
+    ("20261205T170000+0700", datetime(2026, 12, 5, 17, tzinfo=VIETNAM)),
+])
+def test_other_iso_spellings_of_a_date_are_read(given, meant):
+    assert committed(given) == meant
+
+
+@pytest.mark.parametrize("given", [20261205, "1733390000", 1733390000.0])
+def test_a_number_is_refused_not_read_as_seconds_since_1970(given):
+    # pydantic reads a number as a Unix time: "20261205" was 23 August 1970, a promise already broken.
+    with pytest.raises(ValueError, match="not a number"):
+        committed(given)
+
+
+def test_a_units_answer_timed_with_an_offset_of_hours_is_read():
+    case = str(uuid.uuid4())
+    wire = {"event_id": str(uuid.uuid4()), "correlation_id": case, "producer": "district", "case_id": case,
+            "response_id": str(uuid.uuid4()), "unit_id": "hcm-q-phu-nhuan", "kind": "accept",
+            "occurred_at": "2026-12-05 09:30:00+07"}
+    answered = UnitResponse.model_validate_json(json.dumps(wire)).occurred_at
+    assert answered == datetime(2026, 12, 5, 9, 30, tzinfo=VIETNAM)
 
 
 def test_the_citizen_is_told_the_day_itself_is_allowed():

@@ -17,6 +17,9 @@ BASE = {"full_name": "Trần Văn Nam", "phone": "0912 345 678", "address": "45 
 
 def test_control_characters_go_and_lone_surrogates_are_refused():
     assert nfc("  Hẻm\x00 12\r\nQ.3\x1b[31m ") == "Hẻm 12\nQ.3[31m"
+    # Every spelling of a line break is one; the marks that show text right to left are dropped.
+    assert nfc("Dòng 1\rDòng 2\u2028Dòng 3\x85Dòng 4") == "Dòng 1\nDòng 2\nDòng 3\nDòng 4"
+    assert nfc("Phường \u202e21 ") == "Phường 21"
     with pytest.raises(ValueError):
         nfc("abc\ud800")
     with pytest.raises(ValidationError) as refused:
