@@ -15,6 +15,7 @@ nobody else can: knowing a request's channel key does not give its code.
 
 import hashlib
 import hmac
+import unicodedata
 import uuid
 
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:vn:hcmc:1022")
@@ -83,9 +84,13 @@ def tracking_code(request: uuid.UUID, attempt: int = 0, key: bytes = b"") -> str
 def normalise_tracking_code(text: str) -> str | None:
     """The canonical form of a typed tracking code, or None when it is not a valid one.
 
-    Case, spaces and dashes do not matter; O, I, L and U are read as 0, 1, 1 and V.
+    Case, spaces, dashes and dots do not matter; O, I, L and U are read as 0, 1, 1 and V. A code
+    copied from a message, a PDF or a phone's keyboard is read too: full-width letters, any dash
+    (en dash, non-breaking hyphen) and the invisible characters a copy carries (zero-width space).
     """
-    raw = "".join(text.split()).replace("-", "").upper().translate(_ALIASES)
+    folded = unicodedata.normalize("NFKC", text[:100])
+    raw = "".join(c for c in folded if not (c.isspace() or c in "._" or unicodedata.category(c) in ("Pd", "Cf")))
+    raw = raw.upper().translate(_ALIASES)
     if len(raw) != CODE_DATA_CHARS + 1 or any(c not in _INDEX for c in raw):
         return None
     if _check_char(raw[:-1]) != raw[-1]:

@@ -18,6 +18,17 @@ def test_a_code_reads_back_however_it_is_typed():
     assert ids.normalise_tracking_code(typed) == code
 
 
+def test_a_code_copied_from_a_message_or_a_pdf_reads_back():
+    """A receipt's code pasted from an SMS, a PDF or a phone's full-width keyboard carries another
+    dash, a dot or an invisible character: the citizen's lookup still finds the request."""
+    code = ids.tracking_code(ids.request_id("web", "k-7"))
+    full_width = "".join(chr(ord(c) + 0xFEE0) for c in code)  # "－" for "-" too
+    for copied in (code.replace("-", "\u2013"), code.replace("-", "\u2011"), code.replace("-", "\u200b"),
+                   code.replace("-", "."), f"\ufeff{code}\n", full_width):
+        assert ids.normalise_tracking_code(copied) == code, copied
+    assert ids.normalise_tracking_code(code.replace("-", "+")) is None
+
+
 @given(st.text(alphabet="abcdefghijklmnop0123456789", min_size=1, max_size=30), st.integers(0, 9), st.integers(1, 31))
 def test_any_single_mistyped_character_is_caught(key, position, shift):
     code = ids.tracking_code(ids.request_id("web", key)).replace("-", "")
