@@ -2,8 +2,10 @@
 
 ``python -m contracts.compat`` rewrites ``contracts/schemas/``. A change breaks an old reader when
 it removes a property the old schema had, makes a new property required, changes the type of an
-existing one, or lets a string be longer than it was bounded to; :func:`breaking_changes` lists
-such changes. A bound added narrows only what writers may send, which no reader minds.
+existing one, lets a string be longer than it was bounded to, or adds a kind of event to a topic
+(an older reader refuses the kind it does not know, and dead-letters it: its readers are deployed
+first); :func:`breaking_changes` lists such changes. A bound added narrows only what writers may
+send, which no reader minds.
 """
 
 import json
@@ -46,8 +48,14 @@ def _max_length(prop: dict[str, Any]) -> int | None:
     return min((b for b in bounds if b is not None), default=None)
 
 
+def _kinds(schema: dict[str, Any]) -> set[str]:
+    """The kinds of event a topic's schema names (its discriminator's values), if it is a union."""
+    return set(schema.get("discriminator", {}).get("mapping", {}))
+
+
 def breaking_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    problems: list[str] = []
+    problems = [f"event type {kind} added: an older reader dead-letters it; deploy its readers first"
+                for kind in sorted(_kinds(new) - _kinds(old)) if _kinds(old)]
     new_models = _models(new)
     for model, old_schema in _models(old).items():
         new_schema = new_models.get(model)

@@ -46,3 +46,16 @@ def test_a_length_bound_may_be_added_or_tightened_but_not_loosened_or_dropped():
     assert compat.breaking_changes(unbounded, now) == []
     assert compat.breaking_changes(now, unbounded) == ["UnitResponse.note: longer strings allowed than a reader takes"]
     assert compat.breaking_changes(now, looser) == ["UnitResponse.note: longer strings allowed than a reader takes"]
+
+
+def test_a_new_kind_of_event_on_a_topic_is_caught():
+    """An older notifier or oversight validates case.events.v1 against the kinds it knows and
+    dead-letters any other: a new kind is published only once its readers know it."""
+    old = compat.current()["CaseEvent"]
+    new = json.loads(json.dumps(old))
+    new["discriminator"]["mapping"]["CaseMerged"] = "#/$defs/CaseMerged"
+    new["oneOf"].append({"$ref": "#/$defs/CaseMerged"})
+    new["$defs"]["CaseMerged"] = {"title": "CaseMerged", "properties": {"event_type": {"const": "CaseMerged"}}}
+    assert compat.breaking_changes(old, new) == [
+        "event type CaseMerged added: an older reader dead-letters it; deploy its readers first"]
+    assert compat.breaking_changes(new, old) != [], "a kind removed is a model removed"
