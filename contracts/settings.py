@@ -3,7 +3,8 @@
 Each service reads these under its own prefix (``INTAKE_PG_HOST``, ``ROUTER_KAFKA_BOOTSTRAP``, …)
 and falls back to the variables the whole mesh shares: ``KAFKA_BOOTSTRAP_SERVERS`` and libpq's
 ``PGHOST``, ``PGPORT``, ``PGUSER``, ``PGPASSWORD``. A service's own variable, or a value passed by
-name, wins over the shared one.
+name, wins over the shared one; a shared variable set to nothing is not set. ``PGHOST`` may be a
+socket directory (``/var/run/postgresql``) or an IPv6 address, as libpq takes it.
 """
 
 import os
@@ -44,7 +45,7 @@ class ServiceSettings(BaseSettings):
     def _shared_variables(cls, values: Any) -> Any:
         if isinstance(values, dict):
             shared = {field: os.environ[name] for field, name in SHARED.items()
-                      if field not in values and name in os.environ}
+                      if field not in values and os.environ.get(name, "").strip()}
             return {**values, **shared}
         return values
 
@@ -55,4 +56,8 @@ class ServiceSettings(BaseSettings):
         """The service's database, as another role (oversight's API reads as one that may only SELECT)."""
         # Quoted: a password with "/" in it made the URL unreadable (its text in the error), one with "@" another host.
         auth = f"{quote(user, safe='')}:{quote(password, safe='')}@" if password else f"{quote(user, safe='')}@"
-        return f"postgresql://{auth}{self.pg_host}:{self.pg_port}/{self.pg_database}"
+        database = quote(self.pg_database, safe="")
+        if self.pg_host.startswith("/"):  # a socket directory: in the URL's query, as libpq reads it
+            return f"postgresql://{auth}/{database}?host={quote(self.pg_host, safe='')}&port={self.pg_port}"
+        host = f"[{self.pg_host}]" if ":" in self.pg_host else self.pg_host
+        return f"postgresql://{auth}{host}:{self.pg_port}/{database}"

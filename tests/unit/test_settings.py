@@ -47,3 +47,28 @@ def test_a_password_of_any_characters_reaches_postgresql_as_it_is(password):
     url = urlsplit(RouterSettings(pg_host="127.0.0.1", pg_port=55433, pg_user="mesh", pg_password=password).dsn())
     assert (url.hostname, url.port, url.path) == ("127.0.0.1", 55433, "/router")
     assert (unquote(url.username), unquote(url.password)) == ("mesh", password)
+
+
+@pytest.mark.parametrize("settings", SERVICES)
+def test_a_shared_variable_set_to_nothing_is_not_set(settings, monkeypatch):
+    # An orchestrator's template that leaves PGPORT= blank stopped every service at start.
+    for name in ("KAFKA_BOOTSTRAP_SERVERS", "PGHOST", "PGPORT", "PGUSER"):
+        monkeypatch.setenv(name, "")
+    loaded = settings()
+    assert loaded.kafka_bootstrap == "127.0.0.1:9092"
+    assert loaded.dsn().startswith("postgresql://mesh@127.0.0.1:55432/")
+
+
+def test_a_socket_directory_or_an_ipv6_host_reaches_the_database_it_names():
+    import asyncpg.connect_utils
+
+    def where(dsn: str):
+        addresses, parameters = asyncpg.connect_utils._parse_connect_dsn_and_args(
+            dsn=dsn, host=None, port=None, user=None, password=None, passfile=None, database=None, ssl=None,
+            direct_tls=None, server_settings=None, target_session_attrs=None, krbsrvname=None, gsslib=None,
+            service=None, servicefile=None)
+        return addresses, parameters.database
+
+    assert where(RouterSettings(pg_host="/var/run/postgresql", pg_port=55433).dsn()) == (
+        ["/var/run/postgresql/.s.PGSQL.55433"], "router")
+    assert where(NotifierSettings(pg_host="::1", pg_port=55433).dsn()) == ([("::1", 55433)], "notifier")
