@@ -3,9 +3,9 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 STAMP := .venv/.installed
-TEST_ENV := MESH_STATE_DIR=$(CURDIR)/.local/test KAFKA_PORT=19092 KAFKA_CONTROLLER_PORT=19093 PGPORT=55433
+TEST_ENV := MESH_STATE_DIR="$(CURDIR)/.local/test" KAFKA_PORT=19092 KAFKA_CONTROLLER_PORT=19093 PGPORT=55433
 # Benchmarks get a Kafka and PostgreSQL of their own, so their traffic never lands in the demo's.
-BENCH_ENV := MESH_STATE_DIR=$(CURDIR)/.local/bench KAFKA_PORT=29092 KAFKA_CONTROLLER_PORT=29093 PGPORT=55434 \
+BENCH_ENV := MESH_STATE_DIR="$(CURDIR)/.local/bench" KAFKA_PORT=29092 KAFKA_CONTROLLER_PORT=29093 PGPORT=55434 \
 	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:29092
 
 .PHONY: lock run down test test-unit test-integration test-e2e test-faults test-benchmarks bench soak schemas infra infra-test clean

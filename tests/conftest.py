@@ -9,6 +9,21 @@ import socket
 
 import pytest
 
+SERVICE_PREFIXES = ("INTAKE_", "ROUTER_", "NOTIFIER_", "OVERSIGHT_")
+
+
+def _the_suites_own_environment() -> None:
+    """The suite's Kafka and PostgreSQL, whatever the caller's shell names: a developer's PGUSER,
+    PGHOST or KAFKA_BOOTSTRAP_SERVERS, or a service's own variable (INTAKE_HOST=0.0.0.0), would
+    otherwise reach every service and subprocess a test starts from ``os.environ``."""
+    for name in [n for n in os.environ if n.startswith(SERVICE_PREFIXES)]:
+        del os.environ[name]
+    os.environ.update({"PGHOST": "127.0.0.1", "PGUSER": "mesh", "PGPASSWORD": "",
+                       "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{os.environ.get('KAFKA_PORT', '19092')}"})
+
+
+_the_suites_own_environment()
+
 
 def _reachable(port: int) -> bool:
     try:

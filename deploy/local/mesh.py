@@ -23,7 +23,7 @@ PID_FILE = ROOT / ".local" / "mesh.pid"  # the running `make run`'s
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child: ask Linux for SIGTERM when the process that started us dies, so a killed test
     run or `make run` never leaves services holding their ports."""
     import ctypes
@@ -96,7 +96,7 @@ class Mesh:
         nice = NICE.get(name, 0)
 
         def in_child() -> None:
-            _die_with_parent()
+            die_with_parent()
             if nice:
                 os.nice(nice)
                 # Each service is a session of its own, and Linux shares the cores between sessions

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer
 from contracts import topics
 from contracts.text import VIETNAM
 from tests.support.kafka import case_events, kinds, response, send
-from tests.support.mesh import oversight_get, wait_for
+from tests.support.mesh import die_with_parent, oversight_get, wait_for
 
 CENTRE = "hcmc-2021/1022"
 PHU_NHUAN, GO_VAP = "hcmc-2021/768", "hcmc-2021/764"
@@ -106,7 +106,8 @@ def second_router(mesh):
     port = mesh.ports["router"] + 10
     log = open(mesh.log_dir / "router-2.log", "ab")
     proc = subprocess.Popen([sys.executable, "-m", "services.router", "serve"], cwd=mesh.env["PYTHONPATH"],
-                            env={**mesh.env, "ROUTER_PORT": str(port)}, stdout=log, stderr=subprocess.STDOUT)
+                            env={**mesh.env, "ROUTER_PORT": str(port)}, stdout=log, stderr=subprocess.STDOUT,
+                            preexec_fn=die_with_parent)  # a killed pytest leaves no router on its port
     deadline = time.monotonic() + 60
     while not _healthy(port):
         assert time.monotonic() < deadline and proc.poll() is None, "the second router did not start"

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "deploy" / "local"))
 
 from contracts import topics  # noqa: E402
-from mesh import Mesh, park_group_at_end  # noqa: E402
+from mesh import Mesh, die_with_parent, park_group_at_end  # noqa: E402
 
 TOKENS = {"council": "test-council-token", "front": "test-front-token", "centre": "test-centre-token"}
 # MESH_TEST_PORT_BASE lets two suites run side by side on one machine.
