@@ -4,6 +4,7 @@ dispatcher per channel, the announcer and the Kafka handlers."""
 import asyncio
 import contextlib
 import logging
+import ssl
 import sys
 from collections.abc import AsyncIterator
 
@@ -66,11 +67,18 @@ def build_providers(settings: NotifierSettings, clients: contextlib.AsyncExitSta
     if settings.smtp_host:
         mail = MailProvider(settings.smtp_host, settings.smtp_port, settings.mail_from,
                             timeout=settings.send_timeout_seconds, user=settings.smtp_user,
-                            password=settings.smtp_password, starttls=settings.smtp_starttls,
+                            password=settings.smtp_password.get_secret_value(),
+                            tls=mail_tls(settings) if settings.smtp_starttls else None,
                             threads=min(settings.concurrency, 8))
         clients.push_async_callback(asyncio.to_thread, mail.close)
         by_channel["email"] = mail
     return Providers(by_channel)
+
+
+def mail_tls(settings: NotifierSettings) -> ssl.SSLContext:
+    """STARTTLS that checks the relay's certificate and name: smtplib's own, without a context,
+    checks neither, and anyone on the way could read the mail and the relay's password."""
+    return ssl.create_default_context(cafile=settings.smtp_ca_file or None)
 
 
 def concurrency_for(channel: str, providers: Providers, settings: NotifierSettings) -> int:

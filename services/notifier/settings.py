@@ -18,6 +18,9 @@ from contracts.settings import ServiceSettings, required_secret
 # and sent again.
 SEND_GRACE = 2.0
 
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
 class NotifierSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="NOTIFIER_")
 
@@ -51,8 +54,11 @@ class NotifierSettings(ServiceSettings):
     smtp_host: str = ""
     smtp_port: int = 25
     smtp_user: str = ""
-    smtp_password: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    # STARTTLS checks the relay's certificate and name against the system's CAs, or against
+    # NOTIFIER_SMTP_CA_FILE's (a relay with a certificate of the city's own CA).
     smtp_starttls: bool = False
+    smtp_ca_file: str = ""
     mail_from: str = "tongdai1022@hcmc.invalid"
 
     # Tries over about an hour, 41 minutes at the least (1, 2, 4 … 256 s apart, then every 300 s,
@@ -83,6 +89,14 @@ class NotifierSettings(ServiceSettings):
         if self.lease_seconds <= self.send_timeout_seconds + SEND_GRACE + 1:
             raise ValueError(f"NOTIFIER_LEASE_SECONDS must exceed NOTIFIER_SEND_TIMEOUT_SECONDS by more than"
                              f" {SEND_GRACE + 1:g} seconds")
+        return self
+
+    @model_validator(mode="after")
+    def _no_password_in_clear(self) -> "NotifierSettings":
+        # A login without TLS sends the relay's password, and then every message, readable on the way.
+        if self.smtp_user and not self.smtp_starttls and self.smtp_host not in LOOPBACK:
+            raise ValueError("NOTIFIER_SMTP_USER is set without NOTIFIER_SMTP_STARTTLS: the password would be sent"
+                             f" in clear to {self.smtp_host}")
         return self
 
     def required_zalo_token_key(self) -> str:

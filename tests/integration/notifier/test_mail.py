@@ -5,8 +5,11 @@ connection the server has dropped meanwhile costs nothing but a new one."""
 import asyncio
 import dataclasses
 import socket
+import ssl
+import subprocess
 import uuid
 from email import message_from_bytes, policy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +17,8 @@ from aiosmtpd.controller import Controller
 
 from services.notifier.domain import Delivery
 from services.notifier.mail import MailProvider
+from services.notifier.main import mail_tls
+from services.notifier.settings import NotifierSettings
 from services.notifier.providers import Permanent, Transient, Unanswered
 
 
@@ -159,13 +164,66 @@ async def test_an_address_that_is_not_ascii_goes_where_the_server_takes_it_and_i
 async def test_a_server_not_offering_starttls_as_configured_is_tried_again_not_refused_for_good(server):
     """Its mail server's settings are the notifier's to mend: each message waits out its tries."""
     mail = MailProvider("127.0.0.1", server.port, "Tổng đài 1022 <tongdai1022@hcmc.example>", timeout=5,
-                        starttls=True)
+                        tls=mail_tls(NotifierSettings()))
     try:
         with pytest.raises(Transient) as failed:
             await mail.send(delivery(1))
         assert not isinstance(failed.value, Unanswered) and server.mails == []
     finally:
         mail.close()
+
+
+class TlsServer(Server):
+    """A mail server offering STARTTLS with a certificate of its own, for 127.0.0.1."""
+
+    def __init__(self, cert: Path, key: Path) -> None:
+        super().__init__()
+        self.tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.tls.load_cert_chain(cert, key)
+
+    def start(self) -> None:
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port, tls_context=self.tls,
+                                     require_starttls=True)
+        self.controller.start()
+
+
+@pytest.fixture
+def certificate(tmp_path):
+    cert, key = tmp_path / "relay.pem", tmp_path / "relay.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=relay",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+async def test_starttls_checks_the_relays_certificate(certificate):
+    """smtplib's STARTTLS without a context checks neither the certificate nor the name: anyone on
+    the way to the relay could read every mail, and the relay's password. A relay whose certificate
+    no CA the notifier trusts vouches for is not sent to; one its configured CA signed is."""
+    cert, key = certificate
+    relay = TlsServer(cert, key)
+    relay.start()
+    untrusted = MailProvider("127.0.0.1", relay.port, "tongdai1022@hcmc.example", timeout=5,
+                             tls=mail_tls(NotifierSettings()))
+    trusted = MailProvider("127.0.0.1", relay.port, "tongdai1022@hcmc.example", timeout=5,
+                           tls=mail_tls(NotifierSettings(smtp_ca_file=str(cert))))
+    try:
+        with pytest.raises(Transient):  # the notifier's set-up to mend: tried again, not refused for good
+            await untrusted.send(delivery(1))
+        assert relay.mails == []
+        await trusted.send(delivery(2))
+        assert [m["Subject"] for _, m in relay.mails] == [delivery(2).subject]
+    finally:
+        untrusted.close()
+        trusted.close()
+        relay.stop()
+
+
+def test_a_login_in_clear_to_a_relay_elsewhere_is_refused_at_start():
+    with pytest.raises(ValueError, match="in clear"):
+        NotifierSettings(smtp_host="smtp.hcmc.example", smtp_user="tongdai1022", smtp_password="secret")
+    NotifierSettings(smtp_host="smtp.hcmc.example", smtp_user="tongdai1022", smtp_starttls=True)
+    NotifierSettings(smtp_host="127.0.0.1", smtp_user="tongdai1022")  # a relay on this host: nothing on the way
 
 
 class RefusingServer(Server):
