@@ -48,7 +48,9 @@ def app_citizen(authorization: str | None, settings: IntakeSettings) -> AppCitiz
         claims = jwt.decode(token, _prepared(settings.app_jwt_algorithm, key), algorithms=[settings.app_jwt_algorithm],
                             audience=settings.app_jwt_audience,
                             issuer=settings.app_jwt_issuer, leeway=settings.app_jwt_leeway_seconds,
-                            options={"require": ["exp", "sub"], "verify_aud": settings.app_jwt_audience is not None})
+                            # Without INTAKE_APP_JWT_AUDIENCE a token made for another app (one with an
+                            # "aud") is refused, as PyJWT does: the login service's tokens are not all ours.
+                            options={"require": ["exp", "sub"]})
     except jwt.ExpiredSignatureError:
         raise Problem("Authorization", "Phiên đăng nhập đã hết hạn", "The token has expired", status=401,
                       headers=BEARER) from None

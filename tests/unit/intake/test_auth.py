@@ -41,6 +41,14 @@ def test_bad_app_tokens_are_401(authorization):
     assert problem.status == 401 and problem.headers == {"WWW-Authenticate": "Bearer"}
 
 
+def test_a_token_made_for_another_app_is_refused_when_no_audience_is_set():
+    # The app's login service may sign tokens for several apps; one for another was taken here.
+    unset = IntakeSettings(app_jwt_algorithm="HS256", app_jwt_key=SECRET)
+    assert refused(app_citizen, token(aud="other-app"), unset).status == 401
+    base = {"sub": "u-1", "phone": "0912345678", "phone_verified": True, "exp": int(time.time()) + 60}
+    assert app_citizen("Bearer " + jwt.encode(base, SECRET, algorithm="HS256"), unset).user_id == "u-1"
+
+
 def test_an_unconfigured_app_channel_refuses_rather_than_trusts():
     assert refused(app_citizen, token(), IntakeSettings(app_jwt_key="")).status == 503
 
