@@ -42,7 +42,8 @@ class OAClient:
         if response.status_code >= 500 or response.status_code == 429:
             raise SendFailed(f"HTTP {response.status_code}", retry=True)
         if response.status_code >= 400:
-            raise SendFailed(f"HTTP {response.status_code}: {response.text[:200]}", retry=False)
+            # The status alone: Zalo's words may quote the reply, with the citizen's name and code in it.
+            raise SendFailed(f"HTTP {response.status_code}", retry=False)
         try:
             answer = response.json()
         except ValueError:
@@ -52,5 +53,5 @@ class OAClient:
             await self.token.refused(access_token)
         if error != 0:
             # Anything else (the user blocked the OA, a message Zalo will not take) will not improve.
-            raise SendFailed(f"OA API error {error}: {str(answer.get('message', ''))[:200]}",
+            raise SendFailed(f"OA API error {str(error)[:20]}",
                              retry=error == RATE_LIMITED or error in TOKEN_REFUSED)
