@@ -232,8 +232,12 @@ def secrets_env(path: Path) -> dict[str, str]:
     kept = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line) if path.exists() else {}
     missing = {k: v for k, v in _new_secrets().items() if k not in kept}
     if missing:
-        with path.open("a") as f:
+        # Made readable by its owner alone before a secret is in it (a file made under the umask was
+        # readable by every user of the machine until its chmod); an older file is made so too.
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a") as f:
+            os.fchmod(f.fileno(), 0o600)
             f.write("".join(f"{k}={v}\n" for k, v in missing.items()))
+    elif path.exists():
         path.chmod(0o600)
     return {**kept, **missing}
 

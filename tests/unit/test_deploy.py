@@ -7,6 +7,7 @@ would otherwise show only at a city's first deployment.
 """
 
 import importlib.util
+import os
 import shutil
 import subprocess
 import sys
@@ -157,3 +158,23 @@ def test_no_secret_is_written_in_the_manifests():
             if any(part in name for part in secret_like):
                 assert value is FROM_DEPLOYMENT, name
 
+
+
+def test_the_local_secrets_file_is_readable_by_its_owner_alone(tmp_path):
+    """`make run`'s secrets (oversight's tokens, the audit key) are never readable by another user
+    of the machine: not while the file is written, and not in a file an older version left 0644."""
+    sys.path.insert(0, str(ROOT / "deploy" / "local"))
+    import mesh
+
+    old_umask = os.umask(0o022)
+    try:
+        fresh = tmp_path / "fresh" / "secrets.env"
+        made = mesh.secrets_env(fresh)
+        assert fresh.stat().st_mode & 0o777 == 0o600 and made["OVERSIGHT_AUDIT_KEY"]
+        older = tmp_path / "secrets.env"
+        older.write_text(fresh.read_text())
+        older.chmod(0o644)
+        assert mesh.secrets_env(older) == made
+        assert older.stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old_umask)
