@@ -130,7 +130,7 @@ class Intake:
             await self.publish(request)
         except Unavailable:
             with contextlib.suppress(*DATABASE_DOWN):
-                await self.receipts.release(request.request_id, limit)
+                await self.receipts.release(request.request_id, limit, claim)
             raise
         try:
             await self.receipts.accept(request.request_id)

@@ -9,6 +9,7 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -102,6 +103,7 @@ class Claim:
     state: str  # "ours" (publish it), "accepted" (already on Kafka), "in_progress", "conflict"
     wait: int | None = None  # ours, but the sender is over their limit: seconds until they may send again
     tracking_code: str | None = None  # ours or accepted: the code its receipt holds, the one to give
+    claimed_at: datetime | None = None  # ours: when, on the database's clock, which names the claim to release
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,8 @@ _HIT_ALONE = ("INSERT INTO intake_rate_windows AS w (sender, window_start, hits)
               + ", 1" + _COUNT.format(w="$2::int"))
 # The claims of the requests that arrive together, and each sender's count, in one statement and
 # one commit: on the path of every new request. A request is ours when its receipt is new, or is a
-# pending claim left by a crash (same content, older than ``stale_after``; it keeps its code). A new
+# pending claim left by a crash (older than ``stale_after``; it keeps its code, and takes the retry's
+# content: an operator's retyped call, refused as another request's, could never be taken). A new
 # receipt takes the request's candidate code unless another request holds it ("held": the caller
 # tries the next one). Each sender's window counts our requests at once; for the others, the
 # receipt as it was says why they are not ours.
@@ -137,24 +140,25 @@ _CLAIM = (
     "  AS i(request_id, channel, tracking_code, fingerprint, sender)),"
     " claim AS (INSERT INTO intake_receipts AS r (request_id, channel, tracking_code, fingerprint, state)"
     "  SELECT request_id, channel, tracking_code, fingerprint, 'pending' FROM input WHERE NOT held ORDER BY request_id"
-    "  ON CONFLICT (request_id) DO UPDATE SET claimed_at = now()"
-    "   WHERE r.state = 'pending' AND r.fingerprint = excluded.fingerprint"
-    "    AND r.claimed_at < now() - make_interval(secs => $5::float8)"
-    "  RETURNING r.request_id, r.tracking_code),"
+    "  ON CONFLICT (request_id) DO UPDATE SET claimed_at = now(), fingerprint = excluded.fingerprint"
+    "   WHERE r.state = 'pending' AND r.claimed_at < now() - make_interval(secs => $5::float8)"
+    "  RETURNING r.request_id, r.tracking_code, r.claimed_at),"
     " hit AS (INSERT INTO intake_rate_windows AS w (sender, window_start, hits)"
     "  SELECT i.sender, " + _WINDOW.format(at="now()", w="$7::int") + ", count(*)"
     "  FROM input i JOIN claim USING (request_id)"
     "  WHERE i.sender IS NOT NULL GROUP BY i.sender ORDER BY i.sender" + _COUNT.format(w="$7::int") + ")"
-    " SELECT i.request_id, claim.request_id IS NOT NULL AS ours, i.held,"
+    " SELECT i.request_id, claim.request_id IS NOT NULL AS ours, i.held, claim.claimed_at,"
     " coalesce(claim.tracking_code, known.tracking_code) AS tracking_code,"
     " hit.hits, hit.wait_seconds, known.state, known.fingerprint"
     " FROM input i LEFT JOIN claim USING (request_id) LEFT JOIN hit ON hit.sender = i.sender"
     " LEFT JOIN intake_receipts known ON known.request_id = i.request_id AND claim.request_id IS NULL")
 # A receipt the statement above could not see: committed by another instance while it ran.
 _KNOWN = "SELECT request_id, state, fingerprint, tracking_code FROM intake_receipts WHERE request_id = ANY($1::uuid[])"
-# A pending claim given up, and its count given back to the window it was counted in, together.
+# A pending claim given up, and its count given back to the window it was counted in, together. Only
+# the claim this instance made: one that took it over since (it went stale) is the other's to settle.
 _RELEASE = (
-    "WITH released AS (DELETE FROM intake_receipts WHERE request_id = $1 AND state = 'pending' RETURNING claimed_at)"
+    "WITH released AS (DELETE FROM intake_receipts WHERE request_id = $1 AND state = 'pending'"
+    "  AND claimed_at = $4 RETURNING claimed_at)"
     " UPDATE intake_rate_windows w SET hits = w.hits - 1 FROM released"
     " WHERE w.sender = $2 AND w.window_start = " + _WINDOW.format(at="released.claimed_at", w="$3::int")
     + " AND w.hits > 0")
@@ -210,7 +214,7 @@ class Receipts:
                                             code_key=self.code_key))
         assert claim is not None  # _claim_all answers every item
         if claim.wait is not None:
-            await self.release(request_id, limit)
+            await self.release(request_id, limit, claim)
         return claim
 
     async def _claim_all(self, items: list[_Claiming]) -> list[Claim]:
@@ -242,10 +246,11 @@ class Receipts:
             if item is original:
                 answer = answers[item.request_id]
             elif answers[item.request_id].state == "ours":
-                answer = Claim("in_progress" if item.fingerprint == original.fingerprint else "conflict")
+                answer = Claim("in_progress")  # see _verdict
             else:
                 answer = _verdict(rows[item.request_id], item.fingerprint)
-            out.append(replace(answer, tracking_code=rows[item.request_id]["tracking_code"]))
+            claimed_at = rows[item.request_id].get("claimed_at") if item is original else None
+            out.append(replace(answer, tracking_code=rows[item.request_id]["tracking_code"], claimed_at=claimed_at))
         return out
 
     async def _claim_batch(self, batch: list[_Claiming]) -> dict[uuid.UUID, Mapping[str, Any]]:
@@ -289,10 +294,11 @@ class Receipts:
         return bool(await self.pool.fetchval("SELECT EXISTS (SELECT 1 FROM intake_receipts"
                                              " WHERE tracking_code = $1 AND state = 'accepted')", tracking_code))
 
-    async def release(self, request_id: uuid.UUID, limit: Limit | None) -> None:
-        """Give up a pending claim (its publish failed, or its sender is over ``limit``) and give the
-        sender back its count, so that retrying through an outage does not use up the limit."""
-        await self.pool.execute(_RELEASE, request_id, limit and limit.sender, limit.window_seconds if limit else 1)
+    async def release(self, request_id: uuid.UUID, limit: Limit | None, claim: Claim) -> None:
+        """Give up ``claim``, ours and pending (its publish failed, or its sender is over ``limit``),
+        and give the sender back its count, so that retrying through an outage does not use up the limit."""
+        await self.pool.execute(_RELEASE, request_id, limit and limit.sender, limit.window_seconds if limit else 1,
+                                claim.claimed_at)
 
 
 class RateLimits:
@@ -349,9 +355,11 @@ def _verdict(row: Mapping[str, Any], fingerprint: str) -> Claim:
     """Why a request is not ours, from its receipt as last read."""
     if row["state"] is None:  # released since (its publish failed): the caller may simply retry
         return Claim("in_progress")
-    if row["fingerprint"] != fingerprint:
-        return Claim("conflict")
-    return Claim("accepted" if row["state"] == "accepted" else "in_progress")
+    if row["state"] == "pending":
+        # Whatever it says: a claim being published may yet fail, or be left by a crash for the
+        # retry to take over, so the sender is told to retry, not that the key is another's.
+        return Claim("in_progress")
+    return Claim("accepted" if row["fingerprint"] == fingerprint else "conflict")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,54 @@
+"""A claim left pending by a crash, on the real PostgreSQL: the request's retry takes it over, and
+an instance giving up its own claim late never undoes another's."""
+
+import asyncio
+import uuid
+
+import pytest
+
+from contracts import ids
+from services.intake.store import Limit, Receipts, open_pool
+
+pytestmark = pytest.mark.postgres
+STALE = 0.3  # seconds: intake gives three times its publish time-out
+
+
+@pytest.fixture
+async def pool(pg_admin_dsn, intake_database):
+    pool = await open_pool(pg_admin_dsn.rsplit("/", 1)[0] + "/" + intake_database, 4)
+    yield pool
+    await pool.close()
+
+
+async def test_a_crashed_claim_is_taken_over_by_a_retry_that_differs_from_it(pool):
+    """An operator's call entered again after intake died mid-publish: a colleague's retyping (the
+    fingerprint holds who took it) was refused as another request's, for good, and the call was
+    never a case."""
+    receipts = Receipts(pool, STALE, b"key")
+    request = ids.request_id("phone", f"call-{uuid.uuid4()}")
+    first = await receipts.claim(request, "phone", "as operator 17 typed it")
+    assert first.state == "ours"  # ... and intake dies before it publishes
+    assert (await receipts.claim(request, "phone", "as operator 42 typed it")).state == "in_progress"
+    await asyncio.sleep(STALE + 0.1)
+    again = await receipts.claim(request, "phone", "as operator 42 typed it")
+    assert again.state == "ours" and again.tracking_code == first.tracking_code
+    await receipts.accept(request)
+    assert (await receipts.claim(request, "phone", "as operator 42 typed it")).state == "accepted"
+
+
+async def test_giving_up_a_claim_late_leaves_the_claim_that_took_it_over(pool):
+    """Instance A's publish ran past the claim's time; B took the claim over and published. A's
+    release, coming after, deleted B's claim: B's acceptance then recorded nothing, the tracking
+    code was unknown to the status lookup, and the sender's count was given back for B's request."""
+    a, b = Receipts(pool, STALE, b"key"), Receipts(pool, STALE, b"key")
+    limit = Limit(f"web:{uuid.uuid4()}", requests=10, window_seconds=600)
+    request = ids.request_id("web", f"form-{uuid.uuid4()}")
+    mine = await a.claim(request, "web", "the form", limit)
+    await asyncio.sleep(STALE + 0.1)
+    theirs = await b.claim(request, "web", "the form", limit)
+    assert theirs.state == "ours"
+    await a.release(request, limit, mine)  # A's publish failed at last
+    await b.accept(request)
+    assert await b.known(theirs.tracking_code), "B's request is on Kafka: its code must be found"
+    hits = await pool.fetchval("SELECT sum(hits) FROM intake_rate_windows WHERE sender = $1", limit.sender)
+    assert hits == 2, "each claim counted once; B's count is not given back"
