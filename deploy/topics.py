@@ -3,7 +3,10 @@
 Partitions, replication and min.insync.replicas come from the environment, so the same script
 sets up the local single broker (1, 1) and a real cluster (3, 2). ``case.events`` and
 ``notify.deliveries`` are kept forever: oversight rebuilds its read models from them; so are
-the audit checkpoints.
+the audit checkpoints, and every dead-letter topic: what is there waits for a person, however
+long that takes (Kafka's default of 7 days deleted a request answered 202 that no router could
+route). The requests and the units' answers are kept 30 days, so that a router stopped for a
+long holiday still finds every one. Topics that exist are left as they are.
 """
 
 import asyncio
@@ -19,7 +22,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from contracts import topics  # noqa: E402
 
 TOPIC_ALREADY_EXISTS = 36  # Kafka's error code: another run made it meanwhile
-KEEP_FOREVER = {topics.CASE_EVENTS, topics.NOTIFY_DELIVERIES, topics.AUDIT_CHECKPOINTS}
+KEEP_FOREVER = {topics.CASE_EVENTS, topics.NOTIFY_DELIVERIES, topics.AUDIT_CHECKPOINTS, *map(topics.dlq, topics.ALL)}
+KEEP_30_DAYS = {topics.INTAKE_REQUESTS, topics.UNIT_RESPONSES}
 
 
 async def cluster(bootstrap: str, replication: int, wait_seconds: float) -> AIOKafkaAdminClient:
@@ -61,6 +65,8 @@ async def main() -> None:
             config = {"min.insync.replicas": min_isr}
             if name in KEEP_FOREVER:
                 config["retention.ms"] = "-1"
+            elif name in KEEP_30_DAYS:
+                config["retention.ms"] = str(30 * 24 * 3600 * 1000)
             wanted.append(NewTopic(name, partitions, replication, topic_configs=config))
         if wanted:
             # The broker answers each topic's outcome rather than raising: a refused one (a setting

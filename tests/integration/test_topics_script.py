@@ -40,3 +40,24 @@ def test_with_no_broker_it_keeps_asking_until_its_time_is_up():
     made = topics(closed, MESH_TOPIC_WAIT_SECONDS="5")
     assert made.returncode == 1
     assert made.stderr.count(f"no answer from {closed}") >= 2
+
+
+async def test_dead_letters_are_kept_until_people_have_read_them(kafka_bootstrap):
+    """A dead letter waits for a person: an unroutable request answered 202 was deleted after
+    Kafka's default 7 days. The requests themselves outlast a long stop of every router."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    from contracts import topics as names
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        wanted = [*map(names.dlq, names.ALL), names.INTAKE_REQUESTS, names.UNIT_RESPONSES]
+        answers = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t) for t in wanted])
+    finally:
+        await admin.close()
+    retention = {resource[3]: {entry[0]: entry[1] for entry in resource[4]}["retention.ms"]
+                 for answer in answers for resource in answer.resources}
+    assert retention == {**{names.dlq(t): "-1" for t in names.ALL},
+                         names.INTAKE_REQUESTS: "2592000000", names.UNIT_RESPONSES: "2592000000"}
