@@ -211,11 +211,15 @@ class CaseMarkedDuplicate(CaseEventBase):
 
 
 class DuplicateLinked(CaseEventBase):
-    """A new report was linked to this open case instead of opening another."""
+    """A new report was linked to this open case instead of opening another. Its own words and
+    address go to the unit that holds the case: a report linked and never read by anyone would
+    be lost, however much it added ("now the child is sick too")."""
 
     event_type: Literal["DuplicateLinked"] = "DuplicateLinked"
     request_id: uuid.UUID
     duplicate_tracking_code: str
+    description: str | None = Field(None, description="The linked report's description, as the citizen wrote it")
+    address: str | None = Field(None, description="The linked report's address, as given")
 
 
 CaseEvent = Annotated[

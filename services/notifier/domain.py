@@ -135,6 +135,8 @@ def plan(record: CaseRecord, event: Any, policy: Policy, now: datetime) -> list[
             record.apologised = True  # one apology per slipped deadline, however many levels it climbs
             out += _to_citizen(record, event, policy, now, "apology")
         return out
+    if kind == "DuplicateLinked":
+        return _linked_to_handlers(record, event, policy)
     if kind == "CaseMarkedDuplicate":
         # Not the original's code: its citizen's phone may have been typed by someone else (templates.py).
         return _to_citizen(record, event, policy, now, "duplicate")
@@ -317,6 +319,21 @@ def _to_handlers(record: CaseRecord, event: Any, policy: Policy) -> list[Deliver
                            deadline=templates.DEADLINES[event.deadline], level=templates.LEVELS[event.level])
     payload = event.model_dump(mode="json")
     return [_delivery(event, payload, topics.CASE_EVENTS, recipient, channel, target, "handler_escalated", subject, text,
+                      undeliverable=why)
+            for recipient, channel, target, why in handler_routes(record.unit["id"], record.notify, policy)]
+
+
+def _linked_to_handlers(record: CaseRecord, event: Any, policy: Policy) -> list[Delivery]:
+    """A report linked to a case goes to the unit that holds it, in the citizen's words: linked and
+    read by no one, what it added would be lost. Older events carry no words, and call for nothing."""
+    if record.unit is None or not getattr(event, "description", None):
+        return []  # in triage: the centre reads it in oversight's timeline
+    values = {"code": event.tracking_code, "duplicate": event.duplicate_tracking_code,
+              "address": event.address or "", "description": event.description}
+    subject, text = render("duplicate_report", "vi", **values)
+    payload = event.model_dump(mode="json")
+    return [_delivery(event, payload, topics.CASE_EVENTS, recipient, channel, target, "duplicate_report", subject,
+                      fitting.zalo("duplicate_report", "vi", values) if channel == "zalo" else text,
                       undeliverable=why)
             for recipient, channel, target, why in handler_routes(record.unit["id"], record.notify, policy)]
 

@@ -28,6 +28,14 @@ TEMPLATES: dict[str, tuple[str, str, str, str]] = {
         "[1022] Case {code}: for your action with {unit}",
         "To {to}: case {code} ({category}) at {address} was given to {unit}; please act with them. "
         "{description} Result due {resolve_by}."),
+    # To the unit that holds a case: a report linked to it, in its own words (DuplicateLinked).
+    "duplicate_report": (
+        "[1022] Phản ánh bổ sung cho {code}",
+        "Phản ánh mới {duplicate} cùng số điện thoại, lĩnh vực và địa bàn đã được gộp vào phản ánh {code} "
+        "đơn vị đang xử lý. Địa chỉ: {address}. Nội dung: {description}",
+        "[1022] Another report joined case {code}",
+        "New report {duplicate}, from the same phone number about the same matter and area, was joined to "
+        "case {code}, which your unit holds. Address: {address}. {description}"),
     "handler_escalated": (
         "[1022] Phản ánh {code} quá hạn",
         "Phản ánh {code} đã quá hạn {deadline} và được báo lên {level}. Đề nghị khẩn trương xử lý.",
@@ -74,7 +82,8 @@ TEMPLATES: dict[str, tuple[str, str, str, str]] = {
 # The part of a message that is someone else's free text, of any length: an SMS or a Zalo message
 # carries as much of its start as its channel leaves room for (services/notifier/fitting.py), never
 # the fixed words.
-FREE_TEXT = {"resolved": "answer", "assignment": "description", "assignment_copy": "description"}
+FREE_TEXT = {"resolved": "answer", "assignment": "description", "assignment_copy": "description",
+             "duplicate_report": "description"}
 # In the English part of a message in both languages, in the place of the free text given above it.
 GIVEN_ABOVE = "see above, in Vietnamese."
 # Said after an answer cut short, when a public page shows it whole: in Vietnamese, in English

@@ -190,7 +190,8 @@ class CaseDesk(Answers, Application):
                     batch[str(first.id)] = first
             if first is not None and first.is_open and not first.has_seen(request.event_id):
                 case.mark_duplicate_of(str(first.id), first.tracking_code, meta)
-                first.link_duplicate(str(request.request_id), request.tracking_code, meta)
+                first.link_duplicate(str(request.request_id), request.tracking_code, meta,
+                                     description=request.description, address=request.address)
                 return [case, first]
         # The citizen's days run from receipt, however long the request waited for a router (an
         # outage, a backlog): counted from its opening, a case received in a two-hour outage was

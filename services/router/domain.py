@@ -251,11 +251,13 @@ class Case(Aggregate):
         self.causes.append(meta.get("causation_id"))
         self.status = "duplicate"
 
-    def link_duplicate(self, request_id: str, tracking_code: str, meta: dict[str, Any]) -> None:
+    def link_duplicate(self, request_id: str, tracking_code: str, meta: dict[str, Any], description: str = "",
+                       address: str = "") -> None:
         if request_id in self.duplicates:
             return
         self._duplicate(payload={"request_id": request_id, "duplicate_tracking_code": tracking_code,
-                                 "tracking_code": self.tracking_code}, meta=meta)
+                                 "tracking_code": self.tracking_code, "description": description,
+                                 "address": address}, meta=meta)
 
     @event("DuplicateLinked")
     def _duplicate(self, payload: dict[str, Any], meta: dict[str, Any]) -> None:

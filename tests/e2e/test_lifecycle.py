@@ -25,9 +25,9 @@ PHU_NHUAN, GO_VAP = "hcmc-2021/768", "hcmc-2021/764"
 
 
 def submit(mesh, address="45 Lê Văn Sỹ, Phường 13, Quận Phú Nhuận, TP.HCM", category="essential_supplies",
-           phone=None) -> dict:
+           phone=None, description="Cần hỗ trợ gấp.") -> dict:
     body = {"full_name": "Lê Thị Mai", "phone": phone or f"0912{random.randrange(10**6):06d}", "address": address,
-            "category": category, "description": "Cần hỗ trợ gấp.", "is_public": False}
+            "category": category, "description": description, "is_public": False}
     answer = httpx.post(mesh.url("intake") + "/v1/channels/web/requests", json=body,
                         headers={"Idempotency-Key": str(uuid.uuid4())}, timeout=15)
     assert answer.status_code == 202, answer.text
@@ -141,12 +141,22 @@ async def test_a_second_report_of_the_same_trouble_is_linked_not_opened_again(me
     phone = f"0987{random.randrange(10**6):06d}"
     first = submit(mesh, phone=phone)
     await case_events(kafka_bootstrap, first["case_id"], has("AssignmentIssued"))
-    second = submit(mesh, phone=phone, address="45 Le Van Sy, P13, Phu Nhuan, HCM")
+    second = submit(mesh, phone=phone, address="45 Le Van Sy, P13, Phu Nhuan, HCM",
+                    description="Thêm: cháu bé bị sốt, cần thuốc hạ sốt.")
     events = await case_events(kafka_bootstrap, second["case_id"], has("CaseMarkedDuplicate"))
     assert kinds(events) == ["CaseOpened", "CaseMarkedDuplicate"]
     assert str(events[1].original_case_id) == first["case_id"]
     original = await case_events(kafka_bootstrap, first["case_id"], has("DuplicateLinked"))
     assert original[-1].duplicate_tracking_code == second["tracking_code"]
+    # What the second report added reaches the unit that holds the case, not only the audit trail.
+    assert original[-1].description == "Thêm: cháu bé bị sốt, cần thuốc hạ sốt."
+
+    def told_the_unit():
+        deliveries = oversight_get(mesh, f"/v1/cases/{first['case_id']}/timeline").json()["deliveries"]
+        return [d for d in deliveries if d["template"] == "duplicate_report" and d["outcome"] == "sent"]
+
+    told = wait_for(told_the_unit, timeout=60, what="the linked report sent to the unit")
+    assert ("unit", "webhook") in {(d["recipient"], d["channel"]) for d in told}
 
 
 async def test_repeat_reports_sent_together_open_one_case_even_with_two_routers(mesh, kafka_bootstrap, second_router):

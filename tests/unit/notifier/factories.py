@@ -5,7 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 from contracts import ids
 from contracts.events import (AssignmentIssued, CaseEscalated, CaseMarkedDuplicate, CaseOpened, CaseResolved,
-                              CaseRouted, Citizen, HandlerRef, NotifyChannel, ProgressReported, UnitRef)
+                              CaseRouted, Citizen, DuplicateLinked, HandlerRef, NotifyChannel, ProgressReported,
+                              UnitRef)
 
 UNIT = UnitRef(id="hcm-q-phu-nhuan", name="UBND Quận Phú Nhuận", admin_code="768")
 HANDLER = HandlerRef(id="pn-01", name="Nguyễn Văn An")
@@ -63,6 +64,13 @@ class Story:
 
     def resolved(self, answer: str = "Đã hỗ trợ 20kg gạo.") -> CaseResolved:
         return CaseResolved(**self._common(), unit=UNIT, answer=answer)
+
+    def linked(self, description: str | None = "Nay cháu bé bị sốt, cần thêm thuốc.",
+               address: str | None = "12 Nguyễn Văn Trỗi, P.12") -> DuplicateLinked:
+        """A repeat report linked to this case, with its own words (None: as older routers wrote it)."""
+        request = uuid.uuid4()
+        return DuplicateLinked(**self._common(), request_id=request, duplicate_tracking_code=ids.tracking_code(request),
+                               description=description, address=address)
 
     def duplicate_of(self, original: "Story") -> CaseMarkedDuplicate:
         return CaseMarkedDuplicate(**self._common(), original_case_id=original.case_id,

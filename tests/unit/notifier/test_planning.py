@@ -210,6 +210,37 @@ def test_a_unit_the_rule_tells_as_well_gets_a_copy_by_its_own_webhook():
     assert len({d.delivery_id for d in for_assignment(story.assigned(also=(department,)), shared)}) == 2
 
 
+def test_a_report_linked_to_a_case_reaches_the_unit_in_the_citizens_words():
+    """A repeat report (same phone, area and category) is linked, not assigned: before, nobody at
+    the unit ever read it, whatever it added, or whoever sent it with the citizen's number."""
+    story, record = Story(), CaseRecord()
+    notify = (NotifyChannel(channel="email", address="tiepnhan@phunhuan.example.vn"),
+              NotifyChannel(channel="zalo", address="zl-handler"))
+    told(story, story.opened(), story.routed(), story.assigned(notify), record=record)
+    linked = story.linked()
+    out = told(story, linked, record=record)
+    assert [(d.recipient, d.channel, d.template) for d in out] == [
+        ("handler", "email", "duplicate_report"), ("handler", "zalo", "duplicate_report")]
+    assert all("Nay cháu bé bị sốt, cần thêm thuốc." in d.text and linked.duplicate_tracking_code in d.text
+               for d in out)
+    assert out[0].payload["description"] == "Nay cháu bé bị sốt, cần thêm thuốc."
+    # With no channel in the directory, the unit's district service hears of it by its webhook.
+    plain = Story()
+    told(plain, plain.opened(), plain.routed(), plain.assigned(), record=(record := CaseRecord()))
+    [webhook] = told(plain, plain.linked(), record=record)
+    assert (webhook.recipient, webhook.channel, webhook.template) == ("unit", "webhook", "duplicate_report")
+
+
+def test_a_linked_report_without_words_or_before_any_unit_holds_the_case_is_told_nobody():
+    older, record = Story(), CaseRecord()  # a link an older router wrote: its words are not in it
+    told(older, older.opened(), older.routed(), older.assigned(), record=record)
+    assert told(older, older.linked(description=None), record=record) == []
+    triage = Story()
+    record = CaseRecord()
+    told(triage, triage.opened(), record=record)
+    assert told(triage, triage.linked(), record=record) == [], "the centre reads it in oversight"
+
+
 def test_an_escalation_reaches_the_handlers_and_the_citizen_hears_one_apology():
     story, record = Story(), CaseRecord()
     notify = (NotifyChannel(channel="email", address="tiepnhan@phunhuan.example.vn"),)
