@@ -59,6 +59,7 @@ class Intake:
         self.kafka_ready = False
         self.pool: asyncpg.Pool | None = None
         self._receipts: Receipts | None = None
+        self.report_key = settings.required_tracking_code_key()  # main refused to start without it
 
     @property
     def connected(self) -> bool:
@@ -150,7 +151,7 @@ class Intake:
             try:
                 await asyncio.wait_for(
                     self.broker.publish(request.model_dump_json().encode(), topic=topics.INTAKE_REQUESTS,
-                                        key=ids.report_key(request.citizen.phone, request.case_id)),
+                                        key=ids.report_key(request.citizen.phone, request.case_id, self.report_key)),
                     self.settings.publish_timeout_seconds,
                 )
             except (TimeoutError, asyncio.TimeoutError) as error:

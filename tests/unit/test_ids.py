@@ -1,5 +1,7 @@
 """Ids and tracking codes: retries agree, and a mistyped code is caught."""
 
+import uuid
+
 from hypothesis import given, strategies as st
 
 from contracts import ids
@@ -40,3 +42,16 @@ def test_any_single_mistyped_character_is_caught(key, position, shift):
 def test_garbage_is_not_a_code():
     assert ids.normalise_tracking_code("") is None
     assert ids.normalise_tracking_code("HELLO-WORLD-TOO-LONG") is None
+
+
+def test_a_reporters_key_is_the_same_for_one_phone_and_cannot_be_undone_without_intakes_key():
+    """The key goes into every trace of the request; a plain hash of a phone number was undone by
+    trying every number. One phone's reports still share a key, so they meet in one router."""
+    case_a, case_b = ids.case_id(ids.request_id("web", "a")), ids.case_id(ids.request_id("web", "b"))
+    phone = "+84903123456"
+    mine = ids.report_key(phone, case_a, b"intake's key")
+    assert mine == ids.report_key(phone, case_b, b"intake's key"), "one phone, one partition"
+    assert mine != ids.report_key(phone, case_a, b"another key")
+    assert mine != ids.report_key("+84903123457", case_a, b"intake's key")
+    assert mine != str(uuid.uuid5(ids.NAMESPACE, f"reporter:{phone}")).encode(), "what anyone could compute"
+    assert ids.report_key(None, case_a, b"intake's key") == str(case_a).encode()
