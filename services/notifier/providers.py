@@ -99,7 +99,7 @@ async def post(client: aiohttp.ClientSession, url: str, body: dict[str, Any], he
     read by its status all the same (text empty), unless it is a 2xx and ``answer_needed`` (Zalo
     says in the body whether it took it). Read as "maybe taken", each such 2xx sent the message again.
 
-    Only a 307 or 308 is followed, once, with the same POST. After a 301, 302 or 303 the client
+    Only a 307 or 308 to the same origin is followed, once, with the same POST. After a 301, 302 or 303 the client
     would repeat the POST as a GET without its body, and the receiver's 200 to that would record a
     message as delivered that never was: such a receiver must be given its new address.
 
@@ -136,7 +136,10 @@ async def post(client: aiohttp.ClientSession, url: str, body: dict[str, Any], he
             moved_to = URL(url).join(URL(location))
         except ValueError:
             raise Transient(f"HTTP {answer.status}: the receiver has moved, to an address not readable") from None
-        if answer.status in (307, 308) and not redirected:
+        # Only to the same scheme, host and port: the body carries a citizen's details, which a
+        # redirect elsewhere (or from https to http) would hand to whoever the receiver names.
+        same_origin = (moved_to.scheme, moved_to.host, moved_to.port) == (URL(url).scheme, URL(url).host, URL(url).port)
+        if answer.status in (307, 308) and not redirected and same_origin:
             left = None if total is None else total - (time.monotonic() - started)
             if left is not None and left <= 0:
                 raise Transient(f"HTTP {answer.status}: no time left to follow it")

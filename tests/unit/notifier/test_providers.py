@@ -38,6 +38,11 @@ async def receiver() -> AsyncIterator[tuple[str, list[tuple[str, str]]]]:
         seen.append((request.method, request.path))
         raise web.HTTPPermanentRedirect(location="/new")
 
+    async def kept_elsewhere(request: web.Request) -> web.Response:
+        seen.append((request.method, request.path))
+        # The same server under another name: another origin, as far as the sender can tell.
+        raise web.HTTPPermanentRedirect(location=f"http://localhost:{request.url.port}/new")
+
     async def in_pieces(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(status=200, headers={"Content-Type": "application/json; charset=utf8mb4"})
         await response.prepare(request)
@@ -110,6 +115,7 @@ async def receiver() -> AsyncIterator[tuple[str, list[tuple[str, str]]]]:
     app.router.add_post("/dropped", dropped)
     app.router.add_post("/old", moved)
     app.router.add_post("/kept", kept)
+    app.router.add_post("/kept-elsewhere", kept_elsewhere)
     app.router.add_post("/pieces", in_pieces)
     app.router.add_route("*", "/new", new)
     app.router.add_post("/endless", endless)
@@ -140,6 +146,17 @@ async def test_a_receiver_that_keeps_the_post_through_its_redirect_gets_it(recei
     async with aiohttp.ClientSession() as client:
         await post(client, f"{url}/kept", {"case_id": "c"}, {})
     assert seen == [("POST", "/kept"), ("POST", "/new")]
+
+
+async def test_a_redirect_to_another_host_is_not_followed_with_the_citizens_details(receiver):
+    """An assignment carries the citizen's name, phone and address: a 308 to another host (or from
+    https to http) would hand them to whoever the receiver names. Its address is the notifier's to mend."""
+    url, seen = receiver
+    async with aiohttp.ClientSession() as client:
+        with pytest.raises(Transient) as failed:
+            await post(client, f"{url}/kept-elsewhere", {"case_id": "c"}, {})
+    assert seen == [("POST", "/kept-elsewhere")]
+    assert "moved to http://localhost" in str(failed.value) and not isinstance(failed.value, Unanswered)
 
 
 async def test_an_answer_in_pieces_and_an_unknown_charset_is_read_whole(receiver):
