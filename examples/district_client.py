@@ -5,23 +5,28 @@ empty means every unit, as in the demo; ``none`` means no unit: only the webhook
 is not read at all, as the tests and the benchmark want), answers each case on ``unit.responses``
 — accept, a progress report, then the result — and takes the notifier's webhook at
 ``POST /units/{unit_id}/assignments``, recognising a repeated delivery by its ``Idempotency-Key``.
+With ``NOTIFIER_WEBHOOK_SIGNING_KEY`` (the notifier's, shared with the units) it takes only a POST
+whose ``X-1022-Signature`` checks out and is less than five minutes old: anyone else is answered 401.
 
 Run: ``python -m examples.district_client`` (port ``DISTRICT_PORT``, default 8005).
 """
 
 import asyncio
+import hmac
 import logging
 import os
+import time
 import uuid
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Header, Request
+from fastapi import FastAPI, Header, HTTPException, Request
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import TypeAdapter
 
 from contracts import ids, topics
 from contracts.events import AssignmentIssued, UnitResponse
 from contracts.messaging import consumer_options, kafka_broker, parse_or_dead_letter, records_of, start_when_reachable
+from services.notifier.providers import SIGNATURE_HEADER, signature
 
 log = logging.getLogger("district")
 ASSIGNMENT = TypeAdapter(AssignmentIssued)
@@ -42,6 +47,15 @@ def create_app() -> FastAPI:
     broker = kafka_broker(bootstrap, client_id="district-client")
     received: dict[str, int] = {}
     tasks: set[asyncio.Task] = set()
+    signing_key = os.environ.get("NOTIFIER_WEBHOOK_SIGNING_KEY", "").encode()
+
+    def signed_by_the_notifier(header: str, body: bytes) -> bool:
+        """The signature is the notifier's for these bytes, made in the last five minutes."""
+        try:
+            at = int(dict(part.split("=", 1) for part in header.split(","))["t"])
+        except (KeyError, ValueError):
+            return False
+        return abs(time.time() - at) < 300 and hmac.compare_digest(header, signature(signing_key, body, at))
 
     async def handle(assignment: AssignmentIssued) -> None:
         """Accept at once, report progress, then resolve: what a diligent ward does."""
@@ -80,6 +94,8 @@ def create_app() -> FastAPI:
 
     @app.post("/units/{unit_id:path}/assignments")  # unit ids contain "/" (edition/code)
     async def webhook(unit_id: str, request: Request, idempotency_key: str | None = Header(None)) -> dict:
+        if signing_key and not signed_by_the_notifier(request.headers.get(SIGNATURE_HEADER, ""), await request.body()):
+            raise HTTPException(401, "not signed by the 1022 notifier")
         key = idempotency_key or str(uuid.uuid4())
         received[key] = received.get(key, 0) + 1
         return {"ok": True, "first_time": received[key] == 1}

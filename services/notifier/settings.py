@@ -31,6 +31,8 @@ class NotifierSettings(ServiceSettings):
 
     # Where a unit's district service takes its cases when the directory names no URL; {unit_id} is filled in.
     unit_webhook_url: str = "http://127.0.0.1:8005/units/{unit_id}/assignments"
+    # Signs every webhook POST (X-1022-Signature, services/notifier/providers.py); unset: unsigned.
+    webhook_signing_key: SecretStr = SecretStr("")
     sms_gateway_url: str = ""
     sms_ascii: bool = Field(False, description="Strip Vietnamese diacritics: brandname SMS routes often require it")
     # An SMS takes at most this many segments (GSM 03.38: 160 GSM 7-bit characters or 70 UCS-2 in

@@ -63,6 +63,8 @@ def build_mesh(kafka_bootstrap: str, pg_port: int, admin_dsn: str, log_dir: Path
         "OVERSIGHT_TOKEN_COUNCIL": TOKENS["council"], "OVERSIGHT_TOKEN_FRONT": TOKENS["front"],
         "OVERSIGHT_TOKEN_CENTRE": TOKENS["centre"], "OVERSIGHT_AUDIT_KEY": f"test-audit-key-{suffix}",
         "INTAKE_TRACKING_CODE_KEY": f"test-tracking-code-key-{suffix}",
+        # The district client takes only the notifier's signed webhooks (examples/district_client.py).
+        "NOTIFIER_WEBHOOK_SIGNING_KEY": f"test-webhook-key-{suffix}",
         # The district client only takes webhooks here; the tests answer for the units themselves.
         "DISTRICT_UNITS": "none",
         "OTEL_TRACES_EXPORTER": "otlp" if traces else "none", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",

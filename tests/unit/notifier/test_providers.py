@@ -2,14 +2,19 @@
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import socket
+import time
+import uuid
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 from aiohttp import web
 
-from services.notifier.providers import Permanent, Transient, Unanswered, post, refusal
+from services.notifier.domain import Delivery
+from services.notifier.providers import Permanent, Transient, Unanswered, WebhookProvider, post, refusal
 from services.notifier.main import build_providers, concurrency_for
 from services.notifier.settings import SEND_GRACE, NotifierSettings
 
@@ -37,6 +42,10 @@ async def receiver() -> AsyncIterator[tuple[str, list[tuple[str, str]]]]:
     async def kept(request: web.Request) -> web.Response:
         seen.append((request.method, request.path))
         raise web.HTTPPermanentRedirect(location="/new")
+
+    async def signed(request: web.Request) -> web.Response:
+        seen.append((request.headers.get("X-1022-Signature", ""), (await request.read()).decode()))
+        return web.Response(text="ok")
 
     async def kept_elsewhere(request: web.Request) -> web.Response:
         seen.append((request.method, request.path))
@@ -116,6 +125,7 @@ async def receiver() -> AsyncIterator[tuple[str, list[tuple[str, str]]]]:
     app.router.add_post("/old", moved)
     app.router.add_post("/kept", kept)
     app.router.add_post("/kept-elsewhere", kept_elsewhere)
+    app.router.add_post("/signed", signed)
     app.router.add_post("/pieces", in_pieces)
     app.router.add_route("*", "/new", new)
     app.router.add_post("/endless", endless)
@@ -157,6 +167,26 @@ async def test_a_redirect_to_another_host_is_not_followed_with_the_citizens_deta
             await post(client, f"{url}/kept-elsewhere", {"case_id": "c"}, {})
     assert seen == [("POST", "/kept-elsewhere")]
     assert "moved to http://localhost" in str(failed.value) and not isinstance(failed.value, Unanswered)
+
+
+async def test_a_district_service_can_tell_the_notifiers_webhooks_from_anyone_elses(receiver):
+    """An assignment names a citizen and where they live; a district service that takes one from
+    whoever posts it can be sent forged cases. With a signing key each POST carries an HMAC of the
+    time and the exact bytes sent."""
+    url, seen = receiver
+    delivery = Delivery(delivery_id=uuid.uuid4(), case_id=uuid.uuid4(), cause_event_id=uuid.uuid4(),
+                        correlation_id=uuid.uuid4(), recipient="unit", channel="webhook", target=f"{url}/signed",
+                        template="assignment", subject="[1022] Phản ánh mới", text="Hết gạo.",
+                        payload={"event_type": "AssignmentIssued"}, source_topic="unit.assignments.v1")
+    async with aiohttp.ClientSession() as client:
+        await WebhookProvider(client, b"the city's webhook key").send(delivery)
+        await WebhookProvider(client).send(delivery)
+    (header, body), (unsigned, _) = seen
+    stamp, mac = dict(part.split("=", 1) for part in header.split(",")).values()
+    assert abs(int(stamp) - time.time()) < 60
+    assert hmac.compare_digest(mac, hmac.new(b"the city's webhook key", f"{stamp}.{body}".encode(),
+                                             hashlib.sha256).hexdigest())
+    assert '"template":"assignment"' in body and unsigned == ""
 
 
 async def test_an_answer_in_pieces_and_an_unknown_charset_is_read_whole(receiver):
