@@ -137,7 +137,8 @@ def public_filter(
     """The filters of figures the public may narrow: area, category and whole days. The figures
     count requests not marked public too, so the filters that name one (a tracking code) or cut
     finer (a status, a unit, a window of seconds) are not the public's; others in the query string
-    are ignored. A small area on one day can still hold a single request: its unit and state show."""
+    are ignored. A small area on one day can still hold a single request: the public ranking shows a
+    unit of a narrowed selection only for a few requests or more (public.MIN_PUBLIC_REQUESTS)."""
     for text in (received_from, received_to):
         if text and len(text) != 10:
             raise HTTPException(422, f"not a day: {text!r} (YYYY-MM-DD; the public figures count whole days)")

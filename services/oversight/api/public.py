@@ -31,6 +31,10 @@ PUBLIC_COLUMNS = ("case_id", "tracking_code", "category", "status", "area_code",
 # Figures a unit's public ranking shows: counts and rates, nothing about a single case.
 PUBLIC_FIGURES = ("rank", "unit_id", "unit_name", "received", "open", "resolved", "overdue_now", "due",
                   "on_time_rate", "median_route_seconds", "median_resolve_seconds")
+# A ranking narrowed by area, category or days shows a unit only for at least this many requests:
+# narrowed to a ward's "vulnerable person" requests of one day, a unit with one was that person's
+# request, its unit, outcome and times (statistical offices withhold small cells the same way).
+MIN_PUBLIC_REQUESTS = 5
 
 
 def _status(status: str) -> dict[str, str]:
@@ -88,4 +92,9 @@ async def public_ranking(request: Request, where: Annotated[CaseFilter, Depends(
     by area, category and days only: a tracking code once narrowed them to one private request."""
     # One computed at a time for the public: a stream of new filters cannot take the readers' pool.
     figures = await unit_figures(request, where, request.app.state.public_figures)
-    return {"as_of": figures["as_of"], "units": [{k: u[k] for k in PUBLIC_FIGURES} for u in figures["units"]]}
+    units = figures["units"]
+    narrowed = any(v is not None for v in (where.area, where.category, where.received_from, where.received_to))
+    shown = [u for u in units if u["received"] >= MIN_PUBLIC_REQUESTS] if narrowed else units
+    # Ranked among those shown: a gap in the ranks would say where a withheld unit stood.
+    return {"as_of": figures["as_of"], "withheld_units": len(units) - len(shown),
+            "units": [{**{k: u[k] for k in PUBLIC_FIGURES}, "rank": rank} for rank, u in enumerate(shown, 1)]}
