@@ -20,17 +20,23 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 
-def _exporter() -> SpanExporter | None:
-    kind = os.environ.get("OTEL_TRACES_EXPORTER", "none").strip().lower()
-    if kind in ("", "none"):
-        return None
+def _exporters() -> list[SpanExporter]:
+    """The exporters OTEL_TRACES_EXPORTER names: a comma-separated list, as the standard has it."""
+    kinds = [k.strip().lower() for k in os.environ.get("OTEL_TRACES_EXPORTER", "none").split(",")]
+    return [_exporter(kind) for kind in kinds if kind not in ("", "none")]
+
+
+def _exporter(kind: str) -> SpanExporter:
     if kind == "console":
         return ConsoleSpanExporter()
     if kind == "otlp":
-        if os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf") == "grpc":
+        protocol = os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf").strip().lower()
+        if protocol == "grpc":
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-        else:
+        elif protocol == "http/protobuf":
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        else:  # http/json: no exporter of the SDK speaks it; sending protobuf instead would be refused unseen
+            raise ValueError(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not supported (grpc, http/protobuf)")
         return OTLPSpanExporter()
     raise ValueError(f"OTEL_TRACES_EXPORTER={kind!r} is not supported (otlp, console, none)")
 
@@ -39,14 +45,14 @@ def setup_tracing(service_name: str) -> TracerProvider:
     """Build this process's tracer provider and make it the global one."""
     # OTEL_SERVICE_NAME, when set, wins as the standard says; nothing is written back to the
     # environment, so an in-process test app does not name every process started after it.
-    exporter = _exporter()
+    exporters = _exporters()
     # With nowhere to send spans, none is recorded: a span per request and per message is real
     # work on every hot path, for nothing. Trace context still flows through (unsampled). With an
     # exporter, the standard OTEL_TRACES_SAMPLER / _ARG choose (default: every trace).
     provider = TracerProvider(resource=Resource.create(
         {"service.name": os.environ.get("OTEL_SERVICE_NAME") or service_name}),
-        **({} if exporter else {"sampler": ALWAYS_OFF}))
-    if exporter is not None:
+        **({} if exporters else {"sampler": ALWAYS_OFF}))
+    for exporter in exporters:
         provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     return provider

@@ -1,5 +1,7 @@
 """Tracing costs nothing where nobody collects it, and a trace still passes through."""
 
+import pytest
+
 from contracts import telemetry
 
 INCOMING = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -43,3 +45,16 @@ def test_with_an_exporter_the_broker_gets_spans(monkeypatch):
         assert telemetry.records_spans(provider)
     finally:
         provider.shutdown()
+
+
+def test_the_standards_ways_of_naming_exporters_are_taken(monkeypatch):
+    """OTEL_TRACES_EXPORTER=otlp,console (a list, as the standard allows) stopped every service at
+    start; OTEL_EXPORTER_OTLP_PROTOCOL=GRPC quietly sent protobuf over HTTP to a gRPC collector."""
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp, console")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", " GRPC")
+    kinds = [type(e).__module__ + "." + type(e).__name__ for e in telemetry._exporters()]
+    assert kinds == ["opentelemetry.exporter.otlp.proto.grpc.trace_exporter.OTLPSpanExporter",
+                     "opentelemetry.sdk.trace.export.ConsoleSpanExporter"]
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+    with pytest.raises(ValueError, match="http/json"):  # no exporter speaks it: refused at start, not unseen
+        telemetry._exporters()
