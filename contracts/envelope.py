@@ -12,11 +12,16 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-_TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+# W3C trace context: version 00 exactly; a later version may add fields after a dash, which are
+# kept. Version ff and all-zero ids are invalid: OpenTelemetry would start a new trace for them anyway.
+_TRACEPARENT = re.compile(r"(?!ff)([0-9a-f]{2})-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}(-[!-~]*)?")
 
 
 def _traceparent(value: str | None) -> str | None:
-    return value if value is None or _TRACEPARENT.fullmatch(value) else None
+    if value is None:
+        return None
+    valid = _TRACEPARENT.fullmatch(value)
+    return value if valid and (valid.group(1) != "00" or valid.group(2) is None) and len(value) <= 512 else None
 
 
 def _tracestate(value: str | None) -> str | None:

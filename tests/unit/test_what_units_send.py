@@ -1,4 +1,4 @@
-"""A date a district service commits to, as the mesh reads it."""
+"""A date a district service commits to, and the times and trace context it sends, as the mesh reads them."""
 
 import json
 import uuid
@@ -72,3 +72,19 @@ def test_the_progress_report_the_router_writes_is_read_by_a_strict_reader():
     event = story.progress(committed("2026-12-05"))
     again = CASE_EVENT.validate_json(event.model_dump_json(), strict=True)
     assert again.committed_date == datetime(2026, 12, 5, 23, 59, 59, tzinfo=VIETNAM)
+
+
+@pytest.mark.parametrize(("given", "kept"), [
+    ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", True),
+    ("01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-future-field", True),  # a later version's
+    ("ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", False),
+    ("00-00000000000000000000000000000000-b7ad6b7169203331-01", False),
+    ("00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01", False),
+    ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-x", False),
+])
+def test_a_units_trace_context_is_kept_only_when_w3c_calls_it_valid(given, kept):
+    # An invalid one was carried into the case's events and on to the district services' webhooks.
+    case = str(uuid.uuid4())
+    wire = {"event_id": str(uuid.uuid4()), "correlation_id": case, "producer": "district", "case_id": case,
+            "response_id": str(uuid.uuid4()), "unit_id": "hcm-q-phu-nhuan", "kind": "accept", "traceparent": given}
+    assert UnitResponse.model_validate_json(json.dumps(wire)).traceparent == (given if kept else None)
