@@ -6,13 +6,14 @@ and every reader that writes text to PostgreSQL (the notifier's deliveries, over
 models) failed on it and read the same batch again, for good.
 """
 
+import contextlib
 import re
 import unicodedata
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Annotated, Any
 
 import orjson
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, TypeAdapter, ValidationError
 
 # Line breaks and tabs are text; every other control character (Unicode Cc) is noise, or an attack on a log,
 # as are the marks that reverse the order text is shown in (a note read right to left in a log or a list).
@@ -41,35 +42,54 @@ def in_vietnam(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=VIETNAM)
 
 
-_DAY = re.compile(r"\d{4}-?\d{2}-?\d{2}")
+_AS_PYDANTIC_READS = TypeAdapter(datetime)
 
 
 def iso_moment(value: Any) -> Any:
     """A time as text in any of ISO 8601's spellings Python reads: pydantic's own parser refuses
     an offset of hours alone ("2026-12-05 10:00:00+07", PostgreSQL's way of writing one) and the
-    basic format ("20261205T100000+0700"). Other values are left to pydantic."""
+    basic format ("20261205T100000+0700"). Only a time that pydantic reads back as written is
+    taken: the events made of it are read by strict readers, and one they refused (an offset with
+    seconds, "+07:00:30") held up the router's outbox for every case. Other values are left to pydantic."""
     if isinstance(value, str):
         try:
-            return datetime.fromisoformat(value)
-        except ValueError:
+            moment = datetime.fromisoformat(value)
+            _AS_PYDANTIC_READS.validate_strings(moment.isoformat(), strict=True)
+            return moment
+        except (ValueError, ValidationError):
             pass
     return value
 
 
 def day_ends(value: Any) -> Any:
-    """A committed date given as a day alone ("2026-12-05", or "20261205") is the end of that day in
-    Vietnam: a unit that promises a result on the 5th has the whole 5th, and the citizen is not told
-    it is late on that morning. A time given with it, even midnight, is taken as given.
+    """A committed date given as a day alone ("2026-12-05", "20261205", "2026-W49-6") is the end of
+    that day in Vietnam: a unit that promises a result on the 5th has the whole 5th, and the citizen
+    is not told it is late on that morning. A time given with it, even midnight, is taken as given.
 
     A number is refused: pydantic would read 20261205 as seconds since 1970 (a day in August 1970)."""
-    if isinstance(value, (int, float)) or (isinstance(value, str) and value.strip().isdigit()
-                                           and not _DAY.fullmatch(value)):
-        raise ValueError("a date is ISO 8601 text (2026-12-05, or with its time and zone), not a number")
-    if isinstance(value, str) and _DAY.fullmatch(value):
-        value = date.fromisoformat(value)
+    if isinstance(value, (int, float)):
+        raise ValueError(NOT_A_NUMBER)
+    if isinstance(value, str):
+        text = value.strip()
+        if "T" not in text and " " not in text:
+            with contextlib.suppress(ValueError):
+                value = date.fromisoformat(text)
+        if isinstance(value, str) and _number(text):
+            raise ValueError(NOT_A_NUMBER)
     if isinstance(value, date) and not isinstance(value, datetime):
         return datetime.combine(value, time(23, 59, 59), VIETNAM)
     return iso_moment(value)
+
+
+NOT_A_NUMBER = "a date is ISO 8601 text (2026-12-05, or with its time and zone), not a number"
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 Text = Annotated[str, AfterValidator(nfc)]

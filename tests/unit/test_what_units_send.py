@@ -39,6 +39,7 @@ def test_a_date_with_a_time_is_taken_as_given(given, meant):
     ("20261205", datetime(2026, 12, 5, 23, 59, 59, tzinfo=VIETNAM)),  # ISO 8601's basic day
     ("2026-12-05 17:00:00+07", datetime(2026, 12, 5, 17, tzinfo=VIETNAM)),  # PostgreSQL's way of writing it
     ("20261205T170000+0700", datetime(2026, 12, 5, 17, tzinfo=VIETNAM)),
+    ("2026-W49-6", datetime(2026, 12, 5, 23, 59, 59, tzinfo=VIETNAM)),  # a day alone, as a week's day
 ])
 def test_other_iso_spellings_of_a_date_are_read(given, meant):
     assert committed(given) == meant
@@ -49,6 +50,14 @@ def test_a_number_is_refused_not_read_as_seconds_since_1970(given):
     # pydantic reads a number as a Unix time: "20261205" was 23 August 1970, a promise already broken.
     with pytest.raises(ValueError, match="not a number"):
         committed(given)
+
+
+def test_a_time_the_mesh_could_not_write_back_is_refused_not_taken():
+    """Python reads an offset with seconds ("+07:00:30"); the strict readers of the case's events
+    do not. Taken, it was stored in the case's ProgressReported, which the outbox then could not
+    publish: no case's events went out after it."""
+    with pytest.raises(ValueError):
+        committed("2026-12-10T17:00:00+07:00:30")
 
 
 def test_a_units_answer_timed_with_an_offset_of_hours_is_read():
