@@ -108,6 +108,11 @@ def plan(record: CaseRecord, event: Any, policy: Policy, now: datetime) -> list[
         record.resolve_by = record.due_by = event.resolve_by.isoformat()
         record.apologised = False
         return _to_citizen(record, event, policy, now, "routed")
+    if kind in ("CaseDeclined", "CaseTriaged"):
+        # The unit no longer holds the case: what happens to it next (an escalation, a linked
+        # report with a citizen's words) is not its business, until it is routed to it again.
+        record.unit, record.handler, record.notify = None, None, []
+        return []
     if kind == "AssignmentIssued":
         record.unit, record.handler = event.unit.model_dump(), event.handler.model_dump()
         record.notify = [n.model_dump() for n in getattr(event, "notify", ())]

@@ -4,9 +4,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from contracts import ids
-from contracts.events import (AssignmentIssued, CaseEscalated, CaseMarkedDuplicate, CaseOpened, CaseResolved,
-                              CaseRouted, Citizen, DuplicateLinked, HandlerRef, NotifyChannel, ProgressReported,
-                              UnitRef)
+from contracts.events import (AssignmentIssued, CaseDeclined, CaseEscalated, CaseMarkedDuplicate, CaseOpened,
+                              CaseResolved, CaseRouted, CaseTriaged, Citizen, DuplicateLinked, HandlerRef,
+                              NotifyChannel, ProgressReported, UnitRef)
 
 UNIT = UnitRef(id="hcm-q-phu-nhuan", name="UBND Quận Phú Nhuận", admin_code="768")
 HANDLER = HandlerRef(id="pn-01", name="Nguyễn Văn An")
@@ -64,6 +64,12 @@ class Story:
 
     def resolved(self, answer: str = "Đã hỗ trợ 20kg gạo.") -> CaseResolved:
         return CaseResolved(**self._common(), unit=UNIT, answer=answer)
+
+    def declined(self) -> CaseDeclined:
+        return CaseDeclined(**self._common(), unit=UNIT, reason="không thuộc địa bàn")
+
+    def triaged(self) -> CaseTriaged:
+        return CaseTriaged(**self._common(), reason="the unit declined; no corrected address", directory_version="t")
 
     def linked(self, description: str | None = "Nay cháu bé bị sốt, cần thêm thuốc.",
                address: str | None = "12 Nguyễn Văn Trỗi, P.12") -> DuplicateLinked:

@@ -241,6 +241,20 @@ def test_a_linked_report_without_words_or_before_any_unit_holds_the_case_is_told
     assert told(triage, triage.linked(), record=record) == [], "the centre reads it in oversight"
 
 
+def test_a_unit_that_declined_a_case_hears_nothing_more_of_it():
+    """A unit that declined (the case went to the centre's triage) was still sent the case's
+    escalations and, with a repeat report, the citizen's new words and address."""
+    story, record = Story(), CaseRecord()
+    notify = (NotifyChannel(channel="email", address="tiepnhan@phunhuan.example.vn"),)
+    told(story, story.opened(), story.routed(), story.assigned(notify), record=record)
+    assert told(story, story.declined(), story.triaged(), record=record) == []
+    assert told(story, story.linked(), record=record) == []
+    assert [d.recipient for d in told(story, story.escalated("resolve", "centre"), record=record)] == ["citizen"]
+    # Routed to it again, it hears of the case again.
+    told(story, story.routed(), story.assigned(notify), record=record)
+    assert [d.template for d in told(story, story.linked(), record=record)] == ["duplicate_report"]
+
+
 def test_an_escalation_reaches_the_handlers_and_the_citizen_hears_one_apology():
     story, record = Story(), CaseRecord()
     notify = (NotifyChannel(channel="email", address="tiepnhan@phunhuan.example.vn"),)
