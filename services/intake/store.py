@@ -26,6 +26,8 @@ CREATE TABLE IF NOT EXISTS intake_receipts (
     request_id uuid PRIMARY KEY, channel text NOT NULL, tracking_code text NOT NULL, fingerprint text NOT NULL,
     state text NOT NULL CHECK (state IN ('pending', 'accepted')),
     claimed_at timestamptz NOT NULL DEFAULT now(), accepted_at timestamptz);
+-- A claim taken over from a crashed send with other content: the first content's fingerprint too.
+ALTER TABLE intake_receipts ADD COLUMN IF NOT EXISTS first_fingerprint text;
 CREATE TABLE IF NOT EXISTS intake_rate_windows (
     sender text NOT NULL, window_start timestamptz NOT NULL, hits int NOT NULL,
     PRIMARY KEY (sender, window_start));
@@ -127,8 +129,11 @@ _HIT_ALONE = ("INSERT INTO intake_rate_windows AS w (sender, window_start, hits)
               + ", 1" + _COUNT.format(w="$2::int"))
 # The claims of the requests that arrive together, and each sender's count, in one statement and
 # one commit: on the path of every new request. A request is ours when its receipt is new, or is a
-# pending claim left by a crash (older than ``stale_after``; it keeps its code, and takes the retry's
-# content: an operator's retyped call, refused as another request's, could never be taken). A new
+# pending claim left by a crash (older than ``stale_after``), whatever the retry says: an operator's
+# call entered again by a colleague, refused as another request's, could never be taken. The claim
+# keeps its code, and the first content's fingerprint beside the new one: that content may be on
+# Kafka already (a crash after the publish; the router keeps whichever copy reached it first), and
+# a retry of either is the same request. A new
 # receipt takes the request's candidate code unless another request holds it ("held": the caller
 # tries the next one). Each sender's window counts our requests at once; for the others, the
 # receipt as it was says why they are not ours.
@@ -140,7 +145,9 @@ _CLAIM = (
     "  AS i(request_id, channel, tracking_code, fingerprint, sender)),"
     " claim AS (INSERT INTO intake_receipts AS r (request_id, channel, tracking_code, fingerprint, state)"
     "  SELECT request_id, channel, tracking_code, fingerprint, 'pending' FROM input WHERE NOT held ORDER BY request_id"
-    "  ON CONFLICT (request_id) DO UPDATE SET claimed_at = now(), fingerprint = excluded.fingerprint"
+    "  ON CONFLICT (request_id) DO UPDATE SET claimed_at = now(), fingerprint = excluded.fingerprint,"
+    "   first_fingerprint = CASE WHEN r.fingerprint <> excluded.fingerprint"
+    "    THEN coalesce(r.first_fingerprint, r.fingerprint) ELSE r.first_fingerprint END"
     "   WHERE r.state = 'pending' AND r.claimed_at < now() - make_interval(secs => $5::float8)"
     "  RETURNING r.request_id, r.tracking_code, r.claimed_at),"
     " hit AS (INSERT INTO intake_rate_windows AS w (sender, window_start, hits)"
@@ -149,11 +156,12 @@ _CLAIM = (
     "  WHERE i.sender IS NOT NULL GROUP BY i.sender ORDER BY i.sender" + _COUNT.format(w="$7::int") + ")"
     " SELECT i.request_id, claim.request_id IS NOT NULL AS ours, i.held, claim.claimed_at,"
     " coalesce(claim.tracking_code, known.tracking_code) AS tracking_code,"
-    " hit.hits, hit.wait_seconds, known.state, known.fingerprint"
+    " hit.hits, hit.wait_seconds, known.state, known.fingerprint, known.first_fingerprint"
     " FROM input i LEFT JOIN claim USING (request_id) LEFT JOIN hit ON hit.sender = i.sender"
     " LEFT JOIN intake_receipts known ON known.request_id = i.request_id AND claim.request_id IS NULL")
 # A receipt the statement above could not see: committed by another instance while it ran.
-_KNOWN = "SELECT request_id, state, fingerprint, tracking_code FROM intake_receipts WHERE request_id = ANY($1::uuid[])"
+_KNOWN = ("SELECT request_id, state, fingerprint, first_fingerprint, tracking_code FROM intake_receipts"
+          " WHERE request_id = ANY($1::uuid[])")
 # A pending claim given up, and its count given back to the window it was counted in, together. Only
 # the claim this instance made: one that took it over since (it went stale) is the other's to settle.
 _RELEASE = (
@@ -359,7 +367,8 @@ def _verdict(row: Mapping[str, Any], fingerprint: str) -> Claim:
         # Whatever it says: a claim being published may yet fail, or be left by a crash for the
         # retry to take over, so the sender is told to retry, not that the key is another's.
         return Claim("in_progress")
-    return Claim("accepted" if row["fingerprint"] == fingerprint else "conflict")
+    same = fingerprint in (row["fingerprint"], row.get("first_fingerprint"))
+    return Claim("accepted" if same else "conflict")
 
 
 @dataclass(frozen=True)
