@@ -6,7 +6,8 @@ sets up the local single broker (1, 1) and a real cluster (3, 2). ``case.events`
 the audit checkpoints, and every dead-letter topic: what is there waits for a person, however
 long that takes (Kafka's default of 7 days deleted a request answered 202 that no router could
 route). The requests and the units' answers are kept 30 days, so that a router stopped for a
-long holiday still finds every one. Topics that exist are left as they are.
+long holiday still finds every one. Topics that exist are left as they are; one kept for less
+than that is named on stderr, with the setting to give it.
 """
 
 import asyncio
@@ -15,6 +16,7 @@ import sys
 import time
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
@@ -24,6 +26,7 @@ from contracts import topics  # noqa: E402
 TOPIC_ALREADY_EXISTS = 36  # Kafka's error code: another run made it meanwhile
 KEEP_FOREVER = {topics.CASE_EVENTS, topics.NOTIFY_DELIVERIES, topics.AUDIT_CHECKPOINTS, *map(topics.dlq, topics.ALL)}
 KEEP_30_DAYS = {topics.INTAKE_REQUESTS, topics.UNIT_RESPONSES}
+RETENTION = {**{name: -1 for name in KEEP_FOREVER}, **{name: 30 * 24 * 3600 * 1000 for name in KEEP_30_DAYS}}
 
 
 async def cluster(bootstrap: str, replication: int, wait_seconds: float) -> AIOKafkaAdminClient:
@@ -50,6 +53,15 @@ async def cluster(bootstrap: str, replication: int, wait_seconds: float) -> AIOK
         await asyncio.sleep(2.0)
 
 
+async def retention(admin: AIOKafkaAdminClient, names: set[str]) -> dict[str, int]:
+    """Each topic's retention.ms as the cluster has it."""
+    if not names:
+        return {}
+    answers = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in sorted(names)])
+    return {resource[3]: int({entry[0]: entry[1] for entry in resource[4]}["retention.ms"])
+            for answer in answers for resource in answer.resources}
+
+
 async def main() -> None:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     partitions = int(os.environ.get("MESH_TOPIC_PARTITIONS", topics.PARTITIONS))
@@ -63,10 +75,8 @@ async def main() -> None:
             if name in existing:
                 continue
             config = {"min.insync.replicas": min_isr}
-            if name in KEEP_FOREVER:
-                config["retention.ms"] = "-1"
-            elif name in KEEP_30_DAYS:
-                config["retention.ms"] = str(30 * 24 * 3600 * 1000)
+            if name in RETENTION:
+                config["retention.ms"] = str(RETENTION[name])
             wanted.append(NewTopic(name, partitions, replication, topic_configs=config))
         if wanted:
             # The broker answers each topic's outcome rather than raising: a refused one (a setting
@@ -85,6 +95,10 @@ async def main() -> None:
             if missing:
                 sys.exit("topics: created, yet not listed by the cluster: " + ", ".join(sorted(missing)))
         print(f"topics: {len(wanted)} created, {len(existing & set(topics.all_with_dead_letters()))} already there")
+        for name, kept_ms in sorted((await retention(admin, existing & set(RETENTION))).items()):
+            if kept_ms != -1 and (RETENTION[name] == -1 or kept_ms < RETENTION[name]):
+                print(f"topics: {name} is kept {kept_ms} ms, less than this mesh needs:"
+                      f" give it retention.ms={RETENTION[name]}", file=sys.stderr)
     finally:
         await admin.close()
 
