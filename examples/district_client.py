@@ -13,6 +13,7 @@ Run: ``python -m examples.district_client`` (port ``DISTRICT_PORT``, default 800
 
 import asyncio
 import hmac
+import json
 import logging
 import os
 import time
@@ -94,9 +95,16 @@ def create_app() -> FastAPI:
 
     @app.post("/units/{unit_id:path}/assignments")  # unit ids contain "/" (edition/code)
     async def webhook(unit_id: str, request: Request, idempotency_key: str | None = Header(None)) -> dict:
-        if signing_key and not signed_by_the_notifier(request.headers.get(SIGNATURE_HEADER, ""), await request.body()):
+        body = await request.body()
+        if signing_key and not signed_by_the_notifier(request.headers.get(SIGNATURE_HEADER, ""), body):
             raise HTTPException(401, "not signed by the 1022 notifier")
-        key = idempotency_key or str(uuid.uuid4())
+        # A repeat is known by the delivery id in the signed body (the Idempotency-Key says the same,
+        # but is not signed: a signed POST sent again under a new key is still the same delivery).
+        try:
+            delivered = json.loads(body).get("delivery_id")
+        except (ValueError, AttributeError):
+            delivered = None
+        key = str(delivered or idempotency_key or uuid.uuid4())
         received[key] = received.get(key, 0) + 1
         return {"ok": True, "first_time": received[key] == 1}
 

@@ -8,7 +8,7 @@ from examples.district_client import create_app
 from services.notifier.providers import SIGNATURE_HEADER, signature
 
 KEY = b"the city's webhook key"
-BODY = b'{"template":"assignment","event":{"event_type":"AssignmentIssued"}}'
+BODY = b'{"delivery_id":"d-1","template":"assignment","event":{"event_type":"AssignmentIssued"}}'
 URL = "/units/hcmc-2021/26734/assignments"
 
 
@@ -27,3 +27,7 @@ def test_a_webhook_not_signed_with_the_notifiers_key_lately_is_refused(monkeypat
         assert post(signature(KEY, BODY, now), body=BODY.replace(b"assignment", b"assignmenT")) == 401
         assert post(signature(KEY, BODY, now - 3600)) == 401, "a signed POST recorded an hour ago and sent again"
         assert post("t=abc,v1=00") == 401
+        # Sent again under another Idempotency-Key (which the signature does not cover): still one delivery.
+        again = district.post(URL, content=BODY, headers={"Idempotency-Key": "d-2",
+                                                          SIGNATURE_HEADER: signature(KEY, BODY, now)})
+        assert again.json() == {"ok": True, "first_time": False}
