@@ -14,9 +14,11 @@ SERVICE_PREFIXES = ("INTAKE_", "ROUTER_", "NOTIFIER_", "OVERSIGHT_")
 
 def _the_suites_own_environment() -> None:
     """The suite's Kafka and PostgreSQL, whatever the caller's shell names: a developer's PGUSER,
-    PGHOST or KAFKA_BOOTSTRAP_SERVERS, or a service's own variable (INTAKE_HOST=0.0.0.0), would
-    otherwise reach every service and subprocess a test starts from ``os.environ``."""
-    for name in [n for n in os.environ if n.startswith(SERVICE_PREFIXES)]:
+    PGHOST, PGSSLMODE or KAFKA_BOOTSTRAP_SERVERS, or a service's own variable (INTAKE_HOST=0.0.0.0),
+    would otherwise reach every service and subprocess a test starts from ``os.environ``. PGPORT is
+    the suite's PostgreSQL (``make test`` sets it; 55433 when it is not set)."""
+    for name in [n for n in os.environ if n.startswith(SERVICE_PREFIXES)
+                 or (n.startswith("PG") and n != "PGPORT")]:  # PGSSLMODE, PGSERVICE, PGDATABASE, …
         del os.environ[name]
     os.environ.update({"PGHOST": "127.0.0.1", "PGUSER": "mesh", "PGPASSWORD": "",
                        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{os.environ.get('KAFKA_PORT', '19092')}"})

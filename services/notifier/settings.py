@@ -96,7 +96,7 @@ class NotifierSettings(ServiceSettings):
     @model_validator(mode="after")
     def _no_password_in_clear(self) -> "NotifierSettings":
         # A login without TLS sends the relay's password, and then every message, readable on the way.
-        if self.smtp_user and not self.smtp_starttls and self.smtp_host not in LOOPBACK:
+        if self.smtp_host and self.smtp_user and not self.smtp_starttls and self.smtp_host not in LOOPBACK:
             raise ValueError("NOTIFIER_SMTP_USER is set without NOTIFIER_SMTP_STARTTLS: the password would be sent"
                              f" in clear to {self.smtp_host}")
         return self

@@ -224,6 +224,7 @@ def test_a_login_in_clear_to_a_relay_elsewhere_is_refused_at_start():
         NotifierSettings(smtp_host="smtp.hcmc.example", smtp_user="tongdai1022", smtp_password="secret")
     NotifierSettings(smtp_host="smtp.hcmc.example", smtp_user="tongdai1022", smtp_starttls=True)
     NotifierSettings(smtp_host="127.0.0.1", smtp_user="tongdai1022")  # a relay on this host: nothing on the way
+    NotifierSettings(smtp_user="tongdai1022")  # no mail at all: nothing is sent in clear
 
 
 class RefusingServer(Server):
