@@ -51,7 +51,7 @@ def iso_moment(value: Any) -> Any:
     basic format ("20261205T100000+0700"). Only a time that pydantic reads back as written is
     taken: the events made of it are read by strict readers, and one they refused (an offset with
     seconds, "+07:00:30") held up the router's outbox for every case. Other values are left to pydantic."""
-    if isinstance(value, str):
+    if isinstance(value, str) and any(c in value for c in "Tt "):  # a time: a date alone is not one
         try:
             moment = datetime.fromisoformat(value)
             _AS_PYDANTIC_READS.validate_strings(moment.isoformat(), strict=True)
@@ -71,16 +71,21 @@ def day_ends(value: Any) -> Any:
         raise ValueError(NOT_A_NUMBER)
     if isinstance(value, str):
         text = value.strip()
-        if "T" not in text and " " not in text:
+        if _A_DAY.fullmatch(text):
             with contextlib.suppress(ValueError):
                 value = date.fromisoformat(text)
-        if isinstance(value, str) and _number(text):
-            raise ValueError(NOT_A_NUMBER)
+        if isinstance(value, str):
+            if _number(text):
+                raise ValueError(NOT_A_NUMBER)
+            value = text
     if isinstance(value, date) and not isinstance(value, datetime):
         return datetime.combine(value, time(23, 59, 59), VIETNAM)
     return iso_moment(value)
 
 
+# A calendar day or a week's day, in ISO 8601's extended or basic format: a week alone ("2026-W49")
+# is not a day, and its first would give a unit six days less than it meant.
+_A_DAY = re.compile(r"\d{4}-?(\d{2}-?\d{2}|W\d{2}-?\d)")
 NOT_A_NUMBER = "a date is ISO 8601 text (2026-12-05, or with its time and zone), not a number"
 
 

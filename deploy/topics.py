@@ -58,8 +58,16 @@ async def retention(admin: AIOKafkaAdminClient, names: set[str]) -> dict[str, in
     if not names:
         return {}
     answers = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in sorted(names)])
-    return {resource[3]: int({entry[0]: entry[1] for entry in resource[4]}["retention.ms"])
-            for answer in answers for resource in answer.resources}
+    kept = {}
+    for resource in (r for answer in answers for r in answer.resources):
+        # (error code, message, type, name, entries): a topic deleted meanwhile, or one this
+        # principal may not describe, has an error and no entries; it is named, not a crash.
+        value = {entry[0]: entry[1] for entry in resource[4]}.get("retention.ms")
+        if resource[0] != 0 or value is None:
+            print(f"topics: could not read {resource[3]}'s retention (error {resource[0]})", file=sys.stderr)
+            continue
+        kept[resource[3]] = int(value)
+    return kept
 
 
 async def main() -> None:

@@ -102,8 +102,8 @@ def create_app() -> FastAPI:
         # but is not signed: a signed POST sent again under a new key is still the same delivery).
         try:
             delivered = json.loads(body).get("delivery_id")
-        except (ValueError, AttributeError):
-            delivered = None
+        except (ValueError, AttributeError, RecursionError):  # not JSON, not an object, nested past reading
+            raise HTTPException(400, "not a delivery: a JSON object with its delivery_id") from None
         key = str(delivered or idempotency_key or uuid.uuid4())
         received[key] = received.get(key, 0) + 1
         return {"ok": True, "first_time": received[key] == 1}

@@ -5,6 +5,7 @@ a test that needs them fails — never skips — when they are not there.
 """
 
 import os
+import re
 import socket
 
 import pytest
@@ -18,7 +19,7 @@ def _the_suites_own_environment() -> None:
     would otherwise reach every service and subprocess a test starts from ``os.environ``. PGPORT is
     the suite's PostgreSQL (``make test`` sets it; 55433 when it is not set)."""
     for name in [n for n in os.environ if n.startswith(SERVICE_PREFIXES)
-                 or (n.startswith("PG") and n != "PGPORT")]:  # PGSSLMODE, PGSERVICE, PGDATABASE, …
+                 or (re.match("PG[A-Z]", n) and n != "PGPORT")]:  # PGSSLMODE, PGSERVICE, …; not PG_WAIT_SECS
         del os.environ[name]
     os.environ.update({"PGHOST": "127.0.0.1", "PGUSER": "mesh", "PGPASSWORD": "",
                        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{os.environ.get('KAFKA_PORT', '19092')}"})

@@ -26,8 +26,15 @@ CREATE TABLE IF NOT EXISTS intake_receipts (
     request_id uuid PRIMARY KEY, channel text NOT NULL, tracking_code text NOT NULL, fingerprint text NOT NULL,
     state text NOT NULL CHECK (state IN ('pending', 'accepted')),
     claimed_at timestamptz NOT NULL DEFAULT now(), accepted_at timestamptz);
--- A claim taken over from a crashed send with other content: the first content's fingerprint too.
-ALTER TABLE intake_receipts ADD COLUMN IF NOT EXISTS first_fingerprint text;
+-- A claim taken over from crashed sends with other content: their contents' fingerprints too. Added
+-- only where missing: ALTER TABLE takes its exclusive lock before it looks, on every start, and a
+-- long reader of the table (a backup) would hold every claim behind it.
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'intake_receipts'::regclass
+                 AND attname = 'earlier_fingerprints' AND NOT attisdropped) THEN
+    ALTER TABLE intake_receipts ADD COLUMN earlier_fingerprints text[] NOT NULL DEFAULT '{}';
+  END IF;
+END $$;
 CREATE TABLE IF NOT EXISTS intake_rate_windows (
     sender text NOT NULL, window_start timestamptz NOT NULL, hits int NOT NULL,
     PRIMARY KEY (sender, window_start));
@@ -131,9 +138,9 @@ _HIT_ALONE = ("INSERT INTO intake_rate_windows AS w (sender, window_start, hits)
 # one commit: on the path of every new request. A request is ours when its receipt is new, or is a
 # pending claim left by a crash (older than ``stale_after``), whatever the retry says: an operator's
 # call entered again by a colleague, refused as another request's, could never be taken. The claim
-# keeps its code, and the first content's fingerprint beside the new one: that content may be on
+# keeps its code, and the earlier contents' fingerprints beside the new one: any of them may be on
 # Kafka already (a crash after the publish; the router keeps whichever copy reached it first), and
-# a retry of either is the same request. A new
+# a retry of any is the same request. A new
 # receipt takes the request's candidate code unless another request holds it ("held": the caller
 # tries the next one). Each sender's window counts our requests at once; for the others, the
 # receipt as it was says why they are not ours.
@@ -146,8 +153,9 @@ _CLAIM = (
     " claim AS (INSERT INTO intake_receipts AS r (request_id, channel, tracking_code, fingerprint, state)"
     "  SELECT request_id, channel, tracking_code, fingerprint, 'pending' FROM input WHERE NOT held ORDER BY request_id"
     "  ON CONFLICT (request_id) DO UPDATE SET claimed_at = now(), fingerprint = excluded.fingerprint,"
-    "   first_fingerprint = CASE WHEN r.fingerprint <> excluded.fingerprint"
-    "    THEN coalesce(r.first_fingerprint, r.fingerprint) ELSE r.first_fingerprint END"
+    "   earlier_fingerprints = CASE WHEN r.fingerprint = excluded.fingerprint"
+    "    OR r.fingerprint = ANY(r.earlier_fingerprints) THEN r.earlier_fingerprints"
+    "    ELSE array_append(r.earlier_fingerprints, r.fingerprint) END"
     "   WHERE r.state = 'pending' AND r.claimed_at < now() - make_interval(secs => $5::float8)"
     "  RETURNING r.request_id, r.tracking_code, r.claimed_at),"
     " hit AS (INSERT INTO intake_rate_windows AS w (sender, window_start, hits)"
@@ -156,11 +164,11 @@ _CLAIM = (
     "  WHERE i.sender IS NOT NULL GROUP BY i.sender ORDER BY i.sender" + _COUNT.format(w="$7::int") + ")"
     " SELECT i.request_id, claim.request_id IS NOT NULL AS ours, i.held, claim.claimed_at,"
     " coalesce(claim.tracking_code, known.tracking_code) AS tracking_code,"
-    " hit.hits, hit.wait_seconds, known.state, known.fingerprint, known.first_fingerprint"
+    " hit.hits, hit.wait_seconds, known.state, known.fingerprint, known.earlier_fingerprints"
     " FROM input i LEFT JOIN claim USING (request_id) LEFT JOIN hit ON hit.sender = i.sender"
     " LEFT JOIN intake_receipts known ON known.request_id = i.request_id AND claim.request_id IS NULL")
 # A receipt the statement above could not see: committed by another instance while it ran.
-_KNOWN = ("SELECT request_id, state, fingerprint, first_fingerprint, tracking_code FROM intake_receipts"
+_KNOWN = ("SELECT request_id, state, fingerprint, earlier_fingerprints, tracking_code FROM intake_receipts"
           " WHERE request_id = ANY($1::uuid[])")
 # A pending claim given up, and its count given back to the window it was counted in, together. Only
 # the claim this instance made: one that took it over since (it went stale) is the other's to settle.
@@ -367,7 +375,7 @@ def _verdict(row: Mapping[str, Any], fingerprint: str) -> Claim:
         # Whatever it says: a claim being published may yet fail, or be left by a crash for the
         # retry to take over, so the sender is told to retry, not that the key is another's.
         return Claim("in_progress")
-    same = fingerprint in (row["fingerprint"], row.get("first_fingerprint"))
+    same = fingerprint == row["fingerprint"] or fingerprint in (row.get("earlier_fingerprints") or ())
     return Claim("accepted" if same else "conflict")
 
 

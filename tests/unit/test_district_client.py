@@ -31,3 +31,5 @@ def test_a_webhook_not_signed_with_the_notifiers_key_lately_is_refused(monkeypat
         again = district.post(URL, content=BODY, headers={"Idempotency-Key": "d-2",
                                                           SIGNATURE_HEADER: signature(KEY, BODY, now)})
         assert again.json() == {"ok": True, "first_time": False}
+        nested = b"[" * 100_000 + b"]" * 100_000  # past what json reads: a 400, not the client's 500
+        assert post(signature(KEY, nested, now), body=nested) == 400

@@ -40,6 +40,7 @@ def test_a_date_with_a_time_is_taken_as_given(given, meant):
     ("2026-12-05 17:00:00+07", datetime(2026, 12, 5, 17, tzinfo=VIETNAM)),  # PostgreSQL's way of writing it
     ("20261205T170000+0700", datetime(2026, 12, 5, 17, tzinfo=VIETNAM)),
     ("2026-W49-6", datetime(2026, 12, 5, 23, 59, 59, tzinfo=VIETNAM)),  # a day alone, as a week's day
+    ("  2026-12-05T17:00 ", datetime(2026, 12, 5, 17, tzinfo=VIETNAM)),
 ])
 def test_other_iso_spellings_of_a_date_are_read(given, meant):
     assert committed(given) == meant
@@ -58,6 +59,8 @@ def test_a_time_the_mesh_could_not_write_back_is_refused_not_taken():
     publish: no case's events went out after it."""
     with pytest.raises(ValueError):
         committed("2026-12-10T17:00:00+07:00:30")
+    with pytest.raises(ValueError):  # a week is not a day: its Monday gave the unit six days less
+        committed("2026-W49")
 
 
 def test_a_units_answer_timed_with_an_offset_of_hours_is_read():
