@@ -122,8 +122,11 @@ def _resolve_2025(text: str, ms: tuple[Mention, ...], provinces: frozenset[str])
     became = set() if old.problem else _became(old)
     # Today's ward counts only where the old reading leaves room for it: not a bare "Tân Phú" the
     # old reading took as the district of a ward it found, nor a ward made from other districts
-    # than the one typed ("Tân Phú, Quận 7" is the old Phường Tân Phú of Quận 7).
-    if new is not None and (named in old.districts and old.ward is not None or old.district is not None
+    # than the one typed ("Tân Phú, Quận 7" is the old Phường Tân Phú of Quận 7). Typed: a district
+    # the old reading only inferred from a namesake ward elsewhere ("Phường Tân Bình, TP.HCM" read as
+    # old Dĩ An's) does not set today's Phường Tân Bình aside for a ward 30 km away.
+    if new is not None and (named in old.districts and old.ward is not None or old.districts
+                            and old.district is not None
                             and old.district.key not in gz.conversion()[1].get(new.key, ())):
         new = None
     if new is not None:

@@ -98,3 +98,21 @@ def test_an_unknown_edition_is_refused():
 
 def test_the_same_text_is_answered_from_the_cache():
     assert resolve("Phường 10, Quận 6", "hcmc-2021") is resolve("Phường  10,  Quận 6", "hcmc-2021")
+
+
+def test_todays_ward_names_never_reach_another_ward():
+    """Every ward of today's city, written as a citizen would: its own name, with or without the
+    city. "Phường Tân Bình, TP.HCM" went to Phường Tân Đông Hiệp, the old Dĩ An's Tân Bình, 30 km
+    away; fifteen such names went to another ward. A name that could be two is the centre's."""
+    from services.router.directory import load_directory
+
+    wards = [u for u in load_directory("hcmc-2025").units if u.admin_code and len(u.admin_code) == 5]
+    assert len(wards) == 168
+    elsewhere = []
+    for ward in wards:
+        name = ward.name.removeprefix("UBND ")
+        for text in (f"{name}, TP.HCM", f"{name}, Thành phố Hồ Chí Minh", name):
+            place = resolve(text, "hcmc-2025")
+            if place.status == "resolved" and place.ward_code != ward.admin_code:
+                elsewhere.append(f"{text} -> {place.ward_name}")
+    assert elsewhere == []
