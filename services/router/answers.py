@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 # How far from now a unit's committed date may be: further is taken for a mistyped date.
 COMMITMENT_HORIZON = timedelta(days=366)
+# What the centre may route: a case in triage, and one a unit holds (a unit that never takes it up).
+CENTRE_ROUTES = frozenset({"triage", "routed", "accepted", "in_progress", "reopened"})
 
 
 class Answers:
@@ -67,6 +69,13 @@ class Answers:
                 # to UTC): the case's resolve deadline and its escalations would take it as given.
                 raise CaseError(f"committed date {r.committed_date.isoformat()} is more than "
                                 f"{COMMITMENT_HORIZON.days} days from now")
+            if r.committed_date is not None and r.committed_date < r.occurred_at and not (
+                    case.resolve_by and datetime.fromisoformat(case.resolve_by) == r.committed_date):
+                # A new date already past when the unit gave it: made the deadline, it cleared the
+                # case's escalations and at once climbed the chain again, telling the unit head and
+                # the centre a second time (and taking a case the centre held back down to the
+                # unit). The date it had committed to, said again in a routine report, is no news.
+                raise CaseError(f"committed date {r.committed_date.isoformat()} had passed when it was given")
             case.report_progress(r.unit_id, r.note, r.committed_date.isoformat() if r.committed_date else None, meta)
         elif r.kind == "resolve":
             case.resolve(r.unit_id, r.note, meta)
@@ -74,8 +83,10 @@ class Answers:
             case.decline(r.unit_id, r.note, meta, r.corrected_address)
             self._route(case, self._reroute(case, r), now, meta, workload)
         elif r.kind == "route":
-            if case.status != "triage":
-                raise CaseError(f"case is {case.status}; only a case in triage is routed by the centre")
+            # In triage, or held by a unit and escalated to the centre (a unit that never answers
+            # kept it for good: only the holder could decline it). Not a resolved or closed one.
+            if case.status not in CENTRE_ROUTES:
+                raise CaseError(f"case is {case.status}; the centre routes only an open case")
             try:
                 unit = self.directory.unit(r.target_unit_id or "")
             except KeyError:

@@ -151,7 +151,11 @@ class Case(Aggregate):
             raise NotYourCase(f"unit {unit_id} does not hold case {self.id}")
 
     def accept(self, unit_id: str, handler_id: str | None, meta: dict[str, Any]) -> None:
+        """The unit takes the case up. Said again, or after a first progress report (which took it
+        up), it is already so: nothing is recorded, and the unit's answer is not refused."""
         self._check_holder(unit_id)
+        if self.status in ("accepted", "in_progress"):
+            return
         if self.status not in ("routed", "reopened"):
             raise CaseError(f"case is {self.status}; it cannot be accepted")
         self._accepted(payload={"unit": self.unit, "handler_id": handler_id, "tracking_code": self.tracking_code}, meta=meta)

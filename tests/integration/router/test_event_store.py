@@ -465,9 +465,10 @@ async def test_a_missed_committed_date_climbs_the_chain_again(settings, kafka_bo
         now = datetime.now(UTC)
         await asyncio.to_thread(s.desk.answer, [response(str(case_id), case.unit["id"], "accept")], now, Workload())
         assert await asyncio.to_thread(s.desk.escalate, case_id, "resolve", "unit_head", now)
-        yesterday = now - timedelta(days=1)
+        yesterday = now - timedelta(days=1)  # committed to two days ago
         await asyncio.to_thread(s.desk.answer, [response(str(case_id), case.unit["id"], "progress", "Đang làm",
-                                                         committed_date=yesterday)], now, Workload())
+                                                         committed_date=yesterday,
+                                                         occurred_at=now - timedelta(days=2))], now, Workload())
         await relay_all(relay, s.conn)
         pool = await create_pool(settings.dsn(), min_size=1, max_size=2)
         try:
@@ -492,7 +493,8 @@ async def test_a_committed_date_said_again_does_not_climb_the_chain_again(settin
         missed = now - timedelta(hours=1)
         await asyncio.to_thread(s.desk.answer, [response(str(case_id), unit, "accept")], now, Workload())
         await asyncio.to_thread(s.desk.answer, [response(str(case_id), unit, "progress", "Đang làm",
-                                                         committed_date=missed)], now, Workload())
+                                                         committed_date=missed,
+                                                         occurred_at=now - timedelta(days=1))], now, Workload())
         pool = await create_pool(settings.dsn(), min_size=1, max_size=2)
         try:
             await relay_all(relay, s.conn)
@@ -508,6 +510,46 @@ async def test_a_committed_date_said_again_does_not_climb_the_chain_again(settin
     after_the_date = history[[n for n, _ in history].index("ProgressReported") + 1:]
     assert after_the_date.count(("Escalated", "resolve/unit_head")) == 1, history
     assert level == "unit_head", "the centre's step is a day on from the first miss, not put off"
+
+
+async def test_a_new_date_already_past_when_given_is_refused_and_climbs_nothing_again(settings, kafka_bootstrap):
+    """A case escalated to the centre; its unit then 'commits' to three days ago. Taken, the date
+    cleared the escalations and the timer told the unit head and the centre a second time."""
+    async with stored_cases(settings, kafka_bootstrap, 1, at=LONG_AGO) as s:
+        case_id = uuid.UUID(next(iter(s.ids)))
+        unit = (await asyncio.to_thread(s.desk.repository.get, case_id)).unit["id"]
+        now = datetime.now(UTC)
+        await asyncio.to_thread(s.desk.answer, [response(str(case_id), unit, "accept")], now, Workload())
+        for level in ("unit_head", "centre"):
+            assert await asyncio.to_thread(s.desk.escalate, case_id, "resolve", level, now)
+        past = response(str(case_id), unit, "progress", "Đang làm", committed_date=now - timedelta(days=3))
+        [(refused, why)] = await asyncio.to_thread(s.desk.answer, [past], now, Workload())
+        assert refused.response_id == past.response_id and "had passed when it was given" in why
+        case = await asyncio.to_thread(s.desk.repository.get, case_id)
+        assert case.escalations == {"resolve": "centre"} and case.status == "accepted"
+
+
+async def test_the_centre_routes_a_case_a_unit_holds_and_never_took_up(settings, kafka_bootstrap):
+    """A unit that never answers: the reach deadline climbs to the centre, which could only route a
+    case in triage, and only the holder may decline. The case stayed with the silent unit."""
+    async with stored_cases(settings, kafka_bootstrap, 1) as s:
+        case_id = uuid.UUID(next(iter(s.ids)))
+        silent = (await asyncio.to_thread(s.desk.repository.get, case_id)).unit["id"]
+        other = next(u for u in s.desk.directory.units if u.kind == "district" and u.id != silent)
+        now = datetime.now(UTC)
+        routing = response(str(case_id), s.desk.directory.centre.id, "route", "Chuyển đơn vị khác",
+                           target_unit_id=other.id)
+        assert await asyncio.to_thread(s.desk.answer, [routing], now, Workload()) == []
+        case = await asyncio.to_thread(s.desk.repository.get, case_id)
+        assert (case.status, case.unit["id"], case.tried_units) == ("routed", other.id, [silent, other.id])
+        [(_, why)] = await asyncio.to_thread(s.desk.answer, [response(str(case_id), silent, "accept")], now,
+                                             Workload())
+        assert "does not hold" in why, "the silent unit no longer answers for it"
+        # The new unit reports progress first, then accepts: no error, nothing recorded twice.
+        report = response(str(case_id), other.id, "progress", "Đang xem")
+        assert await asyncio.to_thread(s.desk.answer, [report, response(str(case_id), other.id, "accept")], now,
+                                       Workload()) == []
+        assert (await asyncio.to_thread(s.desk.repository.get, case_id)).status == "in_progress"
 
 
 async def test_responses_that_would_stop_the_router_are_refused_with_why_and_the_rest_applied(

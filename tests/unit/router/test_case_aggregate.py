@@ -58,8 +58,12 @@ def test_a_case_cannot_skip_its_states():
     with pytest.raises(CaseError):
         case.close("too early", meta(2))
     case.accept(UNIT["id"], None, meta(3))
+    version = case.version
+    case.accept(UNIT["id"], None, meta(4))  # said again: already so, nothing recorded, no error
+    assert case.version == version and case.status == "accepted"
+    case.resolve(UNIT["id"], "Đã hỗ trợ", meta(5))
     with pytest.raises(CaseError):
-        case.accept(UNIT["id"], None, meta(4))
+        case.accept(UNIT["id"], None, meta(6))
 
 
 def test_deadlines_matter_until_the_unit_acts():
