@@ -43,7 +43,9 @@ async def export_cases(request: Request, role: Role, where: Filter) -> Streaming
 
     async def lines() -> AsyncIterator[str]:
         buffer = io.StringIO()
-        out = csv.writer(buffer)
+        # Every field quoted: a spreadsheet whose list separator is ";" (the usual one where the
+        # decimal mark is a comma) splits an unquoted "hỗ trợ;=HYPERLINK(…)" there, and runs the rest.
+        out = csv.writer(buffer, quoting=csv.QUOTE_ALL)
         out.writerow(CSV_COLUMNS)
         yield "\ufeff" + _take(buffer)
         async with request.app.state.reader.acquire() as conn, conn.transaction(readonly=True):

@@ -94,7 +94,7 @@ function bars(containerId, rows, max, format) {
     const bar = document.createElementNS(SVG, "rect");
     bar.setAttribute("x", labelWidth); bar.setAttribute("y", y + 3); bar.setAttribute("height", height - 6);
     bar.setAttribute("width", Math.max(length, 0)); bar.setAttribute("class", row.late ? "bar late" : "bar");
-    bar.dataset.value = row.value;
+    bar.dataset.value = row.value === null ? "" : row.value;  // nothing due: no bar, and "—", not "0 %"
     const figure = document.createElementNS(SVG, "text");
     figure.setAttribute("x", labelWidth + length + 6); figure.setAttribute("y", y + 15); figure.textContent = format(row.value);
     svg.append(label, bar, figure);
@@ -123,7 +123,7 @@ function render() {
     cell(tr, areaName(a)); cell(tr, a.total, { class: "n", "data-total": a.total });
     cell(tr, open(a), { class: "n", "data-open": open(a) }); cell(tr, a.overdue_now, { class: "n", "data-overdue": a.overdue_now });
   });
-  bars("unit-chart", units.units.map((u) => ({ label: `${u.rank}. ${u.unit_name}`, value: u.on_time_rate || 0, late: u.overdue_now > 0 })), 1, (v) => percent(v));
+  bars("unit-chart", units.units.map((u) => ({ label: `${u.rank}. ${u.unit_name}`, value: u.on_time_rate, late: u.overdue_now > 0 })), 1, (v) => percent(v));
   fill("unit-table", units.units, (tr, u) => {
     Object.assign(tr.dataset, { unitId: u.unit_id, rank: u.rank, onTimeRate: u.on_time_rate === null ? "" : u.on_time_rate });
     cell(tr, u.rank, { class: "n" }); cell(tr, u.unit_name);

