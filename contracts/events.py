@@ -247,9 +247,9 @@ CASE_EVENT = TypeAdapter(CaseEvent)
 class UnitResponse(Envelope):
     """A unit's answer about a case it holds; keyed by ``case_id``.
 
-    The 1022 centre also answers here for what only it decides: routing a case in triage
-    (``route`` with ``target_unit_id``), closing a resolved case, and reopening one when the
-    citizen says the result is not enough.
+    The 1022 centre also answers here for what only it decides: routing a case in triage, or one
+    a unit holds to another unit (``route`` with ``target_unit_id``), closing a resolved case, and
+    reopening one when the citizen says the result is not enough.
     """
 
     event_type: Literal["UnitResponse"] = "UnitResponse"

@@ -1,5 +1,6 @@
 """The units' and the 1022 centre's answers to a case: a unit accepts, reports progress, resolves
-or declines it; the centre routes a case in triage, closes or reopens one. A mixin of
+or declines it; the centre routes a case in triage or takes one from its unit to another, closes
+or reopens one. A mixin of
 :class:`~services.router.application.CaseDesk`, whose event store, directory, rules and routing
 (``_route``, ``_route_or_triage``) it uses; like every use case there, it runs in a worker thread.
 """
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from eventsourcing.application import AggregateNotFoundError
 
 from contracts.events import UnitResponse
+from contracts.text import in_vietnam
 from services.router.domain import Case, CaseError
 from services.router.meta import meta_of, where_it_failed
 from services.router.routing import Decision
@@ -70,7 +72,7 @@ class Answers:
                 raise CaseError(f"committed date {r.committed_date.isoformat()} is more than "
                                 f"{COMMITMENT_HORIZON.days} days from now")
             if r.committed_date is not None and r.committed_date < r.occurred_at and not (
-                    case.resolve_by and datetime.fromisoformat(case.resolve_by) == r.committed_date):
+                    case.resolve_by and in_vietnam(datetime.fromisoformat(case.resolve_by)) == r.committed_date):
                 # A new date already past when the unit gave it: made the deadline, it cleared the
                 # case's escalations and at once climbed the chain again, telling the unit head and
                 # the centre a second time (and taking a case the centre held back down to the
@@ -91,6 +93,10 @@ class Answers:
                 unit = self.directory.unit(r.target_unit_id or "")
             except KeyError:
                 raise CaseError(f"no unit {r.target_unit_id} in directory {self.directory.version}") from None
+            if case.status != "triage" and case.unit is not None and case.unit["id"] == unit.id:
+                # Routed again to its holder (a route sent twice, or by mistake), the case got fresh
+                # deadlines: its lateness gone from the figures, its escalations cleared.
+                raise CaseError(f"case is already with {unit.id}")
             # A case the centre routes first has its days from receipt, as one routed at once would.
             first = case.received_at is not None and not case.tried_units
             received = min(datetime.fromisoformat(case.received_at), now) if first else None

@@ -542,6 +542,11 @@ async def test_the_centre_routes_a_case_a_unit_holds_and_never_took_up(settings,
         assert await asyncio.to_thread(s.desk.answer, [routing], now, Workload()) == []
         case = await asyncio.to_thread(s.desk.repository.get, case_id)
         assert (case.status, case.unit["id"], case.tried_units) == ("routed", other.id, [silent, other.id])
+        # The same route sent again (a new event id) gives the holder no fresh deadlines.
+        again = routing.model_copy(update={"event_id": uuid.uuid4(), "response_id": uuid.uuid4()})
+        [(_, why)] = await asyncio.to_thread(s.desk.answer, [again], now, Workload())
+        assert why == f"case is already with {other.id}"
+        assert (await asyncio.to_thread(s.desk.repository.get, case_id)).version == case.version
         [(_, why)] = await asyncio.to_thread(s.desk.answer, [response(str(case_id), silent, "accept")], now,
                                              Workload())
         assert "does not hold" in why, "the silent unit no longer answers for it"
