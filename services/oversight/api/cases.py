@@ -3,6 +3,7 @@ and its timeline (every event and every delivery: what, who, when)."""
 
 import csv
 import io
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from uuid import UUID
@@ -43,8 +44,6 @@ async def export_cases(request: Request, role: Role, where: Filter) -> Streaming
 
     async def lines() -> AsyncIterator[str]:
         buffer = io.StringIO()
-        # Every field quoted: a spreadsheet whose list separator is ";" (the usual one where the
-        # decimal mark is a comma) splits an unquoted "hỗ trợ;=HYPERLINK(…)" there, and runs the rest.
         out = csv.writer(buffer, quoting=csv.QUOTE_ALL)
         out.writerow(CSV_COLUMNS)
         yield "\ufeff" + _take(buffer)
@@ -67,12 +66,21 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 def cell(value: Any) -> Any:
     """A value as a CSV cell a spreadsheet shows and never runs: text that would start a formula
-    (a citizen's ``=HYPERLINK(…)``) gets a leading ``'``, as OWASP advises; ``None`` is empty."""
+    (a citizen's ``=HYPERLINK(…)``) gets a leading ``'``, as OWASP advises; ``None`` is empty.
+
+    So does a formula after a separator inside the text: a spreadsheet whose list separator is
+    ";" (the usual one where the decimal mark is a comma) reads this comma-separated file a line
+    at a time, splitting it at each ";" whatever the quotes, and "hỗ trợ;=HYPERLINK(…)" ran."""
     if value is None:
         return ""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
+    if isinstance(value, str):
+        value = _AFTER_A_SEPARATOR.sub(r"\1'\2", value)
+        if value.startswith(FORMULA_STARTS):
+            return "'" + value
     return value
+
+
+_AFTER_A_SEPARATOR = re.compile(r"([;,\t])([=+\-@])")
 
 
 def _take(buffer: io.StringIO) -> str:

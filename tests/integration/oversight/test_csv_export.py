@@ -34,12 +34,15 @@ def test_a_cell_that_would_start_a_formula_is_kept_as_text(api):
     assert (row["citizen_name"], row["address"], row["answer"]) == ("'@SUM(1+1)", "'-2+3 Lê Lợi", "'+cmd|' /C calc'!A0")
 
 
-def test_every_field_is_quoted_so_no_separator_inside_one_splits_it(api):
+def test_a_formula_after_a_separator_inside_a_cell_is_kept_as_text_too(api):
+    """A spreadsheet whose list separator is ";" splits each line at every ";", quotes or not:
+    the part after one became a cell of its own, and a formula."""
     text = api.get(f"/v1/cases.csv?tracking_code={SPLIT.tracking_code}", role="centre").content.decode("utf-8-sig")
-    header, row = text.splitlines()[:2]
-    assert header.startswith('"case_id","tracking_code"')
-    assert '"Xin hỗ trợ;=HYPERLINK(""http://attacker.example"")"' in row
-    assert row.startswith(f'"{SPLIT.case_id}","') and row.endswith('""'), "empty cells quoted too"
+    row = text.splitlines()[1]
+    for reader in (csv.reader([row]), csv.reader([row], delimiter=";")):
+        for field in next(reader):
+            assert not field.lstrip('"').startswith(("=", "+", "-", "@")), field
+    assert exported(api, SPLIT)["description"] == "Xin hỗ trợ;'=HYPERLINK(\"http://attacker.example\")"
 
 
 def test_vietnamese_text_is_exported_as_written(api):
