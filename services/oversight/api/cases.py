@@ -74,9 +74,9 @@ def cell(value: Any) -> Any:
     if value is None:
         return ""
     if isinstance(value, str):
-        value = _AFTER_A_SEPARATOR.sub(r"\1'\2", value)
-        if value.startswith(FORMULA_STARTS):
-            return "'" + value
+        if value.startswith(FORMULA_STARTS):  # its start quoted, the rest looked through
+            return "'" + value[:1] + _AFTER_A_SEPARATOR.sub(r"\1'\2", value[1:])
+        return _AFTER_A_SEPARATOR.sub(r"\1'\2", value)
     return value
 
 

@@ -18,3 +18,12 @@ def test_other_values_are_unchanged(value):
 
 def test_nothing_is_an_empty_cell():
     assert cell(None) == ""
+
+
+@pytest.mark.parametrize(("text", "kept"), [
+    ("Xin hỗ trợ;=HYPERLINK(\"x\")", "Xin hỗ trợ;'=HYPERLINK(\"x\")"), (";=1+1", ";'=1+1"), ("=a;=b", "'=a;'=b"),
+    ("gạo,+thuốc", "gạo,'+thuốc"), ("Quận 1, -5 độ", "Quận 1, -5 độ"),
+])
+def test_a_formula_after_a_separator_inside_the_text_is_kept_as_text(text, kept):
+    # A spreadsheet splitting at ";" (or "," or tab), quotes or not, made the rest a cell of its own.
+    assert cell(text) == kept
