@@ -104,10 +104,13 @@ def plan(record: CaseRecord, event: Any, policy: Policy, now: datetime) -> list[
         record.last_heard_at = event.received_at.isoformat()
         return _to_citizen(record, event, policy, now, "received")
     if kind == "CaseRouted":
+        # A unit the centre took the case from (it held it, and did not decline) is told, else its
+        # handler works on and every answer it sends is refused as from a unit that does not hold it.
+        withdrawn = _withdrawn(record, event, policy) if record.unit and record.unit["id"] != event.unit.id else []
         record.unit, record.handler, record.notify = event.unit.model_dump(), None, []
         record.resolve_by = record.due_by = event.resolve_by.isoformat()
         record.apologised = False
-        return _to_citizen(record, event, policy, now, "routed")
+        return withdrawn + _to_citizen(record, event, policy, now, "routed")
     if kind in ("CaseDeclined", "CaseTriaged"):
         # The unit no longer holds the case: what happens to it next (an escalation, a linked
         # report with a citizen's words) is not its business, until it is routed to it again.
@@ -324,6 +327,16 @@ def _to_handlers(record: CaseRecord, event: Any, policy: Policy) -> list[Deliver
                            deadline=templates.DEADLINES[event.deadline], level=templates.LEVELS[event.level])
     payload = event.model_dump(mode="json")
     return [_delivery(event, payload, topics.CASE_EVENTS, recipient, channel, target, "handler_escalated", subject, text,
+                      undeliverable=why)
+            for recipient, channel, target, why in handler_routes(record.unit["id"], record.notify, policy)]
+
+
+def _withdrawn(record: CaseRecord, event: Any, policy: Policy) -> list[Delivery]:
+    """To the unit that held the case, on its channels: the centre gave it to another unit."""
+    assert record.unit is not None
+    subject, text = render("withdrawn", "vi", code=event.tracking_code, unit=event.unit.name)
+    payload = event.model_dump(mode="json")
+    return [_delivery(event, payload, topics.CASE_EVENTS, recipient, channel, target, "withdrawn", subject, text,
                       undeliverable=why)
             for recipient, channel, target, why in handler_routes(record.unit["id"], record.notify, policy)]
 

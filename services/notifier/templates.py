@@ -36,6 +36,12 @@ TEMPLATES: dict[str, tuple[str, str, str, str]] = {
         "[1022] Another report joined case {code}",
         "New report {duplicate}, from the same phone number about the same matter and area, was joined to "
         "case {code}, which your unit holds. Address: {address}. {description}"),
+    # To the unit the 1022 centre took a case from, for another unit.
+    "withdrawn": (
+        "[1022] Phản ánh {code} đã chuyển đơn vị khác",
+        "Tổng đài 1022 đã chuyển phản ánh {code} sang {unit} xử lý. Đơn vị không cần xử lý tiếp phản ánh này.",
+        "[1022] Case {code} moved to another unit",
+        "The 1022 centre has given case {code} to {unit}. Your unit need not act on it any more."),
     "handler_escalated": (
         "[1022] Phản ánh {code} quá hạn",
         "Phản ánh {code} đã quá hạn {deadline} và được báo lên {level}. Đề nghị khẩn trương xử lý.",

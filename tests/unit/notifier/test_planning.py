@@ -255,6 +255,25 @@ def test_a_unit_that_declined_a_case_hears_nothing_more_of_it():
     assert [d.template for d in told(story, story.linked(), record=record)] == ["duplicate_report"]
 
 
+def test_a_unit_the_centre_takes_a_case_from_is_told():
+    """The centre may route a case a unit holds to another unit. The first unit was never told: its
+    handler worked on, and every answer it sent was refused as from a unit that does not hold it."""
+    story, record = Story(), CaseRecord()
+    notify = (NotifyChannel(channel="email", address="tiepnhan@phunhuan.example.vn"),)
+    told(story, story.opened(), story.routed(), story.assigned(notify), record=record)
+    other = UnitRef(id="hcm-q-go-vap", name="UBND Quận Gò Vấp", admin_code="764")
+    out = told(story, story.routed(other), record=record)
+    assert [(d.recipient, d.channel, d.target, d.template) for d in out] == [
+        ("handler", "email", "tiepnhan@phunhuan.example.vn", "withdrawn"), ("citizen", "sms", "+84903123456", "routed")]
+    assert "UBND Quận Gò Vấp" in out[0].text
+    # A unit that declined, or a case sent back to the unit that resolved it, hears nothing of it.
+    declined, record = Story(), CaseRecord()
+    told(declined, declined.opened(), declined.routed(), declined.assigned(notify), declined.declined(), record=record)
+    assert [d.template for d in told(declined, declined.routed(other), record=record)] == ["routed"]
+    back = Story()
+    assert "withdrawn" not in [d.template for d in told(back, back.opened(), back.routed(), back.routed())]
+
+
 def test_an_escalation_reaches_the_handlers_and_the_citizen_hears_one_apology():
     story, record = Story(), CaseRecord()
     notify = (NotifyChannel(channel="email", address="tiepnhan@phunhuan.example.vn"),)
