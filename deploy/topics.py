@@ -24,9 +24,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from contracts import topics  # noqa: E402
 
 TOPIC_ALREADY_EXISTS = 36  # Kafka's error code: another run made it meanwhile
-KEEP_FOREVER = {topics.CASE_EVENTS, topics.NOTIFY_DELIVERIES, topics.AUDIT_CHECKPOINTS, *map(topics.dlq, topics.ALL)}
-KEEP_30_DAYS = {topics.INTAKE_REQUESTS, topics.UNIT_RESPONSES}
-RETENTION = {**{name: -1 for name in KEEP_FOREVER}, **{name: 30 * 24 * 3600 * 1000 for name in KEEP_30_DAYS}}
+# retention.ms of the topics that must outlast Kafka's default 7 days (-1: forever).
+RETENTION = {**dict.fromkeys([topics.CASE_EVENTS, topics.NOTIFY_DELIVERIES, topics.AUDIT_CHECKPOINTS,
+                              *map(topics.dlq, topics.ALL)], -1),
+             **dict.fromkeys([topics.INTAKE_REQUESTS, topics.UNIT_RESPONSES], 30 * 24 * 3600 * 1000)}
 
 
 async def cluster(bootstrap: str, replication: int, wait_seconds: float) -> AIOKafkaAdminClient:

@@ -323,22 +323,14 @@ def _to_citizen(record: CaseRecord, event: Any, policy: Policy, now: datetime, t
 def _to_handlers(record: CaseRecord, event: Any, policy: Policy) -> list[Delivery]:
     if record.unit is None:
         return []  # not routed yet: the centre's triage sees it in oversight
-    subject, text = render("handler_escalated", "vi", code=event.tracking_code,
-                           deadline=templates.DEADLINES[event.deadline], level=templates.LEVELS[event.level])
-    payload = event.model_dump(mode="json")
-    return [_delivery(event, payload, topics.CASE_EVENTS, recipient, channel, target, "handler_escalated", subject, text,
-                      undeliverable=why)
-            for recipient, channel, target, why in handler_routes(record.unit["id"], record.notify, policy)]
+    return _to_unit(record, event, policy, "handler_escalated", {
+        "code": event.tracking_code, "deadline": templates.DEADLINES[event.deadline],
+        "level": templates.LEVELS[event.level]})
 
 
 def _withdrawn(record: CaseRecord, event: Any, policy: Policy) -> list[Delivery]:
     """To the unit that held the case, on its channels: the centre gave it to another unit."""
-    assert record.unit is not None
-    subject, text = render("withdrawn", "vi", code=event.tracking_code, unit=event.unit.name)
-    payload = event.model_dump(mode="json")
-    return [_delivery(event, payload, topics.CASE_EVENTS, recipient, channel, target, "withdrawn", subject, text,
-                      undeliverable=why)
-            for recipient, channel, target, why in handler_routes(record.unit["id"], record.notify, policy)]
+    return _to_unit(record, event, policy, "withdrawn", {"code": event.tracking_code, "unit": event.unit.name})
 
 
 def _linked_to_handlers(record: CaseRecord, event: Any, policy: Policy) -> list[Delivery]:
@@ -346,13 +338,18 @@ def _linked_to_handlers(record: CaseRecord, event: Any, policy: Policy) -> list[
     read by no one, what it added would be lost. Older events carry no words, and call for nothing."""
     if record.unit is None or not getattr(event, "description", None):
         return []  # in triage: the centre reads it in oversight's timeline
-    values = {"code": event.tracking_code, "duplicate": event.duplicate_tracking_code,
-              "address": event.address or "", "description": event.description}
-    subject, text = render("duplicate_report", "vi", **values)
+    return _to_unit(record, event, policy, "duplicate_report", {
+        "code": event.tracking_code, "duplicate": event.duplicate_tracking_code,
+        "address": event.address or "", "description": event.description})
+
+
+def _to_unit(record: CaseRecord, event: Any, policy: Policy, template: str, values: dict[str, str]) -> list[Delivery]:
+    """``template`` on each channel of the unit the record names (a Zalo message fitted to Zalo)."""
+    assert record.unit is not None
+    subject, text = render(template, "vi", **values)
     payload = event.model_dump(mode="json")
-    return [_delivery(event, payload, topics.CASE_EVENTS, recipient, channel, target, "duplicate_report", subject,
-                      fitting.zalo("duplicate_report", "vi", values) if channel == "zalo" else text,
-                      undeliverable=why)
+    return [_delivery(event, payload, topics.CASE_EVENTS, recipient, channel, target, template, subject,
+                      fitting.zalo(template, "vi", values) if channel == "zalo" else text, undeliverable=why)
             for recipient, channel, target, why in handler_routes(record.unit["id"], record.notify, policy)]
 
 
