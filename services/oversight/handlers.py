@@ -20,7 +20,7 @@ from contracts.events import CASE_EVENT, DELIVERY
 from contracts.messaging import consumer_options, dead_letter, pause_then_raise, records_of
 from contracts.postgres import fits_int
 from contracts.text import refuse_nul
-from services.oversight.projection import DELIVERY_TYPES, changes, opened_row, timestamp
+from services.oversight.projection import CASE_COLUMNS, DELIVERY_TYPES, changes, opened_row, timestamp
 from services.oversight.projector import Projector
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,10 @@ def body_of(record: ConsumerRecord) -> dict[str, Any]:
     return body
 
 
+# What a dry run folds an event onto: it reads the event's own fields, whatever row it follows.
+_NO_ROW = dict.fromkeys(CASE_COLUMNS)
+
+
 def _projectable(body: dict[str, Any]) -> None:
     """ValueError unless the fold and PostgreSQL take the event as it is written: the contract reads
     some text that they do not (a time ending in a small "z", which Python 3.11 refuses; an id in braces, which
@@ -67,7 +71,7 @@ def _projectable(body: dict[str, Any]) -> None:
     for name in ("attempts",) if delivery else ("version",):
         if name in body and not fits_int(body[name]):
             raise ValueError(f"{name} is past what PostgreSQL's int holds")
-    row = opened_row(body) if kind == "CaseOpened" else {} if delivery else changes(body)
+    row = opened_row(body) if kind == "CaseOpened" else {} if delivery else changes(body, _NO_ROW)
     for value in (timestamp(body["occurred_at"]), *row.values()):
         if isinstance(value, datetime):
             try:

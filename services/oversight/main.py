@@ -23,6 +23,7 @@ from services.oversight.checkpoints import Checkpointer
 from services.oversight.feed import AuditFeed
 from services.oversight.handlers import register
 from services.oversight.projector import Projector
+from services.oversight.refold import refold
 from services.oversight.settings import OversightSettings
 from services.oversight.store import migrate, set_password
 
@@ -40,6 +41,7 @@ def create_app(settings: OversightSettings | None = None) -> FastAPI:
         owner = await connect(settings.dsn())
         try:
             await migrate(owner, settings.reader_user, reader_password)
+            await refold(owner)  # before anything is projected, and before the API serves the rows
         finally:
             await owner.close()
         app.state.reader = await _reader_pool(settings, reader_password)

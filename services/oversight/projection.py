@@ -4,6 +4,10 @@ beside its body (pure, no I/O).
 The live projector and the rebuild use this one fold, and ``verify`` folds again to check the rows:
 the same events always give the same row, whatever batches they arrived in. That is why
 ``updated_at`` is the time of the last event and not the time it was projected.
+
+When the fold changes, ``FOLD_VERSION`` goes up, and each oversight folds every stored case again
+at its next start (``refold.py``): the rows then say what the new fold makes of the same events,
+as ``verify`` checks them.
 """
 
 from collections.abc import Iterable
@@ -11,7 +15,15 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import orjson
+
 from contracts.text import in_vietnam
+
+# Raised with every change to what ``fold`` makes of the same events. 2: a reroute leaves no
+# acceptance or committed date of the unit before; a report without a date keeps the committed
+# one; a reopened case shows no answer and keeps when it first reached its unit; a unit that lets
+# a case go past its deadline unresolved is kept in ``left_late``.
+FOLD_VERSION = 2
 
 # The ``cases`` row: column → PostgreSQL type. The schema and the batched upsert are made from it.
 CASE_COLUMNS: dict[str, str] = {
@@ -24,10 +36,12 @@ CASE_COLUMNS: dict[str, str] = {
     "received_at": "timestamptz", "opened_at": "timestamptz", "routed_at": "timestamptz",
     "assigned_at": "timestamptz", "accepted_at": "timestamptz", "resolved_at": "timestamptz",
     "closed_at": "timestamptz", "committed_date": "timestamptz", "reach_by": "timestamptz",
-    "resolve_by": "timestamptz", "version": "int", "updated_at": "timestamptz",
+    "resolve_by": "timestamptz", "version": "int", "updated_at": "timestamptz", "left_late": "text",
 }
 # Statuses in which the citizen is still waiting for a result (chờ kết quả).
 OPEN_STATUSES = ("received", "routed", "triage", "declined", "accepted", "in_progress", "reopened")
+# Statuses in which a unit holds the case: a route or triage from one of these takes it from that unit.
+HELD_STATUSES = ("routed", "accepted", "in_progress")
 DELIVERY_TYPES = ("NotificationSent", "NotificationFailed")
 
 
@@ -53,39 +67,70 @@ def opened_row(e: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def changes(e: dict[str, Any]) -> dict[str, Any]:
-    """Columns of ``cases`` that an event (other than CaseOpened) sets."""
+def changes(e: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    """Columns of ``cases`` that an event (other than CaseOpened) sets, on the row it follows."""
     at = timestamp(e["occurred_at"])
     kind = e["event_type"]
     unit = e.get("unit") or {}
     if kind == "CaseRouted":
-        return {"status": "routed", "unit_id": unit["id"], "unit_name": unit["name"],
+        # Back to the unit that resolved it (a reopening): the case reached that unit when it first did.
+        back = row["status"] == "reopened" and row["unit_id"] == unit["id"]
+        return {**_taken_from(row, at), "status": "routed", "unit_id": unit["id"], "unit_name": unit["name"],
                 "unit_admin_code": unit.get("admin_code"), "area_code": e.get("area_code"),
-                "area_name": e.get("area_name"), "routed_at": at, "reach_by": timestamp(e["reach_by"]),
-                "resolve_by": timestamp(e["resolve_by"]), "handler_id": None, "handler_name": None,
+                "area_name": e.get("area_name"), "routed_at": row["routed_at"] if back else at,
+                "reach_by": timestamp(e["reach_by"]), "resolve_by": timestamp(e["resolve_by"]), "handler_id": None,
+                "handler_name": None, "assigned_at": None, "accepted_at": None, "committed_date": None,
                 "escalation_level": None, "triage_reason": None}
     if kind == "CaseTriaged":
-        return {"status": "triage", "triage_reason": e["reason"], "unit_id": None, "unit_name": None,
-                "unit_admin_code": None, "handler_id": None, "handler_name": None}
+        return {**_taken_from(row, at), "status": "triage", "triage_reason": e["reason"], "unit_id": None,
+                "unit_name": None, "unit_admin_code": None, "handler_id": None, "handler_name": None}
     if kind == "AssignmentIssued":
         return {"handler_id": e["handler"]["id"], "handler_name": e["handler"]["name"], "assigned_at": at}
     if kind == "CaseAccepted":
         return {"status": "accepted", "accepted_at": at}
     if kind == "CaseDeclined":
-        return {"status": "declined", **({"address": e["corrected_address"]} if e.get("corrected_address") else {})}
+        return {**_left(row, at), "status": "declined",
+                **({"address": e["corrected_address"]} if e.get("corrected_address") else {})}
     if kind == "ProgressReported":
-        return {"status": "in_progress", "committed_date": timestamp(e.get("committed_date"))}
+        # A routine report without a date leaves the unit's commitment as it stands (so does the router).
+        committed = timestamp(e.get("committed_date"))
+        return {"status": "in_progress", **({"committed_date": committed} if committed else {})}
     if kind == "CaseResolved":
         return {"status": "resolved", "resolved_at": at, "answer": e["answer"]}
     if kind == "CaseClosed":
         return {"status": "closed", "closed_at": at}
     if kind == "CaseReopened":
-        return {"status": "reopened", "resolved_at": None, "closed_at": None}
+        # The citizen rejected the answer: it is in the timeline, no longer the case's answer.
+        return {"status": "reopened", "resolved_at": None, "closed_at": None, "answer": None}
     if kind == "CaseEscalated":
         return {"escalation_level": e["level"]}
     if kind == "CaseMarkedDuplicate":
         return {"status": "duplicate", "duplicate_of": UUID(str(e["original_case_id"]))}
     return {}
+
+
+def _taken_from(row: dict[str, Any], at: datetime | None) -> dict[str, Any]:
+    """A route or triage while a unit holds the case (the centre's) takes it from that unit."""
+    return _left(row, at) if row["status"] in HELD_STATUSES else {}
+
+
+def _left(row: dict[str, Any], at: datetime | None) -> dict[str, Any]:
+    """The unit holding the case lets it go at ``at`` (declines it, or the centre takes it): past its
+    deadline, unresolved, the unit is kept in ``left_late``, once. The statistics count it due and
+    late to that unit, so a unit cannot clear its lateness by handing a late case on."""
+    deadline = row["resolve_by"]
+    if row["unit_id"] is None or deadline is None or at is None or at <= deadline:
+        return {}
+    units = left_late_units(row["left_late"])
+    if any(u["id"] == row["unit_id"] for u in units):
+        return {}
+    units.append({"id": row["unit_id"], "name": row["unit_name"], "admin_code": row["unit_admin_code"]})
+    return {"left_late": orjson.dumps(units, option=orjson.OPT_SORT_KEYS).decode()}
+
+
+def left_late_units(text: str | None) -> list[dict[str, Any]]:
+    """The units ``left_late`` names, in the order they let the case go (each ``id``, ``name``, ``admin_code``)."""
+    return orjson.loads(text) if text else []
 
 
 def fold(row: dict[str, Any] | None, events: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
@@ -104,7 +149,7 @@ def fold(row: dict[str, Any] | None, events: Iterable[dict[str, Any]]) -> dict[s
         if e["event_type"] == "DuplicateLinked":
             row["duplicates"] += 1
         if e["version"] > row["version"]:
-            row.update(changes(e))
+            row.update(changes(e, row))
             row["version"] = e["version"]
             row["updated_at"] = timestamp(e["occurred_at"])
     return row

@@ -25,7 +25,7 @@ AUDIT_CHANNEL = "oversight_audit"
 # Kafka offsets by (topic, partition).
 Offsets = dict[tuple[str, int], int]
 
-_UPSERT_CASES = (
+UPSERT_CASES = (
     f"INSERT INTO cases ({', '.join(CASE_COLUMNS)}) SELECT * FROM unnest("
     + ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(CASE_COLUMNS.values()))
     + ") ON CONFLICT (case_id) DO UPDATE SET "
@@ -186,7 +186,7 @@ class Projector:
             if after is not None and after != before:
                 changed.append(tuple(after[c] for c in CASE_COLUMNS))
         if changed:
-            await conn.execute(_UPSERT_CASES, *(list(column) for column in zip(*changed)))
+            await conn.execute(UPSERT_CASES, *(list(column) for column in zip(*changed)))
 
     async def _append_audit(self, conn: asyncpg.Connection, new: list[dict[str, Any]], seq: int,
                             head: str) -> tuple[int, str]:

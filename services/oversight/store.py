@@ -79,6 +79,8 @@ UPDATE cases c SET address = d.corrected FROM (
     SELECT DISTINCT ON (case_id) case_id, body->>'corrected_address' AS corrected FROM case_events
     WHERE event_type = 'CaseDeclined' AND body->>'corrected_address' IS NOT NULL ORDER BY case_id, version DESC) d
 WHERE c.case_id = d.case_id AND c.address IS DISTINCT FROM d.corrected;
+-- The fold the rows were made by (projection.FOLD_VERSION); refold.py folds them again when it changes.
+CREATE TABLE IF NOT EXISTS projection_state (id int PRIMARY KEY CHECK (id = 1), fold_version int NOT NULL);
 CREATE TABLE IF NOT EXISTS audit_log (
     seq bigint PRIMARY KEY, event_id uuid NOT NULL UNIQUE, event_type text NOT NULL, case_id uuid,
     occurred_at timestamptz NOT NULL, canonical text NOT NULL, prev_hash text NOT NULL, hash text NOT NULL);

@@ -20,6 +20,9 @@ STORIES = [
     CaseStory(received_at=NOW - timedelta(days=3)).opened().routed(PHU_NHUAN).resolved(2),
     CaseStory(received_at=NOW - timedelta(hours=3)).opened().routed(QUAN_1, 1),
     CaseStory(received_at=NOW - timedelta(hours=1)).opened().triaged(),
+    # Quận 1 hands a case on past its deadline: late to it, resolved in time by Phú Nhuận.
+    CaseStory(received_at=NOW - timedelta(days=12)).opened().routed(QUAN_1).wait(days=6).declined()
+    .routed(PHU_NHUAN, fresh=True).resolved(8),
 ]
 
 
@@ -80,10 +83,11 @@ def test_the_dashboard_shows_what_the_api_says(browser, oversight):
 
     units = oversight.get("/v1/stats/units", role="council").json()["units"]
     shown = [(r.get_attribute("data-unit-id"), int(r.get_attribute("data-rank")), float(r.get_attribute("data-on-time-rate")),
-              number(r, "data-received"), number(r, "data-open"), number(r, "data-resolved"), number(r, "data-overdue"))
-             for r in rows(browser, "unit-table")]
-    assert shown == [(u["unit_id"], u["rank"], u["on_time_rate"], u["received"], u["open"], u["resolved"], u["overdue_now"])
-                     for u in units]
+              number(r, "data-received"), number(r, "data-open"), number(r, "data-resolved"), number(r, "data-overdue"),
+              number(r, "data-left-late")) for r in rows(browser, "unit-table")]
+    assert shown == [(u["unit_id"], u["rank"], u["on_time_rate"], u["received"], u["open"], u["resolved"], u["overdue_now"],
+                      u["left_late"]) for u in units]
+    assert [u["left_late"] for u in units if u["unit_id"] == QUAN_1.id] == [1]
     bars = browser.find_elements(By.CSS_SELECTOR, "#unit-chart svg rect")
     assert [float(b.get_attribute("data-value")) for b in bars] == [u["on_time_rate"] for u in units]
     assert len(browser.find_elements(By.CSS_SELECTOR, "#status-chart svg rect")) == len(overview["by_status"])

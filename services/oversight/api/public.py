@@ -29,7 +29,7 @@ STATUS_LABELS = {
 PUBLIC_COLUMNS = ("case_id", "tracking_code", "category", "status", "area_code", "area_name", "unit_name",
                   "received_at", "resolved_at", "resolve_by", "updated_at")
 # Figures a unit's public ranking shows: counts and rates, nothing about a single case.
-PUBLIC_FIGURES = ("rank", "unit_id", "unit_name", "received", "open", "resolved", "overdue_now", "due",
+PUBLIC_FIGURES = ("rank", "unit_id", "unit_name", "received", "open", "resolved", "overdue_now", "left_late", "due",
                   "on_time_rate", "median_route_seconds", "median_resolve_seconds")
 # A ranking narrowed by area, category or days shows a unit only for at least this many requests:
 # narrowed to a ward's "vulnerable person" requests of one day, a unit with one was that person's

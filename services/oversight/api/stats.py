@@ -4,14 +4,18 @@ counts by area and status, and the overdue list.
 Per unit, over the cases routed to it (its present holder) that match the filters:
 - ``received``: cases; ``open``: still waiting for a result; ``resolved``: with a result (closed included);
 - ``overdue_now``: open and past the 5-day deadline (``resolve_by``);
-- ``on_time_rate``: resolved by the deadline ÷ cases that are due (resolved, or open past the
-  deadline) — a unit cannot raise it by sitting on late cases; null while nothing is due;
+- ``left_late``: cases it let go unresolved past their deadline (declined them, or the centre
+  took them from it), which other units hold now or the centre sorts;
+- ``on_time_rate``: resolved by the deadline ÷ cases that are due (resolved, open past the
+  deadline, or left late) — a unit cannot raise it by sitting on late cases, nor by handing them
+  on; null while nothing is due;
 - ``median_route_seconds``: received → reached this unit; ``median_resolve_seconds``: received → resolved.
 Ranking: on-time rate (highest first), then fewer overdue now, then faster median resolution.
 Figures per unit and by area are computed at most every ``OVERSIGHT_STATS_CACHE_SECONDS`` (``as_of``).
 """
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -28,15 +32,27 @@ Filter = Annotated[CaseFilter, Depends(case_filter)]
 _OPEN = f"status IN ({', '.join(repr(s) for s in OPEN_STATUSES)})"
 
 UNIT_FIGURES = f"""
-SELECT unit_id, max(unit_name) AS unit_name, max(unit_admin_code) AS admin_code,
-       count(*) AS received,
-       count(*) FILTER (WHERE {_OPEN}) AS open,
-       count(*) FILTER (WHERE resolved_at IS NOT NULL) AS resolved,
-       count(*) FILTER (WHERE resolved_at <= resolve_by) AS resolved_on_time,
-       count(*) FILTER (WHERE {OVERDUE}) AS overdue_now,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY date_part('epoch', routed_at - received_at)) AS median_route_seconds,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY date_part('epoch', resolved_at - received_at)) AS median_resolve_seconds
-FROM cases WHERE unit_id IS NOT NULL AND {{condition}} GROUP BY unit_id"""
+WITH held AS (
+  SELECT unit_id, max(unit_name) AS unit_name, max(unit_admin_code) AS admin_code,
+         count(*) AS received,
+         count(*) FILTER (WHERE {_OPEN}) AS open,
+         count(*) FILTER (WHERE resolved_at IS NOT NULL) AS resolved,
+         count(*) FILTER (WHERE resolved_at <= resolve_by) AS resolved_on_time,
+         count(*) FILTER (WHERE {OVERDUE}) AS overdue_now,
+         percentile_cont(0.5) WITHIN GROUP (ORDER BY date_part('epoch', routed_at - received_at)) AS median_route,
+         percentile_cont(0.5) WITHIN GROUP (ORDER BY date_part('epoch', resolved_at - received_at)) AS median_resolve
+  FROM cases WHERE unit_id IS NOT NULL AND {{condition}} GROUP BY unit_id),
+gone AS (
+  SELECT u->>'id' AS unit_id, max(u->>'name') AS unit_name, max(u->>'admin_code') AS admin_code, count(*) AS left_late
+  FROM cases CROSS JOIN LATERAL jsonb_array_elements(left_late::jsonb) AS l(u)
+  WHERE left_late IS NOT NULL AND {{left_condition}} GROUP BY 1)
+SELECT coalesce(h.unit_id, g.unit_id) AS unit_id, coalesce(h.unit_name, g.unit_name) AS unit_name,
+       coalesce(h.admin_code, g.admin_code) AS admin_code, coalesce(h.received, 0) AS received,
+       coalesce(h.open, 0) AS open, coalesce(h.resolved, 0) AS resolved,
+       coalesce(h.resolved_on_time, 0) AS resolved_on_time, coalesce(h.overdue_now, 0) AS overdue_now,
+       coalesce(g.left_late, 0) AS left_late, h.median_route AS median_route_seconds,
+       h.median_resolve AS median_resolve_seconds
+FROM held h FULL JOIN gone g ON g.unit_id = h.unit_id"""
 
 
 async def _aggregate(reader: Any, query: str, args: list[Any]) -> list[Any]:
@@ -62,10 +78,16 @@ async def unit_figures(request: Request, where: CaseFilter, gate: asyncio.Semaph
 
 async def _unit_figures(reader: Any, where: CaseFilter) -> dict[str, Any]:
     condition, args = where.where()
-    rows = await _aggregate(reader, UNIT_FIGURES.format(condition=condition), args)
+    # A case a unit let go late is counted to it under the same filters, its unit aside: it is
+    # another unit's now (or none's).
+    left_condition, args = replace(where, unit=None).where(args=args)
+    if where.unit is not None:
+        args.append(where.unit)
+        left_condition += f" AND u->>'id' = ${len(args)}"
+    rows = await _aggregate(reader, UNIT_FIGURES.format(condition=condition, left_condition=left_condition), args)
     units = []
     for r in rows:
-        due = r["resolved"] + r["overdue_now"]
+        due = r["resolved"] + r["overdue_now"] + r["left_late"]
         units.append({**dict(r), "due": due,
                       "on_time_rate": round(r["resolved_on_time"] / due, 4) if due else None,
                       "median_route_seconds": _seconds(r["median_route_seconds"]),

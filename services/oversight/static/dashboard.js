@@ -10,6 +10,7 @@ const TEXT = {
     area: "Địa bàn", open: "Đang xử lý", ranking: "Xếp hạng đơn vị theo tỷ lệ đúng hạn", rank: "Hạng",
     unit: "Đơn vị", received: "Tiếp nhận", resolved: "Đã giải quyết", onTime: "Đúng hạn",
     medianRoute: "Trung vị thời gian chuyển", medianResolve: "Trung vị thời gian giải quyết",
+    leftLate: "Trả lại khi đã quá hạn",
     overdueList: "Hồ sơ quá hạn", code: "Mã tra cứu", citizen: "Người dân", deadline: "Hạn giải quyết",
     timeline: "Dòng thời gian của hồ sơ", caseRef: "Mã tra cứu hoặc mã hồ sơ", show: "Xem",
     noArea: "Chưa xác định", badToken: "Mã truy cập không đúng.", notFound: "Không tìm thấy hồ sơ.",
@@ -29,7 +30,8 @@ const TEXT = {
     overdueNow: "Overdue now", status: "Status", count: "Cases", byArea: "Cases by area", area: "Area",
     open: "Open", ranking: "Units ranked by on-time rate", rank: "Rank", unit: "Unit", received: "Received",
     resolved: "Resolved", onTime: "On time", medianRoute: "Median time to route",
-    medianResolve: "Median time to resolve", overdueList: "Overdue cases", code: "Tracking code",
+    medianResolve: "Median time to resolve", leftLate: "Let go when overdue",
+    overdueList: "Overdue cases", code: "Tracking code",
     citizen: "Citizen", deadline: "Deadline", timeline: "A case's timeline", caseRef: "Tracking code or case id",
     show: "Show", noArea: "Not yet known", badToken: "That token is not valid.", notFound: "No such case.",
     failed: "Could not load the figures", roles: { council: "People's Council", front: "Fatherland Front", centre: "1022 centre" },
@@ -123,7 +125,7 @@ function render() {
     cell(tr, areaName(a)); cell(tr, a.total, { class: "n", "data-total": a.total });
     cell(tr, open(a), { class: "n", "data-open": open(a) }); cell(tr, a.overdue_now, { class: "n", "data-overdue": a.overdue_now });
   });
-  bars("unit-chart", units.units.map((u) => ({ label: `${u.rank}. ${u.unit_name}`, value: u.on_time_rate, late: u.overdue_now > 0 })), 1, (v) => percent(v));
+  bars("unit-chart", units.units.map((u) => ({ label: `${u.rank}. ${u.unit_name}`, value: u.on_time_rate, late: u.overdue_now + u.left_late > 0 })), 1, (v) => percent(v));
   fill("unit-table", units.units, (tr, u) => {
     Object.assign(tr.dataset, { unitId: u.unit_id, rank: u.rank, onTimeRate: u.on_time_rate === null ? "" : u.on_time_rate });
     cell(tr, u.rank, { class: "n" }); cell(tr, u.unit_name);
@@ -131,6 +133,7 @@ function render() {
     cell(tr, u.resolved, { class: "n", "data-resolved": u.resolved }); cell(tr, percent(u.on_time_rate), { class: "n" });
     cell(tr, duration(u.median_route_seconds), { class: "n" }); cell(tr, duration(u.median_resolve_seconds), { class: "n" });
     cell(tr, u.overdue_now, { class: "n", "data-overdue": u.overdue_now });
+    cell(tr, u.left_late, { class: "n", "data-left-late": u.left_late });
   });
   fill("overdue-table", overdue.items, (tr, c) => {
     tr.dataset.caseId = c.case_id;

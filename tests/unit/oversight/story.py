@@ -40,16 +40,23 @@ class CaseStory:
                                  version=version, occurred_at=self.at, **fields))
         return self
 
+    def wait(self, **delta: float) -> "CaseStory":
+        """Time passes before the next step (``days=6``: past the 5-day deadline)."""
+        self.at += timedelta(**delta)
+        return self
+
     def opened(self) -> "CaseStory":
         return self._add(CaseOpened, 0.05, request_id=self.request_id, channel="web", received_at=self.received_at,
                          category=self.category, priority="normal", description=self.description,
                          address=self.address, citizen=self.citizen, is_public=self.is_public)
 
-    def routed(self, unit: UnitRef = QUAN_1, minutes: float = 2) -> "CaseStory":
+    def routed(self, unit: UnitRef = QUAN_1, minutes: float = 2, *, fresh: bool = False) -> "CaseStory":
+        """To ``unit``, its deadlines counted from receipt, or from now when ``fresh`` (a reroute's)."""
         self.unit = unit
+        start = self.at + timedelta(minutes=minutes) if fresh else self.received_at
         return self._add(CaseRouted, minutes, unit=unit, area_code=unit.admin_code, area_name=unit.name.removeprefix("UBND "),
                          rule="address", reason="địa chỉ thuộc địa bàn", directory_version="hcmc-2021.1",
-                         reach_by=self.received_at + timedelta(minutes=5), resolve_by=self.received_at + timedelta(days=5))
+                         reach_by=start + timedelta(minutes=5), resolve_by=start + timedelta(days=5))
 
     def assigned(self) -> "CaseStory":
         assert self.unit is not None

@@ -1,0 +1,73 @@
+"""Every stored case folded again when the fold has changed (``FOLD_VERSION`` in projection.py).
+
+The rows were made by the fold of their day. Once it changes, a row folded before says what the
+old fold made of its events: HĐND and MTTQ would read the old figures for those cases, and
+``verify`` would report the first of them as a mismatch. At start, before it projects anything,
+oversight folds each case again from its stored events and writes the rows that differ, a batch
+at a time, then records the fold's version: the next start finds nothing to do.
+
+Each batch holds the audit head, which every projector batch takes first, so another instance
+projecting meanwhile waits for it rather than writing a row in between. Instances starting
+together take turns (a session lock); the second finds the version recorded.
+"""
+
+import logging
+import time
+
+import asyncpg
+import orjson
+
+from services.oversight.projection import CASE_COLUMNS, FOLD_VERSION, fold
+from services.oversight.projector import UPSERT_CASES
+from services.oversight.verify import UNREADABLE
+
+log = logging.getLogger(__name__)
+REFOLD_LOCK = 1022_0005
+BATCH = 1000
+_CASES = (
+    f"SELECT {', '.join('c.' + c for c in CASE_COLUMNS)}, (SELECT json_agg(e.body ORDER BY e.version)::text"
+    " FROM case_events e WHERE e.case_id = c.case_id) AS events FROM cases c"
+    " WHERE $1::uuid IS NULL OR c.case_id > $1 ORDER BY c.case_id LIMIT $2")
+
+
+async def refold(conn: asyncpg.Connection) -> int | None:
+    """Fold every case again unless the recorded fold is this one; the rows changed (None: nothing to do)."""
+    await conn.execute("SELECT pg_advisory_lock($1)", REFOLD_LOCK)
+    try:
+        recorded = await conn.fetchval("SELECT fold_version FROM projection_state WHERE id = 1")
+        if recorded is not None and recorded >= FOLD_VERSION:
+            return None
+        started, changed, seen, after = time.monotonic(), 0, 0, None
+        while True:
+            async with conn.transaction():
+                await conn.execute("SELECT 1 FROM audit_head WHERE id = 1 FOR UPDATE")
+                rows = await conn.fetch(_CASES, after, BATCH)
+                if not rows:
+                    break
+                refolded = [tuple(row[c] for c in CASE_COLUMNS) for row in map(_refolded, rows) if row is not None]
+                if refolded:
+                    await conn.execute(UPSERT_CASES, *(list(column) for column in zip(*refolded)))
+            seen, changed, after = seen + len(rows), changed + len(refolded), rows[-1]["case_id"]
+            if seen % (BATCH * 50) == 0:
+                log.info("folding the cases again (fold %d): %d read, %d changed so far", FOLD_VERSION, seen, changed)
+        await conn.execute("INSERT INTO projection_state (id, fold_version) VALUES (1, $1)"
+                           " ON CONFLICT (id) DO UPDATE SET fold_version = EXCLUDED.fold_version", FOLD_VERSION)
+        if seen:
+            log.info("folded %d cases again (fold %d, was %s): %d rows changed, in %.1f s",
+                     seen, FOLD_VERSION, recorded, changed, time.monotonic() - started)
+        return changed
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", REFOLD_LOCK)
+
+
+def _refolded(r: asyncpg.Record) -> dict | None:
+    """The row its events make now, where it differs from the stored one. A case whose events cannot
+    be folded (none stored, or one rewritten) is left as it is, for ``verify`` to name."""
+    row = {c: r[c] for c in CASE_COLUMNS}
+    try:
+        folded = fold(None, orjson.loads(r["events"]) if r["events"] else [])
+    except UNREADABLE:
+        return None
+    if folded is None or folded == row:
+        return None
+    return folded

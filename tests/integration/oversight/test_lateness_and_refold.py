@@ -1,0 +1,96 @@
+"""Over real HTTP on real PostgreSQL: a unit that hands a case on past its deadline is counted late
+in the figures HĐND, MTTQ and the public read; and rows made by an older fold are folded again
+when oversight starts, so the figures and ``verify`` agree with the events."""
+
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from services.oversight.projection import FOLD_VERSION
+from tests.integration.oversight.support import serve
+from tests.unit.oversight.story import PHU_NHUAN, QUAN_1, CaseStory
+
+NOW = datetime.now(UTC)
+
+# Quận 1 resolves one case on time and declines another six days in, past its deadline; Phú Nhuận
+# then resolves that one in its own fresh time. Five more Phú Nhuận cases keep it above the public
+# ranking's smallest cell.
+ON_TIME = CaseStory(received_at=NOW - timedelta(days=20)).opened().routed(QUAN_1).assigned().resolved(1)
+HANDED_ON = (CaseStory(received_at=NOW - timedelta(days=20)).opened().routed(QUAN_1).assigned().accepted()
+             .wait(days=6).declined().routed(PHU_NHUAN, fresh=True).assigned().resolved(7))
+PHU_NHUAN_CASES = [CaseStory(received_at=NOW - timedelta(days=20)).opened().routed(PHU_NHUAN).resolved(2)
+                   for _ in range(5)]
+# Accepted, a date committed, then a routine report; resolved, then reopened and routed back.
+COMMITTED = CaseStory(received_at=NOW - timedelta(days=2)).opened().routed(QUAN_1).accepted()
+COMMITTED.progress(committed_date=COMMITTED.received_at + timedelta(days=4)).progress()
+REOPENED = (CaseStory(received_at=NOW - timedelta(days=3)).opened().routed(QUAN_1).assigned().resolved(1)
+            .reopened().routed(QUAN_1))
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def cases(feed):
+    await feed.apply([ON_TIME, HANDED_ON, *PHU_NHUAN_CASES, COMMITTED, REOPENED])
+
+
+def units(api, path="/v1/stats/units", role="council"):
+    return {u["unit_id"]: u for u in api.get(path, role=role).json()["units"]}
+
+
+def test_a_case_handed_on_late_counts_due_and_late_to_the_unit_that_let_it_go(api):
+    quan_1 = units(api)[QUAN_1.id]
+    # Quận 1 holds ON_TIME, COMMITTED and REOPENED; it let HANDED_ON go late.
+    assert {k: quan_1[k] for k in ("received", "resolved", "resolved_on_time", "overdue_now", "left_late", "due")} == \
+        {"received": 3, "resolved": 1, "resolved_on_time": 1, "overdue_now": 0, "left_late": 1, "due": 2}
+    assert quan_1["on_time_rate"] == 0.5  # it was 1.0: declining the late case cleared it
+    phu_nhuan = units(api)[PHU_NHUAN.id]
+    assert (phu_nhuan["left_late"], phu_nhuan["resolved_on_time"], phu_nhuan["on_time_rate"]) == (0, 6, 1.0)
+    assert units(api, f"/v1/stats/units?unit={QUAN_1.id}")[QUAN_1.id]["left_late"] == 1
+    assert units(api, f"/v1/stats/units?unit={PHU_NHUAN.id}").keys() == {PHU_NHUAN.id}
+
+
+def test_a_unit_that_only_let_cases_go_late_is_still_ranked(api):
+    """Filtered to the handed-on case's category and days, Quận 1 holds none of it and is still there."""
+    day = (NOW - timedelta(days=20)).date().isoformat()
+    figures = units(api, f"/v1/stats/units?area={PHU_NHUAN.admin_code}")
+    assert figures[QUAN_1.id]["received"] == 0 and figures[QUAN_1.id]["left_late"] == 1
+    assert figures[QUAN_1.id]["unit_name"] == QUAN_1.name and figures[QUAN_1.id]["on_time_rate"] == 0.0
+    public = api.get(f"/v1/public/stats/units?from={day}", role=None).json()
+    assert {u["unit_id"]: u["left_late"] for u in public["units"]}[PHU_NHUAN.id] == 0
+    assert public["withheld_units"] == 1  # Quận 1, with fewer than five requests in those days
+
+
+def test_the_case_rows_show_the_present_units_state(api):
+    handed_on = api.get(f"/v1/cases/{HANDED_ON.case_id}", role="council").json()
+    assert handed_on["unit_id"] == PHU_NHUAN.id and handed_on["accepted_at"] is None
+    committed = api.get(f"/v1/cases/{COMMITTED.case_id}", role="council").json()
+    assert datetime.fromisoformat(committed["committed_date"]) == COMMITTED.received_at + timedelta(days=4)
+    reopened = api.get(f"/v1/cases/{REOPENED.case_id}", role="council").json()
+    assert reopened["answer"] is None and reopened["status"] == "routed"
+
+
+async def test_rows_of_an_older_fold_are_folded_again_at_start(api, database):
+    """What an oversight of the previous fold left: verify named a mismatch, and the figures
+    counted the late case to nobody. At the next start the rows are what the events make."""
+    owner = await asyncpg.connect(api.settings.dsn())
+    try:
+        assert await owner.fetchval("SELECT fold_version FROM projection_state") == FOLD_VERSION
+        before = await owner.fetchrow("SELECT * FROM cases WHERE case_id = $1", HANDED_ON.case_id)
+        await owner.execute("UPDATE cases SET left_late = NULL, accepted_at = $2 WHERE case_id = $1",
+                            HANDED_ON.case_id, NOW - timedelta(days=19))
+        await owner.execute("UPDATE cases SET committed_date = NULL WHERE case_id = $1", COMMITTED.case_id)
+        await owner.execute("UPDATE projection_state SET fold_version = $1", FOLD_VERSION - 1)
+        report = api.get("/v1/audit/verify", role="council").json()
+        assert not report["ok"] and report["case_mismatch"]["reason"] == "the case row differs from what its events say"
+        with serve(api.settings) as restarted:
+            assert restarted.get("/v1/audit/verify", role="council").json()["ok"] is True
+            assert units(restarted)[QUAN_1.id]["left_late"] == 1
+        assert dict(await owner.fetchrow("SELECT * FROM cases WHERE case_id = $1", HANDED_ON.case_id)) == dict(before)
+        assert await owner.fetchval("SELECT fold_version FROM projection_state") == FOLD_VERSION
+        # Recorded: the next start leaves even a row it would fold otherwise as it is.
+        await owner.execute("UPDATE cases SET committed_date = NULL WHERE case_id = $1", COMMITTED.case_id)
+        with serve(api.settings):
+            pass
+        assert await owner.fetchval("SELECT committed_date FROM cases WHERE case_id = $1", COMMITTED.case_id) is None
+    finally:
+        await owner.close()
