@@ -83,7 +83,8 @@ def changes(e: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
                 "escalation_level": None, "triage_reason": None}
     if kind == "CaseTriaged":
         return {**_taken_from(row, at), "status": "triage", "triage_reason": e["reason"], "unit_id": None,
-                "unit_name": None, "unit_admin_code": None, "handler_id": None, "handler_name": None}
+                "unit_name": None, "unit_admin_code": None, "handler_id": None, "handler_name": None,
+                "assigned_at": None, "accepted_at": None, "committed_date": None}
     if kind == "AssignmentIssued":
         return {"handler_id": e["handler"]["id"], "handler_name": e["handler"]["name"], "assigned_at": at}
     if kind == "CaseAccepted":
@@ -100,8 +101,12 @@ def changes(e: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
     if kind == "CaseClosed":
         return {"status": "closed", "closed_at": at}
     if kind == "CaseReopened":
-        # The citizen rejected the answer: it is in the timeline, no longer the case's answer.
-        return {"status": "reopened", "resolved_at": None, "closed_at": None, "answer": None}
+        # The citizen rejected the answer: it is in the timeline, no longer the case's answer. A
+        # resolution past the deadline stays late to its unit: the case comes back with fresh deadlines.
+        resolved, deadline = row["resolved_at"], row["resolve_by"]
+        late = resolved is not None and deadline is not None and resolved > deadline
+        return {**(_late_to(row) if late else {}), "status": "reopened", "resolved_at": None, "closed_at": None,
+                "answer": None}
     if kind == "CaseEscalated":
         return {"escalation_level": e["level"]}
     if kind == "CaseMarkedDuplicate":
@@ -116,10 +121,18 @@ def _taken_from(row: dict[str, Any], at: datetime | None) -> dict[str, Any]:
 
 def _left(row: dict[str, Any], at: datetime | None) -> dict[str, Any]:
     """The unit holding the case lets it go at ``at`` (declines it, or the centre takes it): past its
-    deadline, unresolved, the unit is kept in ``left_late``, once. The statistics count it due and
-    late to that unit, so a unit cannot clear its lateness by handing a late case on."""
+    deadline, unresolved, it is late to that unit."""
     deadline = row["resolve_by"]
-    if row["unit_id"] is None or deadline is None or at is None or at <= deadline:
+    if deadline is None or at is None or at <= deadline:
+        return {}
+    return _late_to(row)
+
+
+def _late_to(row: dict[str, Any]) -> dict[str, Any]:
+    """The unit holding the case is kept in ``left_late``, once: it let the case go unresolved, or
+    had its late result reopened, past the deadline. The statistics count the case due and late to
+    that unit while another holds it, so a unit cannot clear its lateness by handing a late case on."""
+    if row["unit_id"] is None:
         return {}
     units = left_late_units(row["left_late"])
     if any(u["id"] == row["unit_id"] for u in units):

@@ -16,14 +16,18 @@ import asyncpg
 import orjson
 
 from services.oversight.chain import audited_text, chain_hash
-from services.oversight.projection import (CASE_COLUMNS, CASE_EVENT_COLUMNS, DELIVERY_COLUMNS, DELIVERY_TYPES, fold,
-                                           stored_columns, timestamp)
+from services.oversight.projection import (CASE_COLUMNS, CASE_EVENT_COLUMNS, DELIVERY_COLUMNS, DELIVERY_TYPES,
+                                           FOLD_VERSION, fold, stored_columns, timestamp)
 
 log = logging.getLogger(__name__)
 # Listeners (the audit stream's live follow) are told the new head when a batch commits.
 AUDIT_CHANNEL = "oversight_audit"
 # Kafka offsets by (topic, partition).
 Offsets = dict[tuple[str, int], int]
+
+class OtherFold(RuntimeError):
+    """The read models were folded again by an oversight of another fold: this one must not write them."""
+
 
 UPSERT_CASES = (
     f"INSERT INTO cases ({', '.join(CASE_COLUMNS)}) SELECT * FROM unnest("
@@ -116,7 +120,13 @@ class Projector:
         async with self.pool.acquire() as conn, conn.transaction():
             # The head's row lock serialises every batch of every instance: the chain has one order,
             # and the positions read next cannot be stale.
-            head = await conn.fetchrow("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
+            head = await conn.fetchrow("SELECT seq, hash, (SELECT fold_version FROM projection_state WHERE id = 1)"
+                                       " AS fold FROM audit_head WHERE id = 1 FOR UPDATE")
+            if head["fold"] is not None and head["fold"] != FOLD_VERSION:
+                # Another instance folded the rows again with another fold (refold.py): rows of
+                # this one's would be mixed in among them for good.
+                raise OtherFold(f"the read models are of fold {head['fold']} and this oversight folds with"
+                                f" {FOLD_VERSION}: run one version of oversight on them")
             positions = {(r["topic"], r["partition"]): r["next_offset"] for r in await conn.fetch(
                 "SELECT topic, partition, next_offset FROM consumer_offsets WHERE topic = ANY($1::text[])",
                 list({r.topic for r in records}))}

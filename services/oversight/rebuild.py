@@ -27,6 +27,7 @@ import asyncpg
 from contracts.postgres import connect, create_pool
 from services.oversight.compare import compare
 from services.oversight.history import History
+from services.oversight.projection import FOLD_VERSION
 from services.oversight.projector import Offsets, Projector
 from services.oversight.settings import OversightSettings
 from services.oversight.store import create_tables, grant_reader
@@ -105,6 +106,9 @@ async def _swap(owner: asyncpg.Connection, history: History, projector: Projecto
         for table in SWAPPED:
             await owner.execute(f"ALTER TABLE public.{table} SET SCHEMA {RETIRED}")
             await owner.execute(f"ALTER TABLE {SCHEMA}.{table} SET SCHEMA public")
+        # The rows are this fold's now, whatever fold the live ones were of (refold.py).
+        await owner.execute("INSERT INTO public.projection_state (id, fold_version) VALUES (1, $1)"
+                            " ON CONFLICT (id) DO UPDATE SET fold_version = EXCLUDED.fold_version", FOLD_VERSION)
         await grant_reader(owner, settings.reader_user)
     return True
 

@@ -13,6 +13,8 @@ together take turns (a session lock); the second finds the version recorded.
 
 import logging
 import time
+from typing import Any
+from uuid import UUID
 
 import asyncpg
 import orjson
@@ -27,7 +29,11 @@ BATCH = 1000
 _CASES = (
     f"SELECT {', '.join('c.' + c for c in CASE_COLUMNS)}, (SELECT json_agg(e.body ORDER BY e.version)::text"
     " FROM case_events e WHERE e.case_id = c.case_id) AS events FROM cases c"
-    " WHERE $1::uuid IS NULL OR c.case_id > $1 ORDER BY c.case_id LIMIT $2")
+    " WHERE c.case_id > $1 ORDER BY c.case_id LIMIT $2")
+FIRST = UUID(int=0)  # before every case id
+# The cases a refold changed are named in the log, this many of them: a row changed by hand, which
+# verify named, is overwritten too, and the log keeps which.
+NAMED = 100
 
 
 async def refold(conn: asyncpg.Connection) -> int | None:
@@ -35,18 +41,22 @@ async def refold(conn: asyncpg.Connection) -> int | None:
     await conn.execute("SELECT pg_advisory_lock($1)", REFOLD_LOCK)
     try:
         recorded = await conn.fetchval("SELECT fold_version FROM projection_state WHERE id = 1")
-        if recorded is not None and recorded >= FOLD_VERSION:
-            return None
-        started, changed, seen, after = time.monotonic(), 0, 0, None
+        if recorded == FOLD_VERSION:
+            return None  # another fold's rows (a newer one's, rolled back) are folded again too
+        started, changed, seen, after = time.monotonic(), 0, 0, FIRST
         while True:
             async with conn.transaction():
                 await conn.execute("SELECT 1 FROM audit_head WHERE id = 1 FOR UPDATE")
                 rows = await conn.fetch(_CASES, after, BATCH)
                 if not rows:
                     break
-                refolded = [tuple(row[c] for c in CASE_COLUMNS) for row in map(_refolded, rows) if row is not None]
+                refolded = [(r, row) for r in rows if (row := _refolded(r)) is not None]
                 if refolded:
-                    await conn.execute(UPSERT_CASES, *(list(column) for column in zip(*refolded)))
+                    await conn.execute(UPSERT_CASES, *(list(column) for column in zip(
+                        *(tuple(row[c] for c in CASE_COLUMNS) for _, row in refolded))))
+            for r, row in refolded[:max(0, NAMED - changed)]:
+                log.info("case %s folded again: %s changed", r["case_id"],
+                         ", ".join(c for c in CASE_COLUMNS if row[c] != r[c]))
             seen, changed, after = seen + len(rows), changed + len(refolded), rows[-1]["case_id"]
             if seen % (BATCH * 50) == 0:
                 log.info("folding the cases again (fold %d): %d read, %d changed so far", FOLD_VERSION, seen, changed)
@@ -60,7 +70,7 @@ async def refold(conn: asyncpg.Connection) -> int | None:
         await conn.execute("SELECT pg_advisory_unlock($1)", REFOLD_LOCK)
 
 
-def _refolded(r: asyncpg.Record) -> dict | None:
+def _refolded(r: asyncpg.Record) -> dict[str, Any] | None:
     """The row its events make now, where it differs from the stored one. A case whose events cannot
     be folded (none stored, or one rewritten) is left as it is, for ``verify`` to name."""
     row = {c: r[c] for c in CASE_COLUMNS}

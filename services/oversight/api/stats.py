@@ -5,7 +5,8 @@ Per unit, over the cases routed to it (its present holder) that match the filter
 - ``received``: cases; ``open``: still waiting for a result; ``resolved``: with a result (closed included);
 - ``overdue_now``: open and past the 5-day deadline (``resolve_by``);
 - ``left_late``: cases it let go unresolved past their deadline (declined them, or the centre
-  took them from it), which other units hold now or the centre sorts;
+  took them from it), or resolved late and had reopened, which other units hold now or the
+  centre sorts (a case back with it counts as it stands, once);
 - ``on_time_rate``: resolved by the deadline ÷ cases that are due (resolved, open past the
   deadline, or left late) — a unit cannot raise it by sitting on late cases, nor by handing them
   on; null while nothing is due;
@@ -45,7 +46,7 @@ WITH held AS (
 gone AS (
   SELECT u->>'id' AS unit_id, max(u->>'name') AS unit_name, max(u->>'admin_code') AS admin_code, count(*) AS left_late
   FROM cases CROSS JOIN LATERAL jsonb_array_elements(left_late::jsonb) AS l(u)
-  WHERE left_late IS NOT NULL AND {{left_condition}} GROUP BY 1)
+  WHERE left_late IS NOT NULL AND unit_id IS DISTINCT FROM u->>'id' AND {{left_condition}} GROUP BY 1)
 SELECT coalesce(h.unit_id, g.unit_id) AS unit_id, coalesce(h.unit_name, g.unit_name) AS unit_name,
        coalesce(h.admin_code, g.admin_code) AS admin_code, coalesce(h.received, 0) AS received,
        coalesce(h.open, 0) AS open, coalesce(h.resolved, 0) AS resolved,

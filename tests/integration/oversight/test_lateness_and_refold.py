@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
+from services.oversight import refold
 from services.oversight.projection import FOLD_VERSION
+from services.oversight.projector import OtherFold
 from tests.integration.oversight.support import serve
 from tests.unit.oversight.story import PHU_NHUAN, QUAN_1, CaseStory
 
@@ -21,16 +23,19 @@ HANDED_ON = (CaseStory(received_at=NOW - timedelta(days=20)).opened().routed(QUA
              .wait(days=6).declined().routed(PHU_NHUAN, fresh=True).assigned().resolved(7))
 PHU_NHUAN_CASES = [CaseStory(received_at=NOW - timedelta(days=20)).opened().routed(PHU_NHUAN).resolved(2)
                    for _ in range(5)]
+# Resolved late by Quận 1, reopened and back with it: counted as it stands (open), not late twice.
+REOPENED_LATE = (CaseStory(received_at=NOW - timedelta(days=10)).opened().routed(QUAN_1).assigned().resolved(7)
+                 .reopened().routed(QUAN_1, fresh=True))
 # Accepted, a date committed, then a routine report; resolved, then reopened and routed back.
 COMMITTED = CaseStory(received_at=NOW - timedelta(days=2)).opened().routed(QUAN_1).accepted()
 COMMITTED.progress(committed_date=COMMITTED.received_at + timedelta(days=4)).progress()
 REOPENED = (CaseStory(received_at=NOW - timedelta(days=3)).opened().routed(QUAN_1).assigned().resolved(1)
-            .reopened().routed(QUAN_1))
+            .reopened().routed(QUAN_1, fresh=True))
 
 
 @pytest.fixture(scope="module", autouse=True)
 async def cases(feed):
-    await feed.apply([ON_TIME, HANDED_ON, *PHU_NHUAN_CASES, COMMITTED, REOPENED])
+    await feed.apply([ON_TIME, HANDED_ON, *PHU_NHUAN_CASES, REOPENED_LATE, COMMITTED, REOPENED])
 
 
 def units(api, path="/v1/stats/units", role="council"):
@@ -39,9 +44,9 @@ def units(api, path="/v1/stats/units", role="council"):
 
 def test_a_case_handed_on_late_counts_due_and_late_to_the_unit_that_let_it_go(api):
     quan_1 = units(api)[QUAN_1.id]
-    # Quận 1 holds ON_TIME, COMMITTED and REOPENED; it let HANDED_ON go late.
+    # Quận 1 holds ON_TIME, REOPENED_LATE, COMMITTED and REOPENED; it let HANDED_ON go late.
     assert {k: quan_1[k] for k in ("received", "resolved", "resolved_on_time", "overdue_now", "left_late", "due")} == \
-        {"received": 3, "resolved": 1, "resolved_on_time": 1, "overdue_now": 0, "left_late": 1, "due": 2}
+        {"received": 4, "resolved": 1, "resolved_on_time": 1, "overdue_now": 0, "left_late": 1, "due": 2}
     assert quan_1["on_time_rate"] == 0.5  # it was 1.0: declining the late case cleared it
     phu_nhuan = units(api)[PHU_NHUAN.id]
     assert (phu_nhuan["left_late"], phu_nhuan["resolved_on_time"], phu_nhuan["on_time_rate"]) == (0, 6, 1.0)
@@ -50,7 +55,7 @@ def test_a_case_handed_on_late_counts_due_and_late_to_the_unit_that_let_it_go(ap
 
 
 def test_a_unit_that_only_let_cases_go_late_is_still_ranked(api):
-    """Filtered to the handed-on case's category and days, Quận 1 holds none of it and is still there."""
+    """Filtered to the handed-on case's area, Quận 1 holds none of it and is still there."""
     day = (NOW - timedelta(days=20)).date().isoformat()
     figures = units(api, f"/v1/stats/units?area={PHU_NHUAN.admin_code}")
     assert figures[QUAN_1.id]["received"] == 0 and figures[QUAN_1.id]["left_late"] == 1
@@ -69,7 +74,31 @@ def test_the_case_rows_show_the_present_units_state(api):
     assert reopened["answer"] is None and reopened["status"] == "routed"
 
 
-async def test_rows_of_an_older_fold_are_folded_again_at_start(api, database):
+class Part:
+    """Some of a story's records, for the projector to take in batches of their own."""
+
+    def __init__(self, bodies):
+        self.records = bodies
+
+    def bodies(self):
+        return self.records
+
+
+async def test_a_decline_projected_in_a_later_batch_folds_the_same(api, feed):
+    """The live projector folds each batch onto the stored row: the row and verify agree with a
+    fold from the first event."""
+    story = (CaseStory(received_at=NOW - timedelta(days=9)).opened().routed(PHU_NHUAN).accepted()
+             .wait(days=6).declined().routed(QUAN_1, fresh=True))
+    bodies = story.bodies()
+    await feed.apply([Part(bodies[:3])])
+    await feed.apply([Part(bodies[3:])])
+    case = api.get(f"/v1/cases/{story.case_id}", role="council").json()
+    assert case["unit_id"] == QUAN_1.id and case["accepted_at"] is None
+    assert units(api)[PHU_NHUAN.id]["left_late"] == 1
+    assert api.get("/v1/audit/verify", role="council").json()["ok"] is True
+
+
+async def test_rows_of_an_older_fold_are_folded_again_at_start(api, database, feed, monkeypatch):
     """What an oversight of the previous fold left: verify named a mismatch, and the figures
     counted the late case to nobody. At the next start the rows are what the events make."""
     owner = await asyncpg.connect(api.settings.dsn())
@@ -82,6 +111,7 @@ async def test_rows_of_an_older_fold_are_folded_again_at_start(api, database):
         await owner.execute("UPDATE projection_state SET fold_version = $1", FOLD_VERSION - 1)
         report = api.get("/v1/audit/verify", role="council").json()
         assert not report["ok"] and report["case_mismatch"]["reason"] == "the case row differs from what its events say"
+        monkeypatch.setattr(refold, "BATCH", 2)  # a few cases a transaction: the batches' edges are crossed
         with serve(api.settings) as restarted:
             assert restarted.get("/v1/audit/verify", role="council").json()["ok"] is True
             assert units(restarted)[QUAN_1.id]["left_late"] == 1
@@ -92,5 +122,14 @@ async def test_rows_of_an_older_fold_are_folded_again_at_start(api, database):
         with serve(api.settings):
             pass
         assert await owner.fetchval("SELECT committed_date FROM cases WHERE case_id = $1", COMMITTED.case_id) is None
+        # Folded again by a newer oversight (since rolled back): this one projects nothing onto those
+        # rows, and folds them again as it starts.
+        await owner.execute("UPDATE projection_state SET fold_version = $1", FOLD_VERSION + 1)
+        with pytest.raises(OtherFold):
+            await feed.apply([CaseStory().opened()])
+        with serve(api.settings):
+            pass
+        assert await owner.fetchval("SELECT fold_version FROM projection_state") == FOLD_VERSION
+        assert await owner.fetchval("SELECT committed_date FROM cases WHERE case_id = $1", COMMITTED.case_id) is not None
     finally:
         await owner.close()

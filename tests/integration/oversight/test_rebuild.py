@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from contracts import topics
+from services.oversight.projection import FOLD_VERSION
 from services.oversight.rebuild import rebuild
 from services.oversight.store import migrate
 from tests.integration.oversight.support import AUDIT_KEY, publish, scratch_database, serve, settings_for, wait_for
@@ -101,7 +102,14 @@ async def test_an_altered_live_row_is_found_and_a_swap_puts_the_rebuilt_ones_in_
     assert found["tables"]["cases"]["first"] == [{"key": str(story.case_id), "in": "both, differing"}]
     assert all(t["equal"] for name, t in found["tables"].items() if name != "cases")
 
-    swapped = await rebuild(live.settings, swap=True)
+    conn = await asyncpg.connect(live.settings.dsn())
+    try:
+        # The live rows as an older fold left them: the swapped ones are this fold's, and say so.
+        await conn.execute("UPDATE projection_state SET fold_version = $1", FOLD_VERSION - 1)
+        swapped = await rebuild(live.settings, swap=True)
+        assert await conn.fetchval("SELECT fold_version FROM projection_state") == FOLD_VERSION
+    finally:
+        await conn.close()
     assert swapped["swapped"]
     case = live.get(f"/v1/cases/{story.case_id}").json()
     assert case["status"] == "closed" and case["answer"].startswith("Đã trao")

@@ -100,12 +100,26 @@ def test_a_unit_that_lets_a_case_go_past_its_deadline_is_kept_as_having_left_it_
 def test_a_case_let_go_in_time_or_resolved_is_no_units_lateness():
     in_time = CaseStory().opened().routed().accepted().declined().routed(PHU_NHUAN)
     assert fold_story(in_time)["left_late"] is None
-    # Resolved late, then reopened and routed back: late to the unit as a resolution, not a leaving.
-    resolved_late = CaseStory().opened().routed().assigned().resolved(after_days=7).reopened().routed()
-    assert fold_story(resolved_late)["left_late"] is None
+    reopened = CaseStory().opened().routed().assigned().resolved(after_days=2).reopened().routed(fresh=True)
+    assert fold_story(reopened)["left_late"] is None
     # Declined late, then the same unit again: it let the case go late once.
     twice = CaseStory().opened().routed().wait(days=6).declined().routed().wait(days=6).declined().routed(PHU_NHUAN)
     assert [u["id"] for u in left_late_units(fold_story(twice)["left_late"])] == [QUAN_1.id]
+
+
+def test_a_late_result_reopened_stays_late_to_its_unit():
+    """The case comes back with fresh deadlines, and the late resolution was counted nowhere."""
+    story = CaseStory().opened().routed().assigned().resolved(after_days=7).reopened().routed(fresh=True)
+    row = fold_story(story)
+    assert row["status"] == "routed" and row["resolve_by"] > story.received_at + timedelta(days=7)
+    assert [u["id"] for u in left_late_units(row["left_late"])] == [QUAN_1.id]
+
+
+def test_triage_after_a_decline_shows_nothing_of_the_unit_before():
+    story = CaseStory().opened().routed().assigned().accepted()
+    row = fold_story(story.progress(committed_date=story.received_at + timedelta(days=3)).declined().triaged())
+    assert row["status"] == "triage" and row["unit_id"] is None
+    assert (row["accepted_at"], row["committed_date"], row["assigned_at"], row["handler_id"]) == (None,) * 4
 
 
 def test_lateness_folds_the_same_in_any_batches():
