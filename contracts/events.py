@@ -136,6 +136,9 @@ class CaseTriaged(CaseEventBase):
     event_type: Literal["CaseTriaged"] = "CaseTriaged"
     reason: str
     directory_version: str
+    sort_by: AwareDatetime | None = Field(
+        None, description="The centre must have sent it to a unit by then (the category's time to reach a unit);"
+                          " missed, it is escalated as a missed reach deadline")
 
 
 class AssignmentIssued(CaseEventBase):
@@ -200,6 +203,9 @@ class CaseEscalated(CaseEventBase):
     deadline: Literal["reach", "resolve"]
     level: Literal["unit_head", "centre"]
     reason: str
+    unit: UnitRef | None = Field(
+        None, description="Who answers for it when no unit holds the case: the 1022 centre, for one it has not"
+                          " sorted in time (its unit head: the centre's duty head)")
 
 
 class CaseMarkedDuplicate(CaseEventBase):

@@ -322,7 +322,12 @@ def _to_citizen(record: CaseRecord, event: Any, policy: Policy, now: datetime, t
 
 def _to_handlers(record: CaseRecord, event: Any, policy: Policy) -> list[Delivery]:
     if record.unit is None:
-        return []  # not routed yet: the centre's triage sees it in oversight
+        centre = getattr(event, "unit", None)
+        if centre is None:
+            return []  # an older router's escalation of a case no unit holds: nobody to tell
+        # A case the centre has not sent to a unit in time: to the centre, by its webhook.
+        return _to_unit(record, event, policy, "triage_escalated", {
+            "code": event.tracking_code, "level": templates.TRIAGE_LEVELS[event.level]}, unit_id=centre.id, notify=[])
     return _to_unit(record, event, policy, "handler_escalated", {
         "code": event.tracking_code, "deadline": templates.DEADLINES[event.deadline],
         "level": templates.LEVELS[event.level]})
@@ -343,14 +348,18 @@ def _linked_to_handlers(record: CaseRecord, event: Any, policy: Policy) -> list[
         "address": event.address or "", "description": event.description})
 
 
-def _to_unit(record: CaseRecord, event: Any, policy: Policy, template: str, values: dict[str, str]) -> list[Delivery]:
-    """``template`` on each channel of the unit the record names (a Zalo message fitted to Zalo)."""
-    assert record.unit is not None
+def _to_unit(record: CaseRecord, event: Any, policy: Policy, template: str, values: dict[str, str],
+             unit_id: str | None = None, notify: list[dict[str, Any]] | None = None) -> list[Delivery]:
+    """``template`` on each channel of the unit the record names, or of ``unit_id`` by ``notify``
+    (a Zalo message fitted to Zalo)."""
+    if unit_id is None:
+        assert record.unit is not None
+        unit_id, notify = record.unit["id"], record.notify
     subject, text = render(template, "vi", **values)
     payload = event.model_dump(mode="json")
     return [_delivery(event, payload, topics.CASE_EVENTS, recipient, channel, target, template, subject,
                       fitting.zalo(template, "vi", values) if channel == "zalo" else text, undeliverable=why)
-            for recipient, channel, target, why in handler_routes(record.unit["id"], record.notify, policy)]
+            for recipient, channel, target, why in handler_routes(unit_id, notify or [], policy)]
 
 
 def _delivery(event: Any, payload: dict[str, Any], source_topic: str, recipient: str, channel: str, target: str,

@@ -47,6 +47,14 @@ TEMPLATES: dict[str, tuple[str, str, str, str]] = {
         "Phản ánh {code} đã quá hạn {deadline} và được báo lên {level}. Đề nghị khẩn trương xử lý.",
         "[1022] Case {code} is late",
         "Case {code} missed its {deadline} deadline; {level} has been told. Please act now."),
+    # To the 1022 centre: a case it is sorting (triage) has not reached a unit in time.
+    "triage_escalated": (
+        "[1022] Phản ánh {code} chưa được chuyển đơn vị",
+        "Phản ánh {code} đang chờ Tổng đài 1022 phân loại đã quá thời hạn chuyển đơn vị xử lý và được báo lên "
+        "{level}. Đề nghị khẩn trương phân loại.",
+        "[1022] Case {code} not yet sent to a unit",
+        "Case {code}, waiting for the 1022 centre to sort it, is past its time to reach a unit; {level} has "
+        "been told. Please sort it now."),
     "received": (
         "[1022] Đã nhận phản ánh {code}",
         "Tổng đài 1022 đã nhận phản ánh của bạn. Mã tra cứu: {code}.",
@@ -99,6 +107,8 @@ READ_IN_FULL = {"vi": "Xem đầy đủ: {url}", "en": "Read it all: {url}", "vi
 # Words filled into the officials' messages, which are in Vietnamese only.
 DEADLINES = {"reach": "tiếp nhận", "resolve": "giải quyết"}
 LEVELS = {"unit_head": "lãnh đạo đơn vị", "centre": "Trung tâm 1022"}
+# The same levels for a case the centre itself is sorting: its duty head, then its leadership.
+TRIAGE_LEVELS = {"unit_head": "trưởng ca Tổng đài 1022", "centre": "lãnh đạo Tổng đài 1022"}
 
 
 def when(moment: datetime | str | None) -> str:

@@ -244,7 +244,8 @@ class CaseDesk(Answers, Application):
         """Route or triage ``case``. The unit has its time to take the case from now; the result is
         due ``resolve_within`` after ``received`` (a new case's receipt; a case routed again: now)."""
         if decision.outcome == "triage":
-            case.send_to_triage(decision.reason, decision.directory_version, meta)
+            # The centre has the category's time to reach a unit, from now, to send it to one.
+            case.send_to_triage(decision.reason, decision.directory_version, meta, sort_by=now + decision.reach_within)
             return
         case.route_to(unit_ref(decision.unit), area_code=decision.area_code, area_name=decision.area_name,
                       rule=decision.rule, reason=decision.reason, directory_version=decision.directory_version,
@@ -279,8 +280,11 @@ class CaseDesk(Answers, Application):
             return True
         meta = {"correlation_id": case.request_id, "causation_id": str(ids.event_id("deadline", case_id, deadline, level)),
                 "traceparent": None, "tracestate": None}
-        reason = {"reach": "the unit did not accept the case in time",
-                  "resolve": "no result for the citizen by the deadline"}[deadline]
-        case.escalate(deadline, level, f"{reason}; {level.replace('_', ' ')} informed", meta)
+        sorting = case.status == "triage"
+        reason = ("the 1022 centre did not send the case to a unit in time" if sorting else
+                  {"reach": "the unit did not accept the case in time",
+                   "resolve": "no result for the citizen by the deadline"}[deadline])
+        case.escalate(deadline, level, f"{reason}; {level.replace('_', ' ')} informed", meta,
+                      unit=unit_ref(self.directory.centre) if sorting else None)
         self.save(case)
         return True

@@ -77,7 +77,7 @@ class Case(Aggregate):
     def deadline_missed(self, deadline: str) -> bool:
         """Whether a passed deadline still matters: reach until the unit accepts, resolve until a result."""
         if deadline == "reach":
-            return self.status in ("routed", "reopened")
+            return self.status in ("routed", "reopened") or (self.status == "triage" and self.reach_by is not None)
         return self.status in ("routed", "accepted", "in_progress", "reopened")
 
     def escalated_at(self, deadline: str, level: str) -> bool:
@@ -116,14 +116,22 @@ class Case(Aggregate):
         self.decisions.append({"rule": payload["rule"], "unit": payload["unit"]["id"],
                                "directory_version": payload["directory_version"]})
 
-    def send_to_triage(self, reason: str, directory_version: str, meta: dict[str, Any]) -> None:
+    def send_to_triage(self, reason: str, directory_version: str, meta: dict[str, Any],
+                       sort_by: datetime | None = None) -> None:
+        """To the 1022 centre, which is to send it to a unit by ``sort_by``; missed, that climbs
+        the chain as a missed reach deadline (the case reached no unit in time)."""
         self._triaged(payload={"reason": reason, "directory_version": directory_version,
-                               "tracking_code": self.tracking_code}, meta=meta)
+                               "tracking_code": self.tracking_code,
+                               **({"sort_by": sort_by.isoformat()} if sort_by else {})}, meta=meta)
 
     @event("Triaged")
     def _triaged(self, payload: dict[str, Any], meta: dict[str, Any]) -> None:
         self.causes.append(meta.get("causation_id"))
         self.status = "triage"
+        # The centre's time to sort it is the reach deadline now, its chain started afresh. An
+        # older router's triage has none: nothing to escalate, as before.
+        self.reach_by = payload.get("sort_by")
+        self.escalations.pop("reach", None)
         self.decisions.append({"rule": "triage", "unit": None, "directory_version": payload["directory_version"]})
 
     def issue_assignment(self, assignment_id: UUID, handler: dict[str, Any], notify: Sequence[dict[str, Any]],
@@ -234,11 +242,13 @@ class Case(Aggregate):
         self.causes.append(meta.get("causation_id"))
         self.status = "reopened"
 
-    def escalate(self, deadline: str, level: str, reason: str, meta: dict[str, Any]) -> None:
+    def escalate(self, deadline: str, level: str, reason: str, meta: dict[str, Any],
+                 unit: dict[str, Any] | None = None) -> None:
+        """``unit``: who answers for it when no unit holds the case (the centre, for its triage)."""
         if not self.is_open:
             raise CaseError(f"case is {self.status}; nothing to escalate")
         self._escalated(payload={"deadline": deadline, "level": level, "reason": reason,
-                                 "tracking_code": self.tracking_code}, meta=meta)
+                                 "tracking_code": self.tracking_code, **({"unit": unit} if unit else {})}, meta=meta)
 
     @event("Escalated")
     def _escalated(self, payload: dict[str, Any], meta: dict[str, Any]) -> None:

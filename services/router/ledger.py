@@ -2,7 +2,8 @@
 position, so they are exactly as durable as what was published:
 
 - ``deadlines``: the case's timers (reach the unit within minutes, a result within days), each
-  with the escalation level reached (handler → unit head → 1022 centre);
+  with the escalation level reached (handler → unit head → 1022 centre); a case in triage has
+  its reach timer for the centre to send it to a unit;
 - ``case_handler``: which handler holds which case, for balancing the handlers' load;
 - ``reports``: cases by (phone, category, area) and whether they are open, for recognising duplicates.
 
@@ -117,6 +118,8 @@ _SET = {
                  " FROM unnest($1::uuid[], $2::timestamptz[]) AS u(case_id, due_at)"
                  " WHERE d.case_id = u.case_id AND d.kind = 'resolve' AND d.committed IS DISTINCT FROM u.due_at",
     "deactivate": f"UPDATE deadlines d SET active = false FROM {_CASES} WHERE d.case_id = u.case_id",
+    "deactivate_resolve": f"UPDATE deadlines d SET active = false FROM {_CASES}"
+                          " WHERE d.case_id = u.case_id AND d.kind = 'resolve'",
     "close_handler": f"UPDATE case_handler c SET open = false FROM {_CASES} WHERE c.case_id = u.case_id",
     # Only ever up the chain: a late or repeated escalation never lowers the level reached. Where it
     # raises it (the timer that escalated did not move the row on: it failed after saving the
@@ -145,6 +148,10 @@ def _changes(e: Any, steps: Mapping[str, timedelta]) -> list[tuple[str, tuple]]:
         return [("reached", (case,))]
     if kind == "ProgressReported" and e.committed_date:
         return [("committed", (case, e.committed_date))]
+    if kind == "CaseTriaged" and getattr(e, "sort_by", None):
+        # The centre's time to sort it is the reach deadline; the result's waits for a unit. Each
+        # statement touches a row of its own, so their order within a round does not matter.
+        return [("close_handler", (case,)), ("deactivate_resolve", (case,)), ("deadline", (case, "reach", e.sort_by))]
     if kind in ("CaseDeclined", "CaseTriaged"):
         return [("close_handler", (case,)), ("deactivate", (case,))]
     if kind == "CaseEscalated":

@@ -100,6 +100,26 @@ async def test_an_address_that_could_be_two_places_goes_to_triage_with_the_reaso
     assert "Phường 1" in events[1].reason or "phường 1" in events[1].reason
 
 
+async def test_a_case_the_centre_does_not_sort_in_time_is_escalated_to_the_centre(mesh, kafka_bootstrap):
+    """A case in triage had no deadline: one the centre never sent to a unit waited for good and
+    nobody was told. 'traffic' must reach a unit within 3 s here: from its triage, the centre's
+    duty head is told on the centre's webhook, then its leadership."""
+    case = submit(mesh, address="Phường 1", category="traffic")["case_id"]
+    events = await case_events(kafka_bootstrap, case, has("CaseEscalated", "CaseEscalated"), timeout=60)
+    assert kinds(events) == ["CaseOpened", "CaseTriaged", "CaseEscalated", "CaseEscalated"]
+    assert events[1].sort_by is not None
+    assert [(e.deadline, e.level, e.unit.id) for e in events[2:]] == [("reach", "unit_head", CENTRE),
+                                                                      ("reach", "centre", CENTRE)]
+
+    def told_the_centre():
+        deliveries = oversight_get(mesh, f"/v1/cases/{case}/timeline").json()["deliveries"]
+        return [d for d in deliveries if d["template"] == "triage_escalated" and d["outcome"] == "sent"]
+
+    told = wait_for(lambda: len(told_the_centre()) == 2 and told_the_centre(), timeout=60,
+                    what="both escalations sent to the centre")
+    assert {(d["recipient"], d["channel"]) for d in told} == {("unit", "webhook")}
+
+
 @pytest.fixture
 def second_router(mesh):
     """Another router process on the same store and consumer group, as a city would run two."""

@@ -637,6 +637,42 @@ async def test_a_deadline_row_read_before_its_case_was_routed_again_escalates_no
     assert [tuple(r) for r in rows] == [("reach", "handler", True, True), ("resolve", "handler", True, True)]
 
 
+async def test_a_case_the_centre_does_not_sort_in_time_climbs_the_chain_to_the_centre(settings, kafka_bootstrap):
+    """A case in triage had no deadline: one the 1022 centre never sent to a unit waited for good,
+    and nobody was told. It now has the category's time to reach a unit, from its triage, and its
+    miss is escalated naming the centre, which the notifier tells (tests/unit/notifier)."""
+    async with stored_cases(settings, kafka_bootstrap, 1, at=LONG_AGO) as s:
+        unclear = requests(1)[0].model_copy(update={"address": "Phường 1"})
+        [triaged] = await asyncio.to_thread(s.desk.receive, [unclear], LONG_AGO, Workload())
+        assert triaged.status == "triage"
+        within = route(unclear.address, unclear.category, s.desk.directory).reach_within
+        assert datetime.fromisoformat(triaged.reach_by) == LONG_AGO + within
+        relay = Relay(s.desk, s.producer, settings.dsn(), 0.05)
+        await relay_all(relay, s.conn)
+        pool = await create_pool(settings.dsn(), min_size=1, max_size=2)
+        try:
+            await Timers(s.desk, pool, 60).tick()
+            await relay_all(relay, s.conn)
+            row = await s.conn.fetchrow("SELECT level, active FROM deadlines WHERE case_id = $1 AND kind = 'reach'",
+                                        triaged.id)
+            escalated = [e for e in await asyncio.to_thread(lambda: list(s.desk.repository.event_store.get(triaged.id)))
+                         if type(e).__name__ == "Escalated"]
+            # The centre sends it to a unit: the unit's own time to take it, its chain afresh.
+            unit = next(u for u in s.desk.directory.units if u.kind == "district")
+            await asyncio.to_thread(s.desk.answer, [response(str(triaged.id), s.desk.directory.centre.id, "route",
+                                                             target_unit_id=unit.id)], datetime.now(UTC), Workload())
+            await relay_all(relay, s.conn)
+            after = await s.conn.fetchrow("SELECT level, active, due_at > now() AS ahead FROM deadlines"
+                                          " WHERE case_id = $1 AND kind = 'reach'", triaged.id)
+        finally:
+            await pool.close()
+    assert [(e.payload["deadline"], e.payload["level"]) for e in escalated] == [("reach", "unit_head")]
+    assert escalated[0].payload["unit"]["id"] == s.desk.directory.centre.id
+    assert "1022 centre did not send the case to a unit" in escalated[0].payload["reason"]
+    assert dict(row) == {"level": "unit_head", "active": True}  # the centre's leadership a step later
+    assert dict(after) == {"level": "handler", "active": True, "ahead": True}
+
+
 async def test_a_request_whose_routing_fails_goes_to_triage_with_why_and_the_rest_are_routed(settings, monkeypatch):
     """One request the routing cannot take (here it raises on its address) once failed its whole
     batch, read again forever; then it was dead-lettered, and its citizen, who had a tracking code,

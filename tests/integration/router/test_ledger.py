@@ -4,7 +4,7 @@ again, and in a database that held open cases before the load was counted."""
 
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -105,6 +105,9 @@ def every_kind_of_change() -> list[CaseStory]:
         CaseStory(phone="+84905000005").opened().routed(PHU_NHUAN).assigned().accepted().resolved().closed().reopened(),
         CaseStory(phone="+84905000006").opened().routed(PHU_NHUAN).assigned(),
         CaseStory(phone="+84905000007").opened().routed(PHU_NHUAN).assigned().accepted().resolved().closed(),
+        # Declined, then the centre's to sort: its time to, and nothing of the unit's.
+        CaseStory(phone="+84905000008").opened().routed(QUAN_1).assigned().declined()
+        .triaged(sort_within=timedelta(minutes=5)),
     ]
 
 
@@ -125,16 +128,18 @@ async def test_the_ledger_is_the_same_however_the_relay_batches_the_events(pool,
         assert await rows(other) == at_once
 
     by_case = {story.case_id: story for story in cases}
-    accepted, escalated, declined, triaged, reopened, waiting, closed = by_case.values()
+    accepted, escalated, declined, triaged, reopened, waiting, closed, sorting = by_case.values()
     deadlines = {(r[0], r[1]): r for r in at_once["deadlines"]}
     assert deadlines[accepted.case_id, "reach"][4] is False  # reached the unit in time
     assert deadlines[accepted.case_id, "resolve"][2] == accepted.events[-1].committed_date  # the unit's own date
     assert deadlines[escalated.case_id, "resolve"][3] == "unit_head"
     assert not any(deadlines[declined.case_id, kind][4] for kind in ("reach", "resolve"))
-    assert not any(r[0] == triaged.case_id for r in at_once["deadlines"])
+    assert not any(r[0] == triaged.case_id for r in at_once["deadlines"])  # an older router's triage
+    assert deadlines[sorting.case_id, "reach"][2:5] == (sorting.events[-1].sort_by, "handler", True)
+    assert deadlines[sorting.case_id, "resolve"][4] is False
     assert not any(deadlines[closed.case_id, kind][4] for kind in ("reach", "resolve"))
     assert {r[0]: r[5] for r in at_once["reports"]} == {
         accepted.case_id: True, escalated.case_id: True, declined.case_id: True, triaged.case_id: True,
-        reopened.case_id: True, waiting.case_id: True, closed.case_id: False}
+        reopened.case_id: True, waiting.case_id: True, closed.case_id: False, sorting.case_id: True}
     assert {r[0]: r[1] for r in at_once["handler_open"]} == {f"{QUAN_1.id}/h01": 2, f"{PHU_NHUAN.id}/h01": 1}
     assert {r[0] for r in at_once["handler_seen"]} == {f"{QUAN_1.id}/h01", f"{PHU_NHUAN.id}/h01"}

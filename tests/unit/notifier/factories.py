@@ -59,8 +59,9 @@ class Story:
     def progress(self, committed_date: datetime | None) -> ProgressReported:
         return ProgressReported(**self._common(), unit=UNIT, note="Đang xử lý.", committed_date=committed_date)
 
-    def escalated(self, deadline: str = "resolve", level: str = "unit_head") -> CaseEscalated:
-        return CaseEscalated(**self._common(), deadline=deadline, level=level, reason="late")
+    def escalated(self, deadline: str = "resolve", level: str = "unit_head",
+                  unit: UnitRef | None = None) -> CaseEscalated:
+        return CaseEscalated(**self._common(), deadline=deadline, level=level, reason="late", unit=unit)
 
     def resolved(self, answer: str = "Đã hỗ trợ 20kg gạo.") -> CaseResolved:
         return CaseResolved(**self._common(), unit=UNIT, answer=answer)

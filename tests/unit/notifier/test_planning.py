@@ -316,6 +316,20 @@ def test_a_missed_acknowledgement_is_not_the_citizens_business():
     assert [d.recipient for d in told(story, story.escalated("reach"), record=record)] == ["unit"]
 
 
+def test_a_case_the_centre_has_not_sorted_in_time_is_told_to_the_centre_not_the_citizen():
+    """A case in triage had no deadline: one the centre never sent to a unit waited, and nobody
+    was told. Its missed time to reach a unit now goes to the centre, by the centre's webhook."""
+    story, record = Story(), CaseRecord()
+    told(story, story.opened(), story.triaged(), record=record)
+    centre = UnitRef(id="hcmc-2021/centre", name="Tổng đài 1022")
+    [to_centre] = told(story, story.escalated("reach", "unit_head", unit=centre), record=record)
+    assert (to_centre.recipient, to_centre.channel, to_centre.template) == ("unit", "webhook", "triage_escalated")
+    assert to_centre.target == "http://district/units/hcmc-2021/centre"
+    assert "trưởng ca Tổng đài 1022" in to_centre.text and story.tracking_code in to_centre.text
+    # An older router's escalation names no unit: still nobody to tell.
+    assert told(story, story.escalated("reach", "centre"), record=record) == []
+
+
 def test_a_later_committed_date_brings_an_apology_with_the_new_date():
     story, record = Story(), CaseRecord()
     told(story, story.opened(), story.routed(), record=record)

@@ -85,8 +85,10 @@ class CaseStory:
     def reopened(self) -> "CaseStory":
         return self._add(CaseReopened, 60, reason="chưa nhận đủ")
 
-    def triaged(self) -> "CaseStory":
-        return self._add(CaseTriaged, 1, reason="địa chỉ không rõ", directory_version="hcmc-2021.1")
+    def triaged(self, sort_within: timedelta | None = None) -> "CaseStory":
+        """To the centre's triage; ``sort_within``: its time to send the case to a unit (none: an older router's)."""
+        sort_by = self.at + timedelta(minutes=1) + sort_within if sort_within else None
+        return self._add(CaseTriaged, 1, reason="địa chỉ không rõ", directory_version="hcmc-2021.1", sort_by=sort_by)
 
     def declined(self, corrected_address: str | None = None) -> "CaseStory":
         return self._add(CaseDeclined, 10, unit=self.unit, reason="không thuộc địa bàn",

@@ -77,6 +77,26 @@ def test_deadlines_matter_until_the_unit_acts():
     assert not case.deadline_missed("resolve")
 
 
+def test_a_case_in_triage_has_the_centres_time_to_reach_a_unit():
+    """A case in triage had no deadline at all: one the centre never sorted waited for good, and
+    nobody was told."""
+    case = opened()
+    case.send_to_triage("no ward named", "hcmc-2021.1", meta(1), sort_by=NOW + timedelta(minutes=5))
+    assert case.deadline_missed("reach") and not case.deadline_missed("resolve")
+    assert case.due_for("reach", "unit_head", timedelta(minutes=10)) == NOW + timedelta(minutes=5)
+    centre = {"id": "hcmc-2021/centre", "name": "Tổng đài 1022", "admin_code": None}
+    case.escalate("reach", "unit_head", "late", meta(2), unit=centre)
+    assert case.escalated_at("reach", "unit_head")
+    case.route_to(UNIT, area_code="768", area_name="Phú Nhuận", rule="centre:decision", reason="x",
+                  directory_version="hcmc-2021.1", reach_by=NOW + timedelta(minutes=30),
+                  resolve_by=NOW + timedelta(days=5), meta=meta(3))
+    assert not case.escalated_at("reach", "unit_head")  # the unit's own time, its chain afresh
+    # A triage recorded by an older router, without a time to sort it: nothing to escalate.
+    older = opened()
+    older.send_to_triage("no ward named", "hcmc-2021.1", meta(1))
+    assert not older.deadline_missed("reach")
+
+
 def test_a_message_seen_before_is_recognised():
     case = routed()
     assert case.has_seen("m1") and not case.has_seen("m9")
