@@ -19,10 +19,11 @@ import orjson
 
 from contracts.text import in_vietnam
 
-# Raised with every change to what ``fold`` makes of the same events. 2: a reroute leaves no
-# acceptance or committed date of the unit before; a report without a date keeps the committed
-# one; a reopened case shows no answer and keeps when it first reached its unit; a unit that lets
-# a case go past its deadline unresolved is kept in ``left_late``.
+# Raised with every change to what ``fold`` makes of the same events. 2: a reroute or triage
+# leaves no acceptance or committed date of the unit before; triage shows the centre's time to
+# send the case on (``reach_by``) and no escalation of the unit before; a report without a date
+# keeps the committed one; a reopened case shows no answer and keeps when it first reached its
+# unit; a unit that lets a case go past its deadline unresolved is kept in ``left_late``.
 FOLD_VERSION = 2
 
 # The ``cases`` row: column → PostgreSQL type. The schema and the batched upsert are made from it.
@@ -82,9 +83,11 @@ def changes(e: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
                 "handler_name": None, "assigned_at": None, "accepted_at": None, "committed_date": None,
                 "escalation_level": None, "triage_reason": None}
     if kind == "CaseTriaged":
+        # The centre's time to send it to a unit (none from an older router), its escalations afresh.
         return {**_taken_from(row, at), "status": "triage", "triage_reason": e["reason"], "unit_id": None,
                 "unit_name": None, "unit_admin_code": None, "handler_id": None, "handler_name": None,
-                "assigned_at": None, "accepted_at": None, "committed_date": None}
+                "assigned_at": None, "accepted_at": None, "committed_date": None,
+                "reach_by": timestamp(e.get("sort_by")), "escalation_level": None}
     if kind == "AssignmentIssued":
         return {"handler_id": e["handler"]["id"], "handler_name": e["handler"]["name"], "assigned_at": at}
     if kind == "CaseAccepted":

@@ -135,6 +135,9 @@ class Answers:
             decision = self._route_or_triage(response.corrected_address, case.category, case.id)
             if decision.outcome == "routed" and decision.unit.id not in case.tried_units:
                 return decision
+        # With the category's priority and deadlines: the centre's time to send it on is its time to reach a unit.
+        rule = self.rules.categories.get(case.category) or self.rules.fallback
         return Decision.triage(self.directory.centre, self.directory.version,
-                               f"declined by {response.unit_id}: {response.note}".strip(),
+                               f"declined by {response.unit_id}: {response.note}".strip(), priority=rule.priority,
+                               reach_within=rule.reach_within, resolve_within=rule.resolve_within,
                                rules_version=self.rules.version)

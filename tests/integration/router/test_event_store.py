@@ -26,7 +26,7 @@ from services.router.handlers import register
 from services.router.main import _open_stores
 from services.router import ledger
 from services.router.outbox import SCHEMA, Relay, to_contract
-from services.router.routing import route
+from services.router.routing import load_rules, route
 from services.router.settings import RouterSettings
 from services.router.timers import Timers
 from tests.support.databases import fresh_database
@@ -671,6 +671,26 @@ async def test_a_case_the_centre_does_not_sort_in_time_climbs_the_chain_to_the_c
     assert "1022 centre did not send the case to a unit" in escalated[0].payload["reason"]
     assert dict(row) == {"level": "unit_head", "active": True}  # the centre's leadership a step later
     assert dict(after) == {"level": "handler", "active": True, "ahead": True}
+
+
+async def test_a_case_declined_to_the_centre_has_its_categorys_time_to_reach_a_unit(settings):
+    """A decline without a corrected address went to triage with a fixed 5 minutes and a normal
+    priority, whatever its category's rule said."""
+    rules = load_rules()
+    slow = dataclasses.replace(rules.categories["essential_supplies"], reach_within=timedelta(minutes=17))
+    desk = CaseDesk(load_directory("hcmc-2021"), settings.eventsourcing_env(),
+                    rules=dataclasses.replace(rules, categories={**rules.categories, "essential_supplies": slow}))
+    try:
+        [request] = [r for r in requests(3) if r.category == "essential_supplies"]
+        now = datetime.now(UTC)
+        [case] = await asyncio.to_thread(desk.receive, [request], now, Workload())
+        later = now + timedelta(hours=1)
+        await asyncio.to_thread(desk.answer, [response(str(case.id), case.unit["id"], "decline", "Không thuộc thẩm quyền")],
+                                later, Workload())
+        triaged = await asyncio.to_thread(desk.repository.get, case.id)
+    finally:
+        desk.close()
+    assert triaged.status == "triage" and datetime.fromisoformat(triaged.reach_by) == later + timedelta(minutes=17)
 
 
 async def test_a_request_whose_routing_fails_goes_to_triage_with_why_and_the_rest_are_routed(settings, monkeypatch):

@@ -105,8 +105,8 @@ def every_kind_of_change() -> list[CaseStory]:
         CaseStory(phone="+84905000005").opened().routed(PHU_NHUAN).assigned().accepted().resolved().closed().reopened(),
         CaseStory(phone="+84905000006").opened().routed(PHU_NHUAN).assigned(),
         CaseStory(phone="+84905000007").opened().routed(PHU_NHUAN).assigned().accepted().resolved().closed(),
-        # Declined, then the centre's to sort: its time to, and nothing of the unit's.
-        CaseStory(phone="+84905000008").opened().routed(QUAN_1).assigned().declined()
+        # Escalated at its unit, declined, then the centre's to sort: its time to, its chain afresh.
+        CaseStory(phone="+84905000008").opened().routed(QUAN_1).assigned().escalated("reach", "centre").declined()
         .triaged(sort_within=timedelta(minutes=5)),
     ]
 

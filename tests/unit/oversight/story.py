@@ -94,8 +94,8 @@ class CaseStory:
         return self._add(CaseDeclined, 10, unit=self.unit, reason="không thuộc địa bàn",
                          corrected_address=corrected_address)
 
-    def escalated(self) -> "CaseStory":
-        return self._add(CaseEscalated, 10, deadline="resolve", level="unit_head", reason="quá hạn")
+    def escalated(self, deadline: str = "resolve", level: str = "unit_head") -> "CaseStory":
+        return self._add(CaseEscalated, 10, deadline=deadline, level=level, reason="quá hạn")
 
     def linked_duplicate(self) -> "CaseStory":
         return self._add(DuplicateLinked, 5, request_id=uuid.uuid4(), duplicate_tracking_code="ABCDE-FGHJK")

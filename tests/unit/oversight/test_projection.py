@@ -115,11 +115,14 @@ def test_a_late_result_reopened_stays_late_to_its_unit():
     assert [u["id"] for u in left_late_units(row["left_late"])] == [QUAN_1.id]
 
 
-def test_triage_after_a_decline_shows_nothing_of_the_unit_before():
-    story = CaseStory().opened().routed().assigned().accepted()
-    row = fold_story(story.progress(committed_date=story.received_at + timedelta(days=3)).declined().triaged())
+def test_triage_after_a_decline_shows_nothing_of_the_unit_before_and_the_centres_time():
+    story = CaseStory().opened().routed().assigned().accepted().escalated("reach", "centre")
+    story.progress(committed_date=story.received_at + timedelta(days=3)).declined().triaged(timedelta(minutes=5))
+    row = fold_story(story)
     assert row["status"] == "triage" and row["unit_id"] is None
     assert (row["accepted_at"], row["committed_date"], row["assigned_at"], row["handler_id"]) == (None,) * 4
+    assert row["escalation_level"] is None and row["reach_by"] == story.events[-1].sort_by
+    assert fold_story(story.escalated("reach", "unit_head"))["escalation_level"] == "unit_head"
 
 
 def test_lateness_folds_the_same_in_any_batches():
