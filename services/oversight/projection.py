@@ -21,7 +21,7 @@ from contracts.text import in_vietnam
 
 # Raised with every change to what ``fold`` makes of the same events. 2: a reroute or triage
 # leaves no acceptance or committed date of the unit before; triage shows the centre's time to
-# send the case on (``reach_by``) and no escalation of the unit before; a report without a date
+# send the case on (``reach_by``), no result deadline and no escalation of the unit before; a report without a date
 # keeps the committed one; a reopened case shows no answer and keeps when it first reached its
 # unit; a unit that lets a case go past its deadline unresolved is kept in ``left_late``.
 FOLD_VERSION = 2
@@ -83,11 +83,12 @@ def changes(e: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
                 "handler_name": None, "assigned_at": None, "accepted_at": None, "committed_date": None,
                 "escalation_level": None, "triage_reason": None}
     if kind == "CaseTriaged":
-        # The centre's time to send it to a unit (none from an older router), its escalations afresh.
+        # The centre's time to send it to a unit (none from an older router), its escalations afresh;
+        # no result is due until a unit has it (the router's timer for it is off meanwhile).
         return {**_taken_from(row, at), "status": "triage", "triage_reason": e["reason"], "unit_id": None,
                 "unit_name": None, "unit_admin_code": None, "handler_id": None, "handler_name": None,
                 "assigned_at": None, "accepted_at": None, "committed_date": None,
-                "reach_by": timestamp(e.get("sort_by")), "escalation_level": None}
+                "reach_by": timestamp(e.get("sort_by")), "resolve_by": None, "escalation_level": None}
     if kind == "AssignmentIssued":
         return {"handler_id": e["handler"]["id"], "handler_name": e["handler"]["name"], "assigned_at": at}
     if kind == "CaseAccepted":

@@ -30,7 +30,7 @@ from services.oversight.history import History
 from services.oversight.projection import FOLD_VERSION
 from services.oversight.projector import Offsets, Projector
 from services.oversight.settings import OversightSettings
-from services.oversight.store import create_tables, grant_reader
+from services.oversight.store import PROJECTION_STATE, create_tables, grant_reader
 
 SCHEMA = "oversight_rebuild"
 RETIRED = "oversight_retired"
@@ -106,9 +106,12 @@ async def _swap(owner: asyncpg.Connection, history: History, projector: Projecto
         for table in SWAPPED:
             await owner.execute(f"ALTER TABLE public.{table} SET SCHEMA {RETIRED}")
             await owner.execute(f"ALTER TABLE {SCHEMA}.{table} SET SCHEMA public")
-        # The rows are this fold's now, whatever fold the live ones were of (refold.py).
-        await owner.execute("INSERT INTO public.projection_state (id, fold_version) VALUES (1, $1)"
-                            " ON CONFLICT (id) DO UPDATE SET fold_version = EXCLUDED.fold_version", FOLD_VERSION)
+        # The rows are this fold's now, whatever fold the live ones were of (refold.py); a database
+        # an older oversight made has no such table yet.
+        await owner.execute(PROJECTION_STATE)
+        await owner.execute("INSERT INTO projection_state (id, fold_version, complete) VALUES (1, $1, true)"
+                            " ON CONFLICT (id) DO UPDATE SET fold_version = EXCLUDED.fold_version, complete = true",
+                            FOLD_VERSION)
         await grant_reader(owner, settings.reader_user)
     return True
 

@@ -32,6 +32,13 @@ def _add_column(table: str, column: str, kind: str) -> str:
             " END IF; END $$;")
 
 
+# The fold the rows were made by (projection.FOLD_VERSION), and whether all of them are yet;
+# refold.py folds them again when it changes.
+PROJECTION_STATE = f"""
+CREATE TABLE IF NOT EXISTS projection_state (id int PRIMARY KEY CHECK (id = 1), fold_version int NOT NULL);
+{_add_column("projection_state", "complete", "boolean NOT NULL DEFAULT true")}
+"""
+
 SCHEMA = f"""
 -- Where the projection stands in each partition, and where it began there (the rebuild replays from it).
 CREATE TABLE IF NOT EXISTS consumer_offsets (
@@ -79,8 +86,7 @@ UPDATE cases c SET address = d.corrected FROM (
     SELECT DISTINCT ON (case_id) case_id, body->>'corrected_address' AS corrected FROM case_events
     WHERE event_type = 'CaseDeclined' AND body->>'corrected_address' IS NOT NULL ORDER BY case_id, version DESC) d
 WHERE c.case_id = d.case_id AND c.address IS DISTINCT FROM d.corrected;
--- The fold the rows were made by (projection.FOLD_VERSION); refold.py folds them again when it changes.
-CREATE TABLE IF NOT EXISTS projection_state (id int PRIMARY KEY CHECK (id = 1), fold_version int NOT NULL);
+{PROJECTION_STATE}
 CREATE TABLE IF NOT EXISTS audit_log (
     seq bigint PRIMARY KEY, event_id uuid NOT NULL UNIQUE, event_type text NOT NULL, case_id uuid,
     occurred_at timestamptz NOT NULL, canonical text NOT NULL, prev_hash text NOT NULL, hash text NOT NULL);

@@ -75,7 +75,8 @@ class Case(Aggregate):
         return self.status in OPEN_STATUSES
 
     def deadline_missed(self, deadline: str) -> bool:
-        """Whether a passed deadline still matters: reach until the unit accepts, resolve until a result."""
+        """Whether a passed deadline still matters: reach until the unit accepts (in triage, until the
+        centre sends the case to a unit), resolve until a result."""
         if deadline == "reach":
             return self.status in ("routed", "reopened") or (self.status == "triage" and self.reach_by is not None)
         return self.status in ("routed", "accepted", "in_progress", "reopened")

@@ -106,7 +106,7 @@ def _seconds(value: float | None) -> float | None:
 
 @router.get("/v1/stats/units", dependencies=[Depends(role_of)])
 async def units(request: Request, where: Filter) -> dict[str, Any]:
-    """Figures per unit (received, open, resolved, on-time rate, medians, overdue now), in rank order."""
+    """Figures per unit (received, open, resolved, on-time rate, medians, overdue now, left late), in rank order."""
     return await unit_figures(request, where)
 
 

@@ -2,7 +2,11 @@
 in the figures HĐND, MTTQ and the public read; and rows made by an older fold are folded again
 when oversight starts, so the figures and ``verify`` agree with the events."""
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -14,6 +18,7 @@ from tests.integration.oversight.support import serve
 from tests.unit.oversight.story import PHU_NHUAN, QUAN_1, CaseStory
 
 NOW = datetime.now(UTC)
+ROOT = Path(__file__).resolve().parents[3]
 
 # Quận 1 resolves one case on time and declines another six days in, past its deadline; Phú Nhuận
 # then resolves that one in its own fresh time. Five more Phú Nhuận cases keep it above the public
@@ -117,19 +122,34 @@ async def test_rows_of_an_older_fold_are_folded_again_at_start(api, database, fe
             assert units(restarted)[QUAN_1.id]["left_late"] == 1
         assert dict(await owner.fetchrow("SELECT * FROM cases WHERE case_id = $1", HANDED_ON.case_id)) == dict(before)
         assert await owner.fetchval("SELECT fold_version FROM projection_state") == FOLD_VERSION
-        # Recorded: the next start leaves even a row it would fold otherwise as it is.
+        # Recorded and complete: the next start leaves even a row it would fold otherwise as it is.
         await owner.execute("UPDATE cases SET committed_date = NULL WHERE case_id = $1", COMMITTED.case_id)
         with serve(api.settings):
             pass
         assert await owner.fetchval("SELECT committed_date FROM cases WHERE case_id = $1", COMMITTED.case_id) is None
-        # Folded again by a newer oversight (since rolled back): this one projects nothing onto those
-        # rows, and folds them again as it starts.
+        # A newer oversight's fold: this one projects nothing onto its rows, and its start does not
+        # fold them back (an old instance restarted during an upgrade); a rollback does, when asked.
         await owner.execute("UPDATE projection_state SET fold_version = $1", FOLD_VERSION + 1)
         with pytest.raises(OtherFold):
             await feed.apply([CaseStory().opened()])
         with serve(api.settings):
             pass
-        assert await owner.fetchval("SELECT fold_version FROM projection_state") == FOLD_VERSION
+        assert await owner.fetchval("SELECT fold_version FROM projection_state") == FOLD_VERSION + 1
+        assert await refold.refold(owner, force=True) == 1
         assert await owner.fetchval("SELECT committed_date FROM cases WHERE case_id = $1", COMMITTED.case_id) is not None
+        # A refold cut short (its mark left set) is done again at the next start.
+        await owner.execute("UPDATE cases SET committed_date = NULL WHERE case_id = $1", COMMITTED.case_id)
+        await owner.execute("UPDATE projection_state SET complete = false")
+        with serve(api.settings):
+            pass
+        assert tuple(await owner.fetchrow("SELECT fold_version, complete FROM projection_state")) == (FOLD_VERSION, True)
+        assert await owner.fetchval("SELECT committed_date FROM cases WHERE case_id = $1", COMMITTED.case_id) is not None
+        # The command an operator runs: nothing to do now; forced, every case read and none changed.
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PGPORT": str(api.settings.pg_port),
+               "OVERSIGHT_PG_DATABASE": api.settings.pg_database}
+        for args, said in (((), "nothing to fold again"), (("--force",), "0 rows folded again")):
+            done = subprocess.run([sys.executable, "-m", "services.oversight", "refold", *args], cwd=ROOT, env=env,
+                                  capture_output=True, text=True, timeout=120)
+            assert (done.returncode, done.stdout.strip()) == (0, said), done.stderr
     finally:
         await owner.close()

@@ -104,10 +104,11 @@ async def test_an_altered_live_row_is_found_and_a_swap_puts_the_rebuilt_ones_in_
 
     conn = await asyncpg.connect(live.settings.dsn())
     try:
-        # The live rows as an older fold left them: the swapped ones are this fold's, and say so.
-        await conn.execute("UPDATE projection_state SET fold_version = $1", FOLD_VERSION - 1)
+        # The live rows as an oversight from before fold versions left them (no table for one): the
+        # swapped ones are this fold's, and say so.
+        await conn.execute("DROP TABLE projection_state")
         swapped = await rebuild(live.settings, swap=True)
-        assert await conn.fetchval("SELECT fold_version FROM projection_state") == FOLD_VERSION
+        assert tuple(await conn.fetchrow("SELECT fold_version, complete FROM projection_state")) == (FOLD_VERSION, True)
     finally:
         await conn.close()
     assert swapped["swapped"]

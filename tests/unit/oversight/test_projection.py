@@ -122,6 +122,7 @@ def test_triage_after_a_decline_shows_nothing_of_the_unit_before_and_the_centres
     assert row["status"] == "triage" and row["unit_id"] is None
     assert (row["accepted_at"], row["committed_date"], row["assigned_at"], row["handler_id"]) == (None,) * 4
     assert row["escalation_level"] is None and row["reach_by"] == story.events[-1].sort_by
+    assert row["resolve_by"] is None  # no result is due until a unit has it
     assert fold_story(story.escalated("reach", "unit_head"))["escalation_level"] == "unit_head"
 
 
