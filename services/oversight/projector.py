@@ -120,12 +120,14 @@ class Projector:
         async with self.pool.acquire() as conn, conn.transaction():
             # The head's row lock serialises every batch of every instance: the chain has one order,
             # and the positions read next cannot be stale.
-            head = await conn.fetchrow("SELECT seq, hash, (SELECT fold_version FROM projection_state WHERE id = 1)"
-                                       " AS fold FROM audit_head WHERE id = 1 FOR UPDATE")
-            if head["fold"] is not None and head["fold"] != FOLD_VERSION:
+            head = await conn.fetchrow("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
+            # Read once the head is held, in a statement of its own: one that waited for the head
+            # behind a refold's first transaction would otherwise see the version from before it.
+            fold = await conn.fetchval("SELECT fold_version FROM projection_state WHERE id = 1")
+            if fold is not None and fold != FOLD_VERSION:
                 # Another instance folded the rows again with another fold (refold.py): rows of
                 # this one's would be mixed in among them for good.
-                raise OtherFold(f"the read models are of fold {head['fold']} and this oversight folds with"
+                raise OtherFold(f"the read models are of fold {fold} and this oversight folds with"
                                 f" {FOLD_VERSION}: run one version of oversight on them")
             positions = {(r["topic"], r["partition"]): r["next_offset"] for r in await conn.fetch(
                 "SELECT topic, partition, next_offset FROM consumer_offsets WHERE topic = ANY($1::text[])",

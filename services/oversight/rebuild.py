@@ -97,6 +97,9 @@ async def _compare_at_live_position(owner: asyncpg.Connection, pool: asyncpg.Poo
 async def _swap(owner: asyncpg.Connection, history: History, projector: Projector,
                 settings: OversightSettings) -> bool:
     """Put the rebuilt tables in place, exactly at the live position, while the projector waits."""
+    # A database an older oversight made may lack the fold's table or a column of it: added before
+    # the head is held, since a live projector waiting for the head holds a lock on that table.
+    await owner.execute(PROJECTION_STATE)
     async with owner.transaction():
         await owner.execute("SET LOCAL lock_timeout = '30s'")
         # Every projector batch takes this row first: holding it stops the live projection here.
@@ -106,9 +109,7 @@ async def _swap(owner: asyncpg.Connection, history: History, projector: Projecto
         for table in SWAPPED:
             await owner.execute(f"ALTER TABLE public.{table} SET SCHEMA {RETIRED}")
             await owner.execute(f"ALTER TABLE {SCHEMA}.{table} SET SCHEMA public")
-        # The rows are this fold's now, whatever fold the live ones were of (refold.py); a database
-        # an older oversight made has no such table yet.
-        await owner.execute(PROJECTION_STATE)
+        # The rows are this fold's now, whatever fold the live ones were of (refold.py).
         await owner.execute("INSERT INTO projection_state (id, fold_version, complete) VALUES (1, $1, true)"
                             " ON CONFLICT (id) DO UPDATE SET fold_version = EXCLUDED.fold_version, complete = true",
                             FOLD_VERSION)

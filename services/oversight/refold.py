@@ -17,6 +17,7 @@ recorded and complete.
 """
 
 import logging
+import sys
 import time
 from typing import Any
 from uuid import UUID
@@ -98,20 +99,27 @@ def main(argv: list[str]) -> int:
 
     from contracts.postgres import connect
     from services.oversight.settings import OversightSettings
+    from services.oversight.store import PROJECTION_STATE
 
     parser = argparse.ArgumentParser(prog="python -m services.oversight refold", description=main.__doc__)
     parser.add_argument("--force", action="store_true", help="fold again even if a newer fold is recorded")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s oversight %(levelname)s %(name)s: %(message)s")
 
-    async def run() -> int | None:
+    async def run() -> tuple[int | None, int | None]:
         conn = await connect(OversightSettings().dsn())
         try:
-            return await refold(conn, force=args.force)
+            await conn.execute(PROJECTION_STATE)  # a database no oversight of fold versions has started on
+            recorded = await conn.fetchval("SELECT fold_version FROM projection_state WHERE id = 1")
+            return recorded, await refold(conn, force=args.force)
         finally:
             await conn.close()
 
-    changed = asyncio.run(run())
+    recorded, changed = asyncio.run(run())
+    if recorded is not None and recorded > FOLD_VERSION and not args.force:
+        print(f"the read models are of fold {recorded}, newer than this oversight's {FOLD_VERSION}: nothing done"
+              " (--force folds them back)", file=sys.stderr)
+        return 1
     print("nothing to fold again" if changed is None else f"{changed} rows folded again")
     return 0
 

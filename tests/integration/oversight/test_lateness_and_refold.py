@@ -2,6 +2,7 @@
 in the figures HĐND, MTTQ and the public read; and rows made by an older fold are folded again
 when oversight starts, so the figures and ``verify`` agree with the events."""
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -79,6 +80,14 @@ def test_the_case_rows_show_the_present_units_state(api):
     assert reopened["answer"] is None and reopened["status"] == "routed"
 
 
+def refold_command(settings, *args):
+    """``python -m services.oversight refold`` on the test's database, as an operator runs it."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PGPORT": str(settings.pg_port),
+           "OVERSIGHT_PG_DATABASE": settings.pg_database}
+    return subprocess.run([sys.executable, "-m", "services.oversight", "refold", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
 class Part:
     """Some of a story's records, for the projector to take in batches of their own."""
 
@@ -101,6 +110,30 @@ async def test_a_decline_projected_in_a_later_batch_folds_the_same(api, feed):
     assert case["unit_id"] == QUAN_1.id and case["accepted_at"] is None
     assert units(api)[PHU_NHUAN.id]["left_late"] == 1
     assert api.get("/v1/audit/verify", role="council").json()["ok"] is True
+
+
+async def test_a_projector_waiting_behind_a_refolds_first_step_sees_the_new_fold(api, feed):
+    """A refold records its fold first, holding the audit head. A projector of another fold that
+    waited for the head read the fold as it stood before that, wrote its rows among the refolded
+    ones, and kept them so."""
+    refolding = await asyncpg.connect(api.settings.dsn())
+    try:
+        async with refolding.transaction():
+            await refolding.execute("SELECT 1 FROM audit_head WHERE id = 1 FOR UPDATE")
+            await refolding.execute("UPDATE projection_state SET fold_version = $1", FOLD_VERSION + 1)
+            projecting = asyncio.create_task(feed.apply([CaseStory().opened()]))
+            # The activity a transaction reads is a snapshot of its first look, unless cleared.
+            waiting = ("SELECT count(*) FROM (SELECT pg_stat_clear_snapshot()) AS cleared, pg_stat_activity"
+                       " WHERE datname = $1 AND wait_event_type = 'Lock'")
+            deadline = asyncio.get_running_loop().time() + 30
+            while not await refolding.fetchval(waiting, api.settings.pg_database):
+                assert not projecting.done() and asyncio.get_running_loop().time() < deadline, projecting
+                await asyncio.sleep(0.05)
+        with pytest.raises(OtherFold):
+            await projecting
+    finally:
+        await refolding.execute("UPDATE projection_state SET fold_version = $1", FOLD_VERSION)
+        await refolding.close()
 
 
 async def test_rows_of_an_older_fold_are_folded_again_at_start(api, database, feed, monkeypatch):
@@ -135,6 +168,8 @@ async def test_rows_of_an_older_fold_are_folded_again_at_start(api, database, fe
         with serve(api.settings):
             pass
         assert await owner.fetchval("SELECT fold_version FROM projection_state") == FOLD_VERSION + 1
+        refused = refold_command(api.settings)
+        assert refused.returncode == 1 and "newer than this oversight's" in refused.stderr
         assert await refold.refold(owner, force=True) == 1
         assert await owner.fetchval("SELECT committed_date FROM cases WHERE case_id = $1", COMMITTED.case_id) is not None
         # A refold cut short (its mark left set) is done again at the next start.
@@ -145,11 +180,11 @@ async def test_rows_of_an_older_fold_are_folded_again_at_start(api, database, fe
         assert tuple(await owner.fetchrow("SELECT fold_version, complete FROM projection_state")) == (FOLD_VERSION, True)
         assert await owner.fetchval("SELECT committed_date FROM cases WHERE case_id = $1", COMMITTED.case_id) is not None
         # The command an operator runs: nothing to do now; forced, every case read and none changed.
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "PGPORT": str(api.settings.pg_port),
-               "OVERSIGHT_PG_DATABASE": api.settings.pg_database}
         for args, said in (((), "nothing to fold again"), (("--force",), "0 rows folded again")):
-            done = subprocess.run([sys.executable, "-m", "services.oversight", "refold", *args], cwd=ROOT, env=env,
-                                  capture_output=True, text=True, timeout=120)
+            done = refold_command(api.settings, *args)
             assert (done.returncode, done.stdout.strip()) == (0, said), done.stderr
+        # A row an oversight of c71242c..9ba46f3 recorded, before the mark: taken as complete.
+        await owner.execute("ALTER TABLE projection_state DROP COLUMN complete")
+        assert refold_command(api.settings).stdout.strip() == "nothing to fold again"
     finally:
         await owner.close()
