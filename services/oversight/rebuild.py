@@ -27,7 +27,7 @@ import asyncpg
 from contracts.postgres import connect, create_pool
 from services.oversight.compare import compare
 from services.oversight.history import History
-from services.oversight.projection import FOLD_VERSION
+from services.oversight.refold import record_fold
 from services.oversight.projector import Offsets, Projector
 from services.oversight.settings import OversightSettings
 from services.oversight.store import PROJECTION_STATE, create_tables, grant_reader
@@ -110,9 +110,7 @@ async def _swap(owner: asyncpg.Connection, history: History, projector: Projecto
             await owner.execute(f"ALTER TABLE public.{table} SET SCHEMA {RETIRED}")
             await owner.execute(f"ALTER TABLE {SCHEMA}.{table} SET SCHEMA public")
         # The rows are this fold's now, whatever fold the live ones were of (refold.py).
-        await owner.execute("INSERT INTO projection_state (id, fold_version, complete) VALUES (1, $1, true)"
-                            " ON CONFLICT (id) DO UPDATE SET fold_version = EXCLUDED.fold_version, complete = true",
-                            FOLD_VERSION)
+        await record_fold(owner, complete=True)
         await grant_reader(owner, settings.reader_user)
     return True
 

@@ -27,15 +27,12 @@ import orjson
 
 from services.oversight.projection import CASE_COLUMNS, FOLD_VERSION, fold
 from services.oversight.projector import UPSERT_CASES
-from services.oversight.verify import UNREADABLE
+from services.oversight.verify import CASES_WITH_EVENTS, UNREADABLE
 
 log = logging.getLogger(__name__)
 REFOLD_LOCK = 1022_0005
 BATCH = 1000
-_CASES = (
-    f"SELECT {', '.join('c.' + c for c in CASE_COLUMNS)}, (SELECT json_agg(e.body ORDER BY e.version)::text"
-    " FROM case_events e WHERE e.case_id = c.case_id) AS events FROM cases c"
-    " WHERE c.case_id > $1 ORDER BY c.case_id LIMIT $2")
+_CASES = CASES_WITH_EVENTS + " WHERE c.case_id > $1 ORDER BY c.case_id LIMIT $2"
 FIRST = UUID(int=0)  # before every case id
 # The cases a refold changed are named in the log, this many of them: a row changed by hand, which
 # verify named, is overwritten too, and the log keeps which.
@@ -58,7 +55,7 @@ async def refold(conn: asyncpg.Connection, force: bool = False) -> int | None:
             return None
         async with conn.transaction():
             await conn.execute("SELECT 1 FROM audit_head WHERE id = 1 FOR UPDATE")
-            await _record(conn, complete=False)
+            await record_fold(conn, complete=False)
         started, changed, seen, after = time.monotonic(), 0, 0, FIRST
         while True:
             async with conn.transaction():
@@ -76,7 +73,7 @@ async def refold(conn: asyncpg.Connection, force: bool = False) -> int | None:
             seen, changed, after = seen + len(rows), changed + len(refolded), rows[-1]["case_id"]
             if seen % (BATCH * 50) == 0:
                 log.info("folding the cases again (fold %d): %d read, %d changed so far", FOLD_VERSION, seen, changed)
-        await _record(conn, complete=True)
+        await record_fold(conn, complete=True)
         if seen:
             log.info("folded %d cases again (fold %d, was %s): %d rows changed, in %.1f s",
                      seen, FOLD_VERSION, recorded, changed, time.monotonic() - started)
@@ -85,7 +82,8 @@ async def refold(conn: asyncpg.Connection, force: bool = False) -> int | None:
         await conn.execute("SELECT pg_advisory_unlock($1)", REFOLD_LOCK)
 
 
-async def _record(conn: asyncpg.Connection, complete: bool) -> None:
+async def record_fold(conn: asyncpg.Connection, complete: bool) -> None:
+    """This oversight's fold as the rows' (``complete``: all of them are)."""
     await conn.execute("INSERT INTO projection_state (id, fold_version, complete) VALUES (1, $1, $2) ON CONFLICT (id)"
                        " DO UPDATE SET fold_version = EXCLUDED.fold_version, complete = EXCLUDED.complete",
                        FOLD_VERSION, complete)

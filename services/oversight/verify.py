@@ -34,9 +34,10 @@ _UNAUDITED = (
 # What reading a text rewritten past its shape raises (a field gone, a number or a list in place of
 # an object): verify names such a record as altered rather than failing.
 UNREADABLE = (AttributeError, KeyError, TypeError, ValueError)
-_CASES_WITH_EVENTS = (
+# Each case row with its events' bodies, in version order (as JSON text); refold.py pages through it.
+CASES_WITH_EVENTS = (
     f"SELECT {', '.join('c.' + c for c in CASE_COLUMNS)}, (SELECT json_agg(e.body ORDER BY e.version)::text"
-    " FROM case_events e WHERE e.case_id = c.case_id) AS events FROM cases c ORDER BY c.case_id")
+    " FROM case_events e WHERE e.case_id = c.case_id) AS events FROM cases c")
 _OPENED_WITHOUT_ROW = (
     "SELECT case_id::text FROM case_events e WHERE event_type = 'CaseOpened'"
     " AND NOT EXISTS (SELECT 1 FROM cases c WHERE c.case_id = e.case_id) LIMIT 1")
@@ -138,7 +139,7 @@ def _columns_altered(body: dict[str, Any], r: asyncpg.Record) -> list[str]:
 
 async def _check_cases(conn: asyncpg.Connection) -> dict[str, Any] | None:
     """The first case whose row is not what its events make of it."""
-    async for r in conn.cursor(_CASES_WITH_EVENTS, prefetch=1000):
+    async for r in conn.cursor(CASES_WITH_EVENTS + " ORDER BY c.case_id", prefetch=1000):
         row = {c: r[c] for c in CASE_COLUMNS}
         try:
             expected = fold(None, orjson.loads(r["events"]) if r["events"] else [])
