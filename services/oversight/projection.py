@@ -43,6 +43,10 @@ CASE_COLUMNS: dict[str, str] = {
 OPEN_STATUSES = ("received", "routed", "triage", "declined", "accepted", "in_progress", "reopened")
 # Statuses in which a unit holds the case: a route or triage from one of these takes it from that unit.
 HELD_STATUSES = ("routed", "accepted", "in_progress")
+# When a case is due, in SQL: its unit's result deadline; while the 1022 centre sorts it (triage: no
+# unit holds it, no result is due yet), the centre's time to send it on (``reach_by``, the triage's
+# ``sort_by``). Only a case in triage has a ``reach_by`` and no ``resolve_by``.
+DUE_BY = "coalesce(resolve_by, reach_by)"
 DELIVERY_TYPES = ("NotificationSent", "NotificationFailed")
 
 

@@ -14,7 +14,7 @@ import secrets
 import asyncpg
 
 from services.oversight.chain import GENESIS
-from services.oversight.projection import CASE_COLUMNS, OPEN_STATUSES
+from services.oversight.projection import CASE_COLUMNS, DUE_BY, OPEN_STATUSES
 
 _CASE_DEFAULTS = {"is_public": "NOT NULL DEFAULT false", "duplicates": "NOT NULL DEFAULT 0", "status": "NOT NULL",
                   "version": "NOT NULL", "tracking_code": "NOT NULL", "case_id": "PRIMARY KEY",
@@ -65,7 +65,9 @@ END $$;
 CREATE INDEX IF NOT EXISTS cases_received ON cases (received_at DESC, case_id DESC);
 CREATE INDEX IF NOT EXISTS cases_unit ON cases (unit_id, received_at DESC, case_id DESC);
 CREATE INDEX IF NOT EXISTS cases_area ON cases (area_code, received_at DESC, case_id DESC);
-CREATE INDEX IF NOT EXISTS cases_open_deadline ON cases (resolve_by, case_id) WHERE status IN {_OPEN};
+-- The open cases by when they are due (a case in triage is due to the centre).
+CREATE INDEX IF NOT EXISTS cases_open_due ON cases (({DUE_BY}), case_id) WHERE status IN {_OPEN};
+DROP INDEX IF EXISTS cases_open_deadline;
 CREATE INDEX IF NOT EXISTS cases_public ON cases (received_at DESC, case_id DESC) WHERE is_public;
 CREATE TABLE IF NOT EXISTS case_events (
     event_id uuid PRIMARY KEY, case_id uuid NOT NULL, version int, event_type text NOT NULL,

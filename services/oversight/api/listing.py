@@ -4,7 +4,7 @@ and the public list.
 Pages are cut by a cursor (keyset), not by offset: a page stays the same while new cases arrive,
 and page 1000 costs what page 1 costs. Two orders are stable: newest first (``received_at``,
 ``case_id`` descending; the default) and earliest deadline first (``sort=deadline``, cases that
-have a deadline). Dates without a time are days in Vietnam (UTC+7); ``to`` takes in the whole day.
+have a deadline: :data:`DUE_BY`). Dates without a time are days in Vietnam (UTC+7); ``to`` takes in the whole day.
 """
 
 import base64
@@ -21,12 +21,17 @@ from fastapi import HTTPException, Query
 
 from contracts.ids import normalise_tracking_code
 from contracts.text import VIETNAM, in_vietnam
-from services.oversight.projection import OPEN_STATUSES
+from services.oversight.projection import DUE_BY, OPEN_STATUSES
 
 STATUSES = (*OPEN_STATUSES, "resolved", "closed", "duplicate")
 OPEN = f"status IN ({', '.join(repr(s) for s in OPEN_STATUSES)})"
-OVERDUE = f"({OPEN} AND resolve_by < now())"
-SORTS = {"received": ("received_at", "DESC", "<"), "deadline": ("resolve_by", "ASC", ">")}
+OVERDUE = f"({OPEN} AND {DUE_BY} < now())"
+SORTS = {"received": ("received_at", "DESC", "<"), "deadline": (DUE_BY, "ASC", ">")}
+
+
+def due_by(row: Any) -> datetime | None:
+    """:data:`DUE_BY` of a row read with ``resolve_by`` and ``reach_by``."""
+    return row["resolve_by"] if row["resolve_by"] is not None else row["reach_by"]
 
 
 @dataclass
@@ -175,8 +180,8 @@ class Page:
         if len(rows) <= self.limit:
             return rows, None
         last = rows[self.limit - 1]
-        column = SORTS[self.sort][0]
-        return rows[: self.limit], _encode(last[column], last["case_id"])
+        return rows[: self.limit], _encode(last["received_at"] if self.sort == "received" else due_by(last),
+                                           last["case_id"])
 
 
 def page(

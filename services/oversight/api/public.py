@@ -27,7 +27,7 @@ STATUS_LABELS = {
     "duplicate": ("Trùng với phản ánh đang xử lý", "Follows an earlier report of the same problem"),
 }
 PUBLIC_COLUMNS = ("case_id", "tracking_code", "category", "status", "area_code", "area_name", "unit_name",
-                  "received_at", "resolved_at", "resolve_by", "updated_at")
+                  "received_at", "resolved_at", "resolve_by", "reach_by", "updated_at")
 # Figures a unit's public ranking shows: counts and rates, nothing about a single case.
 PUBLIC_FIGURES = ("rank", "unit_id", "unit_name", "received", "open", "resolved", "overdue_now", "left_late", "due",
                   "on_time_rate", "median_route_seconds", "median_resolve_seconds")
@@ -61,7 +61,7 @@ async def public_status(request: Request, tracking_code: str) -> dict[str, Any]:
         raise HTTPException(400, "not a valid tracking code (mã tra cứu không hợp lệ)")
     rows = await request.app.state.reader.fetch(
         "SELECT tracking_code, category, status, area_name, unit_name, received_at, updated_at, resolve_by,"
-        " resolved_at, is_public, answer FROM cases WHERE tracking_code = $1 LIMIT 2", code)
+        " reach_by, resolved_at, is_public, answer FROM cases WHERE tracking_code = $1 LIMIT 2", code)
     if not rows:
         raise HTTPException(404, "no request with this tracking code yet (chưa có phản ánh với mã này)")
     if len(rows) > 1:
@@ -69,7 +69,7 @@ async def public_status(request: Request, tracking_code: str) -> dict[str, Any]:
         raise HTTPException(409, "this tracking code was given to more than one request: please call 1022"
                                  " (mã này được cấp cho nhiều phản ánh, vui lòng gọi 1022)")
     [row] = rows
-    dates = {k: jsonable(row[k]) for k in ("received_at", "updated_at", "resolve_by", "resolved_at")}
+    dates = {k: jsonable(row[k]) for k in ("received_at", "updated_at", "resolve_by", "reach_by", "resolved_at")}
     if not row["is_public"]:
         return {"tracking_code": row["tracking_code"], "is_public": False, **_status(row["status"]), **dates}
     return {"tracking_code": row["tracking_code"], "is_public": True, **_status(row["status"]),

@@ -1,5 +1,6 @@
 """Statistics (thống kê) for HĐND, MTTQ and the 1022 centre: figures per unit and their ranking,
-counts by area and status, and the overdue list.
+counts by area and status, and the overdue list (a case in triage is overdue to the centre past
+its time to send the case on: ``projection.DUE_BY``).
 
 Per unit, over the cases routed to it (its present holder) that match the filters:
 - ``received``: cases; ``open``: still waiting for a result; ``resolved``: with a result (closed included);

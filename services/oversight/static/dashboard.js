@@ -139,7 +139,8 @@ function render() {
     tr.dataset.caseId = c.case_id;
     const code = cell(tr, c.tracking_code, { class: "case" });
     code.addEventListener("click", () => { $("case-ref").value = c.tracking_code; showTimeline(c.tracking_code); });
-    cell(tr, c.unit_name || "—"); cell(tr, statusLabel(c.status)); cell(tr, c.citizen_name || "—"); cell(tr, when(c.resolve_by));
+    cell(tr, c.unit_name || "—"); cell(tr, statusLabel(c.status)); cell(tr, c.citizen_name || "—");
+    cell(tr, when(c.resolve_by || c.reach_by)); // in triage, the centre's time to send it on
   });
   if (data.timeline) drawTimeline(data.timeline);
 }

@@ -37,11 +37,14 @@ COMMITTED = CaseStory(received_at=NOW - timedelta(days=2)).opened().routed(QUAN_
 COMMITTED.progress(committed_date=COMMITTED.received_at + timedelta(days=4)).progress()
 REOPENED = (CaseStory(received_at=NOW - timedelta(days=3)).opened().routed(QUAN_1).assigned().resolved(1)
             .reopened().routed(QUAN_1, fresh=True))
+# In the 1022 centre's triage: one it had an hour to send to a unit two hours ago, one due in three.
+SORTED_LATE = CaseStory(received_at=NOW - timedelta(hours=3)).opened().triaged(sort_within=timedelta(hours=1))
+SORTING = CaseStory(received_at=NOW - timedelta(hours=1)).opened().triaged(sort_within=timedelta(hours=4))
 
 
 @pytest.fixture(scope="module", autouse=True)
 async def cases(feed):
-    await feed.apply([ON_TIME, HANDED_ON, *PHU_NHUAN_CASES, REOPENED_LATE, COMMITTED, REOPENED])
+    await feed.apply([ON_TIME, HANDED_ON, *PHU_NHUAN_CASES, REOPENED_LATE, COMMITTED, REOPENED, SORTED_LATE, SORTING])
 
 
 def units(api, path="/v1/stats/units", role="council"):
@@ -78,6 +81,29 @@ def test_the_case_rows_show_the_present_units_state(api):
     assert datetime.fromisoformat(committed["committed_date"]) == COMMITTED.received_at + timedelta(days=4)
     reopened = api.get(f"/v1/cases/{REOPENED.case_id}", role="council").json()
     assert reopened["answer"] is None and reopened["status"] == "routed"
+
+
+def test_a_case_the_centre_sorts_late_is_overdue_to_the_centre(api):
+    """In triage no unit holds a case and no result is due yet: it is due to the centre, by its time
+    to send the case on. A case the centre left unsorted past that was in no overdue list and, having
+    no result deadline, in no list by deadline."""
+    overdue = api.get("/v1/stats/overdue", role="council").json()["items"]
+    assert [c["tracking_code"] for c in overdue] == [SORTED_LATE.tracking_code]
+    assert overdue[0]["resolve_by"] is None and overdue[0]["reach_by"] == SORTED_LATE.events[-1].sort_by.isoformat()
+    assert api.get("/v1/stats/overview", role="front").json()["overdue_now"] == 1
+    # By deadline, a page at a time: the cursor continues from the centre's time too.
+    first = api.get("/v1/cases?status=triage&sort=deadline&limit=1", role="council").json()
+    second = api.get(f"/v1/cases?status=triage&sort=deadline&limit=1&cursor={first['next_cursor']}",
+                     role="council").json()
+    assert [c["tracking_code"] for c in first["items"] + second["items"]] == \
+        [SORTED_LATE.tracking_code, SORTING.tracking_code]
+    assert second["next_cursor"] is None
+    # The public's open requests by deadline have both, each with the centre's time to send it on.
+    public = api.get("/v1/public/requests?sort=deadline&limit=500", role=None).json()["items"]
+    reach = {c["tracking_code"]: c["reach_by"] for c in public if c["status"] == "triage"}
+    assert reach == {story.tracking_code: story.events[-1].sort_by.isoformat() for story in (SORTED_LATE, SORTING)}
+    status = api.get(f"/v1/public/requests/{SORTING.tracking_code}", role=None).json()
+    assert status["status"] == "triage" and status["reach_by"] == SORTING.events[-1].sort_by.isoformat()
 
 
 def refold_command(settings, *args):

@@ -22,7 +22,7 @@ def test_filters_become_numbered_arguments():
                         received_from="2021-08-01", received_to="2021-08-31", tracking_code="r0b6s-x6293")
     sql, args = where.where(args=["first"])
     assert "area_code = $2" in sql and "category = $3" in sql and "tracking_code = $4" in sql
-    assert "status = ANY($5::text[])" in sql and "resolve_by < now()" in sql
+    assert "status = ANY($5::text[])" in sql and "coalesce(resolve_by, reach_by) < now()" in sql
     assert args[1:5] == ["760", "water", "R0B6S-X6293", ["routed", "triage"]]
     # Days are Vietnamese days, and the last one is taken in whole.
     assert args[5] == datetime(2021, 8, 1, tzinfo=VIETNAM) and args[6] == datetime(2021, 9, 1, tzinfo=VIETNAM)
