@@ -2,15 +2,19 @@
 
 Roles: ``council`` (HĐND), ``front`` (MTTQ), ``centre`` (the 1022 centre), and the public (no token,
 only ``/v1/public/…``). Names and phone numbers are shown in full to the centre only; the oversight
-bodies see them masked; the public never sees them. E-mail and chat ids are the centre's alone.
+bodies see them masked, and the phone numbers written into the free text too (a description's
+"gọi chị Lan 0903 123 456"); the public never sees them. E-mail and chat ids are the centre's alone.
 """
 
+import functools
 import hmac
+import re
 from datetime import date, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import Header, HTTPException, Request
+from phonenumbers import Leniency, PhoneNumberMatcher
 
 OVERSIGHT_ROLES = ("council", "front", "centre")
 CONTACT_COLUMNS = ("citizen_name", "citizen_phone", "citizen_email")
@@ -58,6 +62,39 @@ def mask_phone(phone: str | None) -> str | None:
     return plus + digits[:first] + "*" * hidden + digits[len(digits) - last:]
 
 
+# Seven digits or more, however spaced or dotted: only such text is looked through for phone numbers.
+_DIGITS = re.compile(r"\d(?:[\s.\-()/]*\d){6,}")
+# The text a citizen or a unit writes, in a case row and in the events.
+FREE_TEXT = ("description", "address", "corrected_address", "note", "answer", "reason")
+
+
+@functools.lru_cache(maxsize=4096)
+def mask_phones_in(text: str) -> str:
+    """Free text with each phone number in it masked as :func:`mask_phone` masks the citizen's, its
+    spacing kept: "gọi 0903 123 456" → "gọi 090* *** *56". A number as Vietnam writes it, or in
+    international form; any that could be one (not only numbers in use), since a miss shows a person's
+    phone and an extra mask hides a house number."""
+    if not _DIGITS.search(text):
+        return text
+    parts, last = [], 0
+    for match in PhoneNumberMatcher(text, "VN", leniency=Leniency.POSSIBLE):
+        parts += [text[last:match.start], _masked_in_place(match.raw_string)]
+        last = match.end
+    return "".join([*parts, text[last:]])
+
+
+def _masked_in_place(raw: str) -> str:
+    places = [i for i, c in enumerate(raw) if c.isdigit()]
+    chars = list(raw)
+    for i, c in zip(places, mask_phone("".join(raw[i] for i in places)) or "", strict=True):
+        chars[i] = c
+    return "".join(chars)
+
+
+def _free_text_masked(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: mask_phones_in(v) if k in FREE_TEXT and isinstance(v, str) else v for k, v in fields.items()}
+
+
 def jsonable(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
@@ -70,15 +107,28 @@ def present(row: Any, role: str) -> dict[str, Any]:
     """A case as a role may see it: citizens' contact in full only for the 1022 centre."""
     case = {k: jsonable(v) for k, v in dict(row).items()}
     if role != "centre":
+        case = _free_text_masked(case)
         case["citizen_name"] = mask_name(case.get("citizen_name"))
         case["citizen_phone"] = mask_phone(case.get("citizen_phone"))
         case["citizen_email"] = None
     return case
 
 
+def present_delivery(row: Any, role: str) -> dict[str, Any]:
+    """A delivery as a role may see it: a gateway's error can name the number it was sent to."""
+    delivery = {k: jsonable(v) for k, v in dict(row).items()}
+    if role != "centre" and isinstance(delivery.get("error"), str):
+        delivery["error"] = mask_phones_in(delivery["error"])
+    return delivery
+
+
 def mask_event(body: dict[str, Any], role: str) -> dict[str, Any]:
-    """An event's body as a role may see it: the embedded citizen masked like a case's."""
-    if role == "centre" or not body.get("citizen"):
+    """An event's body as a role may see it: the embedded citizen masked like a case's, and the
+    phone numbers in its free text."""
+    if role == "centre":
+        return body
+    body = _free_text_masked(body)
+    if not body.get("citizen"):
         return body
     citizen = body["citizen"]
     return {**body, "citizen": {"full_name": mask_name(citizen.get("full_name")),

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 
 from contracts.categories import load as categories
 from contracts.ids import normalise_tracking_code
-from services.oversight.api.access import jsonable
+from services.oversight.api.access import jsonable, mask_phones_in
 from services.oversight.api.listing import CaseFilter, Page, case_filter, fetch_page, page, public_filter
 from services.oversight.api.stats import unit_figures
 from services.oversight.api.turns import turn
@@ -74,7 +74,7 @@ async def public_status(request: Request, tracking_code: str) -> dict[str, Any]:
         return {"tracking_code": row["tracking_code"], "is_public": False, **_status(row["status"]), **dates}
     return {"tracking_code": row["tracking_code"], "is_public": True, **_status(row["status"]),
             **_category(row["category"]), "unit": row["unit_name"], "area": row["area_name"], **dates,
-            "answer": row["answer"]}
+            "answer": mask_phones_in(row["answer"]) if row["answer"] else None}
 
 
 @router.get("/v1/public/requests")

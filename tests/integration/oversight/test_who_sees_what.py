@@ -11,11 +11,15 @@ from tests.unit.oversight.story import CaseStory
 PUBLIC = CaseStory(name="Trần Văn Nam", phone="+84912345678").opened().routed().assigned().resolved()
 PRIVATE = CaseStory(name="Lê Thị Mai", phone="+84987654321", is_public=False).opened().routed().assigned().resolved()
 PERSONAL = ["Trần Văn Nam", "Lê Thị Mai", "+84912345678", "+84987654321", "912345678", "987654321", "hoa@example.vn"]
+# Numbers written into the text: a neighbour's in the description, the citizen's in the answer.
+WRITTEN = (CaseStory(description="Bà cụ sống một mình, hết gạo. Gọi hàng xóm 0903 111 222.").opened().routed()
+           .assigned().resolved(answer="Đã trao gạo. Đã gọi bà qua số 0987-333-444 để xác nhận."))
+WRITTEN_NUMBERS = ["0903 111 222", "0987-333-444", "903111222", "987333444"]
 
 
 @pytest.fixture(scope="module", autouse=True)
 async def cases(feed):
-    await feed.apply([PUBLIC, PRIVATE])
+    await feed.apply([PUBLIC, PRIVATE, WRITTEN])
 
 
 def oversight_views(api, role):
@@ -43,9 +47,28 @@ def test_the_council_and_the_front_see_them_masked_everywhere(api, role):
     assert (case["citizen_name"], case["citizen_phone"], case["citizen_email"]) == ("T. V. N***", "+849*****678", None)
 
 
+@pytest.mark.parametrize("role", ["council", "front"])
+def test_phone_numbers_written_into_a_case_are_masked_for_the_council_and_the_front(api, role):
+    """A citizen writes a neighbour's number into the description, a unit the citizen's into its
+    answer: HĐND and MTTQ read them as they read the citizen's own, masked."""
+    views = {path: api.get(path, role=role).text for path in (
+        f"/v1/cases/{WRITTEN.case_id}", f"/v1/cases/{WRITTEN.case_id}/timeline",
+        f"/v1/cases.csv?tracking_code={WRITTEN.tracking_code}")}
+    for path, text in views.items():
+        for number in WRITTEN_NUMBERS:
+            assert number not in text, (role, path, number)
+    case = api.get(f"/v1/cases/{WRITTEN.case_id}", role=role).json()
+    assert case["description"] == "Bà cụ sống một mình, hết gạo. Gọi hàng xóm 090* *** *22."
+    assert case["answer"] == "Đã trao gạo. Đã gọi bà qua số 098*-***-*44 để xác nhận."
+    centre = api.get(f"/v1/cases/{WRITTEN.case_id}/timeline", role="centre").text
+    assert all(number in centre for number in WRITTEN_NUMBERS[:2])
+    public = api.get(f"/v1/public/requests/{WRITTEN.tracking_code}", role=None).json()
+    assert public["answer"] == case["answer"]
+
+
 def test_the_audit_trail_holds_no_personal_data_for_anyone(api):
     trail = api.get("/v1/audit/events", role="centre").text
-    assert trail.count("\n") == len(PUBLIC.bodies()) + len(PRIVATE.bodies())
+    assert trail.count("\n") == len(PUBLIC.bodies()) + len(PRIVATE.bodies()) + len(WRITTEN.bodies())
     for secret in PERSONAL:
         assert secret not in trail
     opened = json.loads(trail.splitlines()[0])
@@ -71,7 +94,7 @@ def test_a_request_not_marked_public_is_in_no_public_list_and_its_lookup_says_on
     assert PUBLIC.tracking_code in api.get("/v1/public/requests", role=None).text
     lookup = api.get(f"/v1/public/requests/{PRIVATE.tracking_code}", role=None).json()
     assert set(lookup) == {"tracking_code", "is_public", "status", "status_vi", "status_en", "received_at",
-                           "updated_at", "resolve_by", "resolved_at"}
+                           "updated_at", "resolve_by", "reach_by", "resolved_at"}
     assert lookup["is_public"] is False and lookup["status"] == "resolved"
 
 

@@ -1,6 +1,7 @@
-"""Masking by role: the 1022 centre sees citizens' contact in full, HĐND and MTTQ masked."""
+"""Masking by role: the 1022 centre sees citizens' contact in full, HĐND and MTTQ masked, phone numbers in
+the free text too."""
 
-from services.oversight.api.access import mask_event, mask_name, mask_phone, present
+from services.oversight.api.access import mask_event, mask_name, mask_phone, mask_phones_in, present
 
 
 def test_masking_hides_who_but_keeps_cases_apart():
@@ -32,3 +33,27 @@ def test_an_event_body_is_masked_like_a_case():
     body = {"event_type": "CaseOpened", "citizen": {"full_name": "Lê Mai", "phone": "+84987654321", "email": "m@x.vn"}}
     assert mask_event(body, "council")["citizen"] == {"full_name": "L. M***", "phone": "+849*****321"}
     assert mask_event(body, "centre") == body
+
+
+def test_phone_numbers_written_into_free_text_are_masked_in_place():
+    assert mask_phones_in("Hết gạo, gọi chị Lan 0903 123 456 hoặc 028.3829.1234") == \
+        "Hết gạo, gọi chị Lan 090* *** *56 hoặc 028.****.*234"
+    assert mask_phones_in("liên hệ +84 903-123-456, nhà 12/3 hẻm 45, ngày 01/08/2021") == \
+        "liên hệ +84 9**-***-456, nhà 12/3 hẻm 45, ngày 01/08/2021"
+    # Any that could be a number, in use or not: a miss would show a person's phone.
+    assert mask_phones_in("SĐT con trai: 0912345678") == "SĐT con trai: 091*****78"
+    for text in ("12 Nguyễn Văn Trỗi, Phường 12", "gọi 1022 hoặc 115", "Gia đình 5 người, từ 01/08/2021", ""):
+        assert mask_phones_in(text) == text
+
+
+def test_the_oversight_bodies_see_no_phone_in_a_case_or_its_events():
+    row = {"citizen_phone": "+84903123456", "description": "Gọi 0903123456 hoặc bà con 0987 654 321",
+           "address": "12 Lê Lợi (hỏi 0912345678)", "answer": "Đã giao gạo, cán bộ Tâm 0938111222", "area_code": "760"}
+    for role in ("council", "front"):
+        seen = present(row, role)
+        assert [seen[k] for k in ("description", "address", "answer", "area_code")] == \
+            ["Gọi 090*****56 hoặc bà con 098* *** *21", "12 Lê Lợi (hỏi 091*****78)",
+             "Đã giao gạo, cán bộ Tâm 093*****22", "760"]
+        body = mask_event({"event_type": "CaseReopened", "reason": "Chưa nhận được, gọi lại 0903123456"}, role)
+        assert body["reason"] == "Chưa nhận được, gọi lại 090*****56"
+    assert present(row, "centre")["description"] == row["description"]
