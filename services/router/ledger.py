@@ -5,7 +5,8 @@ position, so they are exactly as durable as what was published:
   with the escalation level reached (handler → unit head → 1022 centre); a case in triage has
   its reach timer for the centre to send it to a unit;
 - ``case_handler``: which handler holds which case, for balancing the handlers' load;
-- ``reports``: cases by (phone, category, area) and whether they are open, for recognising duplicates.
+- ``reports``: cases by (phone, category, the areas they were routed to) and whether they are open,
+  for recognising duplicates.
 
 Every change here is idempotent: applying the same events twice leaves the same rows.
 """
@@ -62,6 +63,9 @@ CREATE TABLE IF NOT EXISTS reports (
     case_id uuid PRIMARY KEY, tracking_code text NOT NULL, phone text, category text NOT NULL, area_code text,
     open boolean NOT NULL DEFAULT true);
 CREATE INDEX IF NOT EXISTS reports_key ON reports (phone, category) WHERE open;
+-- Every area the case was routed to (area_code is the latest): a repeat of the first report, its
+-- address as before, still goes to the first area after a unit declined the case and it was rerouted.
+ALTER TABLE reports ADD COLUMN IF NOT EXISTS areas text[];
 """
 
 CLOSING = ("CaseResolved", "CaseClosed", "CaseMarkedDuplicate")  # no longer open
@@ -91,11 +95,14 @@ async def apply(conn: asyncpg.Connection, events: Sequence[Any],
 
 
 _CASES = "unnest($1::uuid[]) AS u(case_id)"
+_AREAS = "coalesce(r.areas, array_remove(ARRAY[r.area_code], NULL))"
 # Each kind of change as one statement over arrays of its arguments (the columns of _changes' tuples).
 _SET = {
     "report": "INSERT INTO reports (case_id, tracking_code, phone, category)"
               " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) ON CONFLICT DO NOTHING",
-    "report_area": "UPDATE reports r SET area_code = u.area_code"
+    # A row from before ``areas`` starts it with its area_code.
+    "report_area": "UPDATE reports r SET area_code = u.area_code, areas = CASE"
+                   f" WHEN u.area_code IS NULL OR u.area_code = ANY({_AREAS}) THEN {_AREAS} ELSE {_AREAS} || u.area_code END"
                    " FROM unnest($1::uuid[], $2::text[]) AS u(case_id, area_code) WHERE r.case_id = u.case_id",
     "deadline": "INSERT INTO deadlines (case_id, kind, due_at, level, active)"
                 " SELECT case_id, kind, due_at, 'handler', true FROM unnest($1::uuid[], $2::text[], $3::timestamptz[])"
@@ -174,8 +181,9 @@ async def handler_load(pool: asyncpg.Pool) -> tuple[dict[str, int], dict[str, da
 async def open_duplicates(pool: asyncpg.Pool,
                           keys: Sequence[tuple[str, str]]) -> tuple[dict[tuple[str, str], list[dict]], int | None]:
     """Open cases by (phone, category), and the notification the ledger is recorded up to, read
-    together (one snapshot): what the relay had recorded is surely in the list. The caller compares
-    areas once it knows the new report's."""
+    together (one snapshot): what the relay had recorded is surely in the list. A case is listed
+    once for each area it was routed to (``area_code``; once, with none, before it was routed): the
+    caller compares them with the new report's once it knows it."""
     if not keys:
         return {}, None
     # By phone alone, the category checked here: joining the keys as a table cost ten times the
@@ -183,14 +191,18 @@ async def open_duplicates(pool: asyncpg.Pool,
     wanted = set(keys)
     # One row at least, whether or not a report matches or the position is there.
     rows = await pool.fetch("SELECT (SELECT position FROM outbox_position WHERE name = 'case.events') AS position,"
-                            " r.case_id, r.tracking_code, r.phone, r.category, r.area_code FROM (VALUES (1)) AS one (x)"
+                            " r.case_id, r.tracking_code, r.phone, r.category, r.area_code, r.areas"
+                            " FROM (VALUES (1)) AS one (x)"
                             " LEFT JOIN reports r ON r.open AND r.phone = ANY($1::text[])",
                             list({phone for phone, _ in wanted}))
     out: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
         if r["case_id"] is not None and (r["phone"], r["category"]) in wanted:
-            out.setdefault((r["phone"], r["category"]), []).append(
-                {k: r[k] for k in ("case_id", "tracking_code", "phone", "category", "area_code")})
+            # The latest area too (none, before it was routed): an older router's relay moves area_code alone.
+            areas = dict.fromkeys([*(r["areas"] or ()), r["area_code"]])
+            out.setdefault((r["phone"], r["category"]), []).extend(
+                {**{k: r[k] for k in ("case_id", "tracking_code", "phone", "category")}, "area_code": area}
+                for area in areas)
     return out, rows[0]["position"] if rows else None
 
 

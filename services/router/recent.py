@@ -84,7 +84,7 @@ class RecentCases:
 
     def _add(self, key: Key, case_id: Any, area_code: str, notification: int, now: datetime) -> None:
         cases = self.recent.setdefault(key, [])
-        if any(str(c["case_id"]) == str(case_id) for c in cases):
+        if any(str(c["case_id"]) == str(case_id) and c["area_code"] == area_code for c in cases):
             return  # remembered already, and read back again after a rebalance
         cases.append({"case_id": case_id, "area_code": area_code})
         self.remembered.append((now, notification, key))
@@ -92,7 +92,8 @@ class RecentCases:
 
 def read_back(recorder: Any, mapper: Any, recorded: int) -> list[tuple[uuid.UUID, Key, str, int]]:
     """The cases opened and routed in the store past notification ``recorded``, in the order they
-    were opened, each with its (phone, category), area and last notification read."""
+    were opened, each with its (phone, category), an area it was routed to (a case rerouted: once
+    for each) and last notification read."""
     cases: dict[uuid.UUID, dict[str, Any]] = {}
     start = recorded + 1
     for _ in range(READ_BACK_PAGES):
@@ -103,14 +104,14 @@ def read_back(recorder: Any, mapper: Any, recorded: int) -> list[tuple[uuid.UUID
                 case = cases.setdefault(e.originator_id, {})
                 if n.topic.endswith("Case.Opened"):
                     case["key"] = ((e.payload.get("citizen") or {}).get("phone"), e.payload.get("category"))
-                else:
-                    case["area_code"] = e.payload.get("area_code")
+                elif (area := e.payload.get("area_code")) not in case.setdefault("areas", []):
+                    case["areas"].append(area)  # each area it was routed to, as the ledger keeps them
                 case["notification"] = n.id
         if len(page) < READ_BACK_PAGE:
             break
         start = page[-1].id + 1
-    found = [(case_id, c["key"], c["area_code"], c["notification"]) for case_id, c in cases.items()
-             if c.get("key", (None,))[0] and "area_code" in c]
+    found = [(case_id, c["key"], area, c["notification"]) for case_id, c in cases.items()
+             if c.get("key", (None,))[0] for area in c.get("areas", ())]
     if found:
         log.info("%d cases past the ledger's position read back for linking repeats", len(found))
     return found

@@ -306,6 +306,29 @@ async def test_a_router_started_while_the_relay_lags_links_a_second_report_to_a_
     after.close()
 
 
+async def test_a_repeat_of_a_report_whose_case_was_rerouted_is_linked_to_it(settings):
+    """A unit declined the case with the right address and it went to another district. The citizen
+    reported again as before, which routes to the first district: matched against the case's
+    present area only, it became a second case, for the unit that had declined it."""
+    directory = load_directory("hcmc-2021")
+    desk = CaseDesk(directory, settings.eventsourcing_env())
+    first = requests(1)[0]  # at 45 Lê Văn Sỹ, Phú Nhuận
+    [case] = await asyncio.to_thread(desk.receive, [first], datetime.now(UTC), Workload(), {}, None, 0)
+    declined = response(str(case.id), case.unit["id"], "decline", "Không thuộc địa bàn",
+                        corrected_address="88 Phan Văn Trị, Phường 10, Gò Vấp")
+    assert await asyncio.to_thread(desk.answer, [declined], datetime.now(UTC), Workload()) == []
+    rerouted = await asyncio.to_thread(desk.repository.get, case.id)
+    assert rerouted.status == "routed" and rerouted.unit["id"] != case.unit["id"]
+    desk.close()
+    # A router that starts now reads the case back from the store (the relay has recorded nothing).
+    after = CaseDesk(directory, settings.eventsourcing_env())
+    again = same_trouble_again(first)
+    await asyncio.to_thread(after.receive, [again], datetime.now(UTC), Workload(), {}, None, 0)
+    assert (await asyncio.to_thread(after.repository.get, again.case_id)).status == "duplicate"
+    assert (await asyncio.to_thread(after.repository.get, case.id)).duplicates == [str(again.request_id)]
+    after.close()
+
+
 async def test_a_router_given_another_routers_partitions_links_a_second_report_to_a_case_opened_there(
         settings, kafka_bootstrap):
     """Two routers share the requests' partitions, and the relay lags. One router read the store

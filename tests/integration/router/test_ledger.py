@@ -93,6 +93,31 @@ async def test_a_duplicate_is_an_open_case_of_the_same_phone_and_category(pool):
     assert (await ledger.open_duplicates(pool, [("+84903111111", "water")]))[0] == found
 
 
+async def test_a_rerouted_case_is_listed_for_each_area_it_was_routed_to(pool):
+    """A repeat of the first report, its address as before, routes to the first area: the case is
+    found there after a unit declined it to another."""
+    moved = (CaseStory(phone="+84903444444", category="water").opened().routed(QUAN_1).assigned()
+             .declined().routed(PHU_NHUAN, fresh=True))
+    unrouted = CaseStory(phone="+84903555555", category="water").opened()
+    for _ in range(2):  # the relay applying the same events again lists nothing twice
+        await apply(pool, [moved, unrouted])
+        found, _ = await ledger.open_duplicates(pool, [("+84903444444", "water"), ("+84903555555", "water")])
+        assert {key: [(c["case_id"], c["area_code"]) for c in cases] for key, cases in found.items()} == {
+            ("+84903444444", "water"): [(moved.case_id, "760"), (moved.case_id, "768")],
+            ("+84903555555", "water"): [(unrouted.case_id, None)]}
+    # A row an older router's relay kept, its latest area only: it starts the list when the case moves.
+    await pool.execute("UPDATE reports SET areas = NULL WHERE case_id = $1", moved.case_id)
+    assert [c["area_code"] for c in (await ledger.open_duplicates(pool, [("+84903444444", "water")]))[0][
+        ("+84903444444", "water")]] == ["768"]
+    await pool.execute("UPDATE reports SET areas = NULL, area_code = '760' WHERE case_id = $1", moved.case_id)
+    async with pool.acquire() as conn, conn.transaction():
+        await ledger.apply(conn, moved.events[-1:])  # routed to Phú Nhuận, by this router's relay
+    # And an older relay moves its latest area alone: that is listed too.
+    await pool.execute("UPDATE reports SET area_code = '769' WHERE case_id = $1", moved.case_id)
+    found, _ = await ledger.open_duplicates(pool, [("+84903444444", "water")])
+    assert [c["area_code"] for c in found[("+84903444444", "water")]] == ["760", "768", "769"]
+
+
 def every_kind_of_change() -> list[CaseStory]:
     """Cases that between them make every change the ledger knows, several to one handler."""
     committed = datetime(2026, 12, 20, 17, 0, tzinfo=UTC)
