@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -228,17 +228,20 @@ async def test_a_units_note_is_kept_as_text_and_a_date_without_a_zone_is_vietnam
     await case_events(kafka_bootstrap, case, has("AssignmentIssued"))
     await send(kafka_bootstrap, response(case, PHU_NHUAN, "accept"))
     await case_events(kafka_bootstrap, case, has("CaseAccepted"))
+    # A day to come (one already past when given is refused): "2026-12-05" was, from that day on.
+    day = (datetime.now(VIETNAM) + timedelta(days=10)).date()
     progress = response(case, PHU_NHUAN, "progress").model_dump(mode="json") | {
-        "note": "Đã liên hệ\u0000 gia đình", "committed_date": "2026-12-05", "traceparent": "00-\u0000-not-w3c"}
+        "note": "Đã liên hệ\u0000 gia đình", "committed_date": day.isoformat(), "traceparent": "00-\u0000-not-w3c"}
     resolve = response(case, PHU_NHUAN, "resolve").model_dump(mode="json") | {"note": "Đã trao\u0000 20 kg gạo"}
     await send(kafka_bootstrap, json.dumps(progress).encode(), json.dumps(resolve).encode())
 
     events = await case_events(kafka_bootstrap, case, has("CaseResolved"))
     assert events[-2].note == "Đã liên hệ gia đình" and events[-1].answer == "Đã trao 20 kg gạo"
-    assert events[-2].committed_date == datetime(2026, 12, 5, 23, 59, 59, tzinfo=VIETNAM)  # the whole day, Vietnam's
+    end_of_day = datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=VIETNAM)
+    assert events[-2].committed_date == end_of_day  # the whole day, Vietnam's
     row = wait_for(lambda: (r := oversight_get(mesh, f"/v1/cases/{case}").json()).get("status") == "resolved" and r,
                    60, what="the resolved case in oversight")
     assert row["answer"] == "Đã trao 20 kg gạo"
-    assert datetime.fromisoformat(row["committed_date"]) == datetime(2026, 12, 5, 23, 59, 59, tzinfo=VIETNAM)
+    assert datetime.fromisoformat(row["committed_date"]) == end_of_day
     report = oversight_get(mesh, "/v1/audit/verify", timeout=120).json()
     assert report["ok"] and report["case_mismatch"] is None, report
