@@ -2,7 +2,8 @@
 chained, and how a chain is checked.
 
 Each record hashes the previous record's hash and the event's canonical text (SHA-256). The audited
-text holds no personal data: the citizen's contact is replaced by a keyed digest (HMAC-SHA256 with
+text holds none of the citizen's contact details (what they write, a description or an address, is
+as written): the contact is replaced by a keyed digest (HMAC-SHA256 with
 ``OVERSIGHT_AUDIT_KEY``), so the same records can be handed to HĐND and MTTQ, who recompute every
 hash themselves, while the 1022 centre can still prove that a case's contact details were not changed.
 """

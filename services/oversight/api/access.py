@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import Header, HTTPException, Request
-from phonenumbers import Leniency, PhoneNumberMatcher
+from phonenumbers import Leniency, PhoneNumberMatcher, is_valid_number
 
 OVERSIGHT_ROLES = ("council", "front", "centre")
 CONTACT_COLUMNS = ("citizen_name", "citizen_phone", "citizen_email")
@@ -62,22 +62,27 @@ def mask_phone(phone: str | None) -> str | None:
     return plus + digits[:first] + "*" * hidden + digits[len(digits) - last:]
 
 
-# Seven digits or more, however spaced or dotted: only such text is looked through for phone numbers.
-_DIGITS = re.compile(r"\d(?:[\s.\-()/]*\d){6,}")
-# The text a citizen or a unit writes, in a case row and in the events.
-FREE_TEXT = ("description", "address", "corrected_address", "note", "answer", "reason")
+# Seven digits or more, a few marks at most between two (spaces, dots, dashes of any kind, brackets,
+# as phonenumbers reads them): only such text is looked through for phone numbers.
+_DIGITS = re.compile(r"\d(?:[^\w]{0,4}\d){6,}")
+# The text a citizen or a unit writes, in a case row and in the events (a unit's decline note is in
+# the case's triage reason).
+FREE_TEXT = ("description", "address", "corrected_address", "note", "answer", "reason", "triage_reason")
 
 
 @functools.lru_cache(maxsize=4096)
 def mask_phones_in(text: str) -> str:
     """Free text with each phone number in it masked as :func:`mask_phone` masks the citizen's, its
     spacing kept: "gọi 0903 123 456" → "gọi 090* *** *56". A number as Vietnam writes it, or in
-    international form; any that could be one (not only numbers in use), since a miss shows a person's
-    phone and an extra mask hides a house number."""
+    international form; any of eight digits or more that could be one (not only numbers in use),
+    since a miss shows a person's phone and an extra mask hides a house number."""
     if not _DIGITS.search(text):
         return text
     parts, last = [], 0
     for match in PhoneNumberMatcher(text, "VN", leniency=Leniency.POSSIBLE):
+        # Seven digits could be a number somewhere, and are a unit's id ("hcmc-2021/760") here.
+        if sum(c.isdigit() for c in match.raw_string) < 8 and not is_valid_number(match.number):
+            continue
         parts += [text[last:match.start], _masked_in_place(match.raw_string)]
         last = match.end
     return "".join([*parts, text[last:]])

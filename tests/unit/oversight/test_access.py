@@ -42,18 +42,23 @@ def test_phone_numbers_written_into_free_text_are_masked_in_place():
         "liên hệ +84 9**-***-456, nhà 12/3 hẻm 45, ngày 01/08/2021"
     # Any that could be a number, in use or not: a miss would show a person's phone.
     assert mask_phones_in("SĐT con trai: 0912345678") == "SĐT con trai: 091*****78"
+    # However it is spaced: dashes of other kinds, a tilde, spaced dashes.
+    for written, masked in (("0903–123–456", "090*–***–*56"), ("0903 – 123 – 456", "090* – *** – *56"),
+                            ("0903\u2011123\u2011456", "090*\u2011***\u2011*56"), ("0903~123~456", "090*~***~*56")):
+        assert mask_phones_in(f"gọi {written} nhé") == f"gọi {masked} nhé"
     for text in ("12 Nguyễn Văn Trỗi, Phường 12", "gọi 1022 hoặc 115", "Gia đình 5 người, từ 01/08/2021", ""):
         assert mask_phones_in(text) == text
 
 
 def test_the_oversight_bodies_see_no_phone_in_a_case_or_its_events():
     row = {"citizen_phone": "+84903123456", "description": "Gọi 0903123456 hoặc bà con 0987 654 321",
-           "address": "12 Lê Lợi (hỏi 0912345678)", "answer": "Đã giao gạo, cán bộ Tâm 0938111222", "area_code": "760"}
+           "address": "12 Lê Lợi (hỏi 0912345678)", "answer": "Đã giao gạo, cán bộ Tâm 0938111222", "area_code": "760",
+           "triage_reason": "declined by hcmc-2021/760: nhà bà ở Q.3, gọi 0903123456"}
     for role in ("council", "front"):
         seen = present(row, role)
-        assert [seen[k] for k in ("description", "address", "answer", "area_code")] == \
+        assert [seen[k] for k in ("description", "address", "answer", "area_code", "triage_reason")] == \
             ["Gọi 090*****56 hoặc bà con 098* *** *21", "12 Lê Lợi (hỏi 091*****78)",
-             "Đã giao gạo, cán bộ Tâm 093*****22", "760"]
+             "Đã giao gạo, cán bộ Tâm 093*****22", "760", "declined by hcmc-2021/760: nhà bà ở Q.3, gọi 090*****56"]
         body = mask_event({"event_type": "CaseReopened", "reason": "Chưa nhận được, gọi lại 0903123456"}, role)
         assert body["reason"] == "Chưa nhận được, gọi lại 090*****56"
     assert present(row, "centre")["description"] == row["description"]
