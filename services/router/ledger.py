@@ -65,7 +65,13 @@ CREATE TABLE IF NOT EXISTS reports (
 CREATE INDEX IF NOT EXISTS reports_key ON reports (phone, category) WHERE open;
 -- Every area the case was routed to (area_code is the latest): a repeat of the first report, its
 -- address as before, still goes to the first area after a unit declined the case and it was rerouted.
-ALTER TABLE reports ADD COLUMN IF NOT EXISTS areas text[];
+-- Looked up first: ALTER TABLE takes the table's lock before it checks, at every start.
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'reports'::regclass AND attname = 'areas'
+                   AND NOT attisdropped) THEN
+        ALTER TABLE reports ADD COLUMN areas text[];
+    END IF;
+END $$;
 """
 
 CLOSING = ("CaseResolved", "CaseClosed", "CaseMarkedDuplicate")  # no longer open
@@ -95,14 +101,15 @@ async def apply(conn: asyncpg.Connection, events: Sequence[Any],
 
 
 _CASES = "unnest($1::uuid[]) AS u(case_id)"
-_AREAS = "coalesce(r.areas, array_remove(ARRAY[r.area_code], NULL))"
 # Each kind of change as one statement over arrays of its arguments (the columns of _changes' tuples).
 _SET = {
     "report": "INSERT INTO reports (case_id, tracking_code, phone, category)"
               " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) ON CONFLICT DO NOTHING",
-    # A row from before ``areas`` starts it with its area_code.
-    "report_area": "UPDATE reports r SET area_code = u.area_code, areas = CASE"
-                   f" WHEN u.area_code IS NULL OR u.area_code = ANY({_AREAS}) THEN {_AREAS} ELSE {_AREAS} || u.area_code END"
+    # The areas so far, the latest (which an older router's relay moves alone, and a row from before
+    # ``areas`` has only) and the new one, each once, in the order the case went to them.
+    "report_area": "UPDATE reports r SET area_code = u.area_code, areas = ARRAY("
+                   "SELECT a FROM unnest(coalesce(r.areas, '{}') || r.area_code || u.area_code) WITH ORDINALITY"
+                   " AS t(a, n) WHERE a IS NOT NULL GROUP BY a ORDER BY min(n))"
                    " FROM unnest($1::uuid[], $2::text[]) AS u(case_id, area_code) WHERE r.case_id = u.case_id",
     "deadline": "INSERT INTO deadlines (case_id, kind, due_at, level, active)"
                 " SELECT case_id, kind, due_at, 'handler', true FROM unnest($1::uuid[], $2::text[], $3::timestamptz[])"

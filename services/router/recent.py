@@ -69,8 +69,9 @@ class RecentCases:
         reports = {k: list(v) for k, v in open_reports.items()}
         for key in {(r.citizen.phone, r.category) for r in requests if r.citizen.phone}:
             if mine := self.recent.get(key):
-                known = {str(r["case_id"]) for r in reports.get(key, ())}
-                reports.setdefault(key, []).extend(r for r in mine if str(r["case_id"]) not in known)
+                # By case and area: the ledger may have a case at the area it was in before.
+                known = {(str(r["case_id"]), r["area_code"]) for r in reports.get(key, ())}
+                reports.setdefault(key, []).extend(r for r in mine if (str(r["case_id"]), r["area_code"]) not in known)
         return reports
 
     def keep(self, reports: Mapping[Key, list[dict]], notified: Mapping[str, int], now: datetime) -> None:

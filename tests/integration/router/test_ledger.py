@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
+from contracts.events import UnitRef
 from contracts.postgres import create_pool
 from services.router import ledger, outbox
 from tests.support.databases import drop_database, fresh_database
@@ -112,10 +113,15 @@ async def test_a_rerouted_case_is_listed_for_each_area_it_was_routed_to(pool):
     await pool.execute("UPDATE reports SET areas = NULL, area_code = '760' WHERE case_id = $1", moved.case_id)
     async with pool.acquire() as conn, conn.transaction():
         await ledger.apply(conn, moved.events[-1:])  # routed to Phú Nhuận, by this router's relay
-    # And an older relay moves its latest area alone: that is listed too.
+    # An older relay moves its latest area alone: that is listed too, and kept when the case moves on.
     await pool.execute("UPDATE reports SET area_code = '769' WHERE case_id = $1", moved.case_id)
     found, _ = await ledger.open_duplicates(pool, [("+84903444444", "water")])
     assert [c["area_code"] for c in found[("+84903444444", "water")]] == ["760", "768", "769"]
+    moved.declined().routed(UnitRef(id="hcmc-2021/770", name="UBND Quận 3", admin_code="770"), fresh=True)
+    async with pool.acquire() as conn, conn.transaction():
+        await ledger.apply(conn, moved.events[-2:])
+    found, _ = await ledger.open_duplicates(pool, [("+84903444444", "water")])
+    assert [c["area_code"] for c in found[("+84903444444", "water")]] == ["760", "768", "769", "770"]
 
 
 def every_kind_of_change() -> list[CaseStory]:
