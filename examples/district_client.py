@@ -5,14 +5,16 @@ empty means every unit, as in the demo; ``none`` means no unit: only the webhook
 is not read at all, as the tests and the benchmark want), answers each case on ``unit.responses``
 — accept, a progress report, then the result — and takes the notifier's webhook at
 ``POST /units/{unit_id}/assignments``, recognising a repeated delivery by its ``Idempotency-Key``.
-With ``NOTIFIER_WEBHOOK_SIGNING_KEY`` (the notifier's, shared with the units) it takes only a POST
-whose ``X-1022-Signature`` checks out and is less than five minutes old: anyone else is answered 401.
+With a key it takes only a POST whose ``X-1022-Signature`` checks out under the key of the unit in
+its path, and is less than five minutes old: anyone else is answered 401. A district's service is
+given its unit's key (``DISTRICT_WEBHOOK_KEY``, from ``python -m services.notifier unit-key <unit
+id>``); the demo's stand-in, which takes every unit's webhooks, derives each from the notifier's
+``NOTIFIER_WEBHOOK_SIGNING_KEY`` as the notifier does.
 
 Run: ``python -m examples.district_client`` (port ``DISTRICT_PORT``, default 8005).
 """
 
 import asyncio
-import hmac
 import json
 import logging
 import os
@@ -27,7 +29,7 @@ from pydantic import TypeAdapter
 from contracts import ids, topics
 from contracts.events import AssignmentIssued, UnitResponse
 from contracts.messaging import consumer_options, kafka_broker, parse_or_dead_letter, records_of, start_when_reachable
-from services.notifier.providers import SIGNATURE_HEADER, signature
+from services.notifier.providers import SIGNATURE_HEADER, signed_with, unit_key
 
 log = logging.getLogger("district")
 ASSIGNMENT = TypeAdapter(AssignmentIssued)
@@ -48,15 +50,11 @@ def create_app() -> FastAPI:
     broker = kafka_broker(bootstrap, client_id="district-client")
     received: dict[str, int] = {}
     tasks: set[asyncio.Task] = set()
+    own_key = os.environ.get("DISTRICT_WEBHOOK_KEY", "").encode()
     signing_key = os.environ.get("NOTIFIER_WEBHOOK_SIGNING_KEY", "").encode()
 
-    def signed_by_the_notifier(header: str, body: bytes) -> bool:
-        """The signature is the notifier's for these bytes, made in the last five minutes."""
-        try:
-            at = int(dict(part.split("=", 1) for part in header.split(","))["t"])
-        except (KeyError, ValueError):
-            return False
-        return abs(time.time() - at) < 300 and hmac.compare_digest(header, signature(signing_key, body, at))
+    def key_of(unit_id: str) -> bytes:
+        return own_key or (unit_key(signing_key, unit_id) if signing_key else b"")
 
     async def handle(assignment: AssignmentIssued) -> None:
         """Accept at once, report progress, then resolve: what a diligent ward does."""
@@ -96,8 +94,9 @@ def create_app() -> FastAPI:
     @app.post("/units/{unit_id:path}/assignments")  # unit ids contain "/" (edition/code)
     async def webhook(unit_id: str, request: Request, idempotency_key: str | None = Header(None)) -> dict:
         body = await request.body()
-        if signing_key and not signed_by_the_notifier(request.headers.get(SIGNATURE_HEADER, ""), body):
-            raise HTTPException(401, "not signed by the 1022 notifier")
+        unit_secret = key_of(unit_id)
+        if unit_secret and not signed_with(unit_secret, request.headers.get(SIGNATURE_HEADER, ""), body, time.time()):
+            raise HTTPException(401, f"not signed by the 1022 notifier for unit {unit_id}")
         # A repeat is known by the delivery id in the signed body (the Idempotency-Key says the same,
         # but is not signed: a signed POST sent again under a new key is still the same delivery).
         try:

@@ -46,6 +46,7 @@ class Delivery:
     traceparent: str | None = None
     note: str | None = None  # why this channel, when it is not the obvious one
     undeliverable: str | None = None  # why it cannot be sent at all: recorded as failed, never tried
+    unit_id: str | None = None  # the unit a webhook goes to: it is signed with that unit's key
 
 
 @dataclass(frozen=True)
@@ -163,12 +164,13 @@ def for_assignment(event: Any, policy: Policy) -> list[Delivery]:
     notify = [n.model_dump() for n in getattr(event, "notify", ())]
     payload = event.model_dump(mode="json")  # one event, a delivery to each of the unit's channels
     out = [_delivery(event, payload, topics.UNIT_ASSIGNMENTS, recipient, channel, target, "assignment", subject,
-                     fitting.zalo("assignment", "vi", values) if channel == "zalo" else text, undeliverable=why)
+                     fitting.zalo("assignment", "vi", values) if channel == "zalo" else text, undeliverable=why,
+                     unit_id=event.unit.id)
            for recipient, channel, target, why in handler_routes(event.unit.id, notify, policy)]
     for unit in getattr(event, "also", ()):
         subject, text = render("assignment_copy", "vi", to=unit.name, **values)
         out += [_delivery(event, payload, topics.UNIT_ASSIGNMENTS, recipient, channel, target, "assignment_copy",
-                          subject, text, undeliverable=why, copy_to=unit.id)
+                          subject, text, undeliverable=why, copy_to=unit.id, unit_id=unit.id)
                 for recipient, channel, target, why in handler_routes(unit.id, [], policy)]
     return out
 
@@ -358,13 +360,14 @@ def _to_unit(record: CaseRecord, event: Any, policy: Policy, template: str, valu
     subject, text = render(template, "vi", **values)
     payload = event.model_dump(mode="json")
     return [_delivery(event, payload, topics.CASE_EVENTS, recipient, channel, target, template, subject,
-                      fitting.zalo(template, "vi", values) if channel == "zalo" else text, undeliverable=why)
+                      fitting.zalo(template, "vi", values) if channel == "zalo" else text, undeliverable=why,
+                      unit_id=unit_id)
             for recipient, channel, target, why in handler_routes(unit_id, notify or [], policy)]
 
 
 def _delivery(event: Any, payload: dict[str, Any], source_topic: str, recipient: str, channel: str, target: str,
               template: str, subject: str, text: str, note: str | None = None,
-              undeliverable: str | None = None, copy_to: str | None = None) -> Delivery:
+              undeliverable: str | None = None, copy_to: str | None = None, unit_id: str | None = None) -> Delivery:
     # A citizen gets one message per event whatever the channel, so a redelivery that would now
     # choose another channel (Zalo's window closed meanwhile) still finds the first decision. A
     # copy to another unit is its own delivery, though every unit's webhook be the same address.
@@ -373,4 +376,4 @@ def _delivery(event: Any, payload: dict[str, Any], source_topic: str, recipient:
         key += ("copy", copy_to)
     return Delivery(ids.event_id("delivery", event.event_id, *key), event.case_id, event.event_id,
                     event.correlation_id, recipient, channel, target, template, subject, text,
-                    payload, source_topic, event.traceparent, note, undeliverable)
+                    payload, source_topic, event.traceparent, note, undeliverable, unit_id)

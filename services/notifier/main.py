@@ -53,7 +53,8 @@ def build_providers(settings: NotifierSettings, clients: contextlib.AsyncExitSta
         return made
 
     by_channel: dict[str, Provider] = {
-        "webhook": WebhookProvider(client(), settings.webhook_signing_key.get_secret_value().encode())}
+        "webhook": WebhookProvider(client(), settings.webhook_signing_key.get_secret_value().encode(),
+                                   shared=settings.webhook_shared_signature)}
     if settings.sms_gateway_url:
         by_channel["sms"] = GatewayProvider(client(), settings.sms_gateway_url, ascii_only=settings.sms_ascii)
     if settings.push_gateway_url:

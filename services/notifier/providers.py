@@ -12,10 +12,12 @@ crash between its sending and its recording.
 """
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -187,11 +189,15 @@ class WebhookProvider:
     """POSTs the message and the event that caused it to a district service (``delivery.target``).
 
     With a ``signing_key`` each POST says it is the notifier's: ``X-1022-Signature: t=<unix time>,
-    v1=<hex HMAC-SHA256 of "<t>." and the body's bytes>``. A district service that checks it (and
-    that ``t`` is recent) takes no assignment, with a citizen's details, from anyone else."""
+    v1=<hex HMAC-SHA256 of "<t>." and the body's bytes>``, under the key of the unit it goes to
+    (:func:`unit_key`, derived from the signing key). A district service that checks it (and that
+    ``t`` is recent) takes no assignment, with a citizen's details, from anyone else; and a unit's
+    key signs nothing another unit takes. With ``shared`` a second ``v1`` is made with the signing
+    key itself, for district services still checking that while each is given its own; a delivery
+    planned before deliveries named their unit has that one only."""
 
-    def __init__(self, client: aiohttp.ClientSession, signing_key: bytes = b""):
-        self.client, self.signing_key = client, signing_key
+    def __init__(self, client: aiohttp.ClientSession, signing_key: bytes = b"", shared: bool = False):
+        self.client, self.signing_key, self.shared = client, signing_key, shared
 
     async def send(self, delivery: Delivery) -> None:
         body = orjson.dumps({"delivery_id": str(delivery.delivery_id), "case_id": str(delivery.case_id),
@@ -199,16 +205,42 @@ class WebhookProvider:
                              "event": delivery.payload})
         headers = headers_for(delivery)
         if self.signing_key:
-            headers[SIGNATURE_HEADER] = signature(self.signing_key, body, int(time.time()))
+            keys = [unit_key(self.signing_key, delivery.unit_id)] if delivery.unit_id else []
+            if self.shared or not keys:
+                keys.append(self.signing_key)
+            headers[SIGNATURE_HEADER] = signature(keys, body, int(time.time()))
         await post(self.client, delivery.target, body, headers)
 
 
 SIGNATURE_HEADER = "X-1022-Signature"
 
 
-def signature(key: bytes, body: bytes, at: int) -> str:
-    """The signature header's value for ``body`` sent at unix time ``at``."""
-    return f"t={at},v1={hmac.new(key, f'{at}.'.encode() + body, hashlib.sha256).hexdigest()}"
+@functools.lru_cache(maxsize=4096)
+def unit_key(signing_key: bytes, unit_id: str) -> bytes:
+    """The key a unit's webhooks are signed with, which that unit alone is given: the hex HMAC-SHA256,
+    under the notifier's signing key, of "1022 unit webhook" and the unit's id
+    (``python -m services.notifier unit-key <unit id>`` prints it)."""
+    return hmac.new(signing_key, b"1022 unit webhook\n" + unit_id.encode(), hashlib.sha256).hexdigest().encode()
+
+
+def signature(keys: bytes | Sequence[bytes], body: bytes, at: int) -> str:
+    """The signature header's value for ``body`` sent at unix time ``at``: a ``v1`` for each key."""
+    signed = f"{at}.".encode() + body
+    return f"t={at}," + ",".join(f"v1={hmac.new(key, signed, hashlib.sha256).hexdigest()}"
+                                 for key in ([keys] if isinstance(keys, bytes) else keys))
+
+
+def signed_with(key: bytes, header: str, body: bytes, now: float, within: float = 300) -> bool:
+    """Whether ``header`` has a ``v1`` made with ``key`` for ``body``, at a ``t`` within ``within``
+    seconds of ``now``: what a district service checks (examples/district_client.py)."""
+    try:
+        parts = [part.split("=", 1) for part in header.split(",") if "=" in part]
+        at = int(next(value for name, value in parts if name == "t"))
+    except (StopIteration, ValueError):
+        return False
+    expected = hmac.new(key, f"{at}.".encode() + body, hashlib.sha256).hexdigest()
+    return abs(now - at) < within and any(
+        name == "v1" and hmac.compare_digest(value.encode(), expected.encode()) for name, value in parts)
 
 
 class GatewayProvider:

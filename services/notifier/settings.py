@@ -31,8 +31,12 @@ class NotifierSettings(ServiceSettings):
 
     # Where a unit's district service takes its cases when the directory names no URL; {unit_id} is filled in.
     unit_webhook_url: str = "http://127.0.0.1:8005/units/{unit_id}/assignments"
-    # Signs every webhook POST (X-1022-Signature, services/notifier/providers.py); unset: unsigned.
+    # Signs every webhook POST (X-1022-Signature, services/notifier/providers.py), each under the key
+    # derived from it for the unit it goes to; unset: unsigned.
     webhook_signing_key: SecretStr = SecretStr("")
+    # Signs each with this key itself as well: for district services still checking that one, while
+    # each is given its unit's own (python -m services.notifier unit-key <unit id>).
+    webhook_shared_signature: bool = False
     sms_gateway_url: str = ""
     sms_ascii: bool = Field(False, description="Strip Vietnamese diacritics: brandname SMS routes often require it")
     # An SMS takes at most this many segments (GSM 03.38: 160 GSM 7-bit characters or 70 UCS-2 in

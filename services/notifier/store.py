@@ -50,6 +50,8 @@ ALTER TABLE case_records SET (fillfactor = 50);
 -- citizen's message never goes on by another route: they might hear it twice.
 ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS maybe_taken boolean NOT NULL DEFAULT false;
 ALTER TABLE deliveries SET (fillfactor = 50);
+-- The unit a webhook goes to, whose key signs it (providers.WebhookProvider); none on rows from before.
+ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS unit_id text;
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (channel, next_attempt_at) WHERE status IN ('pending', 'sending');
 CREATE INDEX IF NOT EXISTS deliveries_by_case ON deliveries (case_id, seq);
 CREATE INDEX IF NOT EXISTS deliveries_unpublished ON deliveries (seq) WHERE NOT published AND status IN ('sent', 'failed');
@@ -67,7 +69,7 @@ END $$;
 SCHEMA_LOCK = 1022_0004
 
 DELIVERY_COLUMNS = ("delivery_id, case_id, cause_event_id, correlation_id, recipient, channel, target, template, subject,"
-                    " body, payload, source_topic, traceparent, note")
+                    " body, payload, source_topic, traceparent, note, unit_id")
 # Messages to one citizen go out in the order their events happened: one still being tried holds back the later ones.
 # The earlier message is looked for by case (deliveries_by_case). Its state is written as "not
 # finished" on purpose: "status IN ('pending', 'sending')" let the planner answer the question from
@@ -100,13 +102,13 @@ RETURNING {", ".join("deliveries." + c.strip() for c in DELIVERY_COLUMNS.split("
 INSERT = f"""
 INSERT INTO deliveries ({DELIVERY_COLUMNS}, status, last_error, permanent, finished_at)
 SELECT d.delivery_id, d.case_id, d.cause_event_id, d.correlation_id, d.recipient, d.channel, d.target, d.template,
-    d.subject, d.body, d.payload::jsonb, d.source_topic, d.traceparent, d.note, d.status, d.last_error, d.permanent,
-    CASE WHEN d.permanent THEN now() END
+    d.subject, d.body, d.payload::jsonb, d.source_topic, d.traceparent, d.note, d.unit_id, d.status, d.last_error,
+    d.permanent, CASE WHEN d.permanent THEN now() END
 FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[],
             $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
-            $17::bool[]) WITH ORDINALITY
+            $17::text[], $18::bool[]) WITH ORDINALITY
     AS d(delivery_id, case_id, cause_event_id, correlation_id, recipient, channel, target, template, subject, body,
-         payload, source_topic, traceparent, note, status, last_error, permanent, n)
+         payload, source_topic, traceparent, note, unit_id, status, last_error, permanent, n)
 ORDER BY d.n
 ON CONFLICT (delivery_id) DO NOTHING
 RETURNING delivery_id
@@ -172,13 +174,14 @@ class Outcome:
 def _row(d: Delivery) -> tuple[Any, ...]:
     return (d.delivery_id, d.case_id, d.cause_event_id, d.correlation_id, d.recipient, d.channel, d.target,
             d.template, d.subject, d.text, orjson.dumps(d.payload).decode(), d.source_topic, d.traceparent, d.note,
-            "failed" if d.undeliverable else "pending", d.undeliverable, d.undeliverable is not None)
+            d.unit_id, "failed" if d.undeliverable else "pending", d.undeliverable, d.undeliverable is not None)
 
 
 def _delivery(row: asyncpg.Record) -> Delivery:
     return Delivery(row["delivery_id"], row["case_id"], row["cause_event_id"], row["correlation_id"], row["recipient"],
                     row["channel"], row["target"], row["template"], row["subject"], row["body"],
-                    orjson.loads(row["payload"]), row["source_topic"], row["traceparent"], row["note"])
+                    orjson.loads(row["payload"]), row["source_topic"], row["traceparent"], row["note"],
+                    unit_id=row["unit_id"])
 
 
 def backlog_of(waiting: dict[str, tuple[int, float]], unannounced: int) -> dict[str, int]:

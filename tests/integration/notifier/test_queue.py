@@ -7,6 +7,7 @@ an outcome is written through a blip of PostgreSQL, deliveries a notifier of an 
 does not know is refused."""
 
 import asyncio
+import dataclasses
 import random
 import uuid
 from datetime import timedelta
@@ -317,6 +318,17 @@ async def test_a_gateway_failing_every_try_is_told_within_its_first_tries_and_ag
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
+
+
+async def test_a_webhook_is_claimed_with_the_unit_whose_key_signs_it(log):
+    """A retried webhook is signed as its first try was, with its unit's key; one an older notifier
+    planned names no unit, and is signed with the notifier's key as it would have been."""
+    to_unit = dataclasses.replace(delivery(uuid.uuid4(), "unit", "webhook"), unit_id="hcmc-2021/26734")
+    older = delivery(uuid.uuid4(), "unit", "webhook")
+    await log.add([to_unit, older])
+    _, taken = await log.claim("webhook", 10, lease_seconds=30)
+    assert {d.delivery_id: d.unit_id for d, _ in taken} == {to_unit.delivery_id: "hcmc-2021/26734",
+                                                              older.delivery_id: None}
 
 
 async def test_a_delivery_an_older_notifier_left_sending_is_tried_once_its_lease_ended(log):

@@ -205,6 +205,8 @@ def test_a_unit_the_rule_tells_as_well_gets_a_copy_by_its_own_webhook():
         "unit", "webhook", "http://district/units/hcmc-2021/so-ldtbxh", "assignment_copy")
     assert copy.text.startswith("Gửi Sở LĐTB-XH: phản ánh") and "giao cho UBND Quận Phú Nhuận" in copy.text
     assert copy.payload == main.payload, "the whole assignment, as its unit has it"
+    # Each signed with its own unit's key: the department's copy with the department's.
+    assert (main.unit_id, copy.unit_id) == ("hcm-q-phu-nhuan", "hcmc-2021/so-ldtbxh")
     # One address for every unit's service: still two deliveries, each recorded and sent once.
     shared = Policy(ALL.channels, "https://districts.example.vn/1022", ALL.zalo_reply_window)
     assert len({d.delivery_id for d in for_assignment(story.assigned(also=(department,)), shared)}) == 2
@@ -324,7 +326,7 @@ def test_a_case_the_centre_has_not_sorted_in_time_is_told_to_the_centre_not_the_
     centre = UnitRef(id="hcmc-2021/centre", name="Tổng đài 1022")
     [to_centre] = told(story, story.escalated("reach", "unit_head", unit=centre), record=record)
     assert (to_centre.recipient, to_centre.channel, to_centre.template) == ("unit", "webhook", "triage_escalated")
-    assert to_centre.target == "http://district/units/hcmc-2021/centre"
+    assert to_centre.target == "http://district/units/hcmc-2021/centre" and to_centre.unit_id == centre.id
     assert "trưởng ca Tổng đài 1022" in to_centre.text and story.tracking_code in to_centre.text
     # An older router's escalation names no unit: still nobody to tell.
     assert told(story, story.escalated("reach", "centre"), record=record) == []

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import socket
@@ -172,20 +173,36 @@ async def test_a_redirect_to_another_host_is_not_followed_with_the_citizens_deta
 async def test_a_district_service_can_tell_the_notifiers_webhooks_from_anyone_elses(receiver):
     """An assignment names a citizen and where they live; a district service that takes one from
     whoever posts it can be sent forged cases. With a signing key each POST carries an HMAC of the
-    time and the exact bytes sent."""
+    time and the exact bytes sent, under the key of the unit it goes to: one key for every unit let
+    any unit sign cases for the others."""
     url, seen = receiver
+    city = b"the city's webhook key"
     delivery = Delivery(delivery_id=uuid.uuid4(), case_id=uuid.uuid4(), cause_event_id=uuid.uuid4(),
                         correlation_id=uuid.uuid4(), recipient="unit", channel="webhook", target=f"{url}/signed",
                         template="assignment", subject="[1022] Phản ánh mới", text="Hết gạo.",
-                        payload={"event_type": "AssignmentIssued"}, source_topic="unit.assignments.v1")
+                        payload={"event_type": "AssignmentIssued"}, source_topic="unit.assignments.v1",
+                        unit_id="hcmc-2021/26734")
+    before = dataclasses.replace(delivery, unit_id=None)  # planned before deliveries named their unit
     async with aiohttp.ClientSession() as client:
-        await WebhookProvider(client, b"the city's webhook key").send(delivery)
+        await WebhookProvider(client, city).send(delivery)
+        await WebhookProvider(client, city, shared=True).send(delivery)
+        await WebhookProvider(client, city).send(before)
         await WebhookProvider(client).send(delivery)
-    (header, body), (unsigned, _) = seen
-    stamp, mac = dict(part.split("=", 1) for part in header.split(",")).values()
-    assert abs(int(stamp) - time.time()) < 60
-    assert hmac.compare_digest(mac, hmac.new(b"the city's webhook key", f"{stamp}.{body}".encode(),
-                                             hashlib.sha256).hexdigest())
+    (own, body), (both, _), (legacy, _), (unsigned, _) = seen
+    units_key = hmac.new(city, b"1022 unit webhook\nhcmc-2021/26734", hashlib.sha256).hexdigest().encode()
+
+    def macs(header: str, key: bytes) -> tuple[list[str], str]:
+        parts = [part.split("=", 1) for part in header.split(",")]
+        [stamp] = [v for k, v in parts if k == "t"]
+        assert abs(int(stamp) - time.time()) < 60
+        return [v for k, v in parts if k == "v1"], hmac.new(key, f"{stamp}.{body}".encode(), hashlib.sha256).hexdigest()
+
+    signed, expected = macs(own, units_key)
+    assert signed == [expected]
+    signed, expected = macs(both, units_key)
+    assert signed == [expected, macs(both, city)[1]]
+    signed, expected = macs(legacy, city)
+    assert signed == [expected]
     assert '"template":"assignment"' in body and unsigned == ""
 
 
