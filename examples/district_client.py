@@ -5,8 +5,8 @@ empty means every unit, as in the demo; ``none`` means no unit: only the webhook
 is not read at all, as the tests and the benchmark want), answers each case on ``unit.responses``
 — accept, a progress report, then the result — and takes the notifier's webhook at
 ``POST /units/{unit_id}/assignments``, recognising a repeated delivery by its ``Idempotency-Key``.
-With a key it takes only a POST whose ``X-1022-Signature`` checks out under the key of the unit in
-its path, and is less than five minutes old: anyone else is answered 401. A district's service is
+With a key it takes only a POST whose ``X-1022-Unit-Signature`` checks out under the key of the unit
+in its path, and is less than five minutes old: anyone else is answered 401. A district's service is
 given its unit's key (``DISTRICT_WEBHOOK_KEY``, from ``python -m services.notifier unit-key <unit
 id>``); the demo's stand-in, which takes every unit's webhooks, derives each from the notifier's
 ``NOTIFIER_WEBHOOK_SIGNING_KEY`` as the notifier does.
@@ -29,7 +29,7 @@ from pydantic import TypeAdapter
 from contracts import ids, topics
 from contracts.events import AssignmentIssued, UnitResponse
 from contracts.messaging import consumer_options, kafka_broker, parse_or_dead_letter, records_of, start_when_reachable
-from services.notifier.providers import SIGNATURE_HEADER, signed_with, unit_key
+from services.notifier.providers import UNIT_SIGNATURE_HEADER, signed_with, unit_key
 
 log = logging.getLogger("district")
 ASSIGNMENT = TypeAdapter(AssignmentIssued)
@@ -95,7 +95,8 @@ def create_app() -> FastAPI:
     async def webhook(unit_id: str, request: Request, idempotency_key: str | None = Header(None)) -> dict:
         body = await request.body()
         unit_secret = key_of(unit_id)
-        if unit_secret and not signed_with(unit_secret, request.headers.get(SIGNATURE_HEADER, ""), body, time.time()):
+        if unit_secret and not signed_with(unit_secret, request.headers.get(UNIT_SIGNATURE_HEADER, ""), body,
+                                           time.time()):
             raise HTTPException(401, f"not signed by the 1022 notifier for unit {unit_id}")
         # A repeat is known by the delivery id in the signed body (the Idempotency-Key says the same,
         # but is not signed: a signed POST sent again under a new key is still the same delivery).

@@ -219,7 +219,8 @@ def _new_secrets() -> dict[str, str]:
         "INTAKE_APP_JWT_ALGORITHM": "HS256", "INTAKE_APP_JWT_KEY": secrets.token_urlsafe(32),
         "INTAKE_PHONE_OPERATOR_TOKENS": json.dumps({"op-001": secrets.token_urlsafe(24)}, separators=(",", ":")),
         "INTAKE_OPEN311_API_KEYS": json.dumps([secrets.token_urlsafe(16)]),
-        # The notifier signs its webhooks; the demo's district client checks them with the same key.
+        # The notifier signs each unit's webhooks with that unit's key, derived from this one; the demo's
+        # district client, standing in for every unit, derives each the same way to check them.
         "NOTIFIER_WEBHOOK_SIGNING_KEY": secrets.token_urlsafe(32),
     })
     return made

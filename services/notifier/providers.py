@@ -17,7 +17,6 @@ import hashlib
 import hmac
 import re
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -188,46 +187,47 @@ def _text(raw: bytes, charset: str | None) -> str:
 class WebhookProvider:
     """POSTs the message and the event that caused it to a district service (``delivery.target``).
 
-    With a ``signing_key`` each POST says it is the notifier's: ``X-1022-Signature: t=<unix time>,
-    v1=<hex HMAC-SHA256 of "<t>." and the body's bytes>``, under the key of the unit it goes to
-    (:func:`unit_key`, derived from the signing key). A district service that checks it (and that
-    ``t`` is recent) takes no assignment, with a citizen's details, from anyone else; and a unit's
-    key signs nothing another unit takes. With ``shared`` a second ``v1`` is made with the signing
-    key itself, for district services still checking that while each is given its own; a delivery
-    planned before deliveries named their unit has that one only."""
+    With a ``signing_key`` each POST says it is the notifier's, for the unit it goes to:
+    ``X-1022-Unit-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>." and the body's bytes>``
+    under that unit's key (:func:`unit_key`, derived from the signing key; the body names the unit).
+    A district service that checks it (and that ``t`` is recent) takes no assignment, with a
+    citizen's details, from anyone else, another unit included. With ``shared`` the POST also has
+    ``X-1022-Signature``, the same under the signing key itself, as every POST had before units had
+    keys of their own: for district services still checking that while each is given its unit's. A
+    delivery planned before deliveries named their unit has that header alone."""
 
     def __init__(self, client: aiohttp.ClientSession, signing_key: bytes = b"", shared: bool = False):
         self.client, self.signing_key, self.shared = client, signing_key, shared
 
     async def send(self, delivery: Delivery) -> None:
         body = orjson.dumps({"delivery_id": str(delivery.delivery_id), "case_id": str(delivery.case_id),
-                             "template": delivery.template, "subject": delivery.subject, "text": delivery.text,
-                             "event": delivery.payload})
+                             "unit_id": delivery.unit_id, "template": delivery.template,
+                             "subject": delivery.subject, "text": delivery.text, "event": delivery.payload})
         headers = headers_for(delivery)
         if self.signing_key:
-            keys = [unit_key(self.signing_key, delivery.unit_id)] if delivery.unit_id else []
-            if self.shared or not keys:
-                keys.append(self.signing_key)
-            headers[SIGNATURE_HEADER] = signature(keys, body, int(time.time()))
+            at = int(time.time())
+            if delivery.unit_id:
+                headers[UNIT_SIGNATURE_HEADER] = signature(unit_key(self.signing_key, delivery.unit_id), body, at)
+            if self.shared or not delivery.unit_id:
+                headers[SIGNATURE_HEADER] = signature(self.signing_key, body, at)
         await post(self.client, delivery.target, body, headers)
 
 
-SIGNATURE_HEADER = "X-1022-Signature"
+UNIT_SIGNATURE_HEADER = "X-1022-Unit-Signature"
+SIGNATURE_HEADER = "X-1022-Signature"  # under the signing key itself: the one every unit once shared
 
 
 @functools.lru_cache(maxsize=4096)
 def unit_key(signing_key: bytes, unit_id: str) -> bytes:
     """The key a unit's webhooks are signed with, which that unit alone is given: the hex HMAC-SHA256,
-    under the notifier's signing key, of "1022 unit webhook" and the unit's id
+    under the notifier's signing key, of "1022 unit webhook", a newline and the unit's id
     (``python -m services.notifier unit-key <unit id>`` prints it)."""
     return hmac.new(signing_key, b"1022 unit webhook\n" + unit_id.encode(), hashlib.sha256).hexdigest().encode()
 
 
-def signature(keys: bytes | Sequence[bytes], body: bytes, at: int) -> str:
-    """The signature header's value for ``body`` sent at unix time ``at``: a ``v1`` for each key."""
-    signed = f"{at}.".encode() + body
-    return f"t={at}," + ",".join(f"v1={hmac.new(key, signed, hashlib.sha256).hexdigest()}"
-                                 for key in ([keys] if isinstance(keys, bytes) else keys))
+def signature(key: bytes, body: bytes, at: int) -> str:
+    """The signature header's value for ``body`` sent at unix time ``at``."""
+    return f"t={at},v1={hmac.new(key, f'{at}.'.encode() + body, hashlib.sha256).hexdigest()}"
 
 
 def signed_with(key: bytes, header: str, body: bytes, now: float, within: float = 300) -> bool:

@@ -31,11 +31,11 @@ class NotifierSettings(ServiceSettings):
 
     # Where a unit's district service takes its cases when the directory names no URL; {unit_id} is filled in.
     unit_webhook_url: str = "http://127.0.0.1:8005/units/{unit_id}/assignments"
-    # Signs every webhook POST (X-1022-Signature, services/notifier/providers.py), each under the key
+    # Signs every webhook POST (X-1022-Unit-Signature, services/notifier/providers.py) under the key
     # derived from it for the unit it goes to; unset: unsigned.
     webhook_signing_key: SecretStr = SecretStr("")
-    # Signs each with this key itself as well: for district services still checking that one, while
-    # each is given its unit's own (python -m services.notifier unit-key <unit id>).
+    # Signs each with this key itself as well (X-1022-Signature, as before units had keys): for
+    # district services still checking that, while each is given its unit's own (README).
     webhook_shared_signature: bool = False
     sms_gateway_url: str = ""
     sms_ascii: bool = Field(False, description="Strip Vietnamese diacritics: brandname SMS routes often require it")

@@ -254,7 +254,8 @@ def test_a_unit_that_declined_a_case_hears_nothing_more_of_it():
     assert [d.recipient for d in told(story, story.escalated("resolve", "centre"), record=record)] == ["citizen"]
     # Routed to it again, it hears of the case again.
     told(story, story.routed(), story.assigned(notify), record=record)
-    assert [d.template for d in told(story, story.linked(), record=record)] == ["duplicate_report"]
+    assert [(d.template, d.unit_id) for d in told(story, story.linked(), record=record)] == [
+        ("duplicate_report", "hcm-q-phu-nhuan")]
 
 
 def test_a_unit_the_centre_takes_a_case_from_is_told():
@@ -268,6 +269,7 @@ def test_a_unit_the_centre_takes_a_case_from_is_told():
     assert [(d.recipient, d.channel, d.target, d.template) for d in out] == [
         ("handler", "email", "tiepnhan@phunhuan.example.vn", "withdrawn"), ("citizen", "sms", "+84903123456", "routed")]
     assert "UBND Quận Gò Vấp" in out[0].text
+    assert out[0].unit_id == "hcm-q-phu-nhuan", "signed for the unit it was taken from, not the one it went to"
     # A unit that declined, or a case sent back to the unit that resolved it, hears nothing of it.
     declined, record = Story(), CaseRecord()
     told(declined, declined.opened(), declined.routed(), declined.assigned(notify), declined.declined(), record=record)
