@@ -48,6 +48,10 @@ async def export_cases(request: Request, role: Role, where: Filter) -> Streaming
         out.writerow(CSV_COLUMNS)
         yield "\ufeff" + _take(buffer)
         async with request.app.state.reader.acquire() as conn, conn.transaction(readonly=True):
+            # Read as the client takes it: one that stops reading held a connection of the readers'
+            # few, idle in its transaction, for as long as it kept the socket open. PostgreSQL ends
+            # such a session after a while; the answer is then cut short, never passed off as whole.
+            await conn.execute(f"SET LOCAL idle_in_transaction_session_timeout = {int(EXPORT_IDLE_SECONDS * 1000)}")
             async for row in conn.cursor(query, *args, prefetch=1000):
                 case = present(row, role)
                 out.writerow([cell(case[c]) for c in CSV_COLUMNS])
@@ -59,6 +63,9 @@ async def export_cases(request: Request, role: Role, where: Filter) -> Streaming
                              media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": 'attachment; filename="cases.csv"'})
 
+
+# How long an export may wait for its client to take what it sent before its connection is let go.
+EXPORT_IDLE_SECONDS = 60.0
 
 # A spreadsheet reads a cell starting with one of these as a formula (OWASP, "CSV Injection").
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

