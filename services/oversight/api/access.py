@@ -65,6 +65,8 @@ def mask_phone(phone: str | None) -> str | None:
 # Seven digits or more, a few marks at most between two (spaces, dots, dashes of any kind, brackets,
 # as phonenumbers reads them): only such text is looked through for phone numbers.
 _DIGITS = re.compile(r"\d(?:[^\w]{0,4}\d){6,}")
+# The directory's ids of units and handlers: edition/code[/handler] ("hcmc-2025/27424/h01").
+_UNIT_IDS = re.compile(r"\b[a-z]+-\d{4}/[0-9a-z-]+(?:/[0-9a-z-]+)*")
 # The text a citizen or a unit writes, in a case row and in the events (a unit's decline note is in
 # the case's triage reason).
 FREE_TEXT = ("description", "address", "corrected_address", "note", "answer", "reason", "triage_reason")
@@ -79,9 +81,12 @@ def mask_phones_in(text: str) -> str:
     if not _DIGITS.search(text):
         return text
     parts, last = [], 0
+    ids = [m.span() for m in _UNIT_IDS.finditer(text)]
     for match in PhoneNumberMatcher(text, "VN", leniency=Leniency.POSSIBLE):
-        # Seven digits could be a number somewhere, and are a unit's id ("hcmc-2021/760") here.
-        if sum(c.isdigit() for c in match.raw_string) < 8 and not is_valid_number(match.number):
+        # A unit's id ("declined by hcmc-2025/27424: …") is not a number, nor are seven digits that
+        # could be one somewhere else ("2021/760").
+        if any(start < match.end and match.start < end for start, end in ids) or (
+                sum(c.isdigit() for c in match.raw_string) < 8 and not is_valid_number(match.number)):
             continue
         parts += [text[last:match.start], _masked_in_place(match.raw_string)]
         last = match.end

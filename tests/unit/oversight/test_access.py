@@ -46,7 +46,11 @@ def test_phone_numbers_written_into_free_text_are_masked_in_place():
     for written, masked in (("0903–123–456", "090*–***–*56"), ("0903 – 123 – 456", "090* – *** – *56"),
                             ("0903\u2011123\u2011456", "090*\u2011***\u2011*56"), ("0903~123~456", "090*~***~*56")):
         assert mask_phones_in(f"gọi {written} nhé") == f"gọi {masked} nhé"
-    for text in ("12 Nguyễn Văn Trỗi, Phường 12", "gọi 1022 hoặc 115", "Gia đình 5 người, từ 01/08/2021", ""):
+    # A unit's id, in a decline's triage reason, is not a number; one written just after it is.
+    assert mask_phones_in("declined by hcmc-2025/27424: nhà bà ở Q.3, gọi 0903123456") == \
+        "declined by hcmc-2025/27424: nhà bà ở Q.3, gọi 090*****56"
+    for text in ("12 Nguyễn Văn Trỗi, Phường 12", "gọi 1022 hoặc 115", "Gia đình 5 người, từ 01/08/2021", "",
+                 "declined by hcmc-2025/26734/h01: sai địa bàn"):
         assert mask_phones_in(text) == text
 
 
