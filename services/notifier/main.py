@@ -54,7 +54,7 @@ def build_providers(settings: NotifierSettings, clients: contextlib.AsyncExitSta
 
     by_channel: dict[str, Provider] = {
         "webhook": WebhookProvider(client(), settings.webhook_signing_key.get_secret_value().encode(),
-                                   shared=settings.webhook_shared_signature)}
+                                   settings.webhook_shared_key.get_secret_value().encode())}
     if settings.sms_gateway_url:
         by_channel["sms"] = GatewayProvider(client(), settings.sms_gateway_url, ascii_only=settings.sms_ascii)
     if settings.push_gateway_url:

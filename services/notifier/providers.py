@@ -191,30 +191,30 @@ class WebhookProvider:
     ``X-1022-Unit-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>." and the body's bytes>``
     under that unit's key (:func:`unit_key`, derived from the signing key; the body names the unit).
     A district service that checks it (and that ``t`` is recent) takes no assignment, with a
-    citizen's details, from anyone else, another unit included. With ``shared`` the POST also has
-    ``X-1022-Signature``, the same under the signing key itself, as every POST had before units had
-    keys of their own: for district services still checking that while each is given its unit's. A
-    delivery planned before deliveries named their unit has that header alone."""
+    citizen's details, from anyone else, another unit included. With a ``shared_key`` (the key
+    every unit was once given) the POST also has ``X-1022-Signature``, the same under that key, as
+    every POST had before units had keys of their own: for district services still checking it,
+    while each is given its unit's. A delivery planned before deliveries named their unit has that
+    header alone (under the signing key when there is no shared key)."""
 
-    def __init__(self, client: aiohttp.ClientSession, signing_key: bytes = b"", shared: bool = False):
-        self.client, self.signing_key, self.shared = client, signing_key, shared
+    def __init__(self, client: aiohttp.ClientSession, signing_key: bytes = b"", shared_key: bytes = b""):
+        self.client, self.signing_key, self.shared_key = client, signing_key, shared_key
 
     async def send(self, delivery: Delivery) -> None:
         body = orjson.dumps({"delivery_id": str(delivery.delivery_id), "case_id": str(delivery.case_id),
                              "unit_id": delivery.unit_id, "template": delivery.template,
                              "subject": delivery.subject, "text": delivery.text, "event": delivery.payload})
         headers = headers_for(delivery)
-        if self.signing_key:
-            at = int(time.time())
-            if delivery.unit_id:
-                headers[UNIT_SIGNATURE_HEADER] = signature(unit_key(self.signing_key, delivery.unit_id), body, at)
-            if self.shared or not delivery.unit_id:
-                headers[SIGNATURE_HEADER] = signature(self.signing_key, body, at)
+        at = int(time.time())
+        if self.signing_key and delivery.unit_id:
+            headers[UNIT_SIGNATURE_HEADER] = signature(unit_key(self.signing_key, delivery.unit_id), body, at)
+        if self.shared_key or (self.signing_key and not delivery.unit_id):
+            headers[SIGNATURE_HEADER] = signature(self.shared_key or self.signing_key, body, at)
         await post(self.client, delivery.target, body, headers)
 
 
 UNIT_SIGNATURE_HEADER = "X-1022-Unit-Signature"
-SIGNATURE_HEADER = "X-1022-Signature"  # under the signing key itself: the one every unit once shared
+SIGNATURE_HEADER = "X-1022-Signature"  # under the key every unit was once given
 
 
 @functools.lru_cache(maxsize=4096)

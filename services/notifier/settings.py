@@ -34,9 +34,10 @@ class NotifierSettings(ServiceSettings):
     # Signs every webhook POST (X-1022-Unit-Signature, services/notifier/providers.py) under the key
     # derived from it for the unit it goes to; unset: unsigned.
     webhook_signing_key: SecretStr = SecretStr("")
-    # Signs each with this key itself as well (X-1022-Signature, as before units had keys): for
-    # district services still checking that, while each is given its unit's own (README).
-    webhook_shared_signature: bool = False
+    # The key every unit was given before units had keys of their own: each POST is signed with it
+    # as well (X-1022-Signature, as then), for district services still checking it while each is
+    # given its unit's (README). Unit keys come from the signing key, which must be another.
+    webhook_shared_key: SecretStr = SecretStr("")
     sms_gateway_url: str = ""
     sms_ascii: bool = Field(False, description="Strip Vietnamese diacritics: brandname SMS routes often require it")
     # An SMS takes at most this many segments (GSM 03.38: 160 GSM 7-bit characters or 70 UCS-2 in
@@ -103,6 +104,15 @@ class NotifierSettings(ServiceSettings):
         if self.smtp_host and self.smtp_user and not self.smtp_starttls and self.smtp_host not in LOOPBACK:
             raise ValueError("NOTIFIER_SMTP_USER is set without NOTIFIER_SMTP_STARTTLS: the password would be sent"
                              f" in clear to {self.smtp_host}")
+        return self
+
+    @model_validator(mode="after")
+    def _unit_keys_not_from_the_shared_one(self) -> "NotifierSettings":
+        # Every unit holds the shared key: unit keys derived from it, any unit could make any other's.
+        shared = self.webhook_shared_key.get_secret_value()
+        if shared and shared == self.webhook_signing_key.get_secret_value():
+            raise ValueError("NOTIFIER_WEBHOOK_SHARED_KEY is the key every unit holds: NOTIFIER_WEBHOOK_SIGNING_KEY,"
+                             " from which each unit's own key is made, must be another")
         return self
 
     def required_zalo_token_key(self) -> str:

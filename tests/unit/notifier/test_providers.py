@@ -177,7 +177,7 @@ async def test_a_district_service_can_tell_the_notifiers_webhooks_from_anyone_el
     time and the exact bytes sent, under the key of the unit it goes to: one key for every unit let
     any unit sign cases for the others."""
     url, seen = receiver
-    city = b"the city's webhook key"
+    city, old_key = b"the city's webhook key", b"the key every unit was once given"
     delivery = Delivery(delivery_id=uuid.uuid4(), case_id=uuid.uuid4(), cause_event_id=uuid.uuid4(),
                         correlation_id=uuid.uuid4(), recipient="unit", channel="webhook", target=f"{url}/signed",
                         template="assignment", subject="[1022] Phản ánh mới", text="Hết gạo.",
@@ -186,10 +186,11 @@ async def test_a_district_service_can_tell_the_notifiers_webhooks_from_anyone_el
     before = dataclasses.replace(delivery, unit_id=None)  # planned before deliveries named their unit
     async with aiohttp.ClientSession() as client:
         await WebhookProvider(client, city).send(delivery)
-        await WebhookProvider(client, city, shared=True).send(delivery)
+        await WebhookProvider(client, city, shared_key=old_key).send(delivery)
+        await WebhookProvider(client, city, shared_key=old_key).send(before)
         await WebhookProvider(client, city).send(before)
         await WebhookProvider(client).send(delivery)
-    (own, body), (both, _), (legacy, legacy_body), (unsigned, _) = seen
+    (own, body), (both, _), (legacy, legacy_body), (no_move, _), (unsigned, _) = seen
     units_key = hmac.new(city, b"1022 unit webhook\nhcmc-2021/26734", hashlib.sha256).hexdigest().encode()
 
     def signed(header: str, key: bytes, sent: str = body) -> bool:
@@ -200,8 +201,9 @@ async def test_a_district_service_can_tell_the_notifiers_webhooks_from_anyone_el
     assert own.keys() == {"X-1022-Unit-Signature"} and signed(own["X-1022-Unit-Signature"], units_key)
     # While districts move to their own keys: the signature as it was, which a district reading the
     # header whole still checks, beside the unit's.
-    assert signed(both["X-1022-Unit-Signature"], units_key) and signed(both["X-1022-Signature"], city)
-    assert legacy.keys() == {"X-1022-Signature"} and signed(legacy["X-1022-Signature"], city, legacy_body)
+    assert signed(both["X-1022-Unit-Signature"], units_key) and signed(both["X-1022-Signature"], old_key)
+    assert legacy.keys() == {"X-1022-Signature"} and signed(legacy["X-1022-Signature"], old_key, legacy_body)
+    assert no_move.keys() == {"X-1022-Signature"} and signed(no_move["X-1022-Signature"], city, legacy_body)
     assert '"unit_id":"hcmc-2021/26734"' in body and '"template":"assignment"' in body and unsigned == {}
 
 
@@ -341,3 +343,11 @@ async def test_no_more_mail_is_sent_at_once_than_the_mail_provider_has_threads_f
         threads = mail.threads._max_workers  # noqa: SLF001 - the pool's own count
         assert concurrency_for("email", providers, settings) == threads < settings.concurrency
         assert concurrency_for("sms", providers, settings) == settings.concurrency
+
+
+def test_unit_keys_are_not_made_from_the_key_every_unit_holds():
+    """During the move every unit still holds the shared key: unit keys made from it, any unit could
+    make any other's."""
+    with pytest.raises(ValueError, match="must be another"):
+        NotifierSettings(webhook_signing_key="the same", webhook_shared_key="the same")
+    assert NotifierSettings(webhook_signing_key="new", webhook_shared_key="old").webhook_shared_key
