@@ -51,8 +51,9 @@ async def export_cases(request: Request, role: Role, where: Filter) -> Streaming
             # Read as the client takes it: one that stops reading held a connection of the readers'
             # few, idle in its transaction, for as long as it kept the socket open. PostgreSQL ends
             # such a session after a while; the answer is then cut short, never passed off as whole.
+            # The while is between two fetches, of EXPORT_PREFETCH cases (a few hundred KB) each.
             await conn.execute(f"SET LOCAL idle_in_transaction_session_timeout = {int(EXPORT_IDLE_SECONDS * 1000)}")
-            async for row in conn.cursor(query, *args, prefetch=1000):
+            async for row in conn.cursor(query, *args, prefetch=EXPORT_PREFETCH):
                 case = present(row, role)
                 out.writerow([cell(case[c]) for c in CSV_COLUMNS])
                 if buffer.tell() > 64_000:
@@ -64,8 +65,10 @@ async def export_cases(request: Request, role: Role, where: Filter) -> Streaming
                              headers={"Content-Disposition": 'attachment; filename="cases.csv"'})
 
 
-# How long an export may wait for its client to take what it sent before its connection is let go.
+# How long an export may wait for its client to take the cases it read before its connection is let
+# go, and how many cases it reads at a time: a client taking fewer than 100 cases a minute is cut off.
 EXPORT_IDLE_SECONDS = 60.0
+EXPORT_PREFETCH = 100
 
 # A spreadsheet reads a cell starting with one of these as a formula (OWASP, "CSV Injection").
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

@@ -87,7 +87,6 @@ async def test_an_export_its_client_stopped_reading_lets_its_connection_go(api, 
             with pytest.raises(httpx.HTTPError):  # cut short, never a file that looks whole
                 async for _ in chunks:
                     pass
-        assert api.get("/v1/cases?limit=1", role="council").status_code == 200
     finally:
         await owner.execute("DELETE FROM cases WHERE tracking_code LIKE 'BULK-%'")
         await owner.close()
