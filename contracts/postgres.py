@@ -41,3 +41,12 @@ def fits_int(value: object) -> bool:
     """Whether PostgreSQL's int (int4) holds ``value``: a version or a count past it failed the whole
     transaction it was written in, at every reading of its batch."""
     return isinstance(value, int) and -(2**31) <= value < 2**31
+
+
+def add_column(table: str, column: str, kind: str) -> str:
+    """SQL adding a column where it is missing, looked up first: ALTER TABLE ... ADD COLUMN IF NOT
+    EXISTS takes the table's lock against every read before it checks, and held it for the rest of a
+    migration at every start, while another instance read the table."""
+    return (f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = '{table}'::regclass"
+            f" AND attname = '{column}' AND NOT attisdropped) THEN ALTER TABLE {table} ADD COLUMN {column} {kind};"
+            " END IF; END $$;")

@@ -13,6 +13,7 @@ import secrets
 
 import asyncpg
 
+from contracts.postgres import add_column
 from services.oversight.chain import GENESIS
 from services.oversight.projection import CASE_COLUMNS, DUE_BY, OPEN_STATUSES
 
@@ -23,20 +24,11 @@ _OPEN = "(" + ", ".join(f"'{s}'" for s in OPEN_STATUSES) + ")"
 
 
 
-def _add_column(table: str, column: str, kind: str) -> str:
-    """A column added where it is missing, looked up first: ALTER TABLE ... ADD COLUMN IF NOT EXISTS
-    locks the table against every read before it checks, and held it for the rest of the migration
-    at every start, while the other instance's API read it."""
-    return (f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = '{table}'::regclass"
-            f" AND attname = '{column}' AND NOT attisdropped) THEN ALTER TABLE {table} ADD COLUMN {column} {kind};"
-            " END IF; END $$;")
-
-
 # The fold the rows were made by (projection.FOLD_VERSION), and whether all of them are yet;
 # refold.py folds them again when it changes.
 PROJECTION_STATE = f"""
 CREATE TABLE IF NOT EXISTS projection_state (id int PRIMARY KEY CHECK (id = 1), fold_version int NOT NULL);
-{_add_column("projection_state", "complete", "boolean NOT NULL DEFAULT true")}
+{add_column("projection_state", "complete", "boolean NOT NULL DEFAULT true")}
 """
 
 SCHEMA = f"""
@@ -44,7 +36,7 @@ SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS consumer_offsets (
     topic text NOT NULL, partition int NOT NULL, next_offset bigint NOT NULL, first_offset bigint,
     PRIMARY KEY (topic, partition));
-{_add_column("consumer_offsets", "first_offset", "bigint")}
+{add_column("consumer_offsets", "first_offset", "bigint")}
 -- Rows from before the column: the projection read those partitions from their first records (its
 -- group starts at the earliest), which is where the rebuild begins them too. Left empty, the two
 -- differed in this column for good, and a rebuild never reported the read models equal.
@@ -79,8 +71,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     delivery_id uuid PRIMARY KEY, event_id uuid NOT NULL UNIQUE, case_id uuid NOT NULL, cause_event_id uuid,
     recipient text, channel text, outcome text, attempts int, error text, occurred_at timestamptz, body jsonb,
     template text);
-{_add_column("deliveries", "body", "jsonb")}
-{_add_column("deliveries", "template", "text")}
+{add_column("deliveries", "body", "jsonb")}
+{add_column("deliveries", "template", "text")}
 -- Rows kept before the column was: verify checks it against the body, as the API shows it.
 UPDATE deliveries SET template = body->>'template' WHERE template IS NULL AND body->>'template' IS NOT NULL;
 CREATE INDEX IF NOT EXISTS deliveries_case ON deliveries (case_id);

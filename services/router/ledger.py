@@ -18,20 +18,15 @@ from typing import Any
 
 import asyncpg
 
+from contracts.postgres import add_column
 from services.router.domain import ESCALATION_STEP, LEVELS
 
-SCHEMA = """
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS deadlines (
     case_id uuid NOT NULL, kind text NOT NULL, due_at timestamptz NOT NULL, level text NOT NULL DEFAULT 'handler',
     active boolean NOT NULL DEFAULT true, PRIMARY KEY (case_id, kind));
--- The date the unit committed to, once it has: said again, it does not restart the chain. Looked up
--- first, as every column added later: ALTER TABLE takes the table's lock before it checks, at every start.
-DO $$ BEGIN
-    IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'deadlines'::regclass AND attname = 'committed'
-                   AND NOT attisdropped) THEN
-        ALTER TABLE deadlines ADD COLUMN committed timestamptz;
-    END IF;
-END $$;
+-- The date the unit committed to, once it has: said again, it does not restart the chain.
+{add_column("deadlines", "committed", "timestamptz")}
 CREATE INDEX IF NOT EXISTS deadlines_due ON deadlines (due_at) WHERE active;
 CREATE TABLE IF NOT EXISTS case_handler (
     case_id uuid PRIMARY KEY, handler_id text NOT NULL, unit_id text NOT NULL,
@@ -71,12 +66,7 @@ CREATE TABLE IF NOT EXISTS reports (
 CREATE INDEX IF NOT EXISTS reports_key ON reports (phone, category) WHERE open;
 -- Every area the case was routed to (area_code is the latest): a repeat of the first report, its
 -- address as before, still goes to the first area after a unit declined the case and it was rerouted.
-DO $$ BEGIN
-    IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'reports'::regclass AND attname = 'areas'
-                   AND NOT attisdropped) THEN
-        ALTER TABLE reports ADD COLUMN areas text[];
-    END IF;
-END $$;
+{add_column("reports", "areas", "text[]")}
 """
 
 CLOSING = ("CaseResolved", "CaseClosed", "CaseMarkedDuplicate")  # no longer open

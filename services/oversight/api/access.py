@@ -68,8 +68,8 @@ _DIGITS = re.compile(r"\d(?:[^\w]{0,4}\d){6,}")
 # The directory's ids of units and handlers: edition/code[/handler] ("hcmc-2025/27424/h01").
 _UNIT_IDS = re.compile(r"\b[a-z]+-\d{4}/[0-9a-z-]+(?:/[0-9a-z-]+)*")
 # The text a citizen or a unit writes, in a case row and in the events (a unit's decline note is in
-# the case's triage reason).
-FREE_TEXT = ("description", "address", "corrected_address", "note", "answer", "reason", "triage_reason")
+# the case's triage reason), and a gateway's error, which can name the number a message went to.
+FREE_TEXT = ("description", "address", "corrected_address", "note", "answer", "reason", "triage_reason", "error")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -113,23 +113,21 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def present_row(row: Any, role: str) -> dict[str, Any]:
+    """A row as JSON, the phone numbers in its free text masked but for the 1022 centre: a delivery
+    as a role may see it; a case's contact is masked too by :func:`present`."""
+    shown = {k: jsonable(v) for k, v in dict(row).items()}
+    return shown if role == "centre" else _free_text_masked(shown)
+
+
 def present(row: Any, role: str) -> dict[str, Any]:
     """A case as a role may see it: citizens' contact in full only for the 1022 centre."""
-    case = {k: jsonable(v) for k, v in dict(row).items()}
+    case = present_row(row, role)
     if role != "centre":
-        case = _free_text_masked(case)
         case["citizen_name"] = mask_name(case.get("citizen_name"))
         case["citizen_phone"] = mask_phone(case.get("citizen_phone"))
         case["citizen_email"] = None
     return case
-
-
-def present_delivery(row: Any, role: str) -> dict[str, Any]:
-    """A delivery as a role may see it: a gateway's error can name the number it was sent to."""
-    delivery = {k: jsonable(v) for k, v in dict(row).items()}
-    if role != "centre" and isinstance(delivery.get("error"), str):
-        delivery["error"] = mask_phones_in(delivery["error"])
-    return delivery
 
 
 def mask_event(body: dict[str, Any], role: str) -> dict[str, Any]:

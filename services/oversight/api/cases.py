@@ -12,7 +12,7 @@ import orjson
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
-from services.oversight.api.access import mask_event, present, present_delivery, role_of
+from services.oversight.api.access import mask_event, present, present_row, role_of
 from services.oversight.api.listing import CaseFilter, Page, case_filter, fetch_page, page
 from services.oversight.api.readonly import is_head
 
@@ -125,5 +125,5 @@ async def timeline(request: Request, case_id: UUID, role: Role) -> dict[str, Any
         "events": [{"event_id": str(e["event_id"]), "version": e["version"], "event_type": e["event_type"],
                     "occurred_at": e["occurred_at"].isoformat(), "producer": e["producer"],
                     "body": mask_event(orjson.loads(e["body"]), role)} for e in events],
-        "deliveries": [present_delivery(d, role) for d in deliveries],
+        "deliveries": [present_row(d, role) for d in deliveries],
     }
