@@ -1,9 +1,9 @@
 """Address understanding (đọc địa chỉ): which area of HCMC an address is in, or why it cannot be said.
 
 ``resolve(address, edition)`` reads the address twice, independently: once with the gazetteer's
-whole-word reading (markers, abbreviations, no diacritics, no commas, old district names), and once
-with vietnamadminunits' own parser (``parse_address``; ``convert_address`` for pre-2025 addresses in
-the 2025 edition). It answers with a place only when the text names one place and the two readings
+whole-word reading (markers, abbreviations, "Ben Thanh Ward", no diacritics, no commas, old district
+names), and once with vietnamadminunits' own parser (``parse_address``; ``convert_address`` for
+pre-2025 addresses in the 2025 edition). It answers with a place only when the text names one place and the two readings
 do not contradict each other. Never a guess: a ward name used in two districts with no district
 given, a bare "Phường 1", a ward that is not in the district typed, an old ward that was divided in
 2025 — each gives "ambiguous" with the reason, and the case goes to triage at the 1022 centre.
@@ -281,10 +281,12 @@ def _from_new_ward(ms: tuple[Mention, ...]) -> Resolution | None:
 
 
 def _unknown(text: str, mode: str, ms: tuple[Mention, ...]) -> Resolution:
-    """Nothing read as an HCMC place: say "outside" only when the library is sure of another province."""
+    """Nothing read as an HCMC place: say "outside" only when the library is sure of another province,
+    and the text names a unit there: "88 Hai Bà Trưng" is a street of HCMC before it is Hà Nội's
+    Quận Hai Bà Trưng."""
     lib = _library(text, mode)
     inside = (HCMC,) if mode == "LEGACY" else (HCMC, *MERGED_2025)
-    if lib.province_code and lib.province_code not in inside and not ms:
+    if lib.province_code and lib.province_code not in inside and not ms and gz.names_a_unit(text):
         return Resolution("outside", f"vietnamadminunits places it in {lib.province}, outside HCMC")
     return Resolution("unknown", "no ward, commune or district of Ho Chi Minh City could be read "
                                  "in the address")
@@ -305,6 +307,7 @@ def _named_itself(mention: Mention | None, ward: Place) -> bool:
     """False when the text named a ward the library files under another (P.12 -> Phường 11)."""
     own = "".join(ch for ch in gz.fold(gz.short_name(ward.name)) if ch.isalnum())
     typed = "".join(ch for ch in gz.fold(mention.text) if ch.isalnum()) if mention else ""
+    typed = next((typed.removesuffix(s) for s in gz.SUFFIXES if typed.endswith(s)), typed)  # "Tan Dinh Ward"
     if own.isdigit():
         number = re.search(r"\d+$", typed)
         return number is not None and int(number.group()) == int(own)

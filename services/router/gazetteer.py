@@ -33,6 +33,16 @@ _DISTRICT_MARKERS = ("quan", "q", "district", "dist", "huyen", "h", "thanhpho", 
 # Ward markers by type: "Xã Củ Chi" is today's commune, never the old Thị trấn Củ Chi.
 _WARD_MARKERS = {"Phường": ("phuong", "p", "f", "ward"), "Xã": ("xa", "x"), "Thị trấn": ("thitran", "tt"),
                  "Đặc khu": ("dackhu",)}
+# The English words written after a name, as maps and apps write addresses: "Ben Thanh Ward",
+# "Binh Thanh District", "Thu Duc City", "Binh Chanh Commune", "Con Dao Special Zone".
+_DISTRICT_SUFFIXES = ("district", "dist", "city", "town")
+_WARD_SUFFIXES = {"Phường": ("ward",), "Xã": ("commune",), "Thị trấn": ("town",),
+                  "Đặc khu": ("specialzone", "zone")}
+_MARKER_WORDS = frozenset({*_DISTRICT_MARKERS, *(m for ms in _WARD_MARKERS.values() for m in ms),
+                           *_DISTRICT_SUFFIXES, *(m for ms in _WARD_SUFFIXES.values() for m in ms),
+                           "tinh", "province"})
+SUFFIXES = tuple(sorted({*_DISTRICT_SUFFIXES, *(s for ss in _WARD_SUFFIXES.values() for s in ss)}, key=len,
+                        reverse=True))
 _CITY_KEYS = ("thanhphohochiminh", "tphochiminh", "thanhphohcm", "tphcm", "hochiminh", "hcm",
               "hcmc", "hochiminhcity", "hcmcity", "saigon", "tpsaigon")
 _TYPE_WORDS = ("phuong", "xa", "thitran", "quan", "huyen", "thanhpho", "thixa", "dackhu", "ward",
@@ -78,6 +88,13 @@ def words(address: str) -> list[str]:
     """The address as lower-case words (diacritics kept) and commas."""
     text = unicodedata.normalize("NFC", address).lower()
     return re.findall(r"\w+|[,;|\n]", text)
+
+
+def names_a_unit(address: str) -> bool:
+    """Whether the address has a word for an administrative unit in it (Quận, P., Huyện, Ward, Tỉnh…),
+    as a street alone ("88 Hai Bà Trưng") has not."""
+    keys = [fold(w) for w in words(address)]
+    return any(k in _MARKER_WORDS for k in keys) or any(a + b in _MARKER_WORDS for a, b in zip(keys, keys[1:]))
 
 
 def scan(address: str) -> tuple[Mention, ...]:
@@ -163,12 +180,12 @@ def _index() -> dict[str, tuple[tuple[Place, bool], ...]]:
         district = Place("district", row["districtCode"], row["district"], prov,
                          key=f"{row['provinceKey']}_{row['districtKey']}")
         _add_names(add, district, json.loads(row["districtKeywords"]), fold(row["districtShort"]),
-                   _DISTRICT_MARKERS)
+                   _DISTRICT_MARKERS, _DISTRICT_SUFFIXES)
         if row["wardCode"]:
             ward = Place("ward", row["wardCode"], row["ward"], prov, row["districtCode"],
                          f"{row['provinceKey']}_{row['districtKey']}_{row['wardKey']}")
             _add_names(add, ward, json.loads(row["wardKeywords"]), fold(row["wardShort"]),
-                       _WARD_MARKERS[row["wardType"]])
+                       _WARD_MARKERS[row["wardType"]], _WARD_SUFFIXES[row["wardType"]])
     thu_duc = next(p for p, _ in index["thanhphothuduc"].items() if p.level == "district")
     for k in ("quanthuduc", "qthuduc", "tpthuduc"):  # the old Quận Thủ Đức, folded into the city
         add(k, thu_duc, marked=True)
@@ -186,12 +203,15 @@ def _index() -> dict[str, tuple[tuple[Place, bool], ...]]:
                                  "new-" + row["provinceCode"]), marked=k.startswith("tinh"))
             continue
         ward = Place("ward2025", row["wardCode"], row["ward"], HCMC, key=row["wardKey"])
-        _add_names(add, ward, [], fold(row["wardShort"]).replace(" ", ""), _WARD_MARKERS[row["wardType"]])
+        _add_names(add, ward, [], fold(row["wardShort"]).replace(" ", ""), _WARD_MARKERS[row["wardType"]],
+                   _WARD_SUFFIXES[row["wardType"]])
     return {k: tuple(sorted(v.items(), key=lambda e: (e[0].level, e[0].code))) for k, v in index.items()}
 
 
-def _add_names(add, place: Place, keywords: list[str], short: str, markers: tuple[str, ...]) -> None:
-    """The library's keywords plus the abbreviations people type (P. Tân Định, Q. Gò Vấp, H. Củ Chi)."""
+def _add_names(add, place: Place, keywords: list[str], short: str, markers: tuple[str, ...],
+               suffixes: tuple[str, ...]) -> None:
+    """The library's keywords plus the abbreviations people type (P. Tân Định, Q. Gò Vấp, H. Củ Chi),
+    and the name with an English word after it (Tan Dinh Ward); a number takes its marker first."""
     short = re.sub(r"[^a-z0-9]", "", short)
     short = re.sub(r"^(phuong|quan)(?=\d+$)", "", short)  # "Phường 12" is numbered, not named
     bare = {short} | {k for k in keywords if not _has_type_word(k, keywords)}
@@ -205,6 +225,8 @@ def _add_names(add, place: Place, keywords: list[str], short: str, markers: tupl
         add(k, place, False)
         for m in markers:
             add(m + k, place, True)
+        for m in suffixes:
+            add(k + m, place, True)
     for k in keywords:
         if k not in bare:
             add(k, place, True)
