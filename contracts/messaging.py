@@ -315,6 +315,23 @@ def coordination_failure(subscriber: Any) -> BaseException | None:
     return task.exception()
 
 
+def consuming(broker: KafkaBroker | None) -> bool:
+    """Whether every subscriber of ``broker`` reads now: its consumer is started, its group's
+    coordination has not ended, and it knows the broker that coordinates its group (aiokafka
+    forgets that broker when it cannot be reached, and looks for it again). For ``/healthz``:
+    true once at start, it said nothing of a broker lost or a consumer stalled since."""
+    if broker is None or not broker.subscribers:
+        return False
+    for subscriber in broker.subscribers:
+        consumer = getattr(subscriber, "consumer", None)
+        if consumer is None or coordination_failure(subscriber) is not None:
+            return False
+        coordinator = getattr(consumer, "_coordinator", None)
+        if coordinator is None or getattr(coordinator, "coordinator_id", 0) is None:
+            return False
+    return True
+
+
 async def keep_consumers_reading(broker: KafkaBroker, every_seconds: float = 5.0) -> None:
     """Restart any subscriber whose consumer group stopped coordinating.
 

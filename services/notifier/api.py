@@ -3,6 +3,7 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
+from contracts.messaging import consuming
 from services.notifier.store import backlog_of
 
 router = APIRouter()
@@ -10,7 +11,8 @@ router = APIRouter()
 
 @router.get("/healthz")
 async def healthz(request: Request) -> dict:
-    return {"status": "ok", **request.app.state.notifier.counts}
+    state = request.app.state
+    return {"status": "ok", "consuming": consuming(state.broker), **state.notifier.counts}
 
 
 @router.get("/metrics")

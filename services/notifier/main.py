@@ -119,7 +119,7 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
                         sms_max_segments=settings.sms_max_segments, sms_ascii=settings.sms_ascii,
                         public_lookup_url=settings.public_lookup_url)
         app.state.notifier = notifier = Notifier(deliveries, policy, on_new_work=wake_dispatchers)
-        app.state.deliveries, app.state.dispatchers = deliveries, dispatchers
+        app.state.deliveries, app.state.dispatchers, app.state.broker = deliveries, dispatchers, broker
         retry = Retry(settings.max_attempts, settings.backoff_base_seconds, settings.backoff_max_seconds)
         dispatchers += [
             Dispatcher(deliveries, providers, channel, policy=policy, retry=retry,

@@ -48,7 +48,7 @@ def create_app(settings: OversightSettings | None = None) -> FastAPI:
         app.state.feed = feed = AuditFeed(settings.dsn(reader=True))
         app.state.audit_key = audit_key
         app.state.verify_lock = asyncio.Lock()
-        app.state.projector, app.state.consuming = None, False
+        app.state.projector, app.state.broker = None, None
         writer, broker, background = None, None, []
         await feed.start()
         if settings.consume:
@@ -56,13 +56,13 @@ def create_app(settings: OversightSettings | None = None) -> FastAPI:
                                                server_settings={"application_name": "oversight-projector"})
             app.state.projector = projector = Projector(writer, audit_key=audit_key,
                                                         checkpoint_every=settings.checkpoint_every)
-            broker = kafka_broker(settings.kafka_bootstrap, client_id="oversight", tracer_provider=provider)
+            app.state.broker = broker = kafka_broker(settings.kafka_bootstrap, client_id="oversight",
+                                                     tracer_provider=provider)
             register(broker, projector, settings.group_id, settings.max_batch, settings.gather_ms)
 
             async def consume() -> None:
                 # The API serves from PostgreSQL alone: it is up while Kafka is not, and /healthz says so.
                 await start_when_reachable(broker.start, stop=broker.stop)
-                app.state.consuming = True
                 await asyncio.gather(
                     Checkpointer(writer, broker, settings.kafka_bootstrap, settings.checkpoint_topic,
                                  settings.checkpoint_seconds).run(),

@@ -7,6 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from contracts.messaging import consuming
+
 router = APIRouter()
 
 
@@ -16,7 +18,8 @@ async def healthz(request: Request) -> JSONResponse:
     ok = state.broker_running
     relay = state.relay
     failing = relay.failing_since and datetime.fromtimestamp(relay.failing_since, UTC).isoformat()
-    return JSONResponse({"status": "ok" if ok else "starting", "outbox_leader": relay.is_leader,
+    return JSONResponse({"status": "ok" if ok else "starting", "consuming": consuming(state.broker),
+                         "outbox_leader": relay.is_leader,
                          "outbox_failing_since": failing, "outbox_failure": relay.failure,
                          "directory_version": state.desk.directory.version}, status_code=200 if ok else 503)
 

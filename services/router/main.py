@@ -42,6 +42,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         stats = {"requests": 0, "opened": 0, "responses": 0, "refused": 0}
         register(broker, desk, pool, settings.group_id, settings.max_batch, stats, settings.gather_ms)
         app.state.desk, app.state.relay, app.state.timers, app.state.stats = desk, relay, timers, stats
+        app.state.broker = broker
         app.state.broker_running = False
         await start_when_reachable(broker.start, stop=broker.stop)
         await start_when_reachable(producer.start)

@@ -14,6 +14,7 @@ import sys
 import time
 
 import asyncpg
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -160,12 +161,23 @@ def test_notifier_killed_five_times(fault_mesh, stand_in, pg_port):
     scenario(fault_mesh, stand_in, pg_port, fault)
 
 
+def reading(mesh) -> dict[str, bool]:
+    """What each consuming service's /healthz says of its consumers now."""
+    return {name: httpx.get(mesh.url(name) + "/healthz", timeout=10).json()["consuming"]
+            for name in ("router", "notifier", "oversight")}
+
+
 def test_kafka_broker_killed_and_restarted(fault_mesh, stand_in, pg_port, infra):
     def fault(stream):
         flowing(stream, 3)
+        assert all(reading(fault_mesh).values()), reading(fault_mesh)
         infra.crash_kafka()
-        time.sleep(3)
+        down = time.monotonic()
+        # /healthz said "consuming" for good once a service had started: it must say the broker is gone.
+        wait_for(lambda: not any(reading(fault_mesh).values()), 30, what="every service to say it is not consuming")
+        time.sleep(max(0.0, 3 - (time.monotonic() - down)))
         infra.start_kafka()
+        wait_for(lambda: all(reading(fault_mesh).values()), 120, what="every service to say it consumes again")
     scenario(fault_mesh, stand_in, pg_port, fault)
 
 

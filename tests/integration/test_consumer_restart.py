@@ -8,7 +8,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream.kafka import KafkaMessage
 
-from contracts.messaging import consumer_options, coordination_failure, kafka_broker, keep_consumers_reading, records_of
+from contracts.messaging import (consumer_options, consuming, coordination_failure, kafka_broker, keep_consumers_reading,
+                                records_of)
 from tests.support.mesh import eventually
 
 
@@ -34,6 +35,7 @@ async def test_a_consumer_whose_group_stopped_coordinating_is_restarted_and_read
     try:
         await producer.send_and_wait(topic, b"before")
         await eventually(lambda: b"before" in seen, 30, "the first record")
+        assert consuming(broker)
 
         # What a broker restart did under uvloop: an error aiokafka does not expect while it looks
         # for the group's coordinator ends the coordination for good.
@@ -45,6 +47,7 @@ async def test_a_consumer_whose_group_stopped_coordinating_is_restarted_and_read
         coordinator._client.coordinator_lookup = broken_lookup
         coordinator.coordinator_dead()
         await eventually(lambda: coordination_failure(subscriber) is not None, 30, "the coordination to fail")
+        assert not consuming(broker), "/healthz would still say the service consumes"
         await producer.send_and_wait(topic, b"after")
         await asyncio.sleep(3)
         assert b"after" not in seen, "the stalled consumer read on by itself: nothing to restart"
@@ -52,6 +55,7 @@ async def test_a_consumer_whose_group_stopped_coordinating_is_restarted_and_read
         watchdog = asyncio.create_task(keep_consumers_reading(broker, every_seconds=0.2))
         await eventually(lambda: b"after" in seen, 60, "the record sent after the failure")
         assert coordination_failure(subscriber) is None
+        assert consuming(broker)
     finally:
         if watchdog:
             watchdog.cancel()
