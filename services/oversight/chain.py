@@ -2,10 +2,16 @@
 chained, and how a chain is checked.
 
 Each record hashes the previous record's hash and the event's canonical text (SHA-256). The audited
-text holds none of the citizen's contact details (what they write, a description or an address, is
-as written): the contact is replaced by a keyed digest (HMAC-SHA256 with
-``OVERSIGHT_AUDIT_KEY``), so the same records can be handed to HĐND and MTTQ, who recompute every
-hash themselves, while the 1022 centre can still prove that a case's contact details were not changed.
+text holds none of the citizen's contact details: the contact is replaced by a keyed digest
+(HMAC-SHA256 with ``OVERSIGHT_AUDIT_KEY``), so the same records can be handed to HĐND and MTTQ, who
+recompute every hash themselves, while the 1022 centre can still prove that a case's contact details
+were not changed.
+
+The free text (a description, an address, a unit's note) is kept as written, but for the phone
+numbers written into it ("gọi chị Lan 0903 123 456"), which are masked as the API masks them for HĐND
+and MTTQ. The text as written is bound by its keyed digest, by field, under ``masked_text_hmac``.
+Records made before oversight masked them (up to ``audit_form.masked_since``) keep their text, or
+the checkpoints HĐND and MTTQ kept would no longer match: a record is checked in the form it has.
 """
 
 import hashlib
@@ -15,8 +21,11 @@ from typing import Any
 
 import orjson
 
+from services.oversight.masking import FREE_TEXT, mask_phones_in
+
 GENESIS = "0" * 64
 PERSONAL_FIELD = "citizen"
+MASKED = "masked_text_hmac"
 
 
 def canonical(body: dict[str, Any]) -> str:
@@ -31,17 +40,53 @@ def chain_hash(prev_hash: str, canonical_text: str) -> str:
     return hashlib.sha256((prev_hash + "\n" + canonical_text).encode("utf-8")).hexdigest()
 
 
-def audited(body: dict[str, Any], key: bytes) -> dict[str, Any]:
-    """The event as the audit log keeps it: the citizen's contact replaced by its keyed digest."""
+def _digest(key: bytes, text: str) -> str:
+    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def audited(body: dict[str, Any], key: bytes, masked: bool = False) -> dict[str, Any]:
+    """The event as the audit log keeps it: the citizen's contact replaced by its keyed digest and,
+    when ``masked``, the phone numbers in its free text masked, each such text's digest beside it."""
     citizen = body.get(PERSONAL_FIELD)
-    if citizen is None:
-        return body
-    digest = hmac.new(key, canonical(citizen).encode("utf-8"), hashlib.sha256).hexdigest()
-    return {**body, PERSONAL_FIELD: {"hmac_sha256": digest}}
+    out = body if citizen is None else {**body, PERSONAL_FIELD: {"hmac_sha256": _digest(key, canonical(citizen))}}
+    if not masked:
+        return out
+    digests, shown = {}, {}
+    for field in FREE_TEXT:
+        if isinstance(written := out.get(field), str) and (hidden := mask_phones_in(written)) != written:
+            shown[field], digests[field] = hidden, _digest(key, written)
+    return {**out, **shown, MASKED: digests} if digests else out
 
 
-def audited_text(body: dict[str, Any], key: bytes) -> str:
-    return canonical(audited(body, key))
+def audited_text(body: dict[str, Any], key: bytes, masked: bool = False) -> str:
+    return canonical(audited(body, key, masked))
+
+
+def matches(body: dict[str, Any], record: dict[str, Any], key: bytes) -> bool:
+    """Whether ``record`` (an audit record's text, parsed) is what ``body`` was audited as, in the
+    form the record has. A masked text is the text as written with some digits starred, and that
+    text is checked by its digest; which digits is not read again, since a later phonenumbers may
+    read a number otherwise."""
+    digests = record.get(MASKED)
+    if digests is None:
+        return audited(body, key) == record
+    if not isinstance(digests, dict) or not digests:
+        return False
+    expected = dict(audited(body, key))
+    for field, digest in digests.items():
+        written = body.get(field)
+        shown = record.get(field)
+        if not (field in FREE_TEXT and isinstance(written, str) and isinstance(digest, str)
+                and isinstance(shown, str) and _starred(written, shown)
+                and hmac.compare_digest(_digest(key, written), digest)):
+            return False
+        expected[field] = shown
+    return {**expected, MASKED: digests} == record
+
+
+def _starred(written: str, shown: str) -> bool:
+    """``shown`` is ``written`` with digits, and only digits, replaced by "*"."""
+    return len(written) == len(shown) and all(w == s or (s == "*" and w.isdigit()) for w, s in zip(written, shown))
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ one statement over arrays (``unnest``) whatever the batch size, not a round trip
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -82,6 +83,7 @@ class Projector:
         self.checkpoint_every = checkpoint_every
         self.notify = notify
         self.applied = 0
+        self.masking: tuple[bool, datetime | None] | None = None  # audit_form, once read: (a row, its masked_since)
 
     async def apply(self, records: Sequence[Position], bodies: Sequence[dict[str, Any] | None],
                     set_aside: SetAside | None = None) -> int:
@@ -132,6 +134,9 @@ class Projector:
             positions = {(r["topic"], r["partition"]): r["next_offset"] for r in await conn.fetch(
                 "SELECT topic, partition, next_offset FROM consumer_offsets WHERE topic = ANY($1::text[])",
                 list({r.topic for r in records}))}
+            if self.masking is None:  # set once, as the tables are made: it never changes after
+                form = await conn.fetchrow("SELECT masked_since FROM audit_form WHERE id = 1")
+                self.masking = (form is not None, form and form["masked_since"])
             fresh, advanced, first = _unseen(records, bodies, positions)
             new = await self._store_events(conn, fresh)
             await self._project_cases(conn, [e for e in new if e["event_type"] not in DELIVERY_TYPES])
@@ -205,7 +210,7 @@ class Projector:
         """Chain the new events onto the head; checkpoint every ``checkpoint_every`` records."""
         rows, checkpoints = [], []
         for e in new:
-            text = audited_text(e, self.audit_key)
+            text = audited_text(e, self.audit_key, self._masks(e))
             seq, prev, head = seq + 1, head, chain_hash(head, text)
             rows.append((seq, e["event_id"], e["event_type"], e.get("case_id"), timestamp(e["occurred_at"]), text, prev,
                          head))
@@ -217,6 +222,12 @@ class Projector:
             await conn.executemany("INSERT INTO audit_checkpoints (seq, hash) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                                    checkpoints)
         return seq, head
+
+
+    def _masks(self, event: dict[str, Any]) -> bool:
+        """Whether the event's record masks the phone numbers in its free text (chain.py)."""
+        row, since = self.masking or (False, None)
+        return row and (since is None or timestamp(event["occurred_at"]) >= since)
 
 
 async def clashing_audited(reader: Any, audit_log: str, bodies: Sequence[dict[str, Any] | None]) -> list[int]:

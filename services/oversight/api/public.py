@@ -12,7 +12,8 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 
 from contracts.categories import load as categories
 from contracts.ids import normalise_tracking_code
-from services.oversight.api.access import jsonable, mask_phones_in
+from services.oversight.api.access import jsonable
+from services.oversight.masking import mask_phones_in
 from services.oversight.api.listing import CaseFilter, Page, case_filter, fetch_page, page, public_filter
 from services.oversight.api.stats import unit_figures
 from services.oversight.api.turns import turn

@@ -4,6 +4,7 @@ the database is caught by ``/v1/audit/verify``, which names the record."""
 
 import hashlib
 import json
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -288,3 +289,48 @@ async def test_a_corrected_address_an_older_oversight_did_not_project_is_mended_
     assert mended["address"] == "88 Phan Văn Trị, Phường 10, Gò Vấp"
     report = fresh.get("/v1/audit/verify", role="front").json()
     assert report["ok"], report
+
+
+NUMBER_WRITTEN = "Nhà chị Lan hết gạo, gọi 0903 123 456 hoặc 028.3822.1234"
+
+
+async def test_phone_numbers_written_into_the_text_are_masked_in_the_trail_and_it_verifies(fresh):
+    """The trail is handed to HĐND and MTTQ whole: a number a citizen wrote into a description was in
+    it as written, though every case view masks it for them."""
+    story = CaseStory(description=NUMBER_WRITTEN).opened().routed()
+    feed = DirectFeed(fresh.settings)
+    feed.offsets = dict.fromkeys(feed.offsets, 10_000)  # past what the fixture's history took
+    assert await feed.apply([story]) == 2
+    records, _ = trail(fresh)
+    opened = next(r for r in records if r["event_id"] == str(story.events[0].event_id))
+    assert "123 456" not in opened["canonical"] and "3822" not in opened["canonical"]
+    assert "Nhà chị Lan hết gạo, gọi 090" in opened["canonical"] and "masked_text_hmac" in opened["canonical"]
+    assert fresh.get("/v1/audit/verify", role="front").json()["ok"]
+    # The centre still reads the text as written, in the case's events.
+    events = fresh.get(f"/v1/cases/{story.case_id}/timeline", role="centre").json()["events"]
+    assert events[0]["body"]["description"] == NUMBER_WRITTEN
+    # A digit changed where the trail shows a star is still found: the text as written is bound by its digest.
+    await tamper(fresh, "UPDATE case_events SET body = jsonb_set(body, '{description}', to_jsonb($2::text))"
+                        " WHERE event_id = $1", story.events[0].event_id, NUMBER_WRITTEN.replace("123 456", "923 456"))
+    report = fresh.get("/v1/audit/verify", role="front").json()
+    assert not report["ok"] and report["first_broken"]["seq"] == opened["seq"]
+    assert "differs from its audit record" in report["first_broken"]["reason"]
+
+
+async def test_a_trail_begun_before_masking_keeps_its_records_and_masks_what_comes_after(fresh):
+    """Records made before keep the text they were hashed with, or the checkpoints HĐND and MTTQ kept
+    of them would no longer match; what occurs after the upgrade is masked."""
+    await tamper(fresh, "DELETE FROM audit_form")  # a database an oversight that did not mask began
+    earlier = CaseStory(description=NUMBER_WRITTEN).opened()
+    feed = DirectFeed(fresh.settings)
+    feed.offsets = dict.fromkeys(feed.offsets, 10_000)
+    await feed.apply([earlier])
+    kept = fresh.get("/v1/audit/checkpoints", role="council").json()["head"]
+    await start_again(fresh)
+    later = CaseStory(description=NUMBER_WRITTEN, received_at=datetime.now(UTC) + timedelta(seconds=1)).opened()
+    await feed.apply([later])
+    texts = {r["event_id"]: r["canonical"] for r in trail(fresh)[0]}
+    assert "0903 123 456" in texts[str(earlier.events[0].event_id)]
+    assert "0903 123 456" not in texts[str(later.events[0].event_id)]
+    report = fresh.get(f"/v1/audit/verify?seq={kept['seq']}&hash={kept['hash']}", role="council").json()
+    assert report["ok"] and report["checkpoint"]["matches"], report

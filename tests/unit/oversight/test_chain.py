@@ -1,6 +1,6 @@
 """The audit chain: what it covers, what it leaves out, and how a check names the first broken record."""
 
-from services.oversight.chain import GENESIS, ChainWalk, audited, audited_text, canonical, chain_hash
+from services.oversight.chain import MASKED, GENESIS, ChainWalk, audited, audited_text, canonical, chain_hash, matches
 
 
 def chain(texts):
@@ -62,3 +62,40 @@ def test_a_removed_record_is_named_by_its_number():
     for r in records:
         walk.step(*r)
     assert walk.broken.seq == 2 and "missing" in walk.broken.reason
+
+
+WRITTEN = {"event_id": "3", "event_type": "CaseOpened", "citizen": {"full_name": "Lê Văn Nam", "phone": "+84903123456"},
+           "description": "Nhà chị Lan hết gạo, gọi 0903 123 456 hoặc 028.3822.1234", "address": "12 Lê Lợi, Quận 1"}
+
+
+def test_the_masked_form_keeps_the_text_but_not_the_phone_numbers_in_it():
+    text = audited_text(WRITTEN, b"key", masked=True)
+    record = audited(WRITTEN, b"key", masked=True)
+    assert "123 456" not in text and "3822" not in text and "Nhà chị Lan hết gạo, gọi 090" in text
+    assert "12 Lê Lợi, Quận 1" in text and "address" not in record[MASKED]  # nothing in it to mask
+    assert set(record[MASKED]) == {"description"}
+    assert matches(WRITTEN, record, b"key")
+    assert not matches(WRITTEN, record, b"another key")
+    # Text with no number in it is the same in both forms: the records of the two forms chain alike.
+    plain = {**WRITTEN, "description": "Nhà chị Lan hết gạo"}
+    assert audited_text(plain, b"key", masked=True) == audited_text(plain, b"key")
+
+
+def test_a_record_is_checked_in_the_form_it_was_made_in():
+    before = audited(WRITTEN, b"key")  # a record made before the trail masked
+    assert "0903 123 456" in before["description"] and matches(WRITTEN, before, b"key")
+    assert not matches({**WRITTEN, "description": "Nhà chị Lan hết gạo"}, before, b"key")
+
+
+def test_an_altered_text_behind_a_masked_record_is_found():
+    record = audited(WRITTEN, b"key", masked=True)
+    # The number changed where the record shows stars: only the digest of the text as written tells.
+    other_number = {**WRITTEN, "description": WRITTEN["description"].replace("123 456", "923 456")}
+    assert audited(other_number, b"key", masked=True)["description"] == record["description"]
+    assert not matches(other_number, record, b"key")
+    assert not matches({**WRITTEN, "address": "14 Lê Lợi, Quận 1"}, record, b"key")
+    # A masked text that is not the text with digits starred, though its digest is the text's.
+    assert not matches(WRITTEN, {**record, "description": record["description"].replace("gạo", "***")}, b"key")
+    # A digest under a field that is not free text.
+    digests = {**record[MASKED], "event_type": "0" * 64}
+    assert not matches(WRITTEN, {**record, MASKED: digests}, b"key")
