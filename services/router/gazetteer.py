@@ -34,13 +34,19 @@ _DISTRICT_MARKERS = ("quan", "q", "district", "dist", "huyen", "h", "thanhpho", 
 _WARD_MARKERS = {"Phường": ("phuong", "p", "f", "ward"), "Xã": ("xa", "x"), "Thị trấn": ("thitran", "tt"),
                  "Đặc khu": ("dackhu",)}
 # The English words written after a name, as maps and apps write addresses: "Ben Thanh Ward",
-# "Binh Thanh District", "Thu Duc City", "Binh Chanh Commune", "Con Dao Special Zone".
+# "Binh Thanh District", "Thu Duc City", "Binh Chanh Commune", "Con Dao Special Zone". "Cu Chi
+# Town" is the district's: a thị trấn is named after its district, and read as the thị trấn the
+# district's place in "Xã Long Thới, Nha Be Town" took the commune's.
 _DISTRICT_SUFFIXES = ("district", "dist", "city", "town")
-_WARD_SUFFIXES = {"Phường": ("ward",), "Xã": ("commune",), "Thị trấn": ("town",),
-                  "Đặc khu": ("specialzone", "zone")}
+_WARD_SUFFIXES = {"Phường": ("ward",), "Xã": ("commune",), "Thị trấn": (), "Đặc khu": ("specialzone", "zone")}
+# Only a quận is numbered: "H. 12" is an alley (hẻm) before it is a Huyện 12, which there is not.
+_NUMBERED_DISTRICT_MARKERS = ("quan", "q", "district", "dist")
+# The words for a unit, for names_a_unit: not "h", "f" or "x", also an alley (hẻm), a lot (Lô F) or a
+# house number's letter; and written with accents, only the unit's own ("quán" is a shop, not a quận).
 _MARKER_WORDS = frozenset({*_DISTRICT_MARKERS, *(m for ms in _WARD_MARKERS.values() for m in ms),
                            *_DISTRICT_SUFFIXES, *(m for ms in _WARD_SUFFIXES.values() for m in ms),
-                           "tinh", "province"})
+                           "tinh", "province"}) - {"h", "f", "x"}
+_ACCENTED_MARKERS = frozenset({"quận", "phường", "xã", "huyện", "tỉnh", "thành", "phố", "thị", "trấn", "đặc"})
 SUFFIXES = tuple(sorted({*_DISTRICT_SUFFIXES, *(s for ss in _WARD_SUFFIXES.values() for s in ss)}, key=len,
                         reverse=True))
 _CITY_KEYS = ("thanhphohochiminh", "tphochiminh", "thanhphohcm", "tphcm", "hochiminh", "hcm",
@@ -93,7 +99,7 @@ def words(address: str) -> list[str]:
 def names_a_unit(address: str) -> bool:
     """Whether the address has a word for an administrative unit in it (Quận, P., Huyện, Ward, Tỉnh…),
     as a street alone ("88 Hai Bà Trưng") has not."""
-    keys = [fold(w) for w in words(address)]
+    keys = [k if k == w or w in _ACCENTED_MARKERS else "" for w in words(address) for k in (fold(w),)]
     return any(k in _MARKER_WORDS for k in keys) or any(a + b in _MARKER_WORDS for a, b in zip(keys, keys[1:]))
 
 
@@ -218,7 +224,7 @@ def _add_names(add, place: Place, keywords: list[str], short: str, markers: tupl
     for k in bare:
         if k.isdigit():  # "12" alone is a house number, never a ward
             bare_number = k.lstrip("0") or "0"
-            for m in markers:
+            for m in markers if place.level != "district" else _NUMBERED_DISTRICT_MARKERS:
                 add(m + bare_number, place, True)
                 add(m + k, place, True)
             continue

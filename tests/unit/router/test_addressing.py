@@ -166,3 +166,36 @@ def test_a_street_alone_is_not_outside_the_city(address):
 def test_a_district_of_another_city_named_as_one_is_outside(address):
     for edition in ("hcmc-2021", "hcmc-2025"):
         assert resolve(address, edition).status == "outside"
+
+
+def test_every_old_ward_written_the_english_way_with_its_district_reaches_its_own_ward_or_the_centre():
+    """"Xã Long Thới, Nha Be Town" went to Xã Nhà Bè: the district's name read as its thị trấn,
+    which outranked the commune written before it."""
+    from unidecode import unidecode
+
+    from services.router import gazetteer as gz
+
+    english = {"Phường": "Ward", "Xã": "Commune", "Thị trấn": "Town"}
+    districts, to_new, wrong = gz.places("district"), gz.conversion()[0], []
+    for ward in {p for p in gz.places("ward").values() if p.province == "79"}:
+        district = districts[ward.district]
+        kind = next(k for k in english if ward.name.startswith(k + " "))
+        short, district_short = gz.short_name(ward.name), gz.short_name(district.name)
+        written = f"Ward {short}" if short.isdigit() else f"{unidecode(short)} {english[kind]}"
+        ins = ([f"District {district_short}"] if district_short.isdigit() else
+               [f"{unidecode(district_short)} {word}" for word in ("District", "Town", "City")])
+        for text in [f"{written}, {d}" for d in ins] + [f"12 Duong So 3, {ward.name}, {d}" for d in ins]:
+            old = resolve(text, "hcmc-2021")
+            if old.status == "resolved" and (old.area_code != district.code or old.ward_code not in (None, ward.code)):
+                wrong.append(f"{text} -> {old.area_name}, {old.ward_name}")
+            new = resolve(text, "hcmc-2025")
+            if new.status == "resolved" and [gz.places("ward2025")[new.ward_code].key] != list(to_new.get(ward.key, ())):
+                wrong.append(f"{text} -> {new.ward_name} (2025)")
+    assert wrong == []
+
+
+@pytest.mark.parametrize("address", ["H. 12 Hai Bà Trưng", "Quán phở 88 Hai Bà Trưng"])
+def test_an_alley_or_a_shop_is_no_unit(address):
+    # "H." is an alley (hẻm) here, and there is no Huyện 12; "quán" is a shop, not a quận.
+    for edition in ("hcmc-2021", "hcmc-2025"):
+        assert resolve(address, edition).status == "unknown"
