@@ -49,7 +49,7 @@ def audited(body: dict[str, Any], key: bytes, masked: bool = False) -> dict[str,
     when ``masked``, the phone numbers in its free text masked, each such text's digest beside it."""
     citizen = body.get(PERSONAL_FIELD)
     out = body if citizen is None else {**body, PERSONAL_FIELD: {"hmac_sha256": _digest(key, canonical(citizen))}}
-    if not masked:
+    if not masked or MASKED in body:  # a producer's field of that name: its record says which form it is not
         return out
     digests, shown = {}, {}
     for field in FREE_TEXT:
@@ -68,7 +68,7 @@ def matches(body: dict[str, Any], record: dict[str, Any], key: bytes) -> bool:
     text is checked by its digest; which digits is not read again, since a later phonenumbers may
     read a number otherwise."""
     digests = record.get(MASKED)
-    if digests is None:
+    if digests is None or MASKED in body:
         return audited(body, key) == record
     if not isinstance(digests, dict) or not digests:
         return False
@@ -85,7 +85,9 @@ def matches(body: dict[str, Any], record: dict[str, Any], key: bytes) -> bool:
 
 
 def _starred(written: str, shown: str) -> bool:
-    """``shown`` is ``written`` with digits, and only digits, replaced by "*"."""
+    """``shown`` is ``written`` with digits, and only digits, replaced by "*". Which digits is not
+    checked: a number's extension is masked with it ("0903 123 456 ext. 1234"), and the text as
+    written is bound by its digest whatever the record shows of it."""
     return len(written) == len(shown) and all(w == s or (s == "*" and w.isdigit()) for w, s in zip(written, shown))
 
 

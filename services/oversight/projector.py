@@ -119,6 +119,12 @@ class Projector:
         return await clashing_audited(self.pool, "audit_log", bodies)
 
     async def _apply(self, records: Sequence[Position], bodies: Sequence[dict[str, Any] | None]) -> int:
+        if self.masking is None:  # set as the tables are made, and never changed after
+            form = await self.pool.fetchrow("SELECT masked_since FROM audit_form WHERE id = 1")
+            self.masking = (form is not None, form and form["masked_since"])
+        # Each body's audited text, by the body, made before the head is held: masking a long text
+        # takes a while (up to 0.1 s), and every batch of every instance waits for the head.
+        texts = {id(b): audited_text(b, self.audit_key, self._masks(b)) for b in bodies if b is not None}
         async with self.pool.acquire() as conn, conn.transaction():
             # The head's row lock serialises every batch of every instance: the chain has one order,
             # and the positions read next cannot be stale.
@@ -134,13 +140,10 @@ class Projector:
             positions = {(r["topic"], r["partition"]): r["next_offset"] for r in await conn.fetch(
                 "SELECT topic, partition, next_offset FROM consumer_offsets WHERE topic = ANY($1::text[])",
                 list({r.topic for r in records}))}
-            if self.masking is None:  # set once, as the tables are made: it never changes after
-                form = await conn.fetchrow("SELECT masked_since FROM audit_form WHERE id = 1")
-                self.masking = (form is not None, form and form["masked_since"])
             fresh, advanced, first = _unseen(records, bodies, positions)
             new = await self._store_events(conn, fresh)
             await self._project_cases(conn, [e for e in new if e["event_type"] not in DELIVERY_TYPES])
-            seq, head_hash = await self._append_audit(conn, new, head["seq"], head["hash"])
+            seq, head_hash = await self._append_audit(conn, new, head["seq"], head["hash"], texts)
             await conn.execute("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1", seq, head_hash)
             if advanced:
                 await conn.execute(_SAVE_OFFSETS, *(list(c) for c in zip(*(
@@ -206,11 +209,12 @@ class Projector:
             await conn.execute(UPSERT_CASES, *(list(column) for column in zip(*changed)))
 
     async def _append_audit(self, conn: asyncpg.Connection, new: list[dict[str, Any]], seq: int,
-                            head: str) -> tuple[int, str]:
-        """Chain the new events onto the head; checkpoint every ``checkpoint_every`` records."""
+                            head: str, texts: dict[int, str]) -> tuple[int, str]:
+        """Chain the new events (their audited ``texts`` by body) onto the head; checkpoint every
+        ``checkpoint_every`` records."""
         rows, checkpoints = [], []
         for e in new:
-            text = audited_text(e, self.audit_key, self._masks(e))
+            text = texts[id(e)]
             seq, prev, head = seq + 1, head, chain_hash(head, text)
             rows.append((seq, e["event_id"], e["event_type"], e.get("case_id"), timestamp(e["occurred_at"]), text, prev,
                          head))

@@ -64,11 +64,9 @@ async def rebuild(settings: OversightSettings, *, swap: bool = False, keep: bool
         await fresh_schema(owner)
         # The rebuilt trail masks from where the live one began to (chain.py), for the two to be equal;
         # not at all when no oversight that masks has started on the live one.
+        await owner.execute(f"DELETE FROM {SCHEMA}.audit_form")
         if await owner.fetchval("SELECT to_regclass('public.audit_form') IS NOT NULL"):
-            await owner.execute(f"UPDATE {SCHEMA}.audit_form SET masked_since = l.masked_since"
-                                " FROM public.audit_form l WHERE l.id = 1")
-        else:
-            await owner.execute(f"DELETE FROM {SCHEMA}.audit_form")
+            await owner.execute(f"INSERT INTO {SCHEMA}.audit_form SELECT * FROM public.audit_form")
         projector = Projector(pool, audit_key=settings.required_audit_key(),
                               checkpoint_every=settings.checkpoint_every, notify=False)
         await history.start()
