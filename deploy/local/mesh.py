@@ -31,9 +31,12 @@ def die_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 SERVICES = {"intake": 8001, "router": 8002, "oversight": 8003, "notifier": 8004}
 # On one host the services share its cores. The notifier and oversight work behind the path a
-# citizen waits on (intake → router → AssignmentIssued): when the host is short of CPU they should
-# fall a little behind, not slow every new case. So they run at a lower priority (nice 5).
-NICE = {"notifier": 5, "oversight": 5}
+# citizen waits on (intake → router → AssignmentIssued): when the host is short of CPU they fall
+# behind and catch up after, rather than slow every new case. So they run at the lowest priority,
+# nice 19 (MESH_BEHIND_NICE): at nice 5 they still took enough of two saturated cores to put the p99
+# to AssignmentIssued at 140-313 ms, against 90-99 ms (BENCHMARKS.md, 2026-12-06).
+BEHIND = int(os.environ.get("MESH_BEHIND_NICE", "19"))
+NICE = {"notifier": BEHIND, "oversight": BEHIND}
 
 
 class Mesh:

@@ -109,7 +109,7 @@ async def settle_and_check(mesh, stream: Stream, stand_in, pg_port: int, repeats
         await notifier.close()
 
     # The whole chain is read and re-hashed: after five scenarios that is tens of thousands of
-    # entries, and oversight (nice 5) shares the cores with the notifier still catching up. Ten
+    # entries, and oversight (nice 19) shares the cores with the notifier still catching up. Ten
     # seconds was not always enough on a slow machine.
     verify = oversight_get(mesh, "/v1/audit/verify", timeout=120)
     assert verify.status_code == 200 and verify.json().get("ok") is True, verify.text
