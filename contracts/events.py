@@ -206,6 +206,8 @@ class CaseEscalated(CaseEventBase):
     unit: UnitRef | None = Field(
         None, description="Who answers for it when no unit holds the case: the 1022 centre, for one it has not"
                           " sorted in time (its unit head: the centre's duty head)")
+    notify: tuple[NotifyChannel, ...] = Field(
+        (), description="How the unit named in ``unit`` hears of it, its channels in the directory; empty: by webhook")
 
 
 class CaseMarkedDuplicate(CaseEventBase):

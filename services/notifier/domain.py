@@ -327,9 +327,11 @@ def _to_handlers(record: CaseRecord, event: Any, policy: Policy) -> list[Deliver
         centre = getattr(event, "unit", None)
         if centre is None:
             return []  # an older router's escalation of a case no unit holds: nobody to tell
-        # A case the centre has not sent to a unit in time: to the centre, by its webhook.
+        # A case the centre has not sent to a unit in time: to the centre, on its channels in the
+        # directory (an older router's event names none: by its webhook).
         return _to_unit(record, event, policy, "triage_escalated", {
-            "code": event.tracking_code, "level": templates.TRIAGE_LEVELS[event.level]}, unit_id=centre.id, notify=[])
+            "code": event.tracking_code, "level": templates.TRIAGE_LEVELS[event.level]}, unit_id=centre.id,
+            notify=[n.model_dump() for n in getattr(event, "notify", ())])
     return _to_unit(record, event, policy, "handler_escalated", {
         "code": event.tracking_code, "deadline": templates.DEADLINES[event.deadline],
         "level": templates.LEVELS[event.level]})

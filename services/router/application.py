@@ -284,7 +284,8 @@ class CaseDesk(Answers, Application):
         reason = ("the 1022 centre did not send the case to a unit in time" if sorting else
                   {"reach": "the unit did not accept the case in time",
                    "resolve": "no result for the citizen by the deadline"}[deadline])
+        centre = self.directory.centre
         case.escalate(deadline, level, f"{reason}; {level.replace('_', ' ')} informed", meta,
-                      unit=unit_ref(self.directory.centre) if sorting else None)
+                      unit=unit_ref(centre) if sorting else None, notify=centre.own_channels() if sorting else ())
         self.save(case)
         return True

@@ -64,6 +64,11 @@ class Unit:
         mine, ours = dict(handler.contacts), dict(self.contacts)
         return tuple({"channel": c, "address": mine.get(c) or ours.get(c)} for c in self.notify)
 
+    def own_channels(self) -> tuple[dict[str, str | None], ...]:
+        """Where to tell the unit itself, no handler named: on each of its channels, its own address."""
+        ours = dict(self.contacts)
+        return tuple({"channel": c, "address": ours.get(c)} for c in self.notify)
+
 
 @dataclass(frozen=True)
 class Directory:

@@ -244,12 +244,14 @@ class Case(Aggregate):
         self.status = "reopened"
 
     def escalate(self, deadline: str, level: str, reason: str, meta: dict[str, Any],
-                 unit: dict[str, Any] | None = None) -> None:
-        """``unit``: who answers for it when no unit holds the case (the centre, for its triage)."""
+                 unit: dict[str, Any] | None = None, notify: Sequence[dict[str, Any]] = ()) -> None:
+        """``unit``: who answers for it when no unit holds the case (the centre, for its triage), told
+        on ``notify``, its channels."""
         if not self.is_open:
             raise CaseError(f"case is {self.status}; nothing to escalate")
+        named = {"unit": unit, **({"notify": list(notify)} if notify else {})} if unit else {}
         self._escalated(payload={"deadline": deadline, "level": level, "reason": reason,
-                                 "tracking_code": self.tracking_code, **({"unit": unit} if unit else {})}, meta=meta)
+                                 "tracking_code": self.tracking_code, **named}, meta=meta)
 
     @event("Escalated")
     def _escalated(self, payload: dict[str, Any], meta: dict[str, Any]) -> None:

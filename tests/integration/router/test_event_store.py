@@ -691,6 +691,7 @@ async def test_a_case_the_centre_does_not_sort_in_time_climbs_the_chain_to_the_c
             await pool.close()
     assert [(e.payload["deadline"], e.payload["level"]) for e in escalated] == [("reach", "unit_head")]
     assert escalated[0].payload["unit"]["id"] == s.desk.directory.centre.id
+    assert escalated[0].payload["notify"] == [{"channel": "webhook", "address": None}]  # the centre's, in the directory
     assert "1022 centre did not send the case to a unit" in escalated[0].payload["reason"]
     assert dict(row) == {"level": "unit_head", "active": True}  # the centre's leadership a step later
     assert dict(after) == {"level": "handler", "active": True, "ahead": True}

@@ -60,8 +60,8 @@ class Story:
         return ProgressReported(**self._common(), unit=UNIT, note="Đang xử lý.", committed_date=committed_date)
 
     def escalated(self, deadline: str = "resolve", level: str = "unit_head",
-                  unit: UnitRef | None = None) -> CaseEscalated:
-        return CaseEscalated(**self._common(), deadline=deadline, level=level, reason="late", unit=unit)
+                  unit: UnitRef | None = None, notify: tuple[NotifyChannel, ...] = ()) -> CaseEscalated:
+        return CaseEscalated(**self._common(), deadline=deadline, level=level, reason="late", unit=unit, notify=notify)
 
     def resolved(self, answer: str = "Đã hỗ trợ 20kg gạo.") -> CaseResolved:
         return CaseResolved(**self._common(), unit=UNIT, answer=answer)

@@ -334,6 +334,20 @@ def test_a_case_the_centre_has_not_sorted_in_time_is_told_to_the_centre_not_the_
     assert told(story, story.escalated("reach", "centre"), record=record) == []
 
 
+def test_the_centre_is_told_on_its_own_channels_when_the_directory_gives_it_some():
+    """The centre was told at the generic unit webhook only, whatever channels the directory gave it."""
+    story, record = Story(), CaseRecord()
+    told(story, story.opened(), story.triaged(), record=record)
+    centre = UnitRef(id="hcmc-2021/centre", name="Tổng đài 1022")
+    channels = (NotifyChannel(channel="email", address="truongca@1022.hcmc.example"),
+                NotifyChannel(channel="webhook", address=None))
+    deliveries = told(story, story.escalated("reach", "unit_head", unit=centre, notify=channels), record=record)
+    assert sorted((d.channel, d.target, d.template) for d in deliveries) == [
+        ("email", "truongca@1022.hcmc.example", "triage_escalated"),
+        ("webhook", "http://district/units/hcmc-2021/centre", "triage_escalated")]
+    assert {d.unit_id for d in deliveries} == {centre.id}
+
+
 def test_a_later_committed_date_brings_an_apology_with_the_new_date():
     story, record = Story(), CaseRecord()
     told(story, story.opened(), story.routed(), record=record)

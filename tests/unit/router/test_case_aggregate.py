@@ -97,6 +97,24 @@ def test_a_case_in_triage_has_the_centres_time_to_reach_a_unit():
     assert not older.deadline_missed("reach")
 
 
+def test_an_escalation_to_the_centre_carries_the_centres_channels():
+    """The notifier told the centre at the generic webhook only: the event named no channels."""
+    from services.router.directory import Handler, Unit
+
+    duty = Handler("hcmc-2021/1022/h01", "Phạm Hoàng Khang", frozenset({"all"}), "24h")
+    centre = Unit("hcmc-2021/1022", "Tổng đài 1022", "centre", "79", None, (duty,), ("email", "webhook"),
+                  (("email", "truongca@1022.hcmc.example"),))
+    case = opened()
+    case.send_to_triage("no ward named", "hcmc-2021.1", meta(1), sort_by=NOW + timedelta(minutes=5))
+    case.escalate("reach", "unit_head", "late", meta(2), unit={"id": centre.id, "name": centre.name},
+                  notify=centre.own_channels())
+    case.escalate("resolve", "unit_head", "late", meta(3))  # a unit's case: no unit named, no channels
+    named, unnamed = [e.payload for e in case.collect_events() if type(e).__name__ == "Escalated"]
+    assert named["notify"] == [{"channel": "email", "address": "truongca@1022.hcmc.example"},
+                               {"channel": "webhook", "address": None}]
+    assert "notify" not in unnamed and "unit" not in unnamed
+
+
 def test_a_message_seen_before_is_recognised():
     case = routed()
     assert case.has_seen("m1") and not case.has_seen("m9")
