@@ -204,8 +204,8 @@ class CaseEscalated(CaseEventBase):
     level: Literal["unit_head", "centre"]
     reason: str
     unit: UnitRef | None = Field(
-        None, description="Who answers for it when no unit holds the case: the 1022 centre, for one it has not"
-                          " sorted in time (its unit head: the centre's duty head)")
+        None, description="The 1022 centre, when it is to be told: for a case it has not sorted in time (its unit"
+                          " head: the centre's duty head), and at the chain's last step (level centre) for any case")
     notify: tuple[NotifyChannel, ...] = Field(
         (), description="How the unit named in ``unit`` hears of it, its channels in the directory; empty: by webhook")
 

@@ -332,9 +332,17 @@ def _to_handlers(record: CaseRecord, event: Any, policy: Policy) -> list[Deliver
         return _to_unit(record, event, policy, "triage_escalated", {
             "code": event.tracking_code, "level": templates.TRIAGE_LEVELS[event.level]}, unit_id=centre.id,
             notify=[n.model_dump() for n in getattr(event, "notify", ())])
-    return _to_unit(record, event, policy, "handler_escalated", {
+    to_unit = _to_unit(record, event, policy, "handler_escalated", {
         "code": event.tracking_code, "deadline": templates.DEADLINES[event.deadline],
         "level": templates.LEVELS[event.level]})
+    centre = getattr(event, "unit", None)
+    if centre is None or event.level != "centre":
+        return to_unit
+    # The chain's last step: the centre itself, on its channels (a copy of its own: its webhook may be
+    # the unit's address, the notifier's one URL for every unit).
+    return to_unit + _to_unit(record, event, policy, "centre_escalated", {
+        "code": event.tracking_code, "deadline": templates.DEADLINES[event.deadline], "unit": record.unit["name"]},
+        unit_id=centre.id, notify=[n.model_dump() for n in event.notify], copy_to=centre.id)
 
 
 def _withdrawn(record: CaseRecord, event: Any, policy: Policy) -> list[Delivery]:
@@ -353,7 +361,8 @@ def _linked_to_handlers(record: CaseRecord, event: Any, policy: Policy) -> list[
 
 
 def _to_unit(record: CaseRecord, event: Any, policy: Policy, template: str, values: dict[str, str],
-             unit_id: str | None = None, notify: list[dict[str, Any]] | None = None) -> list[Delivery]:
+             unit_id: str | None = None, notify: list[dict[str, Any]] | None = None,
+             copy_to: str | None = None) -> list[Delivery]:
     """``template`` on each channel of the unit the record names, or of ``unit_id`` by ``notify``
     (a Zalo message fitted to Zalo)."""
     if unit_id is None:
@@ -363,7 +372,7 @@ def _to_unit(record: CaseRecord, event: Any, policy: Policy, template: str, valu
     payload = event.model_dump(mode="json")
     return [_delivery(event, payload, topics.CASE_EVENTS, recipient, channel, target, template, subject,
                       fitting.zalo(template, "vi", values) if channel == "zalo" else text, undeliverable=why,
-                      unit_id=unit_id)
+                      unit_id=unit_id, copy_to=copy_to)
             for recipient, channel, target, why in handler_routes(unit_id, notify or [], policy)]
 
 

@@ -47,6 +47,14 @@ TEMPLATES: dict[str, tuple[str, str, str, str]] = {
         "Phản ánh {code} đã quá hạn {deadline} và được báo lên {level}. Đề nghị khẩn trương xử lý.",
         "[1022] Case {code} is late",
         "Case {code} missed its {deadline} deadline; {level} has been told. Please act now."),
+    # To the 1022 centre: a unit's case is late past its unit head, the chain's last step.
+    "centre_escalated": (
+        "[1022] Phản ánh {code} quá hạn tại {unit}",
+        "Phản ánh {code} giao {unit} đã quá hạn {deadline}; lãnh đạo đơn vị đã được báo mà chưa xử lý. "
+        "Đề nghị Tổng đài 1022 đôn đốc.",
+        "[1022] Case {code} late at {unit}",
+        "Case {code}, given to {unit}, missed its {deadline} deadline and its unit head was told without"
+        " effect. The 1022 centre is asked to follow it up."),
     # To the 1022 centre: a case it is sorting (triage) has not reached a unit in time.
     "triage_escalated": (
         "[1022] Phản ánh {code} chưa được chuyển đơn vị",

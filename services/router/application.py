@@ -284,8 +284,10 @@ class CaseDesk(Answers, Application):
         reason = ("the 1022 centre did not send the case to a unit in time" if sorting else
                   {"reach": "the unit did not accept the case in time",
                    "resolve": "no result for the citizen by the deadline"}[deadline])
-        centre = self.directory.centre
+        # The centre is named, with its channels, where it is to be told: a case it is sorting, and
+        # any case at the chain's last step (which only the unit's own channels heard of before).
+        centre, told = self.directory.centre, sorting or level == "centre"
         case.escalate(deadline, level, f"{reason}; {level.replace('_', ' ')} informed", meta,
-                      unit=unit_ref(centre) if sorting else None, notify=centre.own_channels() if sorting else ())
+                      unit=unit_ref(centre) if told else None, notify=centre.own_channels() if told else ())
         self.save(case)
         return True

@@ -65,9 +65,11 @@ class Unit:
         return tuple({"channel": c, "address": mine.get(c) or ours.get(c)} for c in self.notify)
 
     def own_channels(self) -> tuple[dict[str, str | None], ...]:
-        """Where to tell the unit itself, no handler named: on each of its channels, its own address."""
+        """Where to tell the unit itself, no handler named: each of its channels it has an address for
+        (a webhook without one goes to the notifier's configured URL); none such, its webhook."""
         ours = dict(self.contacts)
-        return tuple({"channel": c, "address": ours.get(c)} for c in self.notify)
+        usable = tuple({"channel": c, "address": ours.get(c)} for c in self.notify if c == "webhook" or ours.get(c))
+        return usable or ({"channel": "webhook", "address": None},)
 
 
 @dataclass(frozen=True)

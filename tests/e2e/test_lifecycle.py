@@ -155,6 +155,15 @@ async def test_a_missed_deadline_climbs_once_per_step_even_with_two_routers(mesh
         steps = [(e.deadline, e.level) for e in events if e.event_type == "CaseEscalated"]
         assert [s for s in steps if s[0] == "reach"] == [("reach", "unit_head"), ("reach", "centre")]
         assert len(steps) == len(set(steps)), f"a deadline step escalated twice: {steps}"
+        # The last step names the centre: "centre informed" reached only the unit's own channels.
+        assert {e.unit.id for e in events if e.event_type == "CaseEscalated" and e.level == "centre"} == {CENTRE}
+
+    def told_the_centre():
+        deliveries = oversight_get(mesh, f"/v1/cases/{cases[0]}/timeline").json()["deliveries"]
+        return [d for d in deliveries if d["template"] == "centre_escalated" and d["outcome"] == "sent"]
+
+    told = wait_for(told_the_centre, timeout=60, what="the centre told at the chain's last step")
+    assert {(d["recipient"], d["channel"]) for d in told} == {("unit", "webhook")}
 
 
 async def test_a_second_report_of_the_same_trouble_is_linked_not_opened_again(mesh, kafka_bootstrap):

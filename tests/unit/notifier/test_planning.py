@@ -334,6 +334,23 @@ def test_a_case_the_centre_has_not_sorted_in_time_is_told_to_the_centre_not_the_
     assert told(story, story.escalated("reach", "centre"), record=record) == []
 
 
+def test_a_unit_case_late_past_its_unit_head_is_told_to_the_centre_itself():
+    """The chain's last step said "1022 centre informed", but only the unit's own channels heard it."""
+    story, record = Story(), CaseRecord()
+    told(story, story.opened(), story.routed(), story.assigned(), record=record)
+    centre = UnitRef(id="hcmc-2021/1022", name="Tổng đài 1022")
+    deliveries = told(story, story.escalated("resolve", "centre", unit=centre,
+                                             notify=(NotifyChannel(channel="webhook", address=None),)), record=record)
+    to_centre = [d for d in deliveries if d.unit_id == centre.id]
+    assert [(d.channel, d.target, d.template) for d in to_centre] == [
+        ("webhook", "http://district/units/hcmc-2021/1022", "centre_escalated")]
+    assert "UBND" in to_centre[0].text and story.tracking_code in to_centre[0].text
+    assert {d.template for d in deliveries if d.unit_id != centre.id} >= {"handler_escalated"}
+    assert len({d.delivery_id for d in deliveries}) == len(deliveries)
+    # The step before names no centre: the unit head is the unit's business.
+    assert all(d.unit_id != centre.id for d in told(story, story.escalated("reach", "unit_head"), record=record))
+
+
 def test_the_centre_is_told_on_its_own_channels_when_the_directory_gives_it_some():
     """The centre was told at the generic unit webhook only, whatever channels the directory gave it."""
     story, record = Story(), CaseRecord()
