@@ -30,13 +30,21 @@ def die_with_parent() -> None:
 
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 SERVICES = {"intake": 8001, "router": 8002, "oversight": 8003, "notifier": 8004}
+
+
+def _behind_nice() -> int:
+    value = os.environ.get("MESH_BEHIND_NICE", "19")
+    if not value.isdigit() or int(value) > 19:
+        raise SystemExit(f"MESH_BEHIND_NICE={value!r}: a nice value from 0 to 19 is wanted")
+    return int(value)
+
+
 # On one host the services share its cores. The notifier and oversight work behind the path a
 # citizen waits on (intake → router → AssignmentIssued): when the host is short of CPU they fall
-# behind and catch up after, rather than slow every new case. So they run at the lowest priority,
-# nice 19 (MESH_BEHIND_NICE): at nice 5 they still took enough of two saturated cores to put the p99
-# to AssignmentIssued at 140-313 ms, against 90-99 ms (BENCHMARKS.md, 2026-12-06).
-BEHIND = int(os.environ.get("MESH_BEHIND_NICE", "19"))
-NICE = {"notifier": BEHIND, "oversight": BEHIND}
+# behind and catch up once the load falls, rather than slow every new case. So they run at the
+# lowest priority, nice 19 (MESH_BEHIND_NICE): at nice 5 they still took enough of two saturated
+# cores to put the p99 to AssignmentIssued at 140-313 ms, against 90-170 ms (BENCHMARKS.md, 2026-12-06).
+NICE = {"notifier": _behind_nice(), "oversight": _behind_nice()}
 
 
 class Mesh:
