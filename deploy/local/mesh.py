@@ -44,7 +44,7 @@ def _behind_nice() -> int:
 # behind and catch up once the load falls, rather than slow every new case. So they run at the
 # lowest priority, nice 19 (MESH_BEHIND_NICE): at nice 5 they still took enough of two saturated
 # cores to put the p99 to AssignmentIssued at 140-313 ms, against 90-170 ms (BENCHMARKS.md, 2026-12-06).
-NICE = {"notifier": _behind_nice(), "oversight": _behind_nice()}
+NICE = dict.fromkeys(("notifier", "oversight"), _behind_nice())
 
 
 class Mesh:

@@ -331,7 +331,7 @@ def _to_handlers(record: CaseRecord, event: Any, policy: Policy) -> list[Deliver
         # directory (an older router's event names none: by its webhook).
         return _to_unit(record, event, policy, "triage_escalated", {
             "code": event.tracking_code, "level": templates.TRIAGE_LEVELS[event.level]}, unit_id=centre.id,
-            notify=[n.model_dump() for n in getattr(event, "notify", ())])
+            notify=[n.model_dump() for n in event.notify])
     to_unit = _to_unit(record, event, policy, "handler_escalated", {
         "code": event.tracking_code, "deadline": templates.DEADLINES[event.deadline],
         "level": templates.LEVELS[event.level]})

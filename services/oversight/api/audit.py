@@ -8,7 +8,8 @@ follow, the checkpoints to keep, and the check that nothing was rewritten.
   record an ``audit`` event whose ``id`` is its seq, then every new record as it is committed;
   reconnecting with ``Last-Event-ID`` resumes after it. A comment line keeps idle streams open.
 - Each record: ``seq``, ``event_id``, ``event_type``, ``case_id``, ``occurred_at``, ``canonical`` (the
-  exact audited text: the citizen's contact a keyed digest, phone numbers in free text masked), ``prev_hash``, ``hash`` = SHA-256(prev_hash + "\\n" + canonical).
+  exact audited text: the citizen's contact a keyed digest, phone numbers in free text masked),
+  ``prev_hash``, ``hash`` = SHA-256(prev_hash + "\\n" + canonical).
   Anyone holding the records can recompute the chain; GENESIS (the first prev_hash) is 64 zeros.
 """
 
