@@ -4,7 +4,11 @@ Produces N ready-made RequestReceived messages onto ``intake.requests.v1`` and t
 process (or two: ``--routers 2``) from the first message to the moment every case is stored
 (opened, routed, assigned) and every stored event is published by the outbox relay.
 
-    .venv/bin/python bench/bench_router.py [--requests 20000] [--routers 1]
+    .venv/bin/python bench/bench_router.py [--requests 20000] [--routers 1] [--rate 200]
+
+With ``--rate`` the requests are sent at that fixed arrival rate instead of all at once, as they
+come in a day's work, and it also prints each router's CPU a case and how many transactions the
+cases were saved in: at a moderate rate the batches are small, and what a batch costs shows.
 
 Kafka and PostgreSQL from KAFKA_BOOTSTRAP_SERVERS and PGPORT (the `make run` ones by default);
 it uses a fresh database and a consumer group parked at the end of the topic, and drops both.
@@ -39,6 +43,35 @@ def start_router(i: int, database: str, group: str, log_dir) -> subprocess.Popen
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """A process's CPU so far: its main thread's and its other threads' (the event store's saves), in seconds."""
+    tick = os.sysconf("SC_CLK_TCK")
+    main = other = 0.0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        used = (int(fields[11]) + int(fields[12])) / tick
+        if int(task) == pid:
+            main += used
+        else:
+            other += used
+    return main, other
+
+
+async def send_paced(producer: AIOKafkaProducer, messages, rate: float | None) -> list:
+    """Send every message, at ``rate`` a second from now (open loop) or all at once; the acknowledgements' futures."""
+    sends = []
+    started = time.perf_counter()
+    for i, m in enumerate(messages):
+        if rate:
+            delay = started + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        sends.append(await producer.send(topics.INTAKE_REQUESTS, m.model_dump_json().encode(),
+                                         key=str(m.case_id).encode()))
+    return sends
+
+
 def healthy(port: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -56,6 +89,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--routers", type=int, default=1)
+    parser.add_argument("--rate", type=float, default=None, help="requests a second (default: all at once)")
     args = parser.parse_args()
     rng = random.Random(1022)
     cats = categories()
@@ -76,10 +110,9 @@ async def main() -> None:
         producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", enable_idempotence=True, linger_ms=5,
                                     max_batch_size=256 * 1024)
         await producer.start()
+        cpu_before = [cpu_seconds(r.pid) for r in routers]
         started = time.perf_counter()
-        sends = [await producer.send(topics.INTAKE_REQUESTS, m.model_dump_json().encode(), key=str(m.case_id).encode())
-                 for m in messages]
-        await asyncio.gather(*sends)
+        await asyncio.gather(*await send_paced(producer, messages, args.rate))
         produced = time.perf_counter() - started
         opened_at = None
         while True:
@@ -95,13 +128,22 @@ async def main() -> None:
             if now > 600:
                 raise TimeoutError(f"only {opened} cases opened, position {position}/{top}")
             await asyncio.sleep(0.05)
+        cpu_after = [cpu_seconds(r.pid) for r in routers]
+        # Each save of a batch is one transaction: its events share the inserting transaction's id.
+        saves = await db.fetchval("SELECT count(DISTINCT xmin::text) FROM cases_events WHERE originator_version = 1")
         await producer.stop()
         await db.close()
         print(f"router benchmark: {args.requests} requests, {args.routers} router process(es), Kafka {KAFKA}")
         print(f"  produced onto intake.requests in {produced:.2f} s")
-        print(f"  all cases stored (opened, routed, assigned): {opened_at:.2f} s  → {args.requests / opened_at:,.0f} cases/s")
-        print(f"  all events published by the outbox:          {published_at:.2f} s  → {args.requests / published_at:,.0f} cases/s"
-              f" ({top} events)")
+        print(f"  all cases stored (opened, routed, assigned): {opened_at:.2f} s"
+              f"  → {args.requests / opened_at:,.0f} cases/s")
+        print(f"  all events published by the outbox:          {published_at:.2f} s"
+              f"  → {args.requests / published_at:,.0f} cases/s ({top} events)")
+        print(f"  saved in {saves} transactions: {args.requests / saves:.1f} cases a batch")
+        for i, (before, after) in enumerate(zip(cpu_before, cpu_after, strict=True)):
+            main, other = after[0] - before[0], after[1] - before[1]
+            print(f"  router-{i} CPU {main + other:.2f} s ({main:.2f} s its event loop, {other:.2f} s its other"
+                  f" threads): {1000 * (main + other) / args.requests:.2f} ms a case of all sent")
     finally:
         for router in routers:
             os.killpg(router.pid, signal.SIGTERM)
