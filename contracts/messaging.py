@@ -99,6 +99,9 @@ def kafka_broker(bootstrap_servers: str, *, client_id: str, tracer_provider: Tra
         middlewares=([KafkaTelemetryMiddleware(tracer_provider=tracer_provider)]
                      if telemetry.records_spans(tracer_provider) else []),
         logger=log,
+        # faststream logs "Received" and "Processed" for every batch, which was nearly every line of
+        # the router's log; a handler's failure is still logged, as an error.
+        log_level=logging.DEBUG,
     )
 
 
