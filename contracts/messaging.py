@@ -358,6 +358,7 @@ async def keep_consumers_reading(broker: KafkaBroker, every_seconds: float = 5.0
                 await subscriber.stop()
                 await subscriber.start()
                 failed_restarts.discard(id(subscriber))
+                log.info("the consumer of group %s is reading again", subscriber.group_id)
             except Exception:  # noqa: BLE001 - logged; the next round tries again
                 failed_restarts.add(id(subscriber))
                 log.exception("could not restart the consumer of group %s; trying again shortly", subscriber.group_id)
