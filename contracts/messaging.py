@@ -148,20 +148,24 @@ async def raw_body(message: Any) -> Any:
     return message.body
 
 
-def consumer_options(group_id: str, *, max_records: int = 500, batch_timeout_ms: int = 50,
-                     gather_ms: int = 0) -> dict[str, Any]:
+def consumer_options(group_id: str, *, max_records: int = 500, gather_ms: int = 0) -> dict[str, Any]:
     """Subscriber settings shared by every consumer of the mesh.
 
     ``gather_ms``: how long the broker may hold a fetch to gather a fuller batch (up to 1 MiB)
     instead of answering with the first message. A consumer off the path a citizen waits on (the
     notifier, oversight) takes far fewer, larger batches for that much delay; 0 answers at once.
+
+    A read waits for records up to 50 ms longer than the broker may hold them. faststream sleeps
+    as long as a read may wait after one that found nothing, so a read that gave up while the
+    broker still held the fetch made its records wait that much again: with a 50 ms read, up to 50
+    ms more for the router's requests, gathered for 40.
     """
     gather = {"fetch_max_wait_ms": gather_ms, "fetch_min_bytes": 1024 * 1024} if gather_ms else {}
     return {
         "group_id": group_id,
         "batch": True,
         "max_records": max_records,
-        "batch_timeout_ms": batch_timeout_ms,
+        "batch_timeout_ms": gather_ms + 50,
         **gather,
         "auto_offset_reset": "earliest",
         "ack_policy": AckPolicy.NACK_ON_ERROR,

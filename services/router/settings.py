@@ -17,8 +17,8 @@ class RouterSettings(ServiceSettings):
     max_batch: int = 500
     # Kafka may hold a fetch of new requests this long to gather a batch: a case's events are saved
     # and relayed once per batch, and at moderate rates a batch costs the router about 4.7 ms of CPU
-    # and a case 0.7 ms (BENCHMARKS.md). 40 ms took a quarter of its CPU against 20, for about
-    # 12 ms more at the median and the same p99 at 200 requests/s.
+    # and a case 0.7 ms (BENCHMARKS.md). 40 ms saved a quarter of its CPU against 20, for 9–12 ms
+    # more at the median and a p99 within the noise (200 requests/s, three runs each).
     gather_ms: int = 40
     # The outbox relay is woken by the event store's NOTIFY on every insert, by any instance; this
     # is how often it looks without one (a safety net).
