@@ -4,6 +4,9 @@ found nothing, so records the broker was still gathering when the read gave up w
 import pytest
 
 from contracts.messaging import consumer_options
+from services.notifier.settings import NotifierSettings
+from services.oversight.settings import OversightSettings
+from services.router.settings import RouterSettings
 
 
 @pytest.mark.parametrize("gather_ms", [0, 20, 40, 100, 250])
@@ -13,10 +16,6 @@ def test_a_read_waits_longer_than_the_broker_may_hold_the_fetch(gather_ms):
 
 
 def test_the_services_gathering_consumers_read_past_their_gather():
-    from services.notifier.settings import NotifierSettings
-    from services.oversight.settings import OversightSettings
-    from services.router.settings import RouterSettings
-
     for settings in (RouterSettings(), NotifierSettings(), OversightSettings()):
         options = consumer_options("g", gather_ms=settings.gather_ms)
         assert options["fetch_max_wait_ms"] == settings.gather_ms > 0
