@@ -25,10 +25,12 @@ import time
 import urllib.request
 
 import asyncpg
+import psutil
 from aiokafka import AIOKafkaProducer
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import ADMIN_DSN, KAFKA, PGPORT, ROOT, drop_database, fresh_database, park_group_at_end, web_request
+from common import (ADMIN_DSN, KAFKA, PGPORT, ROOT, cpu_seconds, drop_database, fresh_database, park_group_at_end,
+                    web_request)
 
 from contracts import topics  # noqa: E402
 from contracts.categories import load as categories  # noqa: E402
@@ -43,16 +45,12 @@ def start_router(i: int, database: str, group: str, log_dir) -> subprocess.Popen
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def cpu_seconds(pid: int) -> tuple[float, float]:
+def cpu_split(pid: int) -> tuple[float, float]:
     """A process's CPU so far: its main thread's and its other threads' (the event store's saves), in
     seconds. The process's own figure keeps the time of threads that have ended."""
-    def used(path: str) -> float:
-        with open(path) as f:
-            fields = f.read().rsplit(")", 1)[1].split()  # utime and stime: the 14th and 15th fields
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    main = used(f"/proc/{pid}/task/{pid}/stat")
-    return main, used(f"/proc/{pid}/stat") - main
+    main = next(t for t in psutil.Process(pid).threads() if t.id == pid)
+    loop = main.user_time + main.system_time
+    return loop, cpu_seconds(pid) - loop
 
 
 async def send_paced(producer: AIOKafkaProducer, messages, rate: float | None) -> list:
@@ -107,7 +105,7 @@ async def main() -> None:
         producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", enable_idempotence=True, linger_ms=5,
                                     max_batch_size=256 * 1024)
         await producer.start()
-        cpu_before = [cpu_seconds(r.pid) for r in routers]
+        cpu_before = [cpu_split(r.pid) for r in routers]
         started = time.perf_counter()
         await asyncio.gather(*await send_paced(producer, messages, args.rate))
         produced = time.perf_counter() - started
@@ -125,7 +123,7 @@ async def main() -> None:
             if now > 600:
                 raise TimeoutError(f"only {opened} cases opened, position {position}/{top}")
             await asyncio.sleep(0.05)
-        cpu_after = [cpu_seconds(r.pid) for r in routers]
+        cpu_after = [cpu_split(r.pid) for r in routers]
         # Each save of a batch is one transaction: its events share the inserting transaction's id. A
         # batch met again (a rebalance, a redelivery) is saved case by case: it counts as several.
         saves = await db.fetchval("SELECT count(DISTINCT xmin::text) FROM cases_events WHERE originator_version = 1")
