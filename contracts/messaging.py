@@ -83,6 +83,8 @@ def _an_empty_read_is_not_followed_by_a_pause() -> None:
 
     async def read(self: BatchSubscriber, consumer: Any) -> tuple[ConsumerRecord, ...]:
         batches = await consumer.getmany(timeout_ms=self.batch_timeout_ms, max_records=self.max_records)
+        if not batches:  # a read with no time-out answers at once: let the loop run between two of them
+            await asyncio.sleep(0)
         return tuple(chain.from_iterable(batches.values()))
 
     read.reads_again_at_once = True  # type: ignore[attr-defined]
@@ -182,9 +184,9 @@ def consumer_options(group_id: str, *, max_records: int = 500, gather_ms: int = 
     instead of answering with the first message. A consumer off the path a citizen waits on (the
     notifier, oversight) takes far fewer, larger batches for that much delay; 0 answers at once.
 
-    A read waits for records up to 50 ms longer than the broker may hold them, so an idle consumer
-    wakes about once a fetch; a read that found nothing is followed at once by the next
-    (:func:`_an_empty_read_is_not_followed_by_a_pause`).
+    A gathering consumer's read waits for records up to 50 ms longer than the broker may hold them,
+    so when idle it wakes about once a fetch; a read that found nothing is followed at once by the
+    next (:func:`_an_empty_read_is_not_followed_by_a_pause`).
     """
     gather = {"fetch_max_wait_ms": gather_ms, "fetch_min_bytes": 1024 * 1024} if gather_ms else {}
     return {

@@ -2,6 +2,7 @@
 at once by the next: faststream slept after an empty read, so a record that came to an idle
 consumer waited out the sleep before its handler saw it."""
 
+import asyncio
 import types
 
 import anyio
@@ -52,3 +53,18 @@ async def test_an_empty_read_is_not_followed_by_a_sleep(monkeypatch):
     assert slept == []
     assert await BatchSubscriber.get_msg(subscriber, consumer) == ("b1", "b2", "a1")
     assert consumer.reads == [(90, 500), (90, 500)]
+
+
+async def test_a_read_without_a_time_out_still_lets_the_service_run():
+    """aiokafka answers a read with no time-out at once, without awaiting anything: without a
+    yield, a consumer so configured would hold its event loop and the whole service with it."""
+    ran = []
+
+    async def health_check():
+        ran.append(True)
+
+    task = asyncio.create_task(health_check())
+    subscriber = types.SimpleNamespace(batch_timeout_ms=0, max_records=500)
+    assert await BatchSubscriber.get_msg(subscriber, Consumer({})) == ()
+    assert ran == [True]
+    await task
