@@ -7,8 +7,10 @@ GeoReport's error list instead of ``{"errors": [...]}``.
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.intake.admission import LIMITED, AdmissionLimit, BodyLimit
@@ -66,6 +68,18 @@ def install_error_handlers(application: FastAPI) -> None:
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         status = 400 if request.url.path.startswith("/open311/") else 422
         return _refusal(request, status, from_validation(list(error.errors())))
+
+    @application.exception_handler(HTTPException)
+    async def _unread(request: Request, error: HTTPException) -> Response:
+        """A channel's body the framework could not read (not UTF-8, a file where none is taken, too
+        many fields) is refused in the channel's own shape, so a client reads why as it reads the rest."""
+        path = request.url.path
+        if not path.startswith(("/v1/channels/", "/open311/")):
+            return await http_exception_handler(request, error)
+        problem = ({"field": "body", "reason_vi": "Không đọc được nội dung gửi", "reason_en": str(error.detail)}
+                   if error.status_code == 400 else
+                   {"field": "", "reason_vi": "Yêu cầu không hợp lệ", "reason_en": str(error.detail)})
+        return _refusal(request, error.status_code, [problem], error.headers)
 
     @application.exception_handler(Unavailable)
     async def _unavailable(request: Request, _: Unavailable) -> JSONResponse:

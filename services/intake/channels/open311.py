@@ -80,7 +80,8 @@ class GeoReportRequest(BaseModel):
 
 
 async def _fields(request: Request) -> dict[str, Any]:
-    if request.headers.get("content-type", "").startswith("application/json"):
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()  # named in any case
+    if media_type == "application/json" or media_type.endswith("+json"):
         try:
             data = json.loads(await request.body())
         except (ValueError, RecursionError):  # RecursionError: nested past what json.loads reads

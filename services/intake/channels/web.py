@@ -55,6 +55,8 @@ async def form(request: Request) -> Response:
 # the parser's own limit (1 MiB each, 40 fields) let one post hold 40 MiB before anything was checked;
 # the longest a citizen can write (5,000 characters, decomposed, three bytes each) is a third of this.
 FIELD_BYTES = 64 * 1024
+# The most files the form's parser reads before it gives up on the post.
+FORM_FILES = 50
 
 
 @router.post("/", response_class=HTMLResponse)
@@ -73,14 +75,19 @@ async def submit_form(request: Request) -> Response:
         # its files spooled to disk, with no end in sight: it is refused before a byte is read.
         return unread(411, "body", "Thiếu độ dài nội dung (Content-Length)",
                       "The form must be sent with a Content-Length")
+    count, mb = settings(request).max_uploads, settings(request).max_upload_bytes // (1024 * 1024)
     if int(declared) > limit:
-        return unread(413, "files", "Tệp đính kèm quá lớn", "Attachments too large")
+        return unread(413, "files", f"Tệp đính kèm quá lớn (tối đa {count} tệp, mỗi tệp {mb} MB)",
+                      f"Attachments too large (at most {count} files of {mb} MB each)")
     try:
-        form = await request.form(max_files=settings(request).max_uploads + 1, max_fields=40,
-                                  max_part_size=FIELD_BYTES)
+        # A citizen who picked a few photos too many is told so by read_uploads, the form kept as typed;
+        # the parser's own limit is only against a post of thousands of parts (the length bounds the bytes).
+        form = await request.form(max_files=max(FORM_FILES, count + 1), max_fields=40, max_part_size=FIELD_BYTES)
     except HTTPException as error:  # a field past FIELD_BYTES, too many fields or files, or no multipart
         if "maximum size" in str(error.detail):
             return unread(413, "body", "Nội dung biểu mẫu quá dài", "The form is too long")
+        if "Too many files" in str(error.detail):
+            return unread(400, "files", f"Tối đa {count} tệp", f"At most {count} files")
         return unread(400, "body", "Không đọc được biểu mẫu", "The form could not be read")
     values = {k: v for k, v in form.items() if isinstance(v, str)}
     try:

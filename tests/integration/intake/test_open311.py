@@ -2,6 +2,7 @@
 Kafka topic, and reading a request back with its status from a stand-in for oversight."""
 
 import asyncio
+import json
 import threading
 import uuid
 
@@ -106,6 +107,20 @@ async def test_a_json_report_with_an_idempotency_key_is_taken_too(intake, keys, 
     assert event.channel_key == key and event.location is None
 
 
+async def test_a_json_report_is_read_as_json_however_its_media_type_is_written(intake, keys, tail):
+    """Media types are named in any case; one written Application/JSON was read as an empty form,
+    and the client was told that the fields it had sent were missing."""
+    body = json.dumps(report(keys, lat=None, long=None, service_code="trees")).encode()
+    async with httpx.AsyncClient(timeout=15) as client:
+        answers = [await client.post(intake.url + "/open311/v2/requests.json", content=body, headers={
+            "Content-Type": media_type, "Idempotency-Key": str(uuid.uuid4())})
+            for media_type in ("Application/JSON", "application/json; charset=UTF-8")]
+    assert [a.status_code for a in answers] == [202, 202], [a.text for a in answers]
+    await tail.settle()
+    codes = {a.json()[0]["service_request_id"] for a in answers}
+    assert len([e for e in tail.seen if e.tracking_code in codes]) == 2
+
+
 async def test_open311_refusals_use_georeport_errors_naming_the_field(start_intake, keys):
     intake = start_intake(oversight_url=f"http://127.0.0.1:{unused_port()}")
     async with httpx.AsyncClient(timeout=15) as client:
@@ -119,6 +134,12 @@ async def test_open311_refusals_use_georeport_errors_naming_the_field(start_inta
         # json.loads raised RecursionError here, and the answer was a 500 with a traceback logged.
         too_deep = await client.post(intake.url + "/open311/v2/requests.json", content=b"[" * 100_000,
                                      headers={"Content-Type": "application/json"})
+        # A file where GeoReport takes a link, and a body that is not UTF-8: the framework could not
+        # read either, and its answer was not GeoReport's list, so a client could not read why.
+        with_a_file = await client.post(intake.url + "/open311/v2/requests.json", data=report(keys),
+                                        files={"media": ("ong-nuoc.jpg", b"\xff\xd8\xff", "image/jpeg")})
+        not_utf8 = await client.post(intake.url + "/v1/channels/web/requests", content=b'{"full_name": "\xff"}',
+                                     headers={"Content-Type": "application/json", "Idempotency-Key": "k-1"})
         unknown = await client.get(intake.url + "/open311/v2/requests/ZZZZZ-ZZZZZ.json")
         oversight_down = await client.get(intake.url + "/open311/v2/requests/"
                                           + ids.tracking_code(uuid.uuid4()) + ".json")
@@ -129,6 +150,8 @@ async def test_open311_refusals_use_georeport_errors_naming_the_field(start_inta
     assert no_text.status_code == 400 and no_text.json()[0]["field"] == "description"
     assert no_text.json()[0]["reason_vi"] and no_text.json()[0]["code"] == 400
     assert too_deep.status_code == 400 and too_deep.json()[0]["field"] == "body"
+    assert with_a_file.status_code == 400 and with_a_file.json()[0]["field"] == "body"
+    assert not_utf8.status_code == 400 and not_utf8.json()["errors"][0]["field"] == "body"
     assert unknown.status_code == 404
     assert oversight_down.status_code == 503 and oversight_down.headers["Retry-After"]
 
