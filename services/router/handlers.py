@@ -22,6 +22,27 @@ from services.router.application import Workload
 log = logging.getLogger(__name__)
 REQUEST = TypeAdapter(RequestReceived)
 RESPONSE = TypeAdapter(UnitResponse)
+# What the router can carry of one request. Intake sends far less (a phone of 32 characters, a
+# category of 64, tens of KiB in all). Past these, from a producer that does not check as intake
+# does, the case would be stored and then fail its publishing at every try, holding up every case
+# after it: Kafka takes a record of at most 1 MiB (a compressed request can be larger on the topic
+# than that), and the ledger's index of open reports a phone and category of about 2.7 KB at most.
+REQUEST_BYTES = 256 * 1024
+REPORT_KEY_CHARS = 64
+
+
+def request_bytes_fit(raw: bytes) -> None:
+    """ValueError for a request the router's stores cannot hold: a NUL in it, or too large."""
+    refuse_nul(raw)
+    if len(raw) > REQUEST_BYTES:
+        raise ValueError(f"a request of {len(raw)} bytes: the router takes at most {REQUEST_BYTES}")
+
+
+def request_fits(request: RequestReceived) -> None:
+    """ValueError for a phone or category too long for the ledger's index of open reports."""
+    for name, value in (("citizen.phone", request.citizen.phone), ("category", request.category)):
+        if value is not None and len(value) > REPORT_KEY_CHARS:
+            raise ValueError(f"{name} of {len(value)} characters: the router takes at most {REPORT_KEY_CHARS}")
 
 
 async def refuse(broker: KafkaBroker, topic: str, refused: Sequence[tuple[RequestReceived | UnitResponse, str]],
@@ -60,9 +81,10 @@ def register(broker: KafkaBroker, desk, pool, group_id: str, max_batch: int, sta
     @broker.subscriber(topics.INTAKE_REQUESTS, listener=ReadBackOnAssignment(desk),
                        **consumer_options(group_id, max_records=max_batch, gather_ms=gather_ms))
     async def on_requests(_: list[bytes], message: KafkaMessage) -> None:
-        # A NUL (a producer that does not clean text as intake does) would be kept by the event
-        # store and then fail the ledger's row at every try, holding up every case published after it.
-        requests = await parse_or_dead_letter(broker, records_of(message), REQUEST, refuse_nul)
+        # A NUL, a phone past the ledger's index or a request past what Kafka takes (a producer that
+        # does not check as intake does) would be kept by the event store and then fail its
+        # publishing at every try, holding up every case published after it: dead-lettered, with why.
+        requests = await parse_or_dead_letter(broker, records_of(message), REQUEST, request_bytes_fit, request_fits)
         if not requests:
             return
         spans = [telemetry.start_span_from("router.open_case", r.traceparent, r.tracestate) for r in requests]

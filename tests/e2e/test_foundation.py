@@ -83,24 +83,48 @@ def test_the_same_request_twice_is_one_case_with_one_tracking_code(mesh):
     assert [e["event_type"] for e in timeline["events"]].count("CaseOpened") == 1
 
 
-def request_with_a_nul() -> bytes:
-    """A request as intake publishes it, but for a NUL in the citizen's phone: a producer that does
-    not clean its text as intake does. PostgreSQL's text cannot hold it, and the router's ledger
+def request_published_elsewhere(key: str, **changes) -> bytes:
+    """A request as intake publishes it, but for ``changes``: a producer that does not check its
+    text as intake does. The router once stored what its ledger or Kafka could not then take, and
     failed on it at every try, holding up every case published after it."""
     submission = Submission(full_name="Lê Thị Hoa", phone="0903123456", address="12 Lý Tự Trọng, P. Bến Nghé, Q.1",
                             category="essential_supplies", description="Cần gạo")
-    request = build_request("web", f"nul-{uuid.uuid4()}", submission, categories())
-    return request.model_dump_json().replace("+84903123456", "+849031\\u000023456").encode()
+    request = build_request("web", f"{key}-{uuid.uuid4()}", submission, categories())
+    return request.model_copy(update=changes).model_dump_json().encode()
 
 
-@pytest.mark.parametrize("kind", ["not json", "a NUL"])
+def request_with_a_nul() -> bytes:
+    """PostgreSQL's text cannot hold a NUL, and the router's ledger refused its row."""
+    return request_published_elsewhere("nul").replace(b"+84903123456", b"+849031\\u000023456")
+
+
+def request_with_a_phone_past_the_index() -> bytes:
+    """Four kilobytes of phone that do not compress: past what the ledger's index of open reports holds."""
+    return request_published_elsewhere("long-phone").replace(b"+84903123456", uuid.uuid4().hex.encode() * 128)
+
+
+def request_past_what_kafka_takes() -> bytes:
+    """A request of more than a megabyte, on the topic compressed: the router's case events, as large,
+    were more than Kafka takes (a record of at most 1 MiB)."""
+    return request_published_elsewhere("huge", description="Gia đình 5 người đang cách ly, hết gạo. " * 30_000)
+
+
+BAD_REQUESTS = {"not json": (lambda: f"not json {uuid.uuid4()}".encode(), b"json"),
+                "a NUL": (request_with_a_nul, b"NUL"),
+                "a phone past the ledger's index": (request_with_a_phone_past_the_index, b"citizen.phone"),
+                "a request past what Kafka takes": (request_past_what_kafka_takes, b"at most")}
+
+
+@pytest.mark.parametrize("kind", list(BAD_REQUESTS))
 async def test_a_malformed_message_is_dead_lettered_and_the_next_one_still_routed(kind, mesh, kafka_bootstrap):
     dlq = AIOKafkaConsumer(topics.dlq(topics.INTAKE_REQUESTS), bootstrap_servers=kafka_bootstrap,
                            auto_offset_reset="earliest", group_id=f"dlq-watch-{uuid.uuid4()}")
     await dlq.start()
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True,
+                                compression_type="gzip", max_request_size=4 * 1024 * 1024)
     await producer.start()
-    marker = f"not json {uuid.uuid4()}".encode() if kind == "not json" else request_with_a_nul()
+    make, reason = BAD_REQUESTS[kind]
+    marker = make()
     try:
         await producer.send_and_wait(topics.INTAKE_REQUESTS, marker, key=b"garbage")
         answer = post(mesh)  # a good request right behind the bad one
@@ -110,11 +134,11 @@ async def test_a_malformed_message_is_dead_lettered_and_the_next_one_still_route
         while found is None:
             batch = await dlq.getmany(timeout_ms=20_000)
             assert batch, "no dead letter arrived"
-            for records in batch.values():
-                found = next((r for r in records if r.value == marker), found)
+            for records in batch.values():  # a dead letter carries the first 512 KiB of a larger record
+                found = next((r for r in records if r.value and marker.startswith(r.value)), found)
         headers = dict(found.headers)
         assert headers["x-source-topic"] == topics.INTAKE_REQUESTS.encode()
-        assert (b"json" if kind == "not json" else b"NUL") in headers["x-error"]
+        assert reason in headers["x-error"]
     finally:
         await producer.stop()
         await dlq.stop()
