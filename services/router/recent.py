@@ -3,8 +3,9 @@
 
 Every router finds open cases in the ledger (:func:`services.router.ledger.open_duplicates`), which
 the relay fills a moment after publishing. Until then only the store and this memory hold a new
-case. A case is forgotten once the ledger's recorded position passes its last notification, or
-after :data:`REMEMBERED_AT_MOST` should the relay stop. A router starting, or given partitions
+case. A case is forgotten once the ledger's recorded position passes its last notification. One
+remembered for :data:`REMEMBERED_AT_MOST` while the relay stays stopped is forgotten too, to bound
+the memory, and the store past the ledger is read back again at once. A router starting, or given partitions
 another router had, reads back from the store the cases past that position, by any router
 (:func:`read_back`): what the router before it remembered went with it, or stays with the other.
 """
@@ -49,6 +50,16 @@ class RecentCases:
 
         A case is kept while the relay lags, however long: a minute's memory once let a second
         report opened during a Kafka hiccup become a second case."""
+        while self.remembered and ((recorded is not None and self.remembered[0][1] <= recorded)
+                                   or self.remembered[0][0] <= now - REMEMBERED_AT_MOST):
+            _, notification, key = self.remembered.popleft()  # the oldest remembered case is its key's first
+            if recorded is None or notification > recorded:
+                # Not in the ledger yet, after an hour: the relay is stopped. Forgotten here, the case
+                # is read back from the store below, or a repeat of it would be opened as a second case.
+                self.read = False
+            del self.recent[key][0]
+            if not self.recent[key]:
+                del self.recent[key]
         if not self.read and recorded is not None:
             # Marked first, so that partitions given meanwhile (read_again, from the loop) ask again;
             # unmarked should it fail (PostgreSQL restarting), so that the batch read again reads it.
@@ -60,12 +71,6 @@ class RecentCases:
                 raise
             for case_id, key, area_code, notification in found:
                 self._add(key, case_id, area_code, notification, now)
-        while self.remembered and ((recorded is not None and self.remembered[0][1] <= recorded)
-                                   or self.remembered[0][0] <= now - REMEMBERED_AT_MOST):
-            _, _, key = self.remembered.popleft()  # the oldest remembered case is its key's first
-            del self.recent[key][0]
-            if not self.recent[key]:
-                del self.recent[key]
         reports = {k: list(v) for k, v in open_reports.items()}
         for key in {(r.citizen.phone, r.category) for r in requests if r.citizen.phone}:
             if mine := self.recent.get(key):
