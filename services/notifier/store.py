@@ -18,9 +18,10 @@ import asyncpg
 import orjson
 
 from contracts.batching import GroupCommit
+from contracts.postgres import add_column
 from services.notifier.domain import CHANNEL_NAMES, CaseRecord, Delivery, remember_refused
 
-SCHEMA = """
+SCHEMA = f"""
 DO $$ BEGIN
     -- The foundation's first deliveries table had another shape: keep it aside, start afresh.
     IF EXISTS (SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'deliveries')
@@ -30,7 +31,7 @@ DO $$ BEGIN
     END IF;
 END $$;
 CREATE TABLE IF NOT EXISTS case_records (
-    case_id uuid PRIMARY KEY, version int NOT NULL DEFAULT 0, record jsonb NOT NULL DEFAULT '{}',
+    case_id uuid PRIMARY KEY, version int NOT NULL DEFAULT 0, record jsonb NOT NULL DEFAULT '{{}}',
     updated_at timestamptz NOT NULL DEFAULT now());
 CREATE TABLE IF NOT EXISTS deliveries (
     delivery_id uuid PRIMARY KEY, seq bigserial NOT NULL, case_id uuid NOT NULL, cause_event_id uuid NOT NULL,
@@ -48,10 +49,10 @@ ALTER TABLE case_records SET (fillfactor = 50);
 -- Whether some try may have reached the receiver though none was recorded as sent: one that went
 -- out unanswered (a time-out, a dropped connection), or one whose sender died mid-try. Such a
 -- citizen's message never goes on by another route: they might hear it twice.
-ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS maybe_taken boolean NOT NULL DEFAULT false;
+{add_column("deliveries", "maybe_taken", "boolean NOT NULL DEFAULT false")}
 ALTER TABLE deliveries SET (fillfactor = 50);
 -- The unit a webhook goes to, whose key signs it (providers.WebhookProvider); none on rows from before.
-ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS unit_id text;
+{add_column("deliveries", "unit_id", "text")}
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (channel, next_attempt_at) WHERE status IN ('pending', 'sending');
 CREATE INDEX IF NOT EXISTS deliveries_by_case ON deliveries (case_id, seq);
 CREATE INDEX IF NOT EXISTS deliveries_unpublished ON deliveries (seq) WHERE NOT published AND status IN ('sent', 'failed');

@@ -3,8 +3,8 @@ until its lease ends, only the claim that made a try may finish it, a citizen's 
 waits for the earlier one, a citizen's message refused for good goes on once and in its place
 (and, refused on every try, takes the later ones waiting behind it along),
 an outcome is written through a blip of PostgreSQL, deliveries a notifier of an older version left
-"sending" are tried, and notifiers starting together on an empty database all start; a status it
-does not know is refused."""
+"sending" are tried, and notifiers starting together on an empty database all start, as does one
+while another holds the deliveries locked; a status it does not know is refused."""
 
 import asyncio
 import dataclasses
@@ -355,6 +355,18 @@ async def test_notifiers_starting_together_on_an_empty_database_all_start(pg_adm
         for pool in pools:
             await pool.close()
         await drop_database(pg_admin_dsn, name)
+
+
+async def test_a_notifier_starts_while_another_reads_the_deliveries_at_length(log):
+    """Each start added its columns with ALTER TABLE ... IF NOT EXISTS, which takes the table's
+    exclusive lock before it looks: behind a long reader (a backup, an announcer waiting on Kafka
+    with its rows locked) the starting notifier waited, and every other one's claims and outcomes
+    queued behind it."""
+    await log.add([delivery(uuid.uuid4())])
+    async with log.pool.acquire() as reader, reader.transaction():
+        await reader.fetch("SELECT delivery_id FROM deliveries FOR UPDATE")  # held while a send is announced
+        await asyncio.wait_for(DeliveryLog(log.pool).create(), timeout=10)
+        assert await asyncio.wait_for(log.backlog(), timeout=10) == {"pending_sms": 1, "unannounced": 0}
 
 
 async def test_a_status_the_queue_does_not_know_is_refused(log):
