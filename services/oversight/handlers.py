@@ -86,7 +86,9 @@ class ResumeWhereProjected(ConsumerRebalanceListener):
     (or moved to another cluster): it stands behind Kafka, and the records between were never
     projected, never audited, while verify said the chain was sound. Ahead of Kafka (a crash
     between the projection's commit and Kafka's), it skips what the projection would skip anyway.
-    A partition the read models never read from starts as the group's does.
+    A partition the read models never read from starts as the group's does, and where it starts
+    is recorded before anything is read from it: a backup taken before the partition's first
+    record would otherwise hold no position in it, and restored, read on from the group's offset.
 
     The partitions are paused first, before anything is awaited: aiokafka starts fetching from the
     committed offsets as soon as they are assigned, and a batch read from there would move the
@@ -118,8 +120,14 @@ class ResumeWhereProjected(ConsumerRebalanceListener):
         try:
             stands = await asyncio.wait_for(
                 self.projector.positions([(tp.topic, tp.partition) for tp in assigned]), self.RETRY_SECONDS * 5)
+            mine = consumer.assignment()
+            unread = [tp for tp in assigned if tp in mine and (tp.topic, tp.partition) not in stands]
+            if unread:
+                starts = [await asyncio.wait_for(consumer.position(tp), self.RETRY_SECONDS * 5) for tp in unread]
+                await asyncio.wait_for(self.projector.begin(
+                    {(tp.topic, tp.partition): at for tp, at in zip(unread, starts)}), self.RETRY_SECONDS * 5)
         except Exception as error:  # noqa: BLE001 - asked again in the background, the partitions paused
-            log.warning("where the read models stand could not be read (%s); the partitions wait",
+            log.warning("where the read models stand could not be read or recorded (%s); the partitions wait",
                         type(error).__name__)
             return False
         mine = consumer.assignment()

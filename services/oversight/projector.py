@@ -153,6 +153,17 @@ class Projector:
         self.applied += len(new)
         return len(new)
 
+    async def begin(self, starts: Offsets) -> None:
+        """Record where the projection begins in partitions it has no position in yet: read from
+        there, and a database restored from a backup taken before their first record knows to read
+        them again from there, rather than from the group's offsets past what came after it."""
+        if starts:
+            await self.pool.execute(
+                "INSERT INTO consumer_offsets (topic, partition, next_offset, first_offset)"
+                " SELECT t, p, o, o FROM unnest($1::text[], $2::int[], $3::bigint[]) AS u(t, p, o)"
+                " ON CONFLICT (topic, partition) DO NOTHING",
+                [t for t, _ in starts], [p for _, p in starts], list(starts.values()))
+
     async def positions(self, partitions: Sequence[tuple[str, int]]) -> Offsets:
         """Where the read models stand in each of ``partitions`` that they have read from."""
         rows = await self.pool.fetch(

@@ -37,11 +37,14 @@ RETIRED = "oversight_retired"
 SWAPPED = ("cases", "case_events", "deliveries")
 
 
-async def live_position(conn: asyncpg.Connection, history: History) -> Offsets:
+async def live_position(conn: asyncpg.Connection, history: History, projector: Projector) -> Offsets:
     """Where the live projection stands in each partition it has read; the rebuild starts the
-    partitions it has not read yet where the live one began in them."""
+    partitions it has not read yet where the live one began in them, recorded as the live one
+    records them (a partition it began in but has had nothing from yet has its row too)."""
     rows = await conn.fetch("SELECT topic, partition, next_offset, first_offset FROM public.consumer_offsets")
-    history.begin_at({(r["topic"], r["partition"]): r["first_offset"] or 0 for r in rows})
+    starts = {(r["topic"], r["partition"]): r["first_offset"] or 0 for r in rows}
+    history.begin_at(starts)
+    await projector.begin(starts)
     return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
 
 
@@ -71,7 +74,7 @@ async def rebuild(settings: OversightSettings, *, swap: bool = False, keep: bool
                               checkpoint_every=settings.checkpoint_every, notify=False)
         await history.start()
         # Most of the history first, outside the snapshot, so the snapshot is held only briefly.
-        await history.project_until(await live_position(owner, history), projector, settings.max_batch)
+        await history.project_until(await live_position(owner, history, projector), projector, settings.max_batch)
         report = await _compare_at_live_position(owner, pool, history, projector, settings.max_batch)
         if swap:
             report["swapped"] = await _swap(owner, history, projector, settings)
@@ -90,7 +93,7 @@ async def rebuild(settings: OversightSettings, *, swap: bool = False, keep: bool
 async def _compare_at_live_position(owner: asyncpg.Connection, pool: asyncpg.Pool, history: History,
                                     projector: Projector, batch: int) -> dict[str, Any]:
     async with owner.transaction(isolation="repeatable_read", readonly=True):
-        live = await live_position(owner, history)
+        live = await live_position(owner, history, projector)
         await history.project_until(live, projector, batch)
         async with pool.acquire() as rebuilt:
             tables = await compare(owner, rebuilt, "public", SCHEMA)
@@ -109,7 +112,7 @@ async def _swap(owner: asyncpg.Connection, history: History, projector: Projecto
         await owner.execute("SET LOCAL lock_timeout = '30s'")
         # Every projector batch takes this row first: holding it stops the live projection here.
         await owner.execute("SELECT 1 FROM public.audit_head WHERE id = 1 FOR UPDATE")
-        await history.project_until(await live_position(owner, history), projector, settings.max_batch)
+        await history.project_until(await live_position(owner, history, projector), projector, settings.max_batch)
         await owner.execute(f"DROP SCHEMA IF EXISTS {RETIRED} CASCADE; CREATE SCHEMA {RETIRED}")
         for table in SWAPPED:
             await owner.execute(f"ALTER TABLE public.{table} SET SCHEMA {RETIRED}")

@@ -19,7 +19,7 @@ async def case_events(bootstrap: str, case_id: str, until: Callable[[list], bool
     published before the call (a second of one kind, say) cannot be missed for stopping early."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
-    partitions = [TopicPartition(topics.CASE_EVENTS, p) for p in await _partitions(consumer)]
+    partitions = [TopicPartition(topics.CASE_EVENTS, p) for p in await partitions_of(consumer)]
     consumer.assign(partitions)
     since = int((time.time() - since_seconds) * 1000)
     starts = await consumer.offsets_for_times({tp: since for tp in partitions})
@@ -50,7 +50,7 @@ async def read_to_end(bootstrap: str, topic: str, timeout: float = 30) -> list[C
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in await _partitions(consumer, topic)]
+        partitions = [TopicPartition(topic, p) for p in await partitions_of(consumer, topic)]
         assert partitions, f"topic {topic} has no partitions"
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
@@ -73,7 +73,7 @@ async def caught_up(bootstrap: str, group: str, names: list[str], timeout: float
     await consumer.start()
     await admin.start()
     try:
-        partitions = [TopicPartition(name, p) for name in names for p in await _partitions(consumer, name)]
+        partitions = [TopicPartition(name, p) for name in names for p in await partitions_of(consumer, name)]
         ends = await consumer.end_offsets(partitions)
 
         async def done() -> bool:
@@ -89,7 +89,7 @@ async def caught_up(bootstrap: str, group: str, names: list[str], timeout: float
         await consumer.stop()
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str = topics.CASE_EVENTS) -> set[int]:
+async def partitions_of(consumer: AIOKafkaConsumer, topic: str = topics.CASE_EVENTS) -> set[int]:
     await consumer._client.force_metadata_update()  # noqa: SLF001 - no subscription to fetch it for us
     return consumer.partitions_for_topic(topic) or set()
 
