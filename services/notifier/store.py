@@ -72,6 +72,11 @@ SCHEMA_LOCK = 1022_0004
 DELIVERY_COLUMNS = ("delivery_id, case_id, cause_event_id, correlation_id, recipient, channel, target, template, subject,"
                     " body, payload, source_topic, traceparent, note, unit_id")
 # Messages to one citizen go out in the order their events happened: one still being tried holds back the later ones.
+# So do a unit's about one case at one address, by the case's version: a unit whose service was down
+# was told a case had been taken from it and then, its assignment's retry coming later, given the
+# case; a case routed back to it reached it before the notice that it had once been taken away. Its
+# deliveries come from two topics (the assignment from unit.assignments, the notice from
+# case.events), so the order they were planned in is not the case's: the version is.
 # The earlier message is looked for by case (deliveries_by_case). Its state is written as "not
 # finished" on purpose: "status IN ('pending', 'sending')" let the planner answer the question from
 # deliveries_due instead, reading every waiting delivery for each candidate. With some statistics it
@@ -86,9 +91,11 @@ WITH due AS (
     WHERE d.channel = $1 AND d.status IN ('pending', 'sending')
       AND d.next_attempt_at <= now() - make_interval(secs => $6)
       AND (d.lease_until IS NULL OR d.lease_until < now()) AND d.target <> ALL($5::text[])
-      AND (d.recipient <> 'citizen' OR NOT EXISTS (
-          SELECT 1 FROM deliveries e WHERE e.case_id = d.case_id AND e.recipient = 'citizen'
-            AND e.status NOT IN ('sent', 'failed') AND e.seq < d.seq))
+      AND NOT EXISTS (
+          SELECT 1 FROM deliveries e WHERE e.case_id = d.case_id AND e.status NOT IN ('sent', 'failed')
+            AND CASE WHEN d.recipient = 'citizen' THEN e.recipient = 'citizen' AND e.seq < d.seq
+                     ELSE e.recipient <> 'citizen' AND e.target = d.target
+                          AND (e.payload->>'version')::bigint < (d.payload->>'version')::bigint END)
     ORDER BY d.next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)
 UPDATE deliveries SET attempts = attempts + 1, claim = $3,
     lease_until = now() + make_interval(secs => $4), updated_at = now(),

@@ -75,6 +75,33 @@ async def test_a_citizens_next_message_waits_until_the_one_before_is_finished(lo
     assert [d.delivery_id for d, _ in (await log.claim("sms", 10, lease_seconds=30))[1]] == [routed.delivery_id]
 
 
+async def test_a_units_messages_about_a_case_go_out_in_the_cases_order_whatever_order_they_came_in(log):
+    """The unit's service was down and its assignment waited for a retry; meanwhile the centre gave
+    the case to another unit, and the notice that it was taken away was planned, with no wait. The
+    unit heard that the case was withdrawn, then, minutes later, was given it: it worked a case it
+    did not hold, and every answer it sent was refused. The two come from two topics, so the notice
+    may be planned first: the case's version orders them."""
+    case_id, webhook = uuid.uuid4(), "https://district.example/1022/webhook"
+
+    def to_unit(template: str, version: int) -> Delivery:
+        return dataclasses.replace(delivery(case_id, "unit", "webhook"), target=webhook, template=template,
+                                   payload={"event_type": template, "version": version})
+
+    assigned, withdrawn, escalated = to_unit("assignment", 3), to_unit("withdrawn", 6), to_unit("handler_escalated", 5)
+    elsewhere = dataclasses.replace(to_unit("assignment", 7), target="https://other.example/1022/webhook")
+    await log.add([withdrawn, elsewhere, escalated, assigned])
+    claim, taken = await log.claim("webhook", 10, lease_seconds=30)
+    assert {d.delivery_id for d, _ in taken} == {assigned.delivery_id, elsewhere.delivery_id}
+    await log.retry_later(assigned.delivery_id, claim, 0.0, "503 Service Unavailable")
+    await log.sent(elsewhere.delivery_id, claim)
+    claim, taken = await log.claim("webhook", 10, lease_seconds=30)
+    assert [d.delivery_id for d, _ in taken] == [assigned.delivery_id], "nothing overtakes the assignment"
+    for later in (escalated, withdrawn):
+        await log.sent(taken[0][0].delivery_id, claim)
+        claim, taken = await log.claim("webhook", 10, lease_seconds=30)
+        assert [d.delivery_id for d, _ in taken] == [later.delivery_id]
+
+
 async def test_a_citizens_message_refused_for_good_goes_on_once_in_its_place(log):
     case_id = uuid.uuid4()
     citizen = {"app_user_id": "app-9", "phone": "+84903123456"}
