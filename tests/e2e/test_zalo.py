@@ -3,6 +3,7 @@ the case (the notifier) go out with the OA access token intake keeps fresh again
 OAuth server, as deployed. The stand-in Zalo API answers -216 to any token it did not issue."""
 
 import json
+import random
 import secrets
 import time
 
@@ -39,15 +40,19 @@ class ZaloUser:
         return wait_for(lambda: len(self.heard()) >= count and self.heard(), 30, what=f"{count} Zalo messages")
 
 
-DIALOGUE = (("1", "địa chỉ"), ("12 Nguyễn Văn Trỗi, Phường 12, Quận Phú Nhuận", "số điện thoại"),
-            ("0903 123 456", "mô tả sự việc"), ("Gia đình 5 người đang cách ly, hết gạo.", "ĐỒNG Ý"))
+def dialogue() -> tuple[tuple[str, str], ...]:
+    """The citizen's answers and what the chatbot asks next. A phone of its own: with one another
+    test's request used, the case was that request's duplicate, and never routed."""
+    return (("1", "địa chỉ"), ("12 Nguyễn Văn Trỗi, Phường 12, Quận Phú Nhuận", "số điện thoại"),
+            (f"0903 {random.randrange(10**6):06d}", "mô tả sự việc"),
+            ("Gia đình 5 người đang cách ly, hết gạo.", "ĐỒNG Ý"))
 
 
 def test_a_zalo_citizen_talks_to_the_chatbot_and_hears_of_the_case_on_zalo(mesh):
     citizen = ZaloUser(mesh)
     citizen.says(event_name="follow")
     assert "lĩnh vực" in citizen.hears(2)[1]
-    for heard, (answer, asked) in enumerate(DIALOGUE, start=3):
+    for heard, (answer, asked) in enumerate(dialogue(), start=3):
         citizen.says(answer)
         assert asked in citizen.hears(heard)[-1]
     citizen.says("Đồng ý")
@@ -56,5 +61,5 @@ def test_a_zalo_citizen_talks_to_the_chatbot_and_hears_of_the_case_on_zalo(mesh)
                         30, what="the chatbot's receipt")
     receipt = receipts[0]
     code = receipt.split("Mã tra cứu: ")[1][:11]
-    wait_for(lambda: [t for t in citizen.heard() if code in t and t != receipt], 60,
-             what="the notifier's Zalo message about the case")
+    wait_for(lambda: [t for t in citizen.heard() if code in t and "đã được chuyển đến" in t], 60,
+             what="the notifier's Zalo message that the case went to a unit")

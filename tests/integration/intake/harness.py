@@ -219,9 +219,14 @@ class ZaloOA(StandIn):
     it did not issue, that expired or that was revoked. A refresh token tried again after its use
     is counted in ``reused``."""
 
+    GATE_SECONDS = 60.0
+
     def __init__(self, delay: float = 0.0):
         self.delay = delay
         self.delay_for: Callable[[str], float] | None = None
+        # Cleared, the message API answers nothing until it is set again (at most GATE_SECONDS).
+        self.gate = threading.Event()
+        self.gate.set()
         self.app_secret: str | None = None
         self.lifetime = 90000
         self.oauth_delay = 0.0
@@ -251,6 +256,7 @@ class ZaloOA(StandIn):
             time.sleep(self.oauth_delay)  # the token is spent, the answer still on its way
             return 200, answer
         delay_for = self.delay_for
+        self.gate.wait(self.GATE_SECONDS)
         time.sleep(delay_for(body["message"]["text"]) if delay_for and body else self.delay)
         if method != "POST" or path != "/v3.0/oa/message/cs":
             return 404, {"error": -1, "message": "no such API"}

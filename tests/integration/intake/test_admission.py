@@ -40,10 +40,10 @@ async def test_past_its_limit_intake_refuses_at_once_and_the_retry_is_accepted_o
         await waiting_on_lock(blocker, 1)
 
         refused_key = str(uuid.uuid4())
-        started = time.monotonic()
+        # The table stays locked until after these: a refusal that waited behind the submission in
+        # flight would not come back at all.
         refused = await post(client, intake, {**REQUEST, "phone": "0903 000 003"}, key=refused_key)
         open311 = await client.post(intake.url + "/open311/v2/requests.json", data=report(keys))
-        refused_in = time.monotonic() - started
         health = await client.get(intake.url + "/healthz")
         categories = await client.get(intake.url + "/v1/categories")
         await lock.rollback()
@@ -56,7 +56,6 @@ async def test_past_its_limit_intake_refuses_at_once_and_the_retry_is_accepted_o
     assert refused.json()["errors"][0]["reason_en"].startswith("Too many requests in progress")
     assert refused.json()["errors"][0]["reason_vi"]
     assert open311.status_code == 503 and open311.json()[0]["code"] == 503, "Open311 gets GeoReport's error list"
-    assert refused_in < 5, "a refusal must not wait behind the submissions in flight"
     assert health.status_code == 200 and categories.status_code == 200, "only submissions are limited"
     assert [a.status_code for a in accepted] == [202], "the submission in flight finishes normally"
     assert retried.status_code == 202

@@ -32,6 +32,7 @@ class Received:
     body: dict[str, Any]
     headers: dict[str, str]  # lower-case names
     at: float
+    alongside: int = 0  # requests on the same path that had arrived and were not answered yet
 
 
 class StandIn:
@@ -40,6 +41,7 @@ class StandIn:
     def __init__(self) -> None:
         self.received: list[Received] = []
         self.times_seen: Counter = Counter()
+        self.unanswered: Counter = Counter()  # by path
         self.rules: list[tuple[str, Rule]] = []
         self.lock = threading.Lock()
         sock = socket.socket()
@@ -67,18 +69,23 @@ class StandIn:
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         status, answer, delay = self._arrive(scope["path"], headers.get("idempotency-key", ""),
                                              json.loads(body or b"{}"), headers)
-        if delay:
-            await asyncio.sleep(delay)
-        data = json.dumps(answer).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
-        await send({"type": "http.response.body", "body": data})
+        try:
+            if delay:
+                await asyncio.sleep(delay)
+            data = json.dumps(answer).encode()
+            await send({"type": "http.response.start", "status": status, "headers": [
+                (b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
+            await send({"type": "http.response.body", "body": data})
+        finally:
+            with self.lock:
+                self.unanswered[scope["path"]] -= 1
 
     def _arrive(self, path: str, key: str, body: dict, headers: dict) -> Answer:
         with self.lock:
             self.times_seen[key] += 1
             nth = self.times_seen[key]
-            request = Received(path, key, body, headers, time.monotonic())
+            request = Received(path, key, body, headers, time.monotonic(), self.unanswered[path])
+            self.unanswered[path] += 1
             self.received.append(request)
         for prefix, rule in self.rules:
             if path.startswith(prefix):

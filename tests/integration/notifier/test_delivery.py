@@ -5,7 +5,6 @@ The broker is shared: this notifier also reads other suites' cases, and their no
 ours. So every count below is about this test's own cases, as this test's notifier announced them.
 """
 
-import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -140,8 +139,8 @@ async def test_a_slow_provider_does_not_hold_up_the_other_channels(kafka_bootstr
     await outcomes.until(lambda _: len(sent("webhook")) == 5, 20, "the webhooks")
     assert sent("sms") == [], "the webhooks waited for the slow SMS gateway"
     await outcomes.until(lambda _: len(sent("sms")) == 5, 30, "the SMS outcomes")
-    arrived = sorted(r.at for r in stand_in.about("/sms", cases))
-    assert len(arrived) == 5 and arrived[-1] - arrived[0] < 6.0, "the five slow SMS went out side by side"
+    arrived = stand_in.about("/sms", cases)
+    assert len(arrived) == 5 and max(r.alongside for r in arrived) == 4, "the five slow SMS went out side by side"
 
 
 async def test_a_district_whose_service_hangs_does_not_hold_up_the_other_districts(kafka_bootstrap, start_notifier,
@@ -156,7 +155,6 @@ async def test_a_district_whose_service_hangs_does_not_hold_up_the_other_distric
     await publish(kafka_bootstrap, [e for s in stalled for e in as_router(s.opened(), s.assigned(unit=hung))])
     await eventually(lambda: stand_in.about(f"/units/{hung.id}", [s.case_id for s in stalled]), 20,
                      "the slow district's first assignment")
-    began = time.monotonic()
     await publish(kafka_bootstrap, [e for s in others for e in as_router(s.opened(), s.assigned())])
 
     def webhooks_sent(stories):
@@ -164,8 +162,7 @@ async def test_a_district_whose_service_hangs_does_not_hold_up_the_other_distric
         return [v for v, _ in outcomes.seen if v["channel"] == "webhook" and v["case_id"] in cases
                 and v["event_type"] == "NotificationSent"]
     await outcomes.until(lambda _: len(webhooks_sent(others)) == 3, 30, "the other district's assignments")
-    # Behind the slow district they would wait for two rounds of its sends, 7 s.
-    assert time.monotonic() - began < 5.0, "the other district waited behind the slow one"
+    # Behind the slow district they would wait for its sends in all four slots: four or more arrived by then.
     assert len(stand_in.about(f"/units/{hung.id}", [s.case_id for s in stalled])) <= 2, "its one slot, not four"
     await outcomes.until(lambda _: len(webhooks_sent(stalled)) == 8, 60, "the slow district's, one at a time")
     assert stand_in.arrivals(f"/units/{hung.id}", [s.case_id for s in stalled]).most_common(1)[0][1] == 1, \
