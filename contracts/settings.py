@@ -12,7 +12,7 @@ from urllib.parse import quote
 from typing import Any
 
 from pydantic import SecretStr, model_validator
-from pydantic_settings import BaseSettings
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SHARED = {"kafka_bootstrap": "KAFKA_BOOTSTRAP_SERVERS", "pg_host": "PGHOST", "pg_port": "PGPORT",
           "pg_user": "PGUSER", "pg_password": "PGPASSWORD"}
@@ -31,6 +31,10 @@ def required_secret(secret: SecretStr, variable: str, why: str) -> bytes:
 
 
 class ServiceSettings(BaseSettings):
+    # A setting refused at start-up is named, not shown: the input pydantic would print is every
+    # setting given, the SMTP password among them, in the logs of every restart of a crash loop.
+    model_config = SettingsConfigDict(hide_input_in_errors=True)
+
     host: str = "127.0.0.1"
     port: int
     kafka_bootstrap: str = "127.0.0.1:9092"

@@ -72,3 +72,14 @@ def test_a_socket_directory_or_an_ipv6_host_reaches_the_database_it_names():
     assert where(RouterSettings(pg_host="/var/run/postgresql", pg_port=55433).dsn()) == (
         ["/var/run/postgresql/.s.PGSQL.55433"], "router")
     assert where(NotifierSettings(pg_host="::1", pg_port=55433).dsn()) == ([("::1", 55433)], "notifier")
+
+
+def test_a_setting_refused_at_start_up_does_not_print_the_secrets_given_with_it(monkeypatch):
+    """An SMTP login without STARTTLS is refused, rightly; the error, written to the logs of every
+    restart, printed every setting given, the password last."""
+    monkeypatch.setenv("NOTIFIER_SMTP_HOST", "smtp.hcmc.example")
+    monkeypatch.setenv("NOTIFIER_SMTP_USER", "tongdai1022")
+    monkeypatch.setenv("NOTIFIER_SMTP_PASSWORD", "Smtp-P4ss-2026")
+    with pytest.raises(ValueError) as refused:
+        NotifierSettings()
+    assert "STARTTLS" in str(refused.value) and "Smtp-P4ss-2026" not in str(refused.value)
