@@ -7,11 +7,13 @@ text holds none of the citizen's contact details: the contact is replaced by a k
 recompute every hash themselves, while the 1022 centre can still prove that a case's contact details
 were not changed.
 
-The free text (a description, an address, a unit's note) is kept as written, but for the phone
-numbers written into it ("gọi chị Lan 0903 123 456"), which are masked as the API masks them for HĐND
-and MTTQ. The text as written is bound by its keyed digest, by field, under ``masked_text_hmac``.
-Records made before oversight masked them (up to ``audit_form.masked_since``) keep their text, or
-the checkpoints HĐND and MTTQ kept would no longer match: a record is checked in the form it has.
+The free text (a description, an address, a unit's note) is kept as written, but for the contacts
+written into it ("gọi chị Lan 0903 123 456", an e-mail address), which are masked as the API masks
+them for HĐND and MTTQ. The text as written is bound by its keyed digest, by field, under
+``masked_text_hmac``. Records made before oversight masked them (up to ``audit_form.masked_since``)
+keep their text, and records made before it masked e-mail addresses and showed only a number's
+last digits (up to ``audit_form.contacts_since``) their first masked form (masking.py), or the
+checkpoints HĐND and MTTQ kept would no longer match: a record is checked in the form it has.
 """
 
 import hashlib
@@ -21,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from services.oversight.masking import FREE_TEXT, mask_phones_in
+from services.oversight.masking import FREE_TEXT, mask_contacts_in, maskable
 
 GENESIS = "0" * 64
 PERSONAL_FIELD = "citizen"
@@ -44,21 +46,22 @@ def _digest(key: bytes, text: str) -> str:
     return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def audited(body: dict[str, Any], key: bytes, masked: bool = False) -> dict[str, Any]:
+def audited(body: dict[str, Any], key: bytes, masked: int = 0) -> dict[str, Any]:
     """The event as the audit log keeps it: the citizen's contact replaced by its keyed digest and,
-    when ``masked``, the phone numbers in its free text masked, each such text's digest beside it."""
+    when ``masked`` (a form of masking.py), the contacts in its free text masked, each such text's
+    digest beside it."""
     citizen = body.get(PERSONAL_FIELD)
     out = body if citizen is None else {**body, PERSONAL_FIELD: {"hmac_sha256": _digest(key, canonical(citizen))}}
     if not masked or MASKED in body:  # a producer's field of that name: its record says which form it is not
         return out
     digests, shown = {}, {}
     for field in FREE_TEXT:
-        if isinstance(written := out.get(field), str) and (hidden := mask_phones_in(written)) != written:
+        if isinstance(written := out.get(field), str) and (hidden := mask_contacts_in(written, masked)) != written:
             shown[field], digests[field] = hidden, _digest(key, written)
     return {**out, **shown, MASKED: digests} if digests else out
 
 
-def audited_text(body: dict[str, Any], key: bytes, masked: bool = False) -> str:
+def audited_text(body: dict[str, Any], key: bytes, masked: int = 0) -> str:
     return canonical(audited(body, key, masked))
 
 
@@ -85,10 +88,14 @@ def matches(body: dict[str, Any], record: dict[str, Any], key: bytes) -> bool:
 
 
 def _starred(written: str, shown: str) -> bool:
-    """``shown`` is ``written`` with digits, and only digits, replaced by "*". Which digits is not
-    checked: a number's extension is masked with it ("0903 123 456 ext. 1234"), and the text as
-    written is bound by its digest whatever the record shows of it."""
-    return len(written) == len(shown) and all(w == s or (s == "*" and w.isdigit()) for w, s in zip(written, shown))
+    """``shown`` is ``written`` with digits, or characters of an e-mail address's local part, and
+    only those, replaced by "*". Which of them is not checked: a number's extension is masked with it
+    ("0903 123 456 ext. 1234"), and the text as written is bound by its digest whatever the record
+    shows of it."""
+    if len(written) != len(shown):
+        return False
+    starred = [i for i, (w, s) in enumerate(zip(written, shown)) if w != s]
+    return all(shown[i] == "*" for i in starred) and (not starred or set(starred) <= maskable(written))
 
 
 @dataclass(frozen=True)

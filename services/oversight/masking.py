@@ -1,5 +1,13 @@
-"""Phone numbers hidden: the citizen's own, and those written into free text (a description's "gọi
-chị Lan 0903 123 456"). Used by the API for HĐND and MTTQ, and by the audit trail's text."""
+"""Contact details hidden: the citizen's own phone, and the phone numbers and e-mail addresses
+written into free text (a description's "gọi chị Lan 0903 123 456", a unit's answer to
+"hoa.nguyen@gmail.com"). Used by the API for HĐND, MTTQ and the public, and by the audit trail's text.
+
+A phone shows at most its last three digits, however it is written: the citizen's "+84903123456" and
+the same number typed "0903 123 456" in a description show the same digits, and together no more
+(:data:`CONTACTS`). The audit trail keeps each record in the form it was made in (chain.py): records
+of the first masked form (:data:`PHONES_FIRST_AND_LAST`) showed a number's first digits too, which
+beside the citizen's own phone, masked as the API masked it, left four digits to guess.
+"""
 
 import functools
 import re
@@ -8,22 +16,40 @@ from phonenumbers import Leniency, PhoneNumberMatcher, is_valid_number
 
 # At least this many digits of a phone are hidden, however short the number: 10^5 to guess.
 HIDDEN_DIGITS = 5
+# The most digits of a phone shown: its last ones, enough to tell two apart.
+SHOWN_DIGITS = 3
+# The audit trail's masked forms (audit_form, chain.py): which contacts in free text are hidden, and how.
+PHONES_FIRST_AND_LAST = 1  # phone numbers, their first and last three digits shown (until 2026-12-06)
+CONTACTS = 2  # phone numbers, their last three digits shown; e-mail addresses, their first character and domain
 
 
 def mask_phone(phone: str | None) -> str | None:
-    """'+84903123456' → '+849*****456'; a short number shows fewer digits: '+6837012' → '+6*****2'.
+    """'+84903123456' → '+********456'; a short number shows fewer digits: '+6837012' → '+*****12'."""
+    return _last_digits_shown(phone) if phone else phone
 
-    At most the first three and the last three digits are shown, and never so many that fewer
-    than five are hidden (all of them, on a number shorter than that).
-    """
-    if not phone:
-        return phone
-    plus, digits = ("+", phone[1:]) if phone.startswith("+") else ("", phone)
-    hidden = min(len(digits), max(HIDDEN_DIGITS, len(digits) - 6))
-    shown = len(digits) - hidden
-    last = min(3, shown // 2)
-    first = shown - last
-    return plus + digits[:first] + "*" * hidden + digits[len(digits) - last:]
+
+def _last_digits_shown(raw: str) -> str:
+    """Every digit of ``raw`` starred but its last three, and never so many shown that fewer than
+    five are hidden (all of them, on a number shorter than that); the rest of it as written."""
+    places = [i for i, c in enumerate(raw) if c.isdigit()]
+    shown = max(0, min(SHOWN_DIGITS, len(places) - HIDDEN_DIGITS))
+    chars = list(raw)
+    for i in places[:len(places) - shown]:
+        chars[i] = "*"
+    return "".join(chars)
+
+
+def _first_and_last_shown(raw: str) -> str:
+    """The first masked form's: at most the first three and the last three digits shown, never so
+    many that fewer than five are hidden; the rest of ``raw`` as written."""
+    places = [i for i, c in enumerate(raw) if c.isdigit()]
+    hidden = min(len(places), max(HIDDEN_DIGITS, len(places) - 6))
+    last = min(3, (len(places) - hidden) // 2)
+    first = len(places) - hidden - last
+    chars = list(raw)
+    for i in places[first:first + hidden]:
+        chars[i] = "*"
+    return "".join(chars)
 
 
 # Seven digits or more, a few marks at most between two (spaces, dots, dashes of any kind, brackets,
@@ -31,19 +57,33 @@ def mask_phone(phone: str | None) -> str | None:
 _DIGITS = re.compile(r"\d(?:[^\w]{0,4}\d){6,}")
 # The directory's ids of units and handlers: edition/code[/handler] ("hcmc-2025/27424/h01").
 _UNIT_IDS = re.compile(r"\b[a-z]+-\d{4}/[0-9a-z-]+(?:/[0-9a-z-]+)*")
+# An e-mail address as people write one: its local part is starred but for the first character.
+_EMAIL = re.compile(r"([\w.+-])([\w.+-]*)(@[\w-]+(?:\.[\w-]+)+)")
 # The text a citizen or a unit writes, in a case row and in the events (a unit's decline note is in
 # the case's triage reason), and a gateway's error, which can name the number a message went to.
 FREE_TEXT = ("description", "address", "corrected_address", "note", "answer", "reason", "triage_reason", "error")
 
 
+def maskable(text: str) -> set[int]:
+    """Where in ``text`` a mask may put a star: its digits, and the local parts of its e-mail addresses."""
+    places = {i for i, c in enumerate(text) if c.isdigit()}
+    for m in _EMAIL.finditer(text):
+        places.update(range(m.start(2), m.end(2)))
+    return places
+
+
 @functools.lru_cache(maxsize=4096)
-def mask_phones_in(text: str) -> str:
-    """Free text with each phone number in it masked as :func:`mask_phone` masks the citizen's, its
-    spacing kept: "gọi 0903 123 456" → "gọi 090* *** *56". A number as Vietnam writes it, or in
-    international form; any of eight digits or more that could be one (not only numbers in use),
-    since a miss shows a person's phone and an extra mask hides a house number."""
+def mask_contacts_in(text: str, form: int = CONTACTS) -> str:
+    """Free text with the contacts in it masked, its spacing kept: "gọi 0903 123 456" → "gọi **** ***
+    456", "hoa.nguyen@gmail.com" → "h*********@gmail.com" (the audit trail's older ``form`` as it was).
+    A number as Vietnam writes it, or in international form; any of eight digits or more that could
+    be one (not only numbers in use), since a miss shows a person's phone and an extra mask hides a
+    house number."""
+    if form == CONTACTS and "@" in text:
+        text = _EMAIL.sub(lambda m: m[1] + "*" * len(m[2]) + m[3], text)
     if not _DIGITS.search(text):
         return text
+    masked = _last_digits_shown if form == CONTACTS else _first_and_last_shown
     parts, last = [], 0
     ids = [m.span() for m in _UNIT_IDS.finditer(text)]
     for match in PhoneNumberMatcher(text, "VN", leniency=Leniency.POSSIBLE):
@@ -52,14 +92,6 @@ def mask_phones_in(text: str) -> str:
         if any(start < match.end and match.start < end for start, end in ids) or (
                 sum(c.isdigit() for c in match.raw_string) < 8 and not is_valid_number(match.number)):
             continue
-        parts += [text[last:match.start], _masked_in_place(match.raw_string)]
+        parts += [text[last:match.start], masked(match.raw_string)]
         last = match.end
     return "".join([*parts, text[last:]])
-
-
-def _masked_in_place(raw: str) -> str:
-    places = [i for i, c in enumerate(raw) if c.isdigit()]
-    chars = list(raw)
-    for i, c in zip(places, mask_phone("".join(raw[i] for i in places)) or "", strict=True):
-        chars[i] = c
-    return "".join(chars)

@@ -17,6 +17,7 @@ import asyncpg
 import orjson
 
 from services.oversight.chain import audited_text, chain_hash
+from services.oversight.masking import CONTACTS, PHONES_FIRST_AND_LAST
 from services.oversight.projection import (CASE_COLUMNS, CASE_EVENT_COLUMNS, DELIVERY_COLUMNS, DELIVERY_TYPES,
                                            FOLD_VERSION, fold, stored_columns, timestamp)
 
@@ -83,7 +84,8 @@ class Projector:
         self.checkpoint_every = checkpoint_every
         self.notify = notify
         self.applied = 0
-        self.masking: tuple[bool, datetime | None] | None = None  # audit_form, once read: (a row, its masked_since)
+        # audit_form, once read: whether it has a row, its masked_since and its contacts_since.
+        self.masking: tuple[bool, datetime | None, datetime | None] | None = None
 
     async def apply(self, records: Sequence[Position], bodies: Sequence[dict[str, Any] | None],
                     set_aside: SetAside | None = None) -> int:
@@ -120,8 +122,9 @@ class Projector:
 
     async def _apply(self, records: Sequence[Position], bodies: Sequence[dict[str, Any] | None]) -> int:
         if self.masking is None:  # set as the tables are made, and never changed after
-            form = await self.pool.fetchrow("SELECT masked_since FROM audit_form WHERE id = 1")
-            self.masking = (form is not None, form and form["masked_since"])
+            form = await self.pool.fetchrow(
+                "SELECT masked_since, nullif(contacts_since, '-infinity') AS contacts_since FROM audit_form WHERE id = 1")
+            self.masking = (form is not None, form and form["masked_since"], form and form["contacts_since"])
         # Each body's audited text, by the body, made before the head is held: masking a long text
         # takes a while (up to 0.1 s), and every batch of every instance waits for the head.
         texts = {id(b): audited_text(b, self.audit_key, self._masks(b)) for b in bodies if b is not None}
@@ -239,10 +242,13 @@ class Projector:
         return seq, head
 
 
-    def _masks(self, event: dict[str, Any]) -> bool:
-        """Whether the event's record masks the phone numbers in its free text (chain.py)."""
-        row, since = self.masking or (False, None)
-        return row and (since is None or timestamp(event["occurred_at"]) >= since)
+    def _masks(self, event: dict[str, Any]) -> int:
+        """The masked form of the event's record (masking.py), 0 for none (chain.py)."""
+        row, since, contacts_since = self.masking or (False, None, None)
+        occurred = timestamp(event["occurred_at"])
+        if not row or (since is not None and occurred < since):
+            return 0
+        return CONTACTS if contacts_since is None or occurred >= contacts_since else PHONES_FIRST_AND_LAST
 
 
 async def clashing_audited(reader: Any, audit_log: str, bodies: Sequence[dict[str, Any] | None]) -> list[int]:

@@ -56,7 +56,7 @@ class OversightSettings(ServiceSettings):
 
     def required_audit_key(self) -> bytes:
         """The audit key; without one oversight refuses to run. Unkeyed, a citizen's digest is no
-        secret: HĐND and MTTQ see the phone masked (``+849*****456``) and could try the 10^5 numbers
+        secret: HĐND and MTTQ see the phone masked (``+********456``) and could try the 10^5 numbers
         it hides against the audit export in a fraction of a second."""
         return required_secret(self.audit_key, "OVERSIGHT_AUDIT_KEY",
                                "oversight will not run without the key of the citizens' digests in the audit"

@@ -1,6 +1,6 @@
 """Services that do not start without a secret of theirs, and say which.
 
-Oversight's audit key: without it a masked phone (``+849*****456``) is 10^5 guesses from the number
+Oversight's audit key: without it a masked phone (``+********456``) is 10^5 guesses from the number
 behind the audit export's digest. Intake's tracking-code key: without it anyone who knows a
 request's channel key (a call id, an ``Idempotency-Key``) could work out its code and look it up.
 """

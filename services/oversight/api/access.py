@@ -2,8 +2,9 @@
 
 Roles: ``council`` (HĐND), ``front`` (MTTQ), ``centre`` (the 1022 centre), and the public (no token,
 only ``/v1/public/…``). Names and phone numbers are shown in full to the centre only; the oversight
-bodies see them masked, and the phone numbers written into the free text too (a description's
-"gọi chị Lan 0903 123 456"); the public never sees them. E-mail and chat ids are the centre's alone.
+bodies see them masked, and the phone numbers and e-mail addresses written into the free text too
+(a description's "gọi chị Lan 0903 123 456"); the public never sees them. E-mail and chat ids are
+the centre's alone.
 """
 
 import hmac
@@ -13,7 +14,7 @@ from uuid import UUID
 
 from fastapi import Header, HTTPException, Request
 
-from services.oversight.masking import FREE_TEXT, mask_phone, mask_phones_in
+from services.oversight.masking import FREE_TEXT, mask_contacts_in, mask_phone
 
 OVERSIGHT_ROLES = ("council", "front", "centre")
 CONTACT_COLUMNS = ("citizen_name", "citizen_phone", "citizen_email")
@@ -42,7 +43,7 @@ def mask_name(name: str | None) -> str | None:
 
 
 def _free_text_masked(fields: dict[str, Any]) -> dict[str, Any]:
-    return {k: mask_phones_in(v) if k in FREE_TEXT and isinstance(v, str) else v for k, v in fields.items()}
+    return {k: mask_contacts_in(v) if k in FREE_TEXT and isinstance(v, str) else v for k, v in fields.items()}
 
 
 def jsonable(value: Any) -> Any:
@@ -54,7 +55,7 @@ def jsonable(value: Any) -> Any:
 
 
 def present_row(row: Any, role: str) -> dict[str, Any]:
-    """A row as JSON, the phone numbers in its free text masked but for the 1022 centre: a delivery
+    """A row as JSON, the contacts in its free text masked but for the 1022 centre: a delivery
     as a role may see it; a case's contact is masked too by :func:`present`."""
     shown = {k: jsonable(v) for k, v in dict(row).items()}
     return shown if role == "centre" else _free_text_masked(shown)
@@ -72,7 +73,7 @@ def present(row: Any, role: str) -> dict[str, Any]:
 
 def mask_event(body: dict[str, Any], role: str) -> dict[str, Any]:
     """An event's body as a role may see it: the embedded citizen masked like a case's, and the
-    phone numbers in its free text."""
+    contacts in its free text."""
     if role == "centre":
         return body
     body = _free_text_masked(body)

@@ -12,8 +12,8 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 
 from contracts.categories import load as categories
 from contracts.ids import normalise_tracking_code
-from services.oversight.api.access import jsonable
-from services.oversight.masking import mask_phones_in
+from services.oversight.api.access import jsonable, mask_name
+from services.oversight.masking import mask_contacts_in
 from services.oversight.api.listing import CaseFilter, Page, case_filter, fetch_page, page, public_filter
 from services.oversight.api.stats import unit_figures
 from services.oversight.api.turns import turn
@@ -62,7 +62,8 @@ async def public_status(request: Request, tracking_code: str) -> dict[str, Any]:
         raise HTTPException(400, "not a valid tracking code (mã tra cứu không hợp lệ)")
     rows = await request.app.state.reader.fetch(
         "SELECT tracking_code, category, status, area_name, unit_name, received_at, updated_at, resolve_by,"
-        " reach_by, resolved_at, is_public, answer FROM cases WHERE tracking_code = $1 LIMIT 2", code)
+        " reach_by, resolved_at, is_public, answer, citizen_name, address FROM cases WHERE tracking_code = $1 LIMIT 2",
+        code)
     if not rows:
         raise HTTPException(404, "no request with this tracking code yet (chưa có phản ánh với mã này)")
     if len(rows) > 1:
@@ -75,7 +76,16 @@ async def public_status(request: Request, tracking_code: str) -> dict[str, Any]:
         return {"tracking_code": row["tracking_code"], "is_public": False, **_status(row["status"]), **dates}
     return {"tracking_code": row["tracking_code"], "is_public": True, **_status(row["status"]),
             **_category(row["category"]), "unit": row["unit_name"], "area": row["area_name"], **dates,
-            "answer": mask_phones_in(row["answer"]) if row["answer"] else None}
+            "answer": public_answer(row["answer"], row["citizen_name"], row["address"]) if row["answer"] else None}
+
+
+def public_answer(answer: str, name: str | None, address: str | None) -> str:
+    """A unit's answer as anyone may read it: the contacts written in it masked, and the citizen's
+    name and address where it repeats them as the request gave them ("Kính gửi bà Nguyễn Thị Hoa")."""
+    for said, shown in ((name, mask_name(name)), (address, "***")):
+        if said and said.strip():
+            answer = answer.replace(said, shown or "***")
+    return mask_contacts_in(answer)
 
 
 @router.get("/v1/public/requests")

@@ -291,7 +291,7 @@ async def test_a_corrected_address_an_older_oversight_did_not_project_is_mended_
     assert report["ok"], report
 
 
-NUMBER_WRITTEN = "Nhà chị Lan hết gạo, gọi 0903 123 456 hoặc 028.3822.1234"
+NUMBER_WRITTEN = "Nhà chị Lan hết gạo, gọi 0903 123 456 hoặc 028.3822.1234, thư lan.tran@gmail.com"
 
 
 async def test_phone_numbers_written_into_the_text_are_masked_in_the_trail_and_it_verifies(fresh):
@@ -304,7 +304,8 @@ async def test_phone_numbers_written_into_the_text_are_masked_in_the_trail_and_i
     records, _ = trail(fresh)
     opened = next(r for r in records if r["event_id"] == str(story.events[0].event_id))
     assert "123 456" not in opened["canonical"] and "3822" not in opened["canonical"]
-    assert "Nhà chị Lan hết gạo, gọi 090" in opened["canonical"] and "masked_text_hmac" in opened["canonical"]
+    assert "lan.tran@" not in opened["canonical"] and "l*******@gmail.com" in opened["canonical"]
+    assert "Nhà chị Lan hết gạo, gọi **** *** 456" in opened["canonical"] and "masked_text_hmac" in opened["canonical"]
     assert fresh.get("/v1/audit/verify", role="front").json()["ok"]
     # The centre still reads the text as written, in the case's events.
     events = fresh.get(f"/v1/cases/{story.case_id}/timeline", role="centre").json()["events"]
@@ -332,5 +333,27 @@ async def test_a_trail_begun_before_masking_keeps_its_records_and_masks_what_com
     texts = {r["event_id"]: r["canonical"] for r in trail(fresh)[0]}
     assert "0903 123 456" in texts[str(earlier.events[0].event_id)]
     assert "0903 123 456" not in texts[str(later.events[0].event_id)]
+    report = fresh.get(f"/v1/audit/verify?seq={kept['seq']}&hash={kept['hash']}", role="council").json()
+    assert report["ok"] and report["checkpoint"]["matches"], report
+
+
+async def test_a_trail_masked_before_e_mail_addresses_were_keeps_its_records_and_masks_what_comes_after(fresh):
+    """Records of the first masked form (a number's first and last digits shown, e-mail addresses
+    as written) keep the text they were hashed with, and the checkpoints kept of them still match;
+    what occurs after the upgrade shows only a number's last digits, and no e-mail address."""
+    feed = DirectFeed(fresh.settings)
+    feed.offsets = dict.fromkeys(feed.offsets, 10_000)
+    await tamper(fresh, "UPDATE audit_form SET contacts_since = NULL")  # a trail begun before the column
+    await start_again(fresh)  # the upgrade: the events that occur from now on take the contacts form
+    earlier = CaseStory(description=NUMBER_WRITTEN, received_at=datetime.now(UTC) - timedelta(hours=1)).opened()
+    await feed.apply([earlier])
+    kept = fresh.get("/v1/audit/checkpoints", role="council").json()["head"]
+    later = CaseStory(description=NUMBER_WRITTEN, received_at=datetime.now(UTC) + timedelta(seconds=1)).opened()
+    await feed.apply([later])
+    texts = {r["event_id"]: r["canonical"] for r in trail(fresh)[0]}
+    assert "gọi 090* *** *56" in texts[str(earlier.events[0].event_id)]
+    assert "lan.tran@gmail.com" in texts[str(earlier.events[0].event_id)]
+    assert "gọi **** *** 456" in texts[str(later.events[0].event_id)]
+    assert "lan.tran@" not in texts[str(later.events[0].event_id)]
     report = fresh.get(f"/v1/audit/verify?seq={kept['seq']}&hash={kept['hash']}", role="council").json()
     assert report["ok"] and report["checkpoint"]["matches"], report

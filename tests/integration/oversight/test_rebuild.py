@@ -13,6 +13,7 @@ import pytest
 
 from contracts import topics
 from services.oversight.chain import audited_text
+from services.oversight.masking import PHONES_FIRST_AND_LAST
 from services.oversight.projection import FOLD_VERSION
 from services.oversight.rebuild import rebuild
 from services.oversight.store import migrate
@@ -93,9 +94,9 @@ async def test_a_database_made_before_positions_kept_where_they_began_is_rebuilt
     assert report["equal"], json.dumps(report, indent=1)
 
 
-async def test_a_trail_begun_before_masking_is_rebuilt_in_the_form_each_record_has(live):
-    """A trail an older oversight began keeps those records' text as written (chain.py): the rebuild
-    must make them so too, or it never finds an upgraded database's trail equal."""
+async def rebuilt_as_if_made_before(live, form: int, cut_over: str, restore: str) -> dict:
+    """Rebuild with every masked record so far in ``form``, as if made before an upgrade whose time
+    ``cut_over`` sets in audit_form (the chain's hashes are not compared); ``restore`` puts it back."""
     conn = await asyncpg.connect(live.settings.dsn())
     try:
         masked = {r["event_id"]: (r["canonical"], json.loads(r["body"])) for r in await conn.fetch(
@@ -103,18 +104,31 @@ async def test_a_trail_begun_before_masking_is_rebuilt_in_the_form_each_record_h
             " LEFT JOIN case_events c USING (event_id) LEFT JOIN deliveries d USING (event_id)"
             " WHERE a.canonical LIKE '%masked_text_hmac%'")}
         assert STORIES[-2].events[0].event_id in masked  # the description with a number in it
-        # As if every record so far was made before the upgrade (the chain's hashes are not compared).
         for event_id, (_, body) in masked.items():
             await conn.execute("UPDATE audit_log SET canonical = $2 WHERE event_id = $1", event_id,
-                               audited_text(body, AUDIT_KEY.encode()))
-        await conn.execute("UPDATE audit_form SET masked_since = now() + interval '1 day'")
-        report = await rebuild(live.settings)
-        assert report["equal"], json.dumps(report, indent=1)
+                               audited_text(body, AUDIT_KEY.encode(), form))
+        await conn.execute(f"UPDATE audit_form SET {cut_over}")
+        return await rebuild(live.settings)
     finally:
         for event_id, (text, _) in masked.items():
             await conn.execute("UPDATE audit_log SET canonical = $2 WHERE event_id = $1", event_id, text)
-        await conn.execute("UPDATE audit_form SET masked_since = NULL")
+        await conn.execute(f"UPDATE audit_form SET {restore}")
         await conn.close()
+
+
+async def test_a_trail_begun_before_masking_is_rebuilt_in_the_form_each_record_has(live):
+    """A trail an older oversight began keeps those records' text as written (chain.py): the rebuild
+    must make them so too, or it never finds an upgraded database's trail equal."""
+    report = await rebuilt_as_if_made_before(live, 0, "masked_since = now() + interval '1 day'", "masked_since = NULL")
+    assert report["equal"], json.dumps(report, indent=1)
+
+
+async def test_a_trail_of_the_first_masked_form_is_rebuilt_in_that_form(live):
+    """Records made before e-mail addresses were masked and a number's first digits hidden keep that
+    form (chain.py): the rebuild must make them so too, or it never finds an upgraded trail equal."""
+    report = await rebuilt_as_if_made_before(live, PHONES_FIRST_AND_LAST, "contacts_since = now() + interval '1 day'",
+                                             "contacts_since = '-infinity'")
+    assert report["equal"], json.dumps(report, indent=1)
 
 
 async def test_an_altered_live_row_is_found_and_a_swap_puts_the_rebuilt_ones_in_place(live):

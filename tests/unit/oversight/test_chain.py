@@ -1,6 +1,7 @@
 """The audit chain: what it covers, what it leaves out, and how a check names the first broken record."""
 
 from services.oversight.chain import MASKED, GENESIS, ChainWalk, audited, audited_text, canonical, chain_hash, matches
+from services.oversight.masking import CONTACTS, PHONES_FIRST_AND_LAST
 
 
 def chain(texts):
@@ -114,3 +115,16 @@ def test_an_event_carrying_the_digest_field_itself_is_recorded_as_written_and_ch
 def test_a_numbers_extension_is_masked_with_it_and_the_record_checks():
     event = {**WRITTEN, "description": "gọi 0903 123 456 ext. 1234"}
     assert matches(event, audited(event, b"key", masked=True), b"key")
+
+
+def test_a_record_of_the_contacts_form_hides_e_mail_addresses_too_and_checks():
+    event = {**WRITTEN, "description": "Gọi 0903 123 456 hoặc gửi thư hoa.nguyen@gmail.com"}
+    record = audited(event, b"key", masked=CONTACTS)
+    assert record["description"] == "Gọi **** *** 456 hoặc gửi thư h*********@gmail.com"
+    assert matches(event, record, b"key")
+    # Stars only where a contact can be: not over the words around it, nor over an address's domain.
+    for altered in ("G** **** *** 456 hoặc gửi thư h*********@gmail.com",
+                    "Gọi **** *** 456 hoặc gửi thư h*********@*****.com"):
+        assert not matches(event, {**record, "description": altered}, b"key")
+    # The first form's record of the same event, made before the cut-over, still checks.
+    assert matches(event, audited(event, b"key", masked=PHONES_FIRST_AND_LAST), b"key")
