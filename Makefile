@@ -8,7 +8,7 @@ TEST_ENV := MESH_STATE_DIR="$(CURDIR)/.local/test" KAFKA_PORT=19092 KAFKA_CONTRO
 BENCH_ENV := MESH_STATE_DIR="$(CURDIR)/.local/bench" KAFKA_PORT=29092 KAFKA_CONTROLLER_PORT=29093 PGPORT=55434 \
 	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:29092
 
-.PHONY: lock run down test test-unit test-integration test-e2e test-faults test-benchmarks bench soak schemas infra infra-test clean
+.PHONY: lock run down test test-unit test-integration test-e2e test-faults test-benchmarks bench soak schemas infra clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v python3.11 >/dev/null || { echo "Python 3.11 is required" >&2; exit 1; }
@@ -30,6 +30,9 @@ lock:
 	mv constraints.txt.new constraints.txt
 	rm -rf .local/lock
 
+# Kafka on another port (KAFKA_PORT, when 9092 is taken) is where the topics and the services go too.
+infra run: export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:$(or $(KAFKA_PORT),9092)
+
 infra: $(STAMP)
 	deploy/local/up.sh
 	$(PY) deploy/topics.py
@@ -37,31 +40,35 @@ infra: $(STAMP)
 run: infra
 	deploy/local/run.sh
 
+# Everything this project started: the demo, and the suite's and the benchmarks' Kafka and PostgreSQL.
 down:
 	deploy/local/run.sh stop || true
 	deploy/local/down.sh
-
-# The suite's own Kafka (19092) and PostgreSQL (55433), wiped on every run so results repeat.
-infra-test: $(STAMP)
-	deploy/local/install-browser.sh
 	$(TEST_ENV) deploy/local/down.sh >/dev/null 2>&1 || true
-	$(TEST_ENV) deploy/local/postgres.sh wipe >/dev/null 2>&1 || true  # nothing to wipe on a fresh machine
-	rm -rf .local/test
-	$(TEST_ENV) deploy/local/up.sh
-	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:19092 $(PY) deploy/topics.py
+	$(BENCH_ENV) deploy/local/down.sh >/dev/null 2>&1 || true
 
-# The suite's Kafka and PostgreSQL are stopped however pytest ends: failing, Ctrl-C, or its job's processes sent TERM.
+# The suite's Kafka and PostgreSQL are stopped however the run ends: failing (from the moment they
+# are started, topics included), Ctrl-C, or its job's processes sent TERM.
 STOP_TEST_INFRA := trap '$(TEST_ENV) deploy/local/down.sh >/dev/null 2>&1' EXIT INT TERM
 
-test: infra-test
-	$(STOP_TEST_INFRA); $(TEST_ENV) $(PY) -m pytest -ra
+# The suite's own Kafka (19092) and PostgreSQL (55433), wiped on every run so results repeat (on a
+# fresh machine there is nothing to stop or wipe). Each target that starts them runs its tests in
+# the same shell, under STOP_TEST_INFRA.
+START_TEST_INFRA := deploy/local/install-browser.sh \
+	&& { $(TEST_ENV) deploy/local/down.sh >/dev/null 2>&1 || true; } \
+	&& { $(TEST_ENV) deploy/local/postgres.sh wipe >/dev/null 2>&1 || true; } \
+	&& rm -rf .local/test && $(TEST_ENV) deploy/local/up.sh \
+	&& KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:19092 $(PY) deploy/topics.py
+
+test: $(STAMP)
+	$(STOP_TEST_INFRA); $(START_TEST_INFRA) && $(TEST_ENV) $(PY) -m pytest -ra
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
 
 # One layer at a time, each on a freshly made test Kafka and PostgreSQL.
-test-integration test-e2e test-faults test-benchmarks: test-%: infra-test
-	$(STOP_TEST_INFRA); $(TEST_ENV) $(PY) -m pytest -ra tests/$*
+test-integration test-e2e test-faults test-benchmarks: test-%: $(STAMP)
+	$(STOP_TEST_INFRA); $(START_TEST_INFRA) && $(TEST_ENV) $(PY) -m pytest -ra tests/$*
 
 schemas: $(STAMP)
 	$(PY) -m contracts.compat

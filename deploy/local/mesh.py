@@ -259,7 +259,9 @@ def secrets_env(path: Path) -> dict[str, str]:
 def run() -> None:
     local = ROOT / ".local"
     env = secrets_env(local / "secrets.env")
-    mesh = Mesh(env, local / "logs", gateways_port=8006)
+    # Each service's port as its own settings take it (<PREFIX>PORT), for a machine where one is taken.
+    ports = {name: int(os.environ.get(f"{name.upper()}_PORT") or port) for name, port in SERVICES.items()}
+    mesh = Mesh(env, local / "logs", ports=ports, gateways_port=8006)
     stopping = False
 
     def stop(*_: object) -> None:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Local PostgreSQL cluster for development and CI, without Docker, from Debian's postgresql
-# packages (install.sh). PostgreSQL refuses to run as root, so the server runs as Debian's
-# `postgres` system user. Loopback only, trust auth (no passwords, but for one test role that logs
+# packages (install.sh). PostgreSQL refuses to run as root, so run as root the server runs as
+# Debian's `postgres` system user, and run as anyone else, as that user. Loopback only, trust auth (no passwords, but for one test role that logs
 # in over SCRAM: oversight_reader_checked), durable (fsync on).
 #
 #   deploy/local/postgres.sh start    # initdb once, start, ensure role `mesh` + its databases
@@ -16,9 +16,10 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PGBASE="${MESH_STATE_DIR:-$ROOT/.local}/pg"
-# PostgreSQL runs as `postgres`, which must reach its data folder. When the project sits where that
-# user cannot pass (a clone under /root, say), the cluster lives in a folder named after the project.
-if ! (cd / && runuser -u postgres -- test -x "$ROOT") 2>/dev/null; then
+# Run as root, PostgreSQL runs as `postgres`, which must reach its data folder. When the project
+# sits where that user cannot pass (a clone under /root, say), the cluster lives in a folder named
+# after the project. Run as anyone else, it runs as that user, in the project's own folder.
+if [[ $(id -u) -eq 0 ]] && ! (cd / && runuser -u postgres -- test -x "$ROOT") 2>/dev/null; then
   PGBASE="/var/lib/mesh1022/$(printf %s "$PGBASE" | sha1sum | cut -c1-12)/pg"
   mkdir -p "$PGBASE" && chmod a+rx /var/lib/mesh1022 "$(dirname "$PGBASE")"
   mkdir -p "$ROOT/.local" && ln -sfn "$PGBASE" "$ROOT/.local/pg-elsewhere"
@@ -29,6 +30,7 @@ PGLOG="$PGBASE/postgres.log"
 PORT="${PGPORT:-55432}"
 PG_WAIT_SECS="${PG_WAIT_SECS:-60}"
 PGUSER_OS="postgres"
+[[ $(id -u) -eq 0 ]] || PGUSER_OS="$(id -un)"  # PostgreSQL refuses root only
 DB_ROLE="mesh"
 DATABASES=(router notifier oversight intake)
 
@@ -40,8 +42,12 @@ PGBIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || tr
   || die "no PostgreSQL server binaries under /usr/lib/postgresql/*/bin; run deploy/local/install.sh"
 id -u "$PGUSER_OS" >/dev/null 2>&1 || die "system user '$PGUSER_OS' missing (Debian's postgresql package creates it)"
 
-# Run a command as the postgres user, from a directory it can enter, with a clean-ish locale.
-as_pg() { (cd / && LC_ALL=C.UTF-8 runuser -u "$PGUSER_OS" -- "$@"); }
+# Run a command as the server's user, from a directory it can enter, with a clean-ish locale.
+as_pg() {
+  if [[ $(id -u) -eq 0 ]]; then (cd / && LC_ALL=C.UTF-8 runuser -u "$PGUSER_OS" -- "$@"); else (cd / && LC_ALL=C.UTF-8 "$@"); fi
+}
+# Give files to the server's user: root makes them for it; anyone else makes them as itself.
+own_pg() { [[ $(id -u) -ne 0 ]] || chown "$PGUSER_OS:" "$@"; }
 pg_ctl_() { as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" "$@"; }
 psql_() { as_pg "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PGRUN" -p "$PORT" -U postgres "$@"; }
 is_running() { [[ -f "$PGDATA_DIR/PG_VERSION" ]] && pg_ctl_ status >/dev/null 2>&1; }
@@ -55,7 +61,7 @@ prepare_dirs() {
     [[ -d "$PGDATA_DIR" ]] && chown -R "$PGUSER_OS:" "$PGDATA_DIR"
     touch "$PGLOG" && chown "$PGUSER_OS:" "$PGLOG"
   else
-    [[ "$(id -un)" == "$PGUSER_OS" ]] || die "run as root (it switches to '$PGUSER_OS' itself)"
+    mkdir -p "$PGBASE" "$PGRUN" && touch "$PGLOG"
   fi
   # Every directory from / down to .local/pg must be traversable by the postgres user.
   local d="" part
@@ -75,7 +81,7 @@ init_cluster() {
   locale -a 2>/dev/null | grep -qix 'c\.utf-\?8' && locale=C.UTF-8
   log "initdb $PGDATA_DIR ($("$PGBIN/postgres" --version), locale $locale)"
   rm -rf "$PGDATA_DIR.tmp"
-  mkdir -p "$PGDATA_DIR.tmp" && chown "$PGUSER_OS:" "$PGDATA_DIR.tmp" && chmod 700 "$PGDATA_DIR.tmp"
+  mkdir -p "$PGDATA_DIR.tmp" && own_pg "$PGDATA_DIR.tmp" && chmod 700 "$PGDATA_DIR.tmp"
   as_pg "$PGBIN/initdb" -D "$PGDATA_DIR.tmp" -U postgres -E UTF8 --locale="$locale" \
     --auth=trust >"$PGBASE/initdb.log" 2>&1 || { tail -n 20 "$PGBASE/initdb.log" >&2; die "initdb failed"; }
   # Loopback only, trust but for the one test role: a dev cluster; no passwords live in the repo.
@@ -92,7 +98,7 @@ host    replication  all   127.0.0.1/32   trust
 host    replication  all   ::1/128        trust
 EOF
   echo "include_if_exists = 'mesh.conf'" >>"$PGDATA_DIR.tmp/postgresql.conf"
-  chown "$PGUSER_OS:" "$PGDATA_DIR.tmp/pg_hba.conf"
+  own_pg "$PGDATA_DIR.tmp/pg_hba.conf"
   mv "$PGDATA_DIR.tmp" "$PGDATA_DIR"      # only a complete cluster gets the final name
 }
 
@@ -122,7 +128,7 @@ checkpoint_timeout = 15min
 wal_compression = lz4
 log_line_prefix = '%m [%p] %q%u@%d '
 EOF
-  chown "$PGUSER_OS:" "$PGDATA_DIR/mesh.conf"
+  own_pg "$PGDATA_DIR/mesh.conf"
 }
 
 ensure_databases() {
@@ -186,7 +192,9 @@ cmd_wait() {
 cmd_stop() {
   if is_running; then
     log "stopping"
-    pg_ctl_ stop -m fast -w -t 60 >/dev/null
+    # Another stop at the same moment (make down's, and run.sh's own on its way out) may have
+    # taken the pid file first: stopped all the same.
+    pg_ctl_ stop -m fast -w -t 60 >/dev/null || ! is_running || die "could not stop the server"
     log "stopped"
   else
     log "not running"
