@@ -12,7 +12,7 @@ beside the citizen's own phone, masked as the API masked it, left four digits to
 import functools
 import re
 
-from phonenumbers import Leniency, PhoneNumberMatcher, is_valid_number
+from phonenumbers import Leniency, NumberParseException, PhoneNumberMatcher, is_valid_number, parse
 
 # At least this many digits of a phone are hidden, however short the number: 10^5 to guess.
 HIDDEN_DIGITS = 5
@@ -55,8 +55,13 @@ def _first_and_last_shown(raw: str) -> str:
 # Seven digits or more, a few marks at most between two (spaces, dots, dashes of any kind, brackets,
 # as phonenumbers reads them): only such text is looked through for phone numbers.
 _DIGITS = re.compile(r"\d(?:[^\w]{0,4}\d){6,}")
-# The directory's ids of units and handlers: edition/code[/handler] ("hcmc-2025/27424/h01").
+# The directory's ids of units and handlers: edition/code[/handler] ("hcmc-2025/27424/h01"). The
+# first form took any letters, a dash and four digits for an edition: "sdt-0903/123456" too.
 _UNIT_IDS = re.compile(r"\b[a-z]+-\d{4}/[0-9a-z-]+(?:/[0-9a-z-]+)*")
+_EDITION_IDS = re.compile(r"\b[a-z]+-(?:19|20)\d{2}/[0-9a-z-]+(?:/[0-9a-z-]+)*")
+# Groups of digits split by commas or underscores, which phonenumbers does not read as a number's
+# marks ("0903,123,456"): masked when, run together, they are a valid number.
+_SPLIT_DIGITS = re.compile(r"(?<![\w*])\d{2,4}(?:[,_]\d{2,5}){2,4}(?![\w*])")
 # An e-mail address as people write one: its local part is starred but for the first character.
 _EMAIL = re.compile(r"([\w.+-])([\w.+-]*)(@[\w-]+(?:\.[\w-]+)+)")
 # The text a citizen or a unit writes, in a case row and in the events (a unit's decline note is in
@@ -81,11 +86,13 @@ def mask_contacts_in(text: str, form: int = CONTACTS) -> str:
     house number."""
     if form == CONTACTS and "@" in text:
         text = _EMAIL.sub(lambda m: m[1] + "*" * len(m[2]) + m[3], text)
+    if form == CONTACTS and ("," in text or "_" in text):
+        text = _SPLIT_DIGITS.sub(_masked_if_a_number, text)
     if not _DIGITS.search(text):
         return text
     masked = _last_digits_shown if form == CONTACTS else _first_and_last_shown
     parts, last = [], 0
-    ids = [m.span() for m in _UNIT_IDS.finditer(text)]
+    ids = [m.span() for m in (_EDITION_IDS if form == CONTACTS else _UNIT_IDS).finditer(text)]
     for match in PhoneNumberMatcher(text, "VN", leniency=Leniency.POSSIBLE):
         # A unit's id ("declined by hcmc-2025/27424: …") is not a number, nor are seven digits that
         # could be one somewhere else ("2021/760").
@@ -95,3 +102,12 @@ def mask_contacts_in(text: str, form: int = CONTACTS) -> str:
         parts += [text[last:match.start], masked(match.raw_string)]
         last = match.end
     return "".join([*parts, text[last:]])
+
+
+def _masked_if_a_number(match: re.Match) -> str:
+    digits = re.sub(r"\D", "", match[0])
+    try:
+        number = parse(digits, "VN")
+    except NumberParseException:
+        return match[0]
+    return _last_digits_shown(match[0]) if is_valid_number(number) else match[0]

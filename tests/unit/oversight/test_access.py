@@ -66,10 +66,21 @@ def test_contacts_written_into_free_text_are_masked_in_place():
         assert mask_contacts_in(text) == text
 
 
+def test_a_number_written_like_a_units_id_or_split_by_commas_is_masked_too():
+    """Letters, a dash and four digits were taken for a directory edition ("sdt-0903/123456"), and
+    commas or underscores between a number's groups are no marks phonenumbers reads."""
+    for written, masked in (("sdt-0903/123456", "sdt-****/***456"), ("lh-0903/123-456", "lh-****/***-456"),
+                            ("0903,123,456", "****,***,456"), ("0903_123_456", "****_***_456")):
+        assert mask_contacts_in(f"gọi {written} nhé") == f"gọi {masked} nhé"
+    for text in ("declined by hcmc-2025/27424/h01: sai địa bàn", "giá 1,234,567,890 đồng", "ngày 01,02,2021"):
+        assert mask_contacts_in(text) == text
+
+
 def test_the_first_masked_form_is_kept_for_the_records_made_in_it():
     """The audit trail's records of the first form are checked, and rebuilt, as they were made."""
     assert mask_contacts_in("gọi 0903 123 456, hoa@gmail.com", PHONES_FIRST_AND_LAST) == "gọi 090* *** *56, hoa@gmail.com"
     assert mask_contacts_in("SĐT 0912345678", PHONES_FIRST_AND_LAST) == "SĐT 091*****78"
+    assert mask_contacts_in("sdt-0903/123456, 0903,123,456", PHONES_FIRST_AND_LAST) == "sdt-0903/123456, 0903,123,456"
 
 
 def test_the_oversight_bodies_see_no_phone_or_e_mail_in_a_case_or_its_events():
