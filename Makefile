@@ -91,7 +91,10 @@ soak: $(STAMP)
 	$(BENCH_ENV) $(PY) deploy/topics.py
 	$(BENCH_ENV) $(PY) bench/soak.py --rate 100 --minutes 30
 
+# PostgreSQL's data may live outside .local (postgres.sh: where its user cannot reach the clone):
+# wiped where it is, or the next make run would find the old cases under a new Kafka and new keys.
 clean: down
-	$(TEST_ENV) deploy/local/down.sh >/dev/null 2>&1 || true
-	$(BENCH_ENV) deploy/local/down.sh >/dev/null 2>&1 || true
+	deploy/local/postgres.sh wipe --demo-too >/dev/null 2>&1 || true
+	$(TEST_ENV) deploy/local/postgres.sh wipe >/dev/null 2>&1 || true
+	$(BENCH_ENV) deploy/local/postgres.sh wipe >/dev/null 2>&1 || true
 	rm -rf .local .venv

@@ -8,7 +8,8 @@
 #   deploy/local/postgres.sh wait     # block until it accepts connections (<= PG_WAIT_SECS, 60)
 #   deploy/local/postgres.sh status   # exit 0 if running
 #   deploy/local/postgres.sh stop     # pg_ctl stop -m fast
-#   deploy/local/postgres.sh wipe     # stop, and delete the cluster wherever it lives (the suite's fresh start)
+#   deploy/local/postgres.sh wipe     # stop, and delete the cluster wherever it lives (the suite's fresh start;
+#                                     # the demo's only with --demo-too, as make clean does)
 #
 # Env: PGPORT (55432), PG_WAIT_SECS (60).
 # Cluster in <root>/.local/pg/data, socket in <root>/.local/pg/run, log <root>/.local/pg/postgres.log.
@@ -214,7 +215,8 @@ cmd_kill() {
 # Stopped and deleted where it is, which may be outside the state folder (above): deleting that
 # folder alone left a moved cluster, its databases and its settings, to the next run.
 cmd_wipe() {
-  [[ -n "${MESH_STATE_DIR:-}" ]] || die "wipe is for a state folder of its own (MESH_STATE_DIR): not the demo's cases"
+  [[ -n "${MESH_STATE_DIR:-}" || "${2:-}" == "--demo-too" ]] \
+    || die "wipe is for a state folder of its own (MESH_STATE_DIR): not the demo's cases (make clean says --demo-too)"
   cmd_stop
   rm -rf "$PGBASE"
   log "wiped $PGBASE"
@@ -231,6 +233,6 @@ case "${1:-}" in
   kill) cmd_kill ;;
   status) cmd_status ;;
   wait) cmd_wait ;;
-  wipe) cmd_wipe ;;
+  wipe) cmd_wipe "$@" ;;
   *) echo "usage: $0 start|stop|kill|status|wait|wipe" >&2; exit 2 ;;
 esac
