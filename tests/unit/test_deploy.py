@@ -124,10 +124,15 @@ def test_each_container_runs_its_service_on_its_port(service):
         assert published.endswith(f":{SETTINGS[service]().port}")
 
 
-def test_the_topics_job_runs_the_script_the_image_carries():
+def test_the_topics_are_made_by_the_script_the_image_carries_before_any_service_starts():
+    """Kubernetes made them in a Job beside the services, which could start first and be given a
+    broker's default topics (one partition, kept 7 days): each pod makes them first now."""
     dockerfile = (ROOT / "Dockerfile").read_text()
-    for command in (COMPOSE["services"]["topics"]["command"],
-                    k8s("Job", "mesh1022-topics")["spec"]["template"]["spec"]["containers"][0]["command"]):
+    first = [[c["command"] for c in d["spec"]["template"]["spec"].get("initContainers", [])]
+             for d in K8S if d["kind"] == "Deployment"]
+    assert len(first) == len(SETTINGS) and all(commands == [["python", "deploy/topics.py"]] for commands in first)
+    assert COMPOSE["services"]["intake"]["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+    for command in (COMPOSE["services"]["topics"]["command"], *(c for commands in first for c in commands)):
         assert command[0] == "python" and (ROOT / command[1]).is_file()
         assert f"COPY {command[1]} {command[1]}" in dockerfile
 
@@ -137,8 +142,9 @@ def test_the_image_is_built_here_and_named_alike_everywhere():
     the same fixed tag (`latest` would be pulled again by every node, from nowhere)."""
     built = COMPOSE["x-service"]
     assert (ROOT / "deploy" / built["build"]["context"] / built["build"]["dockerfile"]).is_file()
-    images = {built["image"]} | {c["image"] for d in K8S if d["kind"] in ("Deployment", "Job")
-                                 for c in d["spec"]["template"]["spec"]["containers"]}
+    images = {built["image"]} | {c["image"] for d in K8S if d["kind"] == "Deployment"
+                                 for c in d["spec"]["template"]["spec"]["containers"]
+                                 + d["spec"]["template"]["spec"].get("initContainers", [])}
     assert len(images) == 1 and not built["image"].endswith(":latest")
 
 
