@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import uuid
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -157,7 +158,10 @@ async def attachment(request: Request, attachment_id: uuid.UUID) -> Response:
         raise Problem("attachment_id", "Không có tệp đính kèm này", "No such attachment", status=404)
     # Served as a download that the browser must not reinterpret: uploads are the public's files.
     # A header value is printable ASCII: a line feed in a name once made every download of it a 500.
-    name = "".join(c if c.isascii() and c.isprintable() else "?" for c in row["name"]).replace('"', "'")
+    # The name as written goes in filename* (RFC 6266): "ảnh hiện trường.jpg" was saved "_nh hi_n tr__ng.jpg".
+    ascii_name = "".join(c if c.isascii() and c.isprintable() else "?" for c in row["name"])
+    ascii_name = ascii_name.replace('"', "'").replace("\\", "_")
+    disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(row['name'], safe='')}"
     return Response(row["content"], media_type=row["media_type"],
-                    headers={"Content-Disposition": f'attachment; filename="{name}"',
+                    headers={"Content-Disposition": disposition,
                              "X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=86400"})

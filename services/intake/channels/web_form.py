@@ -11,7 +11,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
-from services.intake.channels.common import categories
+from services.intake.channels.common import categories, settings
 from services.intake.domain import Problem, nfc
 from services.intake.settings import IntakeSettings
 from services.intake.store import Upload
@@ -23,7 +23,8 @@ TEXTS = {
         "full_name": "Họ và tên", "phone": "Số điện thoại", "address": "Địa chỉ nơi cần hỗ trợ",
         "address_hint": "Số nhà, đường, phường/xã, quận/huyện", "category": "Lĩnh vực", "choose": "— Chọn lĩnh vực —",
         "description": "Nội dung phản ánh", "links": "Đường dẫn tệp đính kèm (mỗi dòng một đường dẫn)",
-        "files": "Tải lên hình ảnh hoặc PDF", "visibility": "Chế độ hiển thị", "public": "Công khai",
+        "files": "Tải lên hình ảnh hoặc PDF (tối đa {count} tệp, mỗi tệp {mb} MB)",
+        "visibility": "Chế độ hiển thị", "public": "Công khai",
         "private": "Không công khai", "submit": "Gửi phản ánh", "other_lang": "English", "errors": "Chưa gửi được:",
         "received": "Đã tiếp nhận phản ánh", "code_is": "Mã tra cứu của anh/chị:",
         "keep": "Xin ghi lại mã này để tra cứu tình trạng xử lý qua tổng đài 1022.", "again": "Gửi phản ánh khác",
@@ -34,7 +35,8 @@ TEXTS = {
         "full_name": "Full name", "phone": "Phone number", "address": "Address where help is needed",
         "address_hint": "House number, street, ward/commune, district", "category": "Category",
         "choose": "— Choose a category —", "description": "What happened",
-        "links": "Links to attachments (one per line)", "files": "Upload photos or PDF", "visibility": "Visibility",
+        "links": "Links to attachments (one per line)",
+        "files": "Upload photos or PDF (at most {count} files of {mb} MB each)", "visibility": "Visibility",
         "public": "Public", "private": "Not public", "submit": "Submit", "other_lang": "Tiếng Việt",
         "errors": "Not sent yet:", "received": "Request received", "code_is": "Your tracking code:",
         "keep": "Keep this code to follow your request through the 1022 hotline.", "again": "Submit another request",
@@ -43,6 +45,15 @@ TEXTS = {
 # First bytes of the kinds of files we keep.
 SIGNATURES = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"), (b"GIF87a", "image/gif"),
               (b"GIF89a", "image/gif"), (b"%PDF-", "application/pdf"))
+# A kept file's name ends as its kind does: "bien-ban.html" that is a GIF by its first bytes (and
+# HTML after them) was downloaded by a unit under that name, and opened as a page.
+EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp",
+              "application/pdf": ".pdf"}
+# Every page of the form: nothing but itself, framed by no other site (which could dress it up
+# and have a citizen click "Công khai" and "Gửi" unawares), posting only to itself.
+PAGE_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self';"
+                                           " base-uri 'none'; frame-ancestors 'none'",
+                "X-Frame-Options": "DENY"}
 
 
 def sniff(content: bytes) -> str | None:
@@ -66,7 +77,9 @@ async def read_uploads(files: list[Any], settings: IntakeSettings) -> list[Uploa
         if media_type is None:
             raise Problem("files", "Chỉ nhận ảnh (JPEG, PNG, GIF, WebP) hoặc PDF",
                           "Only images (JPEG, PNG, GIF, WebP) or PDF documents are accepted", status=415)
-        name = nfc("".join(c for c in file.filename if c.isprintable()))[:200] or "attachment"
+        name = nfc("".join(c for c in file.filename if c.isprintable())) or "attachment"
+        stem = name.rsplit(".", 1)[0] if "." in name[1:] else name
+        name = stem[:200 - len(EXTENSIONS[media_type])] + EXTENSIONS[media_type]
         uploads.append(Upload(name=name, media_type=media_type, content=content,
                               sha256=hashlib.sha256(content).hexdigest()))
     return uploads
@@ -74,13 +87,18 @@ async def read_uploads(files: list[Any], settings: IntakeSettings) -> list[Uploa
 
 def form_page(request: Request, lang: str, values: dict[str, str], *, status: int = 200,
               errors: list[dict[str, str]] | None = None, headers: dict[str, str] | None = None) -> Response:
-    context = {"lang": lang, "t": TEXTS[lang], "values": values, "errors": errors or [],
+    limits = settings(request)
+    # The limits said before the files are chosen: a post past them is refused before it is read,
+    # and comes back empty (web.py).
+    t = {**TEXTS[lang], "files": TEXTS[lang]["files"].format(
+        count=limits.max_uploads, mb=limits.max_upload_bytes // (1024 * 1024))}
+    context = {"lang": lang, "t": t, "values": values, "errors": errors or [],
                "error_fields": {e["field"] for e in errors or []},
                "categories": [(c.code, c.vi if lang == "vi" else c.en) for c in categories(request).values()]}
     return request.app.state.templates.TemplateResponse(request, "form.html", context, status_code=status,
-                                                        headers=headers)
+                                                        headers={**PAGE_HEADERS, **(headers or {})})
 
 
 def received_page(request: Request, lang: str, tracking_code: str) -> Response:
     context = {"lang": lang, "t": TEXTS[lang], "tracking_code": tracking_code}
-    return request.app.state.templates.TemplateResponse(request, "received.html", context)
+    return request.app.state.templates.TemplateResponse(request, "received.html", context, headers=PAGE_HEADERS)

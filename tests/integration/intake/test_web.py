@@ -324,7 +324,39 @@ async def test_a_file_whose_name_has_a_line_break_can_still_be_downloaded(intake
     async with httpx.AsyncClient(timeout=15) as client:
         answer = await client.get(f"{intake.url}/v1/attachments/{attachment_id}")
     assert answer.status_code == 200 and answer.content == PNG
-    assert answer.headers["content-disposition"] == 'attachment; filename="?nh?h?ng?.png"'
+    assert answer.headers["content-disposition"] == \
+        "attachment; filename=\"?nh?h?ng?.png\"; filename*=UTF-8''%E1%BA%A3nh%0Ah%E1%BB%8Fng%09.png"
+
+
+async def test_a_file_is_named_as_its_kind_and_downloaded_under_its_vietnamese_name(intake, tail):
+    """A GIF by its first bytes, with a page after them, was kept as "bien-ban.html" and downloaded
+    by the unit under that name, to open as a page; a Vietnamese name was saved as underscores."""
+    page_in_a_gif = b"GIF89a<html><body><script>alert(1)</script></body></html>"
+    fields = {"form_key": str(uuid.uuid4()), "full_name": "Lê Thị Mai", "phone": "0987654324",
+              "address": "P. Thảo Điền, Q.2", "category": "vulnerable_person",
+              "description": "Cụ bà 82 tuổi sống một mình, cần người hỗ trợ.", "is_public": "0"}
+    async with httpx.AsyncClient(timeout=15) as client:
+        answer = await client.post(intake.url + "/", data=fields, files=[
+            ("files", ("bien-ban.html", page_in_a_gif, "text/html")), ("files", ("ảnh hiện trường.png", PNG, "image/png"))])
+        assert answer.status_code == 303, answer.text
+        code = answer.headers["location"].split("/received/")[1].split("?")[0]
+        await tail.settle()
+        [event] = [e for e in tail.seen if e.tracking_code == code]
+        assert [(a.name, a.media_type) for a in event.attachments] == [
+            ("bien-ban.gif", "image/gif"), ("ảnh hiện trường.png", "image/png")]
+        gif, png = [await client.get(a.url) for a in event.attachments]
+    assert gif.headers["content-disposition"].startswith('attachment; filename="bien-ban.gif";')
+    assert png.headers["content-disposition"].endswith("filename*=UTF-8''%E1%BA%A3nh%20hi%E1%BB%87n%20tr%C6%B0%E1%BB%9Dng.png")
+
+
+async def test_the_form_is_framed_by_no_other_site_and_says_its_limits_before_files_are_chosen(intake):
+    async with httpx.AsyncClient(timeout=15) as client:
+        form = await client.get(intake.url + "/")
+        refused = await client.post(intake.url + "/", data={"form_key": str(uuid.uuid4())})
+    for page in (form, refused):
+        assert page.headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert "tối đa 5 tệp, mỗi tệp 5 MB" in form.text
 
 
 async def test_a_form_with_mistakes_comes_back_filled_in_with_the_reasons(intake):
