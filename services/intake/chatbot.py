@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from contracts.categories import Category
-from services.intake.application import Intake, database_answers
+from services.intake.application import Intake, Unavailable, database_answers
 from services.intake.dialogue import RECEIVED, Conversation, Turn, step
 from services.intake.domain import Problem, build_request, sender_key, too_many
 from services.intake.oa_client import OAClient, SendFailed
@@ -32,6 +32,11 @@ from services.intake.zalo_store import (ZaloInbox, lease_replies, lock_conversat
 log = logging.getLogger(__name__)
 SORRY = "Xin lỗi, tổng đài chưa thể tiếp nhận phản ánh này. Anh/chị vui lòng thử lại hoặc gọi 1022."
 PRUNE_EVERY_SWEEPS = 30
+# After a confirmation Kafka (or PostgreSQL) did not take, the next ones are put off at once for
+# this long rather than each waiting out the publish time-out: each waits holding one of the few
+# dialogue steps, and in an outage every other citizen's next question queued behind them (100
+# confirmations waiting: about 100 s for each reply of a citizen who was only giving an address).
+PUBLISH_QUIET_SECONDS = 10.0
 
 
 class Chatbot:
@@ -46,6 +51,7 @@ class Chatbot:
         # holds a connection only for each short write, never while the OA API answers: it is not
         # counted, so a slow OA API never holds up the dialogue.
         self.steps = asyncio.Semaphore(max(1, settings.pg_pool_size // 4))
+        self.publish_quiet_until = 0.0  # the loop's time until which a confirmation is put off unasked
 
     def _inbox(self) -> ZaloInbox:
         return ZaloInbox(self.intake._pool())
@@ -137,11 +143,17 @@ class Chatbot:
 
     async def _submit(self, user_id: str, turn: Turn, at: float) -> str:
         """Publish the confirmed request (Unavailable propagates: the step is retried later)."""
+        loop = asyncio.get_running_loop()
+        if loop.time() < self.publish_quiet_until:
+            raise Unavailable("a confirmation was not taken moments ago: put off without asking")
         try:
             request = build_request("zalo", turn.channel_key, turn.confirmed, self.categories,
                                     citizen_extra={"zalo_user_id": user_id},
                                     received_at=datetime.fromtimestamp(at, UTC))
             receipt = await self.intake.submit(request, sender=None)
+        except Unavailable:
+            self.publish_quiet_until = loop.time() + PUBLISH_QUIET_SECONDS
+            raise
         except Problem as problem:
             if problem.status == 409:  # being published by another instance right now
                 raise

@@ -48,9 +48,11 @@ class ZaloInbox:
 async def lock_conversation(conn: asyncpg.Connection, user_id: str) -> str | None:
     """The user's conversation state, locked until the transaction ends: one step at a time per user,
     across every intake instance."""
-    await conn.execute("INSERT INTO zalo_conversations (user_id, state) VALUES ($1, '') ON CONFLICT DO NOTHING",
-                       user_id)
-    return await conn.fetchval("SELECT state FROM zalo_conversations WHERE user_id = $1 FOR UPDATE", user_id)
+    # Made or locked in one statement: DO NOTHING locks no row, and a prune deleting the row between
+    # the insert and a SELECT ... FOR UPDATE left the step unlocked, its state saved nowhere.
+    return await conn.fetchval("INSERT INTO zalo_conversations (user_id, state) VALUES ($1, '')"
+                               " ON CONFLICT (user_id) DO UPDATE SET user_id = EXCLUDED.user_id RETURNING state",
+                               user_id)
 
 
 async def pending_events(conn: asyncpg.Connection, user_id: str) -> list[asyncpg.Record]:
