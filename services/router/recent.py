@@ -3,9 +3,9 @@
 
 Every router finds open cases in the ledger (:func:`services.router.ledger.open_duplicates`), which
 the relay fills a moment after publishing. Until then only the store and this memory hold a new
-case. A case is forgotten once the ledger's recorded position passes its last notification. One
-remembered for :data:`REMEMBERED_AT_MOST` while the relay stays stopped is forgotten too, to bound
-the memory, and the store past the ledger is read back again at once. A router starting, or given partitions
+case. A case is forgotten once the ledger's recorded position passes its last notification, however
+long the relay stops (a case dropped after an hour of it let a repeat report become a second case),
+and past :data:`REMEMBERED_AT_MOST` cases the oldest, with a warning. A router starting, or given partitions
 another router had, reads back from the store the cases past that position, by any router
 (:func:`read_back`): what the router before it remembered went with it, or stays with the other.
 """
@@ -14,7 +14,7 @@ import collections
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from eventsourcing.persistence import Recording
@@ -24,7 +24,8 @@ from contracts.events import RequestReceived
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (phone, category)
-REMEMBERED_AT_MOST = timedelta(hours=1)
+# A few hundred bytes each: hours of a stopped relay at a hotline's busiest rate.
+REMEMBERED_AT_MOST = 200_000
 # How much of the store past the ledger a starting router reads back: minutes of a relay's lag.
 READ_BACK_PAGE, READ_BACK_PAGES = 500, 20
 
@@ -51,12 +52,11 @@ class RecentCases:
         A case is kept while the relay lags, however long: a minute's memory once let a second
         report opened during a Kafka hiccup become a second case."""
         while self.remembered and ((recorded is not None and self.remembered[0][1] <= recorded)
-                                   or self.remembered[0][0] <= now - REMEMBERED_AT_MOST):
+                                   or len(self.remembered) > REMEMBERED_AT_MOST):
             _, notification, key = self.remembered.popleft()  # the oldest remembered case is its key's first
             if recorded is None or notification > recorded:
-                # Not in the ledger yet, after an hour: the relay is stopped. Forgotten here, the case
-                # is read back from the store below, or a repeat of it would be opened as a second case.
-                self.read = False
+                log.warning("the ledger is %d cases behind: the oldest is forgotten, and a repeat report"
+                            " of it may be opened as a case of its own", len(self.remembered) + 1)
             del self.recent[key][0]
             if not self.recent[key]:
                 del self.recent[key]

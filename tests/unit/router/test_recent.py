@@ -4,7 +4,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
-from services.router.recent import REMEMBERED_AT_MOST, RecentCases
+from services.router import recent as recent_module
+from services.router.recent import RecentCases
 
 KEY = ("+84903444444", "water")
 REQUEST = SimpleNamespace(citizen=SimpleNamespace(phone=KEY[0]), category=KEY[1])
@@ -22,19 +23,21 @@ def test_a_case_read_back_at_an_area_the_ledger_does_not_have_yet_is_listed_ther
     assert recent.with_ledger([REQUEST], {}, datetime.now(UTC), 7) == {}
 
 
-def test_a_case_the_ledger_still_lacks_after_an_hour_is_read_back_from_the_store_not_forgotten():
+def test_a_case_the_ledger_still_lacks_is_remembered_however_long_the_relay_stops(monkeypatch):
     """The relay stopped for more than an hour (Kafka down, a rolling upgrade): the case was dropped
-    from memory by its age alone, and a second report of the same trouble became a second case."""
-    case_id, reads = uuid.uuid4(), []
-
-    def read_back(recorded):
-        reads.append(recorded)
-        return [(case_id, KEY, "760", 7)]
-
-    recent, opened = RecentCases(read_back), datetime.now(UTC)
-    assert [r["case_id"] for r in recent.with_ledger([REQUEST], {}, opened, 3)[KEY]] == [case_id]
-    later = opened + REMEMBERED_AT_MOST + timedelta(minutes=1)
-    assert [r["case_id"] for r in recent.with_ledger([REQUEST], {}, later, 3)[KEY]] == [case_id]
-    assert reads == [3, 3]
-    # Once the ledger has it, it is neither remembered nor read back again.
-    assert recent.with_ledger([REQUEST], {}, later + REMEMBERED_AT_MOST * 2, 7) == {} and reads == [3, 3]
+    from memory by its age alone, and a second report of the same trouble became a second case.
+    Read back from the store instead, it could lie past the read-back's pages, and was lost as well."""
+    case_id, other = uuid.uuid4(), ("+84903555555", "water")
+    recent, opened = RecentCases(lambda recorded: []), datetime.now(UTC)
+    recent.with_ledger([REQUEST], {}, opened, 3)
+    recent.keep({KEY: [{"case_id": case_id, "area_code": "760", "this_batch": True}]}, {str(case_id): 40_000}, opened)
+    a_day_later = opened + timedelta(days=1)
+    assert [r["case_id"] for r in recent.with_ledger([REQUEST], {}, a_day_later, 3)[KEY]] == [case_id]
+    # Once the ledger has it, it is no longer remembered.
+    assert recent.with_ledger([REQUEST], {}, a_day_later, 40_000) == {}
+    # Memory is bounded by a count: past it, the oldest goes.
+    monkeypatch.setattr(recent_module, "REMEMBERED_AT_MOST", 1)
+    for n, key in enumerate((KEY, other)):
+        recent.keep({key: [{"case_id": (c := uuid.uuid4()), "area_code": "760", "this_batch": True}]},
+                    {str(c): 50_000 + n}, a_day_later)
+    assert KEY not in recent.with_ledger([REQUEST], {}, a_day_later, 3)
