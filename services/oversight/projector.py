@@ -122,8 +122,8 @@ class Projector:
 
     async def _apply(self, records: Sequence[Position], bodies: Sequence[dict[str, Any] | None]) -> int:
         if self.masking is None:  # set as the tables are made, and never changed after
-            form = await self.pool.fetchrow(
-                "SELECT masked_since, nullif(contacts_since, '-infinity') AS contacts_since FROM audit_form WHERE id = 1")
+            form = await self.pool.fetchrow("SELECT masked_since, nullif(contacts_since, '-infinity') AS contacts_since"
+                                            " FROM audit_form WHERE id = 1")
             self.masking = (form is not None, form and form["masked_since"], form and form["contacts_since"])
         # Each body's audited text, by the body, made before the head is held: masking a long text
         # takes a while (up to 0.1 s), and every batch of every instance waits for the head.

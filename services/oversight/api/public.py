@@ -6,13 +6,14 @@ public list, and a lookup of its tracking code — which only the citizen holds 
 stands (status and dates) and nothing about its content: no category, unit, area or answer.
 """
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 
 from contracts.categories import load as categories
 from contracts.ids import normalise_tracking_code
-from services.oversight.api.access import jsonable, mask_name
+from services.oversight.api.access import jsonable
 from services.oversight.masking import mask_contacts_in
 from services.oversight.api.listing import CaseFilter, Page, case_filter, fetch_page, page, public_filter
 from services.oversight.api.stats import unit_figures
@@ -81,10 +82,11 @@ async def public_status(request: Request, tracking_code: str) -> dict[str, Any]:
 
 def public_answer(answer: str, name: str | None, address: str | None) -> str:
     """A unit's answer as anyone may read it: the contacts written in it masked, and the citizen's
-    name and address where it repeats them as the request gave them ("Kính gửi bà Nguyễn Thị Hoa")."""
-    for said, shown in ((name, mask_name(name)), (address, "***")):
+    name and address starred where it repeats them as the request gave them ("Kính gửi bà Nguyễn
+    Thị Hoa"); a name of one word only where it stands as a word of its own."""
+    for said in (name, address):
         if said and said.strip():
-            answer = answer.replace(said, shown or "***")
+            answer = re.sub(rf"(?<!\w){re.escape(said.strip())}(?!\w)", "***", answer)
     return mask_contacts_in(answer)
 
 

@@ -78,7 +78,8 @@ def test_a_number_written_like_a_units_id_or_split_by_commas_is_masked_too():
 
 def test_the_first_masked_form_is_kept_for_the_records_made_in_it():
     """The audit trail's records of the first form are checked, and rebuilt, as they were made."""
-    assert mask_contacts_in("gọi 0903 123 456, hoa@gmail.com", PHONES_FIRST_AND_LAST) == "gọi 090* *** *56, hoa@gmail.com"
+    assert mask_contacts_in("gọi 0903 123 456, hoa@gmail.com", PHONES_FIRST_AND_LAST) == \
+        "gọi 090* *** *56, hoa@gmail.com"
     assert mask_contacts_in("SĐT 0912345678", PHONES_FIRST_AND_LAST) == "SĐT 091*****78"
     assert mask_contacts_in("sdt-0903/123456, 0903,123,456", PHONES_FIRST_AND_LAST) == "sdt-0903/123456, 0903,123,456"
 
@@ -101,5 +102,7 @@ def test_the_oversight_bodies_see_no_phone_or_e_mail_in_a_case_or_its_events():
 def test_a_units_answer_read_by_anyone_names_neither_the_citizen_nor_where_they_live():
     answer = "Kính gửi bà Nguyễn Thị Hoa (hoa.nguyen@gmail.com, 0903 123 456), 45 Lê Văn Sỹ: đã trao 20 kg gạo."
     assert public_answer(answer, "Nguyễn Thị Hoa", "45 Lê Văn Sỹ") == \
-        "Kính gửi bà N. T. H*** (h*********@gmail.com, **** *** 456), ***: đã trao 20 kg gạo."
+        "Kính gửi bà *** (h*********@gmail.com, **** *** 456), ***: đã trao 20 kg gạo."
     assert public_answer("Đã xử lý.", None, None) == "Đã xử lý."
+    # A name of one word is the citizen's only where it stands alone: not within "Anh" or "Bàn".
+    assert public_answer("Anh An nhận gạo tại Bàn tiếp dân.", "An", None) == "Anh *** nhận gạo tại Bàn tiếp dân."
