@@ -8,7 +8,8 @@ TEST_ENV := MESH_STATE_DIR="$(CURDIR)/.local/test" KAFKA_PORT=19092 KAFKA_CONTRO
 BENCH_ENV := MESH_STATE_DIR="$(CURDIR)/.local/bench" KAFKA_PORT=29092 KAFKA_CONTROLLER_PORT=29093 PGPORT=55434 \
 	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:29092
 
-.PHONY: lock run down test test-unit test-integration test-e2e test-faults test-benchmarks bench soak schemas infra clean
+.PHONY: lock run down test test-unit test-integration test-e2e test-faults test-benchmarks
+.PHONY: bench soak schemas infra clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v python3.11 >/dev/null || { echo "Python 3.11 is required" >&2; exit 1; }
@@ -48,8 +49,10 @@ down:
 	$(BENCH_ENV) deploy/local/down.sh >/dev/null 2>&1 || true
 
 # The suite's Kafka and PostgreSQL are stopped however the run ends: failing (from the moment they
-# are started, topics included), Ctrl-C, or its job's processes sent TERM.
-STOP_TEST_INFRA := trap '$(TEST_ENV) deploy/local/down.sh >/dev/null 2>&1' EXIT INT TERM
+# are started, topics included), Ctrl-C, or its job's processes sent TERM. A signal ends the shell
+# (trapped, bash would run the trap and go on to the next step), and its end stops them.
+STOP_TEST_INFRA := trap '$(TEST_ENV) deploy/local/down.sh >/dev/null 2>&1' EXIT; trap 'exit 130' INT; \
+	trap 'exit 143' TERM
 
 # The suite's own Kafka (19092) and PostgreSQL (55433), wiped on every run so results repeat (on a
 # fresh machine there is nothing to stop or wipe). Each target that starts them runs its tests in

@@ -33,7 +33,7 @@ RETENTION = {**dict.fromkeys([topics.CASE_EVENTS, topics.NOTIFY_DELIVERIES, topi
 async def cluster(bootstrap: str, replication: int, wait_seconds: float) -> AIOKafkaAdminClient:
     """An admin client once the cluster answers with enough brokers for the replication asked.
 
-    Started beside a cluster (compose starts everything at once, Kubernetes a Job), the first tries
+    Started beside a cluster (compose starts everything at once, Kubernetes each pod), the first tries
     meet no broker, or fewer than three, and a topic asked for with replication 3 would be refused.
     """
     deadline = time.monotonic() + wait_seconds
@@ -76,7 +76,14 @@ async def main() -> None:
     partitions = int(os.environ.get("MESH_TOPIC_PARTITIONS", topics.PARTITIONS))
     replication = int(os.environ.get("MESH_TOPIC_REPLICATION", "1"))
     min_isr = os.environ.get("MESH_TOPIC_MIN_ISR", "1")
-    admin = await cluster(bootstrap, replication, float(os.environ.get("MESH_TOPIC_WAIT_SECONDS", "120")))
+    wait = float(os.environ.get("MESH_TOPIC_WAIT_SECONDS", "120"))
+    # Every topic there already, one broker's answer will do: each Kubernetes pod runs this before
+    # it starts, and one that waited for as many brokers as a new topic's replicas would not start
+    # while a broker is down, which min.insync.replicas=2 is there to ride out.
+    admin = await cluster(bootstrap, 1, wait)
+    if not set(topics.all_with_dead_letters()) <= set(await admin.list_topics()):
+        await admin.close()
+        admin = await cluster(bootstrap, replication, wait)
     try:
         existing = set(await admin.list_topics())
         wanted = []

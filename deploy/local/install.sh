@@ -40,7 +40,7 @@ java_major="${java_spec#1.}"; java_major="${java_major%%.*}"
 
 # --- PostgreSQL server (Debian packages) ---------------------------------------------------------
 if ! compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null; then
-  [[ $(id -u) -eq 0 ]] || die "PostgreSQL's server is not installed, and installing it needs root: run this once as root"
+  [[ $(id -u) -eq 0 ]] || die "PostgreSQL's server is not installed, and installing it needs root: run once as root"
   # We run our own cluster (postgres.sh): tell postgresql-common not to create the system
   # cluster "main", and keep apt's post-install from starting services.
   mkdir -p /etc/postgresql-common/createcluster.d

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Local PostgreSQL cluster for development and CI, without Docker, from Debian's postgresql
 # packages (install.sh). PostgreSQL refuses to run as root, so run as root the server runs as
-# Debian's `postgres` system user, and run as anyone else, as that user. Loopback only, trust auth (no passwords, but for one test role that logs
-# in over SCRAM: oversight_reader_checked), durable (fsync on).
+# Debian's `postgres` system user, and run as anyone else, as that user. Loopback only, trust auth
+# (no passwords, but for one test role that logs in over SCRAM: oversight_reader_checked), durable
+# (fsync on).
 #
 #   deploy/local/postgres.sh start    # initdb once, start, ensure role `mesh` + its databases
 #   deploy/local/postgres.sh wait     # block until it accepts connections (<= PG_WAIT_SECS, 60)
@@ -45,7 +46,11 @@ id -u "$PGUSER_OS" >/dev/null 2>&1 || die "system user '$PGUSER_OS' missing (Deb
 
 # Run a command as the server's user, from a directory it can enter, with a clean-ish locale.
 as_pg() {
-  if [[ $(id -u) -eq 0 ]]; then (cd / && LC_ALL=C.UTF-8 runuser -u "$PGUSER_OS" -- "$@"); else (cd / && LC_ALL=C.UTF-8 "$@"); fi
+  if [[ $(id -u) -eq 0 ]]; then
+    (cd / && LC_ALL=C.UTF-8 runuser -u "$PGUSER_OS" -- "$@")
+  else
+    (cd / && LC_ALL=C.UTF-8 "$@")
+  fi
 }
 # Give files to the server's user: root makes them for it; anyone else makes them as itself.
 own_pg() { [[ $(id -u) -ne 0 ]] || chown "$PGUSER_OS:" "$@"; }
