@@ -76,7 +76,8 @@ DELIVERY_COLUMNS = ("delivery_id, case_id, cause_event_id, correlation_id, recip
 # was told a case had been taken from it and then, its assignment's retry coming later, given the
 # case; a case routed back to it reached it before the notice that it had once been taken away. Its
 # deliveries come from two topics (the assignment from unit.assignments, the notice from
-# case.events), so the order they were planned in is not the case's: the version is.
+# case.events), so the order they were planned in is not the case's: the version is. (Only among
+# deliveries planned: one whose topic's reader lags behind the other's is not waited for.)
 # The earlier message is looked for by case (deliveries_by_case). Its state is written as "not
 # finished" on purpose: "status IN ('pending', 'sending')" let the planner answer the question from
 # deliveries_due instead, reading every waiting delivery for each candidate. With some statistics it

@@ -21,7 +21,7 @@ from contracts.events import Attachment
 from contracts.text import Text
 from services.intake.application import Unavailable, database_answers
 from services.intake.channels.common import accept, categories, intake, settings, typed_sender
-from services.intake.channels.web_form import form_page, read_uploads, received_page
+from services.intake.channels.web_form import form_page, named_as_its_kind, read_uploads, received_page
 from services.intake.store import Upload
 from services.intake.domain import Problem, Submission, build_request, check_key
 from services.intake.problems import problems_of
@@ -159,9 +159,11 @@ async def attachment(request: Request, attachment_id: uuid.UUID) -> Response:
     # Served as a download that the browser must not reinterpret: uploads are the public's files.
     # A header value is printable ASCII: a line feed in a name once made every download of it a 500.
     # The name as written goes in filename* (RFC 6266): "ảnh hiện trường.jpg" was saved "_nh hi_n tr__ng.jpg".
-    ascii_name = "".join(c if c.isascii() and c.isprintable() else "?" for c in row["name"])
+    # Named as its kind here too, for files kept before names were (web_form.named_as_its_kind).
+    name = named_as_its_kind(row["name"], row["media_type"])
+    ascii_name = "".join(c if c.isascii() and c.isprintable() else "?" for c in name)
     ascii_name = ascii_name.replace('"', "'").replace("\\", "_")
-    disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(row['name'], safe='')}"
+    disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
     return Response(row["content"], media_type=row["media_type"],
                     headers={"Content-Disposition": disposition,
                              "X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=86400"})

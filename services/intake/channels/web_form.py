@@ -77,12 +77,17 @@ async def read_uploads(files: list[Any], settings: IntakeSettings) -> list[Uploa
         if media_type is None:
             raise Problem("files", "Chỉ nhận ảnh (JPEG, PNG, GIF, WebP) hoặc PDF",
                           "Only images (JPEG, PNG, GIF, WebP) or PDF documents are accepted", status=415)
-        name = nfc("".join(c for c in file.filename if c.isprintable())) or "attachment"
-        stem = name.rsplit(".", 1)[0] if "." in name[1:] else name
-        name = stem[:200 - len(EXTENSIONS[media_type])] + EXTENSIONS[media_type]
+        name = named_as_its_kind(nfc("".join(c for c in file.filename if c.isprintable())), media_type)
         uploads.append(Upload(name=name, media_type=media_type, content=content,
                               sha256=hashlib.sha256(content).hexdigest()))
     return uploads
+
+
+def named_as_its_kind(name: str, media_type: str) -> str:
+    """``name`` (at most 200 characters) ending as a file of ``media_type`` does."""
+    extension = EXTENSIONS.get(media_type, "")
+    stem = (name.rsplit(".", 1)[0] if "." in name[1:] else name) or "attachment"
+    return stem[:200 - len(extension)] + extension
 
 
 def form_page(request: Request, lang: str, values: dict[str, str], *, status: int = 200,

@@ -337,7 +337,8 @@ async def test_a_file_is_named_as_its_kind_and_downloaded_under_its_vietnamese_n
               "description": "Cụ bà 82 tuổi sống một mình, cần người hỗ trợ.", "is_public": "0"}
     async with httpx.AsyncClient(timeout=15) as client:
         answer = await client.post(intake.url + "/", data=fields, files=[
-            ("files", ("bien-ban.html", page_in_a_gif, "text/html")), ("files", ("ảnh hiện trường.png", PNG, "image/png"))])
+            ("files", ("bien-ban.html", page_in_a_gif, "text/html")),
+            ("files", ("ảnh hiện trường.png", PNG, "image/png"))])
         assert answer.status_code == 303, answer.text
         code = answer.headers["location"].split("/received/")[1].split("?")[0]
         await tail.settle()
@@ -346,7 +347,8 @@ async def test_a_file_is_named_as_its_kind_and_downloaded_under_its_vietnamese_n
             ("bien-ban.gif", "image/gif"), ("ảnh hiện trường.png", "image/png")]
         gif, png = [await client.get(a.url) for a in event.attachments]
     assert gif.headers["content-disposition"].startswith('attachment; filename="bien-ban.gif";')
-    assert png.headers["content-disposition"].endswith("filename*=UTF-8''%E1%BA%A3nh%20hi%E1%BB%87n%20tr%C6%B0%E1%BB%9Dng.png")
+    assert png.headers["content-disposition"].endswith(
+        "filename*=UTF-8''%E1%BA%A3nh%20hi%E1%BB%87n%20tr%C6%B0%E1%BB%9Dng.png")
 
 
 async def test_the_form_is_framed_by_no_other_site_and_says_its_limits_before_files_are_chosen(intake):

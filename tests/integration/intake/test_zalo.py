@@ -138,7 +138,9 @@ async def test_an_event_sent_again_is_taken_once_and_not_counted_against_the_cit
 
 
 async def test_the_webhook_answers_at_once_while_the_oa_api_is_slow(start_intake, keys, oa):
-    intake = start_intake(zalo_send_timeout_seconds=15.0)
+    # A send waits on the OA API longer than the client waits for the webhook: one that waited for
+    # the send would time out.
+    intake = start_intake(zalo_send_timeout_seconds=50.0)
     oa.gate.clear()  # the OA API answers nothing until the webhook has been answered
     try:
         async with httpx.AsyncClient(timeout=15) as client:  # a webhook waiting on the OA API: a time-out
@@ -155,7 +157,7 @@ async def test_a_hanging_oa_api_never_takes_the_pool_the_other_channels_use(star
     """Each user's replies were sent holding a pooled connection for as long as the OA API took: four
     users answered while it hung took a pool of four, and the Zalo webhook and every other channel
     of intake waited on it."""
-    intake = start_intake(pg_pool_size=4, zalo_send_timeout_seconds=15.0)
+    intake = start_intake(pg_pool_size=4, zalo_send_timeout_seconds=50.0)  # past the client's 30 s
     oa.gate.clear()  # the OA API answers nothing until the newcomers have been answered
     try:
         # Waiting on the OA API, the answers below would not come before the client's time-out.
