@@ -11,6 +11,7 @@ beside the citizen's own phone, masked as the API masked it, left four digits to
 
 import functools
 import re
+from collections.abc import Callable
 
 from phonenumbers import Leniency, NumberParseException, PhoneNumberMatcher, is_valid_number, parse
 
@@ -28,28 +29,31 @@ def mask_phone(phone: str | None) -> str | None:
     return _last_digits_shown(phone) if phone else phone
 
 
-def _last_digits_shown(raw: str) -> str:
-    """Every digit of ``raw`` starred but its last three, and never so many shown that fewer than
-    five are hidden (all of them, on a number shorter than that); the rest of it as written."""
+def _digits_starred(raw: str, span: Callable[[int], tuple[int, int]]) -> str:
+    """``raw`` with the digits ``span(number of digits)`` names (first, past the last) starred, the
+    rest of it as written."""
     places = [i for i, c in enumerate(raw) if c.isdigit()]
-    shown = max(0, min(SHOWN_DIGITS, len(places) - HIDDEN_DIGITS))
+    start, end = span(len(places))
     chars = list(raw)
-    for i in places[:len(places) - shown]:
+    for i in places[start:end]:
         chars[i] = "*"
     return "".join(chars)
+
+
+def _last_digits_shown(raw: str) -> str:
+    """Every digit starred but the last three, and never so many shown that fewer than five are
+    hidden (all of them, on a number shorter than that)."""
+    return _digits_starred(raw, lambda n: (0, n - max(0, min(SHOWN_DIGITS, n - HIDDEN_DIGITS))))
 
 
 def _first_and_last_shown(raw: str) -> str:
     """The first masked form's: at most the first three and the last three digits shown, never so
-    many that fewer than five are hidden; the rest of ``raw`` as written."""
-    places = [i for i, c in enumerate(raw) if c.isdigit()]
-    hidden = min(len(places), max(HIDDEN_DIGITS, len(places) - 6))
-    last = min(3, (len(places) - hidden) // 2)
-    first = len(places) - hidden - last
-    chars = list(raw)
-    for i in places[first:first + hidden]:
-        chars[i] = "*"
-    return "".join(chars)
+    many that fewer than five are hidden."""
+    def span(n: int) -> tuple[int, int]:
+        hidden = min(n, max(HIDDEN_DIGITS, n - 6))
+        first = n - hidden - min(3, (n - hidden) // 2)
+        return first, first + hidden
+    return _digits_starred(raw, span)
 
 
 # Seven digits or more, a few marks at most between two (spaces, dots, dashes of any kind, brackets,

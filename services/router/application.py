@@ -95,7 +95,7 @@ class CaseDesk(Answers, Application):
         # What the ledger knew before the batch, this router's own cases the ledger may not have yet
         # (the relay records them a moment after they are published), and each case of the batch as
         # it is opened: a second report close behind the first is linked, not opened twice.
-        reports = self.recent.with_ledger(requests, open_reports or {}, now, recorded)
+        reports = self.recent.with_ledger(requests, open_reports or {}, recorded)
         batch: dict[str, Case] = {}
         cases: list[Case] = []
         listed: set[uuid.UUID] = set()  # an original several reports repeat is saved once
@@ -120,7 +120,7 @@ class CaseDesk(Answers, Application):
         notified: dict[str, int] = {}  # the last notification of each case saved
         try:
             notified.update(notifications(self.save(*cases)))
-            self.recent.keep(reports, notified, now)
+            self.recent.keep(reports, notified)
             return cases
         except IntegrityError:
             pass
@@ -129,7 +129,7 @@ class CaseDesk(Answers, Application):
         saved: list[Case] = []
         for request in openable:
             saved.extend(self._open_alone(request, now, workload, reports, notified))
-        self.recent.keep(reports, notified, now)
+        self.recent.keep(reports, notified)
         return saved
 
     def _open_alone(self, request: RequestReceived, now: datetime, workload: Workload,

@@ -14,7 +14,6 @@ import collections
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 from eventsourcing.persistence import Recording
@@ -33,10 +32,10 @@ READ_BACK_PAGE, READ_BACK_PAGES = 500, 20
 class RecentCases:
     def __init__(self, read_back: Callable[[int], list[tuple[uuid.UUID, Key, str, int]]]):
         self.read_back = read_back
-        # By (phone, category), the cases not yet known to be in the ledger; and when and as which
+        # By (phone, category), the cases not yet known to be in the ledger; and as which
         # notification each was remembered, oldest first.
         self.recent: dict[Key, list[dict]] = {}
-        self.remembered: collections.deque[tuple[datetime, int, Key]] = collections.deque()
+        self.remembered: collections.deque[tuple[int, Key]] = collections.deque()
         self.read = False  # whether the store past the ledger was read back since the last assignment
 
     def read_again(self) -> None:
@@ -45,15 +44,15 @@ class RecentCases:
         self.read = False
 
     def with_ledger(self, requests: Sequence[RequestReceived], open_reports: Mapping[Key, list[dict]],
-                    now: datetime, recorded: int | None) -> dict[Key, list[dict]]:
+                    recorded: int | None) -> dict[Key, list[dict]]:
         """The ledger's open reports (read with the notification it is ``recorded`` up to), with
         the remembered cases the batch's requests could repeat; the rest is not looked at.
 
         A case is kept while the relay lags, however long: a minute's memory once let a second
         report opened during a Kafka hiccup become a second case."""
-        while self.remembered and ((recorded is not None and self.remembered[0][1] <= recorded)
+        while self.remembered and ((recorded is not None and self.remembered[0][0] <= recorded)
                                    or len(self.remembered) > REMEMBERED_AT_MOST):
-            _, notification, key = self.remembered.popleft()  # the oldest remembered case is its key's first
+            notification, key = self.remembered.popleft()  # the oldest remembered case is its key's first
             if recorded is None or notification > recorded:
                 log.warning("the ledger is %d cases behind: the oldest is forgotten, and a repeat report"
                             " of it may be opened as a case of its own", len(self.remembered) + 1)
@@ -70,7 +69,7 @@ class RecentCases:
                 self.read = False
                 raise
             for case_id, key, area_code, notification in found:
-                self._add(key, case_id, area_code, notification, now)
+                self._add(key, case_id, area_code, notification)
         reports = {k: list(v) for k, v in open_reports.items()}
         for key in {(r.citizen.phone, r.category) for r in requests if r.citizen.phone}:
             if mine := self.recent.get(key):
@@ -79,21 +78,21 @@ class RecentCases:
                 reports.setdefault(key, []).extend(r for r in mine if (str(r["case_id"]), r["area_code"]) not in known)
         return reports
 
-    def keep(self, reports: Mapping[Key, list[dict]], notified: Mapping[str, int], now: datetime) -> None:
+    def keep(self, reports: Mapping[Key, list[dict]], notified: Mapping[str, int]) -> None:
         """Remember the cases of the batch just saved (``notified``: each one's last notification)."""
         unremembered = dict(notified)
         for key, entries in reports.items():
             for r in entries:
                 # Once, though a batch saved case by case lists it again.
                 if r.get("this_batch") and (notification := unremembered.pop(str(r["case_id"]), None)) is not None:
-                    self._add(key, r["case_id"], r["area_code"], notification, now)
+                    self._add(key, r["case_id"], r["area_code"], notification)
 
-    def _add(self, key: Key, case_id: Any, area_code: str, notification: int, now: datetime) -> None:
+    def _add(self, key: Key, case_id: Any, area_code: str, notification: int) -> None:
         cases = self.recent.setdefault(key, [])
         if any(str(c["case_id"]) == str(case_id) and c["area_code"] == area_code for c in cases):
             return  # remembered already, and read back again after a rebalance
         cases.append({"case_id": case_id, "area_code": area_code})
-        self.remembered.append((now, notification, key))
+        self.remembered.append((notification, key))
 
 
 def read_back(recorder: Any, mapper: Any, recorded: int) -> list[tuple[uuid.UUID, Key, str, int]]:

@@ -1,7 +1,6 @@
 """What a router remembers of the cases past the ledger, beside what the ledger lists."""
 
 import uuid
-from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 from services.router import recent as recent_module
@@ -16,11 +15,11 @@ def test_a_case_read_back_at_an_area_the_ledger_does_not_have_yet_is_listed_ther
     store has the new one. Taken by case alone, the remembered area was dropped for the ledger's."""
     case_id = uuid.uuid4()
     recent = RecentCases(lambda recorded: [(case_id, KEY, "760", 7), (case_id, KEY, "768", 7)])
-    reports = recent.with_ledger([REQUEST], {KEY: [{"case_id": case_id, "area_code": "760"}]}, datetime.now(UTC), 3)
+    reports = recent.with_ledger([REQUEST], {KEY: [{"case_id": case_id, "area_code": "760"}]}, 3)
     assert sorted((str(r["case_id"]), r["area_code"]) for r in reports[KEY]) == [(str(case_id), "760"),
                                                                                 (str(case_id), "768")]
     # Once the ledger is past the case's last notification, it alone answers.
-    assert recent.with_ledger([REQUEST], {}, datetime.now(UTC), 7) == {}
+    assert recent.with_ledger([REQUEST], {}, 7) == {}
 
 
 def test_a_case_the_ledger_still_lacks_is_remembered_however_long_the_relay_stops(monkeypatch):
@@ -28,16 +27,15 @@ def test_a_case_the_ledger_still_lacks_is_remembered_however_long_the_relay_stop
     from memory by its age alone, and a second report of the same trouble became a second case.
     Read back from the store instead, it could lie past the read-back's pages, and was lost as well."""
     case_id, other = uuid.uuid4(), ("+84903555555", "water")
-    recent, opened = RecentCases(lambda recorded: []), datetime.now(UTC)
-    recent.with_ledger([REQUEST], {}, opened, 3)
-    recent.keep({KEY: [{"case_id": case_id, "area_code": "760", "this_batch": True}]}, {str(case_id): 40_000}, opened)
-    a_day_later = opened + timedelta(days=1)
-    assert [r["case_id"] for r in recent.with_ledger([REQUEST], {}, a_day_later, 3)[KEY]] == [case_id]
+    recent = RecentCases(lambda recorded: [])
+    recent.with_ledger([REQUEST], {}, 3)
+    recent.keep({KEY: [{"case_id": case_id, "area_code": "760", "this_batch": True}]}, {str(case_id): 40_000})
+    assert [r["case_id"] for r in recent.with_ledger([REQUEST], {}, 3)[KEY]] == [case_id]
     # Once the ledger has it, it is no longer remembered.
-    assert recent.with_ledger([REQUEST], {}, a_day_later, 40_000) == {}
+    assert recent.with_ledger([REQUEST], {}, 40_000) == {}
     # Memory is bounded by a count: past it, the oldest goes.
     monkeypatch.setattr(recent_module, "REMEMBERED_AT_MOST", 1)
     for n, key in enumerate((KEY, other)):
         recent.keep({key: [{"case_id": (c := uuid.uuid4()), "area_code": "760", "this_batch": True}]},
-                    {str(c): 50_000 + n}, a_day_later)
-    assert KEY not in recent.with_ledger([REQUEST], {}, a_day_later, 3)
+                    {str(c): 50_000 + n})
+    assert KEY not in recent.with_ledger([REQUEST], {}, 3)
