@@ -32,7 +32,7 @@ from contracts.envelope import utcnow
 from contracts.events import NotificationFailed, NotificationSent
 from contracts.messaging import send_all
 from contracts.runtime import wait_a_while
-from services.notifier.domain import Policy, for_assignment, plan
+from services.notifier.domain import Policy, for_assignment, plan, taken_away
 from services.notifier.store import DeliveryLog, Outcome
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class Notifier:
     def __init__(self, deliveries: DeliveryLog, policy: Policy, *, on_new_work: Callable[[], None] = lambda: None,
                  clock: Callable[[], datetime] = utcnow):
         self.log, self.policy, self.on_new_work, self.clock = deliveries, policy, on_new_work, clock
-        self.counts = {"planned": 0, "sent": 0, "failed": 0, "retried": 0}
+        self.counts = {"planned": 0, "superseded": 0, "sent": 0, "failed": 0, "retried": 0}
 
     async def take_case_events(self, events: Sequence[Any]) -> None:
         """Apply case events, in their order, to the cases' records; store what they call for."""
@@ -59,8 +59,26 @@ class Notifier:
         self._planned(await self.log.take([e.case_id for e in events], apply))
 
     async def take_assignments(self, assignments: Sequence[Any]) -> None:
-        """Store the deliveries that tell each unit and its handler of a new assignment."""
-        self._planned(await self.log.add([d for a in assignments for d in for_assignment(a, self.policy)]))
+        """Store the deliveries that tell each unit and its handler of a new assignment, unless the
+        case has been taken from the unit since: ``unit.assignments`` is read apart from
+        ``case.events``, and a reader that lags minutes behind would give the unit, after the notice
+        that the case was withdrawn, the case it no longer holds."""
+        if not assignments:
+            return
+
+        def apply(records: dict) -> list:
+            out = []
+            for a in assignments:
+                deliveries = for_assignment(a, self.policy)
+                if taken_away(records.get(a.case_id), a):
+                    self.counts["superseded"] += len(deliveries)
+                    log.info("assignment %s of case %s not sent: the case left unit %s since",
+                             a.assignment_id, a.case_id, a.unit.id)
+                    continue
+                out += deliveries
+            return out
+
+        self._planned(await self.log.add_reading([a.case_id for a in assignments], apply))
 
     def _planned(self, new: int) -> None:
         self.counts["planned"] += new

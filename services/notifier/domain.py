@@ -175,6 +175,15 @@ def for_assignment(event: Any, policy: Policy) -> list[Delivery]:
     return out
 
 
+def taken_away(record: CaseRecord | None, assignment: Any) -> bool:
+    """Whether the case left the assignment's unit after it (routed elsewhere, declined, sent back to
+    the centre), as far as the case events applied so far tell; a record that has not reached the
+    assignment yet tells nothing."""
+    if record is None or record.version <= assignment.version:
+        return False
+    return record.unit is None or record.unit["id"] != assignment.unit.id
+
+
 def handler_routes(unit_id: str, notify: list[dict[str, Any]], policy: Policy) -> list[tuple[str, str, str, str | None]]:
     """(recipient, channel, target, why not) for each of a unit's channels; by webhook when it names none."""
     out = []

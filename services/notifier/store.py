@@ -229,6 +229,19 @@ class DeliveryLog:
                  if rec.version != before[c]])
             return await self._insert(conn, deliveries)
 
+    async def add_reading(self, case_ids: Sequence[uuid.UUID],
+                          choose: Callable[[dict[uuid.UUID, CaseRecord]], list[Delivery]]) -> int:
+        """In one transaction: read these cases' records (those there are), let ``choose`` name the
+        deliveries to store, and store them. The records are share-locked until then, so a case
+        event taken meanwhile (``take``) is applied either before the reading or after the
+        deliveries are stored: never between."""
+        ordered = sorted(set(case_ids))  # the order ``take`` locks in
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch("SELECT case_id, record FROM case_records WHERE case_id = ANY($1::uuid[])"
+                                    " ORDER BY case_id FOR SHARE", ordered)
+            records = {r["case_id"]: CaseRecord.from_json(orjson.loads(r["record"])) for r in rows}
+            return await self._insert(conn, choose(records))
+
     async def add(self, deliveries: Sequence[Delivery]) -> int:
         """Store deliveries that need no case record; a known delivery key is left as it is."""
         async with self.pool.acquire() as conn, conn.transaction():

@@ -1,7 +1,8 @@
 """The notifier's queue of deliveries on the real PostgreSQL: a claimed delivery is one notifier's
 until its lease ends, only the claim that made a try may finish it, a citizen's later message
-waits for the earlier one, a citizen's message refused for good goes on once and in its place
-(and, refused on every try, takes the later ones waiting behind it along),
+waits for the earlier one, an assignment read after its case left the unit is not given, a
+citizen's message refused for good goes on once and in its place (and, refused on every try,
+takes the later ones waiting behind it along),
 an outcome is written through a blip of PostgreSQL, deliveries a notifier of an older version left
 "sending" are tried, and notifiers starting together on an empty database all start, as does one
 while another holds the deliveries locked; a status it does not know is refused."""
@@ -17,12 +18,15 @@ import orjson
 import pytest
 
 from contracts.postgres import create_pool
+from contracts.events import UnitRef
+from services.notifier.application import Notifier
 from services.notifier.dispatch import Dispatcher, Retry
 from services.notifier.domain import Delivery, Policy, follow_on
 from services.notifier.providers import Providers, Transient
 from services.notifier.store import DeliveryLog
 from tests.support.databases import drop_database, fresh_database
 from tests.support.mesh import eventually
+from tests.unit.notifier.factories import Story
 
 pytestmark = pytest.mark.postgres
 
@@ -100,6 +104,38 @@ async def test_a_units_messages_about_a_case_go_out_in_the_cases_order_whatever_
         await log.sent(taken[0][0].delivery_id, claim)
         claim, taken = await log.claim("webhook", 10, lease_seconds=30)
         assert [d.delivery_id for d, _ in taken] == [later.delivery_id]
+
+
+async def test_an_assignment_read_after_the_case_left_its_unit_is_not_given_to_the_unit(log):
+    """The reader of ``unit.assignments`` lagged minutes behind the one of ``case.events``: the unit
+    was told the case had been withdrawn, and then given it, for a case that another unit held."""
+    notifier = Notifier(log, POLICY)
+    other = UnitRef(id="hcm-q-go-vap", name="UBND Quận Gò Vấp", admin_code="764")
+    moved = Story()
+    first = [moved.opened(), moved.routed(), moved.assigned()]
+    then = [moved.routed(other), moved.assigned(unit=other)]
+    await notifier.take_case_events(first + then)
+    await notifier.take_assignments([first[-1], then[-1]])
+
+    async def to_units(case_id: uuid.UUID) -> list[tuple[str, str]]:
+        return [(r["template"], r["unit_id"]) for r in await log.pool.fetch(
+            "SELECT template, unit_id FROM deliveries WHERE case_id = $1 AND recipient <> 'citizen'"
+            " ORDER BY (payload->>'version')::bigint", case_id)]
+
+    assert await to_units(moved.case_id) == [("withdrawn", "hcm-q-phu-nhuan"), ("assignment", "hcm-q-go-vap")]
+    assert notifier.counts["superseded"] == 1
+    # Read before the case events that take the case away, the assignment is given, and goes first.
+    early = Story()
+    first = [early.opened(), early.routed(), early.assigned()]
+    await notifier.take_case_events(first)
+    await notifier.take_assignments([first[-1]])
+    await notifier.take_case_events([early.routed(other)])
+    assert await to_units(early.case_id) == [("assignment", "hcm-q-phu-nhuan"), ("withdrawn", "hcm-q-phu-nhuan")]
+    # The case events not read yet at all: the assignment is given.
+    unread = Story()
+    assigned = [unread.opened(), unread.routed(), unread.assigned()][-1]
+    await notifier.take_assignments([assigned])
+    assert await to_units(unread.case_id) == [("assignment", "hcm-q-phu-nhuan")]
 
 
 async def test_a_citizens_message_refused_for_good_goes_on_once_in_its_place(log):
