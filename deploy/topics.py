@@ -7,7 +7,8 @@ the audit checkpoints, and every dead-letter topic: what is there waits for a pe
 long that takes (Kafka's default of 7 days deleted a request answered 202 that no router could
 route). The requests and the units' answers are kept 30 days, so that a router stopped for a
 long holiday still finds every one. Topics that exist are left as they are; one kept for less
-than that is named on stderr, with the setting to give it.
+than that is named on stderr, with the setting to give it, and so is one with fewer partitions
+than asked (one Kafka made by itself, on a first write, has one).
 """
 
 import asyncio
@@ -115,8 +116,23 @@ async def main() -> None:
             if kept_ms != -1 and (RETENTION[name] == -1 or kept_ms < RETENTION[name]):
                 print(f"topics: {name} is kept {kept_ms} ms, less than this mesh needs:"
                       f" give it retention.ms={RETENTION[name]}", file=sys.stderr)
+        await name_too_few_partitions(admin, existing & set(topics.all_with_dead_letters()), partitions)
     finally:
         await admin.close()
+
+
+async def name_too_few_partitions(admin: AIOKafkaAdminClient, names: set[str], asked: int) -> None:
+    """Name each topic with fewer partitions than asked: only that many instances of a service share
+    its reading, the rest stand idle. Adding partitions sends a key's later records to another
+    partition than its earlier ones, so it is done with the mesh stopped and every group caught up."""
+    if not names:
+        return
+    for topic in await admin.describe_topics(sorted(names)):
+        have = len(topic["partitions"])
+        if topic["error_code"] == 0 and have < asked:
+            print(f"topics: {topic['topic']} has {have} partition(s), fewer than the {asked} asked: at most"
+                  f" {have} instance(s) of a service read it; add them with the mesh stopped and its consumers"
+                  " caught up (a key's later records go to another partition)", file=sys.stderr)
 
 
 if __name__ == "__main__":

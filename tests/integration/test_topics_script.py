@@ -80,7 +80,8 @@ async def test_dead_letters_are_kept_until_people_have_read_them(kafka_bootstrap
 
 async def test_a_topic_made_before_and_kept_too_short_is_named(kafka_bootstrap):
     """Existing topics are left as they are; one an older script made with Kafka's 7 days is named,
-    with the setting to give it, so its dead letters are not deleted unseen."""
+    with the setting to give it, so its dead letters are not deleted unseen; and one Kafka made by
+    itself, with one partition, is named too: one instance of a service alone could read it."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     from contracts import topics as names
@@ -92,13 +93,15 @@ async def test_a_topic_made_before_and_kept_too_short_is_named(kafka_bootstrap):
         await admin.delete_topics([topic])
         for _ in range(50):  # the deletion is asynchronous
             try:
-                await admin.create_topics([NewTopic(topic, 6, 1, topic_configs={"retention.ms": "604800000"})])
+                await admin.create_topics([NewTopic(topic, 1, 1, topic_configs={"retention.ms": "604800000"})])
                 break
             except Exception:  # noqa: BLE001 - TopicAlreadyExists while the deletion completes
                 await asyncio.sleep(0.2)
         made = topics(kafka_bootstrap)
         assert made.returncode == 0, made.stderr
         assert f"{topic} is kept 604800000 ms" in made.stderr and "retention.ms=-1" in made.stderr
+        assert f"{topic} has 1 partition(s), fewer than the {names.PARTITIONS} asked" in made.stderr
+        assert "has 1 partition" not in made.stderr.replace(f"{topic} has 1", ""), "only that topic is named"
     finally:  # made again as the mesh needs it, for the rest of the suite
         await admin.delete_topics([topic])
         for _ in range(100):
