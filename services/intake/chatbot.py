@@ -2,6 +2,7 @@
 
 The webhook only records an event (after its signature, age, replay and rate checks) and wakes a
 background task, so Zalo gets its answer at once whatever the dialogue or the OA API do. The task
+waits a moment for events sent together to be recorded (by whichever instance took each), then
 takes the user's conversation under a row lock, applies every unprocessed event in Zalo's order,
 publishes the request when the citizen confirmed (waiting for Kafka), and stores the replies in
 the same transaction; the replies are then sent through the OA API. Work a crash or an outage left
@@ -101,6 +102,9 @@ class Chatbot:
             self.working.pop(user_id, None)
 
     async def _work(self, user_id: str) -> None:
+        # Zalo may send a user's events together, and behind a load balancer each to another
+        # instance: the one recorded a moment later by another is waited for, so it is read in order.
+        await asyncio.sleep(self.settings.zalo_settle_seconds)
         try:
             async with self.steps:
                 await self.converse(user_id)

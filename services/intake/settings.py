@@ -80,6 +80,10 @@ class IntakeSettings(ServiceSettings):
     zalo_conversation_ttl_hours: int = 24
     # How often each instance looks for dialogue work a crash or an outage left undone.
     zalo_sweep_seconds: float = 2.0
+    # How long a user's dialogue waits after an event arrives before it takes the user's events: one
+    # event the citizen sent just before, taken by another instance a few milliseconds later, is then
+    # applied first, in Zalo's order, instead of after (a photo after the "Đồng ý" that sent the case).
+    zalo_settle_seconds: float = 0.5
     zalo_send_timeout_seconds: float = 5.0
 
     # The key of tracking codes (contracts/ids.py): without it anyone who knows a request's channel

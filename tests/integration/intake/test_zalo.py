@@ -8,11 +8,13 @@ import threading
 import time
 import uuid
 
+import asyncpg
 import httpx
 import pytest
 
 from contracts import ids
 from services.intake.dialogue import WELCOME
+from services.intake.zalo_store import ZaloInbox
 from tests.integration.intake.harness import StandIn, unused_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -260,6 +262,35 @@ async def test_a_conversation_survives_a_restart_and_a_kafka_outage(start_intake
     found = await tail.read(lambda seen: any(e.tracking_code == code for e in seen))
     [event] = [e for e in found if e.tracking_code == code]
     assert event.category == "vulnerable_person" and event.citizen.phone == "+84987654321"
+
+
+async def test_a_photo_sent_just_before_the_yes_and_taken_by_another_instance_goes_with_the_request(
+        intake, keys, oa, tail, pg_admin_dsn, intake_database):
+    """The citizen sent a photo and, a moment later, "Đồng ý". Behind a load balancer each reached
+    another instance, and the photo was recorded a little after the "Đồng ý" had woken the dialogue:
+    the request went without the photo, and the photo began a new conversation with a welcome."""
+    async with httpx.AsyncClient(timeout=15) as client:
+        citizen = Citizen(keys, intake, client)
+        await citizen.tells_a_whole_story()
+        assert "ĐỒNG Ý" in (await replies(oa, citizen.user_id, 5))[-1]
+        photo = citizen.event("user_send_image", message={"msg_id": secrets.token_hex(10), "attachments": [
+            {"type": "image", "payload": {"url": "https://photo-stal.zadn.vn/1022/den-hong.jpg"}}]})
+        yes = citizen.event("user_send_text", "Đồng ý")
+        assert (await citizen.send(yes)).status_code == 200
+        await asyncio.sleep(0.1)  # the other instance records the photo, as its webhook would
+        pool = await asyncpg.create_pool(pg_admin_dsn.rsplit("/", 1)[0] + "/" + intake_database, min_size=1,
+                                         max_size=1)
+        try:
+            assert await ZaloInbox(pool).record(photo["message"]["msg_id"], citizen.user_id, "user_send_image",
+                                                int(photo["timestamp"]), json.dumps(photo).encode())
+        finally:
+            await pool.close()
+        said = await replies(oa, citizen.user_id, 8)
+    assert said[5] == "Đã nhận tệp đính kèm (1)." and "Tệp đính kèm: 1" in said[6] and "Mã tra cứu" in said[7], said[5:]
+    code = said[7].split("Mã tra cứu: ")[1][:11]
+    [event] = [e for e in await tail.read(lambda seen: any(e.tracking_code == code for e in seen))
+               if e.tracking_code == code]
+    assert [a.url for a in event.attachments] == ["https://photo-stal.zadn.vn/1022/den-hong.jpg"]
 
 
 async def test_a_burst_of_messages_as_a_citizen_confirms_never_stalls_intake(start_intake, keys, oa):
