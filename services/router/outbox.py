@@ -93,8 +93,18 @@ async def create_schema(conn: asyncpg.Connection) -> None:
         await conn.execute(SCHEMA)
 
 
+class NewerThanThisRouter(Exception):
+    """A stored event carries what this router's contract does not know: a newer router wrote it."""
+
+
 def to_contract(domain_event: Any) -> Any:
-    """The contract event (a CaseEvent) for one stored aggregate event."""
+    """The contract event (a CaseEvent) for one stored aggregate event.
+
+    An event with a field this router's contract does not know was saved by a newer router (both
+    run during a rolling upgrade, and either may lead the relay): published as this router reads
+    it, the field would be gone from ``case.events`` for good, since its event id is taken. It is
+    refused instead, and the relay waits at it until a router that knows it leads (as it does at
+    an event of a kind it does not know)."""
     name = type(domain_event).__name__
     meta = domain_event.meta
     case_id = domain_event.originator_id
@@ -111,7 +121,12 @@ def to_contract(domain_event: Any) -> Any:
         "traceparent": meta.get("traceparent"),
         "tracestate": meta.get("tracestate"),
     }
-    return CASE_EVENT.validate_python(fields)
+    contract = CASE_EVENT.validate_python(fields)
+    unknown = domain_event.payload.keys() - type(contract).model_fields.keys()
+    if unknown:
+        raise NewerThanThisRouter(f"{name} of case {case_id} version {domain_event.originator_version} has"
+                                  f" {', '.join(sorted(unknown))}, which this router does not know")
+    return contract
 
 
 def messages_for(event: Any) -> list[tuple[str, bytes, bytes]]:
