@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Annotated, Any
 
 import orjson
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BeforeValidator, TypeAdapter, ValidationError
 
 # Line breaks and tabs are text; every other control character (Unicode Cc) is noise, or an attack on a log,
 # as are the marks that reverse the order text is shown in (a note read right to left in a log or a list).
@@ -103,8 +103,9 @@ VietnamDatetime = Annotated[datetime, AfterValidator(in_vietnam)]
 # Python, so a strict reader (oversight's) would refuse every time given as text. The router
 # writes ProgressReported's date whole, with its zone, so its readers need no such rule.
 CommittedDate = Annotated[datetime, BeforeValidator(day_ends), AfterValidator(in_vietnam)]
-# When a district service says it answered: any ISO 8601 spelling with its zone (see iso_moment).
-UnitMoment = Annotated[AwareDatetime, BeforeValidator(iso_moment)]
+# When a district service says it answered: any ISO 8601 spelling (see iso_moment); without a zone,
+# Vietnam's, as every time a unit sends is (refused, the whole answer, a result with it, was lost).
+UnitMoment = Annotated[datetime, BeforeValidator(iso_moment), AfterValidator(in_vietnam)]
 
 
 def refuse_nul(raw: bytes) -> None:

@@ -72,6 +72,18 @@ def test_a_units_answer_timed_with_an_offset_of_hours_is_read():
     assert answered == datetime(2026, 12, 5, 9, 30, tzinfo=VIETNAM)
 
 
+@pytest.mark.parametrize("given", ["2026-12-05T09:30:00", "2026-12-05 09:30", "20261205T093000"])
+def test_a_units_answer_timed_without_a_zone_is_read_as_vietnams(given):
+    """A district service that sends its local time lost its whole answer to the dead letters, a
+    result with it: the case stayed open, escalated, and the citizen was apologised to instead."""
+    case = str(uuid.uuid4())
+    wire = {"event_id": str(uuid.uuid4()), "correlation_id": case, "producer": "district", "case_id": case,
+            "response_id": str(uuid.uuid4()), "unit_id": "hcm-q-phu-nhuan", "kind": "resolve",
+            "answer": "Đã hỗ trợ.", "occurred_at": given}
+    assert UnitResponse.model_validate_json(json.dumps(wire)).occurred_at == datetime(2026, 12, 5, 9, 30,
+                                                                                      tzinfo=VIETNAM)
+
+
 def test_the_citizen_is_told_the_day_itself_is_allowed():
     _, text = render("apology_dated", "vi", code="7K3MQ-9PDX4", unit="UBND Phường 12", date=day(committed("2026-12-05")))
     assert "chậm nhất ngày 05/12/2026" in text and "trước ngày" not in text
