@@ -79,7 +79,10 @@ class Conversation:
         if not text:
             return cls()
         data = json.loads(text)
-        return cls(**{**data, "attachments": tuple(data.get("attachments") or ())})
+        # What a newer intake kept that this one does not know is left aside (a rolling upgrade, a
+        # rollback): refused, the citizen's every message was put off until the conversation expired.
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**{**known, "attachments": tuple(data.get("attachments") or ())})
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,7 @@
 """The Zalo chatbot's dialogue, step by step, without Zalo, PostgreSQL or Kafka."""
 
+import json
+
 from contracts.categories import load
 from services.intake.dialogue import CONFIRM, CONFIRM_HOW, Conversation, Incoming, match_category, plain, step
 from services.intake.domain import nfc
@@ -137,3 +139,15 @@ def test_a_description_that_fits_is_read_back_whole():
         chat.send(text=said)
     read_back = chat.send(text="Chưa nhận được hỗ trợ gói 2")[-1]
     assert "• Nội dung: Chưa nhận được hỗ trợ gói 2\n" in read_back and "…" not in read_back
+
+
+def test_a_conversation_a_newer_intake_kept_goes_on_here():
+    """Old and new instances run together in a rolling upgrade, and a rollback reads what the new one
+    saved: a field this one does not know once made every message of that citizen fail, until the
+    conversation expired a day later."""
+    chat = Chat()
+    chat.send("follow")
+    chat.send(text="2")
+    newer = json.loads(chat.state.dumps()) | {"ward_code": "26734"}
+    chat.state = Conversation.loads(json.dumps(newer))
+    assert "số điện thoại" in chat.send(text="45 Lê Văn Sỹ, P.13, Q.3")[-1]
