@@ -14,6 +14,7 @@ from uuid import UUID
 
 from fastapi import Header, HTTPException, Request
 
+from contracts.text import VIETNAM
 from services.oversight.masking import FREE_TEXT, mask_contacts_in, mask_phone
 
 OVERSIGHT_ROLES = ("council", "front", "centre")
@@ -47,6 +48,11 @@ def _free_text_masked(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def jsonable(value: Any) -> Any:
+    """A value as the API writes it; a time in Vietnam's zone, the one its days are counted in (the
+    filters', the statistics'): in UTC, a spreadsheet that counts by the CSV's date put every case
+    received before 07:00 on the day before, and moved the months' edges."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(VIETNAM).isoformat()
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, UUID):

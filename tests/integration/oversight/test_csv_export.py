@@ -4,6 +4,7 @@ back as text, never as a formula the spreadsheet would run."""
 import asyncio
 import csv
 import io
+from datetime import UTC, datetime
 
 import asyncpg
 import httpx
@@ -20,11 +21,13 @@ TRAP = CaseStory(name="@SUM(1+1)", description=FORMULA, address="-2+3 Lê Lợi"
 PLAIN = CaseStory().opened().routed().assigned().resolved()
 # A formula after a ";": a spreadsheet that splits fields at ";" would read it as a cell of its own.
 SPLIT = CaseStory(description='Xin hỗ trợ;=HYPERLINK("http://attacker.example")').opened().routed()
+# Received at half past midnight in Ho Chi Minh City: the evening before, in UTC.
+NIGHT = CaseStory(received_at=datetime(2026, 12, 5, 17, 30, tzinfo=UTC)).opened().routed()
 
 
 @pytest.fixture(scope="module", autouse=True)
 async def cases(feed):
-    await feed.apply([TRAP, PLAIN, SPLIT])
+    await feed.apply([TRAP, PLAIN, SPLIT, NIGHT])
 
 
 def exported(api, story):
@@ -57,6 +60,16 @@ def test_vietnamese_text_is_exported_as_written(api):
         "Đã trao 20 kg gạo và thực phẩm.")
     assert row["tracking_code"] == PLAIN.tracking_code and row["unit_name"] == "UBND Quận 1"
     assert row["citizen_phone"] == "'+84903123456"  # a leading "+" too would make the number a formula
+
+
+def test_times_are_written_in_vietnams_zone_the_one_its_days_are_counted_in(api):
+    """A spreadsheet that counts cases by the date in the cell put a case received at 00:30 on
+    6 December, written in UTC, on the 5th; the API's filters count it on the 6th."""
+    row = exported(api, NIGHT)
+    assert row["received_at"].startswith("2026-12-06T00:30:00") and row["received_at"].endswith("+07:00")
+    [listed] = api.get(f"/v1/cases?from=2026-12-06&to=2026-12-06&tracking_code={NIGHT.tracking_code}",
+                       role="centre").json()["items"]
+    assert listed["received_at"] == row["received_at"]
 
 
 async def test_an_export_its_client_stopped_reading_lets_its_connection_go(api, monkeypatch):
