@@ -71,6 +71,11 @@ class ReadBackOnAssignment(ConsumerRebalanceListener):
             self.desk.recent.read_again()
 
 
+def responses_group(group_id: str) -> str:
+    """The consumer group that reads the units' answers (the deadline timers wait for it)."""
+    return f"{group_id}-responses"
+
+
 def register(broker: KafkaBroker, desk, pool, group_id: str, max_batch: int, stats: dict[str, int],
              gather_ms: int = 0) -> None:
     """Subscribe the router's handlers; called by ``create_app`` so nothing happens at import."""
@@ -109,7 +114,7 @@ def register(broker: KafkaBroker, desk, pool, group_id: str, max_batch: int, sta
         stats["requests"] += len(requests)
         stats["opened"] += len(opened)
 
-    @broker.subscriber(topics.UNIT_RESPONSES, **consumer_options(f"{group_id}-responses", max_records=max_batch))
+    @broker.subscriber(topics.UNIT_RESPONSES, **consumer_options(responses_group(group_id), max_records=max_batch))
     async def on_responses(_: list[bytes], message: KafkaMessage) -> None:
         responses = await parse_or_dead_letter(broker, records_of(message), RESPONSE)
         if not responses:

@@ -208,8 +208,10 @@ async def open_duplicates(pool: asyncpg.Pool,
     return out, rows[0]["position"] if rows else None
 
 
-async def due(conn: asyncpg.Connection, limit: int = 100) -> list[asyncpg.Record]:
-    """Deadlines that have passed, locked so that another router instance skips them."""
+async def due(conn: asyncpg.Connection, limit: int = 100, before: datetime | None = None) -> list[asyncpg.Record]:
+    """Deadlines that have passed (by ``before`` too, when given), locked so that another router
+    instance skips them."""
     return await conn.fetch(
         "SELECT case_id, kind, level, due_at FROM deadlines WHERE active AND due_at <= now()"
-        " ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED", limit)
+        " AND ($2::timestamptz IS NULL OR due_at <= $2) ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+        limit, before)

@@ -17,11 +17,11 @@ from contracts.telemetry import setup_tracing
 from services.router.api import router
 from services.router.application import CaseDesk
 from services.router.directory import load_directory
-from services.router.handlers import register
+from services.router.handlers import register, responses_group
 from services.router.outbox import SCHEMA_LOCK, Relay, create_schema, tune_event_store
 from services.router.routing import load_rules, warm_up
 from services.router.settings import RouterSettings
-from services.router.timers import Timers
+from services.router.timers import AnswersApplied, Timers
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,8 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         await asyncio.to_thread(warm_up, desk.directory, desk.rules)
         producer = bulk_producer(settings.kafka_bootstrap, client_id="router-outbox")
         relay = Relay(desk, producer, settings.dsn(), settings.relay_poll_seconds, settings.max_batch)
-        timers = Timers(desk, pool, settings.timer_poll_seconds)
+        answers = AnswersApplied(settings.kafka_bootstrap, responses_group(settings.group_id))
+        timers = Timers(desk, pool, settings.timer_poll_seconds, answers)
         stats = {"requests": 0, "opened": 0, "responses": 0, "refused": 0}
         register(broker, desk, pool, settings.group_id, settings.max_batch, stats, settings.gather_ms)
         app.state.desk, app.state.relay, app.state.timers, app.state.stats = desk, relay, timers, stats
@@ -62,6 +63,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
                     await task
             await broker.stop()
             await producer.stop()
+            await answers.close()
             await pool.close()
             await asyncio.to_thread(desk.close)
             provider.shutdown()

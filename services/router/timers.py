@@ -3,6 +3,11 @@
 
 A missed deadline climbs a chain — the handler's unit head, then the 1022 centre — one step
 per interval, each step a CaseEscalated event on the case.
+
+A deadline is escalated only once every unit's answer sent before it has been applied
+(:class:`AnswersApplied`): a router back from a stop, or one whose group is still reading a
+backlog of ``unit.responses``, once told citizens their case was late, and unit heads their unit
+was, when the answer had come in time and sat unread behind the timers.
 """
 
 import asyncio
@@ -10,7 +15,11 @@ import logging
 from datetime import UTC, datetime
 
 import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
+from contracts import topics
 from services.router import ledger
 from services.router.domain import LEVELS
 
@@ -18,9 +27,69 @@ log = logging.getLogger(__name__)
 NEXT_LEVEL = dict(zip(LEVELS, LEVELS[1:]))  # handler → unit head → centre
 
 
+class AnswersApplied:
+    """Up to when every unit's answer is applied, across the router instances: the moment of the
+    latest snapshot of ``unit.responses``' ends that the responses group's committed offsets have
+    all reached. An answer on the topic before that moment lies below those ends, and a committed
+    offset is past work already saved. The next snapshot is taken when one is reached, so the
+    moment trails the present by about a poll and the group's lag, and nothing grows meanwhile."""
+
+    def __init__(self, bootstrap: str, group_id: str):
+        self.group_id = group_id
+        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="router-timers")
+        self.offsets = AIOKafkaConsumer(bootstrap_servers=bootstrap, client_id="router-timers",
+                                        enable_auto_commit=False)  # no group: it only reads the topic's ends
+        self.started = False
+        self.target: tuple[datetime, dict[TopicPartition, tuple[int, int]]] | None = None
+        self.until: datetime | None = None
+        self.unread: str | None = None  # why the last reading failed, while it does
+
+    async def applied_until(self) -> datetime | None:
+        """The moment, or None before any is known. Kafka not answering, the last one known: no
+        later deadline is escalated while the answers cannot be read."""
+        try:
+            if not self.started:
+                await self.admin.start()
+                await self.offsets.start()
+                self.started = True
+            if self.target is None:
+                self.target = await self._snapshot()
+            at, ends = self.target
+            committed = await self.admin.list_consumer_group_offsets(self.group_id, partitions=list(ends))
+            # No offset committed: the group starts at the beginning (auto_offset_reset=earliest).
+            if all(_offset(committed.get(tp), first) >= end for tp, (first, end) in ends.items()):
+                self.until, self.target = at, await self._snapshot()
+            self.unread = None
+        except KafkaError as error:
+            if self.unread is None:  # once an outage, not at every poll
+                log.warning("could not read how far the units' answers are applied (%s); deadlines after %s"
+                            " wait", type(error).__name__, self.until)
+            self.unread = type(error).__name__
+        return self.until
+
+    async def _snapshot(self) -> tuple[datetime, dict[TopicPartition, tuple[int, int]]]:
+        at = datetime.now(UTC)  # before the ends are read: what was on the topic then lies below them
+        [described] = await self.admin.describe_topics([topics.UNIT_RESPONSES])
+        partitions = [TopicPartition(topics.UNIT_RESPONSES, p["partition"]) for p in described["partitions"]]
+        if not partitions:
+            raise KafkaError(f"{topics.UNIT_RESPONSES} has no partitions")
+        firsts, ends = await self.offsets.beginning_offsets(partitions), await self.offsets.end_offsets(partitions)
+        return at, {tp: (firsts[tp], ends[tp]) for tp in partitions}
+
+    async def close(self) -> None:
+        if self.started:
+            await self.offsets.stop()
+            await self.admin.close()
+
+
+def _offset(committed, first: int) -> int:
+    return committed.offset if committed is not None and committed.offset >= 0 else first
+
+
 class Timers:
-    def __init__(self, desk, pool: asyncpg.Pool, poll_seconds: float):
-        self.desk, self.pool, self.poll_seconds = desk, pool, poll_seconds
+    def __init__(self, desk, pool: asyncpg.Pool, poll_seconds: float, answers: AnswersApplied | None = None):
+        """``answers`` None: every answer is taken as applied (a test that applies them itself)."""
+        self.desk, self.pool, self.poll_seconds, self.answers = desk, pool, poll_seconds, answers
         self.escalated = 0
 
     async def run(self) -> None:
@@ -41,8 +110,11 @@ class Timers:
         A row its case says is not due yet is left as it is, for the relay to move on, and is not
         counted: the timers then wait their poll rather than read it again at once."""
         handled = 0
+        before = None
+        if self.answers is not None and (before := await self.answers.applied_until()) is None:
+            return 0
         async with self.pool.acquire() as conn, conn.transaction():
-            rows = await ledger.due(conn)
+            rows = await ledger.due(conn, before=before)
             for row in rows:
                 level = NEXT_LEVEL.get(row["level"])
                 if level is None:
