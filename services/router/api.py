@@ -41,7 +41,8 @@ async def metrics(request: Request) -> PlainTextResponse:
               f"router_outbox_position {state.relay.position}",
               f"router_outbox_leader {int(state.relay.is_leader)}",
               f"router_outbox_failing_seconds {failing_for(state.relay):.0f}",
-              f"router_escalations_total {state.timers.escalated}"]
+              f"router_escalations_total {state.timers.escalated}",
+              f"router_deadlines_held_for_answers_seconds {state.timers.answers.behind(datetime.now(UTC)):.0f}"]
     return PlainTextResponse("\n".join(lines) + "\n")
 
 

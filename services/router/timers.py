@@ -43,6 +43,7 @@ class AnswersApplied:
         self.target: tuple[datetime, dict[TopicPartition, tuple[int, int]]] | None = None
         self.until: datetime | None = None
         self.unread: str | None = None  # why the last reading failed, while it does
+        self.started_at = datetime.now(UTC)
 
     async def applied_until(self) -> datetime | None:
         """The moment, or None before any is known. Kafka not answering, the last one known: no
@@ -66,6 +67,11 @@ class AnswersApplied:
                             " wait", type(error).__name__, self.until)
             self.unread = type(error).__name__
         return self.until
+
+    def behind(self, now: datetime) -> float:
+        """Seconds the deadlines wait for the answers: how far the moment trails ``now`` (from the
+        router's start while none is known)."""
+        return (now - (self.until or self.started_at)).total_seconds()
 
     async def _snapshot(self) -> tuple[datetime, dict[TopicPartition, tuple[int, int]]]:
         at = datetime.now(UTC)  # before the ends are read: what was on the topic then lies below them

@@ -53,9 +53,10 @@ async def test_a_deadline_waits_until_the_answers_sent_before_it_are_applied(set
         answers = AnswersApplied(kafka_bootstrap, group)
         pool = await create_pool(settings.dsn(), min_size=1, max_size=2)
         try:
-            timers = Timers(s.desk, pool, 60, answers)
+            timers, first_read = Timers(s.desk, pool, 60, answers), datetime.now(UTC)
             for _ in range(3):
                 assert await timers.tick() == 0
+            assert answers.behind(datetime.now(UTC)) > 0 and answers.until is None
             for case_id in (answered, silent):
                 assert [n for n, _ in await escalations_of(s.desk, case_id) if n == "Escalated"] == []
 
@@ -68,6 +69,7 @@ async def test_a_deadline_waits_until_the_answers_sent_before_it_are_applied(set
                     break
                 await asyncio.sleep(0.1)
             await relay_all(relay, s.conn)
+            assert answers.until >= first_read, "no longer held once the answers are applied"
         finally:
             await pool.close()
             await answers.close()
