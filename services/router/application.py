@@ -260,22 +260,23 @@ class CaseDesk(Answers, Application):
 
     # --- deadlines -------------------------------------------------------------------------
 
-    def escalate(self, case_id: uuid.UUID, deadline: str, level: str, now: datetime) -> bool | None:
+    def escalate(self, case_id: uuid.UUID, deadline: str, level: str, now: datetime) -> bool | datetime:
         """Record that a deadline was missed and who now answers for it; False if it no longer matters.
 
         True also when the case was escalated to ``level`` already: by a timer that saved the event
         and then failed to move its deadline row on (a crash, a lost connection), so the row moves
         on now rather than stopping the chain.
 
-        None when, by the case's own deadlines, ``level`` is not due yet: the row was read before the
-        relay recorded what moved the deadline (the case routed again, a date the unit committed
-        to, possibly by another router), and the relay is about to set it right."""
+        When, by the case's own deadlines, ``level`` is not due yet, the time it is due: the row was
+        read before the relay recorded what moved the deadline (the case routed again, a date the
+        unit committed to, possibly by another router), or was set by a router with another
+        escalation step."""
         case: Case = self.repository.get(case_id)
         if not case.deadline_missed(deadline):
             return False
         due = case.due_for(deadline, level, self.escalation_step[deadline])
         if due is not None and now < due:
-            return None
+            return due
         if case.escalated_at(deadline, level):
             return True
         meta = {"correlation_id": case.request_id, "causation_id": str(ids.event_id("deadline", case_id, deadline, level)),

@@ -113,8 +113,10 @@ class Timers:
     async def tick(self) -> int:
         """Escalate every passed deadline once; returns how many rows were handled.
 
-        A row its case says is not due yet is left as it is, for the relay to move on, and is not
-        counted: the timers then wait their poll rather than read it again at once."""
+        A row its case says is not due yet is moved to when the case says it is (the relay sets it
+        right, if the case has moved on since). Left as it was, it was read again at every poll, and
+        a hundred of them (rows a router with a shorter escalation step had set, before an
+        upgrade lengthened it) filled every read: no other deadline was escalated meanwhile."""
         handled = 0
         before = None
         if self.answers is not None and (before := await self.answers.applied_until()) is None:
@@ -130,7 +132,10 @@ class Timers:
                     continue
                 still_due = await asyncio.to_thread(self.desk.escalate, row["case_id"], row["kind"], level,
                                                     datetime.now(UTC))
-                if still_due is None:
+                if isinstance(still_due, datetime):
+                    await conn.execute("UPDATE deadlines SET due_at = $3 WHERE case_id = $1 AND kind = $2",
+                                       row["case_id"], row["kind"], still_due)
+                    handled += 1
                     continue
                 self.escalated += int(still_due)
                 handled += 1
