@@ -17,16 +17,20 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from eventsourcing.persistence import Recording
+from eventsourcing.utils import get_topic
 
 from contracts.events import RequestReceived
+from services.router.domain import Case
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (phone, category)
 # A few hundred bytes each: hours of a stopped relay at a hotline's busiest rate.
 REMEMBERED_AT_MOST = 200_000
-# How much of the store past the ledger a starting router reads back: minutes of a relay's lag.
-READ_BACK_PAGE, READ_BACK_PAGES = 500, 20
+# The store past the ledger is read back to its end, in pages of its cases' openings and routings
+# alone, up to as many as the memory keeps (two a case: the rest would be forgotten at once).
+READ_BACK_PAGE = 5_000
+READ_BACK_TOPICS = (get_topic(Case.Opened), get_topic(Case.Routed))
 
 
 class RecentCases:
@@ -98,21 +102,29 @@ class RecentCases:
 def read_back(recorder: Any, mapper: Any, recorded: int) -> list[tuple[uuid.UUID, Key, str, int]]:
     """The cases opened and routed in the store past notification ``recorded``, in the order they
     were opened, each with its (phone, category), an area it was routed to (a case rerouted: once
-    for each) and last notification read."""
+    for each) and last notification read.
+
+    To the store's end: read back as far as 10,000 notifications, a relay stalled behind some 3,300
+    new cases left the newest unread, and a router given their partitions opened a repeat report
+    of one of them as a case of its own."""
     cases: dict[uuid.UUID, dict[str, Any]] = {}
-    start = recorded + 1
-    for _ in range(READ_BACK_PAGES):
-        page = recorder.select_notifications(start=start, limit=READ_BACK_PAGE)
+    start, read = recorded + 1, 0
+    while True:
+        page = recorder.select_notifications(start=start, limit=READ_BACK_PAGE, topics=READ_BACK_TOPICS)
         for n in page:
-            if n.topic.endswith(("Case.Opened", "Case.Routed")):
-                e = mapper.to_domain_event(n)
-                case = cases.setdefault(e.originator_id, {})
-                if n.topic.endswith("Case.Opened"):
-                    case["key"] = ((e.payload.get("citizen") or {}).get("phone"), e.payload.get("category"))
-                elif (area := e.payload.get("area_code")) not in case.setdefault("areas", []):
-                    case["areas"].append(area)  # each area it was routed to, as the ledger keeps them
-                case["notification"] = n.id
+            e = mapper.to_domain_event(n)
+            case = cases.setdefault(e.originator_id, {})
+            if n.topic == READ_BACK_TOPICS[0]:
+                case["key"] = ((e.payload.get("citizen") or {}).get("phone"), e.payload.get("category"))
+            elif (area := e.payload.get("area_code")) not in case.setdefault("areas", []):
+                case["areas"].append(area)  # each area it was routed to, as the ledger keeps them
+            case["notification"] = n.id
+        read += len(page)
         if len(page) < READ_BACK_PAGE:
+            break
+        if read >= 2 * REMEMBERED_AT_MOST:
+            log.warning("the ledger is more than %d cases behind: those opened after them are not read back,"
+                        " and a repeat report of one may be opened as a case of its own", REMEMBERED_AT_MOST)
             break
         start = page[-1].id + 1
     found = [(case_id, c["key"], area, c["notification"]) for case_id, c in cases.items()
