@@ -72,7 +72,8 @@ class Intake:
 
     async def open_database_forever(self) -> None:
         async def open_() -> None:
-            pool = await open_pool(self.settings.dsn(), self.settings.pg_pool_size)
+            pool = await open_pool(self.settings.dsn(), self.settings.pg_pool_size,
+                                   self.settings.pg_command_timeout_seconds)
             # A claim is held while a form's files are kept and while Kafka is asked (each at most
             # the publish time-out): past both, and a margin, it was left by a crash.
             self._receipts = Receipts(pool, self.settings.publish_timeout_seconds * 3,

@@ -49,6 +49,10 @@ class IntakeSettings(ServiceSettings):
 
     pg_database: str = "intake"
     pg_pool_size: int = 20
+    # How long a statement, or a new connection, may take before it is given up and the request
+    # answered 503: a database gone without a word (its host lost, a partition) once held every
+    # claim for the quarter of an hour TCP takes to give up, and then every pooled connection.
+    pg_command_timeout_seconds: float = 10.0
 
     # Requests per sender (phone number, app user, client address) per window, shared by every
     # intake instance through PostgreSQL.

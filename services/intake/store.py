@@ -16,7 +16,7 @@ import asyncpg
 
 from contracts import ids
 from contracts.batching import GroupCommit
-from contracts.postgres import create_pool
+from contracts.postgres import connect, create_pool
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +70,20 @@ CREATE TABLE IF NOT EXISTS zalo_oa_seeds (seed_sha256 text PRIMARY KEY, seeded_a
 CODE_INDEX = "intake_receipts_tracking_code"
 
 
-async def open_pool(dsn: str, size: int) -> asyncpg.Pool:
-    """A pool on the intake database, its tables created if missing."""
-    pool = await create_pool(dsn, min_size=1, max_size=size)
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
-        await conn.execute(SCHEMA)
-        await _unique_codes(conn)
-    return pool
+async def open_pool(dsn: str, size: int, command_timeout: float | None = None) -> asyncpg.Pool:
+    """A pool on the intake database, its tables created if missing (on a connection of its own,
+    with no time limit: another instance may hold the schema's lock, an index may take a while).
+    Each statement on the pool, and each connection it makes, is given ``command_timeout``."""
+    gate = await connect(dsn, timeout=command_timeout or 60)
+    try:
+        async with gate.transaction():
+            await gate.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
+            await gate.execute(SCHEMA)
+            await _unique_codes(gate)
+    finally:
+        await gate.close()
+    return await create_pool(dsn, min_size=1, max_size=size, command_timeout=command_timeout,
+                             timeout=command_timeout or 60)
 
 
 async def _unique_codes(conn: asyncpg.Connection) -> None:

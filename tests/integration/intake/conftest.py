@@ -30,7 +30,7 @@ def start_intake(kafka_bootstrap, pg_port, intake_database, keys, oa):
     running: list[RunningIntake] = []
 
     def start(healthy: bool = True, **overrides) -> RunningIntake:
-        settings = settings_for(kafka_bootstrap, pg_port, intake_database, keys,
+        settings = settings_for(kafka_bootstrap, overrides.pop("pg_port", pg_port), intake_database, keys,
                                 **({"zalo_api_url": oa.url} | overrides))
         running.append(RunningIntake(settings).start(healthy=healthy))
         return running[-1]
