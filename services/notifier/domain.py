@@ -296,7 +296,7 @@ CITIZEN_VALUES: dict[str, Callable[[dict[str, Any]], dict[str, str]]] = {
     "routed": lambda event: {"unit": event["unit"]["name"]},
     "resolved": lambda event: {"unit": event["unit"]["name"], "answer": event["answer"]},
     "apology": lambda event: {},
-    "apology_dated": lambda event: {"unit": event["unit"]["name"], "date": templates.day(event["committed_date"])},
+    "apology_dated": lambda event: {"unit": event["unit"]["name"], **templates.committed_by(event["committed_date"])},
     "duplicate": lambda event: {},
 }
 

@@ -5,7 +5,7 @@ which is the official one, followed by the English. Times are Vietnam's (UTC+7, 
 """
 
 import unicodedata
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from contracts.text import VIETNAM
@@ -87,9 +87,9 @@ TEMPLATES: dict[str, tuple[str, str, str, str]] = {
         "and will tell you when to expect it."),
     "apology_dated": (
         "[1022] Xin lỗi về phản ánh {code}",
-        "Tổng đài 1022 xin lỗi: phản ánh {code} chưa có kết quả đúng hạn. {unit} hẹn có kết quả chậm nhất ngày {date}.",
+        "Tổng đài 1022 xin lỗi: phản ánh {code} chưa có kết quả đúng hạn. {unit} hẹn có kết quả chậm nhất {at}ngày {date}.",
         "[1022] Our apologies about request {code}",
-        "The 1022 hotline apologises: request {code} has no result on time. {unit} commits to a result by {date}."),
+        "The 1022 hotline apologises: request {code} has no result on time. {unit} commits to a result by {at}{date}."),
     # Nothing of the case it repeats: the phone was typed, never verified, so whoever reads this
     # may not be the citizen who reported first, and that case's code would let them look it up.
     "duplicate": (
@@ -128,13 +128,15 @@ def when(moment: datetime | str | None) -> str:
     return moment.astimezone(VIETNAM).strftime("%H:%M %d/%m/%Y")
 
 
-def day(moment: datetime | date | str) -> str:
-    """A committed date: ``05/12/2026``. A date without a zone is taken as Vietnam's own."""
+def committed_by(moment: datetime | str) -> dict[str, str]:
+    """A unit's committed date as the apology gives it (``at``, ``date``): the day alone for a day
+    (its end in Vietnam), else its time too. The case is late from that moment: told the day alone
+    of a promise of 08:00, the citizen was apologised to again that morning, before the day was out."""
     if isinstance(moment, str):
         moment = datetime.fromisoformat(moment)
-    if isinstance(moment, datetime) and moment.tzinfo is not None:
-        moment = moment.astimezone(VIETNAM)
-    return moment.strftime("%d/%m/%Y")
+    local = moment.astimezone(VIETNAM) if moment.tzinfo is not None else moment
+    at = "" if (local.hour, local.minute, local.second) == (23, 59, 59) else local.strftime("%H:%M ")
+    return {"at": at, "date": local.strftime("%d/%m/%Y")}
 
 
 def render(template: str, language: str, *, alone: bool = False, **values: Any) -> tuple[str, str]:

@@ -8,7 +8,7 @@ import pytest
 
 from contracts.events import CASE_EVENT, UnitResponse
 from contracts.text import VIETNAM
-from services.notifier.templates import day, render
+from services.notifier.templates import committed_by, render
 from tests.unit.notifier.factories import Story
 
 
@@ -23,7 +23,7 @@ def committed(value: str | int | float) -> datetime:
 def test_a_day_alone_gives_the_unit_the_whole_of_that_day_in_vietnam():
     # Read as the day's first instant, "the 5th" made the citizen's apology go out on the 5th's morning.
     assert committed("2026-12-05") == datetime(2026, 12, 5, 23, 59, 59, tzinfo=VIETNAM)
-    assert day(committed("2026-12-05")) == "05/12/2026"
+    assert committed_by(committed("2026-12-05")) == {"at": "", "date": "05/12/2026"}
 
 
 @pytest.mark.parametrize(("given", "meant"), [
@@ -85,8 +85,18 @@ def test_a_units_answer_timed_without_a_zone_is_read_as_vietnams(given):
 
 
 def test_the_citizen_is_told_the_day_itself_is_allowed():
-    _, text = render("apology_dated", "vi", code="7K3MQ-9PDX4", unit="UBND Phường 12", date=day(committed("2026-12-05")))
+    _, text = render("apology_dated", "vi", code="7K3MQ-9PDX4", unit="UBND Phường 12",
+                     **committed_by(committed("2026-12-05")))
     assert "chậm nhất ngày 05/12/2026" in text and "trước ngày" not in text
+
+
+def test_the_citizen_is_told_the_hour_of_a_promise_made_to_the_hour():
+    """Told "by 05/12" of a promise of 08:00 that day, the citizen was apologised to again at 08:00,
+    when the router escalated the missed promise: a day that was not over yet."""
+    texts = [render("apology_dated", language, code="7K3MQ-9PDX4", unit="UBND Phường 12",
+                     **committed_by(committed("2026-12-05T08:00:00+07:00")))[1] for language in ("vi", "en")]
+    assert "chậm nhất 08:00 ngày 05/12/2026" in texts[0]
+    assert "by 08:00 05/12/2026" in texts[1]
 
 
 def test_the_progress_report_the_router_writes_is_read_by_a_strict_reader():
