@@ -58,6 +58,6 @@ async def request_status(http: httpx.AsyncClient, settings: IntakeSettings, cate
         "agency_responsible": public.get("unit"),
         "requested_datetime": public.get("received_at"),
         "updated_datetime": public.get("updated_at"),
-        "expected_datetime": public.get("resolve_by"),
+        "expected_datetime": public.get("expected_by") or public.get("resolve_by"),  # an older oversight: the routing's
         "service_notice": public.get("answer"),
     }

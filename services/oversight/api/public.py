@@ -63,7 +63,8 @@ async def public_status(request: Request, tracking_code: str) -> dict[str, Any]:
         raise HTTPException(400, "not a valid tracking code (mã tra cứu không hợp lệ)")
     rows = await request.app.state.reader.fetch(
         "SELECT tracking_code, category, status, area_name, unit_name, received_at, updated_at, resolve_by,"
-        " reach_by, resolved_at, is_public, answer, citizen_name, address FROM cases WHERE tracking_code = $1 LIMIT 2",
+        " reach_by, resolved_at, committed_date, is_public, answer, citizen_name, address FROM cases"
+        " WHERE tracking_code = $1 LIMIT 2",
         code)
     if not rows:
         raise HTTPException(404, "no request with this tracking code yet (chưa có phản ánh với mã này)")
@@ -72,7 +73,12 @@ async def public_status(request: Request, tracking_code: str) -> dict[str, Any]:
         raise HTTPException(409, "this tracking code was given to more than one request: please call 1022"
                                  " (mã này được cấp cho nhiều phản ánh, vui lòng gọi 1022)")
     [row] = rows
-    dates = {k: jsonable(row[k]) for k in ("received_at", "updated_at", "resolve_by", "reach_by", "resolved_at")}
+    dates = {k: jsonable(row[k]) for k in ("received_at", "updated_at", "resolve_by", "reach_by", "resolved_at",
+                                            "committed_date")}
+    # What the citizen was last promised: the date the unit committed to, once it gave one (and
+    # an apology told them so), else the routing's. Shown the routing's alone, a citizen told "by
+    # 10/12" read that the result was expected by the 5th, already past.
+    dates["expected_by"] = dates["committed_date"] or dates["resolve_by"]
     if not row["is_public"]:
         return {"tracking_code": row["tracking_code"], "is_public": False, **_status(row["status"]), **dates}
     return {"tracking_code": row["tracking_code"], "is_public": True, **_status(row["status"]),

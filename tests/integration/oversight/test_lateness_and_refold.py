@@ -79,6 +79,10 @@ def test_the_case_rows_show_the_present_units_state(api):
     assert handed_on["unit_id"] == PHU_NHUAN.id and handed_on["accepted_at"] is None
     committed = api.get(f"/v1/cases/{COMMITTED.case_id}", role="council").json()
     assert datetime.fromisoformat(committed["committed_date"]) == COMMITTED.received_at + timedelta(days=4)
+    # The citizen holding the code reads the date last promised, not the routing's, days before it.
+    public = api.get(f"/v1/public/requests/{COMMITTED.tracking_code}", role=None).json()
+    assert datetime.fromisoformat(public["expected_by"]) == COMMITTED.received_at + timedelta(days=4)
+    assert public["resolve_by"] != public["expected_by"], "the routing's date is still there for the figures"
     reopened = api.get(f"/v1/cases/{REOPENED.case_id}", role="council").json()
     assert reopened["answer"] is None and reopened["status"] == "routed"
 

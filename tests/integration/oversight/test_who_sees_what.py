@@ -94,7 +94,7 @@ def test_a_request_not_marked_public_is_in_no_public_list_and_its_lookup_says_on
     assert PUBLIC.tracking_code in api.get("/v1/public/requests", role=None).text
     lookup = api.get(f"/v1/public/requests/{PRIVATE.tracking_code}", role=None).json()
     assert set(lookup) == {"tracking_code", "is_public", "status", "status_vi", "status_en", "received_at",
-                           "updated_at", "resolve_by", "reach_by", "resolved_at"}
+                           "updated_at", "resolve_by", "reach_by", "resolved_at", "committed_date", "expected_by"}
     assert lookup["is_public"] is False and lookup["status"] == "resolved"
 
 
