@@ -19,7 +19,7 @@ from opentelemetry import trace
 from contracts import ids, telemetry, topics
 from contracts.events import RequestReceived
 from contracts.messaging import start_when_reachable
-from services.intake.domain import Problem, fingerprint, receipt, too_many
+from services.intake.domain import Problem, fingerprint, fingerprint_of_old, receipt, too_many
 from services.intake.settings import IntakeSettings
 from services.intake.store import Attachments, Limit, RateLimits, Receipts, open_pool
 
@@ -109,7 +109,8 @@ class Intake:
             raise Unavailable("not connected yet")
         limit = None if sender is None else Limit(sender, self.settings.sender_limit, self.settings.sender_window_seconds)
         with database_answers():
-            claim = await self.receipts.claim(request.request_id, request.channel, fingerprint(request), limit)
+            claim = await self.receipts.claim(request.request_id, request.channel, fingerprint(request), limit,
+                                              also=(fingerprint_of_old(request),))
             if claim.wait is not None:
                 raise too_many(sender_field, claim.wait)
             if claim.state == "accepted":

@@ -153,13 +153,25 @@ def check_key(key: str | None, field: str = "Idempotency-Key") -> str:
     return key
 
 
+_VOLATILE = {"received_at", "occurred_at", "traceparent", "tracestate"}
+
+
 def fingerprint(request: RequestReceived) -> str:
-    """What a retry must repeat: the request without its timing and trace, hashed.
+    """What a retry must repeat: the request without its timing and trace, and without what is left
+    at its default, hashed.
 
     A channel key sent again with different content is a client bug, not a retry, and is refused.
+    What is left at its default is left out so that a field a later intake adds, optional, does
+    not change it: a retry answered by the upgraded intake of what the older one took was refused
+    (422, and the Zalo citizen told "sorry").
     """
-    volatile = {"received_at", "occurred_at", "traceparent", "tracestate"}
-    return hashlib.sha256(request.model_dump_json(exclude=volatile).encode()).hexdigest()
+    return hashlib.sha256(request.model_dump_json(exclude=_VOLATILE, exclude_defaults=True).encode()).hexdigest()
+
+
+def fingerprint_of_old(request: RequestReceived) -> str:
+    """The fingerprint as intakes before 2026-12-06 made it, every field included: their receipts
+    are still answered for retries."""
+    return hashlib.sha256(request.model_dump_json(exclude=_VOLATILE).encode()).hexdigest()
 
 
 def sender_key(kind: str, value: str) -> str:

@@ -197,6 +197,7 @@ class _Claiming:
     limit: Limit | None
     attempt: int = 0
     code_key: bytes = b""
+    also: tuple[str, ...] = ()  # the same content as older intakes hashed it
 
     def next_code(self) -> "_Claiming":
         """The same claim with the request's next candidate code, its current one being held."""
@@ -228,12 +229,13 @@ class Receipts:
         self.accept: GroupCommit[uuid.UUID, None] = GroupCommit(self._accept_all)
 
     async def claim(self, request_id: uuid.UUID, channel: str, fingerprint: str,
-                    limit: Limit | None = None) -> Claim:
+                    limit: Limit | None = None, also: tuple[str, ...] = ()) -> Claim:
         """Claim the request for publishing and, when it is ours, count it against ``limit``; the
-        claim says the tracking code its receipt holds: the request's first that no other held."""
+        claim says the tracking code its receipt holds: the request's first that no other held.
+        A receipt of ``fingerprint`` or of any of ``also`` is of the same content."""
         first_code = ids.tracking_code(request_id, 0, self.code_key)
         claim = await self._claim(_Claiming(request_id, channel, first_code, fingerprint, limit,
-                                            code_key=self.code_key))
+                                            code_key=self.code_key, also=also))
         assert claim is not None  # _claim_all answers every item
         if claim.wait is not None:
             await self.release(request_id, limit, claim)
@@ -270,7 +272,7 @@ class Receipts:
             elif answers[item.request_id].state == "ours":
                 answer = Claim("in_progress")  # see _verdict
             else:
-                answer = _verdict(rows[item.request_id], item.fingerprint)
+                answer = _verdict(rows[item.request_id], item)
             claimed_at = rows[item.request_id].get("claimed_at") if item is original else None
             out.append(replace(answer, tracking_code=rows[item.request_id]["tracking_code"], claimed_at=claimed_at))
         return out
@@ -360,7 +362,7 @@ def _answers(batch: list[_Claiming], rows: Mapping[uuid.UUID, Mapping[str, Any]]
     for item in batch:
         row = rows[item.request_id]
         if not row["ours"]:
-            out[item.request_id] = _verdict(row, item.fingerprint)
+            out[item.request_id] = _verdict(row, item)
             continue
         out[item.request_id] = Claim("ours")
         if item.limit is not None:
@@ -373,7 +375,7 @@ def _answers(batch: list[_Claiming], rows: Mapping[uuid.UUID, Mapping[str, Any]]
     return out
 
 
-def _verdict(row: Mapping[str, Any], fingerprint: str) -> Claim:
+def _verdict(row: Mapping[str, Any], item: _Claiming) -> Claim:
     """Why a request is not ours, from its receipt as last read."""
     if row["state"] is None:  # released since (its publish failed): the caller may simply retry
         return Claim("in_progress")
@@ -381,7 +383,8 @@ def _verdict(row: Mapping[str, Any], fingerprint: str) -> Claim:
         # Whatever it says: a claim being published may yet fail, or be left by a crash for the
         # retry to take over, so the sender is told to retry, not that the key is another's.
         return Claim("in_progress")
-    same = fingerprint == row["fingerprint"] or fingerprint in (row.get("earlier_fingerprints") or ())
+    known = {row["fingerprint"], *(row.get("earlier_fingerprints") or ())}
+    same = any(f in known for f in (item.fingerprint, *item.also))
     return Claim("accepted" if same else "conflict")
 
 
