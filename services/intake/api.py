@@ -4,6 +4,7 @@ Every refusal names the field and the reason in Vietnamese and English; Open311 
 GeoReport's error list instead of ``{"errors": [...]}``.
 """
 
+import time
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -27,10 +28,20 @@ router = APIRouter()
 
 @router.get("/healthz")
 async def healthz(request: Request) -> JSONResponse:
-    kafka, postgres = intake(request).kafka_ready, intake(request).pool is not None
+    """Ready when PostgreSQL answers now and Kafka took the last request: an instance that lost
+    either after it started said "ok" while it answered every citizen 503, and its balancer went
+    on sending it their requests."""
+    running = intake(request)
+    postgres = await running.database_answers_now()
+    failing = running.publish_failing_since
+    # After failed publishes, the cluster is asked: ready again once it answers, else an instance
+    # taken out of its balancer for them would never be given the request that shows it is back.
+    kafka = running.kafka_ready and (failing is None or await running.kafka_answers_now())
     ok = kafka and postgres
-    return JSONResponse({"status": "ok" if ok else "degraded", "kafka": kafka, "postgres": postgres},
-                        status_code=200 if ok else 503)
+    body = {"status": "ok" if ok else "degraded", "kafka": kafka, "postgres": postgres}
+    if failing is not None:
+        body["kafka_failing_seconds"] = round(time.time() - failing, 1)
+    return JSONResponse(body, status_code=200 if ok else 503)
 
 
 @router.get("/v1/categories")

@@ -10,6 +10,7 @@ one the receipt holds, which is the request's first code unless another request 
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterator
 
 import asyncpg
@@ -57,6 +58,7 @@ class Intake:
         self.broker = broker
         self.settings = settings
         self.kafka_ready = False
+        self.publish_failing_since: float | None = None  # time.time() of the first of the failures in a row
         self.pool: asyncpg.Pool | None = None
         self._receipts: Receipts | None = None
         self.report_key = settings.required_tracking_code_key()  # main refused to start without it
@@ -157,10 +159,30 @@ class Intake:
                     self.settings.publish_timeout_seconds,
                 )
             except (TimeoutError, asyncio.TimeoutError) as error:
+                self.publish_failing_since = self.publish_failing_since or time.time()
                 raise Unavailable("Kafka did not acknowledge in time") from error
             except Exception as error:
                 log.warning("publish failed: %s", type(error).__name__)
+                self.publish_failing_since = self.publish_failing_since or time.time()
                 raise Unavailable(type(error).__name__) from error
+            self.publish_failing_since = None
+
+    async def kafka_answers_now(self, timeout: float = 2.0) -> bool:
+        """Whether the Kafka cluster answers now, within ``timeout``."""
+        try:
+            return await self.broker.ping(timeout)
+        except Exception:  # noqa: BLE001 - any failure to answer is an answer
+            return False
+
+    async def database_answers_now(self, timeout: float = 2.0) -> bool:
+        """Whether PostgreSQL answers a query now, within ``timeout``."""
+        if self.pool is None:
+            return False
+        try:  # the connection's wait counted too: a pool none of whose connections comes back is down
+            await asyncio.wait_for(self.pool.fetchval("SELECT 1"), timeout)
+        except (*DATABASE_DOWN, asyncpg.PostgresError):
+            return False
+        return True
 
     async def tidy_forever(self, every_seconds: float = 60.0) -> None:
         """Forget rate windows nobody can be limited by any more; any instance may do it, any time."""
