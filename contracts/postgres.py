@@ -22,6 +22,13 @@ LIVENESS = {"tcp_keepalives_idle": "10", "tcp_keepalives_interval": "5", "tcp_ke
             "tcp_user_timeout": "30000"}
 
 
+# What a lost or refused database connection raises; anything else from asyncpg is a bug to see.
+# Operator intervention (57…) is what a statement in flight gets when PostgreSQL is restarted or shut
+# down (57P01, 57P02), and what a new connection gets while it starts (57P03).
+DATABASE_DOWN = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                 asyncpg.exceptions.OperatorInterventionError, asyncpg.InsufficientResourcesError)
+
+
 async def _nothing_to_reset(_conn: asyncpg.Connection) -> None:
     return None
 

@@ -20,16 +20,12 @@ from opentelemetry import trace
 from contracts import ids, telemetry, topics
 from contracts.events import RequestReceived
 from contracts.messaging import start_when_reachable
+from contracts.postgres import DATABASE_DOWN
 from services.intake.domain import Problem, fingerprint, fingerprint_of_old, receipt, too_many
 from services.intake.settings import IntakeSettings
 from services.intake.store import Attachments, Limit, RateLimits, Receipts, open_pool
 
 log = logging.getLogger(__name__)
-# What a lost or refused database connection raises; anything else from asyncpg is a bug to see.
-# Operator intervention (57…) is what a statement in flight gets when PostgreSQL is restarted or shut
-# down (57P01, 57P02), and what a new connection gets while it starts (57P03).
-DATABASE_DOWN = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                 asyncpg.exceptions.OperatorInterventionError, asyncpg.InsufficientResourcesError)
 
 
 class Unavailable(Exception):

@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from contracts.messaging import kafka_broker, keep_consumers_reading, start_when_reachable
-from contracts.postgres import connect, create_pool
+from contracts.postgres import DATABASE_DOWN, connect, create_pool
 from contracts.runtime import report_tasks_on_signal, settle_heap, snapshot_heap_on_signal
 from contracts.settings import MissingSecret
 from contracts.telemetry import setup_tracing
@@ -95,7 +96,17 @@ def create_app(settings: OversightSettings | None = None) -> FastAPI:
     app.state.public_pages = asyncio.Semaphore(2)
     app.include_router(routes())
     app.add_middleware(ReadOnly)
+    for kind in DATABASE_DOWN:
+        app.add_exception_handler(kind, _database_down)
     return app
+
+
+async def _database_down(_: Request, error: Exception) -> JSONResponse:
+    """The database unreachable: 503 with when to try again, as the other services answer, not a
+    bare 500 (the public's lookup and /healthz included)."""
+    log.warning("PostgreSQL unavailable: %s", type(error).__name__)
+    return JSONResponse({"detail": "the database is unavailable; try again shortly (cơ sở dữ liệu tạm thời không"
+                                   " truy cập được, vui lòng thử lại sau)"}, status_code=503, headers={"Retry-After": "5"})
 
 
 async def _reader_pool(settings: OversightSettings, password: str) -> asyncpg.Pool:
@@ -103,7 +114,9 @@ async def _reader_pool(settings: OversightSettings, password: str) -> asyncpg.Po
     its password was set, or given another since, is given the configured one and tried again."""
     def pool() -> Any:
         return create_pool(settings.dsn(reader=True), min_size=1, max_size=8,
-                           server_settings={"default_transaction_read_only": "on", "application_name": "oversight-api"})
+                           server_settings={"default_transaction_read_only": "on", "application_name": "oversight-api"},
+                           command_timeout=settings.pg_command_timeout_seconds,
+                           timeout=min(60.0, settings.pg_command_timeout_seconds))
 
     try:
         return await pool()

@@ -18,6 +18,10 @@ class OversightSettings(ServiceSettings):
     # gives the role this password as it starts; one is needed wherever the owner has one (PGPASSWORD).
     reader_user: str = "oversight_reader"
     reader_password: SecretStr = SecretStr("")
+    # How long the API's statement (or a new connection for it) may take before it is given up and
+    # answered 503: a database gone without a word once held every reader, the public's included,
+    # until TCP gave up. Longer than the heaviest figures take on a million cases.
+    pg_command_timeout_seconds: float = 30.0
     max_batch: int = 1000
     # Kafka may hold a fetch this long to gather a fuller batch: the read model a tenth of a second
     # behind, for a fraction of the transactions and audit-chain rounds per event under load.
