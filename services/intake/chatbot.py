@@ -38,6 +38,8 @@ PRUNE_EVERY_SWEEPS = 30
 # dialogue steps, and in an outage every other citizen's next question queued behind them (100
 # confirmations waiting: about 100 s for each reply of a citizen who was only giving an address).
 PUBLISH_QUIET_SECONDS = 10.0
+# Verified events held in memory while PostgreSQL cannot take them (about 2 KB each); past this, 503.
+HELD_AT_MOST = 10_000
 
 
 class Chatbot:
@@ -53,6 +55,7 @@ class Chatbot:
         # counted, so a slow OA API never holds up the dialogue.
         self.steps = asyncio.Semaphore(max(1, settings.pg_pool_size // 4))
         self.publish_quiet_until = 0.0  # the loop's time until which a confirmation is put off unasked
+        self.held: dict[str, tuple[ZaloEvent, bytes]] = {}  # verified events PostgreSQL could not take yet, in order
 
     def _inbox(self) -> ZaloInbox:
         return ZaloInbox(self.intake._pool())
@@ -60,7 +63,34 @@ class Chatbot:
     async def receive(self, event: ZaloEvent, body: bytes) -> None:
         """Take a verified event: 429 for a flooding user. An event already taken is answered as
         taken (200) and does nothing again: Zalo sends an event again when its answer came late,
-        and refused, it would go on sending it; counted, it would push the citizen over the limit."""
+        and refused, it would go on sending it; counted, it would push the citizen over the limit.
+
+        PostgreSQL unreachable, the event is held here and answered as taken: Zalo does not send
+        an event again, and every message a citizen sent in an outage (a "Đồng ý" among them) was
+        lost unanswered. Held events are recorded, in order, before any later one and at each
+        sweep, once PostgreSQL answers; only a crash of this instance meanwhile loses them."""
+        try:
+            await self._record_held()
+            await self._receive(event, body)
+        except Unavailable:
+            if len(self.held) >= HELD_AT_MOST:
+                raise  # 503: past what this instance holds for an outage
+            self.held.setdefault(event.key, (event, body))
+            log.warning("PostgreSQL unreachable: a Zalo event held until it is back (%d held)", len(self.held))
+
+    async def _record_held(self) -> None:
+        """Record the events held through an outage, oldest first (Unavailable: still down)."""
+        while self.held:
+            key, (event, body) = next(iter(self.held.items()))
+            with database_answers():
+                inbox = self._inbox()
+                # Not counted against the citizen's limit: they were answered as taken already.
+                if not await inbox.seen(event.key):
+                    await inbox.record(event.key, event.user_id, event.event_name, event.sent_at_ms, body)
+            self.held.pop(key, None)  # another webhook's call may have recorded it meanwhile
+            self.wake(event.user_id)
+
+    async def _receive(self, event: ZaloEvent, body: bytes) -> None:
         with database_answers():
             inbox = self._inbox()
             if await inbox.seen(event.key):
@@ -215,6 +245,7 @@ class Chatbot:
                 continue
             sweeps += 1
             try:
+                await self._record_held()
                 for user_id in await self._inbox().users_with_work(older_than_seconds=every):
                     self.wake(user_id)  # not awaited: a user whose OA sends hang holds up no other
                 if sweeps % PRUNE_EVERY_SWEEPS == 0:

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.integration.intake.test_web import REQUEST, post
+from tests.integration.intake.test_zalo import Citizen, replies
 from tests.support.network import Cut
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -41,3 +42,21 @@ async def test_a_database_cut_off_is_answered_503_and_taken_again_once_it_is_bac
     assert after.status_code == 202, after.text
     assert health_during.status_code == 503 and health_during.json()["postgres"] is False
     assert health_after.status_code == 200 and health_after.json() == {"status": "ok", "kafka": True, "postgres": True}
+
+
+async def test_zalo_messages_sent_while_the_database_is_cut_off_are_answered_once_it_is_back(start_intake, pg_port,
+                                                                                           keys, oa):
+    """Zalo does not send an event again: answered 503 in an outage, each message a citizen sent (a
+    "Đồng ý" among them) was lost, and they were never answered."""
+    async with Cut(pg_port) as cut:
+        intake = await asyncio.to_thread(start_intake, pg_port=cut.port, pg_command_timeout_seconds=2.0)
+        async with httpx.AsyncClient(timeout=60) as client:
+            citizen = Citizen(keys, intake, client)
+            cut.flowing = False
+            taken = [await citizen.send(citizen.event("follow")), await citizen.says("1")]
+            await asyncio.sleep(1.0)
+            assert oa.texts_to(citizen.user_id) == [], "nothing can be answered while the database is away"
+            cut.flowing = True
+            said = await replies(oa, citizen.user_id, 3, timeout=60)
+    assert [t.status_code for t in taken] == [200, 200]
+    assert "xin chào" in said[0] and "lĩnh vực" in said[1] and "địa chỉ" in said[2], said
