@@ -28,20 +28,20 @@ router = APIRouter()
 
 @router.get("/healthz")
 async def healthz(request: Request) -> JSONResponse:
-    """Ready when PostgreSQL answers now and Kafka took the last request: an instance that lost
-    either after it started said "ok" while it answered every citizen 503, and its balancer went
-    on sending it their requests."""
+    """Ready (200) once intake has connected to Kafka and PostgreSQL; ``kafka`` and ``postgres``
+    say whether each answers now: an instance that lost either after it started said "ok" while it
+    answered every citizen 503. They are fields, not the status code: every instance shares the
+    two, and a balancer that took them all out in an outage refused what they take through it
+    (the Zalo webhook holds events, the dialogue records them) and, under load, all at once."""
     running = intake(request)
-    postgres = await running.database_answers_now()
+    connected = running.connected
+    postgres = await running.database_answers_now(timeout=0.5)
     failing = running.publish_failing_since
-    # After failed publishes, the cluster is asked: ready again once it answers, else an instance
-    # taken out of its balancer for them would never be given the request that shows it is back.
-    kafka = running.kafka_ready and (failing is None or await running.kafka_answers_now())
-    ok = kafka and postgres
-    body = {"status": "ok" if ok else "degraded", "kafka": kafka, "postgres": postgres}
+    kafka = running.kafka_ready and (failing is None or await running.kafka_answers_now(timeout=0.5))
+    body = {"status": "ok" if kafka and postgres else "degraded", "kafka": kafka, "postgres": postgres}
     if failing is not None:
         body["kafka_failing_seconds"] = round(time.time() - failing, 1)
-    return JSONResponse(body, status_code=200 if ok else 503)
+    return JSONResponse(body, status_code=200 if connected else 503)
 
 
 @router.get("/v1/categories")
