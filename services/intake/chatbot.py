@@ -40,6 +40,7 @@ PRUNE_EVERY_SWEEPS = 30
 PUBLISH_QUIET_SECONDS = 10.0
 # Verified events held in memory while PostgreSQL cannot take them (about 2 KB each); past this, 503.
 HELD_AT_MOST = 10_000
+HELD_RETRY_SECONDS = 0.5
 
 
 class Chatbot:
@@ -56,6 +57,7 @@ class Chatbot:
         self.steps = asyncio.Semaphore(max(1, settings.pg_pool_size // 4))
         self.publish_quiet_until = 0.0  # the loop's time until which a confirmation is put off unasked
         self.held: dict[str, tuple[ZaloEvent, bytes]] = {}  # verified events PostgreSQL could not take yet, in order
+        self.draining: asyncio.Task | None = None  # the one task recording them
 
     def _inbox(self) -> ZaloInbox:
         return ZaloInbox(self.intake._pool())
@@ -67,28 +69,40 @@ class Chatbot:
 
         PostgreSQL unreachable, the event is held here and answered as taken: Zalo does not send
         an event again, and every message a citizen sent in an outage (a "Đồng ý" among them) was
-        lost unanswered. Held events are recorded, in order, before any later one and at each
-        sweep, once PostgreSQL answers; only a crash of this instance meanwhile loses them."""
-        try:
-            await self._record_held()
-            await self._receive(event, body)
-        except Unavailable:
-            if len(self.held) >= HELD_AT_MOST:
-                raise  # 503: past what this instance holds for an outage
-            self.held.setdefault(event.key, (event, body))
-            log.warning("PostgreSQL unreachable: a Zalo event held until it is back (%d held)", len(self.held))
+        lost unanswered. While any are held, later ones queue behind them, so that they are
+        recorded in order, by one task, once PostgreSQL answers. A crash of this instance
+        meanwhile loses them, and so does a shutdown that cannot record them in its few seconds."""
+        if not self.held:
+            try:
+                await self._receive(event, body)
+                return
+            except Unavailable:
+                pass
+        if len(self.held) >= HELD_AT_MOST and event.key not in self.held:
+            raise Unavailable("PostgreSQL unreachable, and this instance holds as many Zalo events as it may")
+        self.held.setdefault(event.key, (event, body))
+        if self.draining is None or self.draining.done():
+            log.warning("PostgreSQL unreachable: Zalo events are held until it answers")
+            self.draining = asyncio.get_running_loop().create_task(self._record_held())
 
     async def _record_held(self) -> None:
-        """Record the events held through an outage, oldest first (Unavailable: still down)."""
+        """Record the held events, oldest first, as soon as PostgreSQL takes them, and wake their
+        dialogues; not counted against the citizens' limits: they were answered as taken."""
         while self.held:
             key, (event, body) = next(iter(self.held.items()))
-            with database_answers():
-                inbox = self._inbox()
-                # Not counted against the citizen's limit: they were answered as taken already.
-                if not await inbox.seen(event.key):
-                    await inbox.record(event.key, event.user_id, event.event_name, event.sent_at_ms, body)
-            self.held.pop(key, None)  # another webhook's call may have recorded it meanwhile
+            try:
+                with database_answers():
+                    inbox = self._inbox()
+                    if not await inbox.seen(event.key):
+                        await inbox.record(event.key, event.user_id, event.event_name, event.sent_at_ms, body)
+            except Exception as error:  # noqa: BLE001 - still down (Unavailable), or a blip: tried again
+                if not isinstance(error, Unavailable):
+                    log.warning("a held Zalo event not recorded yet: %s", type(error).__name__)
+                await asyncio.sleep(HELD_RETRY_SECONDS)
+                continue
+            del self.held[key]
             self.wake(event.user_id)
+        log.info("every Zalo event held through the outage is recorded")
 
     async def _receive(self, event: ZaloEvent, body: bytes) -> None:
         with database_answers():
@@ -245,7 +259,6 @@ class Chatbot:
                 continue
             sweeps += 1
             try:
-                await self._record_held()
                 for user_id in await self._inbox().users_with_work(older_than_seconds=every):
                     self.wake(user_id)  # not awaited: a user whose OA sends hang holds up no other
                 if sweeps % PRUNE_EVERY_SWEEPS == 0:
@@ -255,10 +268,14 @@ class Chatbot:
                 log.warning("Zalo sweep failed: %s", type(error).__name__)
 
     async def drain(self, timeout: float = 5.0) -> None:
-        """Let running dialogue tasks finish at shutdown; whatever is cut off, the next start sweeps."""
-        if self.working:
+        """Let running dialogue tasks finish at shutdown, and held events be recorded; whatever is
+        cut off, the next start sweeps (held events, not recorded, are lost: said in the log)."""
+        running = [*self.working.values(), *([self.draining] if self.draining else [])]
+        if running:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*self.working.values(), return_exceptions=True), timeout)
+                await asyncio.wait_for(asyncio.gather(*running, return_exceptions=True), timeout)
+        if self.held:
+            log.error("%d Zalo events held through a database outage are lost with this shutdown", len(self.held))
 
 
 def retry_in(attempts: int, age_seconds: float, retry: bool, give_up_after: float) -> float | None:
