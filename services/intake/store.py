@@ -154,10 +154,12 @@ _CLAIM = (
     "WITH input AS (SELECT i.*, EXISTS (SELECT 1 FROM intake_receipts h WHERE h.tracking_code = i.tracking_code"
     "   AND h.request_id <> i.request_id) AND NOT EXISTS (SELECT 1 FROM intake_receipts o"
     "   WHERE o.request_id = i.request_id) AS held"
-    "  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $6::text[])"
-    "  AS i(request_id, channel, tracking_code, fingerprint, sender)),"
-    " claim AS (INSERT INTO intake_receipts AS r (request_id, channel, tracking_code, fingerprint, state)"
-    "  SELECT request_id, channel, tracking_code, fingerprint, 'pending' FROM input WHERE NOT held ORDER BY request_id"
+    "  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $6::text[], $8::text[])"
+    "  AS i(request_id, channel, tracking_code, fingerprint, sender, also)),"
+    " claim AS (INSERT INTO intake_receipts AS r (request_id, channel, tracking_code, fingerprint, earlier_fingerprints,"
+    "   state)"
+    "  SELECT request_id, channel, tracking_code, fingerprint, CASE WHEN also IS NULL THEN '{}' ELSE ARRAY[also] END,"
+    "   'pending' FROM input WHERE NOT held ORDER BY request_id"
     "  ON CONFLICT (request_id) DO UPDATE SET claimed_at = now(), fingerprint = excluded.fingerprint,"
     "   earlier_fingerprints = CASE WHEN r.fingerprint = excluded.fingerprint"
     "    OR r.fingerprint = ANY(r.earlier_fingerprints) THEN r.earlier_fingerprints"
@@ -197,7 +199,9 @@ class _Claiming:
     limit: Limit | None
     attempt: int = 0
     code_key: bytes = b""
-    also: tuple[str, ...] = ()  # the same content as older intakes hashed it
+    # The same content as older intakes hashed it: kept beside the fingerprint (the first), so that
+    # an older intake, in a rolling upgrade or after a rollback, knows a retry of it too.
+    also: tuple[str, ...] = ()
 
     def next_code(self) -> "_Claiming":
         """The same claim with the request's next candidate code, its current one being held."""
@@ -306,7 +310,8 @@ class Receipts:
             rows.update((r["request_id"], r) for r in await db.fetch(
                 _CLAIM, [i.request_id for i in batch], [i.channel for i in batch], [i.tracking_code for i in batch],
                 [i.fingerprint for i in batch], self.stale_after,
-                [i.limit.sender if i.limit else None for i in batch], window))
+                [i.limit.sender if i.limit else None for i in batch], window,
+                [i.also[0] if i.also else None for i in batch]))
         return rows
 
     async def _accept_all(self, request_ids: list[uuid.UUID]) -> None:

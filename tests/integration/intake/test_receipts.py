@@ -59,3 +59,18 @@ async def test_giving_up_a_claim_late_leaves_the_claim_that_took_it_over(pool):
     assert await b.known(theirs.tracking_code), "B's request is on Kafka: its code must be found"
     hits = await pool.fetchval("SELECT sum(hits) FROM intake_rate_windows WHERE sender = $1", limit.sender)
     assert hits == 2, "each claim counted once; B's count is not given back"
+
+
+async def test_a_request_an_upgraded_intake_took_is_known_to_an_older_one_and_back(pool):
+    """Intakes hash a request two ways since its fingerprint left out what is at its defaults: a
+    retry reaching an older instance (a rolling upgrade, a rollback) was refused as another's."""
+    receipts = Receipts(pool, STALE, b"key")
+    newer = ids.request_id("web", f"form-{uuid.uuid4()}")
+    assert (await receipts.claim(newer, "web", "without defaults", also=("every field",))).state == "ours"
+    await receipts.accept(newer)
+    assert (await receipts.claim(newer, "web", "every field")).state == "accepted", "as an older intake asks"
+    older = ids.request_id("web", f"form-{uuid.uuid4()}")
+    assert (await receipts.claim(older, "web", "every field")).state == "ours"  # as an older intake made it
+    await receipts.accept(older)
+    assert (await receipts.claim(older, "web", "without defaults", also=("every field",))).state == "accepted"
+    assert (await receipts.claim(older, "web", "other content", also=("other, every field",))).state == "conflict"
