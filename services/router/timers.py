@@ -11,6 +11,7 @@ was, when the answer had come in time and sat unread behind the timers.
 """
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime
 
@@ -53,15 +54,19 @@ class AnswersApplied:
                 await self.admin.start()
                 await self.offsets.start()
                 self.started = True
-            if self.target is None:
-                self.target = await self._snapshot()
+            now = await self._snapshot()
+            # A topic made again, or given other partitions, never reaches the ends it had: aimed
+            # at the ends as they are now, the moment moves on again (else no deadline would be).
+            if self.target is None or self.target[1].keys() != now[1].keys() or \
+                    any(now[1][tp][1] < end for tp, (_, end) in self.target[1].items()):
+                self.target = now
             at, ends = self.target
             committed = await self.admin.list_consumer_group_offsets(self.group_id, partitions=list(ends))
             # No offset committed: the group starts at the beginning (auto_offset_reset=earliest).
-            if all(_offset(committed.get(tp), first) >= end for tp, (first, end) in ends.items()):
-                self.until, self.target = at, await self._snapshot()
+            if all(_offset(committed.get(tp), now[1][tp][0]) >= end for tp, (_, end) in ends.items()):
+                self.until, self.target = at, now
             self.unread = None
-        except KafkaError as error:
+        except Exception as error:  # noqa: BLE001 - Kafka not answering, or answering oddly: the last moment holds
             if self.unread is None:  # once an outage, not at every poll
                 log.warning("could not read how far the units' answers are applied (%s); deadlines after %s"
                             " wait", type(error).__name__, self.until)
@@ -83,9 +88,9 @@ class AnswersApplied:
         return at, {tp: (firsts[tp], ends[tp]) for tp in partitions}
 
     async def close(self) -> None:
-        if self.started:
-            await self.offsets.stop()
-            await self.admin.close()
+        for stop in (self.offsets.stop, self.admin.close):  # either may have started alone
+            with contextlib.suppress(Exception):
+                await stop()
 
 
 def _offset(committed, first: int) -> int:
