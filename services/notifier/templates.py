@@ -87,7 +87,8 @@ TEMPLATES: dict[str, tuple[str, str, str, str]] = {
         "and will tell you when to expect it."),
     "apology_dated": (
         "[1022] Xin lỗi về phản ánh {code}",
-        "Tổng đài 1022 xin lỗi: phản ánh {code} chưa có kết quả đúng hạn. {unit} hẹn có kết quả chậm nhất {at}ngày {date}.",
+        "Tổng đài 1022 xin lỗi: phản ánh {code} chưa có kết quả đúng hạn."
+        " {unit} hẹn có kết quả chậm nhất {at}ngày {date}.",
         "[1022] Our apologies about request {code}",
         "The 1022 hotline apologises: request {code} has no result on time. {unit} commits to a result by {at}{date}."),
     # Nothing of the case it repeats: the phone was typed, never verified, so whoever reads this

@@ -105,8 +105,9 @@ async def _database_down(_: Request, error: Exception) -> JSONResponse:
     """The database unreachable: 503 with when to try again, as the other services answer, not a
     bare 500 (the public's lookup and /healthz included)."""
     log.warning("PostgreSQL unavailable: %s", type(error).__name__)
-    return JSONResponse({"detail": "the database is unavailable; try again shortly (cơ sở dữ liệu tạm thời không"
-                                   " truy cập được, vui lòng thử lại sau)"}, status_code=503, headers={"Retry-After": "5"})
+    return JSONResponse({"detail": "the database is unavailable; try again shortly (cơ sở dữ liệu tạm thời"
+                                   " không truy cập được, vui lòng thử lại sau)"},
+                        status_code=503, headers={"Retry-After": "5"})
 
 
 async def _reader_pool(settings: OversightSettings, password: str) -> asyncpg.Pool:

@@ -73,6 +73,7 @@ async def test_a_deadline_waits_until_the_answers_sent_before_it_are_applied(set
         finally:
             await pool.close()
             await answers.close()
-        heard = {c: [step for n, step in await escalations_of(s.desk, c) if n == "Escalated"] for c in (answered, silent)}
+        heard = {c: [step for n, step in await escalations_of(s.desk, c) if n == "Escalated"]
+                 for c in (answered, silent)}
     assert heard[answered] == [], "the unit that answered in time is not escalated"
     assert "reach/unit_head" in heard[silent], "the unit that never answered is"
