@@ -108,7 +108,7 @@ class Intake:
         limit = None if sender is None else Limit(sender, self.settings.sender_limit, self.settings.sender_window_seconds)
         with database_answers():
             claim = await self.receipts.claim(request.request_id, request.channel, fingerprint(request), limit,
-                                              also=(fingerprint_of_old(request),))
+                                              old_fingerprint=fingerprint_of_old(request))
             if claim.wait is not None:
                 raise too_many(sender_field, claim.wait)
             if claim.state == "accepted":
@@ -154,23 +154,22 @@ class Intake:
                                         key=ids.report_key(request.citizen.phone, request.case_id, self.report_key)),
                     self.settings.publish_timeout_seconds,
                 )
-            except (TimeoutError, asyncio.TimeoutError) as error:
-                self.publish_failing_since = self.publish_failing_since or time.time()
-                raise Unavailable("Kafka did not acknowledge in time") from error
             except Exception as error:
-                log.warning("publish failed: %s", type(error).__name__)
                 self.publish_failing_since = self.publish_failing_since or time.time()
+                if isinstance(error, TimeoutError):
+                    raise Unavailable("Kafka did not acknowledge in time") from error
+                log.warning("publish failed: %s", type(error).__name__)
                 raise Unavailable(type(error).__name__) from error
             self.publish_failing_since = None
 
-    async def kafka_answers_now(self, timeout: float = 2.0) -> bool:
+    async def kafka_answers_now(self, timeout: float = 0.5) -> bool:
         """Whether the Kafka cluster answers now, within ``timeout``."""
         try:
             return await self.broker.ping(timeout)
         except Exception:  # noqa: BLE001 - any failure to answer is an answer
             return False
 
-    async def database_answers_now(self, timeout: float = 2.0) -> bool:
+    async def database_answers_now(self, timeout: float = 0.5) -> bool:
         """Whether PostgreSQL answers a query now, within ``timeout``."""
         if self.pool is None:
             return False

@@ -155,10 +155,10 @@ _CLAIM = (
     "   AND h.request_id <> i.request_id) AND NOT EXISTS (SELECT 1 FROM intake_receipts o"
     "   WHERE o.request_id = i.request_id) AS held"
     "  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $6::text[], $8::text[])"
-    "  AS i(request_id, channel, tracking_code, fingerprint, sender, also)),"
+    "  AS i(request_id, channel, tracking_code, fingerprint, sender, old_fingerprint)),"
     " claim AS (INSERT INTO intake_receipts AS r"
     "   (request_id, channel, tracking_code, fingerprint, earlier_fingerprints, state)"
-    "  SELECT request_id, channel, tracking_code, fingerprint, CASE WHEN also IS NULL THEN '{}' ELSE ARRAY[also] END,"
+    "  SELECT request_id, channel, tracking_code, fingerprint, array_remove(ARRAY[old_fingerprint], NULL),"
     "   'pending' FROM input WHERE NOT held ORDER BY request_id"
     "  ON CONFLICT (request_id) DO UPDATE SET claimed_at = now(), fingerprint = excluded.fingerprint,"
     "   earlier_fingerprints = CASE WHEN r.fingerprint = excluded.fingerprint"
@@ -199,9 +199,9 @@ class _Claiming:
     limit: Limit | None
     attempt: int = 0
     code_key: bytes = b""
-    # The same content as older intakes hashed it: kept beside the fingerprint (the first), so that
-    # an older intake, in a rolling upgrade or after a rollback, knows a retry of it too.
-    also: tuple[str, ...] = ()
+    # The same content as older intakes hashed it: kept beside the fingerprint, so that an older
+    # intake, in a rolling upgrade or after a rollback, knows a retry of it too.
+    old_fingerprint: str | None = None
 
     def next_code(self) -> "_Claiming":
         """The same claim with the request's next candidate code, its current one being held."""
@@ -233,13 +233,13 @@ class Receipts:
         self.accept: GroupCommit[uuid.UUID, None] = GroupCommit(self._accept_all)
 
     async def claim(self, request_id: uuid.UUID, channel: str, fingerprint: str,
-                    limit: Limit | None = None, also: tuple[str, ...] = ()) -> Claim:
+                    limit: Limit | None = None, old_fingerprint: str | None = None) -> Claim:
         """Claim the request for publishing and, when it is ours, count it against ``limit``; the
         claim says the tracking code its receipt holds: the request's first that no other held.
-        A receipt of ``fingerprint`` or of any of ``also`` is of the same content."""
+        A receipt of ``fingerprint`` or of ``old_fingerprint`` is of the same content."""
         first_code = ids.tracking_code(request_id, 0, self.code_key)
         claim = await self._claim(_Claiming(request_id, channel, first_code, fingerprint, limit,
-                                            code_key=self.code_key, also=also))
+                                            code_key=self.code_key, old_fingerprint=old_fingerprint))
         assert claim is not None  # _claim_all answers every item
         if claim.wait is not None:
             await self.release(request_id, limit, claim)
@@ -311,7 +311,7 @@ class Receipts:
                 _CLAIM, [i.request_id for i in batch], [i.channel for i in batch], [i.tracking_code for i in batch],
                 [i.fingerprint for i in batch], self.stale_after,
                 [i.limit.sender if i.limit else None for i in batch], window,
-                [i.also[0] if i.also else None for i in batch]))
+                [i.old_fingerprint for i in batch]))
         return rows
 
     async def _accept_all(self, request_ids: list[uuid.UUID]) -> None:
@@ -389,7 +389,7 @@ def _verdict(row: Mapping[str, Any], item: _Claiming) -> Claim:
         # retry to take over, so the sender is told to retry, not that the key is another's.
         return Claim("in_progress")
     known = {row["fingerprint"], *(row.get("earlier_fingerprints") or ())}
-    same = any(f in known for f in (item.fingerprint, *item.also))
+    same = item.fingerprint in known or item.old_fingerprint in known
     return Claim("accepted" if same else "conflict")
 
 

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -26,6 +27,13 @@ from services.router.domain import LEVELS
 
 log = logging.getLogger(__name__)
 NEXT_LEVEL = dict(zip(LEVELS, LEVELS[1:]))  # handler → unit head → centre
+
+
+class Snapshot(NamedTuple):
+    """unit.responses as it was ``at``: each partition's (first, end) offsets."""
+
+    at: datetime
+    offsets: dict[TopicPartition, tuple[int, int]]
 
 
 class AnswersApplied:
@@ -41,9 +49,9 @@ class AnswersApplied:
         self.offsets = AIOKafkaConsumer(bootstrap_servers=bootstrap, client_id="router-timers",
                                         enable_auto_commit=False)  # no group: it only reads the topic's ends
         self.started = False
-        self.target: tuple[datetime, dict[TopicPartition, tuple[int, int]]] | None = None
+        self.target: Snapshot | None = None
         self.until: datetime | None = None
-        self.unread: str | None = None  # why the last reading failed, while it does
+        self.failing = False  # whether the last reading failed
         self.started_at = datetime.now(UTC)
 
     async def applied_until(self) -> datetime | None:
@@ -57,20 +65,20 @@ class AnswersApplied:
             now = await self._snapshot()
             # A topic made again, or given other partitions, never reaches the ends it had: aimed
             # at the ends as they are now, the moment moves on again (else no deadline would be).
-            if self.target is None or self.target[1].keys() != now[1].keys() or \
-                    any(now[1][tp][1] < end for tp, (_, end) in self.target[1].items()):
+            if self.target is None or self.target.offsets.keys() != now.offsets.keys() or \
+                    any(now.offsets[tp][1] < end for tp, (_, end) in self.target.offsets.items()):
                 self.target = now
-            at, ends = self.target
+            ends = {tp: end for tp, (_, end) in self.target.offsets.items()}
             committed = await self.admin.list_consumer_group_offsets(self.group_id, partitions=list(ends))
             # No offset committed: the group starts at the beginning (auto_offset_reset=earliest).
-            if all(_offset(committed.get(tp), now[1][tp][0]) >= end for tp, (_, end) in ends.items()):
-                self.until, self.target = at, now
-            self.unread = None
+            if all(_offset(committed.get(tp), now.offsets[tp][0]) >= end for tp, end in ends.items()):
+                self.until, self.target = self.target.at, now
+            self.failing = False
         except Exception as error:  # noqa: BLE001 - Kafka not answering, or answering oddly: the last moment holds
-            if self.unread is None:  # once an outage, not at every poll
+            if not self.failing:  # once an outage, not at every poll
                 log.warning("could not read how far the units' answers are applied (%s); deadlines after %s"
                             " wait", type(error).__name__, self.until)
-            self.unread = type(error).__name__
+            self.failing = True
         return self.until
 
     def behind(self, now: datetime) -> float:
@@ -78,14 +86,14 @@ class AnswersApplied:
         router's start while none is known)."""
         return (now - (self.until or self.started_at)).total_seconds()
 
-    async def _snapshot(self) -> tuple[datetime, dict[TopicPartition, tuple[int, int]]]:
+    async def _snapshot(self) -> Snapshot:
         at = datetime.now(UTC)  # before the ends are read: what was on the topic then lies below them
         [described] = await self.admin.describe_topics([topics.UNIT_RESPONSES])
         partitions = [TopicPartition(topics.UNIT_RESPONSES, p["partition"]) for p in described["partitions"]]
         if not partitions:
             raise KafkaError(f"{topics.UNIT_RESPONSES} has no partitions")
         firsts, ends = await self.offsets.beginning_offsets(partitions), await self.offsets.end_offsets(partitions)
-        return at, {tp: (firsts[tp], ends[tp]) for tp in partitions}
+        return Snapshot(at, {tp: (firsts[tp], ends[tp]) for tp in partitions})
 
     async def close(self) -> None:
         for stop in (self.offsets.stop, self.admin.close):  # either may have started alone

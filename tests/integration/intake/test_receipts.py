@@ -66,11 +66,12 @@ async def test_a_request_an_upgraded_intake_took_is_known_to_an_older_one_and_ba
     retry reaching an older instance (a rolling upgrade, a rollback) was refused as another's."""
     receipts = Receipts(pool, STALE, b"key")
     newer = ids.request_id("web", f"form-{uuid.uuid4()}")
-    assert (await receipts.claim(newer, "web", "without defaults", also=("every field",))).state == "ours"
+    assert (await receipts.claim(newer, "web", "without defaults", old_fingerprint="every field")).state == "ours"
     await receipts.accept(newer)
     assert (await receipts.claim(newer, "web", "every field")).state == "accepted", "as an older intake asks"
     older = ids.request_id("web", f"form-{uuid.uuid4()}")
     assert (await receipts.claim(older, "web", "every field")).state == "ours"  # as an older intake made it
     await receipts.accept(older)
-    assert (await receipts.claim(older, "web", "without defaults", also=("every field",))).state == "accepted"
-    assert (await receipts.claim(older, "web", "other content", also=("other, every field",))).state == "conflict"
+    assert (await receipts.claim(older, "web", "without defaults", old_fingerprint="every field")).state == "accepted"
+    other = await receipts.claim(older, "web", "other content", old_fingerprint="other, every field")
+    assert other.state == "conflict"

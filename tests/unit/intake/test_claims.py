@@ -44,6 +44,6 @@ def test_a_request_that_is_not_ours_is_answered_from_its_receipt():
 
 def test_a_receipt_an_older_intake_made_answers_the_same_content_as_accepted():
     """Older intakes hashed every field of a request; a retry of what they took is hashed both ways."""
-    retry = _Claiming(uuid.uuid4(), "web", "HCM-1", "new way", None, also=("old way",))
+    retry = _Claiming(uuid.uuid4(), "web", "HCM-1", "new way", None, old_fingerprint="old way")
     answers = _answers([retry], {retry.request_id: row(False, state="accepted", fingerprint="old way")})
     assert answers[retry.request_id] == Claim("accepted")
